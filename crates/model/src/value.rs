@@ -1,0 +1,137 @@
+//! Typed document values (Firestore's value model) and timestamps with microsecond precision.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::ModelError;
+use crate::path::DocPath;
+
+/// A document body or nested map: field name → value, ordered by field name (UTF-8 byte order).
+pub type Map = BTreeMap<String, Value>;
+
+/// One value of a document field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Timestamp(Timestamp),
+    String(String),
+    Bytes(Vec<u8>),
+    Reference(DocPath),
+    GeoPoint { lat: f64, lng: f64 },
+    Array(Vec<Value>),
+    Map(Map),
+}
+
+impl Value {
+    /// The type name used in error messages and documentation.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Int(_) => "integer",
+            Value::Double(_) => "double",
+            Value::Timestamp(_) => "timestamp",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::Reference(_) => "reference",
+            Value::GeoPoint { .. } => "geopoint",
+            Value::Array(_) => "array",
+            Value::Map(_) => "map",
+        }
+    }
+
+    pub fn is_number(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Double(_))
+    }
+}
+
+/// A point in time, microseconds since the Unix epoch, between 0001-01-01 and 9999-12-31 (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+/// 0001-01-01T00:00:00Z in microseconds.
+const MIN_MICROS: i64 = -62_135_596_800_000_000;
+/// 9999-12-31T23:59:59.999999Z in microseconds.
+const MAX_MICROS: i64 = 253_402_300_799_999_999;
+
+impl Timestamp {
+    pub fn from_micros(micros: i64) -> Result<Self, ModelError> {
+        if (MIN_MICROS..=MAX_MICROS).contains(&micros) {
+            Ok(Timestamp(micros))
+        } else {
+            Err(ModelError::InvalidValue(format!(
+                "timestamp {micros}µs is outside 0001-01-01..9999-12-31"
+            )))
+        }
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        let micros = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
+        Timestamp(micros.clamp(MIN_MICROS as i128, MAX_MICROS as i128) as i64)
+    }
+
+    /// Parses RFC 3339 (`2026-01-01T00:00:00.000000Z`, any offset); precision below a microsecond
+    /// is rounded down, as Firestore does.
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+            ModelError::InvalidValue(format!("timestamp {text:?} is not RFC 3339: {e}"))
+        })?;
+        let nanos = parsed.unix_timestamp_nanos();
+        Timestamp::from_micros(nanos.div_euclid(1_000) as i64)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// Always `YYYY-MM-DDTHH:MM:SS.ffffffZ`, so timestamps sort as text too.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        match OffsetDateTime::from_unix_timestamp(secs) {
+            Ok(t) => write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                micros
+            ),
+            Err(_) => write!(f, "{}µs", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_and_round_down() {
+        let t = Timestamp::parse("2026-01-01T00:00:00.1234569Z").unwrap();
+        assert_eq!(t.to_string(), "2026-01-01T00:00:00.123456Z");
+        let t = Timestamp::parse("1969-12-31T23:59:59.9999995Z").unwrap();
+        assert_eq!(t.micros(), -1);
+        assert_eq!(t.to_string(), "1969-12-31T23:59:59.999999Z");
+        let t = Timestamp::parse("2026-06-01T12:00:00+02:00").unwrap();
+        assert_eq!(t.to_string(), "2026-06-01T10:00:00.000000Z");
+        assert_eq!(
+            Timestamp::parse("0001-01-01T00:00:00Z").unwrap().micros(),
+            MIN_MICROS
+        );
+        assert!(Timestamp::parse("yesterday").is_err());
+        assert!(Timestamp::from_micros(MAX_MICROS + 1).is_err());
+    }
+}
