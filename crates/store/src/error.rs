@@ -1,0 +1,35 @@
+//! The store's error type: each variant maps to one Firestore/gRPC code in the HTTP layer.
+
+use claimdb_model::ModelError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Bad input: a bad path, document, query or batch.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The document an update or precondition needs does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A create found the document already there.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A version precondition (`If-Match`) did not hold.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Too many writes at once, a full queue or pool.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The backend cannot be reached right now; retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or corruption; details are logged, not shown to clients.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ModelError> for StoreError {
+    fn from(e: ModelError) -> Self {
+        StoreError::InvalidArgument(e.to_string())
+    }
+}

@@ -1,0 +1,126 @@
+//! Queries: the domain types, and (below) the backend-independent planner and evaluator that
+//! every backend shares so they agree on semantics.
+//!
+//! Semantics (Firestore's):
+//! - Filters are ANDed. `==`/`in` use query equality (`1 == 1.0`); range filters (`<`, `<=`,
+//!   `>`, `>=`) only match values of the operand's type class (numbers, strings, …);
+//!   `!=`/`not-in` never match a document lacking the field (and `not-in` never matches null);
+//!   `array-contains`/`array-contains-any` match arrays holding an equal element.
+//! - The effective order is the explicit `order_by`, then any inequality-filtered fields not
+//!   already ordered, then `__name__` in the direction of the last explicit order (ascending by
+//!   default). A document lacking an ordered field is not returned.
+//! - Cursors hold values for a prefix of the effective order; `__name__` cursor values are
+//!   references (or, for a collection scope, a bare document id).
+
+use claimdb_model::{CollectionPath, DocPath, FieldPath, Value};
+
+/// What a query ranges over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// The documents directly in one collection.
+    Collection(CollectionPath),
+    /// Every collection with this id, anywhere (or only below `under`).
+    Group { collection_id: String, under: Option<DocPath> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    ArrayContains,
+    ArrayContainsAny,
+}
+
+impl Op {
+    /// Parses the operator spellings of the HTTP API (Firestore's client SDK spellings).
+    pub fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "in" => Op::In,
+            "not-in" => Op::NotIn,
+            "array-contains" => Op::ArrayContains,
+            "array-contains-any" => Op::ArrayContainsAny,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "==",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::In => "in",
+            Op::NotIn => "not-in",
+            Op::ArrayContains => "array-contains",
+            Op::ArrayContainsAny => "array-contains-any",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub field: FieldPath,
+    pub op: Op,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub field: FieldPath,
+    pub direction: Direction,
+}
+
+/// A position in the effective order. `inclusive` is true for start-at / end-at and false for
+/// start-after / end-before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub values: Vec<Value>,
+    pub inclusive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub scope: Scope,
+    pub filters: Vec<Filter>,
+    pub order_by: Vec<Order>,
+    pub start: Option<Cursor>,
+    pub end: Option<Cursor>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    /// Every document of one collection, in id order.
+    pub fn collection(collection: CollectionPath) -> Self {
+        Query {
+            scope: Scope::Collection(collection),
+            filters: Vec::new(),
+            order_by: Vec::new(),
+            start: None,
+            end: None,
+            offset: 0,
+            limit: None,
+        }
+    }
+}
