@@ -38,6 +38,18 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the store can serve requests (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Every document of the store in path order (segment-wise, as [`DocPath::sort_key`]
+    /// orders), `limit` at a time, strictly after `after`: the basis of export and migration.
+    async fn scan(&self, after: Option<&DocPath>, limit: usize) -> Result<Vec<Document>, StoreError>;
+
+    /// Writes documents exactly as given, metadata included (create/update time, version),
+    /// replacing any at the same paths, atomically; later commits get versions above every
+    /// restored one. Used by import and migration; bypasses preconditions and transforms.
+    async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError>;
+
+    /// Stops accepting writes once every queued write is durable. Idempotent.
+    async fn close(&self) -> Result<(), StoreError>;
+
     /// Lists a collection in document-id order, `page_size` at a time, after the document id
     /// `after` (exclusive) when given.
     async fn list(
