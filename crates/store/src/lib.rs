@@ -5,9 +5,17 @@
 //! A store knows nothing of HTTP, tokens or rules: it stores documents, applies atomic batches
 //! with preconditions and transforms, and answers queries from indexes.
 
+mod apply;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod error;
+pub mod index;
 pub mod query;
+pub mod sqlite;
 mod types;
+
+pub use apply::apply_write;
+pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
 pub use query::{Cursor, Direction, Filter, Op, Order, Query, Scope};
@@ -40,7 +48,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every document of the store in path order (segment-wise, as [`DocPath::sort_key`]
     /// orders), `limit` at a time, strictly after `after`: the basis of export and migration.
-    async fn scan(&self, after: Option<&DocPath>, limit: usize) -> Result<Vec<Document>, StoreError>;
+    async fn scan(
+        &self,
+        after: Option<&DocPath>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError>;
 
     /// Writes documents exactly as given, metadata included (create/update time, version),
     /// replacing any at the same paths, atomically; later commits get versions above every

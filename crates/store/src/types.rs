@@ -31,11 +31,20 @@ pub enum Precondition {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     /// Creates the document; fails with `AlreadyExists` if it exists.
-    Create { data: Map, transforms: Vec<(FieldPath, Transform)> },
+    Create {
+        data: Map,
+        transforms: Vec<(FieldPath, Transform)>,
+    },
     /// Replaces the document (or creates it).
-    Set { data: Map, transforms: Vec<(FieldPath, Transform)> },
+    Set {
+        data: Map,
+        transforms: Vec<(FieldPath, Transform)>,
+    },
     /// Sets the given field paths on the existing document; fails with `NotFound` if missing.
-    Update { fields: Vec<(FieldPath, Value)>, transforms: Vec<(FieldPath, Transform)> },
+    Update {
+        fields: Vec<(FieldPath, Value)>,
+        transforms: Vec<(FieldPath, Transform)>,
+    },
     /// Removes the document; deleting a missing document succeeds unless a precondition says not.
     Delete,
 }
@@ -50,7 +59,11 @@ pub struct Write {
 
 impl Write {
     pub fn new(path: DocPath, op: WriteOp) -> Self {
-        Write { path, op, precondition: Precondition::None }
+        Write {
+            path,
+            op,
+            precondition: Precondition::None,
+        }
     }
 
     pub fn with_precondition(mut self, precondition: Precondition) -> Self {

@@ -12,6 +12,12 @@
 //! - Cursors hold values for a prefix of the effective order; `__name__` cursor values are
 //!   references (or, for a collection scope, a bare document id).
 
+mod eval;
+mod prepare;
+
+pub use eval::Stream;
+pub use prepare::{MAX_IN_VALUES, MAX_NOT_IN_VALUES, Plan, PreparedQuery};
+
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Value};
 
 /// What a query ranges over.
@@ -20,7 +26,10 @@ pub enum Scope {
     /// The documents directly in one collection.
     Collection(CollectionPath),
     /// Every collection with this id, anywhere (or only below `under`).
-    Group { collection_id: String, under: Option<DocPath> },
+    Group {
+        collection_id: String,
+        under: Option<DocPath>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,527 @@
+//! Query validation and planning: turns a [`Query`] into a [`PreparedQuery`] (filters compiled to
+//! key tests, the effective order, cursors as keys) and a [`Plan`] saying how a backend should
+//! reach the candidate documents through its indexes. Does no IO; evaluation lives in `eval`.
+
+use std::collections::BTreeSet;
+
+use claimdb_model::key;
+use claimdb_model::{DocPath, FieldPath, Value};
+
+use super::{Cursor, Direction, Filter, Op, Order, Query, Scope};
+use crate::StoreError;
+
+/// Most elements of an `in` or `array-contains-any` operand (Firestore's limit).
+pub const MAX_IN_VALUES: usize = 30;
+/// Most elements of a `not-in` operand (Firestore's limit).
+pub const MAX_NOT_IN_VALUES: usize = 10;
+
+/// How a backend reaches the candidate documents of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Read these documents by name (a `__name__ ==` or `in` filter). Names outside the scope
+    /// may appear; evaluation drops them.
+    Names(Vec<DocPath>),
+    /// Exact-key lookups in one field's single-field index: value entries, or "contains" entries
+    /// of arrays when `contains` is set. The candidates are the union over `keys`; they arrive in
+    /// no useful order, so the evaluator sorts them ([`PreparedQuery::finish`]).
+    Lookup {
+        field: FieldPath,
+        contains: bool,
+        keys: Vec<Vec<u8>>,
+    },
+    /// An ordered scan of the value entries of `field` (the first field of the effective order)
+    /// with keys in `[lo, hi)`, ascending or descending, ties by document key in the same
+    /// direction. Feed the documents in that order to a [`super::Stream`], stopping when it says so.
+    Range {
+        field: FieldPath,
+        lo: Vec<u8>,
+        hi: Vec<u8>,
+        descending: bool,
+    },
+    /// An ordered scan of the scope's documents by key ([`DocPath::sort_key`]), within the
+    /// inclusive bounds when given, fed to a [`super::Stream`].
+    ScanNames {
+        lo: Option<Vec<u8>>,
+        hi: Option<Vec<u8>>,
+        descending: bool,
+    },
+}
+
+/// A validated query, ready to plan and evaluate.
+#[derive(Debug, Clone)]
+pub struct PreparedQuery {
+    pub(super) scope: Scope,
+    pub(super) filters: Vec<CompiledFilter>,
+    pub(super) order: Vec<Order>,
+    pub(super) start: Option<CompiledCursor>,
+    pub(super) end: Option<CompiledCursor>,
+    pub(super) offset: usize,
+    pub(super) limit: Option<usize>,
+    pub(super) plan: Plan,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct CompiledFilter {
+    pub(super) field: FieldPath,
+    pub(super) test: Test,
+}
+
+/// A filter as a test on the index key of the field's value (see `eval`).
+#[derive(Debug, Clone)]
+pub(super) enum Test {
+    Eq(Vec<u8>),
+    In(BTreeSet<Vec<u8>>),
+    /// The key lies in `[lo, hi)`.
+    Range(Vec<u8>, Vec<u8>),
+    Ne(Vec<u8>),
+    NotIn(BTreeSet<Vec<u8>>),
+    Contains(Vec<u8>),
+    ContainsAny(BTreeSet<Vec<u8>>),
+    /// Matches nothing (a range filter on NaN).
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct CompiledCursor {
+    pub(super) keys: Vec<Vec<u8>>,
+    pub(super) inclusive: bool,
+}
+
+fn invalid(message: impl Into<String>) -> StoreError {
+    StoreError::InvalidArgument(message.into())
+}
+
+/// The smallest key greater than `k`.
+fn successor(k: &[u8]) -> Vec<u8> {
+    let mut out = k.to_vec();
+    out.push(0);
+    out
+}
+
+impl PreparedQuery {
+    /// Validates `query`, computes its effective order and chooses a plan.
+    pub fn new(query: &Query) -> Result<Self, StoreError> {
+        validate_scope(&query.scope)?;
+        if query.limit == Some(0) {
+            return Err(invalid("limit must be at least 1 (or absent)"));
+        }
+        if query
+            .limit
+            .is_some_and(|l| l.checked_add(query.offset).is_none())
+        {
+            return Err(invalid("offset plus limit is too large"));
+        }
+        let mut array_filters = 0;
+        let mut not_in = 0;
+        let mut ne = 0;
+        let mut filters = Vec::with_capacity(query.filters.len());
+        for filter in &query.filters {
+            match filter.op {
+                Op::ArrayContains | Op::ArrayContainsAny => array_filters += 1,
+                Op::NotIn => not_in += 1,
+                Op::Ne => ne += 1,
+                _ => {}
+            }
+            filters.push(compile_filter(&query.scope, filter)?);
+        }
+        if array_filters > 1 {
+            return Err(invalid(
+                "a query may have at most one array-contains or array-contains-any filter",
+            ));
+        }
+        if not_in > 1 {
+            return Err(invalid("a query may have at most one not-in filter"));
+        }
+        if not_in > 0 && ne > 0 {
+            return Err(invalid(
+                "a not-in filter cannot be combined with a != filter",
+            ));
+        }
+        let order = effective_order(query);
+        let start = compile_cursor(&query.scope, &order, query.start.as_ref(), "start")?;
+        let end = compile_cursor(&query.scope, &order, query.end.as_ref(), "end")?;
+        let plan = choose_plan(
+            &query.filters,
+            &filters,
+            &order,
+            start.as_ref(),
+            end.as_ref(),
+        );
+        Ok(PreparedQuery {
+            scope: query.scope.clone(),
+            filters,
+            order,
+            start,
+            end,
+            offset: query.offset,
+            limit: query.limit,
+            plan,
+        })
+    }
+
+    /// How to reach the candidates.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The effective order: explicit, then inequality fields, then `__name__`.
+    pub fn order(&self) -> &[Order] {
+        &self.order
+    }
+
+    /// How many matching documents an ordered scan must produce before it can stop, if bounded.
+    pub fn wanted(&self) -> Option<usize> {
+        self.limit.map(|l| l.saturating_add(self.offset))
+    }
+}
+
+fn validate_scope(scope: &Scope) -> Result<(), StoreError> {
+    if let Scope::Group { collection_id, .. } = scope
+        && (collection_id.is_empty() || collection_id.contains('/'))
+    {
+        return Err(invalid(format!(
+            "collection group id {collection_id:?} must be one non-empty segment"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a document path lies in the scope.
+pub(super) fn in_scope(scope: &Scope, path: &DocPath) -> bool {
+    match scope {
+        Scope::Collection(c) => {
+            let p = path.as_str();
+            p.len() > c.as_str().len() + 1
+                && p.starts_with(c.as_str())
+                && p.as_bytes()[c.as_str().len()] == b'/'
+                && !p[c.as_str().len() + 1..].contains('/')
+        }
+        Scope::Group {
+            collection_id,
+            under,
+        } => {
+            path.collection_id() == collection_id
+                && under.as_ref().is_none_or(|u| {
+                    let p = path.as_str();
+                    p.len() > u.as_str().len() + 1
+                        && p.starts_with(u.as_str())
+                        && p.as_bytes()[u.as_str().len()] == b'/'
+                })
+        }
+    }
+}
+
+/// A `__name__` operand as a document path: a reference, or in a collection scope a bare id.
+fn name_value(scope: &Scope, value: &Value) -> Option<DocPath> {
+    match value {
+        Value::Reference(p) => Some(p.clone()),
+        Value::String(s) => match scope {
+            Scope::Collection(c) if !s.contains('/') => c.doc(s).ok(),
+            Scope::Group { .. } => DocPath::parse(s).ok(),
+            Scope::Collection(_) => None,
+        },
+        _ => None,
+    }
+}
+
+fn name_key(path: &DocPath) -> Vec<u8> {
+    key::index_key(&Value::Reference(path.clone()))
+}
+
+fn compile_filter(scope: &Scope, filter: &Filter) -> Result<CompiledFilter, StoreError> {
+    let field = &filter.field;
+    let op = filter.op.as_str();
+    let is_name = field.is_document_id();
+    // The key of one operand value; `__name__` operands are normalized to references.
+    let operand_key = |v: &Value| -> Result<Vec<u8>, StoreError> {
+        if is_name {
+            let path = name_value(scope, v).ok_or_else(|| {
+                invalid(format!(
+                    "a filter on __name__ takes a document reference (or, on a collection, a document id), not a {}",
+                    v.type_name()
+                ))
+            })?;
+            Ok(name_key(&path))
+        } else {
+            Ok(key::index_key(v))
+        }
+    };
+    let list = |max: usize| -> Result<BTreeSet<Vec<u8>>, StoreError> {
+        let Value::Array(items) = &filter.value else {
+            return Err(invalid(format!(
+                "the operand of {op} on {field} must be an array, not a {}",
+                filter.value.type_name()
+            )));
+        };
+        if items.is_empty() || items.len() > max {
+            return Err(invalid(format!(
+                "the operand of {op} on {field} must hold 1 to {max} values; it holds {}",
+                items.len()
+            )));
+        }
+        items.iter().map(operand_key).collect()
+    };
+    let test = match filter.op {
+        Op::Eq => Test::Eq(operand_key(&filter.value)?),
+        Op::Ne => Test::Ne(operand_key(&filter.value)?),
+        Op::In => Test::In(list(MAX_IN_VALUES)?),
+        Op::NotIn => Test::NotIn(list(MAX_NOT_IN_VALUES)?),
+        Op::ArrayContains | Op::ArrayContainsAny if is_name => {
+            return Err(invalid(format!("{op} cannot filter on __name__")));
+        }
+        Op::ArrayContains => Test::Contains(key::index_key(&filter.value)),
+        Op::ArrayContainsAny => Test::ContainsAny(list(MAX_IN_VALUES)?),
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => match &filter.value {
+            Value::Null => {
+                return Err(invalid(format!(
+                    "null only supports == and != filters, not {op} (on {field})"
+                )));
+            }
+            Value::Double(d) if d.is_nan() => Test::Never,
+            value => {
+                let k = operand_key(value)?;
+                let (type_lo, type_hi) = if is_name {
+                    key::type_range(&Value::Reference(DocPath::parse("a/b")?))
+                } else {
+                    key::type_range(value)
+                };
+                match filter.op {
+                    Op::Lt => Test::Range(type_lo, k),
+                    Op::Le => Test::Range(type_lo, successor(&k)),
+                    Op::Gt => Test::Range(successor(&k), type_hi),
+                    _ => Test::Range(k, type_hi),
+                }
+            }
+        },
+    };
+    Ok(CompiledFilter {
+        field: field.clone(),
+        test,
+    })
+}
+
+fn is_inequality(op: Op) -> bool {
+    matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Ne | Op::NotIn)
+}
+
+fn effective_order(query: &Query) -> Vec<Order> {
+    let mut order = query.order_by.clone();
+    let mut last = order.last().map(|o| o.direction).unwrap_or_default();
+    if !order.iter().any(|o| o.field.is_document_id()) {
+        let inequality_fields: BTreeSet<&FieldPath> = query
+            .filters
+            .iter()
+            .filter(|f| is_inequality(f.op) && !f.field.is_document_id())
+            .map(|f| &f.field)
+            .collect();
+        for field in inequality_fields {
+            if !order.iter().any(|o| &o.field == field) {
+                order.push(Order {
+                    field: field.clone(),
+                    direction: last,
+                });
+            }
+        }
+        last = order.last().map(|o| o.direction).unwrap_or_default();
+        order.push(Order {
+            field: FieldPath::single(claimdb_model::field::DOCUMENT_ID),
+            direction: last,
+        });
+    }
+    order
+}
+
+fn compile_cursor(
+    scope: &Scope,
+    order: &[Order],
+    cursor: Option<&Cursor>,
+    which: &str,
+) -> Result<Option<CompiledCursor>, StoreError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    if cursor.values.len() > order.len() {
+        return Err(invalid(format!(
+            "{which} cursor does not match the order: it has {} values but the query orders by {} fields ({})",
+            cursor.values.len(),
+            order.len(),
+            order
+                .iter()
+                .map(|o| o.field.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut keys = Vec::with_capacity(cursor.values.len());
+    for (value, o) in cursor.values.iter().zip(order) {
+        if o.field.is_document_id() {
+            let path = name_value(scope, value)
+                .filter(|p| cursor_name_in_scope(scope, p))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{which} cursor does not match the order: its __name__ value must be a document in the query's scope, not {}",
+                        describe(value)
+                    ))
+                })?;
+            keys.push(name_key(&path));
+        } else {
+            keys.push(key::index_key(value));
+        }
+    }
+    Ok(Some(CompiledCursor {
+        keys,
+        inclusive: cursor.inclusive,
+    }))
+}
+
+fn cursor_name_in_scope(scope: &Scope, path: &DocPath) -> bool {
+    match scope {
+        Scope::Collection(_) => in_scope(scope, path),
+        // A group cursor may name any document of the group's kind below `under`.
+        Scope::Group { .. } => in_scope(scope, path),
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Reference(p) => format!("reference {p}"),
+        other => format!("a {}", other.type_name()),
+    }
+}
+
+fn choose_plan(
+    raw: &[Filter],
+    filters: &[CompiledFilter],
+    order: &[Order],
+    start: Option<&CompiledCursor>,
+    end: Option<&CompiledCursor>,
+) -> Plan {
+    // 1. Names from a `__name__ ==`/`in` filter.
+    for (f, c) in raw.iter().zip(filters) {
+        if f.field.is_document_id() {
+            let names: Option<Vec<DocPath>> = match (&f.value, f.op) {
+                (Value::Array(items), Op::In) => items
+                    .iter()
+                    .map(|v| match v {
+                        Value::Reference(p) => Some(p.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                (Value::Reference(p), Op::Eq) => Some(vec![p.clone()]),
+                _ => None,
+            };
+            // Bare ids were normalized in the compiled keys; rebuild names from those.
+            let names = names.or_else(|| match &c.test {
+                Test::Eq(k) => name_from_key(k).map(|p| vec![p]),
+                Test::In(ks) => ks.iter().map(|k| name_from_key(k)).collect(),
+                _ => None,
+            });
+            if let Some(names) = names
+                && matches!(f.op, Op::Eq | Op::In)
+            {
+                return Plan::Names(names);
+            }
+        }
+    }
+    // 2. An equality-like filter: the most selective kind first.
+    let rank = |t: &Test| match t {
+        Test::Eq(_) => Some(0),
+        Test::Contains(_) => Some(1),
+        Test::In(_) => Some(2),
+        Test::ContainsAny(_) => Some(3),
+        _ => None,
+    };
+    let best = filters
+        .iter()
+        .filter(|f| !f.field.is_document_id())
+        .filter_map(|f| rank(&f.test).map(|r| (r, f)))
+        .min_by_key(|(r, _)| *r);
+    if let Some((_, f)) = best {
+        let (contains, keys) = match &f.test {
+            Test::Eq(k) => (false, vec![k.clone()]),
+            Test::In(ks) => (false, ks.iter().cloned().collect()),
+            Test::Contains(k) => (true, vec![k.clone()]),
+            Test::ContainsAny(ks) => (true, ks.iter().cloned().collect()),
+            _ => (false, Vec::new()),
+        };
+        return Plan::Lookup {
+            field: f.field.clone(),
+            contains,
+            keys,
+        };
+    }
+    // 3. An ordered scan of the first order field, bounded by its range filters and cursors.
+    let Some(first) = order.first() else {
+        return Plan::ScanNames {
+            lo: None,
+            hi: None,
+            descending: false,
+        };
+    };
+    let descending = first.direction == Direction::Desc;
+    let (mut lo, mut hi) = key::full_range();
+    for f in filters.iter().filter(|f| f.field == first.field) {
+        if let Test::Range(l, h) = &f.test {
+            if *l > lo {
+                lo = l.clone();
+            }
+            if *h < hi {
+                hi = h.clone();
+            }
+        }
+    }
+    // The first cursor value bounds the first order field (inclusively; evaluation is exact).
+    let (lower_cursor, upper_cursor) = if descending {
+        (end, start)
+    } else {
+        (start, end)
+    };
+    if let Some(k) = lower_cursor.and_then(|c| c.keys.first())
+        && *k > lo
+    {
+        lo = k.clone();
+    }
+    if let Some(k) = upper_cursor.and_then(|c| c.keys.first()) {
+        let s = successor(k);
+        if s < hi {
+            hi = s;
+        }
+    }
+    if first.field.is_document_id() {
+        return Plan::ScanNames {
+            lo: name_bound(&lo).map(|p| p.sort_key()),
+            hi: name_bound(&hi).map(|p| p.sort_key()),
+            descending,
+        };
+    }
+    Plan::Range {
+        field: first.field.clone(),
+        lo,
+        hi,
+        descending,
+    }
+}
+
+/// A bound on reference keys (a reference key or its successor `k ++ [0]`) as the document
+/// it names, usable as an inclusive bound since evaluation is exact; `None` for a type bound.
+fn name_bound(k: &[u8]) -> Option<DocPath> {
+    name_from_key(k).or_else(|| k.strip_suffix(&[0]).and_then(name_from_key))
+}
+
+/// Decodes a reference index key back into its path.
+fn name_from_key(k: &[u8]) -> Option<DocPath> {
+    let (lo, hi) = key::type_range(&Value::Reference(DocPath::parse("a/b").ok()?));
+    if k.len() < 3 || k[0] != lo[0] || k[0] >= hi[0] {
+        return None;
+    }
+    let body = k.get(1..k.len() - 2)?;
+    if k[k.len() - 2..] != [0, 0] {
+        return None;
+    }
+    DocPath::from_sort_key(body).ok()
+}

@@ -1,0 +1,218 @@
+//! The embedded default backend: one SQLite database file in WAL mode with `synchronous=FULL`, so
+//! an acknowledged commit survives a crash or power loss. Writes go through one writer thread
+//! with group commit (`writer`); reads use a small pool of read connections (`read`), point reads
+//! inline and queries/scans on the blocking pool. The query semantics come from the shared
+//! planner in [`crate::query`]; this module only executes its plans.
+
+mod read;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use claimdb_model::DocPath;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+pub use schema::DB_FILE;
+use writer::{Job, Writer};
+
+use crate::query::PreparedQuery;
+use crate::{CommitResult, Document, Query, Store, StoreError, Write};
+
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+/// Jobs that may wait for the writer before callers wait for room.
+const QUEUE_DEPTH: usize = 8192;
+
+/// The SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    closed: AtomicBool,
+    readers: Mutex<Vec<Connection>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`, whose database file is [`DB_FILE`].
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let conn = schema::open_writer(dir)?;
+        let writer = Writer::new(conn)?;
+        let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("claimdb-sqlite-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                jobs,
+                closed: AtomicBool::new(false),
+                readers: Mutex::new(Vec::new()),
+                writer_thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(make(reply))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on the blocking pool with a read connection.
+    async fn read_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.with_reader(f))
+            .await
+            .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => schema::open_reader(&self.dir)?,
+        };
+        let result = f(&mut conn);
+        // A connection left inside a transaction by an error is not reused.
+        if conn.is_autocommit()
+            && let Ok(mut pool) = self.readers.lock()
+            && pool.len() < MAX_IDLE_READERS
+        {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, path: &DocPath) -> Result<Option<Document>, StoreError> {
+        self.inner
+            .with_reader(|conn| schema::get_document(conn, path))
+    }
+
+    async fn get_many(&self, paths: &[DocPath]) -> Result<Vec<Option<Document>>, StoreError> {
+        if paths.len() <= 4 {
+            return self.inner.with_reader(|conn| read::get_many(conn, paths));
+        }
+        let paths = paths.to_vec();
+        self.read_blocking(move |conn| read::get_many(conn, &paths))
+            .await
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<CommitResult, StoreError> {
+        let max = claimdb_model::limits::MAX_BATCH_WRITES;
+        if writes.len() > max {
+            return Err(StoreError::InvalidArgument(format!(
+                "a commit holds at most {max} writes, not {}",
+                writes.len()
+            )));
+        }
+        self.submit(|reply| Job::Commit { writes, reply }).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {
+        let prepared = PreparedQuery::new(query)?;
+        self.read_blocking(move |conn| read::query(conn, &prepared))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.with_reader(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(schema::internal)
+        })
+    }
+
+    async fn scan(
+        &self,
+        after: Option<&DocPath>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let after = after.cloned();
+        self.read_blocking(move |conn| read::scan(conn, after.as_ref(), limit))
+            .await
+    }
+
+    async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError> {
+        self.submit(|reply| Job::Restore { documents, reply }).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (reply, done) = oneshot::channel();
+        if self.inner.jobs.send(Job::Close { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| StoreError::Internal(format!("joining the writer: {e}")))?
+                .map_err(|_| StoreError::Internal("the writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! The SQLite schema, connection settings and row codecs of the embedded backend.
+//!
+//! - `docs`: one row per document, keyed by [`DocPath::sort_key`] (so key order is path order),
+//!   with its parent collection's key, its collection id, the path text, the data as the JSON
+//!   form of `claimdb_model::json`, create/update times in µs and the version. Secondary
+//!   indexes by (parent, key) and (group, key) serve listing and `__name__` scans.
+//! - `idx`: the single-field index ([`crate::index`]): (parent, field, kind, key, doc) as the
+//!   primary key for collection queries, and a second B-tree on (grp, field, kind, key, doc) for
+//!   collection-group queries.
+//! - `meta`: the last version and commit time, so both stay strictly increasing across restarts.
+
+use std::path::Path;
+
+use claimdb_model::{DocPath, Timestamp, json};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Document, StoreError};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "claimdb.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS docs (
+    key BLOB NOT NULL PRIMARY KEY,
+    parent BLOB NOT NULL,
+    grp TEXT NOT NULL,
+    path TEXT NOT NULL,
+    data TEXT NOT NULL,
+    create_us INTEGER NOT NULL,
+    update_us INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_parent ON docs (parent, key);
+CREATE INDEX IF NOT EXISTS docs_group ON docs (grp, key);
+CREATE TABLE IF NOT EXISTS idx (
+    parent BLOB NOT NULL,
+    field BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    doc BLOB NOT NULL,
+    grp TEXT NOT NULL,
+    PRIMARY KEY (parent, field, kind, key, doc)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_group ON idx (grp, field, kind, key, doc);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT NOT NULL PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0);
+";
+
+/// The columns every document read selects, in [`read_document`]'s order.
+pub const DOC_COLUMNS: &str = "path, data, create_us, update_us, version";
+
+pub fn internal(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(format!("the database is busy: {e}"))
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            StoreError::ResourceExhausted(format!("the disk is full: {e}"))
+        }
+        _ => StoreError::Internal(format!("sqlite: {e}")),
+    }
+}
+
+/// Opens the write connection and creates the schema.
+pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(dir.join(DB_FILE)).map_err(internal)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -65536;",
+    )
+    .map_err(internal)?;
+    conn.execute_batch(SCHEMA).map_err(internal)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection (a WAL reader).
+pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        dir.join(DB_FILE),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(internal)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768;")
+        .map_err(internal)?;
+    Ok(conn)
+}
+
+/// Decodes a row selected with [`DOC_COLUMNS`].
+pub fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
+    let path: String = row.get(0).map_err(internal)?;
+    let data: String = row.get(1).map_err(internal)?;
+    let create_us: i64 = row.get(2).map_err(internal)?;
+    let update_us: i64 = row.get(3).map_err(internal)?;
+    let version: i64 = row.get(4).map_err(internal)?;
+    let corrupt = |what: &str| StoreError::Internal(format!("stored document {path}: {what}"));
+    let json: serde_json::Value =
+        serde_json::from_str(&data).map_err(|e| corrupt(&format!("bad JSON: {e}")))?;
+    Ok(Document {
+        path: DocPath::parse(&path).map_err(|e| corrupt(&e.to_string()))?,
+        data: json::decode_document(&json).map_err(|e| corrupt(&e.to_string()))?,
+        create_time: Timestamp::from_micros(create_us).map_err(|e| corrupt(&e.to_string()))?,
+        update_time: Timestamp::from_micros(update_us).map_err(|e| corrupt(&e.to_string()))?,
+        version: u64::try_from(version).map_err(|e| corrupt(&e.to_string()))?,
+    })
+}
+
+/// Reads one document by key on any connection (inside whatever transaction it is in).
+pub fn get_document(conn: &Connection, path: &DocPath) -> Result<Option<Document>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
+        .map_err(internal)?;
+    let mut rows = stmt.query([path.sort_key()]).map_err(internal)?;
+    match rows.next().map_err(internal)? {
+        Some(row) => read_document(row).map(Some),
+        None => Ok(None),
+    }
+}

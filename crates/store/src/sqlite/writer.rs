@@ -1,0 +1,359 @@
+//! The single writer of the SQLite backend: one thread owns the write connection and applies
+//! jobs (one `commit` or `restore` call each) in groups. It drains whatever is queued (at most
+//! [`MAX_GROUP`] jobs), runs each inside a SAVEPOINT so a failing job rolls back alone, then
+//! makes the whole group durable with one COMMIT (one fsync) and only then replies. This is
+//! group commit: the fsync cost is shared by every writer waiting at that moment.
+
+use claimdb_model::json;
+use claimdb_model::{DocPath, Timestamp};
+use rusqlite::{Connection, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::schema::{get_document, internal};
+use crate::apply::apply_write;
+use crate::index::{self, IndexEntry};
+use crate::{CommitResult, Document, StoreError, Write, WriteResult};
+
+/// Most jobs made durable by one COMMIT.
+pub const MAX_GROUP: usize = 256;
+
+pub enum Job {
+    Commit {
+        writes: Vec<Write>,
+        reply: oneshot::Sender<Result<CommitResult, StoreError>>,
+    },
+    Restore {
+        documents: Vec<Document>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Finish the jobs queued before this one, then stop.
+    Close { reply: oneshot::Sender<()> },
+}
+
+pub struct Writer {
+    conn: Connection,
+    /// The last version handed out (durable in `meta` once its group commits).
+    version: u64,
+    /// The last commit time handed out, in µs.
+    commit_us: i64,
+}
+
+enum Outcome {
+    Commit(
+        oneshot::Sender<Result<CommitResult, StoreError>>,
+        Result<CommitResult, StoreError>,
+    ),
+    Restore(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+}
+
+impl Writer {
+    pub fn new(conn: Connection) -> Result<Self, StoreError> {
+        let read = |name: &str| -> Result<i64, StoreError> {
+            conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .map_err(internal)
+        };
+        let version = u64::try_from(read("version")?)
+            .map_err(|_| StoreError::Internal("negative version in meta".into()))?;
+        let commit_us = read("commit_us")?;
+        Ok(Writer {
+            conn,
+            version,
+            commit_us,
+        })
+    }
+
+    /// Serves jobs until the channel closes or a `Close` job arrives.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = Vec::with_capacity(16);
+            let mut closing = None;
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Close { reply } => {
+                        closing = Some(reply);
+                        break;
+                    }
+                    job => group.push(job),
+                }
+                if group.len() < MAX_GROUP {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.run_group(group);
+            }
+            if let Some(reply) = closing {
+                // Jobs still queued are dropped with the receiver: their callers see Unavailable.
+                drop(rx);
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    fn run_group(&mut self, group: Vec<Job>) {
+        let saved = (self.version, self.commit_us);
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = internal(e);
+            for job in group {
+                fail(job, e.clone());
+            }
+            return;
+        }
+        let mut outcomes = Vec::with_capacity(group.len());
+        for job in group {
+            let before = (self.version, self.commit_us);
+            if let Err(e) = self.conn.execute_batch("SAVEPOINT job") {
+                fail(job, internal(e));
+                continue;
+            }
+            let ok;
+            match job {
+                Job::Commit { writes, reply } => {
+                    let r = self.commit(&writes);
+                    ok = r.is_ok();
+                    outcomes.push(Outcome::Commit(reply, r));
+                }
+                Job::Restore { documents, reply } => {
+                    let r = self.restore(&documents);
+                    ok = r.is_ok();
+                    outcomes.push(Outcome::Restore(reply, r));
+                }
+                Job::Close { reply } => {
+                    let _ = reply.send(());
+                    ok = true;
+                }
+            }
+            let end = if ok {
+                self.conn.execute_batch("RELEASE job")
+            } else {
+                (self.version, self.commit_us) = before;
+                self.conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            if let Err(e) = end {
+                // The transaction is in an unknown state: give up on the whole group.
+                self.abort_group(saved, outcomes, internal(e));
+                return;
+            }
+        }
+        let committed = self
+            .save_counters()
+            .and_then(|()| self.conn.execute_batch("COMMIT").map_err(internal));
+        if let Err(e) = committed {
+            self.abort_group(saved, outcomes, e);
+            return;
+        }
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Commit(reply, r) => {
+                    let _ = reply.send(r);
+                }
+                Outcome::Restore(reply, r) => {
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    fn abort_group(&mut self, saved: (u64, i64), outcomes: Vec<Outcome>, e: StoreError) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+        (self.version, self.commit_us) = saved;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Commit(reply, r) => {
+                    let _ = reply.send(r.and(Err(e.clone())));
+                }
+                Outcome::Restore(reply, r) => {
+                    let _ = reply.send(r.and(Err(e.clone())));
+                }
+            }
+        }
+    }
+
+    fn save_counters(&self) -> Result<(), StoreError> {
+        let version = i64::try_from(self.version)
+            .map_err(|_| StoreError::Internal("version counter overflow".into()))?;
+        self.conn
+            .execute(
+                "UPDATE meta SET value = CASE name WHEN 'version' THEN ?1 ELSE ?2 END",
+                params![version, self.commit_us],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<CommitResult, StoreError> {
+        if writes.len() > claimdb_model::limits::MAX_BATCH_WRITES {
+            return Err(StoreError::InvalidArgument(format!(
+                "a commit holds at most {} writes, not {}",
+                claimdb_model::limits::MAX_BATCH_WRITES,
+                writes.len()
+            )));
+        }
+        let version = self
+            .version
+            .checked_add(1)
+            .filter(|v| i64::try_from(*v).is_ok())
+            .ok_or_else(|| StoreError::Internal("version counter overflow".into()))?;
+        let now_us = Timestamp::now()
+            .micros()
+            .max(self.commit_us.saturating_add(1));
+        let now = Timestamp::from_micros(now_us)
+            .map_err(|e| StoreError::Internal(format!("commit clock: {e}")))?;
+        self.version = version;
+        self.commit_us = now_us;
+        let mut results = Vec::with_capacity(writes.len());
+        for (i, write) in writes.iter().enumerate() {
+            let at = |e: StoreError| {
+                if writes.len() > 1 {
+                    prefix(e, &format!("write {i} ({}): ", write.path))
+                } else {
+                    e
+                }
+            };
+            let current = get_document(&self.conn, &write.path).map_err(at)?;
+            let new = apply_write(current.as_ref(), write, now, version).map_err(at)?;
+            self.put(&write.path, current.as_ref(), new.as_ref())
+                .map_err(at)?;
+            results.push(WriteResult {
+                path: write.path.clone(),
+                document: new,
+                existed: current.is_some(),
+            });
+        }
+        Ok(CommitResult {
+            commit_time: now,
+            version,
+            results,
+        })
+    }
+
+    fn restore(&mut self, documents: &[Document]) -> Result<(), StoreError> {
+        let mut version = self.version;
+        let mut commit_us = self.commit_us;
+        for doc in documents {
+            if i64::try_from(doc.version).is_err() {
+                return Err(StoreError::InvalidArgument(format!(
+                    "document {} has version {}, above the largest storable",
+                    doc.path, doc.version
+                )));
+            }
+            let current = get_document(&self.conn, &doc.path)?;
+            self.put(&doc.path, current.as_ref(), Some(doc))?;
+            version = version.max(doc.version);
+            commit_us = commit_us.max(doc.update_time.micros());
+        }
+        self.version = version;
+        self.commit_us = commit_us;
+        Ok(())
+    }
+
+    /// Replaces the stored document (and its index entries) at `path` with `new`.
+    fn put(
+        &self,
+        path: &DocPath,
+        current: Option<&Document>,
+        new: Option<&Document>,
+    ) -> Result<(), StoreError> {
+        let old_entries = current.map(|d| index::entries(&d.data)).unwrap_or_default();
+        let new_entries = new.map(|d| index::entries(&d.data)).unwrap_or_default();
+        let key = path.sort_key();
+        let parent = path.parent().sort_key();
+        let grp = path.collection_id();
+        if old_entries != new_entries {
+            let mut delete = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM idx WHERE parent = ?1 AND field = ?2 AND kind = ?3 AND key = ?4 AND doc = ?5",
+                )
+                .map_err(internal)?;
+            for (field, kind, value) in old_entries.difference(&new_entries) {
+                delete
+                    .execute(params![parent, field, kind, value, key])
+                    .map_err(internal)?;
+            }
+            let mut insert = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO idx (parent, field, kind, key, doc, grp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(internal)?;
+            let added: Vec<&IndexEntry> = new_entries.difference(&old_entries).collect();
+            for (field, kind, value) in added {
+                insert
+                    .execute(params![parent, field, kind, value, key, grp])
+                    .map_err(internal)?;
+            }
+        }
+        match new {
+            Some(doc) => {
+                let data = serde_json::to_string(&json::encode_document(&doc.data))
+                    .map_err(|e| StoreError::Internal(format!("encoding {path}: {e}")))?;
+                let version = i64::try_from(doc.version)
+                    .map_err(|_| StoreError::Internal("version overflow".into()))?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO docs (key, parent, grp, path, data, create_us, update_us, version)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .map_err(internal)?
+                    .execute(params![
+                        key,
+                        parent,
+                        grp,
+                        path.as_str(),
+                        data,
+                        doc.create_time.micros(),
+                        doc.update_time.micros(),
+                        version
+                    ])
+                    .map_err(internal)?;
+            }
+            None => {
+                if current.is_some() {
+                    self.conn
+                        .prepare_cached("DELETE FROM docs WHERE key = ?1")
+                        .map_err(internal)?
+                        .execute([key])
+                        .map_err(internal)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fail(job: Job, e: StoreError) {
+    match job {
+        Job::Commit { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Job::Restore { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Job::Close { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}
+
+/// The same error with `context` in front of its message.
+fn prefix(e: StoreError, context: &str) -> StoreError {
+    match e {
+        StoreError::InvalidArgument(m) => StoreError::InvalidArgument(format!("{context}{m}")),
+        StoreError::NotFound(m) => StoreError::NotFound(format!("{context}{m}")),
+        StoreError::AlreadyExists(m) => StoreError::AlreadyExists(format!("{context}{m}")),
+        StoreError::FailedPrecondition(m) => {
+            StoreError::FailedPrecondition(format!("{context}{m}"))
+        }
+        StoreError::ResourceExhausted(m) => StoreError::ResourceExhausted(format!("{context}{m}")),
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{context}{m}")),
+        StoreError::Internal(m) => StoreError::Internal(format!("{context}{m}")),
+    }
+}
