@@ -1,0 +1,223 @@
+//! The engine's error type. Each variant is one stable error code of the API
+//! (`invalid-argument`, `not-found`, …); `server` maps a variant to its HTTP status. Batch
+//! failures say which write failed through `write_index`.
+
+use claimdb_store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Bad input: a path, document, query, cursor or batch the API cannot accept.
+    #[error("{message}")]
+    InvalidArgument {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// The document does not exist.
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// A create found the document already there.
+    #[error("{message}")]
+    AlreadyExists {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// A precondition (`If-Match`, `If-None-Match`) did not hold.
+    #[error("{message}")]
+    FailedPrecondition {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// Too much at once; retrying later may work.
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// The store cannot serve requests right now.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// A bug or corruption. The message is for logs, never for clients.
+    #[error("{message}")]
+    Internal {
+        message: String,
+        write_index: Option<usize>,
+    },
+}
+
+impl EngineError {
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        EngineError::InvalidArgument {
+            message: message.into(),
+            write_index: None,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        EngineError::NotFound {
+            message: message.into(),
+            write_index: None,
+        }
+    }
+
+    pub fn failed_precondition(message: impl Into<String>) -> Self {
+        EngineError::FailedPrecondition {
+            message: message.into(),
+            write_index: None,
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        EngineError::Internal {
+            message: message.into(),
+            write_index: None,
+        }
+    }
+
+    /// The API error code (`invalid-argument`, `not-found`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::InvalidArgument { .. } => "invalid-argument",
+            EngineError::NotFound { .. } => "not-found",
+            EngineError::AlreadyExists { .. } => "already-exists",
+            EngineError::FailedPrecondition { .. } => "failed-precondition",
+            EngineError::ResourceExhausted { .. } => "resource-exhausted",
+            EngineError::Unavailable { .. } => "unavailable",
+            EngineError::Internal { .. } => "internal",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        let (message, _) = self.parts();
+        message
+    }
+
+    /// For a failed batch: the index of the write that failed, when known.
+    pub fn write_index(&self) -> Option<usize> {
+        let (_, index) = self.parts();
+        index
+    }
+
+    /// The same error, attributed to write `index` of a batch.
+    pub fn at_write(mut self, index: usize) -> Self {
+        *self.index_mut() = Some(index);
+        self
+    }
+
+    fn parts(&self) -> (&str, Option<usize>) {
+        match self {
+            EngineError::InvalidArgument {
+                message,
+                write_index,
+            }
+            | EngineError::NotFound {
+                message,
+                write_index,
+            }
+            | EngineError::AlreadyExists {
+                message,
+                write_index,
+            }
+            | EngineError::FailedPrecondition {
+                message,
+                write_index,
+            }
+            | EngineError::ResourceExhausted {
+                message,
+                write_index,
+            }
+            | EngineError::Unavailable {
+                message,
+                write_index,
+            }
+            | EngineError::Internal {
+                message,
+                write_index,
+            } => (message, *write_index),
+        }
+    }
+
+    fn index_mut(&mut self) -> &mut Option<usize> {
+        match self {
+            EngineError::InvalidArgument { write_index, .. }
+            | EngineError::NotFound { write_index, .. }
+            | EngineError::AlreadyExists { write_index, .. }
+            | EngineError::FailedPrecondition { write_index, .. }
+            | EngineError::ResourceExhausted { write_index, .. }
+            | EngineError::Unavailable { write_index, .. }
+            | EngineError::Internal { write_index, .. } => write_index,
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        let write_index = None;
+        match e {
+            StoreError::InvalidArgument(message) => EngineError::InvalidArgument {
+                message,
+                write_index,
+            },
+            StoreError::NotFound(message) => EngineError::NotFound {
+                message,
+                write_index,
+            },
+            StoreError::AlreadyExists(message) => EngineError::AlreadyExists {
+                message,
+                write_index,
+            },
+            StoreError::FailedPrecondition(message) => EngineError::FailedPrecondition {
+                message,
+                write_index,
+            },
+            StoreError::ResourceExhausted(message) => EngineError::ResourceExhausted {
+                message,
+                write_index,
+            },
+            StoreError::Unavailable(message) => EngineError::Unavailable {
+                message,
+                write_index,
+            },
+            // StoreError is non-exhaustive: anything new is treated as a bug until mapped.
+            other => EngineError::Internal {
+                message: other.to_string(),
+                write_index,
+            },
+        }
+    }
+}
+
+impl From<claimdb_model::ModelError> for EngineError {
+    fn from(e: claimdb_model::ModelError) -> Self {
+        EngineError::invalid_argument(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_keep_their_code_and_message() {
+        let e = EngineError::from(StoreError::FailedPrecondition("version 3 != 4".into()));
+        assert_eq!(e.code(), "failed-precondition");
+        assert_eq!(e.message(), "version 3 != 4");
+        assert_eq!(e.write_index(), None);
+        let e = e.at_write(7);
+        assert_eq!(e.write_index(), Some(7));
+        assert_eq!(
+            EngineError::from(StoreError::Internal("x".into())).code(),
+            "internal"
+        );
+        assert_eq!(
+            EngineError::from(StoreError::Unavailable("x".into())).code(),
+            "unavailable"
+        );
+    }
+}

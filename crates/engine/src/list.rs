@@ -1,0 +1,91 @@
+//! Listing a collection page by page: page-size bounds and the opaque page token (the last
+//! returned document id, base64url-encoded so clients treat it as opaque).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use claimdb_store::Document;
+
+use crate::error::EngineError;
+
+/// Page size when the caller does not choose one.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page a caller may ask for.
+pub const MAX_PAGE_SIZE: usize = 1_000;
+
+/// One list request's paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListRequest {
+    /// 1..=[`MAX_PAGE_SIZE`]; [`DEFAULT_PAGE_SIZE`] when `None`.
+    pub page_size: Option<usize>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// One page of a collection, in document-id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub documents: Vec<Document>,
+    /// Present when more documents may follow.
+    pub next_page_token: Option<String>,
+}
+
+pub(crate) fn page_size(requested: Option<usize>) -> Result<usize, EngineError> {
+    match requested {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        Some(n) => Err(EngineError::invalid_argument(format!(
+            "page_size {n} is out of range; it must be between 1 and {MAX_PAGE_SIZE}"
+        ))),
+    }
+}
+
+pub(crate) fn encode_token(last_id: &str) -> String {
+    BASE64URL.encode(last_id.as_bytes())
+}
+
+pub(crate) fn decode_token(token: &str) -> Result<String, EngineError> {
+    let bad = || {
+        EngineError::invalid_argument(
+            "page_token is not valid; pass the next_page_token of a previous page unchanged",
+        )
+    };
+    let bytes = BASE64URL.decode(token.as_bytes()).map_err(|_| bad())?;
+    let id = String::from_utf8(bytes).map_err(|_| bad())?;
+    if id.is_empty() || id.contains('/') {
+        return Err(bad());
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_defaults_and_bounds() {
+        assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(Some(1)).unwrap(), 1);
+        assert_eq!(page_size(Some(MAX_PAGE_SIZE)).unwrap(), MAX_PAGE_SIZE);
+        for bad in [0, MAX_PAGE_SIZE + 1] {
+            let e = page_size(Some(bad)).unwrap_err();
+            assert_eq!(e.code(), "invalid-argument");
+            assert!(e.message().contains("page_size"), "{e}");
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        for id in ["a", "m1", "ünïcode id", "with+and/"] {
+            let token = encode_token(id);
+            assert!(!token.contains(['+', '/', '=']), "{token}");
+            if id.contains('/') {
+                assert!(decode_token(&token).is_err());
+            } else {
+                assert_eq!(decode_token(&token).unwrap(), id);
+            }
+        }
+        for bad in ["", "!!!", "%%", "_-_-_"] {
+            assert!(decode_token(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The API's one error type, [`ApiError`], and its single `IntoResponse`: every failure leaves
+//! the server as `{"error": {"code", "message", "details"}}` with the matching status.
+//!
+//! Also the safety net ([`json_errors`]) that rewrites any error response produced outside our
+//! handlers (axum's own rejections, the body-limit layer, unknown routes, wrong methods) into
+//! the same shape, so no plain-text error ever escapes. 5xx details are logged, never sent.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use claimdb_engine::EngineError;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use crate::AppState;
+
+/// An error as the API reports it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Map<String, Json>,
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    details: &'a Map<String, Json>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    /// 400 `invalid-argument`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid-argument", message)
+    }
+
+    /// 413 for a request body over the configured limit. The code is `invalid-argument`, not
+    /// `resource-exhausted`: resending the same body can never succeed, which is what
+    /// `invalid-argument` tells a client (`resource-exhausted` suggests retrying later).
+    pub fn body_too_large(limit: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid-argument",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .with_detail("limit_bytes", Json::from(limit))
+    }
+
+    pub fn with_detail(mut self, key: &str, value: Json) -> Self {
+        self.details.insert(key.to_string(), value);
+        self
+    }
+
+    /// For a failed batch: which write failed.
+    pub fn at_write(self, index: usize) -> Self {
+        self.with_detail("write_index", Json::from(index))
+    }
+
+    /// The error for a bare status (what the safety net sees), with the standard code.
+    fn from_status(status: StatusCode, message: String) -> Self {
+        let code = match status {
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::FORBIDDEN => "permission-denied",
+            StatusCode::NOT_FOUND => "not-found",
+            StatusCode::METHOD_NOT_ALLOWED => "unimplemented",
+            StatusCode::CONFLICT => "already-exists",
+            StatusCode::PRECONDITION_FAILED => "failed-precondition",
+            StatusCode::TOO_MANY_REQUESTS => "resource-exhausted",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            s if s.is_client_error() => "invalid-argument",
+            _ => "internal",
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let status = match &e {
+            EngineError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
+            EngineError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            EngineError::FailedPrecondition { .. } => StatusCode::PRECONDITION_FAILED,
+            EngineError::ResourceExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let code = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            "internal"
+        } else {
+            e.code()
+        };
+        let error = ApiError::new(status, code, e.message());
+        match e.write_index() {
+            Some(i) => error.at_write(i),
+            None => error,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message =
+            if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
+                // The span around this request carries its id, which the client also has.
+                tracing::error!(code = self.code, detail = %self.message, "internal error");
+                "internal error; the server log has the details under this request's x-request-id"
+                    .to_string()
+            } else {
+                if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                    tracing::warn!(detail = %self.message, "unavailable");
+                }
+                self.message
+            };
+        let envelope = ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code,
+                message: &message,
+                details: &self.details,
+            },
+        };
+        let body = serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+            br#"{"error":{"code":"internal","message":"internal error","details":{}}}"#.to_vec()
+        });
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// Most of a non-JSON error body the safety net will read to build a message.
+const MAX_PLAIN_ERROR_BYTES: usize = 4_096;
+
+/// Middleware: rewrites any error response that is not already JSON into the API error shape.
+pub async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_PLAIN_ERROR_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(state.config.max_body_bytes),
+        StatusCode::NOT_FOUND => ApiError::from_status(status, format!("no route for {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::from_status(status, format!("method {method} is not allowed on {path}"))
+        }
+        _ if text.is_empty() => ApiError::from_status(
+            status,
+            status.canonical_reason().unwrap_or("error").to_lowercase(),
+        ),
+        _ => ApiError::from_status(status, text),
+    };
+    let mut rewritten = error.into_response();
+    // Keep headers such as `Allow` and `x-request-id`; the body and its type are ours.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+fn is_json(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The fallback for paths no route serves.
+pub async fn not_found(request: Request) -> ApiError {
+    ApiError::from_status(
+        StatusCode::NOT_FOUND,
+        format!("no route for {}", request.uri().path()),
+    )
+}
+
+/// The fallback for a known path with a method it does not serve.
+pub async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::from_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_status_and_code() {
+        let cases = [
+            (EngineError::invalid_argument("x"), 400, "invalid-argument"),
+            (EngineError::not_found("x"), 404, "not-found"),
+            (
+                EngineError::failed_precondition("x"),
+                412,
+                "failed-precondition",
+            ),
+            (EngineError::internal("secret"), 500, "internal"),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+        let api = ApiError::from(EngineError::not_found("x").at_write(3));
+        assert_eq!(api.details["write_index"], Json::from(3));
+    }
+}

@@ -1,0 +1,32 @@
+//! `/healthz` (the process answers) and `/readyz` (the store answers; 503 when it does not).
+//! Neither touches documents.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::Ctx;
+use crate::wire::StatusOut;
+
+pub async fn healthz() -> Json<StatusOut> {
+    Json(StatusOut { status: "ok" })
+}
+
+pub async fn readyz(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<Json<StatusOut>, ApiError> {
+    match state.engine.ready(&ctx).await {
+        Ok(()) => Ok(Json(StatusOut { status: "ready" })),
+        Err(e) => {
+            tracing::warn!(code = e.code(), detail = %e, "readiness check failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "not ready: the store does not answer",
+            ))
+        }
+    }
+}

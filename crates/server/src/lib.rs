@@ -1,0 +1,132 @@
+//! claimdb's HTTP API — the only crate that knows HTTP, status codes and JSON wire types.
+//!
+//! [`app`] builds the router over an [`AppState`]; [`run`] serves it on a listener until the
+//! shutdown future resolves, letting in-flight requests finish. Handlers are thin: extract,
+//! make one [`Engine`] call, map the result. Every error leaves as the JSON shape of
+//! [`error::ApiError`], including axum's own rejections, unknown routes and wrong methods.
+//!
+//! Tracing records method, path, status, latency and the request id — never bodies or
+//! `Authorization`.
+
+mod batch;
+mod docs;
+pub mod error;
+mod extract;
+mod health;
+mod query;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::{get, post};
+use claimdb_engine::Engine;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::ApiError;
+pub use extract::REQUEST_ID;
+
+/// Default largest request body: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted; larger bodies get 413 (code `invalid-argument`).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
+        AppState {
+            engine,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The whole API as a router, with request ids, tracing, the body limit and JSON errors.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let routes = Router::new()
+        .route(
+            "/v1/docs/{*path}",
+            get(docs::get)
+                .put(docs::put)
+                .patch(docs::patch)
+                .delete(docs::delete)
+                .post(docs::post),
+        )
+        .route("/v1/query", post(query::run_query))
+        .route("/v1/batch", post(batch::commit))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::json_errors,
+        ))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(DefaultBodyLimit::max(limit));
+    routes.layer(layers).with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; requests in flight then finish
+/// before this returns.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    let router = app(AppState::new(engine, config));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
