@@ -203,3 +203,124 @@ fn test(test: &Test, value: &Value) -> bool {
         Test::Never => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
+
+    use super::*;
+    use crate::query::{Filter, Op, Order, Query};
+
+    fn doc(id: &str, v: Option<Value>) -> Document {
+        let mut data = Map::new();
+        if let Some(v) = v {
+            data.insert("v".into(), v);
+        }
+        Document {
+            path: DocPath::parse(&format!("c/{id}")).unwrap(),
+            data,
+            create_time: Timestamp::from_micros(0).unwrap(),
+            update_time: Timestamp::from_micros(0).unwrap(),
+            version: 1,
+        }
+    }
+
+    fn query(filters: Vec<Filter>, order: Vec<Order>) -> PreparedQuery {
+        let mut q = Query::collection(CollectionPath::parse("c").unwrap());
+        q.filters = filters;
+        q.order_by = order;
+        PreparedQuery::new(&q).unwrap()
+    }
+
+    fn v(op: Op, value: Value) -> Filter {
+        Filter {
+            field: FieldPath::single("v"),
+            op,
+            value,
+        }
+    }
+
+    #[test]
+    fn filters_compare_index_keys() {
+        let ne = query(vec![v(Op::Ne, Value::Int(1))], vec![]);
+        assert!(!ne.matches(&doc("a", None)), "!= needs the field");
+        assert!(!ne.matches(&doc("a", Some(Value::Double(1.0)))));
+        assert!(ne.matches(&doc("a", Some(Value::Null))));
+        let not_in = query(
+            vec![v(Op::NotIn, Value::Array(vec![Value::Int(1)]))],
+            vec![],
+        );
+        assert!(
+            !not_in.matches(&doc("a", Some(Value::Null))),
+            "not-in excludes null"
+        );
+        assert!(not_in.matches(&doc("a", Some(Value::Int(2)))));
+        let gt = query(vec![v(Op::Gt, Value::Int(1))], vec![]);
+        assert!(gt.matches(&doc("a", Some(Value::Double(1.5)))));
+        assert!(
+            !gt.matches(&doc("a", Some(Value::String("2".into())))),
+            "type-bounded"
+        );
+        let nan = query(vec![v(Op::Gt, Value::Double(f64::NAN))], vec![]);
+        assert!(!nan.matches(&doc("a", Some(Value::Int(1)))));
+        let other = query(vec![], vec![]);
+        let mut outside = doc("a", None);
+        outside.path = DocPath::parse("d/a").unwrap();
+        assert!(!other.matches(&outside), "out of scope");
+    }
+
+    #[test]
+    fn stream_sorts_ties_by_name_and_stops_at_the_limit() {
+        let mut q = Query::collection(CollectionPath::parse("c").unwrap());
+        q.order_by = vec![Order {
+            field: FieldPath::single("v"),
+            direction: Direction::Desc,
+        }];
+        q.limit = Some(2);
+        let p = PreparedQuery::new(&q).unwrap();
+        let mut s = p.stream();
+        // Fed in first-key order (descending v); within v == 2 names arrive unsorted.
+        assert!(s.push(doc("z", Some(Value::Int(2)))));
+        assert!(s.push(doc("b", Some(Value::Int(2)))));
+        assert!(s.push(doc("m", Some(Value::Int(2)))));
+        assert!(
+            !s.push(doc("a", Some(Value::Int(1)))),
+            "two results are enough"
+        );
+        let out = s.finish();
+        let ids: Vec<&str> = out.iter().map(|d| d.path.id()).collect();
+        assert_eq!(
+            ids,
+            vec!["z", "m"],
+            "ties in the last direction: names descending"
+        );
+    }
+
+    #[test]
+    fn finish_sorts_and_applies_cursors_and_offset() {
+        let mut q = Query::collection(CollectionPath::parse("c").unwrap());
+        q.filters = vec![v(
+            Op::In,
+            Value::Array(vec![Value::Int(1), Value::Int(2), Value::Int(3)]),
+        )];
+        q.order_by = vec![Order {
+            field: FieldPath::single("v"),
+            direction: Direction::Asc,
+        }];
+        q.start = Some(crate::query::Cursor {
+            values: vec![Value::Int(1)],
+            inclusive: false,
+        });
+        q.offset = 1;
+        let p = PreparedQuery::new(&q).unwrap();
+        let out = p.finish(vec![
+            doc("c", Some(Value::Int(3))),
+            doc("a", Some(Value::Int(1))),
+            doc("b", Some(Value::Int(2))),
+            doc("d", Some(Value::Int(2))),
+            doc("e", Some(Value::Int(4))),
+        ]);
+        let ids: Vec<&str> = out.iter().map(|d| d.path.id()).collect();
+        assert_eq!(ids, vec!["d", "c"]);
+    }
+}
