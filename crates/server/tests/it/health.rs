@@ -1,0 +1,70 @@
+//! `/healthz`, `/readyz`, and serving through `run` on a real socket with graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use claimdb_engine::Engine;
+use claimdb_server::ServerConfig;
+use claimdb_store::{SqliteStore, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::util::TestApp;
+
+#[tokio::test]
+async fn healthz_and_readyz() {
+    let app = TestApp::new();
+    let r = app.get("/healthz").await;
+    assert_eq!(
+        (r.status.as_u16(), r.json.clone()),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["status"], "ready");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn run_serves_until_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let engine = Arc::new(Engine::new(store as Arc<dyn Store>));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(claimdb_server::run(
+        listener,
+        engine,
+        ServerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let response = http_get(addr, "/readyz").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("x-request-id:"),
+        "{response}"
+    );
+    let response = http_get(addr, "/nope").await;
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    assert!(response.contains(r#""code":"not-found""#), "{response}");
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
