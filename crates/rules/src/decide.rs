@@ -1,0 +1,227 @@
+//! Deciding a request: walk the match tree along the request path (children found by their first
+//! literal segment, plus wildcard-led children), bind wildcards, and evaluate the `allow`s of every
+//! match that covers the whole path for the request's method until one grants.
+//!
+//! Semantics: any granting allow wins; an allow whose condition errors does not grant but others
+//! still may; a limit error (expression budget, access calls, call depth) denies the request.
+//! For `list`, the request path is the collection plus an unknown document id, which a `{id}`
+//! wildcard matches but leaves unbound.
+
+use crate::eval::{Ctx, Frame};
+use crate::program::{MatchNode, PatSeg, Program};
+use crate::request::{Decision, DocumentReader, Matched, Outcome, Request, Target, Tried};
+use crate::value::{StrV, Val};
+
+/// One request path segment; `None` is the unknown document id of a list request.
+type Seg<'a> = Option<&'a str>;
+
+type Capture<'a> = (u16, Option<Val<'a>>);
+
+pub(crate) fn decide(prog: &Program, req: &Request, reader: &dyn DocumentReader) -> Decision {
+    let mut segs: Vec<Seg<'_>> = vec![
+        Some("databases"),
+        Some(req.database.as_str()),
+        Some("documents"),
+    ];
+    match &req.target {
+        Target::Doc(p) => segs.extend(p.segments().map(Some)),
+        Target::Collection(c) => {
+            segs.extend(c.as_str().split('/').map(Some));
+            segs.push(None);
+        }
+    }
+    let mut w = Walker {
+        prog,
+        ctx: Ctx::new(prog, req, reader),
+        segs,
+        bit: req.method.bit(),
+        decision: Decision {
+            allowed: false,
+            granted_by: None,
+            matched: Vec::new(),
+            tried: Vec::new(),
+            limit: None,
+            debug: Vec::new(),
+        },
+        done: false,
+    };
+    let first = w.segs.first().copied().flatten();
+    let roots: Vec<usize> = first
+        .and_then(|s| prog.roots_by_literal.get(s))
+        .into_iter()
+        .flatten()
+        .chain(prog.roots_wild.iter())
+        .copied()
+        .collect();
+    for r in roots {
+        w.visit(r, 0);
+        if w.done {
+            break;
+        }
+    }
+    w.decision.debug = std::mem::take(&mut w.ctx.debug);
+    w.decision
+}
+
+struct Walker<'a, 'p> {
+    prog: &'p Program,
+    ctx: Ctx<'a, 'p>,
+    segs: Vec<Seg<'a>>,
+    bit: u8,
+    decision: Decision,
+    done: bool,
+}
+
+impl<'a, 'p> Walker<'a, 'p> {
+    fn visit(&mut self, idx: usize, pos: usize) {
+        let Some(node) = self.prog.matches.get(idx) else {
+            return;
+        };
+        for (end, captures) in match_pattern(&node.pattern, &self.segs, pos, self.prog.v1) {
+            for (slot, v) in captures {
+                if let Some(b) = self.ctx.bindings.get_mut(slot as usize) {
+                    *b = v;
+                }
+            }
+            if end == self.segs.len() {
+                self.apply(node);
+                if self.done {
+                    return;
+                }
+            }
+            let next = self.segs.get(end).copied().flatten();
+            let children: Vec<usize> = next
+                .and_then(|s| node.by_literal.get(s))
+                .into_iter()
+                .flatten()
+                .chain(node.wild.iter())
+                .copied()
+                .collect();
+            for c in children {
+                self.visit(c, end);
+                if self.done {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, node: &'p MatchNode) {
+        self.decision.matched.push(Matched {
+            line: node.line,
+            pattern: node.text.clone(),
+        });
+        for allow in &node.allows {
+            if allow.mask & self.bit == 0 {
+                continue;
+            }
+            let outcome = match &allow.condition {
+                None => Ok(true),
+                Some(cond) => match self.ctx.eval(cond, &mut Frame::top()) {
+                    Ok(Val::Bool(b)) => Ok(b),
+                    Ok(other) => Err(crate::error::EvalError::ty(format!(
+                        "the condition is a {}, not a bool",
+                        other.type_name()
+                    ))),
+                    Err(e) => Err(e),
+                },
+            };
+            let (outcome, fatal) = match outcome {
+                Ok(true) => (Outcome::True, false),
+                Ok(false) => (Outcome::False, false),
+                Err(e) => (Outcome::Error(e.to_string()), e.is_fatal()),
+            };
+            let granted = outcome == Outcome::True;
+            if fatal {
+                self.decision.limit = match &outcome {
+                    Outcome::Error(e) => Some(e.clone()),
+                    _ => None,
+                };
+            }
+            self.decision.tried.push(Tried {
+                line: allow.line,
+                methods: allow
+                    .methods
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                outcome,
+            });
+            if fatal {
+                self.done = true;
+                return;
+            }
+            if granted {
+                self.decision.allowed = true;
+                self.decision.granted_by = Some(allow.line);
+                self.done = true;
+                return;
+            }
+        }
+    }
+}
+
+fn match_fixed<'a>(
+    pat: &[PatSeg],
+    segs: &[Seg<'a>],
+    pos: usize,
+    out: &mut Vec<Capture<'a>>,
+) -> bool {
+    if pos + pat.len() > segs.len() {
+        return false;
+    }
+    for (p, s) in pat.iter().zip(&segs[pos..]) {
+        match (p, s) {
+            (PatSeg::Literal(l), Some(s)) if l == s => {}
+            (PatSeg::Single(slot), Some(s)) => out.push((*slot, Some(Val::Str(StrV::B(s))))),
+            (PatSeg::Single(slot), None) => out.push((*slot, None)),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Every way `pat` can match `segs` from `pos`: the end position and the captures of each.
+fn match_pattern<'a>(
+    pat: &[PatSeg],
+    segs: &[Seg<'a>],
+    pos: usize,
+    v1: bool,
+) -> Vec<(usize, Vec<Capture<'a>>)> {
+    let Some(k) = pat.iter().position(|p| matches!(p, PatSeg::Rest(_))) else {
+        let mut caps = Vec::new();
+        return if match_fixed(pat, segs, pos, &mut caps) {
+            vec![(pos + pat.len(), caps)]
+        } else {
+            Vec::new()
+        };
+    };
+    let (prefix, rest) = pat.split_at(k);
+    let (Some(PatSeg::Rest(slot)), suffix) = (rest.first(), rest.get(1..).unwrap_or(&[])) else {
+        return Vec::new();
+    };
+    let mut head = Vec::new();
+    if !match_fixed(prefix, segs, pos, &mut head) {
+        return Vec::new();
+    }
+    let start = pos + prefix.len();
+    let available = segs.len().saturating_sub(start + suffix.len());
+    let min = usize::from(v1);
+    let mut results = Vec::new();
+    for len in min..=available {
+        let mut caps = head.clone();
+        if !match_fixed(suffix, segs, start + len, &mut caps) {
+            continue;
+        }
+        let run = &segs[start..start + len];
+        let bound = run
+            .iter()
+            .map(|s| s.map(str::to_string))
+            .collect::<Option<Vec<String>>>()
+            .map(Val::path);
+        caps.push((*slot, bound));
+        results.push((start + len + suffix.len(), caps));
+    }
+    results
+}

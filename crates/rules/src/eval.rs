@@ -1,0 +1,516 @@
+//! Expression evaluation with Firestore's semantics and limits.
+//!
+//! One [`Ctx`] lives for one request: it holds the wildcard bindings, the expression budget
+//! (1,000 evaluations), the document-access counter and cache (10 distinct documents; repeats
+//! are free), the call depth, the per-request regex cache and the `debug()` log. `&&`/`||`
+//! short-circuit and absorb a left-hand error when the right side decides; `?:` evaluates one
+//! branch; `let`s are evaluated lazily, once. Limit errors are fatal to the whole request.
+//! Walking the match tree and collecting the decision is `decide.rs`'s job.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use claimdb_model::{DocPath, Value};
+
+use crate::ast::BinOp;
+use crate::builtins;
+use crate::error::EvalError;
+use crate::methods::{self, RegexCache, make_list, make_map};
+use crate::ops;
+use crate::program::{Builtin, FuncDef, Node, NodeKind, PathNode, Program};
+use crate::request::{DocumentReader, Method, Request, Target};
+use crate::value::{MapV, ResourceV, StrV, Val, doc_name};
+
+/// Expression evaluations allowed per request.
+pub const MAX_EXPRESSIONS: u32 = 1_000;
+/// Distinct documents `get()`/`exists()`/`getAfter()`/`existsAfter()` may read per request.
+pub const MAX_ACCESS_CALLS: u32 = 10;
+/// Deepest user-function call chain at run time.
+pub const MAX_CALL_DEPTH: u32 = 20;
+
+pub(crate) struct Ctx<'a, 'p> {
+    prog: Option<&'p Program>,
+    req: Option<&'a Request>,
+    reader: Option<&'a dyn DocumentReader>,
+    pub bindings: Vec<Option<Val<'a>>>,
+    budget: u32,
+    access_calls: u32,
+    cache: HashMap<(bool, String), Val<'a>>,
+    depth: u32,
+    regexes: RegexCache,
+    pub debug: Vec<String>,
+    resource: Option<Val<'a>>,
+    incoming: Option<Val<'a>>,
+}
+
+/// The locals of one function call (parameters, then lazily evaluated `let`s).
+pub(crate) struct Frame<'a, 'p> {
+    func: Option<&'p FuncDef>,
+    slots: Vec<Option<Val<'a>>>,
+}
+
+impl Frame<'_, '_> {
+    pub fn top() -> Self {
+        Frame {
+            func: None,
+            slots: Vec::new(),
+        }
+    }
+}
+
+fn want_bool(v: Val<'_>) -> Result<bool, EvalError> {
+    match v {
+        Val::Bool(b) => Ok(b),
+        Val::Null => Err(EvalError::Null("expected a bool, found null".into())),
+        other => Err(EvalError::ty(format!(
+            "expected a bool, found {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// A deep, owned copy of a stored value (for documents read through the reader).
+pub(crate) fn owned(v: &Value) -> Val<'static> {
+    match v {
+        Value::String(s) => Val::str(s),
+        Value::Bytes(b) => Val::Bytes(crate::value::BytesV::O(Arc::from(b.as_slice()))),
+        Value::Reference(p) => Val::Path(doc_name("(default)", p)),
+        Value::Array(items) => make_list(items.iter().map(owned).collect()),
+        Value::Map(m) => Val::Map(MapV::O(Arc::new(
+            m.iter().map(|(k, v)| (k.clone(), owned(v))).collect(),
+        ))),
+        Value::Null => Val::Null,
+        Value::Bool(b) => Val::Bool(*b),
+        Value::Int(i) => Val::Int(*i),
+        Value::Double(d) => Val::Float(*d),
+        Value::Timestamp(t) => Val::Timestamp(i128::from(t.micros()) * 1_000),
+        Value::GeoPoint { lat, lng } => Val::LatLng(*lat, *lng),
+    }
+}
+
+impl<'a, 'p> Ctx<'a, 'p> {
+    pub fn new(prog: &'p Program, req: &'a Request, reader: &'a dyn DocumentReader) -> Self {
+        Ctx {
+            prog: Some(prog),
+            req: Some(req),
+            reader: Some(reader),
+            bindings: vec![None; prog.wildcard_slots],
+            budget: MAX_EXPRESSIONS,
+            access_calls: 0,
+            cache: HashMap::new(),
+            depth: 0,
+            regexes: RegexCache::default(),
+            debug: Vec::new(),
+            resource: None,
+            incoming: None,
+        }
+    }
+
+    /// A context with no request, for constant folding.
+    pub fn constant() -> Self {
+        Ctx {
+            prog: None,
+            req: None,
+            reader: None,
+            bindings: Vec::new(),
+            budget: MAX_EXPRESSIONS,
+            access_calls: 0,
+            cache: HashMap::new(),
+            depth: 0,
+            regexes: RegexCache::default(),
+            debug: Vec::new(),
+            resource: None,
+            incoming: None,
+        }
+    }
+
+    fn request(&self) -> Result<&'a Request, EvalError> {
+        self.req
+            .ok_or_else(|| EvalError::invalid("request is not available here"))
+    }
+
+    fn target_name(&self, req: &'a Request) -> Arc<[String]> {
+        match &req.target {
+            Target::Doc(p) => doc_name(&req.database, p),
+            Target::Collection(c) => {
+                let mut segs = vec![
+                    "databases".to_string(),
+                    req.database.clone(),
+                    "documents".to_string(),
+                ];
+                segs.extend(c.as_str().split('/').map(str::to_string));
+                Arc::from(segs)
+            }
+        }
+    }
+
+    fn resource(&mut self) -> Result<Val<'a>, EvalError> {
+        if let Some(v) = &self.resource {
+            return Ok(v.clone());
+        }
+        let req = self.request()?;
+        if req.method == Method::List {
+            return Err(EvalError::Null(
+                "resource is not known in a list request: a query is judged on every document it could return".into(),
+            ));
+        }
+        let v = match &req.existing {
+            Some(data) => Val::Resource(Arc::new(ResourceV {
+                name: self.target_name(req),
+                data: MapV::B(data),
+            })),
+            None => Val::Null,
+        };
+        self.resource = Some(v.clone());
+        Ok(v)
+    }
+
+    fn incoming(&mut self) -> Result<Val<'a>, EvalError> {
+        if let Some(v) = &self.incoming {
+            return Ok(v.clone());
+        }
+        let req = self.request()?;
+        let v = match (&req.incoming, req.method) {
+            (Some(data), Method::Create | Method::Update) => Val::Resource(Arc::new(ResourceV {
+                name: self.target_name(req),
+                data: MapV::B(data),
+            })),
+            _ => Val::Null,
+        };
+        self.incoming = Some(v.clone());
+        Ok(v)
+    }
+
+    /// `obj.name`, including the fields of `request` and of resources.
+    fn member(&mut self, obj: Val<'a>, name: &str) -> Result<Val<'a>, EvalError> {
+        match obj {
+            Val::Request => {
+                let req = self.request()?;
+                match name {
+                    "auth" => Ok(req.auth.as_ref().map_or(Val::Null, Val::from_value)),
+                    "method" => Ok(Val::Str(StrV::B(req.method.name()))),
+                    "path" => Ok(Val::Path(self.target_name(req))),
+                    "time" => Ok(Val::Timestamp(i128::from(req.time.micros()) * 1_000)),
+                    "resource" => self.incoming(),
+                    "query" => self.query(req),
+                    _ => Err(EvalError::MissingKey(format!("request.{name}"))),
+                }
+            }
+            Val::Resource(r) => match name {
+                "data" => Ok(Val::Map(r.data.clone())),
+                "id" => Ok(r.name.last().map_or(Val::Null, |s| Val::str(s))),
+                "__name__" => Ok(Val::Path(r.name.clone())),
+                _ => Err(EvalError::MissingKey(name.to_string())),
+            },
+            other => ops::member(&other, name),
+        }
+    }
+
+    fn query(&self, req: &'a Request) -> Result<Val<'a>, EvalError> {
+        let Some(q) = &req.query else {
+            return Err(EvalError::Null(
+                "request.query exists only in list requests".into(),
+            ));
+        };
+        let opt = |v: Option<i64>| v.map_or(Val::Null, Val::Int);
+        let order = q
+            .order_by
+            .iter()
+            .map(|(f, desc)| {
+                make_map(vec![
+                    (Val::str("field"), Val::str(f)),
+                    (
+                        Val::str("direction"),
+                        Val::str(if *desc { "DESCENDING" } else { "ASCENDING" }),
+                    ),
+                ])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        make_map(vec![
+            (Val::str("limit"), opt(q.limit)),
+            (Val::str("offset"), opt(q.offset)),
+            (Val::str("orderBy"), make_list(order)),
+        ])
+    }
+
+    fn local(&mut self, i: u16, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
+        let i = i as usize;
+        if let Some(Some(v)) = f.slots.get(i) {
+            return Ok(v.clone());
+        }
+        let func = f
+            .func
+            .ok_or_else(|| EvalError::invalid("internal: local outside a function"))?;
+        let node = func
+            .lets
+            .get(i.saturating_sub(func.params))
+            .ok_or_else(|| EvalError::invalid("internal: bad local slot"))?;
+        let v = self.eval(node, f)?;
+        if let Some(slot) = f.slots.get_mut(i) {
+            *slot = Some(v.clone());
+        }
+        Ok(v)
+    }
+
+    /// `get`/`exists`/`getAfter`/`existsAfter`.
+    fn access(&mut self, b: Builtin, arg: Val<'a>) -> Result<Val<'a>, EvalError> {
+        let after = matches!(b, Builtin::GetAfter | Builtin::ExistsAfter);
+        let want_doc = matches!(b, Builtin::Get | Builtin::GetAfter);
+        let Val::Path(p) = &arg else {
+            return Err(EvalError::ty(format!(
+                "{b:?}() needs a path, found {}",
+                arg.type_name()
+            )));
+        };
+        let req = self.request()?;
+        let (Some("databases"), Some(db), Some("documents")) = (
+            p.first().map(String::as_str),
+            p.get(1),
+            p.get(2).map(String::as_str),
+        ) else {
+            return Err(EvalError::invalid(format!(
+                "document paths must start with /databases/$(database)/documents, got /{}",
+                p.join("/")
+            )));
+        };
+        if *db != req.database {
+            return Err(EvalError::invalid(format!(
+                "cannot read database '{db}' from rules of '{}'",
+                req.database
+            )));
+        }
+        let rel = p[3..].join("/");
+        let key = (after, rel.clone());
+        let found = match self.cache.get(&key) {
+            Some(v) => v.clone(),
+            None => {
+                if self.access_calls >= MAX_ACCESS_CALLS {
+                    return Err(EvalError::Limit(format!(
+                        "more than {MAX_ACCESS_CALLS} document reads (get/exists) in one request"
+                    )));
+                }
+                self.access_calls += 1;
+                let path = DocPath::parse(&rel).map_err(|e| EvalError::invalid(e.to_string()))?;
+                let reader = self
+                    .reader
+                    .ok_or_else(|| EvalError::invalid("documents are not available here"))?;
+                let doc = if after {
+                    reader.get_after(&path)
+                } else {
+                    reader.get(&path)
+                }
+                .map_err(|e| EvalError::Read(e.0))?;
+                let v = match doc {
+                    Some(m) => Val::Resource(Arc::new(ResourceV {
+                        name: p.clone(),
+                        data: match owned(&Value::Map(m)) {
+                            Val::Map(m) => m,
+                            _ => MapV::O(Arc::default()),
+                        },
+                    })),
+                    None => Val::Null,
+                };
+                self.cache.insert(key, v.clone());
+                v
+            }
+        };
+        Ok(if want_doc {
+            found
+        } else {
+            Val::Bool(!matches!(found, Val::Null))
+        })
+    }
+
+    fn logic(
+        &mut self,
+        and: bool,
+        a: &'p Node,
+        b: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        // `and`: false decides; `or`: true decides.
+        let decisive = !and;
+        match self.eval(a, f).and_then(want_bool) {
+            Ok(x) if x == decisive => Ok(Val::Bool(x)),
+            Ok(_) => self.eval(b, f).and_then(want_bool).map(Val::Bool),
+            Err(e) if e.is_fatal() => Err(e),
+            Err(e) => match self.eval(b, f).and_then(want_bool) {
+                Ok(y) if y == decisive => Ok(Val::Bool(y)),
+                Err(fatal) if fatal.is_fatal() => Err(fatal),
+                _ => Err(e),
+            },
+        }
+    }
+
+    pub fn eval(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
+        if self.budget == 0 {
+            return Err(EvalError::Limit(format!(
+                "more than {MAX_EXPRESSIONS} expressions evaluated for one request"
+            )));
+        }
+        self.budget -= 1;
+        match &n.kind {
+            NodeKind::Const(v) => Ok(v.clone()),
+            NodeKind::Local(i) => self.local(*i, f),
+            NodeKind::Wildcard(i) => match self.bindings.get(*i as usize) {
+                Some(Some(v)) => Ok(v.clone()),
+                _ => Err(EvalError::Null(
+                    "this wildcard is not bound (the document id is unknown in a list request)"
+                        .into(),
+                )),
+            },
+            NodeKind::Request => Ok(Val::Request),
+            NodeKind::Resource => self.resource(),
+            NodeKind::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    out.push(self.eval(i, f)?);
+                }
+                Ok(make_list(out))
+            }
+            NodeKind::Map(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    out.push((self.eval(k, f)?, self.eval(v, f)?));
+                }
+                make_map(out)
+            }
+            NodeKind::Path(parts) => {
+                let mut segs = Vec::with_capacity(parts.len());
+                for p in parts {
+                    match p {
+                        PathNode::Literal(s) => segs.push(s.clone()),
+                        PathNode::Interp(e) => match self.eval(e, f)? {
+                            Val::Str(s) => segs.push(s.as_str().to_string()),
+                            Val::Int(i) => segs.push(i.to_string()),
+                            Val::Path(p) => segs.extend(p.iter().cloned()),
+                            Val::Null => return Err(EvalError::Null("null in a path".into())),
+                            other => {
+                                return Err(EvalError::ty(format!(
+                                    "cannot put a {} in a path",
+                                    other.type_name()
+                                )));
+                            }
+                        },
+                    }
+                }
+                Ok(Val::path(segs))
+            }
+            NodeKind::Member(obj, name) => {
+                let v = self.eval(obj, f)?;
+                self.member(v, name)
+            }
+            NodeKind::Index(obj, i) => {
+                let v = self.eval(obj, f)?;
+                let i = self.eval(i, f)?;
+                match (&v, &i) {
+                    (Val::Request | Val::Resource(_), Val::Str(k)) => {
+                        self.member(v.clone(), k.as_str())
+                    }
+                    _ => ops::index(&v, &i),
+                }
+            }
+            NodeKind::Slice(obj, a, b) => {
+                let v = self.eval(obj, f)?;
+                let a = match a {
+                    Some(a) => Some(self.eval(a, f)?),
+                    None => None,
+                };
+                let b = match b {
+                    Some(b) => Some(self.eval(b, f)?),
+                    None => None,
+                };
+                ops::slice(&v, a.as_ref(), b.as_ref())
+            }
+            NodeKind::Method(recv, name, args) => {
+                let r = self.eval(recv, f)?;
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a, f)?);
+                }
+                methods::call(r, name, &vals, &mut self.regexes)
+            }
+            NodeKind::Matches(recv, re) => match self.eval(recv, f)? {
+                Val::Str(s) => Ok(Val::Bool(re.is_match(s.as_str()))),
+                Val::Null => Err(EvalError::Null("cannot call matches() on null".into())),
+                other => Err(EvalError::ty(format!(
+                    "{} has no method matches()",
+                    other.type_name()
+                ))),
+            },
+            NodeKind::Builtin(b, args) => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a, f)?);
+                }
+                match b {
+                    Builtin::Get | Builtin::Exists | Builtin::GetAfter | Builtin::ExistsAfter => {
+                        let arg = vals.pop().unwrap_or(Val::Null);
+                        self.access(*b, arg)
+                    }
+                    Builtin::Debug => {
+                        let v = vals.pop().unwrap_or(Val::Null);
+                        if self.debug.len() < 100 {
+                            self.debug.push(v.to_string());
+                        }
+                        Ok(v)
+                    }
+                    _ => builtins::call(*b, &vals),
+                }
+            }
+            NodeKind::Call(id, args) => self.call(*id, args, f),
+            NodeKind::Unary(op, x) => {
+                let v = self.eval(x, f)?;
+                ops::unary(*op, v)
+            }
+            NodeKind::Binary(BinOp::And, a, b) => self.logic(true, a, b, f),
+            NodeKind::Binary(BinOp::Or, a, b) => self.logic(false, a, b, f),
+            NodeKind::Binary(op, a, b) => {
+                let x = self.eval(a, f)?;
+                let y = self.eval(b, f)?;
+                ops::binary(*op, x, y)
+            }
+            NodeKind::Is(x, t) => {
+                let v = self.eval(x, f)?;
+                Ok(Val::Bool(ops::is_type(&v, *t)))
+            }
+            NodeKind::Cond(c, a, b) => {
+                if want_bool(self.eval(c, f)?)? {
+                    self.eval(a, f)
+                } else {
+                    self.eval(b, f)
+                }
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        id: u32,
+        args: &'p [Node],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let func = self
+            .prog
+            .and_then(|p| p.functions.get(id as usize))
+            .ok_or_else(|| EvalError::invalid("internal: unknown function"))?;
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(EvalError::Limit(format!(
+                "function calls nest deeper than {MAX_CALL_DEPTH}"
+            )));
+        }
+        let mut slots = Vec::with_capacity(func.params + func.lets.len());
+        for a in args {
+            slots.push(Some(self.eval(a, f)?));
+        }
+        slots.resize(func.params + func.lets.len(), None);
+        let mut frame = Frame {
+            func: Some(func),
+            slots,
+        };
+        self.depth += 1;
+        let r = self.eval(&func.body, &mut frame);
+        self.depth -= 1;
+        r
+    }
+}

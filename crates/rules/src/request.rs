@@ -1,0 +1,209 @@
+//! The public inputs and outputs of an evaluation: the request being decided, the read-only
+//! document reader behind `get()`/`exists()`/`getAfter()`/`existsAfter()`, and the decision with
+//! its trace.
+//!
+//! These are plain domain types (not wire types); the engine builds a [`Request`] from a verified
+//! credential and an operation, and implements [`DocumentReader`] over the store and any pending
+//! batch. Nothing here does IO.
+
+use claimdb_model::{CollectionPath, DocPath, Map, Timestamp, Value};
+
+/// The five request methods (`read`/`write` are groups of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    List,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::List => "list",
+            Method::Create => "create",
+            Method::Update => "update",
+            Method::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "get" => Method::Get,
+            "list" => Method::List,
+            "create" => Method::Create,
+            "update" => Method::Update,
+            "delete" => Method::Delete,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn bit(self) -> u8 {
+        match self {
+            Method::Get => 1,
+            Method::List => 2,
+            Method::Create => 4,
+            Method::Update => 8,
+            Method::Delete => 16,
+        }
+    }
+}
+
+/// What the request targets: one document, or a collection (for `list`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Doc(DocPath),
+    Collection(CollectionPath),
+}
+
+/// `request.query` for list requests (Firestore exposes only these three).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// Field paths with `true` for descending.
+    pub order_by: Vec<(String, bool)>,
+}
+
+/// Everything rules can see about one request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The `{database}` id, normally `(default)`.
+    pub database: String,
+    pub method: Method,
+    pub target: Target,
+    /// `request.auth`: `None` when unauthenticated, else a map with `uid` and `token`.
+    pub auth: Option<Value>,
+    /// `request.time`.
+    pub time: Timestamp,
+    /// The stored document (`resource`), if any.
+    pub existing: Option<Map>,
+    /// The document as it would be after a create/update (`request.resource.data`).
+    pub incoming: Option<Map>,
+    pub query: Option<Query>,
+}
+
+impl Request {
+    /// A request for `method` on `target` at `time`, unauthenticated, in `(default)`.
+    pub fn new(method: Method, target: Target, time: Timestamp) -> Request {
+        Request {
+            database: "(default)".into(),
+            method,
+            target,
+            auth: None,
+            time,
+            existing: None,
+            incoming: None,
+            query: None,
+        }
+    }
+
+    /// Sets `request.auth` to `{uid, token}`.
+    pub fn with_auth(mut self, uid: &str, token: Map) -> Request {
+        let mut m = Map::new();
+        m.insert("uid".into(), Value::String(uid.into()));
+        m.insert("token".into(), Value::Map(token));
+        self.auth = Some(Value::Map(m));
+        self
+    }
+}
+
+/// Why a document read behind `get()`/`exists()` failed (not "absent": that is `Ok(None)`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(pub String);
+
+/// Read-only access to documents for `get()`, `exists()`, `getAfter()` and `existsAfter()`.
+pub trait DocumentReader {
+    /// The document as currently stored.
+    fn get(&self, path: &DocPath) -> Result<Option<Map>, ReadError>;
+    /// The document as it would be if the current write/batch committed.
+    fn get_after(&self, path: &DocPath) -> Result<Option<Map>, ReadError> {
+        self.get(path)
+    }
+}
+
+/// A reader with no documents at all.
+pub struct NoDocuments;
+
+impl DocumentReader for NoDocuments {
+    fn get(&self, _: &DocPath) -> Result<Option<Map>, ReadError> {
+        Ok(None)
+    }
+}
+
+impl DocumentReader for std::collections::HashMap<String, Map> {
+    fn get(&self, path: &DocPath) -> Result<Option<Map>, ReadError> {
+        Ok(std::collections::HashMap::get(self, path.as_str()).cloned())
+    }
+}
+
+/// How one tried `allow` came out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    True,
+    False,
+    /// The condition failed with this error (the allow does not grant).
+    Error(String),
+}
+
+/// One `allow` statement evaluated for the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tried {
+    pub line: usize,
+    /// The methods the allow names, as written (`read, write`).
+    pub methods: String,
+    pub outcome: Outcome,
+}
+
+/// A match block whose pattern covered the request path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matched {
+    pub line: usize,
+    /// The full pattern, e.g. `/databases/{database}/documents/users/{userId}`.
+    pub pattern: String,
+}
+
+/// The verdict on one request, with what led to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The line of the allow that granted, if any.
+    pub granted_by: Option<usize>,
+    pub matched: Vec<Matched>,
+    pub tried: Vec<Tried>,
+    /// A limit that stopped evaluation (expression budget, access calls, …).
+    pub limit: Option<String>,
+    /// Values passed to `debug()`, in order.
+    pub debug: Vec<String>,
+}
+
+impl Decision {
+    /// The emulator's style of denial message: `false for 'update' @ L7, Null value error. for 'update' @ L9`.
+    pub fn summary(&self, method: Method) -> String {
+        if self.tried.is_empty() {
+            return match &self.limit {
+                Some(l) => l.clone(),
+                None => "no allow statement matches this request".into(),
+            };
+        }
+        let mut parts: Vec<String> = self
+            .tried
+            .iter()
+            .map(|t| {
+                let what = match &t.outcome {
+                    Outcome::True => "true".to_string(),
+                    Outcome::False => "false".to_string(),
+                    Outcome::Error(e) => e.clone(),
+                };
+                format!("{what} for '{}' @ L{}", method.name(), t.line)
+            })
+            .collect();
+        if let Some(l) = &self.limit {
+            parts.push(l.clone());
+        }
+        parts.join(", ")
+    }
+}
