@@ -154,8 +154,9 @@ const MAX_PLAIN_ERROR_BYTES: usize = 4_096;
 
 /// Middleware: rewrites any error response that is not already JSON into the API error shape.
 pub async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Cheap clones (the URI shares its bytes); they are only formatted on the error path.
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
@@ -168,10 +169,13 @@ pub async fn json_errors(State(state): State<AppState>, request: Request, next: 
     };
     let error = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(state.config.max_body_bytes),
-        StatusCode::NOT_FOUND => ApiError::from_status(status, format!("no route for {path}")),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::from_status(status, format!("method {method} is not allowed on {path}"))
+        StatusCode::NOT_FOUND => {
+            ApiError::from_status(status, format!("no route for {}", uri.path()))
         }
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::from_status(
+            status,
+            format!("method {method} is not allowed on {}", uri.path()),
+        ),
         _ if text.is_empty() => ApiError::from_status(
             status,
             status.canonical_reason().unwrap_or("error").to_lowercase(),

@@ -14,6 +14,7 @@ pub mod error;
 mod extract;
 mod health;
 mod query;
+mod request_id;
 pub mod wire;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use axum::routing::{get, post};
 use claimdb_engine::Engine;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -86,7 +87,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(request_id::MakeId::new()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

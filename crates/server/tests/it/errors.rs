@@ -142,6 +142,7 @@ async fn axum_rejections_come_back_as_json_errors() {
     let r = app.send("DELETE", "/v1/query", &[], None).await;
     let message = r.error(405, "unimplemented");
     assert!(message.contains("DELETE"), "{message}");
+    assert_eq!(r.header("allow"), Some("POST"));
     app.send("PUT", "/healthz", &[], None)
         .await
         .error(405, "unimplemented");
