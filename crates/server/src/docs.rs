@@ -16,12 +16,14 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Conditions, Ctx, RawPath};
 use crate::wire::{DocumentOut, ListOut, ListParams};
 
-/// `GET`: a document path reads the document; a collection path lists the collection.
+/// `GET`: a document path reads the document (304 when `If-None-Match` names its current
+/// version); a collection path lists the collection.
 pub async fn get(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawPath(raw): RawPath,
     ApiQuery(params): ApiQuery<ListParams>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if names_collection(&raw) {
         let collection = CollectionPath::parse(&raw).map_err(invalid)?;
@@ -35,7 +37,29 @@ pub async fn get(
         ));
     }
     let doc = state.engine.get(&ctx, &path).await?;
+    if not_modified(&headers, doc.version) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(etag) = HeaderValue::from_str(&etag(doc.version)) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        return Ok(response);
+    }
     Ok(document_response(StatusCode::OK, &doc, None))
+}
+
+/// Whether a read's `If-None-Match` (a list of tags, weak or strong, or `*`) names `version`.
+/// An unparsable header is ignored, as HTTP caches do, and the document is sent.
+fn not_modified(headers: &HeaderMap, version: u64) -> bool {
+    let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    value.split(',').map(str::trim).any(|tag| {
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        tag == "*" || tag.trim_matches('"').parse::<u64>().ok() == Some(version)
+    })
 }
 
 /// `PUT`: replace or create (201 when created). `If-Match` / `If-None-Match: *` apply.
@@ -147,6 +171,21 @@ mod tests {
     fn locations_are_percent_encoded() {
         assert_eq!(percent_encode_path("a b/ü"), "a%20b/%C3%BC");
         assert_eq!(percent_encode_path("movies/AbC09"), "movies/AbC09");
+    }
+
+    #[test]
+    fn if_none_match_on_reads() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(not_modified(&with("\"7\""), 7));
+        assert!(not_modified(&with("\"1\", W/\"7\""), 7));
+        assert!(not_modified(&with("*"), 7));
+        assert!(!not_modified(&with("\"6\""), 7));
+        assert!(!not_modified(&with("garbage"), 7));
+        assert!(!not_modified(&HeaderMap::new(), 7));
     }
 
     #[test]

@@ -139,6 +139,24 @@ async fn if_none_match_star_is_create_only() {
 }
 
 #[tokio::test]
+async fn if_none_match_on_get_is_304_when_unchanged() {
+    let app = TestApp::new();
+    let v1 = app.put("/v1/docs/a/1", &json!({"n": 1})).await.etag();
+    let r = app
+        .send("GET", "/v1/docs/a/1", &[("if-none-match", &v1)], None)
+        .await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.etag(), v1);
+    assert!(r.text.is_empty());
+    app.put("/v1/docs/a/1", &json!({"n": 2})).await;
+    let r = app
+        .send("GET", "/v1/docs/a/1", &[("if-none-match", &v1)], None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["data"], json!({"n": 2}));
+}
+
+#[tokio::test]
 async fn if_match_on_patch_and_delete() {
     let app = TestApp::new();
     let v1 = app.put("/v1/docs/a/1", &json!({"n": 1})).await.etag();
