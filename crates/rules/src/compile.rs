@@ -93,6 +93,27 @@ impl Ruleset {
         crate::decide::decide(&self.program, request, reader)
     }
 
+    /// Evaluates one expression (with the given extra `function` declarations in scope) against
+    /// a request and renders its value, or its error. For tests, `rules eval` style tools and
+    /// explanations; `database` and `document` (the path, as `{document=**}`) are in scope.
+    pub fn evaluate_expression(
+        functions: &str,
+        expr: &str,
+        request: &Request,
+        reader: &dyn DocumentReader,
+    ) -> Result<String, String> {
+        let src = format!(
+            "rules_version = '2';\nservice cloud.firestore {{ match /databases/{{database}}/documents {{ match /{{document=**}} {{\n{functions}\nallow get: if {expr};\n}} }} }}"
+        );
+        let rules = Ruleset::compile(&src).map_err(|d| {
+            d.iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        crate::decide::probe(&rules.program, request, reader)
+    }
+
     /// Whether the file declared `rules_version = '2'`.
     pub fn is_v2(&self) -> bool {
         !self.program.v1

@@ -225,3 +225,32 @@ fn match_pattern<'a>(
     }
     results
 }
+
+/// Evaluates the first allow condition of a probe ruleset (built by
+/// [`crate::Ruleset::evaluate_expression`]) with `database` and `document` bound from `req`.
+pub(crate) fn probe(
+    prog: &Program,
+    req: &Request,
+    reader: &dyn DocumentReader,
+) -> Result<String, String> {
+    let mut ctx = Ctx::new(prog, req, reader);
+    let doc: Vec<String> = match &req.target {
+        Target::Doc(p) => p.segments().map(str::to_string).collect(),
+        Target::Collection(c) => c.as_str().split('/').map(str::to_string).collect(),
+    };
+    if let Some(b) = ctx.bindings.get_mut(0) {
+        *b = Some(Val::Str(StrV::B(req.database.as_str())));
+    }
+    if let Some(b) = ctx.bindings.get_mut(1) {
+        *b = Some(Val::path(doc));
+    }
+    let cond = prog
+        .matches
+        .iter()
+        .flat_map(|m| m.allows.iter())
+        .find_map(|a| a.condition.as_ref())
+        .ok_or_else(|| "no expression".to_string())?;
+    ctx.eval(cond, &mut Frame::top())
+        .map(|v| v.to_string())
+        .map_err(|e| e.to_string())
+}

@@ -113,6 +113,7 @@ pub fn call<'a>(
         (Val::List(l), "size") => Ok(Val::Int(l.len() as i64)),
         (Val::Set(s), "size") => Ok(Val::Int(s.len() as i64)),
         (Val::Map(m), "size") => Ok(Val::Int(m.len() as i64)),
+        (Val::Path(p), "size") => Ok(Val::Int(p.len() as i64)),
         (Val::Str(s), "lower") => Ok(Val::str(&s.as_str().to_lowercase())),
         (Val::Str(s), "upper") => Ok(Val::str(&s.as_str().to_uppercase())),
         (Val::Str(s), "trim") => Ok(match s {
