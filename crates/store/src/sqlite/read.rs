@@ -48,26 +48,26 @@ pub fn scan(
     Ok(out)
 }
 
-/// The scope as SQL: a condition on `{table}` columns `parent`/`grp` and document key column
-/// `{doc}`, with its parameters.
-fn scope_sql(scope: &Scope, doc: &str, params: &mut Vec<Sql>) -> String {
+/// The scope as SQL: a condition on the columns `parent`/`grp` of the table aliased `table`
+/// (empty for none) and its document key column `doc`, with its parameters.
+fn scope_sql(scope: &Scope, table: &str, doc: &str, params: &mut Vec<Sql>) -> String {
     match scope {
         Scope::Collection(c) => {
             params.push(Sql::Blob(c.sort_key()));
-            format!("parent = ?{}", params.len())
+            format!("{table}parent = ?{}", params.len())
         }
         Scope::Group {
             collection_id,
             under,
         } => {
             params.push(Sql::Text(collection_id.clone()));
-            let mut sql = format!("grp = ?{}", params.len());
+            let mut sql = format!("{table}grp = ?{}", params.len());
             if let Some(under) = under {
                 let k = under.sort_key();
                 params.push(Sql::Blob(key::prefix_successor(&k)));
                 params.push(Sql::Blob(k));
                 sql.push_str(&format!(
-                    " AND {doc} > ?{} AND {doc} < ?{}",
+                    " AND {table}{doc} > ?{} AND {table}{doc} < ?{}",
                     params.len(),
                     params.len() - 1
                 ));
@@ -96,7 +96,7 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
             keys,
         } => {
             let mut params = Vec::new();
-            let scope = scope_sql(q.scope(), "doc", &mut params);
+            let scope = scope_sql(q.scope(), "i.", "doc", &mut params);
             params.push(Sql::Blob(index::field_key(field)));
             params.push(Sql::Integer(i64::from(if *contains {
                 KIND_CONTAINS
@@ -105,34 +105,29 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
             })));
             let n = params.len();
             let sql = format!(
-                "SELECT doc FROM idx WHERE {scope} AND field = ?{} AND kind = ?{} AND key = ?{}",
+                "SELECT {} FROM idx i JOIN docs d ON d.key = i.doc
+                 WHERE {scope} AND i.field = ?{} AND i.kind = ?{} AND i.key = ?{}",
+                joined_columns(),
                 n - 1,
                 n,
                 n + 1
             );
             let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
-            let mut doc_keys = BTreeSet::new();
+            let mut docs = Vec::new();
             for k in keys {
                 params.push(Sql::Blob(k.clone()));
                 let mut rows = stmt
                     .query(rusqlite::params_from_iter(params.iter()))
                     .map_err(internal)?;
                 while let Some(row) = rows.next().map_err(internal)? {
-                    let doc: Vec<u8> = row.get(0).map_err(internal)?;
-                    doc_keys.insert(doc);
+                    docs.push(read_document(row)?);
                 }
                 params.pop();
             }
-            drop(stmt);
-            let mut stmt = tx
-                .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
-                .map_err(internal)?;
-            let mut docs = Vec::with_capacity(doc_keys.len());
-            for k in doc_keys {
-                let mut rows = stmt.query([k]).map_err(internal)?;
-                if let Some(row) = rows.next().map_err(internal)? {
-                    docs.push(read_document(row)?);
-                }
+            if keys.len() > 1 {
+                // A document may hold several of the keys (array-contains-any).
+                let mut seen = BTreeSet::new();
+                docs.retain(|d| seen.insert(d.path.clone()));
             }
             q.finish(docs)
         }
@@ -143,18 +138,13 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
             descending,
         } => {
             let mut params = Vec::new();
-            let scope = scope_sql(q.scope(), "i.doc", &mut params).replace("parent", "i.parent");
-            let scope = scope.replace("grp", "i.grp");
+            let scope = scope_sql(q.scope(), "i.", "doc", &mut params);
             params.push(Sql::Blob(index::field_key(field)));
             params.push(Sql::Blob(lo.clone()));
             params.push(Sql::Blob(hi.clone()));
             let n = params.len();
             let dir = if *descending { "DESC" } else { "ASC" };
-            let columns = DOC_COLUMNS
-                .split(", ")
-                .map(|c| format!("d.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let columns = joined_columns();
             let sql = format!(
                 "SELECT {columns} FROM idx i JOIN docs d ON d.key = i.doc
                  WHERE {scope} AND i.field = ?{} AND i.kind = {KIND_VALUE} AND i.key >= ?{} AND i.key < ?{}
@@ -167,7 +157,7 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
         }
         Plan::ScanNames { lo, hi, descending } => {
             let mut params = Vec::new();
-            let scope = scope_sql(q.scope(), "key", &mut params);
+            let scope = scope_sql(q.scope(), "", "key", &mut params);
             let mut sql = format!("SELECT {DOC_COLUMNS} FROM docs WHERE {scope}");
             if let Some(lo) = lo {
                 params.push(Sql::Blob(lo.clone()));
@@ -187,6 +177,15 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
     };
     tx.finish().map_err(internal)?;
     Ok(result)
+}
+
+/// [`DOC_COLUMNS`] of the `docs` table aliased `d`.
+fn joined_columns() -> String {
+    DOC_COLUMNS
+        .split(", ")
+        .map(|c| format!("d.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Feeds the rows of an ordered statement to the query's stream until it is satisfied.

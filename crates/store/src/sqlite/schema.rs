@@ -71,7 +71,9 @@ pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
-         PRAGMA cache_size = -65536;",
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 8192;",
     )
     .map_err(internal)?;
     conn.execute_batch(SCHEMA).map_err(internal)?;

@@ -99,7 +99,7 @@ impl Writer {
 
     fn run_group(&mut self, group: Vec<Job>) {
         let saved = (self.version, self.commit_us);
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             let e = internal(e);
             for job in group {
                 fail(job, e.clone());
@@ -109,7 +109,7 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(group.len());
         for job in group {
             let before = (self.version, self.commit_us);
-            if let Err(e) = self.conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = self.exec("SAVEPOINT job") {
                 fail(job, internal(e));
                 continue;
             }
@@ -131,10 +131,11 @@ impl Writer {
                 }
             }
             let end = if ok {
-                self.conn.execute_batch("RELEASE job")
+                self.exec("RELEASE job")
             } else {
                 (self.version, self.commit_us) = before;
-                self.conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                self.exec("ROLLBACK TO job")
+                    .and_then(|()| self.exec("RELEASE job"))
             };
             if let Err(e) = end {
                 // The transaction is in an unknown state: give up on the whole group.
@@ -144,7 +145,7 @@ impl Writer {
         }
         let committed = self
             .save_counters()
-            .and_then(|()| self.conn.execute_batch("COMMIT").map_err(internal));
+            .and_then(|()| self.exec("COMMIT").map_err(internal));
         if let Err(e) = committed {
             self.abort_group(saved, outcomes, e);
             return;
@@ -159,6 +160,12 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Runs a parameterless statement, prepared once.
+    fn exec(&self, sql: &str) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
     }
 
     fn abort_group(&mut self, saved: (u64, i64), outcomes: Vec<Outcome>, e: StoreError) {
@@ -299,8 +306,11 @@ impl Writer {
                     .map_err(|_| StoreError::Internal("version overflow".into()))?;
                 self.conn
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO docs (key, parent, grp, path, data, create_us, update_us, version)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "INSERT INTO docs (key, parent, grp, path, data, create_us, update_us, version)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (key) DO UPDATE SET data = excluded.data,
+                            create_us = excluded.create_us, update_us = excluded.update_us,
+                            version = excluded.version",
                     )
                     .map_err(internal)?
                     .execute(params![
