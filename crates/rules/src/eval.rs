@@ -113,7 +113,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
             req: None,
             reader: None,
             bindings: Vec::new(),
-            budget: MAX_EXPRESSIONS,
+            // Folding is bounded by the source size, not by the per-request budget.
+            budget: u32::MAX,
             access_calls: 0,
             cache: HashMap::new(),
             depth: 0,

@@ -45,7 +45,7 @@ mod value;
 pub use compile::{MAX_PATH_SEGMENTS, Ruleset};
 pub use error::{Diagnostic, EvalError, render};
 pub use eval::{MAX_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
-pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, parse};
+pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};
 pub use request::{
     Decision, DocumentReader, Matched, Method, NoDocuments, Outcome, Query, ReadError, Request,
     Target, Tried,

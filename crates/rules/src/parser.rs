@@ -12,8 +12,11 @@ use crate::lexer::{Cursor, Span, Tok, Token};
 
 /// The largest rules source accepted (Firestore's 256 KB ruleset limit).
 pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
-/// The deepest nesting of expressions, blocks and syntax trees the parser will build.
+/// The deepest nesting of brackets, blocks and unary operators the parser will recurse into.
 pub const MAX_NESTING: usize = 100;
+/// The tallest expression tree accepted (long `a && b && …` chains grow trees without nesting);
+/// it bounds the recursion of every later pass.
+pub const MAX_TREE_HEIGHT: usize = 250;
 /// Parsing stops after this many errors.
 const MAX_DIAGNOSTICS: usize = 50;
 
@@ -317,7 +320,11 @@ impl<'s> Parser<'s> {
         while bytes.get(pos) == Some(&b'/') {
             pos += 1;
             if bytes.get(pos) == Some(&b'{') {
-                let Some(close) = src[pos..].find('}').map(|i| pos + i) else {
+                let close = src[pos + 1..]
+                    .find(['}', '{', '/', '\n'])
+                    .map(|i| pos + 1 + i)
+                    .filter(|&i| bytes.get(i) == Some(&b'}'));
+                let Some(close) = close else {
                     self.error(
                         Span::new(pos, pos + 1),
                         "this '{' in the path is never closed",

@@ -8,7 +8,7 @@
 
 use crate::ast::{BinOp, Expr, ExprKind, PathPart, UnOp};
 use crate::lexer::{Span, Tok};
-use crate::parser::{MAX_NESTING, Parser, shorten};
+use crate::parser::{MAX_TREE_HEIGHT, Parser, shorten};
 
 fn invalid(span: Span) -> Expr {
     Expr {
@@ -21,10 +21,10 @@ fn invalid(span: Span) -> Expr {
 impl<'s> Parser<'s> {
     pub(crate) fn node(&mut self, kind: ExprKind, span: Span) -> Expr {
         let e = Expr::new(kind, span);
-        if e.depth as usize > MAX_NESTING {
+        if e.depth as usize > MAX_TREE_HEIGHT {
             self.error(
                 span,
-                format!("this expression nests deeper than {MAX_NESTING} levels; simplify it"),
+                format!("this expression is more than {MAX_TREE_HEIGHT} operations deep; split it into functions"),
             );
             self.abort = true;
             return invalid(span);
