@@ -70,25 +70,7 @@ impl Writer {
     /// Serves jobs until the channel closes or a `Close` job arrives.
     pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut group = Vec::with_capacity(16);
-            let mut closing = None;
-            let mut next = Some(first);
-            while let Some(job) = next.take() {
-                match job {
-                    Job::Close { reply } => {
-                        closing = Some(reply);
-                        break;
-                    }
-                    job => group.push(job),
-                }
-                if group.len() < MAX_GROUP {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !group.is_empty() {
-                self.run_group(group);
-            }
-            if let Some(reply) = closing {
+            if let Some(reply) = self.run_group(first, &mut rx) {
                 // Jobs still queued are dropped with the receiver: their callers see Unavailable.
                 drop(rx);
                 let _ = reply.send(());
@@ -97,39 +79,58 @@ impl Writer {
         }
     }
 
-    fn run_group(&mut self, group: Vec<Job>) {
+    /// Applies `first` and every job that arrives while the group is being applied (up to
+    /// [`MAX_GROUP`]), each in its own savepoint, then commits once and replies. Returns the
+    /// reply of a `Close` job if one ended the group.
+    fn run_group(
+        &mut self,
+        first: Job,
+        rx: &mut mpsc::Receiver<Job>,
+    ) -> Option<oneshot::Sender<()>> {
+        if let Job::Close { reply } = first {
+            return Some(reply);
+        }
         let saved = (self.version, self.commit_us);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            let e = internal(e);
-            for job in group {
-                fail(job, e.clone());
-            }
-            return;
+            fail(first, internal(e));
+            return None;
         }
-        let mut outcomes = Vec::with_capacity(group.len());
-        for job in group {
+        let mut outcomes = Vec::with_capacity(16);
+        let mut closing = None;
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(job) = next.take() {
+            let job = match job {
+                Job::Close { reply } => {
+                    closing = Some(reply);
+                    break;
+                }
+                job => job,
+            };
+            taken += 1;
             let before = (self.version, self.commit_us);
             if let Err(e) = self.exec("SAVEPOINT job") {
                 fail(job, internal(e));
-                continue;
+                break;
             }
-            let ok;
-            match job {
+            let ok = match job {
                 Job::Commit { writes, reply } => {
                     let r = self.commit(&writes);
-                    ok = r.is_ok();
+                    let ok = r.is_ok();
                     outcomes.push(Outcome::Commit(reply, r));
+                    ok
                 }
                 Job::Restore { documents, reply } => {
                     let r = self.restore(&documents);
-                    ok = r.is_ok();
+                    let ok = r.is_ok();
                     outcomes.push(Outcome::Restore(reply, r));
+                    ok
                 }
                 Job::Close { reply } => {
                     let _ = reply.send(());
-                    ok = true;
+                    true
                 }
-            }
+            };
             let end = if ok {
                 self.exec("RELEASE job")
             } else {
@@ -140,7 +141,10 @@ impl Writer {
             if let Err(e) = end {
                 // The transaction is in an unknown state: give up on the whole group.
                 self.abort_group(saved, outcomes, internal(e));
-                return;
+                return closing;
+            }
+            if taken < MAX_GROUP {
+                next = rx.try_recv().ok();
             }
         }
         let committed = self
@@ -148,7 +152,7 @@ impl Writer {
             .and_then(|()| self.exec("COMMIT").map_err(internal));
         if let Err(e) = committed {
             self.abort_group(saved, outcomes, e);
-            return;
+            return closing;
         }
         for outcome in outcomes {
             match outcome {
@@ -160,6 +164,7 @@ impl Writer {
                 }
             }
         }
+        closing
     }
 
     /// Runs a parameterless statement, prepared once.
