@@ -109,38 +109,50 @@ impl Writer {
             };
             taken += 1;
             let before = (self.version, self.commit_us);
-            if let Err(e) = self.exec("SAVEPOINT job") {
+            // A one-write commit fails in its checks before it changes anything, so it needs no
+            // savepoint; if storing it fails (an SQL error), the whole group is given up below.
+            let savepoint = !matches!(&job, Job::Commit { writes, .. } if writes.len() <= 1);
+            if savepoint && let Err(e) = self.exec("SAVEPOINT job") {
                 fail(job, internal(e));
                 break;
             }
-            let ok = match job {
+            let (ok, dirty) = match job {
                 Job::Commit { writes, reply } => {
                     let r = self.commit(&writes);
                     let ok = r.is_ok();
+                    let dirty = r.as_ref().is_err_and(|e| !is_check_failure(e));
                     outcomes.push(Outcome::Commit(reply, r));
-                    ok
+                    (ok, dirty)
                 }
                 Job::Restore { documents, reply } => {
                     let r = self.restore(&documents);
                     let ok = r.is_ok();
                     outcomes.push(Outcome::Restore(reply, r));
-                    ok
+                    (ok, true)
                 }
                 Job::Close { reply } => {
                     let _ = reply.send(());
-                    true
+                    (true, false)
                 }
             };
-            let end = if ok {
-                self.exec("RELEASE job")
-            } else {
+            if !ok {
                 (self.version, self.commit_us) = before;
-                self.exec("ROLLBACK TO job")
+            }
+            let end = match (savepoint, ok) {
+                (true, true) => self.exec("RELEASE job").map_err(internal),
+                (true, false) => self
+                    .exec("ROLLBACK TO job")
                     .and_then(|()| self.exec("RELEASE job"))
+                    .map_err(internal),
+                (false, true) => Ok(()),
+                (false, false) if !dirty => Ok(()),
+                (false, false) => Err(StoreError::Internal(
+                    "a write failed while being stored".into(),
+                )),
             };
             if let Err(e) = end {
                 // The transaction is in an unknown state: give up on the whole group.
-                self.abort_group(saved, outcomes, internal(e));
+                self.abort_group(saved, outcomes, e);
                 return closing;
             }
             if taken < MAX_GROUP {
@@ -342,6 +354,17 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Errors a write's checks raise before it changes anything (as opposed to storage errors).
+fn is_check_failure(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::InvalidArgument(_)
+            | StoreError::NotFound(_)
+            | StoreError::AlreadyExists(_)
+            | StoreError::FailedPrecondition(_)
+    )
 }
 
 fn fail(job: Job, e: StoreError) {
