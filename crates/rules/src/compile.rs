@@ -6,6 +6,7 @@
 //! context; a fold that errors is left in place so the error happens (and is traced) at run time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::ast::{self, Segment};
 use crate::check::{Checker, MAX_CAPTURES, MAX_MATCH_NESTING, line_of};
@@ -23,6 +24,7 @@ pub const MAX_PATH_SEGMENTS: usize = 100;
 #[derive(Debug, Clone)]
 pub struct Ruleset {
     pub(crate) program: Program,
+    source: Arc<str>,
 }
 
 impl Ruleset {
@@ -77,6 +79,7 @@ impl Ruleset {
         }
         let functions = b.ck.functions.into_iter().flatten().collect();
         Ok(Ruleset {
+            source: Arc::from(src),
             program: Program {
                 functions,
                 matches: b.matches,
@@ -90,7 +93,18 @@ impl Ruleset {
 
     /// Decides one request. Documents for `get()`/`exists()` come from `reader`.
     pub fn evaluate(&self, request: &Request, reader: &dyn DocumentReader) -> Decision {
-        crate::decide::decide(&self.program, request, reader)
+        crate::decide::decide(&self.program, request, reader, None)
+    }
+
+    /// Like [`Ruleset::evaluate`], and for a denial also fills [`Decision::reasons`]: for each
+    /// allow tried, the smallest failing sub-expression and what it saw, phrased for a person.
+    pub fn explain(&self, request: &Request, reader: &dyn DocumentReader) -> Decision {
+        crate::decide::decide(&self.program, request, reader, Some(&self.source))
+    }
+
+    /// The source this ruleset was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Evaluates one expression (with the given extra `function` declarations in scope) against

@@ -7,9 +7,14 @@
 //! For `list`, the request path is the collection plus an unknown document id, which a `{id}`
 //! wildcard matches but leaves unbound.
 
-use crate::eval::{Ctx, Frame};
+use claimdb_model::{FieldPath, Map, Value};
+
+use crate::eval::{Ctx, Frame, owned};
+use crate::explain::Explainer;
 use crate::program::{MatchNode, PatSeg, Program};
-use crate::request::{Decision, DocumentReader, Matched, Outcome, Request, Target, Tried};
+use crate::request::{
+    Decision, DocumentReader, FilterOp, Matched, Method, Outcome, Query, Request, Target, Tried,
+};
 use crate::value::{StrV, Val};
 
 /// One request path segment; `None` is the unknown document id of a list request.
@@ -17,7 +22,91 @@ type Seg<'a> = Option<&'a str>;
 
 type Capture<'a> = (u16, Option<Val<'a>>);
 
-pub(crate) fn decide(prog: &Program, req: &Request, reader: &dyn DocumentReader) -> Decision {
+/// Most combinations of `in` values a list query may expand to when proving it allowed.
+pub const MAX_QUERY_COMBINATIONS: usize = 100;
+
+pub(crate) fn decide(
+    prog: &Program,
+    req: &Request,
+    reader: &dyn DocumentReader,
+    explain_with: Option<&str>,
+) -> Decision {
+    if req.method != Method::List {
+        return walk(prog, req, reader, explain_with, None);
+    }
+    // Rules are not filters: a list is allowed only if it is allowed for every document the
+    // query could return. Equality filters pin fields down; each `in` multiplies the cases.
+    let combos = match query_cases(req.query.as_ref()) {
+        Ok(c) => c,
+        Err(limit) => {
+            let mut d = walk(prog, req, reader, None, None);
+            d.allowed = false;
+            d.granted_by = None;
+            d.limit = Some(limit);
+            return d;
+        }
+    };
+    let mut last = None;
+    for data in combos {
+        let d = walk(
+            prog,
+            req,
+            reader,
+            explain_with,
+            Some(owned(&Value::Map(data))),
+        );
+        if !d.allowed {
+            return d;
+        }
+        last = Some(d);
+    }
+    last.unwrap_or_else(|| walk(prog, req, reader, explain_with, None))
+}
+
+/// The documents a query could return, as the field values its constraints fix: one map per
+/// combination of `in` alternatives.
+fn query_cases(query: Option<&Query>) -> Result<Vec<Map>, String> {
+    let mut cases = vec![Map::new()];
+    let Some(q) = query else {
+        return Ok(cases);
+    };
+    for f in &q.filters {
+        let Ok(field) = FieldPath::parse(&f.field) else {
+            continue;
+        };
+        if field.is_document_id() {
+            continue;
+        }
+        let alternatives: Vec<Value> = match (f.op, &f.value) {
+            (FilterOp::Eq, v) => vec![v.clone()],
+            (FilterOp::In, Value::Array(items)) => items.clone(),
+            _ => continue,
+        };
+        if cases.len().saturating_mul(alternatives.len()) > MAX_QUERY_COMBINATIONS {
+            return Err(format!(
+                "the query's 'in' filters expand to more than {MAX_QUERY_COMBINATIONS} cases to prove"
+            ));
+        }
+        let mut next = Vec::with_capacity(cases.len() * alternatives.len());
+        for c in &cases {
+            for v in &alternatives {
+                let mut c = c.clone();
+                field.set(&mut c, v.clone());
+                next.push(c);
+            }
+        }
+        cases = next;
+    }
+    Ok(cases)
+}
+
+fn walk(
+    prog: &Program,
+    req: &Request,
+    reader: &dyn DocumentReader,
+    explain_with: Option<&str>,
+    list_data: Option<Val<'static>>,
+) -> Decision {
     let mut segs: Vec<Seg<'_>> = vec![
         Some("databases"),
         Some(req.database.as_str()),
@@ -30,9 +119,13 @@ pub(crate) fn decide(prog: &Program, req: &Request, reader: &dyn DocumentReader)
             segs.push(None);
         }
     }
+    let mut ctx = Ctx::new(prog, req, reader);
+    if let Some(data) = list_data {
+        ctx.set_list_data(data);
+    }
     let mut w = Walker {
         prog,
-        ctx: Ctx::new(prog, req, reader),
+        ctx,
         segs,
         bit: req.method.bit(),
         decision: Decision {
@@ -42,8 +135,10 @@ pub(crate) fn decide(prog: &Program, req: &Request, reader: &dyn DocumentReader)
             tried: Vec::new(),
             limit: None,
             debug: Vec::new(),
+            reasons: Vec::new(),
         },
         done: false,
+        source: explain_with,
     };
     let first = w.segs.first().copied().flatten();
     let roots: Vec<usize> = first
@@ -60,6 +155,9 @@ pub(crate) fn decide(prog: &Program, req: &Request, reader: &dyn DocumentReader)
         }
     }
     w.decision.debug = std::mem::take(&mut w.ctx.debug);
+    if w.decision.allowed {
+        w.decision.reasons.clear();
+    }
     w.decision
 }
 
@@ -70,6 +168,8 @@ struct Walker<'a, 'p> {
     bit: u8,
     decision: Decision,
     done: bool,
+    /// The rules source, when explanations are wanted.
+    source: Option<&'p str>,
 }
 
 impl<'a, 'p> Walker<'a, 'p> {
@@ -151,6 +251,16 @@ impl<'a, 'p> Walker<'a, 'p> {
             if fatal {
                 self.done = true;
                 return;
+            }
+            if !granted && let (Some(src), Some(cond)) = (self.source, &allow.condition) {
+                let mut ex = Explainer {
+                    ctx: &mut self.ctx,
+                    src,
+                    allow_line: allow.line,
+                    out: Vec::new(),
+                };
+                ex.explain(cond);
+                self.decision.reasons.extend(ex.out);
             }
             if granted {
                 self.decision.allowed = true;

@@ -41,12 +41,14 @@ pub(crate) struct Ctx<'a, 'p> {
     pub debug: Vec<String>,
     resource: Option<Val<'a>>,
     incoming: Option<Val<'a>>,
+    /// For a list: the fields the query's constraints pin down (one combination of `in` values).
+    list_data: Option<Val<'a>>,
 }
 
 /// The locals of one function call (parameters, then lazily evaluated `let`s).
 pub(crate) struct Frame<'a, 'p> {
-    func: Option<&'p FuncDef>,
-    slots: Vec<Option<Val<'a>>>,
+    pub func: Option<&'p FuncDef>,
+    pub slots: Vec<Option<Val<'a>>>,
 }
 
 impl Frame<'_, '_> {
@@ -103,6 +105,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             debug: Vec::new(),
             resource: None,
             incoming: None,
+            list_data: None,
         }
     }
 
@@ -122,6 +125,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             debug: Vec::new(),
             resource: None,
             incoming: None,
+            list_data: None,
         }
     }
 
@@ -151,14 +155,23 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
         let req = self.request()?;
         if req.method == Method::List {
-            return Err(EvalError::Null(
-                "resource is not known in a list request: a query is judged on every document it could return".into(),
-            ));
+            let data = match &self.list_data {
+                Some(Val::Map(m)) => m.clone(),
+                _ => MapV::O(Arc::default()),
+            };
+            let v = Val::Resource(Arc::new(ResourceV {
+                name: self.target_name(req),
+                data,
+                in_query: true,
+            }));
+            self.resource = Some(v.clone());
+            return Ok(v);
         }
         let v = match &req.existing {
             Some(data) => Val::Resource(Arc::new(ResourceV {
                 name: self.target_name(req),
                 data: MapV::B(data),
+                in_query: false,
             })),
             None => Val::Null,
         };
@@ -175,6 +188,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             (Some(data), Method::Create | Method::Update) => Val::Resource(Arc::new(ResourceV {
                 name: self.target_name(req),
                 data: MapV::B(data),
+                in_query: false,
             })),
             _ => Val::Null,
         };
@@ -197,6 +211,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
                     _ => Err(EvalError::MissingKey(format!("request.{name}"))),
                 }
             }
+            Val::Resource(r) if r.in_query && name != "data" => Err(EvalError::Null(format!(
+                "resource.{name} is unknown in a list request: the query could return any document id"
+            ))),
             Val::Resource(r) => match name {
                 "data" => Ok(Val::Map(r.data.clone())),
                 "id" => Ok(r.name.last().map_or(Val::Null, |s| Val::str(s))),
@@ -304,6 +321,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 let v = match doc {
                     Some(m) => Val::Resource(Arc::new(ResourceV {
                         name: p.clone(),
+                        in_query: false,
                         data: match owned(&Value::Map(m)) {
                             Val::Map(m) => m,
                             _ => MapV::O(Arc::default()),
@@ -485,33 +503,65 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    /// Evaluates a call's arguments into a new frame for the callee.
+    pub fn call_frame(
+        &mut self,
+        id: u32,
+        args: &'p [Node],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Frame<'a, 'p>, EvalError> {
+        let func = self
+            .prog
+            .and_then(|p| p.functions.get(id as usize))
+            .ok_or_else(|| EvalError::invalid("internal: unknown function"))?;
+        let mut slots = Vec::with_capacity(func.params + func.lets.len());
+        for a in args {
+            slots.push(Some(self.eval(a, f)?));
+        }
+        slots.resize(func.params + func.lets.len(), None);
+        Ok(Frame {
+            func: Some(func),
+            slots,
+        })
+    }
+
     fn call(
         &mut self,
         id: u32,
         args: &'p [Node],
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let func = self
-            .prog
-            .and_then(|p| p.functions.get(id as usize))
-            .ok_or_else(|| EvalError::invalid("internal: unknown function"))?;
         if self.depth >= MAX_CALL_DEPTH {
             return Err(EvalError::Limit(format!(
                 "function calls nest deeper than {MAX_CALL_DEPTH}"
             )));
         }
-        let mut slots = Vec::with_capacity(func.params + func.lets.len());
-        for a in args {
-            slots.push(Some(self.eval(a, f)?));
-        }
-        slots.resize(func.params + func.lets.len(), None);
-        let mut frame = Frame {
-            func: Some(func),
-            slots,
+        let mut frame = self.call_frame(id, args, f)?;
+        let Some(func) = frame.func else {
+            return Err(EvalError::invalid("internal: unknown function"));
         };
         self.depth += 1;
         let r = self.eval(&func.body, &mut frame);
         self.depth -= 1;
         r
+    }
+
+    /// Remaining expression budget (explanations run on their own budget).
+    pub fn budget(&self) -> u32 {
+        self.budget
+    }
+
+    pub fn set_budget(&mut self, budget: u32) {
+        self.budget = budget;
+    }
+
+    /// Sets what a list request's `resource.data` is known to hold.
+    pub fn set_list_data(&mut self, data: Val<'a>) {
+        self.list_data = Some(data);
+        self.resource = None;
+    }
+
+    pub fn is_list(&self) -> bool {
+        self.req.is_some_and(|r| r.method == Method::List)
     }
 }

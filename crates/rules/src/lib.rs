@@ -32,6 +32,7 @@ mod compile;
 mod decide;
 mod error;
 mod eval;
+mod explain;
 pub mod lexer;
 mod methods;
 mod ops;
@@ -47,6 +48,6 @@ pub use error::{Diagnostic, EvalError, render};
 pub use eval::{MAX_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
 pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};
 pub use request::{
-    Decision, DocumentReader, Matched, Method, NoDocuments, Outcome, Query, ReadError, Request,
-    Target, Tried,
+    Decision, DocumentReader, Filter, FilterOp, Matched, Method, NoDocuments, Outcome, Query,
+    ReadError, Reason, Request, Target, Tried,
 };

@@ -8,6 +8,8 @@
 
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp, Value};
 
+pub use crate::explain::Reason;
+
 /// The five request methods (`read`/`write` are groups of these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -58,13 +60,37 @@ pub enum Target {
     Collection(CollectionPath),
 }
 
-/// `request.query` for list requests (Firestore exposes only these three).
+/// A list request's query. Rules see `limit`, `offset` and `orderBy` as `request.query`; the
+/// filters are what lets a list be proven allowed (rules are not filters).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
     /// Field paths with `true` for descending.
     pub order_by: Vec<(String, bool)>,
+    pub filters: Vec<Filter>,
+}
+
+/// One `where` constraint of a query, on a dotted field path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub field: String,
+    pub op: FilterOp,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    ArrayContains,
+    ArrayContainsAny,
 }
 
 /// Everything rules can see about one request.
@@ -178,9 +204,44 @@ pub struct Decision {
     pub limit: Option<String>,
     /// Values passed to `debug()`, in order.
     pub debug: Vec<String>,
+    /// For a denial from [`crate::Ruleset::explain`]: why each tried allow did not grant.
+    pub reasons: Vec<Reason>,
 }
 
 impl Decision {
+    /// A person-readable account of a denial (empty for an allowed request).
+    pub fn explanation(&self, method: Method) -> String {
+        if self.allowed {
+            return String::new();
+        }
+        if let Some(limit) = &self.limit {
+            return format!("denied: {limit}");
+        }
+        if self.matched.is_empty() {
+            return format!(
+                "denied: no match block covers this path, so nothing allows '{}'",
+                method.name()
+            );
+        }
+        if self.tried.is_empty() {
+            let patterns: Vec<&str> = self.matched.iter().map(|m| m.pattern.as_str()).collect();
+            return format!(
+                "denied: {} match this path but none has an allow for '{}'",
+                patterns.join(", "),
+                method.name()
+            );
+        }
+        if self.reasons.is_empty() {
+            return format!("denied: {}", self.summary(method));
+        }
+        let lines: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|r| format!("- {}", r.message))
+            .collect();
+        format!("denied:\n{}", lines.join("\n"))
+    }
+
     /// The emulator's style of denial message: `false for 'update' @ L7, Null value error. for 'update' @ L9`.
     pub fn summary(&self, method: Method) -> String {
         if self.tried.is_empty() {

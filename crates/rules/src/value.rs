@@ -122,6 +122,9 @@ pub struct ResourceV<'a> {
     /// Full name segments: `databases/<db>/documents/<coll>/<id>…`.
     pub name: Arc<[String]>,
     pub data: MapV<'a>,
+    /// A stand-in for "any document a list query could return": its id is unknown and its data
+    /// holds only what the query's equality constraints pin down.
+    pub in_query: bool,
 }
 
 /// One runtime value.
