@@ -175,7 +175,13 @@ impl<'s> Checker<'s> {
         });
         AllowDef {
             mask: a.methods.iter().fold(0, |m, &x| m | mask_of(x)),
-            methods: a.methods.clone(),
+            methods_text: Arc::from(
+                a.methods
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             condition,
             line: line_of(self.src, a.span),
         }

@@ -237,7 +237,7 @@ impl Builder<'_> {
         let idx = self.matches.len();
         self.matches.push(MatchNode {
             pattern,
-            text: text.clone(),
+            text: Arc::from(text.as_str()),
             line: line_of(self.ck.src, m.span),
             allows: Vec::new(),
             by_literal: HashMap::new(),

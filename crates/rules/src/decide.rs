@@ -174,34 +174,59 @@ struct Walker<'a, 'p> {
 
 impl<'a, 'p> Walker<'a, 'p> {
     fn visit(&mut self, idx: usize, pos: usize) {
-        let Some(node) = self.prog.matches.get(idx) else {
+        let prog = self.prog;
+        let Some(node) = prog.matches.get(idx) else {
             return;
         };
-        for (end, captures) in match_pattern(&node.pattern, &self.segs, pos, self.prog.v1) {
+        if !node.pattern.iter().any(|p| matches!(p, PatSeg::Rest(_))) {
+            // Fixed-length pattern: match and bind in place, no allocation.
+            let end = pos + node.pattern.len();
+            let Some(segs) = self.segs.get(pos..end) else {
+                return;
+            };
+            for (p, s) in node.pattern.iter().zip(segs) {
+                match (p, s) {
+                    (PatSeg::Literal(l), Some(s)) if l == s => {}
+                    (PatSeg::Single(slot), s) => {
+                        if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
+                            *b = s.map(|s| Val::Str(StrV::B(s)));
+                        }
+                    }
+                    _ => return,
+                }
+            }
+            self.matched(node, end);
+            return;
+        }
+        for (end, captures) in match_pattern(&node.pattern, &self.segs, pos, prog.v1) {
             for (slot, v) in captures {
                 if let Some(b) = self.ctx.bindings.get_mut(slot as usize) {
                     *b = v;
                 }
             }
-            if end == self.segs.len() {
-                self.apply(node);
-                if self.done {
-                    return;
-                }
+            self.matched(node, end);
+            if self.done {
+                return;
             }
-            let next = self.segs.get(end).copied().flatten();
-            let children: Vec<usize> = next
-                .and_then(|s| node.by_literal.get(s))
-                .into_iter()
-                .flatten()
-                .chain(node.wild.iter())
-                .copied()
-                .collect();
-            for c in children {
-                self.visit(c, end);
-                if self.done {
-                    return;
-                }
+        }
+    }
+
+    /// `node` matched up to `end`: apply it if that is the whole path, then try its children.
+    fn matched(&mut self, node: &'p MatchNode, end: usize) {
+        if end == self.segs.len() {
+            self.apply(node);
+            if self.done {
+                return;
+            }
+        }
+        let next = self.segs.get(end).copied().flatten();
+        let literal: &'p [usize] = next
+            .and_then(|s| node.by_literal.get(s))
+            .map_or(&[], Vec::as_slice);
+        for &c in literal.iter().chain(node.wild.iter()) {
+            self.visit(c, end);
+            if self.done {
+                return;
             }
         }
     }
@@ -240,12 +265,7 @@ impl<'a, 'p> Walker<'a, 'p> {
             }
             self.decision.tried.push(Tried {
                 line: allow.line,
-                methods: allow
-                    .methods
-                    .iter()
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                methods: allow.methods_text.clone(),
                 outcome,
             });
             if fatal {

@@ -19,7 +19,7 @@ use crate::methods::{self, RegexCache, make_list, make_map};
 use crate::ops;
 use crate::program::{Builtin, FuncDef, Node, NodeKind, PathNode, Program};
 use crate::request::{DocumentReader, Method, Request, Target};
-use crate::value::{MapV, ResourceV, StrV, Val, doc_name};
+use crate::value::{MapV, NameV, ResourceV, StrV, Val, doc_name};
 
 /// Expression evaluations allowed per request.
 pub const MAX_EXPRESSIONS: u32 = 1_000;
@@ -134,18 +134,10 @@ impl<'a, 'p> Ctx<'a, 'p> {
             .ok_or_else(|| EvalError::invalid("request is not available here"))
     }
 
-    fn target_name(&self, req: &'a Request) -> Arc<[String]> {
+    fn target_name(&self, req: &'a Request) -> NameV<'a> {
         match &req.target {
-            Target::Doc(p) => doc_name(&req.database, p),
-            Target::Collection(c) => {
-                let mut segs = vec![
-                    "databases".to_string(),
-                    req.database.clone(),
-                    "documents".to_string(),
-                ];
-                segs.extend(c.as_str().split('/').map(str::to_string));
-                Arc::from(segs)
-            }
+            Target::Doc(p) => NameV::Doc(&req.database, p),
+            Target::Collection(c) => NameV::Collection(&req.database, c),
         }
     }
 
@@ -204,7 +196,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 match name {
                     "auth" => Ok(req.auth.as_ref().map_or(Val::Null, Val::from_value)),
                     "method" => Ok(Val::Str(StrV::B(req.method.name()))),
-                    "path" => Ok(Val::Path(self.target_name(req))),
+                    "path" => Ok(Val::Path(self.target_name(req).segments())),
                     "time" => Ok(Val::Timestamp(i128::from(req.time.micros()) * 1_000)),
                     "resource" => self.incoming(),
                     "query" => self.query(req),
@@ -216,8 +208,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
             ))),
             Val::Resource(r) => match name {
                 "data" => Ok(Val::Map(r.data.clone())),
-                "id" => Ok(r.name.last().map_or(Val::Null, |s| Val::str(s))),
-                "__name__" => Ok(Val::Path(r.name.clone())),
+                "id" => Ok(r.name.id().map_or(Val::Null, Val::str)),
+                "__name__" => Ok(Val::Path(r.name.segments())),
                 _ => Err(EvalError::MissingKey(name.to_string())),
             },
             other => ops::member(&other, name),
@@ -320,7 +312,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 .map_err(|e| EvalError::Read(e.0))?;
                 let v = match doc {
                     Some(m) => Val::Resource(Arc::new(ResourceV {
-                        name: p.clone(),
+                        name: NameV::Owned(p.clone()),
                         in_query: false,
                         data: match owned(&Value::Map(m)) {
                             Val::Map(m) => m,

@@ -29,6 +29,7 @@ pub mod ast;
 mod builtins;
 mod check;
 mod compile;
+mod coverage;
 mod decide;
 mod error;
 mod eval;
@@ -44,6 +45,7 @@ mod time;
 mod value;
 
 pub use compile::{MAX_PATH_SEGMENTS, Ruleset};
+pub use coverage::{AllowStatement, Coverage, CoverageLine};
 pub use error::{Diagnostic, EvalError, render};
 pub use eval::{MAX_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
 pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};

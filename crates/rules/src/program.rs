@@ -206,7 +206,8 @@ pub struct FuncDef {
 #[derive(Debug, Clone)]
 pub struct AllowDef {
     pub mask: u8,
-    pub methods: Vec<AllowMethod>,
+    /// The methods as written (`read, write`), for traces.
+    pub methods_text: Arc<str>,
     pub condition: Option<Node>,
     pub line: usize,
 }
@@ -222,8 +223,8 @@ pub enum PatSeg {
 #[derive(Debug, Clone)]
 pub struct MatchNode {
     pub pattern: Vec<PatSeg>,
-    /// The pattern as written, for traces.
-    pub text: String,
+    /// The full pattern as written, for traces.
+    pub text: Arc<str>,
     pub line: usize,
     pub allows: Vec<AllowDef>,
     /// Children whose pattern starts with a literal, by that literal.

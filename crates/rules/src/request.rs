@@ -6,6 +6,8 @@
 //! credential and an operation, and implements [`DocumentReader`] over the store and any pending
 //! batch. Nothing here does IO.
 
+use std::sync::Arc;
+
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp, Value};
 
 pub use crate::explain::Reason;
@@ -180,7 +182,7 @@ pub enum Outcome {
 pub struct Tried {
     pub line: usize,
     /// The methods the allow names, as written (`read, write`).
-    pub methods: String,
+    pub methods: Arc<str>,
     pub outcome: Outcome,
 }
 
@@ -189,7 +191,7 @@ pub struct Tried {
 pub struct Matched {
     pub line: usize,
     /// The full pattern, e.g. `/databases/{database}/documents/users/{userId}`.
-    pub pattern: String,
+    pub pattern: Arc<str>,
 }
 
 /// The verdict on one request, with what led to it.
@@ -224,7 +226,7 @@ impl Decision {
             );
         }
         if self.tried.is_empty() {
-            let patterns: Vec<&str> = self.matched.iter().map(|m| m.pattern.as_str()).collect();
+            let patterns: Vec<&str> = self.matched.iter().map(|m| &*m.pattern).collect();
             return format!(
                 "denied: {} match this path but none has an allow for '{}'",
                 patterns.join(", "),

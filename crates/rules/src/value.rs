@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use claimdb_model::{DocPath, Map, Value};
+use claimdb_model::{CollectionPath, DocPath, Map, Value};
 
 /// A string, borrowed or shared.
 #[derive(Debug, Clone)]
@@ -116,11 +116,48 @@ impl<'a> MapV<'a> {
     }
 }
 
+/// A document's full name, built only when a rule asks for `__name__`.
+#[derive(Debug, Clone)]
+pub enum NameV<'a> {
+    /// A document of the request: the database id and the document path.
+    Doc(&'a str, &'a DocPath),
+    /// The collection of a list request (the document id is unknown).
+    Collection(&'a str, &'a CollectionPath),
+    /// `databases/<db>/documents/<coll>/<id>…` as segments.
+    Owned(Arc<[String]>),
+}
+
+impl NameV<'_> {
+    pub fn segments(&self) -> Arc<[String]> {
+        match self {
+            NameV::Doc(db, p) => doc_name(db, p),
+            NameV::Collection(db, c) => {
+                let mut segs = vec![
+                    "databases".to_string(),
+                    db.to_string(),
+                    "documents".to_string(),
+                ];
+                segs.extend(c.as_str().split('/').map(str::to_string));
+                Arc::from(segs)
+            }
+            NameV::Owned(s) => s.clone(),
+        }
+    }
+
+    /// The document id (last segment), if known.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            NameV::Doc(_, p) => Some(p.id()),
+            NameV::Collection(..) => None,
+            NameV::Owned(s) => s.last().map(String::as_str),
+        }
+    }
+}
+
 /// A document as rules see it: `data`, `id` and `__name__`.
 #[derive(Debug, Clone)]
 pub struct ResourceV<'a> {
-    /// Full name segments: `databases/<db>/documents/<coll>/<id>…`.
-    pub name: Arc<[String]>,
+    pub name: NameV<'a>,
     pub data: MapV<'a>,
     /// A stand-in for "any document a list query could return": its id is unknown and its data
     /// holds only what the query's equality constraints pin down.
@@ -311,7 +348,8 @@ pub fn total_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
         }
         (Val::Resource(x), Val::Resource(y)) => x
             .name
-            .cmp(&y.name)
+            .segments()
+            .cmp(&y.name.segments())
             .then_with(|| total_cmp(&Val::Map(x.data.clone()), &Val::Map(y.data.clone()))),
         _ => rank(a).cmp(&rank(b)),
     }
@@ -403,7 +441,7 @@ impl fmt::Display for Val<'_> {
             Val::Path(p) => write!(f, "/{}", p.join("/")),
             Val::MapDiff(_) => f.write_str("map_diff"),
             Val::Request => f.write_str("request"),
-            Val::Resource(r) => write!(f, "resource(/{})", r.name.join("/")),
+            Val::Resource(r) => write!(f, "resource(/{})", r.name.segments().join("/")),
         }
     }
 }

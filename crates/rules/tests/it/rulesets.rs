@@ -341,7 +341,7 @@ fn decision_records_what_was_tried() {
     assert!(!d.allowed);
     assert_eq!(d.matched.len(), 1);
     assert_eq!(
-        d.matched[0].pattern,
+        &*d.matched[0].pattern,
         "/databases/{database}/documents/err/{doc}"
     );
     assert_eq!(d.tried.len(), 1);
@@ -541,4 +541,35 @@ fn queries_are_proven_from_their_constraints() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn coverage_reports_every_allow_and_its_outcomes() {
+    use claimdb_rules::Coverage;
+    let rules =
+        Ruleset::compile(MOVIES).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let statements = rules.allow_statements();
+    assert_eq!(statements.len(), 2);
+    assert_eq!(statements[0].line, 6);
+    assert_eq!(statements[0].methods.as_ref(), "read");
+    assert_eq!(
+        statements[0].condition.as_deref(),
+        Some("request.auth != null")
+    );
+    assert_eq!(
+        &*statements[1].pattern,
+        "/databases/{database}/documents/movies/{movieId}"
+    );
+    let mut cov = Coverage::new(&rules);
+    for c in [
+        case(MOVIES, "get", "movies/m1", false),
+        case(MOVIES, "get", "movies/m1", true).auth("u1", json!({})),
+        case(MOVIES, "create", "movies/m1", false).auth("u1", json!({})),
+    ] {
+        cov.record(&run(&c).0);
+    }
+    let report = cov.report();
+    assert!(report[0].ever_true && report[0].ever_false && report[0].is_complete());
+    assert!(!report[1].ever_true && report[1].ever_false && report[1].ever_error);
+    assert!(!report[1].is_complete());
 }
