@@ -1,0 +1,60 @@
+//! `claimdb export`: every document as JSON lines, in path order, read page by page so memory
+//! stays flat however large the store is.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use claimdb_store::Store;
+use claimdb_store::sqlite::SqliteStore;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{ConfigArgs, jsonl, runtime};
+
+const PAGE: usize = 1_000;
+
+pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = args.load(None)?;
+    let out: Box<dyn Write> = match output {
+        None => Box::new(std::io::stdout().lock()),
+        Some(p) if p == Path::new("-") => Box::new(std::io::stdout().lock()),
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+    };
+    let mut out = BufWriter::new(out);
+    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    progress.set_style(ProgressStyle::with_template(
+        "{spinner} exported {pos} documents ({per_sec})",
+    )?);
+    let count = runtime()?.block_on(async {
+        let store = SqliteStore::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let mut after = None;
+        let mut count = 0u64;
+        loop {
+            let page = store.scan(after.as_ref(), PAGE).await?;
+            for doc in &page {
+                serde_json::to_writer(&mut out, &jsonl::to_line(doc))?;
+                out.write_all(b"\n")?;
+            }
+            count += page.len() as u64;
+            progress.set_position(count);
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.path.clone()),
+                _ => break,
+            }
+        }
+        store.close().await?;
+        anyhow::Ok(count)
+    })?;
+    out.flush()?;
+    progress.finish_and_clear();
+    eprintln!("exported {count} documents");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,128 @@
+//! The command line itself: help, exit codes, config errors, and export → import round trips.
+
+use std::process::Command;
+
+use crate::util::{BIN, Server, json, request};
+
+#[test]
+fn help_names_every_command() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in ["serve", "export", "import", "127.0.0.1:8787", "Exit codes"] {
+        assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
+    }
+}
+
+#[test]
+fn usage_and_config_errors_exit_2() {
+    let out = Command::new(BIN).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("claimdb.toml");
+    std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("unknown config key `lisen`"), "{stderr}");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CLAIMDB_DATA_DIR", dir.path().join("d"))
+        .env("CLAIMDB_MAX_BODY_BYTES", "ten")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn export_then_import_round_trips_documents_and_metadata() {
+    let source = tempfile::tempdir().unwrap();
+    let server = Server::start(source.path());
+    for (path, body) in [
+        (
+            "movies/m1",
+            r#"{"title":"Up","year":2009,"at":{"$timestamp":"2026-01-01T00:00:00.000000Z"}}"#,
+        ),
+        ("movies/m2", r#"{"title":"Heat","score":8.5}"#),
+        ("users/u1/posts/p1", r#"{"text":"hi","tags":["a","b"]}"#),
+    ] {
+        let (status, text) = request(
+            "PUT",
+            &server.url(&format!("/v1/docs/{path}")),
+            Some(body),
+            &[],
+        )
+        .unwrap();
+        assert!(status == 200 || status == 201, "{status} {text}");
+    }
+    let before = json(&server.get("/v1/docs/movies/m2").unwrap().1);
+    drop(server);
+
+    let export = source.path().join("export.jsonl");
+    let out = Command::new(BIN)
+        .args(["export", "--data-dir"])
+        .arg(source.path())
+        .arg("-o")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+
+    let target = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(target.path())
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(target.path());
+    let after = json(&server.get("/v1/docs/movies/m2").unwrap().1);
+    assert_eq!(after, before, "import must keep data, times and version");
+    let p1 = json(&server.get("/v1/docs/users/u1/posts/p1").unwrap().1);
+    assert_eq!(p1["data"]["tags"], serde_json::json!(["a", "b"]));
+}
+
+#[test]
+fn import_of_a_bad_file_writes_nothing_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &file,
+        "{\"path\":\"a/1\",\"data\":{}}\n{\"path\":\"a\",\"data\":{}}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(&data)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("line 2") && stderr.contains("names a collection"),
+        "{stderr}"
+    );
+    let server = Server::start(&data);
+    assert_eq!(
+        server.get("/v1/docs/a/1").unwrap().0,
+        404,
+        "nothing may be written"
+    );
+}

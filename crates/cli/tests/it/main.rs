@@ -1,0 +1,7 @@
+//! Black-box tests of the `claimdb` binary: each starts the real server on an ephemeral port
+//! with its own temporary data directory and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod durability;
+mod util;
