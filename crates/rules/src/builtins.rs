@@ -98,15 +98,24 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
                 .ok_or_else(|| EvalError::Overflow("math.abs".into())),
             v => Ok(Val::Float(num_arg(&v, "math.abs()")?.abs())),
         },
+        // Firestore returns an integer from ceil, floor and round.
         Builtin::MathCeil | Builtin::MathFloor | Builtin::MathRound => match a0 {
             Val::Int(i) => Ok(Val::Int(i)),
             v => {
                 let f = num_arg(&v, "the argument")?;
-                Ok(Val::Float(match b {
+                let r = match b {
                     Builtin::MathCeil => f.ceil(),
                     Builtin::MathFloor => f.floor(),
                     _ => f.round(),
-                }))
+                };
+                if r.is_finite() && r.abs() < 9.2e18 {
+                    Ok(Val::Int(r as i64))
+                } else {
+                    Err(EvalError::invalid(format!(
+                        "{} does not fit in an int",
+                        fmt_float(r)
+                    )))
+                }
             }
         },
         Builtin::MathSqrt => Ok(Val::Float(num_arg(&a0, "math.sqrt()")?.sqrt())),

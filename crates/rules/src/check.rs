@@ -37,6 +37,9 @@ pub(crate) struct Checker<'s> {
     pub wildcards: Vec<String>,
     /// Call edges found in each function's body.
     edges: Vec<Vec<(u32, Span)>>,
+    /// Set while checking the receiver of `path.bind(map)`: an unknown `$(name)` there is a
+    /// placeholder for `bind`, not an error.
+    bind_placeholders: bool,
 }
 
 /// Names visible inside one expression: the frame of the enclosing function, if any.
@@ -65,6 +68,7 @@ impl<'s> Checker<'s> {
             func_scopes: Vec::new(),
             wildcards: Vec::new(),
             edges: Vec::new(),
+            bind_placeholders: false,
         }
     }
 
@@ -234,6 +238,12 @@ impl<'s> Checker<'s> {
                     .iter()
                     .map(|p| match p {
                         PathPart::Literal(s) => PathNode::Literal(s.clone()),
+                        PathPart::Interp(Expr {
+                            kind: ExprKind::Ident(name),
+                            ..
+                        }) if self.bind_placeholders && !self.is_variable(name, frame) => {
+                            PathNode::Literal(format!("$({name})"))
+                        }
                         PathPart::Interp(e) => PathNode::Interp(self.expr(e, frame)),
                     })
                     .collect(),
@@ -372,7 +382,9 @@ impl<'s> Checker<'s> {
                 if args.len() < lo || args.len() > hi {
                     self.error(span, arity_error(&format!("method {name}()"), lo));
                 }
+                self.bind_placeholders = name == "bind" && matches!(obj.kind, ExprKind::Path(_));
                 let recv = self.boxed(obj, frame);
+                self.bind_placeholders = false;
                 if name == "matches"
                     && let Some(Node {
                         kind: NodeKind::Const(crate::value::Val::Str(pattern)),

@@ -238,7 +238,7 @@ pub fn call<'a>(
             ))),
         },
         (Val::Bytes(b), "toBase64") => Ok(Val::str(
-            &base64::engine::general_purpose::STANDARD.encode(b.as_slice()),
+            &base64::engine::general_purpose::URL_SAFE.encode(b.as_slice()),
         )),
         (Val::Bytes(b), "toHexString") => Ok(Val::str(
             &b.as_slice()

@@ -399,7 +399,6 @@ fn unescape(body: &str) -> Result<Vec<u8>, String> {
             'b' => Some(8),
             'f' => Some(12),
             'v' => Some(11),
-            '0' => Some(0),
             '\\' => Some(b'\\'),
             '\'' => Some(b'\''),
             '"' => Some(b'"'),
@@ -409,6 +408,19 @@ fn unescape(body: &str) -> Result<Vec<u8>, String> {
         };
         if let Some(b) = simple {
             out.push(b);
+            continue;
+        }
+        if ('0'..='7').contains(&e) {
+            // Three-place octal, as in b'\052'.
+            let rest: String = chars.by_ref().take(2).collect();
+            let value = (rest.len() == 2)
+                .then(|| u32::from_str_radix(&format!("{e}{rest}"), 8).ok())
+                .flatten()
+                .filter(|v| *v <= 0o377)
+                .ok_or_else(|| {
+                    format!("'\\{e}{rest}' needs three octal digits (\\000 to \\377)")
+                })?;
+            out.push(value as u8);
             continue;
         }
         let digits = match e {
@@ -445,6 +457,8 @@ mod tests {
             ("\\x41\\u00e9", Ok("Aé".as_bytes())),
             ("\\'\\\"", Ok(b"'\"")),
             ("\\q", Err("unknown escape")),
+            ("\\052\\342\\202\\254", Ok("*€".as_bytes())),
+            ("\\0", Err("three octal digits")),
             ("\\u12", Err("needs 4 hex digits")),
         ];
         for (input, want) in table {
