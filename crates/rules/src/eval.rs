@@ -299,8 +299,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
                         "more than {MAX_ACCESS_CALLS} document reads (get/exists) in one request"
                     )));
                 }
-                self.access_calls += 1;
                 let path = DocPath::parse(&rel).map_err(|e| EvalError::invalid(e.to_string()))?;
+                self.access_calls += 1;
                 let reader = self
                     .reader
                     .ok_or_else(|| EvalError::invalid("documents are not available here"))?;

@@ -12,7 +12,9 @@ use regex::{Regex, RegexBuilder};
 
 use crate::error::EvalError;
 use crate::ops::contains;
-use crate::value::{BytesV, ListV, MapV, StrV, Val, equals};
+use crate::value::{
+    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapV, StrV, Val, check_size, equals,
+};
 
 /// Longest regex pattern accepted, in bytes.
 pub const MAX_REGEX_LEN: usize = 4_096;
@@ -90,6 +92,18 @@ fn elements<'a>(v: &Val<'a>, what: &str) -> Result<Vec<Val<'a>>, EvalError> {
     })
 }
 
+/// A list or set argument as a set, for fast membership.
+fn as_set<'a>(v: &Val<'a>) -> Result<Val<'a>, EvalError> {
+    match v {
+        Val::Set(_) => Ok(v.clone()),
+        Val::List(l) => Ok(Val::set(l.to_vec())),
+        other => Err(EvalError::ty(format!(
+            "expected a list or set, found {}",
+            other.type_name()
+        ))),
+    }
+}
+
 fn no_method(recv: &Val<'_>, name: &str) -> EvalError {
     EvalError::ty(format!("{} has no method {name}()", recv.type_name()))
 }
@@ -129,27 +143,37 @@ pub fn call<'a>(
             let re = regexes.get(want_str(&arg(0), "the pattern")?, false)?;
             let sub = arg(1);
             let sub = want_str(&sub, "the replacement")?;
+            let matches = re.find_iter(s.as_str()).count();
+            check_size(
+                "string",
+                s.as_str()
+                    .len()
+                    .saturating_add(matches.saturating_mul(sub.len())),
+                MAX_STRING_BYTES,
+            )?;
             Ok(Val::str(&re.replace_all(s.as_str(), regex::NoExpand(sub))))
         }
         (Val::Str(s), "split") => {
             let re = regexes.get(want_str(&arg(0), "the pattern")?, false)?;
             Ok(Val::list(re.split(s.as_str()).map(Val::str).collect()))
         }
+        // Membership goes through a sorted set so that two large lists cost n·log n, not n·m.
         (Val::List(_) | Val::Set(_), "hasAll") => {
             let want = elements(&arg(0), "hasAll()")?;
+            let mine = as_set(&recv)?;
             Ok(Val::Bool(
-                want.iter().all(|w| contains(&recv, w).unwrap_or(false)),
+                want.iter().all(|w| contains(&mine, w).unwrap_or(false)),
             ))
         }
         (Val::List(_) | Val::Set(_), "hasAny") => {
             let want = elements(&arg(0), "hasAny()")?;
+            let mine = as_set(&recv)?;
             Ok(Val::Bool(
-                want.iter().any(|w| contains(&recv, w).unwrap_or(false)),
+                want.iter().any(|w| contains(&mine, w).unwrap_or(false)),
             ))
         }
         (Val::List(_) | Val::Set(_), "hasOnly") => {
-            let allowed = arg(0);
-            elements(&allowed, "hasOnly()")?;
+            let allowed = as_set(&arg(0))?;
             let mine = elements(&recv, "hasOnly()")?;
             Ok(Val::Bool(
                 mine.iter().all(|m| contains(&allowed, m).unwrap_or(false)),
@@ -159,9 +183,14 @@ pub fn call<'a>(
             let sep = arg(0);
             let sep = want_str(&sep, "the separator")?;
             let mut parts = Vec::with_capacity(l.len());
+            let mut total = 0usize;
             for v in l.iter() {
                 match v {
-                    Val::Str(s) => parts.push(s.as_str().to_string()),
+                    Val::Str(s) => {
+                        total = total.saturating_add(s.as_str().len() + sep.len());
+                        check_size("string", total, MAX_STRING_BYTES)?;
+                        parts.push(s.as_str().to_string());
+                    }
                     other => {
                         return Err(EvalError::ty(format!(
                             "join() needs a list of strings, found a {}",
@@ -173,22 +202,26 @@ pub fn call<'a>(
             Ok(Val::str(&parts.join(sep)))
         }
         (Val::List(l), "concat") => {
+            let more = elements(&arg(0), "concat()")?;
+            check_size("list", l.len() + more.len(), MAX_LIST_LEN)?;
             let mut v = l.to_vec();
-            v.extend(elements(&arg(0), "concat()")?);
+            v.extend(more);
             Ok(Val::list(v))
         }
         (Val::List(l), "removeAll") => {
-            let drop = elements(&arg(0), "removeAll()")?;
+            let drop = as_set(&arg(0))?;
             Ok(Val::list(
                 l.iter()
-                    .filter(|v| !drop.iter().any(|d| equals(v, d)))
+                    .filter(|v| !contains(&drop, v).unwrap_or(false))
                     .collect(),
             ))
         }
         (Val::List(l), "toSet") => Ok(Val::set(l.to_vec())),
         (Val::Set(s), "union") => {
+            let more = elements(&arg(0), "union()")?;
+            check_size("set", s.len() + more.len(), MAX_LIST_LEN)?;
             let mut v = s.to_vec();
-            v.extend(elements(&arg(0), "union()")?);
+            v.extend(more);
             Ok(Val::set(v))
         }
         (Val::Set(s), "intersection") => {

@@ -8,7 +8,9 @@ use crate::ast::{BinOp, UnOp};
 use crate::error::EvalError;
 use crate::program::TypeName;
 use crate::time::{check_duration, check_timestamp};
-use crate::value::{ListV, StrV, Val, equals, total_cmp};
+use crate::value::{
+    ListV, MAX_LIST_LEN, MAX_STRING_BYTES, StrV, Val, check_size, equals, total_cmp,
+};
 
 fn overflow(op: BinOp) -> EvalError {
     EvalError::Overflow(format!("'{}'", op.symbol()))
@@ -32,8 +34,16 @@ pub fn binary<'a>(op: BinOp, a: Val<'a>, b: Val<'a>) -> Result<Val<'a>, EvalErro
         BinOp::In => contains(&b, &a).map(Bool),
         BinOp::Add => match (&a, &b) {
             (Int(x), Int(y)) => x.checked_add(*y).map(Int).ok_or_else(|| overflow(op)),
-            (Str(x), Str(y)) => Ok(Val::str(&format!("{}{}", x.as_str(), y.as_str()))),
+            (Str(x), Str(y)) => {
+                check_size(
+                    "string",
+                    x.as_str().len() + y.as_str().len(),
+                    MAX_STRING_BYTES,
+                )?;
+                Ok(Val::str(&format!("{}{}", x.as_str(), y.as_str())))
+            }
             (List(x), List(y)) => {
+                check_size("list", x.len() + y.len(), MAX_LIST_LEN)?;
                 let mut v = x.to_vec();
                 v.extend(y.iter());
                 Ok(Val::list(v))
@@ -65,9 +75,11 @@ pub fn binary<'a>(op: BinOp, a: Val<'a>, b: Val<'a>) -> Result<Val<'a>, EvalErro
         },
         BinOp::Mul => match (&a, &b) {
             (Int(x), Int(y)) => x.checked_mul(*y).map(Int).ok_or_else(|| overflow(op)),
-            (Duration(d), Int(n)) | (Int(n), Duration(d)) => {
-                check_duration(d * i128::from(*n)).map(Duration)
-            }
+            (Duration(d), Int(n)) | (Int(n), Duration(d)) => d
+                .checked_mul(i128::from(*n))
+                .ok_or_else(|| overflow(op))
+                .and_then(check_duration)
+                .map(Duration),
             _ => float_op(op, &a, &b),
         },
         BinOp::Div => match (&a, &b) {

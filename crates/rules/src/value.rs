@@ -13,6 +13,22 @@ use std::sync::Arc;
 
 use claimdb_model::{CollectionPath, DocPath, Map, Value};
 
+/// Largest string or bytes value an expression may build (documents are at most 1 MiB).
+pub const MAX_STRING_BYTES: usize = 2 << 20;
+/// Longest list or set an expression may build.
+pub const MAX_LIST_LEN: usize = 100_000;
+
+/// Refuses a computed string, bytes or list that would exceed the limits above.
+pub fn check_size(what: &str, len: usize, limit: usize) -> Result<(), crate::error::EvalError> {
+    if len > limit {
+        Err(crate::error::EvalError::Limit(format!(
+            "a computed {what} would hold {len} items; the limit is {limit}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// A string, borrowed or shared.
 #[derive(Debug, Clone)]
 pub enum StrV<'a> {

@@ -420,3 +420,9 @@ fn expression_table() {
         "the table should hold at least 150 cases"
     );
 }
+
+#[test]
+fn duration_arithmetic_overflow_is_an_error() {
+    let e = ev("duration.value(1, 'w') * 9223372036854775807").unwrap_err();
+    assert!(e.contains("overflow") || e.contains("out of range"), "{e}");
+}

@@ -149,3 +149,52 @@ fn dynamic_regexes_are_bounded_per_request() {
         "{d:?}"
     );
 }
+
+fn big_request() -> claimdb_rules::Request {
+    let items: Vec<serde_json::Value> = (0..100_000)
+        .map(|i| serde_json::json!(format!("v{i}")))
+        .collect();
+    let mut r = request("create", "c/x");
+    r.incoming = Some(crate::doc(
+        serde_json::json!({"a": items.clone(), "b": items, "s": "x".repeat(1 << 20)}),
+    ));
+    r
+}
+
+#[test]
+fn large_client_lists_are_compared_in_n_log_n() {
+    let cond = "request.resource.data.a.hasAll(request.resource.data.b) && request.resource.data.b.hasOnly(request.resource.data.a) && request.resource.data.a.removeAll(request.resource.data.b).size() == 0";
+    let src = wrap(cond).replace("allow get", "allow create");
+    let rules = Ruleset::compile(&src).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let started = std::time::Instant::now();
+    let d = rules.evaluate(&big_request(), &NoDocuments);
+    assert!(d.allowed, "{:?}", d.tried);
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn computed_values_are_bounded_in_size() {
+    let src = "rules_version = '2';\nservice cloud.firestore { match /databases/{database}/documents {\n function grow(s) { let a = s + s; let b = a + a; let c = b + b; return c + c; }\n match /c/{d} { allow create: if grow(request.resource.data.s).size() > 0; allow create: if request.resource.data.a + request.resource.data.b == []; allow create: if request.resource.data.s.replace('', 'yyyy').size() > 0; }\n} }";
+    let rules = Ruleset::compile(src).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let d = rules.evaluate(&big_request(), &NoDocuments);
+    assert!(!d.allowed);
+    assert!(
+        d.limit
+            .as_deref()
+            .is_some_and(|l| l.contains("the limit is 2097152")),
+        "{d:?}"
+    );
+    let list_only = src.replace("grow(request.resource.data.s).size() > 0", "false");
+    let rules = Ruleset::compile(&list_only).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let d = rules.evaluate(&big_request(), &NoDocuments);
+    assert!(
+        d.limit
+            .as_deref()
+            .is_some_and(|l| l.contains("the limit is 100000")),
+        "{d:?}"
+    );
+}

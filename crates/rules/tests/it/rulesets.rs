@@ -573,3 +573,12 @@ fn coverage_reports_every_allow_and_its_outcomes() {
     assert!(!report[1].ever_true && report[1].ever_false && report[1].ever_error);
     assert!(!report[1].is_complete());
 }
+
+/// The engine shares one compiled ruleset between request threads and swaps it on reload.
+#[test]
+fn rulesets_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Ruleset>();
+    assert_send_sync::<claimdb_rules::Decision>();
+    assert_send_sync::<claimdb_rules::Diagnostic>();
+}
