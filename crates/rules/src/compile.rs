@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use crate::ast::{self, Segment};
 use crate::check::{Checker, MAX_CAPTURES, MAX_MATCH_NESTING, line_of};
+use crate::decide::Mode;
 use crate::error::Diagnostic;
 use crate::eval::{Ctx, Frame};
+use crate::eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS};
 use crate::lexer::Span;
 use crate::parser::parse;
 use crate::program::{MatchNode, Node, NodeKind, PatSeg, PathNode, Program};
@@ -93,13 +95,52 @@ impl Ruleset {
 
     /// Decides one request. Documents for `get()`/`exists()` come from `reader`.
     pub fn evaluate(&self, request: &Request, reader: &dyn DocumentReader) -> Decision {
-        crate::decide::decide(&self.program, request, reader, None)
+        crate::decide::decide(
+            &self.program,
+            request,
+            reader,
+            Mode {
+                explain_with: None,
+                access_limit: MAX_ACCESS_CALLS,
+            },
+        )
+    }
+
+    /// Decides the operations of one batched write or transaction: each may read at most 10
+    /// documents and all together at most 20. `explain` fills [`Decision::reasons`].
+    pub fn evaluate_batch(
+        &self,
+        requests: &[Request],
+        reader: &dyn DocumentReader,
+        explain: bool,
+    ) -> Vec<Decision> {
+        let mut remaining = MAX_BATCH_ACCESS_CALLS;
+        requests
+            .iter()
+            .map(|r| {
+                let mode = Mode {
+                    explain_with: explain.then_some(&*self.source),
+                    access_limit: remaining.min(MAX_ACCESS_CALLS),
+                };
+                let d = crate::decide::decide(&self.program, r, reader, mode);
+                remaining = remaining.saturating_sub(d.reads);
+                d
+            })
+            .collect()
     }
 
     /// Like [`Ruleset::evaluate`], and for a denial also fills [`Decision::reasons`]: for each
     /// allow tried, the smallest failing sub-expression and what it saw, phrased for a person.
     pub fn explain(&self, request: &Request, reader: &dyn DocumentReader) -> Decision {
-        crate::decide::decide(&self.program, request, reader, Some(&self.source))
+        crate::decide::decide(
+            &self.program,
+            request,
+            reader,
+            Mode {
+                explain_with: Some(&self.source),
+                access_limit: MAX_ACCESS_CALLS,
+            },
+        )
     }
 
     /// The source this ruleset was compiled from.

@@ -25,42 +25,55 @@ type Capture<'a> = (u16, Option<Val<'a>>);
 /// Most combinations of `in` values a list query may expand to when proving it allowed.
 pub const MAX_QUERY_COMBINATIONS: usize = 100;
 
+/// How to run one decision: whether to explain it, and the document-read allowance.
+#[derive(Clone, Copy)]
+pub(crate) struct Mode<'s> {
+    pub explain_with: Option<&'s str>,
+    pub access_limit: u32,
+}
+
 pub(crate) fn decide(
     prog: &Program,
     req: &Request,
     reader: &dyn DocumentReader,
-    explain_with: Option<&str>,
+    mode: Mode<'_>,
 ) -> Decision {
     if req.method != Method::List {
-        return walk(prog, req, reader, explain_with, None);
+        return walk(prog, req, reader, mode, None);
     }
     // Rules are not filters: a list is allowed only if it is allowed for every document the
     // query could return. Equality filters pin fields down; each `in` multiplies the cases.
     let combos = match query_cases(req.query.as_ref()) {
         Ok(c) => c,
         Err(limit) => {
-            let mut d = walk(prog, req, reader, None, None);
+            let mut d = walk(
+                prog,
+                req,
+                reader,
+                Mode {
+                    explain_with: None,
+                    ..mode
+                },
+                None,
+            );
             d.allowed = false;
             d.granted_by = None;
             d.limit = Some(limit);
             return d;
         }
     };
-    let mut last = None;
+    let mut last: Option<Decision> = None;
+    let mut reads = 0;
     for data in combos {
-        let d = walk(
-            prog,
-            req,
-            reader,
-            explain_with,
-            Some(owned(&Value::Map(data))),
-        );
+        let mut d = walk(prog, req, reader, mode, Some(owned(&Value::Map(data))));
+        reads = reads.max(d.reads);
+        d.reads = reads;
         if !d.allowed {
             return d;
         }
         last = Some(d);
     }
-    last.unwrap_or_else(|| walk(prog, req, reader, explain_with, None))
+    last.unwrap_or_else(|| walk(prog, req, reader, mode, None))
 }
 
 /// The documents a query could return, as the field values its constraints fix: one map per
@@ -104,9 +117,10 @@ fn walk(
     prog: &Program,
     req: &Request,
     reader: &dyn DocumentReader,
-    explain_with: Option<&str>,
+    mode: Mode<'_>,
     list_data: Option<Val<'static>>,
 ) -> Decision {
+    let explain_with = mode.explain_with;
     let mut segs: Vec<Seg<'_>> = vec![
         Some("databases"),
         Some(req.database.as_str()),
@@ -120,6 +134,7 @@ fn walk(
         }
     }
     let mut ctx = Ctx::new(prog, req, reader);
+    ctx.set_access_limit(mode.access_limit);
     if let Some(data) = list_data {
         ctx.set_list_data(data);
     }
@@ -136,6 +151,7 @@ fn walk(
             limit: None,
             debug: Vec::new(),
             reasons: Vec::new(),
+            reads: 0,
         },
         done: false,
         source: explain_with,
@@ -155,6 +171,7 @@ fn walk(
         }
     }
     w.decision.debug = std::mem::take(&mut w.ctx.debug);
+    w.decision.reads = w.ctx.access_calls();
     if w.decision.allowed {
         w.decision.reasons.clear();
     }

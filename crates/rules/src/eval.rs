@@ -25,6 +25,8 @@ use crate::value::{MapV, NameV, ResourceV, StrV, Val, doc_name};
 pub const MAX_EXPRESSIONS: u32 = 1_000;
 /// Distinct documents `get()`/`exists()`/`getAfter()`/`existsAfter()` may read per request.
 pub const MAX_ACCESS_CALLS: u32 = 10;
+/// Distinct documents all the operations of one batch or transaction may read together.
+pub const MAX_BATCH_ACCESS_CALLS: u32 = 20;
 /// Deepest user-function call chain at run time.
 pub const MAX_CALL_DEPTH: u32 = 20;
 
@@ -35,6 +37,7 @@ pub(crate) struct Ctx<'a, 'p> {
     pub bindings: Vec<Option<Val<'a>>>,
     budget: u32,
     access_calls: u32,
+    access_limit: u32,
     cache: HashMap<(bool, String), Val<'a>>,
     depth: u32,
     regexes: RegexCache,
@@ -99,6 +102,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             bindings: vec![None; prog.wildcard_slots],
             budget: MAX_EXPRESSIONS,
             access_calls: 0,
+            access_limit: MAX_ACCESS_CALLS,
             cache: HashMap::new(),
             depth: 0,
             regexes: RegexCache::default(),
@@ -119,6 +123,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             // Folding is bounded by the source size, not by the per-request budget.
             budget: u32::MAX,
             access_calls: 0,
+            access_limit: MAX_ACCESS_CALLS,
             cache: HashMap::new(),
             depth: 0,
             regexes: RegexCache::default(),
@@ -294,10 +299,16 @@ impl<'a, 'p> Ctx<'a, 'p> {
         let found = match self.cache.get(&key) {
             Some(v) => v.clone(),
             None => {
-                if self.access_calls >= MAX_ACCESS_CALLS {
-                    return Err(EvalError::Limit(format!(
-                        "more than {MAX_ACCESS_CALLS} document reads (get/exists) in one request"
-                    )));
+                if self.access_calls >= self.access_limit {
+                    return Err(EvalError::Limit(if self.access_limit < MAX_ACCESS_CALLS {
+                        format!(
+                            "more than {MAX_BATCH_ACCESS_CALLS} document reads (get/exists) in one batch"
+                        )
+                    } else {
+                        format!(
+                            "more than {MAX_ACCESS_CALLS} document reads (get/exists) in one request"
+                        )
+                    }));
                 }
                 let path = DocPath::parse(&rel).map_err(|e| EvalError::invalid(e.to_string()))?;
                 self.access_calls += 1;
@@ -545,6 +556,16 @@ impl<'a, 'p> Ctx<'a, 'p> {
 
     pub fn set_budget(&mut self, budget: u32) {
         self.budget = budget;
+    }
+
+    /// Lowers the access-call limit (for an operation inside a batch).
+    pub fn set_access_limit(&mut self, limit: u32) {
+        self.access_limit = limit.min(MAX_ACCESS_CALLS);
+    }
+
+    /// Distinct documents read so far.
+    pub fn access_calls(&self) -> u32 {
+        self.access_calls
     }
 
     /// Sets what a list request's `resource.data` is known to hold.

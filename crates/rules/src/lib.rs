@@ -47,7 +47,7 @@ mod value;
 pub use compile::{MAX_PATH_SEGMENTS, Ruleset};
 pub use coverage::{AllowStatement, Coverage, CoverageLine};
 pub use error::{Diagnostic, EvalError, render};
-pub use eval::{MAX_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
+pub use eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
 pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};
 pub use request::{
     Decision, DocumentReader, Filter, FilterOp, Matched, Method, NoDocuments, Outcome, Query,

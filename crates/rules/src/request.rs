@@ -208,6 +208,9 @@ pub struct Decision {
     pub debug: Vec<String>,
     /// For a denial from [`crate::Ruleset::explain`]: why each tried allow did not grant.
     pub reasons: Vec<Reason>,
+    /// Distinct documents read by `get()`/`exists()`/`getAfter()`/`existsAfter()` (each is
+    /// billed as a read in Firestore, even on denial).
+    pub reads: u32,
 }
 
 impl Decision {

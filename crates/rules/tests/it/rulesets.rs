@@ -582,3 +582,35 @@ fn rulesets_are_send_and_sync() {
     assert_send_sync::<claimdb_rules::Decision>();
     assert_send_sync::<claimdb_rules::Diagnostic>();
 }
+
+/// Firestore: at most 10 document reads per operation and 20 per batch or transaction.
+#[test]
+fn batches_share_twenty_document_reads() {
+    let reads: String = (0..8)
+        .map(|i| format!(" && !exists(/databases/$(database)/documents/c/$(x)/d/d{i})"))
+        .collect();
+    let src = format!(
+        "rules_version = '2'; service cloud.firestore {{ match /databases/{{database}}/documents {{ match /w/{{x}} {{ allow create: if true{reads}; }} }} }}"
+    );
+    let rules = Ruleset::compile(&src).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let ops: Vec<Request> = ["a", "b", "c"]
+        .iter()
+        .map(|x| request("create", &format!("w/{x}")))
+        .collect();
+    let decisions = rules.evaluate_batch(&ops, &claimdb_rules::NoDocuments, false);
+    assert_eq!(
+        decisions.iter().map(|d| d.reads).collect::<Vec<_>>(),
+        vec![8, 8, 4]
+    );
+    assert!(decisions[0].allowed && decisions[1].allowed && !decisions[2].allowed);
+    assert!(
+        decisions[2]
+            .limit
+            .as_deref()
+            .is_some_and(|l| l.contains("20 document reads")),
+        "{:?}",
+        decisions[2]
+    );
+    let alone = rules.evaluate(&ops[2], &claimdb_rules::NoDocuments);
+    assert!(alone.allowed && alone.reads == 8);
+}
