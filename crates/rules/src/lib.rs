@@ -27,6 +27,7 @@
 
 pub mod ast;
 mod builtins;
+mod cases;
 mod check;
 mod compile;
 mod coverage;
@@ -44,6 +45,7 @@ mod request;
 mod time;
 mod value;
 
+pub use cases::{CaseOutcome, TestCase, run_cases};
 pub use compile::{MAX_PATH_SEGMENTS, Ruleset};
 pub use coverage::{AllowStatement, Coverage, CoverageLine};
 pub use error::{Diagnostic, EvalError, render};

@@ -214,6 +214,20 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A denial that happened before any rule ran (for example, an invalid request).
+    pub fn denied(limit: String) -> Decision {
+        Decision {
+            allowed: false,
+            granted_by: None,
+            matched: Vec::new(),
+            tried: Vec::new(),
+            limit: Some(limit),
+            debug: Vec::new(),
+            reasons: Vec::new(),
+            reads: 0,
+        }
+    }
+
     /// A person-readable account of a denial (empty for an allowed request).
     pub fn explanation(&self, method: Method) -> String {
         if self.allowed {

@@ -2,6 +2,7 @@
 //! rule sets against requests, diagnostics, hostile inputs and property tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cases;
 mod diagnostics;
 mod explain;
 mod exprs;
