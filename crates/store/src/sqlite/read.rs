@@ -96,7 +96,7 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
             keys,
         } => {
             let mut params = Vec::new();
-            let scope = scope_sql(q.scope(), "i.", "doc", &mut params);
+            let scope = scope_sql(q.scope(), "", "doc", &mut params);
             params.push(Sql::Blob(index::field_key(field)));
             params.push(Sql::Integer(i64::from(if *contains {
                 KIND_CONTAINS
@@ -104,30 +104,34 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
                 KIND_VALUE
             })));
             let n = params.len();
+            // Two statements rather than a join: SQLite re-prepares this join on every run.
             let sql = format!(
-                "SELECT {} FROM idx i JOIN docs d ON d.key = i.doc
-                 WHERE {scope} AND i.field = ?{} AND i.kind = ?{} AND i.key = ?{}",
-                joined_columns(),
+                "SELECT doc FROM idx WHERE {scope} AND field = ?{} AND kind = ?{} AND key = ?{}",
                 n - 1,
                 n,
                 n + 1
             );
             let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
-            let mut docs = Vec::new();
+            let mut doc_keys = BTreeSet::new();
             for k in keys {
                 params.push(Sql::Blob(k.clone()));
                 let mut rows = stmt
                     .query(rusqlite::params_from_iter(params.iter()))
                     .map_err(internal)?;
                 while let Some(row) = rows.next().map_err(internal)? {
-                    docs.push(read_document(row)?);
+                    doc_keys.insert(row.get::<_, Vec<u8>>(0).map_err(internal)?);
                 }
                 params.pop();
             }
-            if keys.len() > 1 {
-                // A document may hold several of the keys (array-contains-any).
-                let mut seen = BTreeSet::new();
-                docs.retain(|d| seen.insert(d.path.clone()));
+            let mut fetch = tx
+                .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
+                .map_err(internal)?;
+            let mut docs = Vec::with_capacity(doc_keys.len());
+            for k in doc_keys {
+                let mut rows = fetch.query([k]).map_err(internal)?;
+                if let Some(row) = rows.next().map_err(internal)? {
+                    docs.push(read_document(row)?);
+                }
             }
             q.finish(docs)
         }
@@ -138,22 +142,38 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
             descending,
         } => {
             let mut params = Vec::new();
-            let scope = scope_sql(q.scope(), "i.", "doc", &mut params);
+            let scope = scope_sql(q.scope(), "", "doc", &mut params);
             params.push(Sql::Blob(index::field_key(field)));
             params.push(Sql::Blob(lo.clone()));
             params.push(Sql::Blob(hi.clone()));
             let n = params.len();
             let dir = if *descending { "DESC" } else { "ASC" };
-            let columns = joined_columns();
             let sql = format!(
-                "SELECT {columns} FROM idx i JOIN docs d ON d.key = i.doc
-                 WHERE {scope} AND i.field = ?{} AND i.kind = {KIND_VALUE} AND i.key >= ?{} AND i.key < ?{}
-                 ORDER BY i.key {dir}, i.doc {dir}",
+                "SELECT doc FROM idx
+                 WHERE {scope} AND field = ?{} AND kind = {KIND_VALUE} AND key >= ?{} AND key < ?{}
+                 ORDER BY key {dir}, doc {dir}",
                 n - 2,
                 n - 1,
                 n
             );
-            stream_rows(&tx, &sql, &params, q)?
+            let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
+            let mut fetch = tx
+                .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
+                .map_err(internal)?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(params.iter()))
+                .map_err(internal)?;
+            let mut stream = q.stream();
+            while let Some(row) = rows.next().map_err(internal)? {
+                let k: Vec<u8> = row.get(0).map_err(internal)?;
+                let mut found = fetch.query([k]).map_err(internal)?;
+                if let Some(doc) = found.next().map_err(internal)?
+                    && !stream.push(read_document(doc)?)
+                {
+                    break;
+                }
+            }
+            stream.finish()
         }
         Plan::ScanNames { lo, hi, descending } => {
             let mut params = Vec::new();
@@ -177,15 +197,6 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
     };
     tx.finish().map_err(internal)?;
     Ok(result)
-}
-
-/// [`DOC_COLUMNS`] of the `docs` table aliased `d`.
-fn joined_columns() -> String {
-    DOC_COLUMNS
-        .split(", ")
-        .map(|c| format!("d.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Feeds the rows of an ordered statement to the query's stream until it is satisfied.
