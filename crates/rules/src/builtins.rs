@@ -1,13 +1,16 @@
 //! The pure global and namespaced functions: conversions (`string`, `int`, `float`, `bool`,
-//! `path`), `math.*`, `timestamp.*`, `duration.*`, `latlng.value` and `hashing.crc32/crc32c`.
+//! `path`), `math.*`, `timestamp.*`, `duration.*`, `latlng.value` and `hashing.*`.
 //!
 //! Document access (`get`, `exists`, …) and `debug` need the request and live in `eval.rs`.
-//! `hashing.md5` and `hashing.sha256` are not provided (no hash crate is a dependency).
 
 use crate::error::EvalError;
 use crate::program::Builtin;
 use crate::time::{NANOS_PER_SEC, check_duration, check_timestamp, from_date, unit_nanos};
-use crate::value::{Val, fmt_float};
+use std::sync::Arc;
+
+use md5::Digest;
+
+use crate::value::{BytesV, Val, fmt_float};
 
 fn int_arg(v: &Val<'_>, what: &str) -> Result<i64, EvalError> {
     match v {
@@ -180,10 +183,11 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
             }
             Ok(Val::LatLng(lat, lng))
         }
-        Builtin::HashCrc32 | Builtin::HashCrc32c => {
+        // Every hash returns bytes (a CRC as its 4 bytes, big-endian).
+        Builtin::HashCrc32 | Builtin::HashCrc32c | Builtin::HashMd5 | Builtin::HashSha256 => {
             let bytes = match &a0 {
-                Val::Str(s) => s.as_str().as_bytes().to_vec(),
-                Val::Bytes(b) => b.as_slice().to_vec(),
+                Val::Str(s) => s.as_str().as_bytes(),
+                Val::Bytes(b) => b.as_slice(),
                 other => {
                     return Err(EvalError::ty(format!(
                         "hashing needs a string or bytes, found {}",
@@ -191,12 +195,13 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
                     )));
                 }
             };
-            let poly = if b == Builtin::HashCrc32 {
-                0xEDB8_8320
-            } else {
-                0x82F6_3B78
+            let digest: Vec<u8> = match b {
+                Builtin::HashCrc32 => crc(0xEDB8_8320, bytes).to_be_bytes().to_vec(),
+                Builtin::HashCrc32c => crc(0x82F6_3B78, bytes).to_be_bytes().to_vec(),
+                Builtin::HashMd5 => md5::Md5::digest(bytes).to_vec(),
+                _ => sha2::Sha256::digest(bytes).to_vec(),
             };
-            Ok(Val::Int(i64::from(crc(poly, &bytes))))
+            Ok(Val::Bytes(BytesV::O(Arc::from(digest))))
         }
         Builtin::Get
         | Builtin::Exists

@@ -40,6 +40,8 @@ pub enum Builtin {
     LatLngValue,
     HashCrc32,
     HashCrc32c,
+    HashMd5,
+    HashSha256,
 }
 
 impl Builtin {
@@ -73,6 +75,8 @@ impl Builtin {
             (Some("latlng"), "value") => (LatLngValue, 2),
             (Some("hashing"), "crc32") => (HashCrc32, 1),
             (Some("hashing"), "crc32c") => (HashCrc32c, 1),
+            (Some("hashing"), "md5") => (HashMd5, 1),
+            (Some("hashing"), "sha256") => (HashSha256, 1),
             _ => return None,
         })
     }

@@ -350,7 +350,20 @@ const CASES: &[Case] = &[
     ("b'*' == b'\\052' && b'\\052' == b'\\x2A'", Ok("true")),
     ("b'€' == b'\\342\\202\\254'", Ok("true")),
     ("b'€'.size()", Ok("3")),
-    ("hashing.crc32('123456789')", Ok("3421780262")),
+    ("hashing.crc32('123456789')", Ok("b'\\xcb\\xf4\\x39\\x26'")),
+    (
+        "hashing.crc32c(b'123456789').toHexString()",
+        Ok("\"E3069283\""),
+    ),
+    (
+        "hashing.md5('').toHexString()",
+        Ok("\"D41D8CD98F00B204E9800998ECF8427E\""),
+    ),
+    (
+        "hashing.sha256('abc').toHexString()",
+        Ok("\"BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\""),
+    ),
+    ("hashing.sha256(1)", Err("hashing needs a string or bytes")),
     // Functions, lets.
     ("double(21)", Ok("42")),
     ("isAdmin()", Ok("true")),
