@@ -295,6 +295,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                     src,
                     allow_line: allow.line,
                     out: Vec::new(),
+                    depth: 0,
                 };
                 ex.explain(cond);
                 self.decision.reasons.extend(ex.out);

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use claimdb_model::{DocPath, Value};
 
-use crate::ast::BinOp;
+use crate::ast::{BinOp, UnOp};
 use crate::builtins;
 use crate::error::EvalError;
 use crate::methods::{self, RegexCache, make_list, make_map};
 use crate::ops;
-use crate::program::{Builtin, FuncDef, Node, NodeKind, PathNode, Program};
+use crate::program::{Builtin, FuncDef, Node, NodeKind, PathNode, Program, TypeName};
 use crate::request::{DocumentReader, Method, Request, Target};
 use crate::value::{MapV, NameV, ResourceV, StrV, Val, doc_name};
 
@@ -27,6 +27,9 @@ pub const MAX_EXPRESSIONS: u32 = 1_000;
 pub const MAX_ACCESS_CALLS: u32 = 10;
 /// Distinct documents all the operations of one batch or transaction may read together.
 pub const MAX_BATCH_ACCESS_CALLS: u32 = 20;
+/// Deepest nesting of expression evaluation, across function calls. Firestore has no such
+/// limit; it keeps the native stack bounded (a few hundred bytes to ~2 KB per level).
+pub const MAX_EVAL_NESTING: u32 = 400;
 /// Deepest user-function call chain at run time.
 pub const MAX_CALL_DEPTH: u32 = 20;
 
@@ -40,6 +43,8 @@ pub(crate) struct Ctx<'a, 'p> {
     access_limit: u32,
     cache: HashMap<(bool, String), Val<'a>>,
     depth: u32,
+    /// Active `eval` frames: bounds the native stack whatever the rules look like.
+    nesting: u32,
     regexes: RegexCache,
     pub debug: Vec<String>,
     resource: Option<Val<'a>>,
@@ -61,6 +66,28 @@ impl Frame<'_, '_> {
             slots: Vec::new(),
         }
     }
+}
+
+#[cold]
+fn no_matches(v: &Val<'_>) -> EvalError {
+    EvalError::ty(format!("{} has no method matches()", v.type_name()))
+}
+
+/// Appends an interpolated `$(…)` value to path segments.
+fn path_segment(v: Val<'_>, segs: &mut Vec<String>) -> Result<(), EvalError> {
+    match v {
+        Val::Str(s) => segs.push(s.as_str().to_string()),
+        Val::Int(i) => segs.push(i.to_string()),
+        Val::Path(p) => segs.extend(p.iter().cloned()),
+        Val::Null => return Err(EvalError::Null("null in a path".into())),
+        other => {
+            return Err(EvalError::ty(format!(
+                "cannot put a {} in a path",
+                other.type_name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn want_bool(v: Val<'_>) -> Result<bool, EvalError> {
@@ -105,6 +132,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             access_limit: MAX_ACCESS_CALLS,
             cache: HashMap::new(),
             depth: 0,
+            nesting: 0,
             regexes: RegexCache::default(),
             debug: Vec::new(),
             resource: None,
@@ -126,6 +154,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             access_limit: MAX_ACCESS_CALLS,
             cache: HashMap::new(),
             depth: 0,
+            nesting: 0,
             regexes: RegexCache::default(),
             debug: Vec::new(),
             resource: None,
@@ -365,144 +394,250 @@ impl<'a, 'p> Ctx<'a, 'p> {
     }
 
     pub fn eval(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
-        if self.budget == 0 {
-            return Err(EvalError::Limit(format!(
-                "more than {MAX_EXPRESSIONS} expressions evaluated for one request"
-            )));
+        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+            return Err(self.limit_error());
         }
         self.budget -= 1;
+        self.nesting += 1;
+        let r = self.eval_node(n, f);
+        self.nesting -= 1;
+        r
+    }
+
+    /// A thin dispatcher: every arm that recurses lives in its own small function, so that the
+    /// native stack per nesting level stays small even in debug builds.
+    #[cold]
+    #[inline(never)]
+    fn limit_error(&self) -> EvalError {
+        if self.budget == 0 {
+            EvalError::Limit(format!(
+                "more than {MAX_EXPRESSIONS} expressions evaluated for one request"
+            ))
+        } else {
+            EvalError::Limit(format!(
+                "expressions nest more than {MAX_EVAL_NESTING} deep across function calls"
+            ))
+        }
+    }
+
+    fn eval_node(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
         match &n.kind {
             NodeKind::Const(v) => Ok(v.clone()),
             NodeKind::Local(i) => self.local(*i, f),
-            NodeKind::Wildcard(i) => match self.bindings.get(*i as usize) {
-                Some(Some(v)) => Ok(v.clone()),
-                _ => Err(EvalError::Null(
-                    "this wildcard is not bound (the document id is unknown in a list request)"
-                        .into(),
-                )),
-            },
+            NodeKind::Wildcard(i) => self.wildcard(*i),
             NodeKind::Request => Ok(Val::Request),
             NodeKind::Resource => self.resource(),
-            NodeKind::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for i in items {
-                    out.push(self.eval(i, f)?);
-                }
-                Ok(make_list(out))
-            }
-            NodeKind::Map(entries) => {
-                let mut out = Vec::with_capacity(entries.len());
-                for (k, v) in entries {
-                    out.push((self.eval(k, f)?, self.eval(v, f)?));
-                }
-                make_map(out)
-            }
-            NodeKind::Path(parts) => {
-                let mut segs = Vec::with_capacity(parts.len());
-                for p in parts {
-                    match p {
-                        PathNode::Literal(s) => segs.push(s.clone()),
-                        PathNode::Interp(e) => match self.eval(e, f)? {
-                            Val::Str(s) => segs.push(s.as_str().to_string()),
-                            Val::Int(i) => segs.push(i.to_string()),
-                            Val::Path(p) => segs.extend(p.iter().cloned()),
-                            Val::Null => return Err(EvalError::Null("null in a path".into())),
-                            other => {
-                                return Err(EvalError::ty(format!(
-                                    "cannot put a {} in a path",
-                                    other.type_name()
-                                )));
-                            }
-                        },
-                    }
-                }
-                Ok(Val::path(segs))
-            }
-            NodeKind::Member(obj, name) => {
-                let v = self.eval(obj, f)?;
-                self.member(v, name)
-            }
-            NodeKind::Index(obj, i) => {
-                let v = self.eval(obj, f)?;
-                let i = self.eval(i, f)?;
-                match (&v, &i) {
-                    (Val::Request | Val::Resource(_), Val::Str(k)) => {
-                        self.member(v.clone(), k.as_str())
-                    }
-                    _ => ops::index(&v, &i),
-                }
-            }
-            NodeKind::Slice(obj, a, b) => {
-                let v = self.eval(obj, f)?;
-                let a = match a {
-                    Some(a) => Some(self.eval(a, f)?),
-                    None => None,
-                };
-                let b = match b {
-                    Some(b) => Some(self.eval(b, f)?),
-                    None => None,
-                };
-                ops::slice(&v, a.as_ref(), b.as_ref())
-            }
-            NodeKind::Method(recv, name, args) => {
-                let r = self.eval(recv, f)?;
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(self.eval(a, f)?);
-                }
-                methods::call(r, name, &vals, &mut self.regexes)
-            }
-            NodeKind::Matches(recv, re) => match self.eval(recv, f)? {
-                Val::Str(s) => Ok(Val::Bool(re.is_match(s.as_str()))),
-                Val::Null => Err(EvalError::Null("cannot call matches() on null".into())),
-                other => Err(EvalError::ty(format!(
-                    "{} has no method matches()",
-                    other.type_name()
-                ))),
-            },
-            NodeKind::Builtin(b, args) => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(self.eval(a, f)?);
-                }
-                match b {
-                    Builtin::Get | Builtin::Exists | Builtin::GetAfter | Builtin::ExistsAfter => {
-                        let arg = vals.pop().unwrap_or(Val::Null);
-                        self.access(*b, arg)
-                    }
-                    Builtin::Debug => {
-                        let v = vals.pop().unwrap_or(Val::Null);
-                        if self.debug.len() < 100 {
-                            self.debug.push(v.to_string());
-                        }
-                        Ok(v)
-                    }
-                    _ => builtins::call(*b, &vals),
-                }
-            }
+            NodeKind::List(items) => self.list_node(items, f),
+            NodeKind::Map(entries) => self.map_node(entries, f),
+            NodeKind::Path(parts) => self.path_node(parts, f),
+            NodeKind::Member(obj, name) => self.member_node(obj, name, f),
+            NodeKind::Index(obj, i) => self.index_node(obj, i, f),
+            NodeKind::Slice(obj, a, b) => self.slice_node(obj, a.as_deref(), b.as_deref(), f),
+            NodeKind::Method(recv, name, args) => self.method_node(recv, name, args, f),
+            NodeKind::Matches(recv, re) => self.matches_node(recv, re, f),
+            NodeKind::Builtin(b, args) => self.builtin_node(*b, args, f),
             NodeKind::Call(id, args) => self.call(*id, args, f),
-            NodeKind::Unary(op, x) => {
-                let v = self.eval(x, f)?;
-                ops::unary(*op, v)
-            }
+            NodeKind::Unary(op, x) => self.unary_node(*op, x, f),
             NodeKind::Binary(BinOp::And, a, b) => self.logic(true, a, b, f),
             NodeKind::Binary(BinOp::Or, a, b) => self.logic(false, a, b, f),
-            NodeKind::Binary(op, a, b) => {
-                let x = self.eval(a, f)?;
-                let y = self.eval(b, f)?;
-                ops::binary(*op, x, y)
-            }
-            NodeKind::Is(x, t) => {
-                let v = self.eval(x, f)?;
-                Ok(Val::Bool(ops::is_type(&v, *t)))
-            }
-            NodeKind::Cond(c, a, b) => {
-                if want_bool(self.eval(c, f)?)? {
-                    self.eval(a, f)
-                } else {
-                    self.eval(b, f)
+            NodeKind::Binary(op, a, b) => self.binary_node(*op, a, b, f),
+            NodeKind::Is(x, t) => self.is_node(x, *t, f),
+            NodeKind::Cond(c, a, b) => self.cond_node(c, a, b, f),
+        }
+    }
+
+    fn wildcard(&self, i: u16) -> Result<Val<'a>, EvalError> {
+        match self.bindings.get(i as usize) {
+            Some(Some(v)) => Ok(v.clone()),
+            _ => Err(EvalError::Null(
+                "this wildcard is not bound (the document id is unknown in a list request)".into(),
+            )),
+        }
+    }
+
+    fn list_node(
+        &mut self,
+        items: &'p [Node],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let mut out = Vec::with_capacity(items.len());
+        for i in items {
+            out.push(self.eval(i, f)?);
+        }
+        Ok(make_list(out))
+    }
+
+    fn map_node(
+        &mut self,
+        entries: &'p [(Node, Node)],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            out.push((self.eval(k, f)?, self.eval(v, f)?));
+        }
+        make_map(out)
+    }
+
+    fn path_node(
+        &mut self,
+        parts: &'p [PathNode],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let mut segs = Vec::with_capacity(parts.len());
+        for p in parts {
+            match p {
+                PathNode::Literal(s) => segs.push(s.clone()),
+                PathNode::Interp(e) => {
+                    let v = self.eval(e, f)?;
+                    path_segment(v, &mut segs)?;
                 }
             }
+        }
+        Ok(Val::path(segs))
+    }
+
+    fn member_node(
+        &mut self,
+        obj: &'p Node,
+        name: &str,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let v = self.eval(obj, f)?;
+        self.member(v, name)
+    }
+
+    fn index_node(
+        &mut self,
+        obj: &'p Node,
+        i: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let v = self.eval(obj, f)?;
+        let i = self.eval(i, f)?;
+        match (&v, &i) {
+            (Val::Request | Val::Resource(_), Val::Str(k)) => self.member(v.clone(), k.as_str()),
+            _ => ops::index(&v, &i),
+        }
+    }
+
+    fn slice_node(
+        &mut self,
+        obj: &'p Node,
+        a: Option<&'p Node>,
+        b: Option<&'p Node>,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let v = self.eval(obj, f)?;
+        let a = match a {
+            Some(a) => Some(self.eval(a, f)?),
+            None => None,
+        };
+        let b = match b {
+            Some(b) => Some(self.eval(b, f)?),
+            None => None,
+        };
+        ops::slice(&v, a.as_ref(), b.as_ref())
+    }
+
+    fn method_node(
+        &mut self,
+        recv: &'p Node,
+        name: &str,
+        args: &'p [Node],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let r = self.eval(recv, f)?;
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            vals.push(self.eval(a, f)?);
+        }
+        methods::call(r, name, &vals, &mut self.regexes)
+    }
+
+    fn matches_node(
+        &mut self,
+        recv: &'p Node,
+        re: &regex::Regex,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        match self.eval(recv, f)? {
+            Val::Str(s) => Ok(Val::Bool(re.is_match(s.as_str()))),
+            Val::Null => Err(EvalError::Null("cannot call matches() on null".into())),
+            other => Err(no_matches(&other)),
+        }
+    }
+
+    fn builtin_node(
+        &mut self,
+        b: Builtin,
+        args: &'p [Node],
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            vals.push(self.eval(a, f)?);
+        }
+        match b {
+            Builtin::Get | Builtin::Exists | Builtin::GetAfter | Builtin::ExistsAfter => {
+                let arg = vals.pop().unwrap_or(Val::Null);
+                self.access(b, arg)
+            }
+            Builtin::Debug => {
+                let v = vals.pop().unwrap_or(Val::Null);
+                if self.debug.len() < 100 {
+                    self.debug.push(v.to_string());
+                }
+                Ok(v)
+            }
+            _ => builtins::call(b, &vals),
+        }
+    }
+
+    fn unary_node(
+        &mut self,
+        op: UnOp,
+        x: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let v = self.eval(x, f)?;
+        ops::unary(op, v)
+    }
+
+    fn binary_node(
+        &mut self,
+        op: BinOp,
+        a: &'p Node,
+        b: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let x = self.eval(a, f)?;
+        let y = self.eval(b, f)?;
+        ops::binary(op, x, y)
+    }
+
+    fn is_node(
+        &mut self,
+        x: &'p Node,
+        t: TypeName,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let v = self.eval(x, f)?;
+        Ok(Val::Bool(ops::is_type(&v, t)))
+    }
+
+    fn cond_node(
+        &mut self,
+        c: &'p Node,
+        a: &'p Node,
+        b: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        let v = self.eval(c, f)?;
+        if want_bool(v)? {
+            self.eval(a, f)
+        } else {
+            self.eval(b, f)
         }
     }
 

@@ -15,8 +15,9 @@ use crate::lexer::Span;
 use crate::program::{Node, NodeKind, PathNode};
 use crate::value::Val;
 
-/// Budget for explaining one allow (explanations are rare and bounded by the tree height).
-const EXPLAIN_BUDGET: u32 = 20_000;
+/// Budget for explaining one allow. The explainer re-evaluates sub-expressions as it descends
+/// (quadratic in depth at worst); explanations are rare, and this still bounds them to a few ms.
+const EXPLAIN_BUDGET: u32 = 200_000;
 
 /// Why one allow did not grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +37,12 @@ pub(crate) struct Explainer<'c, 'a, 'p> {
     pub src: &'p str,
     pub allow_line: usize,
     pub out: Vec<Reason>,
+    /// Active `why`/`culprit` frames (bounded like the evaluator's own nesting).
+    pub depth: u32,
 }
+
+/// Deepest the explainer descends before blaming the expression it has reached.
+const MAX_EXPLAIN_DEPTH: u32 = 200;
 
 fn shorten(s: &str) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -98,6 +104,15 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
 
     /// `n` needed to be `want` but was not.
     fn why(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>, want: bool) {
+        if self.depth >= MAX_EXPLAIN_DEPTH {
+            return self.leaf(n, f, want);
+        }
+        self.depth += 1;
+        self.why_inner(n, f, want);
+        self.depth -= 1;
+    }
+
+    fn why_inner(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>, want: bool) {
         match &n.kind {
             NodeKind::Binary(BinOp::And, a, b) if want => match self.eval(a, f) {
                 Ok(Val::Bool(true)) => self.why(b, f, true),
@@ -197,6 +212,16 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
         if err.is_fatal() {
             return self.push(n, err.to_string());
         }
+        if self.depth >= MAX_EXPLAIN_DEPTH {
+            let message = self.describe_error(n, &err);
+            return self.push(n, message);
+        }
+        self.depth += 1;
+        self.culprit_inner(n, f, err);
+        self.depth -= 1;
+    }
+
+    fn culprit_inner(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>, err: EvalError) {
         match &n.kind {
             NodeKind::Call(id, args) => {
                 for a in args {
