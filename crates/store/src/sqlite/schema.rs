@@ -89,6 +89,8 @@ pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
     .map_err(internal)?;
     conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768;")
         .map_err(internal)?;
+    // One statement per query shape (scope kind × plan × direction) stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

@@ -204,10 +204,8 @@ impl Writer {
         let version = i64::try_from(self.version)
             .map_err(|_| StoreError::Internal("version counter overflow".into()))?;
         self.conn
-            .execute(
-                "UPDATE meta SET value = CASE name WHEN 'version' THEN ?1 ELSE ?2 END",
-                params![version, self.commit_us],
-            )
+            .prepare_cached("UPDATE meta SET value = CASE name WHEN 'version' THEN ?1 ELSE ?2 END")
+            .and_then(|mut stmt| stmt.execute(params![version, self.commit_us]))
             .map_err(internal)?;
         Ok(())
     }
