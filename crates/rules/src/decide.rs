@@ -20,7 +20,8 @@ use crate::value::{StrV, Val};
 /// One request path segment; `None` is the unknown document id of a list request.
 type Seg<'a> = Option<&'a str>;
 
-type Capture<'a> = (u16, Option<Val<'a>>);
+/// Most match-block visits while matching one request path.
+pub const MAX_MATCH_STEPS: u32 = 10_000;
 
 /// Most combinations of `in` values a list query may expand to when proving it allowed.
 pub const MAX_QUERY_COMBINATIONS: usize = 100;
@@ -155,6 +156,7 @@ fn walk(
         },
         done: false,
         source: explain_with,
+        steps: 0,
     };
     let first = w.segs.first().copied().flatten();
     let roots: Vec<usize> = first
@@ -187,45 +189,90 @@ struct Walker<'a, 'p> {
     done: bool,
     /// The rules source, when explanations are wanted.
     source: Option<&'p str>,
+    steps: u32,
 }
 
 impl<'a, 'p> Walker<'a, 'p> {
     fn visit(&mut self, idx: usize, pos: usize) {
+        // Nested `{x=**}` wildcards multiply the ways a path can match; bound the walk.
+        self.steps += 1;
+        if self.steps > MAX_MATCH_STEPS {
+            self.decision.limit = Some(format!(
+                "matching this path tried more than {MAX_MATCH_STEPS} match blocks; simplify nested {{name=**}} wildcards"
+            ));
+            self.done = true;
+            return;
+        }
         let prog = self.prog;
         let Some(node) = prog.matches.get(idx) else {
             return;
         };
-        if !node.pattern.iter().any(|p| matches!(p, PatSeg::Rest(_))) {
+        let Some(k) = node
+            .pattern
+            .iter()
+            .position(|p| matches!(p, PatSeg::Rest(_)))
+        else {
             // Fixed-length pattern: match and bind in place, no allocation.
-            let end = pos + node.pattern.len();
-            let Some(segs) = self.segs.get(pos..end) else {
-                return;
-            };
-            for (p, s) in node.pattern.iter().zip(segs) {
-                match (p, s) {
-                    (PatSeg::Literal(l), Some(s)) if l == s => {}
-                    (PatSeg::Single(slot), s) => {
-                        if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
-                            *b = s.map(|s| Val::Str(StrV::B(s)));
-                        }
-                    }
-                    _ => return,
-                }
+            if self.bind_fixed(&node.pattern, pos) {
+                self.matched(node, pos + node.pattern.len());
             }
-            self.matched(node, end);
+            return;
+        };
+        let (prefix, rest) = node.pattern.split_at(k);
+        let (Some(PatSeg::Rest(slot)), suffix) = (rest.first(), rest.get(1..).unwrap_or(&[]))
+        else {
+            return;
+        };
+        if !self.bind_fixed(prefix, pos) {
             return;
         }
-        for (end, captures) in match_pattern(&node.pattern, &self.segs, pos, prog.v1) {
-            for (slot, v) in captures {
-                if let Some(b) = self.ctx.bindings.get_mut(slot as usize) {
-                    *b = v;
-                }
+        let start = pos + prefix.len();
+        let available = self.segs.len().saturating_sub(start + suffix.len());
+        // v1: one or more segments; v2: zero or more.
+        for len in usize::from(prog.v1)..=available {
+            self.steps += 1;
+            if self.steps > MAX_MATCH_STEPS {
+                self.decision.limit = Some(format!(
+                    "matching this path tried more than {MAX_MATCH_STEPS} ways; simplify nested {{name=**}} wildcards"
+                ));
+                self.done = true;
+                return;
             }
-            self.matched(node, end);
+            if !self.bind_fixed(suffix, start + len) {
+                continue;
+            }
+            let bound = self.segs[start..start + len]
+                .iter()
+                .map(|s| s.map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .map(Val::path);
+            if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
+                *b = bound;
+            }
+            self.matched(node, start + len + suffix.len());
             if self.done {
                 return;
             }
         }
+    }
+
+    /// Matches a run of literal and `{x}` segments at `pos`, binding the wildcards.
+    fn bind_fixed(&mut self, pat: &[PatSeg], pos: usize) -> bool {
+        let Some(segs) = self.segs.get(pos..pos + pat.len()) else {
+            return false;
+        };
+        for (p, s) in pat.iter().zip(segs) {
+            match (p, s) {
+                (PatSeg::Literal(l), Some(s)) if l == s => {}
+                (PatSeg::Single(slot), s) => {
+                    if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
+                        *b = s.map(|s| Val::Str(StrV::B(s)));
+                    }
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// `node` matched up to `end`: apply it if that is the whole path, then try its children.
@@ -308,70 +355,6 @@ impl<'a, 'p> Walker<'a, 'p> {
             }
         }
     }
-}
-
-fn match_fixed<'a>(
-    pat: &[PatSeg],
-    segs: &[Seg<'a>],
-    pos: usize,
-    out: &mut Vec<Capture<'a>>,
-) -> bool {
-    if pos + pat.len() > segs.len() {
-        return false;
-    }
-    for (p, s) in pat.iter().zip(&segs[pos..]) {
-        match (p, s) {
-            (PatSeg::Literal(l), Some(s)) if l == s => {}
-            (PatSeg::Single(slot), Some(s)) => out.push((*slot, Some(Val::Str(StrV::B(s))))),
-            (PatSeg::Single(slot), None) => out.push((*slot, None)),
-            _ => return false,
-        }
-    }
-    true
-}
-
-/// Every way `pat` can match `segs` from `pos`: the end position and the captures of each.
-fn match_pattern<'a>(
-    pat: &[PatSeg],
-    segs: &[Seg<'a>],
-    pos: usize,
-    v1: bool,
-) -> Vec<(usize, Vec<Capture<'a>>)> {
-    let Some(k) = pat.iter().position(|p| matches!(p, PatSeg::Rest(_))) else {
-        let mut caps = Vec::new();
-        return if match_fixed(pat, segs, pos, &mut caps) {
-            vec![(pos + pat.len(), caps)]
-        } else {
-            Vec::new()
-        };
-    };
-    let (prefix, rest) = pat.split_at(k);
-    let (Some(PatSeg::Rest(slot)), suffix) = (rest.first(), rest.get(1..).unwrap_or(&[])) else {
-        return Vec::new();
-    };
-    let mut head = Vec::new();
-    if !match_fixed(prefix, segs, pos, &mut head) {
-        return Vec::new();
-    }
-    let start = pos + prefix.len();
-    let available = segs.len().saturating_sub(start + suffix.len());
-    let min = usize::from(v1);
-    let mut results = Vec::new();
-    for len in min..=available {
-        let mut caps = head.clone();
-        if !match_fixed(suffix, segs, start + len, &mut caps) {
-            continue;
-        }
-        let run = &segs[start..start + len];
-        let bound = run
-            .iter()
-            .map(|s| s.map(str::to_string))
-            .collect::<Option<Vec<String>>>()
-            .map(Val::path);
-        caps.push((*slot, bound));
-        results.push((start + len + suffix.len(), caps));
-    }
-    results
 }
 
 /// Evaluates the first allow condition of a probe ruleset (built by

@@ -252,3 +252,28 @@ fn deepest_rules_fit_in_a_small_stack() {
         .map(|h| h.join());
     assert!(matches!(outcome, Ok(Ok(()))), "ran out of stack or failed");
 }
+
+#[test]
+fn nested_recursive_wildcards_cannot_explode() {
+    let mut src = String::from(
+        "rules_version = '2';\nservice cloud.firestore { match /databases/{database}/documents {",
+    );
+    for i in 0..8 {
+        src.push_str(&format!(" match /{{w{i}=**}} {{"));
+    }
+    src.push_str(" match /never/{x} { allow read; }");
+    src.push_str(&"}".repeat(10));
+    let rules = Ruleset::compile(&src).unwrap_or_else(|d| panic!("{}", render(&d)));
+    let path = vec!["a/b"; 50].join("/");
+    let started = std::time::Instant::now();
+    let d = rules.evaluate(&request("get", &path), &NoDocuments);
+    assert!(!d.allowed);
+    assert!(
+        d.limit
+            .as_deref()
+            .is_some_and(|l| l.contains("more than 10000")),
+        "{:?}",
+        d.limit
+    );
+    assert!(started.elapsed().as_secs() < 5);
+}
