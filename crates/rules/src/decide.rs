@@ -343,6 +343,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                     allow_line: allow.line,
                     out: Vec::new(),
                     depth: 0,
+                    needed: None,
                 };
                 ex.explain(cond);
                 self.decision.reasons.extend(ex.out);

@@ -39,6 +39,8 @@ pub(crate) struct Explainer<'c, 'a, 'p> {
     pub out: Vec<Reason>,
     /// Active `why`/`culprit` frames (bounded like the evaluator's own nesting).
     pub depth: u32,
+    /// What the condition being blamed needed, once known.
+    pub needed: Option<String>,
 }
 
 /// Deepest the explainer descends before blaming the expression it has reached.
@@ -108,6 +110,7 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
             return self.leaf(n, f, want);
         }
         self.depth += 1;
+        self.needed = None;
         self.why_inner(n, f, want);
         self.depth -= 1;
     }
@@ -156,7 +159,16 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
                 self.push(n, e.to_string());
                 return;
             }
-            Err(e) => return self.culprit(n, f, e),
+            Err(e) => {
+                // Say what the failing condition needed, not just that it failed.
+                self.needed = Some(format!(
+                    "the rule at line {} needs {}`{}`",
+                    self.allow_line,
+                    if want { "" } else { "!" },
+                    self.text(n.span)
+                ));
+                return self.culprit(n, f, e);
+            }
             Ok(v) => v,
         };
         let needs = if want { "" } else { "not " };
@@ -275,7 +287,10 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
 
     fn describe_error(&self, n: &'p Node, err: &EvalError) -> String {
         let whole = self.text(n.span);
-        let needed = format!("the rule at line {} cannot be evaluated", self.allow_line);
+        let needed = self
+            .needed
+            .clone()
+            .unwrap_or_else(|| format!("the rule at line {} cannot be evaluated", self.allow_line));
         let (obj, key) = match &n.kind {
             NodeKind::Member(o, k) => (Some(o), Some(k.to_string())),
             NodeKind::Index(o, _) => (Some(o), None),

@@ -8,6 +8,7 @@ mod explain;
 mod exprs;
 mod hostile;
 mod props;
+mod queries;
 mod rulesets;
 
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};

@@ -1,0 +1,198 @@
+//! List queries (rules are not filters: a list is proven from its constraints) and batches
+//! (the shared document-read allowance), from the reference §1.8–1.9.
+
+use claimdb_rules::{Request, Ruleset};
+use serde_json::json;
+
+use crate::{request, with_auth};
+
+const QUERIES: &str = r#"
+rules_version = '2';
+service cloud.firestore {
+  match /databases/{database}/documents {
+    match /posts/{post} {
+      allow list: if resource.data.owner == request.auth.uid && request.query.limit <= 20;
+      allow list: if resource.data.visibility in ['public', 'team'];
+    }
+    match /notes/{note} {
+      allow list: if resource.data.meta.owner == request.auth.uid;
+      allow list: if resource.id == 'x';
+    }
+    match /{path=**}/comments/{c} {
+      allow list: if resource.data.author == request.auth.uid;
+    }
+    match /open/{doc} {
+      allow list: if resource != null;
+    }
+  }
+}"#;
+
+/// Rules are not filters: a list is allowed only when every document the query could return is.
+#[test]
+fn queries_are_proven_from_their_constraints() {
+    use claimdb_model::Value;
+    use claimdb_rules::{Filter, FilterOp};
+    let s = |x: &str| Value::String(x.into());
+    let arr = |xs: &[&str]| Value::Array(xs.iter().map(|x| s(x)).collect());
+    let f = |field: &str, op: FilterOp, value: Value| Filter {
+        field: field.into(),
+        op,
+        value,
+    };
+    let many: Vec<String> = (0..11).map(|i| format!("v{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let table: Vec<(&str, Vec<Filter>, Option<i64>, bool)> = vec![
+        (
+            "posts",
+            vec![f("owner", FilterOp::Eq, s("alice"))],
+            Some(10),
+            true,
+        ),
+        (
+            "posts",
+            vec![f("owner", FilterOp::Eq, s("bob"))],
+            Some(10),
+            false,
+        ),
+        ("posts", vec![], Some(10), false),
+        (
+            "posts",
+            vec![f("owner", FilterOp::Eq, s("alice"))],
+            Some(30),
+            false,
+        ),
+        (
+            "posts",
+            vec![f("owner", FilterOp::Eq, s("alice"))],
+            None,
+            false,
+        ),
+        (
+            "posts",
+            vec![f("owner", FilterOp::In, arr(&["alice"]))],
+            Some(5),
+            true,
+        ),
+        (
+            "posts",
+            vec![f("owner", FilterOp::In, arr(&["alice", "bob"]))],
+            Some(5),
+            false,
+        ),
+        (
+            "posts",
+            vec![f("visibility", FilterOp::In, arr(&["public", "team"]))],
+            None,
+            true,
+        ),
+        (
+            "posts",
+            vec![f("visibility", FilterOp::In, arr(&["public", "private"]))],
+            None,
+            false,
+        ),
+        (
+            "posts",
+            vec![f("visibility", FilterOp::Eq, s("public"))],
+            None,
+            true,
+        ),
+        (
+            "posts",
+            vec![f("owner", FilterOp::Ne, s("bob"))],
+            Some(5),
+            false,
+        ),
+        (
+            "posts",
+            vec![f("owner", FilterOp::Gt, s("a"))],
+            Some(5),
+            false,
+        ),
+        (
+            "notes",
+            vec![f("meta.owner", FilterOp::Eq, s("alice"))],
+            None,
+            true,
+        ),
+        (
+            "notes",
+            vec![f("meta", FilterOp::Eq, s("alice"))],
+            None,
+            false,
+        ),
+        ("notes", vec![], None, false),
+        (
+            "users/u/comments",
+            vec![f("author", FilterOp::Eq, s("alice"))],
+            None,
+            true,
+        ),
+        (
+            "comments",
+            vec![f("author", FilterOp::Eq, s("bob"))],
+            None,
+            false,
+        ),
+        ("open", vec![], None, true),
+        (
+            "posts",
+            vec![
+                f("visibility", FilterOp::In, arr(&many)),
+                f("owner", FilterOp::In, arr(&many)),
+            ],
+            None,
+            false,
+        ),
+    ];
+    let rules =
+        Ruleset::compile(QUERIES).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let mut failures = Vec::new();
+    for (coll, filters, limit, want) in &table {
+        let mut r = with_auth(request("list", coll), "alice", json!({}));
+        if let Some(q) = &mut r.query {
+            q.filters = filters.clone();
+            q.limit = *limit;
+        }
+        let d = rules.explain(&r, &claimdb_rules::NoDocuments);
+        if d.allowed != *want {
+            failures.push(format!(
+                "{coll} {filters:?} limit={limit:?}: want {want}, got\n{}",
+                d.explanation(r.method)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Firestore: at most 10 document reads per operation and 20 per batch or transaction.
+#[test]
+fn batches_share_twenty_document_reads() {
+    let reads: String = (0..8)
+        .map(|i| format!(" && !exists(/databases/$(database)/documents/c/$(x)/d/d{i})"))
+        .collect();
+    let src = format!(
+        "rules_version = '2'; service cloud.firestore {{ match /databases/{{database}}/documents {{ match /w/{{x}} {{ allow create: if true{reads}; }} }} }}"
+    );
+    let rules = Ruleset::compile(&src).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let ops: Vec<Request> = ["a", "b", "c"]
+        .iter()
+        .map(|x| request("create", &format!("w/{x}")))
+        .collect();
+    let decisions = rules.evaluate_batch(&ops, &claimdb_rules::NoDocuments, false);
+    assert_eq!(
+        decisions.iter().map(|d| d.reads).collect::<Vec<_>>(),
+        vec![8, 8, 4]
+    );
+    assert!(decisions[0].allowed && decisions[1].allowed && !decisions[2].allowed);
+    assert!(
+        decisions[2]
+            .limit
+            .as_deref()
+            .is_some_and(|l| l.contains("20 document reads")),
+        "{:?}",
+        decisions[2]
+    );
+    let alone = rules.evaluate(&ops[2], &claimdb_rules::NoDocuments);
+    assert!(alone.allowed && alone.reads == 8);
+}
