@@ -27,6 +27,8 @@ pub const MAX_CAPTURES: usize = 20;
 
 pub(crate) struct Checker<'s> {
     pub src: &'s str,
+    /// Byte offsets where lines start, for line numbers in O(log n).
+    line_starts: Vec<usize>,
     pub diags: Vec<Diagnostic>,
     pub functions: Vec<Option<FuncDef>>,
     /// Function names, spans and parameter counts, by index.
@@ -60,8 +62,12 @@ pub(crate) fn line_of(src: &str, span: Span) -> usize {
 
 impl<'s> Checker<'s> {
     pub fn new(src: &'s str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Checker {
             src,
+            line_starts,
             diags: Vec::new(),
             functions: Vec::new(),
             func_info: Vec::new(),
@@ -70,6 +76,13 @@ impl<'s> Checker<'s> {
             edges: Vec::new(),
             bind_placeholders: false,
         }
+    }
+
+    /// The 1-based line of a span's start.
+    pub fn line(&self, span: Span) -> usize {
+        self.line_starts
+            .partition_point(|&start| start <= span.start as usize)
+            .max(1)
     }
 
     pub fn error(&mut self, span: Span, msg: impl Into<String>) {
@@ -163,7 +176,7 @@ impl<'s> Checker<'s> {
             params: f.params.len(),
             lets,
             body,
-            line: line_of(self.src, f.span),
+            line: self.line(f.span),
         })
     }
 
@@ -187,7 +200,7 @@ impl<'s> Checker<'s> {
                     .join(", "),
             ),
             condition,
-            line: line_of(self.src, a.span),
+            line: self.line(a.span),
         }
     }
 

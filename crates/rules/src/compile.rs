@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ast::{self, Segment};
-use crate::check::{Checker, MAX_CAPTURES, MAX_MATCH_NESTING, line_of};
+use crate::check::{Checker, MAX_CAPTURES, MAX_MATCH_NESTING};
 use crate::decide::Mode;
 use crate::error::Diagnostic;
 use crate::eval::{Ctx, Frame};
@@ -279,7 +279,7 @@ impl Builder<'_> {
         self.matches.push(MatchNode {
             pattern,
             text: Arc::from(text.as_str()),
-            line: line_of(self.ck.src, m.span),
+            line: self.ck.line(m.span),
             allows: Vec::new(),
             by_literal: HashMap::new(),
             wild: Vec::new(),

@@ -277,3 +277,19 @@ fn nested_recursive_wildcards_cannot_explode() {
     );
     assert!(started.elapsed().as_secs() < 5);
 }
+
+#[test]
+fn a_maximal_file_of_many_rules_compiles_quickly() {
+    let block = "    match /c/{d} { allow read: if request.auth != null; }\n";
+    let n = (claimdb_rules::MAX_SOURCE_BYTES - 200) / block.len();
+    let src = format!(
+        "rules_version = '2';\nservice cloud.firestore {{ match /databases/{{database}}/documents {{\n{}}} }}\n",
+        block.repeat(n)
+    );
+    assert!(src.len() <= claimdb_rules::MAX_SOURCE_BYTES);
+    let started = std::time::Instant::now();
+    let rules = Ruleset::compile(&src).unwrap_or_else(|d| panic!("{}", render(&d)));
+    assert_eq!(rules.allow_statements().len(), n);
+    assert_eq!(rules.allow_statements()[n - 1].line, n + 2);
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+}
