@@ -105,3 +105,62 @@ proptest! {
         }
     }
 }
+
+fn value_of(expr: &str) -> Result<String, String> {
+    Ruleset::evaluate_expression("", expr, &request("get", "c/doc"), &NoDocuments)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Integer arithmetic matches checked 64-bit arithmetic; overflow and division by zero are
+    /// errors, never wrapped values or panics.
+    #[test]
+    fn integer_arithmetic_is_checked(a in any::<i64>(), b in any::<i64>()) {
+        let lit = |x: i64| if x < 0 { format!("({x})") } else { x.to_string() };
+        for (op, want) in [
+            ("+", a.checked_add(b)),
+            ("-", a.checked_sub(b)),
+            ("*", a.checked_mul(b)),
+            ("/", a.checked_div(b)),
+            ("%", a.checked_rem(b)),
+        ] {
+            let got = value_of(&format!("{} {op} {}", lit(a), lit(b)));
+            match want {
+                Some(v) => prop_assert_eq!(got, Ok(v.to_string())),
+                None => prop_assert!(got.is_err()),
+            }
+        }
+        prop_assert_eq!(value_of(&format!("{} < {}", lit(a), lit(b))), Ok((a < b).to_string()));
+        prop_assert_eq!(value_of(&format!("{} == {}", lit(a), lit(b))), Ok((a == b).to_string()));
+    }
+
+    /// Int/float comparison is exact, even where an i64 does not fit in an f64.
+    #[test]
+    fn int_float_comparison_is_exact(a in any::<i64>(), delta in -3i64..3) {
+        let f = a as f64;
+        let exact = (a as i128).cmp(&(f as i128));
+        let lit = if a < 0 { format!("({a})") } else { a.to_string() };
+        let flit = format!("{f:?}");
+        let flit = if f < 0.0 { format!("({flit})") } else { flit };
+        prop_assert_eq!(value_of(&format!("{lit} < {flit}")), Ok(exact.is_lt().to_string()));
+        prop_assert_eq!(value_of(&format!("{lit} == {flit}")), Ok(exact.is_eq().to_string()));
+        let b = a.saturating_add(delta);
+        let blit = if b < 0 { format!("({b})") } else { b.to_string() };
+        prop_assert_eq!(value_of(&format!("[{lit}, {blit}, {lit}].toSet().size()")), Ok(if a == b { "1" } else { "2" }.to_string()));
+    }
+
+    /// String size counts characters and slices never split a character or panic.
+    #[test]
+    fn string_size_and_slices(s in "[a-zé€ ]{0,20}", i in 0usize..25, j in 0usize..25) {
+        let n = s.chars().count();
+        prop_assert_eq!(value_of(&format!("'{s}'.size()")), Ok(n.to_string()));
+        let got = value_of(&format!("'{s}'[{i}:{j}]"));
+        if i <= j && j <= n {
+            let want: String = s.chars().skip(i).take(j - i).collect();
+            prop_assert_eq!(got, Ok(format!("{want:?}")));
+        } else {
+            prop_assert!(got.is_err());
+        }
+    }
+}
