@@ -6,6 +6,24 @@
 //! arrive only through the [`DocumentReader`] trait, which the engine implements over the store
 //! and any pending batch.
 //!
+//! Pipeline (one file per stage): `lexer` → `parser`/`parser_expr` (syntax tree in `ast`, with
+//! error recovery and nesting/size guards) → `check` (names to slots, arity, recursion, static
+//! limits) → `compile` (match tree indexed by first literal segment, constant folding) →
+//! `decide` (match walk, allows, list-query proof) → `eval` (expressions; `ops`, `methods`,
+//! `builtins`, `time` hold the operator and library semantics) → `explain` (denial reasons).
+//! `cases` and `coverage` support offline rule tests.
+//!
+//! Semantics worth knowing (see shared/reference/firestore-rules.md §1):
+//! - Any applicable `allow` that evaluates to `true` grants; an error in a condition denies only
+//!   that allow; a *limit* (1,000 expressions, 10 document reads — 20 per batch —, call depth 20,
+//!   expression nesting 400, computed values over 2 MiB / 100,000 items) denies the request.
+//! - `&&`/`||` short-circuit and absorb a left-hand error when the right side decides.
+//! - `let` bindings are evaluated lazily, at most once.
+//! - A `list` is allowed only if every document the query could return is: `resource.data`
+//!   holds just what the query's `==`/`in` filters pin down (each `in` value is tried), so any
+//!   other field access fails and denies, with an explanation.
+//! - `request.resource.data` is the whole document after the write, as the engine supplies it.
+//!
 //! ```
 //! use claimdb_model::{DocPath, Map, Timestamp};
 //! use claimdb_rules::{Method, NoDocuments, Request, Ruleset, Target};
