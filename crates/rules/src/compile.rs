@@ -19,6 +19,9 @@ use crate::parser::parse;
 use crate::program::{MatchNode, Node, NodeKind, PatSeg, PathNode, Program};
 use crate::request::{Decision, DocumentReader, Request};
 
+/// The source [`Ruleset::locked`] stands for.
+pub const LOCKED_SOURCE: &str = "rules_version = '2';\nservice cloud.firestore {\n  match /databases/{database}/documents {\n    // Nothing is allowed until rules are deployed.\n  }\n}\n";
+
 /// Most path segments across a chain of nested match patterns.
 pub const MAX_PATH_SEGMENTS: usize = 100;
 
@@ -91,6 +94,21 @@ impl Ruleset {
                 wildcard_slots: b.max_slots,
             },
         })
+    }
+
+    /// Rules that allow nothing (the locked-down default before a rules file is loaded).
+    pub fn locked() -> Ruleset {
+        Ruleset {
+            source: Arc::from(LOCKED_SOURCE),
+            program: Program {
+                functions: Vec::new(),
+                matches: Vec::new(),
+                roots_by_literal: HashMap::new(),
+                roots_wild: Vec::new(),
+                v1: false,
+                wildcard_slots: 0,
+            },
+        }
     }
 
     /// Decides one request. Documents for `get()`/`exists()` come from `reader`.

@@ -64,7 +64,7 @@ mod time;
 mod value;
 
 pub use cases::{CaseOutcome, TestCase, run_cases};
-pub use compile::{MAX_PATH_SEGMENTS, Ruleset};
+pub use compile::{LOCKED_SOURCE, MAX_PATH_SEGMENTS, Ruleset};
 pub use coverage::{AllowStatement, Coverage, CoverageLine};
 pub use error::{Diagnostic, EvalError, render};
 pub use eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};

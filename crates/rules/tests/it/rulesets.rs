@@ -415,6 +415,20 @@ fn coverage_reports_every_allow_and_its_outcomes() {
     assert!(!report[1].is_complete());
 }
 
+#[test]
+fn locked_rules_allow_nothing_and_match_their_source() {
+    let locked = Ruleset::locked();
+    let compiled = Ruleset::compile(claimdb_rules::LOCKED_SOURCE)
+        .unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    for m in ["get", "list", "create", "update", "delete"] {
+        let path = if m == "list" { "users" } else { "users/alice" };
+        let r = with_auth(request(m, path), "alice", json!({"admin": true}));
+        assert!(!locked.evaluate(&r, &claimdb_rules::NoDocuments).allowed);
+        assert!(!compiled.evaluate(&r, &claimdb_rules::NoDocuments).allowed);
+    }
+    assert_eq!(locked.source(), claimdb_rules::LOCKED_SOURCE);
+}
+
 /// The engine shares one compiled ruleset between request threads and swaps it on reload.
 #[test]
 fn rulesets_are_send_and_sync() {
