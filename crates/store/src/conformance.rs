@@ -59,6 +59,11 @@ macro_rules! conformance_tests {
             scan_and_restore_round_trip,
             concurrent_version_writers_have_one_winner,
             oversized_documents_are_refused,
+            every_value_type_round_trips,
+            nested_field_filters_and_order,
+            equality_with_inequality_and_cursor,
+            operand_list_limits_are_inclusive,
+            group_name_order_descending_below_a_document,
             close_stops_writes,
         );
     };
@@ -1272,4 +1277,136 @@ pub async fn close_stops_writes<S: Store>(store: Arc<S>) {
     if let Ok(Some(doc)) = store.get(&path("c/a")).await {
         assert_eq!(doc.version, r.version);
     }
+}
+
+pub async fn every_value_type_round_trips<S: Store>(store: Arc<S>) {
+    let body = json!({
+        "null": null,
+        "t": true,
+        "i": -9007199254740993i64,
+        "d": 2.5,
+        "whole": 2.0,
+        "inf": {"$double": "-Infinity"},
+        "ts": {"$timestamp": "1969-12-31T23:59:59.999999Z"},
+        "s": "héllo \u{0} \"q\"",
+        "b": {"$bytes": "AP8="},
+        "r": {"$ref": "users/alice/posts/p1"},
+        "g": {"$geo": [-33.5, 151.25]},
+        "a": [1, "x", [2], {"k": null}],
+        "m": {"deep": {"deeper": {"x": 1}}, "sp ace.dot": "odd name"},
+    });
+    put(&*store, &[("v/all", body.clone())]).await;
+    let doc = store.get(&path("v/all")).await.unwrap().unwrap();
+    assert_eq!(doc.data, data(body));
+    assert_eq!(
+        doc.data.get("whole"),
+        Some(&Value::Double(2.0)),
+        "2.0 stays a double"
+    );
+}
+
+pub async fn nested_field_filters_and_order<S: Store>(store: Arc<S>) {
+    put(
+        &*store,
+        &[
+            ("nf/a", json!({"m": {"v": 3, "w": "x"}})),
+            ("nf/b", json!({"m": {"v": 1}})),
+            ("nf/c", json!({"m": {"v": 2, "w": "x"}})),
+            ("nf/d", json!({"m": 5})),
+        ],
+    )
+    .await;
+    let mut q = query("nf");
+    q.filters = vec![filter("m.v", ">", json!(1))];
+    q.order_by = vec![order("m.v", Direction::Desc)];
+    assert_eq!(ids_of(&*store, &q).await, vec!["a", "c"]);
+    assert_eq!(
+        with_filters(&*store, "nf", vec![filter("m.w", "==", json!("x"))]).await,
+        vec!["a", "c"]
+    );
+    assert_eq!(
+        with_filters(&*store, "nf", vec![filter("m", "==", json!({"v": 1}))]).await,
+        vec!["b"]
+    );
+}
+
+pub async fn equality_with_inequality_and_cursor<S: Store>(store: Arc<S>) {
+    put(
+        &*store,
+        &[
+            ("e/a", json!({"s": "on", "v": 1})),
+            ("e/b", json!({"s": "on", "v": 2})),
+            ("e/c", json!({"s": "off", "v": 3})),
+            ("e/d", json!({"s": "on", "v": 3})),
+            ("e/e", json!({"s": "on", "v": 4})),
+        ],
+    )
+    .await;
+    let mut q = query("e");
+    q.filters = vec![filter("s", "==", json!("on")), filter("v", ">", json!(1))];
+    assert_eq!(ids_of(&*store, &q).await, vec!["b", "d", "e"]);
+    q.start = Some(Cursor {
+        values: vec![Value::Int(2)],
+        inclusive: false,
+    });
+    q.limit = Some(1);
+    assert_eq!(ids_of(&*store, &q).await, vec!["d"]);
+    let mut q = query("e");
+    q.filters = vec![filter("v", "not-in", json!([1, 4]))];
+    q.order_by = vec![order("v", Direction::Desc)];
+    q.limit = Some(2);
+    assert_eq!(ids_of(&*store, &q).await, vec!["d", "c"]);
+}
+
+pub async fn operand_list_limits_are_inclusive<S: Store>(store: Arc<S>) {
+    put(&*store, &[("ol/a", json!({"v": 29, "t": [29]}))]).await;
+    let thirty: Vec<i64> = (0..30).collect();
+    let ten: Vec<i64> = (0..10).collect();
+    assert_eq!(
+        with_filters(&*store, "ol", vec![filter("v", "in", json!(thirty))]).await,
+        vec!["a"]
+    );
+    assert_eq!(
+        with_filters(
+            &*store,
+            "ol",
+            vec![filter("t", "array-contains-any", json!(thirty))]
+        )
+        .await,
+        vec!["a"]
+    );
+    assert_eq!(
+        with_filters(&*store, "ol", vec![filter("v", "not-in", json!(ten))]).await,
+        vec!["a"]
+    );
+}
+
+pub async fn group_name_order_descending_below_a_document<S: Store>(store: Arc<S>) {
+    put(
+        &*store,
+        &[
+            ("g/x", json!({})),
+            ("g/x/c/1", json!({})),
+            ("g/x/c/2", json!({})),
+            ("g/x/sub/y/c/3", json!({})),
+            ("g/y/c/4", json!({})),
+            ("c/5", json!({})),
+        ],
+    )
+    .await;
+    let mut q = Query {
+        scope: Scope::Group {
+            collection_id: "c".into(),
+            under: Some(path("g/x")),
+        },
+        ..query("c")
+    };
+    q.order_by = vec![order("__name__", Direction::Desc)];
+    assert_eq!(ids_of(&*store, &q).await, vec!["3", "2", "1"]);
+    q.limit = Some(2);
+    q.start = Some(Cursor {
+        values: vec![val(json!({"$ref": "g/x/c/2"}))],
+        inclusive: true,
+    });
+    assert_eq!(ids_of(&*store, &q).await, vec!["2", "1"]);
 }
