@@ -64,6 +64,27 @@ const CASES: &[Case] = &[
         "/databases/(default)/documents/x/y",
         Ok("/databases/(default)/documents/x/y"),
     ),
+    // Lexical corners.
+    ("'/*' + '//'", Ok("\"/*//\"")),
+    ("1-1", Ok("0")),
+    ("[-1, -2.5]", Ok("[-1, -2.5]")),
+    ("1e-3 < 0.01", Ok("true")),
+    ("{'in': 1, 'is': 2}.in", Ok("1")),
+    ("resource.data.size() > 0", Ok("true")),
+    ("request.auth.uid in [resource.data.owner]", Ok("true")),
+    ("(request.auth != null)", Ok("true")),
+    (
+        "/databases/$(database)/documents/x/$(request.auth.token.get('missing', 'dflt'))",
+        Ok("/databases/(default)/documents/x/dflt"),
+    ),
+    (
+        "resource.data.created + duration.value(1, 'd') > request.time",
+        Ok("false"),
+    ),
+    (
+        "request.time < resource.data.created + duration.value(2, 'd')",
+        Ok("true"),
+    ),
     // Arithmetic.
     ("1 + 2 * 3", Ok("7")),
     ("(1 + 2) * 3", Ok("9")),
