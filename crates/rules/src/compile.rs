@@ -410,6 +410,6 @@ fn detach(v: crate::value::Val<'_>) -> crate::value::Val<'static> {
             }
         }
         Val::Request => Val::Request,
-        Val::Resource(_) => Val::Null,
+        Val::Resource(_) | Val::QueryData(_) => Val::Null,
     }
 }

@@ -7,7 +7,7 @@
 //! For `list`, the request path is the collection plus an unknown document id, which a `{id}`
 //! wildcard matches but leaves unbound.
 
-use claimdb_model::{FieldPath, Map, Value};
+use claimdb_model::{FieldPath, Value};
 
 use crate::eval::{Ctx, Frame, owned};
 use crate::explain::Explainer;
@@ -15,7 +15,7 @@ use crate::program::{MatchNode, PatSeg, Program};
 use crate::request::{
     Decision, DocumentReader, FilterOp, Matched, Method, Outcome, Query, Request, Target, Tried,
 };
-use crate::value::{StrV, Val};
+use crate::value::{MapV, StrV, Val};
 
 /// One request path segment; `None` is the unknown document id of a list request.
 type Seg<'a> = Option<&'a str>;
@@ -65,8 +65,9 @@ pub(crate) fn decide(
     };
     let mut last: Option<Decision> = None;
     let mut reads = 0;
-    for data in combos {
-        let mut d = walk(prog, req, reader, mode, Some(owned(&Value::Map(data))));
+    for pins in combos {
+        let pins: Vec<(&[String], &Value)> = pins.iter().map(|(p, v)| (p.as_slice(), v)).collect();
+        let mut d = walk(prog, req, reader, mode, Some(pinned(&pins)));
         reads = reads.max(d.reads);
         d.reads = reads;
         if !d.allowed {
@@ -77,10 +78,13 @@ pub(crate) fn decide(
     last.unwrap_or_else(|| walk(prog, req, reader, mode, None))
 }
 
-/// The documents a query could return, as the field values its constraints fix: one map per
-/// combination of `in` alternatives.
-fn query_cases(query: Option<&Query>) -> Result<Vec<Map>, String> {
-    let mut cases = vec![Map::new()];
+/// A field path the query pins to one value.
+type Pin = (Vec<String>, Value);
+
+/// The documents a query could return, as the field values its constraints fix: one set of
+/// pins per combination of `in` alternatives.
+fn query_cases(query: Option<&Query>) -> Result<Vec<Vec<Pin>>, String> {
+    let mut cases: Vec<Vec<Pin>> = vec![Vec::new()];
     let Some(q) = query else {
         return Ok(cases);
     };
@@ -105,13 +109,40 @@ fn query_cases(query: Option<&Query>) -> Result<Vec<Map>, String> {
         for c in &cases {
             for v in &alternatives {
                 let mut c = c.clone();
-                field.set(&mut c, v.clone());
+                c.push((field.segments().to_vec(), v.clone()));
                 next.push(c);
             }
         }
         cases = next;
     }
     Ok(cases)
+}
+
+/// The partially known document for one case: pinned fields hold their values; maps that only
+/// lead to pinned fields are themselves partially known (so `nested.size()` is not provable
+/// from `nested.x == 1`).
+fn pinned(pins: &[(&[String], &Value)]) -> Val<'static> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<(&[String], &Value)>> =
+        std::collections::BTreeMap::new();
+    for (path, value) in pins {
+        if let Some((first, rest)) = path.split_first() {
+            groups
+                .entry(first.as_str())
+                .or_default()
+                .push((rest, value));
+        }
+    }
+    let fields = groups
+        .into_iter()
+        .map(|(name, below)| {
+            let value = match below.iter().find(|(rest, _)| rest.is_empty()) {
+                Some((_, v)) => owned(v),
+                None => pinned(&below),
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    Val::QueryData(MapV::O(std::sync::Arc::new(fields)))
 }
 
 fn walk(

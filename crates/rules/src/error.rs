@@ -100,6 +100,9 @@ pub enum EvalError {
     Read(String),
     #[error("limit exceeded: {0}")]
     Limit(String),
+    /// A list request's rule depends on something its query does not pin down.
+    #[error("cannot be proven for every document the query could return: {0}")]
+    Unprovable(String),
 }
 
 impl EvalError {

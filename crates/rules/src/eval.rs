@@ -182,7 +182,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         let req = self.request()?;
         if req.method == Method::List {
             let data = match &self.list_data {
-                Some(Val::Map(m)) => m.clone(),
+                Some(Val::Map(m) | Val::QueryData(m)) => m.clone(),
                 _ => MapV::O(Arc::default()),
             };
             let v = Val::Resource(Arc::new(ResourceV {
@@ -240,6 +240,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             Val::Resource(r) if r.in_query && name != "data" => Err(EvalError::Null(format!(
                 "resource.{name} is unknown in a list request: the query could return any document id"
             ))),
+            Val::Resource(r) if r.in_query => Ok(Val::QueryData(r.data.clone())),
             Val::Resource(r) => match name {
                 "data" => Ok(Val::Map(r.data.clone())),
                 "id" => Ok(r.name.id().map_or(Val::Null, Val::str)),

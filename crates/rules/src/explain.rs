@@ -325,6 +325,10 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
                     format!("`{whole}`: {err}; {needed}")
                 }
             }
+            EvalError::Unprovable(_) => format!(
+                "`{whole}`: {err}, so the rule at line {} cannot allow this query (rules are not filters)",
+                self.allow_line
+            ),
             other => format!("`{whole}`: {other}; {needed}"),
         }
     }

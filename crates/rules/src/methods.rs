@@ -122,6 +122,15 @@ pub fn call<'a>(
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Val::Null);
     match (&recv, name) {
         (Val::Null, _) => Err(EvalError::Null(format!("cannot call {name}() on null"))),
+        (Val::QueryData(m), "get") => match arg(0) {
+            Val::Str(k) if m.contains(k.as_str()) => Ok(m.get(k.as_str()).unwrap_or(Val::Null)),
+            other => Err(EvalError::Unprovable(format!(
+                "resource.data.get({other}, …) (the query does not fix that field)"
+            ))),
+        },
+        (Val::QueryData(_), _) => Err(EvalError::Unprovable(format!(
+            "resource.data.{name}() depends on fields the query does not fix"
+        ))),
         (Val::Str(s), "size") => Ok(Val::Int(s.as_str().chars().count() as i64)),
         (Val::Bytes(b), "size") => Ok(Val::Int(b.as_slice().len() as i64)),
         (Val::List(l), "size") => Ok(Val::Int(l.len() as i64)),

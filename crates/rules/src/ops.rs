@@ -27,6 +27,16 @@ fn type_err(op: &str, a: &Val<'_>, b: &Val<'_>) -> EvalError {
 /// A binary operator other than `&&`/`||`.
 pub fn binary<'a>(op: BinOp, a: Val<'a>, b: Val<'a>) -> Result<Val<'a>, EvalError> {
     use Val::*;
+    // `k in resource.data` is decided by `contains`; other operators on the whole partially
+    // known document cannot be.
+    if op != BinOp::In
+        && matches!((&a, &b), (QueryData(_), x) | (x, QueryData(_)) if !matches!(x, Null))
+    {
+        return Err(EvalError::Unprovable(format!(
+            "'{}' on the whole of resource.data",
+            op.symbol()
+        )));
+    }
     match op {
         BinOp::Eq => Ok(Bool(equals(&a, &b))),
         BinOp::Ne => Ok(Bool(!equals(&a, &b))),
@@ -159,6 +169,12 @@ pub fn contains(haystack: &Val<'_>, needle: &Val<'_>) -> Result<bool, EvalError>
             Val::Str(k) => Ok(m.contains(k.as_str())),
             _ => Ok(false),
         },
+        Val::QueryData(m) => match needle {
+            Val::Str(k) if m.contains(k.as_str()) => Ok(true),
+            other => Err(EvalError::Unprovable(format!(
+                "whether resource.data has the field {other}"
+            ))),
+        },
         Val::Null => Err(EvalError::Null("'in' on a null value".into())),
         other => Err(EvalError::ty(format!(
             "'in' needs a list, set or map on the right, found {}",
@@ -196,7 +212,7 @@ pub fn is_type(v: &Val<'_>, t: TypeName) -> bool {
             | (TypeName::Number, Val::Int(_) | Val::Float(_))
             | (TypeName::String, Val::Str(_))
             | (TypeName::List, Val::List(_))
-            | (TypeName::Map, Val::Map(_))
+            | (TypeName::Map, Val::Map(_) | Val::QueryData(_))
             | (TypeName::Set, Val::Set(_))
             | (TypeName::Timestamp, Val::Timestamp(_))
             | (TypeName::Duration, Val::Duration(_))
@@ -223,7 +239,7 @@ fn index_of(len: usize, i: &Val<'_>) -> Result<usize, EvalError> {
 /// `v.name` or `v['name']` on a data value.
 pub fn member<'a>(v: &Val<'a>, name: &str) -> Result<Val<'a>, EvalError> {
     match v {
-        Val::Map(m) => m
+        Val::Map(m) | Val::QueryData(m) => m
             .get(name)
             .ok_or_else(|| EvalError::MissingKey(name.to_string())),
         Val::Null => Err(EvalError::Null(format!("cannot read '{name}' of null"))),
@@ -256,7 +272,7 @@ pub fn index<'a>(v: &Val<'a>, i: &Val<'a>) -> Result<Val<'a>, EvalError> {
                 .unwrap_or_default();
             Ok(Val::str(&c))
         }
-        Val::Map(_) | Val::Null => match i {
+        Val::Map(_) | Val::QueryData(_) | Val::Null => match i {
             Val::Str(k) => member(v, k.as_str()),
             other => Err(EvalError::ty(format!(
                 "a map key must be a string, found {}",

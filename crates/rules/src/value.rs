@@ -202,6 +202,9 @@ pub enum Val<'a> {
     Path(Arc<[String]>),
     /// `a.diff(b)`.
     MapDiff(Arc<(MapV<'a>, MapV<'a>)>),
+    /// `resource.data` in a list request: only the fields the query's equality filters fix are
+    /// known; anything that depends on the rest of the document cannot be proven.
+    QueryData(MapV<'a>),
     /// The `request` variable.
     Request,
     Resource(Arc<ResourceV<'a>>),
@@ -263,6 +266,7 @@ impl<'a> Val<'a> {
             Val::MapDiff(_) => "map_diff",
             Val::Request => "request",
             Val::Resource(_) => "resource",
+            Val::QueryData(_) => "map",
         }
     }
 
@@ -304,6 +308,7 @@ fn rank(v: &Val<'_>) -> u8 {
         Val::MapDiff(_) => 12,
         Val::Resource(_) => 13,
         Val::Request => 14,
+        Val::QueryData(_) => 15,
     }
 }
 
@@ -458,6 +463,13 @@ impl fmt::Display for Val<'_> {
             Val::MapDiff(_) => f.write_str("map_diff"),
             Val::Request => f.write_str("request"),
             Val::Resource(r) => write!(f, "resource(/{})", r.name.segments().join("/")),
+            Val::QueryData(m) => {
+                f.write_str("{")?;
+                for (k, v) in m.entries() {
+                    write!(f, "{k:?}: {v}, ")?;
+                }
+                f.write_str("…}")
+            }
         }
     }
 }

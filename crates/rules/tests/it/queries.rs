@@ -24,6 +24,18 @@ service cloud.firestore {
     match /open/{doc} {
       allow list: if resource != null;
     }
+    match /whole/{doc} {
+      allow list: if resource.data.owner == request.auth.uid && resource.data.size() == 1;
+      allow list: if resource.data.owner == request.auth.uid && !('secret' in resource.data);
+      allow list: if resource.data.owner == request.auth.uid && resource.data.keys().hasOnly(['owner']);
+      allow list: if resource.data == {'owner': request.auth.uid};
+    }
+    match /nested/{doc} {
+      allow list: if resource.data.meta.owner == request.auth.uid && resource.data.meta.size() == 1;
+    }
+    match /getter/{doc} {
+      allow list: if resource.data.get('owner', '') == request.auth.uid && 'owner' in resource.data;
+    }
   }
 }"#;
 
@@ -135,6 +147,26 @@ fn queries_are_proven_from_their_constraints() {
             false,
         ),
         ("open", vec![], None, true),
+        // Whole-document operations cannot be proven from a few pinned fields.
+        (
+            "whole",
+            vec![f("owner", FilterOp::Eq, s("alice"))],
+            None,
+            false,
+        ),
+        (
+            "getter",
+            vec![f("owner", FilterOp::Eq, s("alice"))],
+            None,
+            true,
+        ),
+        ("getter", vec![], None, false),
+        (
+            "nested",
+            vec![f("meta.owner", FilterOp::Eq, s("alice"))],
+            None,
+            false,
+        ),
         (
             "posts",
             vec![
