@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use md5::Digest;
 
-use crate::value::{BytesV, Val, fmt_float};
+use crate::value::{BytesV, Val, fmt_float, short, shorten_text};
 
 fn int_arg(v: &Val<'_>, what: &str) -> Result<i64, EvalError> {
     match v {
@@ -51,7 +51,10 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
                 fmt_float(*f)
             ))),
             Val::Str(s) => s.as_str().trim().parse::<i64>().map(Val::Int).map_err(|_| {
-                EvalError::invalid(format!("int(): '{}' is not an integer", s.as_str()))
+                EvalError::invalid(format!(
+                    "int(): '{}' is not an integer",
+                    shorten_text(s.as_str())
+                ))
             }),
             other => Err(EvalError::ty(format!(
                 "int() cannot convert a {}",
@@ -67,7 +70,10 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
                 .parse::<f64>()
                 .map(Val::Float)
                 .map_err(|_| {
-                    EvalError::invalid(format!("float(): '{}' is not a number", s.as_str()))
+                    EvalError::invalid(format!(
+                        "float(): '{}' is not a number",
+                        shorten_text(s.as_str())
+                    ))
                 }),
             other => Err(EvalError::ty(format!(
                 "float() cannot convert a {}",
@@ -78,7 +84,10 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
             Val::Bool(_) => Ok(a0.clone()),
             Val::Str(s) if s.as_str() == "true" => Ok(Val::Bool(true)),
             Val::Str(s) if s.as_str() == "false" => Ok(Val::Bool(false)),
-            other => Err(EvalError::ty(format!("bool() cannot convert {other}"))),
+            other => Err(EvalError::ty(format!(
+                "bool() cannot convert {}",
+                short(other)
+            ))),
         },
         Builtin::Path => match &a0 {
             Val::Str(s) => Ok(Val::path(

@@ -587,7 +587,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             Builtin::Debug => {
                 let v = vals.pop().unwrap_or(Val::Null);
                 if self.debug.len() < 100 {
-                    self.debug.push(v.to_string());
+                    self.debug.push(crate::value::short(&v));
                 }
                 Ok(v)
             }

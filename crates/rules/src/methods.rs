@@ -13,7 +13,7 @@ use regex::{Regex, RegexBuilder};
 use crate::error::EvalError;
 use crate::ops::contains;
 use crate::value::{
-    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapV, StrV, Val, check_size, equals,
+    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapV, StrV, Val, check_size, equals, short,
 };
 
 /// Longest regex pattern accepted, in bytes.
@@ -125,7 +125,8 @@ pub fn call<'a>(
         (Val::QueryData(m), "get") => match arg(0) {
             Val::Str(k) if m.contains(k.as_str()) => Ok(m.get(k.as_str()).unwrap_or(Val::Null)),
             other => Err(EvalError::Unprovable(format!(
-                "resource.data.get({other}, …) (the query does not fix that field)"
+                "resource.data.get({}, …) (the query does not fix that field)",
+                short(&other)
             ))),
         },
         (Val::QueryData(_), _) => Err(EvalError::Unprovable(format!(

@@ -9,7 +9,7 @@ use crate::error::EvalError;
 use crate::program::TypeName;
 use crate::time::{check_duration, check_timestamp};
 use crate::value::{
-    ListV, MAX_LIST_LEN, MAX_STRING_BYTES, StrV, Val, check_size, equals, total_cmp,
+    ListV, MAX_LIST_LEN, MAX_STRING_BYTES, StrV, Val, check_size, equals, short, total_cmp,
 };
 
 fn overflow(op: BinOp) -> EvalError {
@@ -172,7 +172,8 @@ pub fn contains(haystack: &Val<'_>, needle: &Val<'_>) -> Result<bool, EvalError>
         Val::QueryData(m) => match needle {
             Val::Str(k) if m.contains(k.as_str()) => Ok(true),
             other => Err(EvalError::Unprovable(format!(
-                "whether resource.data has the field {other}"
+                "whether resource.data has the field {}",
+                short(other)
             ))),
         },
         Val::Null => Err(EvalError::Null("'in' on a null value".into())),

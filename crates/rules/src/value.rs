@@ -406,6 +406,22 @@ pub fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
     }
 }
 
+/// A value rendered for an error message, cut to a readable length (values can be 1 MiB).
+pub fn short(v: &Val<'_>) -> String {
+    shorten_text(&v.to_string())
+}
+
+/// Cuts text to 100 characters for messages.
+pub fn shorten_text(s: &str) -> String {
+    if s.chars().count() > 100 {
+        let mut t: String = s.chars().take(100).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}
+
 /// Formats a float the way people expect to read it: `1.0`, `0.5`, `1e+100`.
 pub fn fmt_float(f: f64) -> String {
     if f.is_nan() {
