@@ -201,6 +201,7 @@ impl<'s> Checker<'s> {
             ),
             condition,
             line: self.line(a.span),
+            id: a.span.start,
         }
     }
 

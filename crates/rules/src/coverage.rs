@@ -13,6 +13,8 @@ use crate::request::{Decision, Outcome};
 /// One `allow` statement of a ruleset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowStatement {
+    /// Matches [`crate::Tried::allow`].
+    pub id: u32,
     pub line: usize,
     /// The match pattern it belongs to.
     pub pattern: Arc<str>,
@@ -48,6 +50,7 @@ impl Ruleset {
             .iter()
             .flat_map(|m| {
                 m.allows.iter().map(|a| AllowStatement {
+                    id: a.id,
                     line: a.line,
                     pattern: m.text.clone(),
                     methods: a.methods_text.clone(),
@@ -61,7 +64,7 @@ impl Ruleset {
                 })
             })
             .collect();
-        out.sort_by_key(|a| a.line);
+        out.sort_by_key(|a| a.id);
         out
     }
 }
@@ -69,7 +72,7 @@ impl Ruleset {
 /// Accumulates which outcomes each allow statement has produced.
 #[derive(Debug, Clone)]
 pub struct Coverage {
-    lines: BTreeMap<usize, CoverageLine>,
+    lines: BTreeMap<u32, CoverageLine>,
 }
 
 impl Coverage {
@@ -79,7 +82,7 @@ impl Coverage {
             .into_iter()
             .map(|a| {
                 (
-                    a.line,
+                    a.id,
                     CoverageLine {
                         allow: a,
                         ever_true: false,
@@ -94,7 +97,7 @@ impl Coverage {
 
     pub fn record(&mut self, decision: &Decision) {
         for t in &decision.tried {
-            if let Some(line) = self.lines.get_mut(&t.line) {
+            if let Some(line) = self.lines.get_mut(&t.allow) {
                 match t.outcome {
                     Outcome::True => line.ever_true = true,
                     Outcome::False => line.ever_false = true,

@@ -359,6 +359,7 @@ impl<'a, 'p> Walker<'a, 'p> {
                 };
             }
             self.decision.tried.push(Tried {
+                allow: allow.id,
                 line: allow.line,
                 methods: allow.methods_text.clone(),
                 outcome,

@@ -214,6 +214,8 @@ pub struct AllowDef {
     pub methods_text: Arc<str>,
     pub condition: Option<Node>,
     pub line: usize,
+    /// Position among all allow statements, in source order.
+    pub id: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

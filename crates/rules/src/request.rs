@@ -180,6 +180,9 @@ pub enum Outcome {
 /// One `allow` statement evaluated for the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tried {
+    /// Identifies the allow statement (its position in the source); see
+    /// [`crate::AllowStatement::id`].
+    pub allow: u32,
     pub line: usize,
     /// The methods the allow names, as written (`read, write`).
     pub methods: Arc<str>,

@@ -437,3 +437,16 @@ fn rulesets_are_send_and_sync() {
     assert_send_sync::<claimdb_rules::Decision>();
     assert_send_sync::<claimdb_rules::Diagnostic>();
 }
+
+#[test]
+fn coverage_tells_apart_allows_on_one_line() {
+    use claimdb_rules::Coverage;
+    let src = "rules_version = '2'; service cloud.firestore { match /databases/{database}/documents { match /c/{d} { allow get: if request.auth != null; allow get: if false; } } }";
+    let rules = Ruleset::compile(src).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let mut cov = Coverage::new(&rules);
+    cov.record(&rules.evaluate(&request("get", "c/x"), &claimdb_rules::NoDocuments));
+    let report = cov.report();
+    assert_eq!(report.len(), 2);
+    assert!(report[0].ever_false && !report[0].ever_true);
+    assert!(report[1].ever_false && report[1].allow.condition.as_deref() == Some("false"));
+}
