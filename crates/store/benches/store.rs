@@ -1,7 +1,7 @@
 //! Store API benchmarks of the SQLite backend (criterion): an equality query on one field at
 //! 10^3, 10^5 and 10^6 documents (each query matches 10 documents, so a flat time means the cost
 //! does not grow with the collection), point reads at 10^3 and 10^6 documents, and durable
-//! single-document writes with 1, 64 and 256 concurrent writers (group commit).
+//! single-document writes with 1, 32, 64 and 256 concurrent writers (group commit).
 //!
 //! Datasets are built once with `restore` under the target's tmp directory and reused by later
 //! runs. Before measuring, the database file is read once so the OS page cache holds it: the
@@ -138,7 +138,7 @@ fn durable_writes(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(10));
     let counter = Arc::new(AtomicU64::new(0));
-    for writers in [1u64, 64, 256] {
+    for writers in [1u64, 32, 64, 256] {
         group.bench_with_input(
             BenchmarkId::new("writers", writers),
             &writers,

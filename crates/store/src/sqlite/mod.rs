@@ -1,5 +1,5 @@
-//! The embedded default backend: one SQLite database file in WAL mode with `synchronous=FULL`, so
-//! an acknowledged commit survives a crash or power loss. Writes go through one writer thread
+//! The embedded default backend: one SQLite database file in WAL mode, where a commit is
+//! acknowledged only once its WAL frames are fsynced, so it survives a crash or power loss. Writes go through one writer thread
 //! with group commit (`writer`); reads use a small pool of read connections (`read`), point reads
 //! inline and queries/scans on the blocking pool. The query semantics come from the shared
 //! planner in [`crate::query`]; this module only executes its plans.
@@ -60,7 +60,7 @@ impl SqliteStore {
             ))
         })?;
         let conn = schema::open_writer(dir)?;
-        let writer = Writer::new(conn)?;
+        let writer = Writer::new(conn, dir.join(format!("{DB_FILE}-wal")))?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("claimdb-sqlite-writer".into())

@@ -64,7 +64,8 @@ pub fn internal(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Opens the write connection and creates the schema.
+/// Opens the write connection and creates the schema, with `synchronous=FULL` until the writer
+/// starts its syncer thread (see `writer`).
 pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(dir.join(DB_FILE)).map_err(internal)?;
     conn.execute_batch(

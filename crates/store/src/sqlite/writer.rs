@@ -1,8 +1,20 @@
 //! The single writer of the SQLite backend: one thread owns the write connection and applies
-//! jobs (one `commit` or `restore` call each) in groups. It drains whatever is queued (at most
-//! [`MAX_GROUP`] jobs), runs each inside a SAVEPOINT so a failing job rolls back alone, then
-//! makes the whole group durable with one COMMIT (one fsync) and only then replies. This is
-//! group commit: the fsync cost is shared by every writer waiting at that moment.
+//! jobs (one `commit` or `restore` call each) in groups. It takes whatever is queued, and keeps
+//! taking jobs that arrive meanwhile (at most [`MAX_GROUP`]), runs each inside a SAVEPOINT (a
+//! one-write commit needs none) so a failing job rolls back alone, then COMMITs the group.
+//!
+//! Durability is pipelined: the connection runs with `synchronous=NORMAL` (COMMIT writes the WAL
+//! frames without fsync) and a second thread, the syncer, fdatasyncs the WAL file and only then
+//! replies to every job whose COMMIT finished before that sync began. So no caller is
+//! acknowledged before its write is on disk, while the writer applies the next group during the
+//! fsync. (A reader may see a committed write shortly before it is durable; a crash in that window
+//! loses it, but never an acknowledged one, and the WAL keeps commits in order.) If the syncer
+//! cannot start, the connection falls back to `synchronous=FULL` and replies directly.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
 
 use claimdb_model::json;
 use claimdb_model::{DocPath, Timestamp};
@@ -36,6 +48,19 @@ pub struct Writer {
     version: u64,
     /// The last commit time handed out, in µs.
     commit_us: i64,
+    /// Where committed groups go to be made durable and acknowledged.
+    acks: Acks,
+}
+
+enum Acks {
+    /// The syncer thread fsyncs the WAL, then replies.
+    Syncer {
+        groups: std_mpsc::Sender<Vec<Outcome>>,
+        thread: JoinHandle<()>,
+    },
+    /// COMMIT itself fsyncs (`synchronous=FULL`); reply right away.
+    Inline,
+    Stopped,
 }
 
 enum Outcome {
@@ -49,8 +74,57 @@ enum Outcome {
     ),
 }
 
+impl Outcome {
+    /// Replies with the job's result, or with `failure` if the group failed after all.
+    fn reply(self, failure: Option<&StoreError>) {
+        match self {
+            Outcome::Commit(reply, r) => {
+                let _ = reply.send(match failure {
+                    Some(e) => r.and(Err(e.clone())),
+                    None => r,
+                });
+            }
+            Outcome::Restore(reply, r) => {
+                let _ = reply.send(match failure {
+                    Some(e) => r.and(Err(e.clone())),
+                    None => r,
+                });
+            }
+        }
+    }
+}
+
+/// Makes the WAL file durable; opens it on first use.
+fn sync_wal(file: &mut Option<File>, path: &Path) -> Result<(), StoreError> {
+    let failed = |e: std::io::Error| {
+        StoreError::Internal(format!(
+            "cannot make the write-ahead log {} durable: {e}",
+            path.display()
+        ))
+    };
+    let f = match file {
+        Some(f) => f,
+        None => file.insert(File::open(path).map_err(failed)?),
+    };
+    f.sync_data().map_err(failed)
+}
+
+/// The syncer: for every batch of committed groups, one fdatasync of the WAL, then the replies.
+fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf) {
+    let mut file = None;
+    while let Ok(first) = groups.recv() {
+        let mut batch = vec![first];
+        batch.extend(groups.try_iter());
+        let synced = sync_wal(&mut file, &wal);
+        for outcome in batch.into_iter().flatten() {
+            outcome.reply(synced.as_ref().err());
+        }
+    }
+}
+
 impl Writer {
-    pub fn new(conn: Connection) -> Result<Self, StoreError> {
+    /// Takes over the write connection of the database whose WAL file is `wal`.
+    pub fn new(conn: Connection, wal: PathBuf) -> Result<Self, StoreError> {
         let read = |name: &str| -> Result<i64, StoreError> {
             conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -60,11 +134,63 @@ impl Writer {
         let version = u64::try_from(read("version")?)
             .map_err(|_| StoreError::Internal("negative version in meta".into()))?;
         let commit_us = read("commit_us")?;
+        let (groups, pending) = std_mpsc::channel();
+        let acks = match std::thread::Builder::new()
+            .name("claimdb-sqlite-sync".into())
+            .spawn(move || sync_loop(pending, wal))
+        {
+            Ok(thread) => {
+                conn.execute_batch("PRAGMA synchronous = NORMAL")
+                    .map_err(internal)?;
+                Acks::Syncer { groups, thread }
+            }
+            Err(e) => {
+                tracing::warn!("no syncer thread ({e}); each commit fsyncs itself");
+                Acks::Inline
+            }
+        };
         Ok(Writer {
             conn,
             version,
             commit_us,
+            acks,
         })
+    }
+
+    /// Acknowledges a committed group once it is durable.
+    fn acknowledge(&mut self, outcomes: Vec<Outcome>) {
+        let outcomes = match &self.acks {
+            Acks::Syncer { groups, .. } => match groups.send(outcomes) {
+                Ok(()) => return,
+                // The syncer is gone: nothing can vouch for durability.
+                Err(std_mpsc::SendError(outcomes)) => {
+                    let e = StoreError::Internal("the WAL syncer thread stopped".into());
+                    for outcome in outcomes {
+                        outcome.reply(Some(&e));
+                    }
+                    return;
+                }
+            },
+            Acks::Inline => outcomes,
+            Acks::Stopped => {
+                let e = StoreError::Unavailable("the store is closed".into());
+                for outcome in outcomes {
+                    outcome.reply(Some(&e));
+                }
+                return;
+            }
+        };
+        for outcome in outcomes {
+            outcome.reply(None);
+        }
+    }
+
+    /// Waits until every committed group is durable and acknowledged.
+    fn stop_syncer(&mut self) {
+        if let Acks::Syncer { groups, thread } = std::mem::replace(&mut self.acks, Acks::Stopped) {
+            drop(groups);
+            let _ = thread.join();
+        }
     }
 
     /// Serves jobs until the channel closes or a `Close` job arrives.
@@ -73,10 +199,12 @@ impl Writer {
             if let Some(reply) = self.run_group(first, &mut rx) {
                 // Jobs still queued are dropped with the receiver: their callers see Unavailable.
                 drop(rx);
+                self.stop_syncer();
                 let _ = reply.send(());
                 return;
             }
         }
+        self.stop_syncer();
     }
 
     /// Applies `first` and every job that arrives while the group is being applied (up to
@@ -166,16 +294,7 @@ impl Writer {
             self.abort_group(saved, outcomes, e);
             return closing;
         }
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Commit(reply, r) => {
-                    let _ = reply.send(r);
-                }
-                Outcome::Restore(reply, r) => {
-                    let _ = reply.send(r);
-                }
-            }
-        }
+        self.acknowledge(outcomes);
         closing
     }
 
@@ -189,14 +308,7 @@ impl Writer {
         let _ = self.conn.execute_batch("ROLLBACK");
         (self.version, self.commit_us) = saved;
         for outcome in outcomes {
-            match outcome {
-                Outcome::Commit(reply, r) => {
-                    let _ = reply.send(r.and(Err(e.clone())));
-                }
-                Outcome::Restore(reply, r) => {
-                    let _ = reply.send(r.and(Err(e.clone())));
-                }
-            }
+            outcome.reply(Some(&e));
         }
     }
 
