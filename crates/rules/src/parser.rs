@@ -132,6 +132,18 @@ impl<'s> Parser<'s> {
         }
     }
 
+    /// A suggestion for tokens people write by habit from other languages.
+    pub(crate) fn hint(&self, t: Token) -> &'static str {
+        match (t.kind, self.cur.text(t.span)) {
+            (Tok::Assign, _) => " (use '==' to compare)",
+            (Tok::Ident, "and") => " (use '&&')",
+            (Tok::Ident, "or") => " (use '||')",
+            (Tok::Ident, "not") => " (use '!')",
+            (Tok::Error, "&" | "|") => " (use '&&' or '||')",
+            _ => "",
+        }
+    }
+
     pub(crate) fn ident(&mut self, context: &str) -> Option<(String, Span)> {
         let t = self.peek();
         if t.kind == Tok::Ident {
@@ -420,9 +432,10 @@ impl<'s> Parser<'s> {
         if !self.eat(Tok::Semi) && !self.at(Tok::RBrace) {
             let t = self.peek();
             let found = self.describe(t);
+            let hint = self.hint(t);
             self.error(
                 t.span,
-                format!("expected ';' after the allow statement, found {found}"),
+                format!("expected ';' after the allow statement, found {found}{hint}"),
             );
             self.recover();
         }
