@@ -19,7 +19,10 @@ fn ev(expr: &str) -> Result<String, String> {
     let mut r = with_auth(
         request("get", "users/alice"),
         "alice",
-        json!({"admin": true, "email": "a@x.com", "roles": {"editor": true}}),
+        json!({
+            "admin": true, "email": "a@x.com", "email_verified": true, "roles": {"editor": true},
+            "firebase": {"identities": {"google.com": ["g-123"]}, "sign_in_provider": "google.com"}
+        }),
     );
     r.existing = Some(doc(json!({
         "name": "Alice", "age": 30, "score": 1.5, "tags": ["a", "b"], "nested": {"x": 1},
@@ -207,6 +210,31 @@ const CASES: &[Case] = &[
     ("database", Ok("\"(default)\"")),
     ("document", Ok("/users/alice")),
     ("/databases/$(database)/documents/x/y[3]", Ok("\"x\"")),
+    // The reference's request and resource examples (rules.firestore.Request / Resource).
+    (
+        "resource['__name__'] == /databases/(default)/documents/users/$(resource.id)",
+        Ok("true"),
+    ),
+    (
+        "resource['__name__'] == /databases/$(database)/documents/users/bob",
+        Ok("false"),
+    ),
+    (
+        "request.auth.token.firebase.identities['google.com'][0]",
+        Ok("\"g-123\""),
+    ),
+    (
+        "request.auth.token.firebase.sign_in_provider != 'anonymous'",
+        Ok("true"),
+    ),
+    (
+        "request.auth.token.email_verified && request.auth.token.email.matches('.*@x[.]com')",
+        Ok("true"),
+    ),
+    (
+        "request.auth.token.get('phone_number', null) == null",
+        Ok("true"),
+    ),
     // Strings.
     ("'AbC'.lower()", Ok("\"abc\"")),
     ("'AbC'.upper()", Ok("\"ABC\"")),
