@@ -164,3 +164,62 @@ proptest! {
         }
     }
 }
+
+/// A small random expression over constants, as (folded text, run-time text): the second wraps
+/// every literal in `id(…)`, a user function, which the compiler never folds.
+fn expr_pair() -> impl Strategy<Value = (String, String)> {
+    let leaf = prop_oneof![
+        (-5i64..5).prop_map(|i| i.to_string()),
+        prop::sample::select(vec![
+            "0.5", "2.0", "-1.5", "'a'", "'bc'", "true", "false", "null", "[1, 'a']", "{'k': 1}"
+        ])
+        .prop_map(str::to_string),
+    ]
+    .prop_map(|lit| {
+        let wrapped = format!("id({lit})");
+        (lit, wrapped)
+    });
+    leaf.prop_recursive(4, 24, 3, |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                prop::sample::select(vec![
+                    "+", "-", "*", "/", "%", "==", "!=", "<", ">=", "&&", "||", "in"
+                ]),
+                inner.clone()
+            )
+                .prop_map(|((a, wa), op, (b, wb))| (
+                    format!("({a} {op} {b})"),
+                    format!("({wa} {op} {wb})")
+                )),
+            inner
+                .clone()
+                .prop_map(|(a, wa)| (format!("!({a})"), format!("!({wa})"))),
+            (inner.clone(), inner.clone(), inner.clone()).prop_map(
+                |((c, wc), (a, wa), (b, wb))| {
+                    (
+                        format!("({c} ? {a} : {b})"),
+                        format!("({wc} ? {wa} : {wb})"),
+                    )
+                }
+            ),
+            inner
+                .clone()
+                .prop_map(|(a, wa)| (format!("[{a}].size()"), format!("[{wa}].size()"))),
+            inner.prop_map(|(a, wa)| (format!("string({a})"), format!("string({wa})"))),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Constant folding never changes a value or an error.
+    #[test]
+    fn folding_agrees_with_run_time_evaluation((folded, runtime) in expr_pair()) {
+        let r = request("get", "c/doc");
+        let a = Ruleset::evaluate_expression("", &folded, &r, &NoDocuments);
+        let b = Ruleset::evaluate_expression("function id(x) { return x; }", &runtime, &r, &NoDocuments);
+        prop_assert_eq!(a, b, "{} vs {}", folded, runtime);
+    }
+}
