@@ -58,6 +58,7 @@ mod methods;
 mod ops;
 mod parser;
 mod parser_expr;
+mod prefetch;
 mod program;
 mod request;
 mod time;
@@ -69,6 +70,7 @@ pub use coverage::{AllowStatement, Coverage, CoverageLine};
 pub use error::{Diagnostic, EvalError, render};
 pub use eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
 pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};
+pub use prefetch::{Prefetch, decide_with_prefetch};
 pub use request::{
     Decision, DocumentReader, Filter, FilterOp, Matched, Method, NoDocuments, Outcome, Query,
     ReadError, Reason, Request, Target, Tried,

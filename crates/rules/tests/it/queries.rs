@@ -228,3 +228,34 @@ fn batches_share_twenty_document_reads() {
     let alone = rules.evaluate(&ops[2], &claimdb_rules::NoDocuments);
     assert!(alone.allowed && alone.reads == 8);
 }
+
+/// The engine's async store: evaluate, load what the rules asked for, evaluate again.
+#[test]
+fn prefetch_loop_loads_what_get_needs() {
+    use claimdb_model::DocPath;
+    use claimdb_rules::{Prefetch, decide_with_prefetch};
+    let src = "rules_version = '2'; service cloud.firestore { match /databases/{database}/documents {
+        match /groups/{g}/posts/{p} {
+          allow get: if get(/databases/$(database)/documents/groups/$(g)/members/$(request.auth.uid)).data.role == 'admin';
+          allow create: if existsAfter(/databases/$(database)/documents/groups/$(g)/posts/$(p));
+        } } }";
+    let rules = Ruleset::compile(src).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let r = with_auth(request("get", "groups/g1/posts/p1"), "alice", json!({}));
+    let mut docs = Prefetch::new();
+    let (d, wanted) = decide_with_prefetch(&rules, &r, &docs, false);
+    assert!(!d.allowed);
+    let member = DocPath::parse("groups/g1/members/alice").unwrap();
+    assert_eq!(wanted, vec![(member.clone(), false)]);
+    docs.insert(member, Some(crate::doc(json!({"role": "admin"}))));
+    let (d, wanted) = decide_with_prefetch(&rules, &r, &docs, true);
+    assert!(d.allowed && wanted.is_empty(), "{d:?}");
+
+    let w = request("create", "groups/g1/posts/p2");
+    let mut docs = Prefetch::new();
+    let (d, wanted) = decide_with_prefetch(&rules, &w, &docs, false);
+    let post = DocPath::parse("groups/g1/posts/p2").unwrap();
+    assert!(!d.allowed && wanted == vec![(post.clone(), true)]);
+    docs.insert_after(post, Some(crate::doc(json!({}))));
+    let (d, wanted) = decide_with_prefetch(&rules, &w, &docs, false);
+    assert!(d.allowed && wanted.is_empty());
+}
