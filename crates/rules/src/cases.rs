@@ -299,3 +299,55 @@ impl DocumentReader for HashMap<DocPath, Map> {
         Ok(HashMap::get(self, path).cloned())
     }
 }
+
+/// The text `claimdb rules test` prints: one line per case (failures with their explanation),
+/// then coverage of every allow statement. Returns the text and whether every case passed.
+pub fn render_report(outcomes: &[CaseOutcome], coverage: &Coverage) -> (String, bool) {
+    let mut out = String::new();
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    for o in outcomes {
+        let want = if o.expect_allow { "allow" } else { "deny" };
+        if o.passed {
+            out.push_str(&format!("ok    {} ({want})\n", o.name));
+        } else {
+            let got = if o.decision.allowed {
+                "allowed"
+            } else {
+                "denied"
+            };
+            out.push_str(&format!("FAIL  {} — expected {want}, was {got}\n", o.name));
+            let detail = if o.decision.allowed {
+                match o.decision.granted_by {
+                    Some(line) => format!("granted by the allow at line {line}"),
+                    None => "allowed".to_string(),
+                }
+            } else {
+                o.explanation.clone()
+            };
+            for line in detail.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\n{} passed, {failed} failed\n\ncoverage (allow statements):\n",
+        outcomes.len() - failed
+    ));
+    for c in coverage.report() {
+        let seen = match (c.ever_true, c.ever_false) {
+            (true, true) => "true and false",
+            (true, false) => "only true",
+            (false, true) => "only false",
+            (false, false) => "never evaluated",
+        };
+        let mark = if c.is_complete() { " " } else { "!" };
+        out.push_str(&format!(
+            "{mark} line {:>4}  allow {}: {}  — {seen}{}\n",
+            c.allow.line,
+            c.allow.methods,
+            c.allow.condition.as_deref().unwrap_or("(always)"),
+            if c.ever_error { ", errored" } else { "" }
+        ));
+    }
+    (out, failed == 0)
+}

@@ -64,7 +64,7 @@ mod request;
 mod time;
 mod value;
 
-pub use cases::{CaseOutcome, TestCase, run_cases};
+pub use cases::{CaseOutcome, TestCase, render_report, run_cases};
 pub use compile::{LOCKED_SOURCE, MAX_PATH_SEGMENTS, Ruleset};
 pub use coverage::{AllowStatement, Coverage, CoverageLine};
 pub use error::{Diagnostic, EvalError, render};

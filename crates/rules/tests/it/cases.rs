@@ -1,7 +1,7 @@
 //! The example rule sets under testdata/examples, each with its case file in the format of
 //! shared/design.md ("Rules test cases"), run through the library's case runner.
 
-use claimdb_rules::{Ruleset, TestCase, run_cases};
+use claimdb_rules::{Ruleset, TestCase, render_report, run_cases};
 
 const EXAMPLES: &[&str] = &["movies", "owner", "roles", "profile-fields", "members"];
 
@@ -51,7 +51,15 @@ fn every_example_case_passes_and_every_allow_is_exercised() {
 fn a_failing_case_is_reported_with_its_explanation() {
     let (rules, mut cases) = load("movies");
     cases[3].expect_allow = true; // "user may not create"
-    let (outcomes, _) = run_cases(&rules, &cases);
+    let (outcomes, coverage) = run_cases(&rules, &cases);
+    let (text, all_passed) = render_report(&outcomes, &coverage);
+    assert!(!all_passed);
+    assert!(
+        text.contains("FAIL  user may not create — expected allow, was denied"),
+        "{text}"
+    );
+    assert!(text.contains("6 passed, 1 failed"), "{text}");
+    assert!(text.contains("line    7  allow write: request.auth != null && request.auth.token.moderator == true  — true and false"), "{text}");
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
     assert_eq!(failed.len(), 1);
     assert!(
