@@ -1,0 +1,455 @@
+//! Access-provider configuration: the raw `[[providers]]` tables the CLI deserializes
+//! ([`ProviderConfig`], [`KeyCacheConfig`]) and their validation into [`Provider`], including the
+//! presets (`firebase`, `auth0`, `entra`, `okta`, `keycloak`, `google`) filled from one or two
+//! fields. Explicit fields always win over what a preset fills in (tests point a preset's keys
+//! at a loopback server that way).
+//!
+//! This file does no IO and knows nothing of how the file is found or merged with the
+//! environment; that is the CLI's job.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::roles::RoleMapping;
+
+/// The `{tenantid}` placeholder of a multi-tenant issuer template (Entra's own spelling).
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// Firebase Auth's X.509 certificate map for ID tokens.
+pub const FIREBASE_X509_URI: &str =
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com";
+
+/// One `[[providers]]` table as written in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    /// Fills issuer, key source and (for Firebase) audience from the fields below.
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// `firebase`: the Firebase project id.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// `auth0` / `okta`: the tenant's host name, e.g. `example.eu.auth0.com`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// `okta`: the authorization server id (default `default`).
+    #[serde(default)]
+    pub authorization_server: Option<String>,
+    /// `entra`: a tenant id, or `organizations` / `common` for multi-tenant apps.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `keycloak`: the realm URL, e.g. `https://kc.example.com/realms/main`.
+    #[serde(default)]
+    pub realm_url: Option<String>,
+    /// Exact `iss`; may contain `{tenantid}` once as a whole path segment.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// OpenID configuration URL whose `jwks_uri` is used.
+    #[serde(default)]
+    pub discovery: Option<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// A JSON map `{kid: PEM certificate}` (the form Firebase Auth publishes).
+    #[serde(default)]
+    pub x509_uri: Option<String>,
+    #[serde(default)]
+    pub audience: Option<OneOrMany>,
+    #[serde(default)]
+    pub algorithms: Option<Vec<Alg>>,
+    #[serde(default)]
+    pub uid_claim: Option<String>,
+    /// Seconds of clock skew tolerated for `exp`, `nbf` and `iat` (default 60, at most 600).
+    #[serde(default)]
+    pub clock_skew: Option<u64>,
+    #[serde(default)]
+    pub roles: Vec<RoleMapping>,
+    /// Login settings (used by the login flow, not by verification).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Firebase,
+    Auth0,
+    Entra,
+    Okta,
+    Keycloak,
+    Google,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The signature algorithms a provider may be pinned to. HMAC and `none` do not exist here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Alg {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 9] = [
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::EdDSA,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JOSE `alg` value exactly (case-sensitive, as RFC 7515 says).
+    pub fn from_name(name: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
+        match self {
+            Alg::RS256 => A::RS256,
+            Alg::RS384 => A::RS384,
+            Alg::RS512 => A::RS512,
+            Alg::PS256 => A::PS256,
+            Alg::PS384 => A::PS384,
+            Alg::PS512 => A::PS512,
+            Alg::ES256 => A::ES256,
+            Alg::ES384 => A::ES384,
+            Alg::EdDSA => A::EdDSA,
+        }
+    }
+}
+
+/// Where a provider's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Discovery(String),
+    Jwks(String),
+    X509(String),
+}
+
+impl KeySource {
+    pub fn url(&self) -> &str {
+        match self {
+            KeySource::Discovery(u) | KeySource::Jwks(u) | KeySource::X509(u) => u,
+        }
+    }
+}
+
+/// How a token's `iss` is matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerMatch {
+    Exact(String),
+    /// `prefix{tenantid}suffix`; the token's `tid` must equal the segment.
+    TenantTemplate {
+        prefix: String,
+        suffix: String,
+    },
+}
+
+impl IssuerMatch {
+    /// For a template, the tenant the `iss` names; `Some("")` never happens.
+    pub fn tenant_of<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        match self {
+            IssuerMatch::Exact(_) => None,
+            IssuerMatch::TenantTemplate { prefix, suffix } => {
+                let tenant = iss
+                    .strip_prefix(prefix.as_str())?
+                    .strip_suffix(suffix.as_str())?;
+                let ok = !tenant.is_empty()
+                    && tenant.len() <= 64
+                    && tenant
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                ok.then_some(tenant)
+            }
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            IssuerMatch::Exact(s) => s.clone(),
+            IssuerMatch::TenantTemplate { prefix, suffix } => {
+                format!("{prefix}{TENANT_PLACEHOLDER}{suffix}")
+            }
+        }
+    }
+}
+
+/// A validated access provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub issuer: IssuerMatch,
+    pub keys: KeySource,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Alg>,
+    pub uid_claim: String,
+    pub clock_skew: Duration,
+    pub roles: Vec<RoleMapping>,
+}
+
+/// JWKS cache behaviour, shared by all providers (`[identity]` or similar in the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyCacheConfig {
+    /// `Cache-Control: max-age` is clamped to at least this many seconds.
+    pub min_max_age_secs: u64,
+    /// … and to at most this many.
+    pub max_max_age_secs: u64,
+    /// Used when the IdP sends no `max-age`.
+    pub default_max_age_secs: u64,
+    /// On an unknown `kid`, refetch at most once per provider per this many seconds.
+    pub unknown_kid_refetch_secs: u64,
+    /// Last-known keys are served through an IdP outage for at most this long after their fetch.
+    pub max_stale_secs: u64,
+    /// After a failed fetch, the background task retries after this many seconds (doubling).
+    pub retry_min_secs: u64,
+    /// A request that arrives while a provider's keys are being fetched for the first time (or
+    /// refetched for an unknown `kid`) waits at most this long.
+    pub first_fetch_wait_ms: u64,
+    /// One HTTP fetch is abandoned after this long.
+    pub fetch_timeout_ms: u64,
+    /// Verified tokens kept in memory (0 disables the cache).
+    pub token_cache_entries: usize,
+}
+
+impl Default for KeyCacheConfig {
+    fn default() -> Self {
+        Self {
+            min_max_age_secs: 60,
+            max_max_age_secs: 24 * 3600,
+            default_max_age_secs: 3600,
+            unknown_kid_refetch_secs: 30,
+            max_stale_secs: 3 * 24 * 3600,
+            retry_min_secs: 5,
+            first_fetch_wait_ms: 5_000,
+            fetch_timeout_ms: 5_000,
+            token_cache_entries: 100_000,
+        }
+    }
+}
+
+impl KeyCacheConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_max_age_secs == 0 || self.min_max_age_secs > self.max_max_age_secs {
+            return Err(ConfigError::Cache(
+                "min_max_age_secs must be at least 1 and not above max_max_age_secs".into(),
+            ));
+        }
+        if self.max_stale_secs < self.max_max_age_secs {
+            return Err(ConfigError::Cache(
+                "max_stale_secs must be at least max_max_age_secs, or keys would be dropped before their refresh".into(),
+            ));
+        }
+        if self.retry_min_secs == 0 || self.fetch_timeout_ms == 0 {
+            return Err(ConfigError::Cache(
+                "retry_min_secs and fetch_timeout_ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Clamps a server's `max-age` (or its absence) into the configured bounds.
+    pub fn clamp_max_age(&self, max_age: Option<Duration>) -> Duration {
+        let secs = max_age.map_or(self.default_max_age_secs, |d| d.as_secs());
+        Duration::from_secs(secs.clamp(self.min_max_age_secs, self.max_max_age_secs))
+    }
+}
+
+/// Validates a whole `providers` list: each provider, unique names, no issuer routed twice.
+pub fn validate_providers(configs: &[ProviderConfig]) -> Result<Vec<Provider>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut out: Vec<Provider> = Vec::with_capacity(configs.len());
+    for c in configs {
+        let p = c.validate()?;
+        if !names.insert(p.name.clone()) {
+            return Err(ConfigError::DuplicateName(p.name));
+        }
+        for q in &out {
+            if q.issuer == p.issuer {
+                return Err(ConfigError::DuplicateIssuer {
+                    issuer: p.issuer.display(),
+                    first: q.name.clone(),
+                    second: p.name.clone(),
+                });
+            }
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+impl ProviderConfig {
+    /// Applies the preset, then checks every field.
+    pub fn validate(&self) -> Result<Provider, ConfigError> {
+        let name = self.name.trim();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::invalid(
+                &self.name,
+                "name must be non-empty and use only letters, digits, '-' and '_'",
+            ));
+        }
+        let filled = crate::presets::fill(self)?;
+        let err = |m: String| ConfigError::invalid(name, m);
+
+        let issuer = filled
+            .issuer
+            .ok_or_else(|| err("issuer is required (or a preset)".into()))?;
+        let issuer = parse_issuer(&issuer).map_err(err)?;
+
+        let sources = [
+            filled.discovery.map(KeySource::Discovery),
+            filled.jwks_uri.map(KeySource::Jwks),
+            filled.x509_uri.map(KeySource::X509),
+        ];
+        let mut sources = sources.into_iter().flatten();
+        let keys = sources
+            .next()
+            .ok_or_else(|| err("one of discovery, jwks_uri or x509_uri is required".into()))?;
+        if sources.next().is_some() {
+            return Err(err(
+                "give only one of discovery, jwks_uri and x509_uri".into()
+            ));
+        }
+        check_key_url(keys.url()).map_err(err)?;
+        if matches!(keys, KeySource::Discovery(_))
+            && matches!(issuer, IssuerMatch::TenantTemplate { .. })
+        {
+            return Err(err(
+                "a {tenantid} issuer template needs jwks_uri, not discovery".into(),
+            ));
+        }
+
+        let audiences = match filled.audience {
+            Some(OneOrMany::One(a)) => vec![a],
+            Some(OneOrMany::Many(v)) => v,
+            None => Vec::new(),
+        };
+        if audiences.is_empty() || audiences.iter().any(|a| a.is_empty()) {
+            return Err(err(
+                "audience is required (one non-empty string or a list of them); \
+                 without it a token minted for any other app of the same IdP would be accepted"
+                    .into(),
+            ));
+        }
+
+        let algorithms = self.algorithms.clone().unwrap_or_else(|| vec![Alg::RS256]);
+        if algorithms.is_empty() {
+            return Err(err("algorithms must list at least one algorithm".into()));
+        }
+        let uid_claim = self.uid_claim.clone().unwrap_or_else(|| "sub".to_owned());
+        if uid_claim.is_empty() {
+            return Err(err("uid_claim must not be empty".into()));
+        }
+        let skew = self.clock_skew.unwrap_or(60);
+        if skew > 600 {
+            return Err(err(format!(
+                "clock_skew is {skew} s; at most 600 s is allowed"
+            )));
+        }
+        for r in &self.roles {
+            r.validate().map_err(&err)?;
+        }
+        Ok(Provider {
+            name: name.to_owned(),
+            issuer,
+            keys,
+            audiences,
+            algorithms,
+            uid_claim,
+            clock_skew: Duration::from_secs(skew),
+            roles: self.roles.clone(),
+        })
+    }
+}
+
+fn parse_issuer(issuer: &str) -> Result<IssuerMatch, String> {
+    if issuer.is_empty() {
+        return Err("issuer must not be empty".into());
+    }
+    match issuer.matches(TENANT_PLACEHOLDER).count() {
+        0 => Ok(IssuerMatch::Exact(issuer.to_owned())),
+        1 => {
+            let (prefix, suffix) = issuer
+                .split_once(TENANT_PLACEHOLDER)
+                .ok_or_else(|| "issuer template is malformed".to_owned())?;
+            if !prefix.starts_with("https://") || !prefix.ends_with('/') {
+                return Err(format!(
+                    "issuer template {issuer:?} must be an https URL with {TENANT_PLACEHOLDER} as a whole path segment"
+                ));
+            }
+            if !(suffix.is_empty() || suffix.starts_with('/')) {
+                return Err(format!(
+                    "issuer template {issuer:?}: {TENANT_PLACEHOLDER} must be a whole path segment"
+                ));
+            }
+            Ok(IssuerMatch::TenantTemplate {
+                prefix: prefix.to_owned(),
+                suffix: suffix.to_owned(),
+            })
+        }
+        _ => Err(format!(
+            "issuer {issuer:?} may contain {TENANT_PLACEHOLDER} at most once"
+        )),
+    }
+}
+
+/// Key URLs must be https, except on loopback (local IdPs and tests).
+fn check_key_url(url: &str) -> Result<(), String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("key URL {url:?} is not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "key URL {url:?} must use https (plain http is allowed only on loopback)"
+        )),
+    }
+}

@@ -1,0 +1,185 @@
+//! The identity layer's failures: why a token was refused ([`VerifyError`], each with a stable
+//! machine-readable reason and a sentence a newcomer understands), why a provider configuration
+//! is invalid ([`ConfigError`]), and the failures of the injected IO traits.
+//!
+//! This file does not decide HTTP statuses: the server maps every `VerifyError` to 401 with
+//! `details.reason = err.reason()`.
+
+use std::time::Duration;
+
+/// Why a token did not verify. [`VerifyError::reason`] is the stable code; `Display` is the
+/// human explanation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
+    #[error("the token is {size} bytes; tokens over {limit} bytes are refused before parsing")]
+    TooLarge { size: usize, limit: usize },
+    #[error(
+        "a JSON object in the token repeats the name \"{0}\"; duplicate names are refused because parsers disagree on which one wins"
+    )]
+    DuplicateClaim(String),
+    #[error("the token's algorithm \"{alg}\" is not allowed{}", allowed_suffix(.allowed))]
+    AlgorithmNotAllowed { alg: String, allowed: Vec<String> },
+    #[error(
+        "the token header carries \"{0}\", which would let the token choose its own key; such headers are refused"
+    )]
+    ForbiddenHeader(String),
+    #[error(
+        "the token marks header \"{0}\" as critical (crit), and claimdb does not understand it"
+    )]
+    UnsupportedCritical(String),
+    #[error(
+        "no configured provider has the issuer {0:?} (issuers must match exactly, including any trailing slash)"
+    )]
+    UnknownIssuer(String),
+    #[error(
+        "the issuer names tenant {issuer_tenant:?} but the token's tid claim is {token_tenant:?}"
+    )]
+    TenantMismatch {
+        issuer_tenant: String,
+        token_tenant: String,
+    },
+    #[error(
+        "provider \"{provider}\" publishes no key with id {kid:?} usable for {alg} (it may have been rotated out)"
+    )]
+    UnknownKey {
+        provider: String,
+        kid: Option<String>,
+        alg: String,
+    },
+    #[error("provider \"{provider}\" has no signing keys yet: {detail}")]
+    KeysUnavailable { provider: String, detail: String },
+    #[error(
+        "the signature does not match provider \"{provider}\"'s key {kid:?}; the token was altered or signed by someone else"
+    )]
+    BadSignature {
+        provider: String,
+        kid: Option<String>,
+    },
+    #[error("the token has no usable exp (expiry) claim; tokens without an expiry are refused")]
+    MissingExpiry,
+    #[error(
+        "the token expired at {exp} (unix seconds); now is {now}, allowed clock skew {skew_secs} s"
+    )]
+    Expired { exp: i64, now: i64, skew_secs: u64 },
+    #[error(
+        "the token is not valid before {nbf} (unix seconds); now is {now}, allowed clock skew {skew_secs} s"
+    )]
+    NotYetValid { nbf: i64, now: i64, skew_secs: u64 },
+    #[error(
+        "the token claims to be issued at {iat} (unix seconds), in the future; now is {now}, allowed clock skew {skew_secs} s"
+    )]
+    IssuedInFuture { iat: i64, now: i64, skew_secs: u64 },
+    #[error("the token's audience {found:?} does not include any of {expected:?}")]
+    WrongAudience {
+        found: Vec<String>,
+        expected: Vec<String>,
+    },
+    #[error("the user id claim \"{claim}\" {problem}")]
+    BadSubject { claim: String, problem: String },
+    #[error(
+        "the token was issued at {iat} (unix seconds), before the user's tokens were revoked at {valid_after}; sign in again"
+    )]
+    Revoked { iat: i64, valid_after: i64 },
+    #[error("the revocation check could not be made: {0}")]
+    RevocationUnavailable(String),
+}
+
+fn allowed_suffix(allowed: &[String]) -> String {
+    if allowed.is_empty() {
+        String::new()
+    } else {
+        format!(" (this provider allows {})", allowed.join(", "))
+    }
+}
+
+impl VerifyError {
+    /// The stable machine-readable reason (the server puts it in `details.reason`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::TooLarge { .. } => "too-large",
+            Self::DuplicateClaim(_) => "duplicate-claim",
+            Self::AlgorithmNotAllowed { .. } => "algorithm-not-allowed",
+            Self::ForbiddenHeader(_) => "forbidden-header",
+            Self::UnsupportedCritical(_) => "unsupported-critical-header",
+            Self::UnknownIssuer(_) => "unknown-issuer",
+            Self::TenantMismatch { .. } => "tenant-mismatch",
+            Self::UnknownKey { .. } => "unknown-key",
+            Self::KeysUnavailable { .. } => "keys-unavailable",
+            Self::BadSignature { .. } => "bad-signature",
+            Self::MissingExpiry => "missing-expiry",
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not-yet-valid",
+            Self::IssuedInFuture { .. } => "issued-in-future",
+            Self::WrongAudience { .. } => "wrong-audience",
+            Self::BadSubject { .. } => "bad-subject",
+            Self::Revoked { .. } => "revoked",
+            Self::RevocationUnavailable(_) => "revocation-unavailable",
+        }
+    }
+
+    /// True when the refusal is our side's fault (keys or revocation data could not be had),
+    /// not the token's; the server may want to log these louder.
+    pub fn is_operational(&self) -> bool {
+        matches!(
+            self,
+            Self::KeysUnavailable { .. } | Self::RevocationUnavailable(_)
+        )
+    }
+}
+
+/// An invalid provider or cache configuration. Messages name the provider and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("provider {provider:?}: {message}")]
+    Invalid { provider: String, message: String },
+    #[error("two providers are named {0:?}; names must be unique")]
+    DuplicateName(String),
+    #[error(
+        "providers {first:?} and {second:?} both have issuer {issuer:?}; a token must route to exactly one provider"
+    )]
+    DuplicateIssuer {
+        issuer: String,
+        first: String,
+        second: String,
+    },
+    #[error("cache settings: {0}")]
+    Cache(String),
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(provider: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            provider: provider.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A key-document fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("GET {url} failed: {message}")]
+    Transport { url: String, message: String },
+    #[error("GET {url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("GET {url} timed out after {after:?}")]
+    Timeout { url: String, after: Duration },
+    #[error("the document from {url} is not usable: {message}")]
+    Document { url: String, message: String },
+}
+
+/// Loading or saving persisted keys failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key persistence: {0}")]
+pub struct PersistError(pub String);
+
+/// The revocation lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("revocation lookup: {0}")]
+pub struct RevocationError(pub String);

@@ -1,0 +1,589 @@
+//! The [`Verifier`]: routes a token by its exact `iss` to one provider, checks it against that
+//! provider's keys and policy (every check of design.md's Security section, in a fixed order),
+//! answers repeats from the verified-token cache, and runs the key caches' schedule (start,
+//! background refresh, readiness, metrics).
+//!
+//! Signature math is jsonwebtoken's (`crypto::verify` over the signing input); header and payload
+//! are decoded once, strictly, in `jose.rs`. This file does no IO of its own: keys come through
+//! the injected fetcher, revocation through the injected lookup.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::cache::{KeyMetrics, ProviderKeys, RefreshKind};
+use crate::config::{
+    Alg, IssuerMatch, KeyCacheConfig, KeySource, Provider, ProviderConfig, validate_providers,
+};
+use crate::error::{ConfigError, VerifyError};
+use crate::io::{Clock, Fetcher, KeyPersistence, Revocation, unix_secs};
+use crate::jose::{self, MAX_TOKEN_BYTES};
+use crate::roles::roles_for;
+use crate::token_cache::{Entry, TokenCache, digest};
+
+/// `sub` (or the configured uid claim) may be at most this long, as in Firebase.
+pub const MAX_UID_BYTES: usize = 128;
+
+/// A token that verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    pub uid: String,
+    pub claims: Map<String, Value>,
+    /// The name of the provider whose keys verified it.
+    pub provider: String,
+    pub roles: Vec<String>,
+    pub iat: Option<i64>,
+    pub exp: i64,
+}
+
+/// The verifier's IO.
+#[derive(Clone)]
+pub struct VerifierDeps {
+    pub fetcher: Arc<dyn Fetcher>,
+    pub persistence: Arc<dyn KeyPersistence>,
+    pub revocation: Arc<dyn Revocation>,
+    pub clock: Arc<dyn Clock>,
+}
+
+struct Entry2 {
+    provider: Provider,
+    keys: ProviderKeys,
+}
+
+/// Verifies tokens for a fixed set of providers. Share it in an `Arc`.
+pub struct Verifier {
+    providers: Vec<Entry2>,
+    exact: HashMap<String, usize>,
+    templates: Vec<usize>,
+    cfg: Arc<KeyCacheConfig>,
+    revocation: Arc<dyn Revocation>,
+    clock: Arc<dyn Clock>,
+    cache: TokenCache,
+}
+
+impl Verifier {
+    /// Validates the provider tables and builds a verifier (no IO yet; call [`Verifier::start`]).
+    pub fn from_configs(
+        configs: &[ProviderConfig],
+        cfg: KeyCacheConfig,
+        deps: VerifierDeps,
+    ) -> Result<Self, ConfigError> {
+        Self::new(validate_providers(configs)?, cfg, deps)
+    }
+
+    pub fn new(
+        providers: Vec<Provider>,
+        cfg: KeyCacheConfig,
+        deps: VerifierDeps,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let cfg = Arc::new(cfg);
+        let mut exact = HashMap::new();
+        let mut templates = Vec::new();
+        let mut entries = Vec::with_capacity(providers.len());
+        for (i, p) in providers.into_iter().enumerate() {
+            match &p.issuer {
+                IssuerMatch::Exact(iss) => {
+                    if let Some(j) = exact.insert(iss.clone(), i) {
+                        let first: &Entry2 = &entries[j];
+                        return Err(ConfigError::DuplicateIssuer {
+                            issuer: iss.clone(),
+                            first: first.provider.name.clone(),
+                            second: p.name.clone(),
+                        });
+                    }
+                }
+                IssuerMatch::TenantTemplate { .. } => templates.push(i),
+            }
+            let discovery_issuer = match (&p.keys, &p.issuer) {
+                (KeySource::Discovery(_), IssuerMatch::Exact(iss)) => Some(iss.clone()),
+                _ => None,
+            };
+            let keys = ProviderKeys::new(
+                p.name.clone(),
+                discovery_issuer,
+                p.keys.clone(),
+                Arc::clone(&cfg),
+                Arc::clone(&deps.fetcher),
+                Arc::clone(&deps.persistence),
+            );
+            entries.push(Entry2 { provider: p, keys });
+        }
+        Ok(Self {
+            providers: entries,
+            exact,
+            templates,
+            cache: TokenCache::new(cfg.token_cache_entries),
+            cfg,
+            revocation: deps.revocation,
+            clock: deps.clock,
+        })
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.iter().map(|e| &e.provider)
+    }
+
+    /// The provider a token with this `iss` is routed to (exact match, or a tenant template).
+    pub fn provider_for_issuer(&self, iss: &str) -> Option<&Provider> {
+        self.route(iss).map(|(i, _)| &self.providers[i].provider)
+    }
+
+    fn route<'a>(&self, iss: &'a str) -> Option<(usize, Option<&'a str>)> {
+        if let Some(&i) = self.exact.get(iss) {
+            return Some((i, None));
+        }
+        self.templates.iter().find_map(|&i| {
+            self.providers[i]
+                .provider
+                .issuer
+                .tenant_of(iss)
+                .map(|t| (i, Some(t)))
+        })
+    }
+
+    /// Loads persisted keys and fetches every provider's keys, concurrently; returns when each
+    /// provider has an answer (keys, or a failure bounded by the fetch timeout).
+    pub async fn start(&self) {
+        let now = self.clock.now();
+        let wait = Duration::from_millis(self.cfg.fetch_timeout_ms.saturating_mul(3));
+        let each = self.providers.iter().map(|e| async move {
+            e.keys.load_persisted(now).await;
+            e.keys.refresh(now, RefreshKind::Scheduled, wait).await;
+        });
+        join_all(each).await;
+    }
+
+    /// One round of the background schedule: refreshes every provider whose refresh is due.
+    pub async fn refresh_due(&self, now: SystemTime) {
+        let wait = Duration::from_millis(self.cfg.fetch_timeout_ms.saturating_mul(3));
+        let each = self
+            .providers
+            .iter()
+            .filter(|e| e.keys.refresh_due().is_none_or(|t| t <= now))
+            .map(|e| async move {
+                e.keys.refresh(now, RefreshKind::Scheduled, wait).await;
+            });
+        join_all(each).await;
+    }
+
+    /// The earliest time any provider's refresh is due (`None`: now).
+    pub fn next_refresh(&self) -> Option<SystemTime> {
+        let mut next: Option<SystemTime> = None;
+        for e in &self.providers {
+            let due = e.keys.refresh_due()?;
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        next
+    }
+
+    /// Runs [`Verifier::refresh_due`] on the injected clock until the verifier is dropped.
+    /// Polls at most every `max_sleep`, so a clock that jumps is noticed.
+    pub fn spawn_background(self: &Arc<Self>, max_sleep: Duration) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let sleep = {
+                    let Some(v) = weak.upgrade() else { return };
+                    let now = v.clock.now();
+                    v.refresh_due(now).await;
+                    let now = v.clock.now();
+                    v.next_refresh()
+                        .map_or(Duration::from_secs(1), |t| {
+                            t.duration_since(now).unwrap_or(Duration::ZERO)
+                        })
+                        .clamp(Duration::from_millis(50), max_sleep)
+                };
+                tokio::time::sleep(sleep).await;
+            }
+        })
+    }
+
+    /// Whether every provider has usable keys (for `/readyz`).
+    pub fn ready(&self, now: SystemTime) -> bool {
+        self.providers.iter().all(|e| e.keys.has_usable_keys(now))
+    }
+
+    pub fn metrics(&self, now: SystemTime) -> Vec<KeyMetrics> {
+        self.providers.iter().map(|e| e.keys.metrics(now)).collect()
+    }
+
+    /// Entries in the verified-token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Verifies `token` at time `now`.
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Arc<VerifiedToken>, VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(VerifyError::TooLarge {
+                size: token.len(),
+                limit: MAX_TOKEN_BYTES,
+            });
+        }
+        let now_s = unix_secs(now);
+        let d = digest(token);
+        if let Some(hit) = self.cache.get(&d) {
+            if now_s >= hit.dead_at {
+                self.cache.remove(&d);
+                let skew = self.providers[hit.provider_index]
+                    .provider
+                    .clock_skew
+                    .as_secs();
+                return Err(VerifyError::Expired {
+                    exp: hit.token.exp,
+                    now: now_s,
+                    skew_secs: skew,
+                });
+            }
+            let still_published = self.providers[hit.provider_index]
+                .keys
+                .current(now)
+                .is_ok_and(|k| hit.kid.as_deref().is_none_or(|kid| k.contains_kid(kid)));
+            if still_published {
+                self.check_revocation(&hit.token.uid, hit.token.iat).await?;
+                return Ok(hit.token);
+            }
+            self.cache.remove(&d);
+        }
+        let (entry, kid_owned) = self.verify_uncached(token, now).await?;
+        let verified = Arc::new(entry.0);
+        self.check_revocation(&verified.uid, verified.iat).await?;
+        let skew =
+            i64::try_from(self.providers[entry.1].provider.clock_skew.as_secs()).unwrap_or(0);
+        self.cache.insert(
+            d,
+            Entry {
+                token: Arc::clone(&verified),
+                provider_index: entry.1,
+                kid: kid_owned,
+                dead_at: verified.exp.saturating_add(skew),
+            },
+            now_s,
+        );
+        Ok(verified)
+    }
+
+    async fn check_revocation(&self, uid: &str, iat: Option<i64>) -> Result<(), VerifyError> {
+        let after = self
+            .revocation
+            .tokens_valid_after(uid)
+            .await
+            .map_err(|e| VerifyError::RevocationUnavailable(e.to_string()))?;
+        if let Some(t) = after {
+            let valid_after = unix_secs(t);
+            // A token without iat cannot prove it was issued after the revocation.
+            let iat_v = iat.unwrap_or(i64::MIN);
+            if iat_v < valid_after {
+                return Err(VerifyError::Revoked {
+                    iat: iat.unwrap_or(0),
+                    valid_after,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything but the cache and revocation: returns the token, the provider index and kid.
+    #[allow(clippy::type_complexity)]
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<((VerifiedToken, usize), Option<String>), VerifyError> {
+        let decoded = jose::decode(token)?;
+        let alg = jose::check_header(&decoded.header)?;
+        let iss = match decoded.claims.get("iss") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => {
+                return Err(VerifyError::Malformed(
+                    "the iss claim is not a string".into(),
+                ));
+            }
+            None => return Err(VerifyError::UnknownIssuer(String::new())),
+        };
+        let (index, tenant) = self
+            .route(iss)
+            .ok_or_else(|| VerifyError::UnknownIssuer(iss.to_owned()))?;
+        let tenant = tenant.map(str::to_owned);
+        let entry = &self.providers[index];
+        let p = &entry.provider;
+        if !p.algorithms.contains(&alg) {
+            return Err(VerifyError::AlgorithmNotAllowed {
+                alg: alg.name().to_owned(),
+                allowed: p.algorithms.iter().map(|a| a.name().to_owned()).collect(),
+            });
+        }
+        let kid = jose::kid(&decoded.header);
+        let key = self.find_key(entry, kid, alg, now).await?;
+        let ok = jsonwebtoken::crypto::verify(
+            decoded.signature,
+            decoded.signing_input.as_bytes(),
+            &key.key,
+            alg.to_jwt(),
+        )
+        .unwrap_or(false);
+        if !ok {
+            return Err(VerifyError::BadSignature {
+                provider: p.name.clone(),
+                kid: kid.map(str::to_owned),
+            });
+        }
+        let claims = decoded.claims;
+        let (iat, exp) = check_times(&claims, p.clock_skew, unix_secs(now))?;
+        check_audience(&claims, &p.audiences)?;
+        if let Some(t) = tenant {
+            let tid = claims.get("tid").and_then(Value::as_str);
+            if tid != Some(t.as_str()) {
+                return Err(VerifyError::TenantMismatch {
+                    issuer_tenant: t,
+                    token_tenant: tid.unwrap_or("(none)").to_owned(),
+                });
+            }
+        }
+        let uid = check_uid(&claims, &p.uid_claim)?;
+        let roles = roles_for(&p.roles, &claims);
+        let verified = VerifiedToken {
+            uid,
+            claims,
+            provider: p.name.clone(),
+            roles,
+            iat,
+            exp,
+        };
+        Ok(((verified, index), kid.map(str::to_owned)))
+    }
+
+    async fn find_key(
+        &self,
+        entry: &Entry2,
+        kid: Option<&str>,
+        alg: Alg,
+        now: SystemTime,
+    ) -> Result<Arc<crate::keys::VerifyKey>, VerifyError> {
+        let name = &entry.provider.name;
+        let wait = Duration::from_millis(self.cfg.first_fetch_wait_ms);
+        if let Ok(keys) = entry.keys.current(now)
+            && let Some(k) = keys.find(kid, alg)
+        {
+            return Ok(Arc::clone(k));
+        }
+        // No keys yet, or an unknown kid: wait for an in-flight fetch, or refetch (rate limited).
+        entry.keys.refresh(now, RefreshKind::OnDemand, wait).await;
+        let keys = entry
+            .keys
+            .current(now)
+            .map_err(|detail| VerifyError::KeysUnavailable {
+                provider: name.clone(),
+                detail,
+            })?;
+        keys.find(kid, alg)
+            .cloned()
+            .ok_or_else(|| VerifyError::UnknownKey {
+                provider: name.clone(),
+                kid: kid.map(str::to_owned),
+                alg: alg.name().to_owned(),
+            })
+    }
+}
+
+fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Ok(Some(i))
+            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite() && f.abs() < 1e15) {
+                // NumericDate may carry fractions; whole seconds are enough here.
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(Some(f.floor() as i64))
+            } else {
+                Err(VerifyError::Malformed(format!(
+                    "the {name} claim is not a usable number"
+                )))
+            }
+        }
+        Some(_) => Err(VerifyError::Malformed(format!(
+            "the {name} claim is not a number"
+        ))),
+    }
+}
+
+/// `exp` required, `nbf`/`iat` optional; all with the provider's skew. Returns (iat, exp).
+pub(crate) fn check_times(
+    claims: &Map<String, Value>,
+    skew: Duration,
+    now: i64,
+) -> Result<(Option<i64>, i64), VerifyError> {
+    let skew_secs = skew.as_secs();
+    let s = i64::try_from(skew_secs).unwrap_or(0);
+    let exp = match numeric(claims, "exp") {
+        Ok(Some(e)) => e,
+        Ok(None) | Err(_) => return Err(VerifyError::MissingExpiry),
+    };
+    if now >= exp.saturating_add(s) {
+        return Err(VerifyError::Expired {
+            exp,
+            now,
+            skew_secs,
+        });
+    }
+    if let Some(nbf) = numeric(claims, "nbf")?
+        && now.saturating_add(s) < nbf
+    {
+        return Err(VerifyError::NotYetValid {
+            nbf,
+            now,
+            skew_secs,
+        });
+    }
+    let iat = numeric(claims, "iat")?;
+    if let Some(iat) = iat
+        && iat > now.saturating_add(s)
+    {
+        return Err(VerifyError::IssuedInFuture {
+            iat,
+            now,
+            skew_secs,
+        });
+    }
+    Ok((iat, exp))
+}
+
+pub(crate) fn check_audience(
+    claims: &Map<String, Value>,
+    expected: &[String],
+) -> Result<(), VerifyError> {
+    let found: Vec<String> = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if found.iter().any(|a| expected.contains(a)) {
+        Ok(())
+    } else {
+        Err(VerifyError::WrongAudience {
+            found,
+            expected: expected.to_vec(),
+        })
+    }
+}
+
+pub(crate) fn check_uid(claims: &Map<String, Value>, claim: &str) -> Result<String, VerifyError> {
+    let bad = |problem: &str| VerifyError::BadSubject {
+        claim: claim.to_owned(),
+        problem: problem.to_owned(),
+    };
+    match claims.get(claim) {
+        None => Err(bad("is missing")),
+        Some(Value::String(s)) if s.is_empty() => Err(bad("is empty")),
+        Some(Value::String(s)) if s.len() > MAX_UID_BYTES => Err(VerifyError::BadSubject {
+            claim: claim.to_owned(),
+            problem: format!(
+                "is {} bytes long; at most {MAX_UID_BYTES} are allowed",
+                s.len()
+            ),
+        }),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(bad("is not a string")),
+    }
+}
+
+/// Runs futures concurrently on the current task (no extra crate for one join).
+async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn time_checks_table() {
+        let skew = Duration::from_secs(60);
+        let now = 1_000_000;
+        let cases: &[(Value, Result<(), &str>)] = &[
+            (json!({"exp": now + 10}), Ok(())),
+            (json!({"exp": now - 59}), Ok(())),
+            (json!({"exp": now - 60}), Err("expired")),
+            (json!({}), Err("missing-expiry")),
+            (json!({"exp": "tomorrow"}), Err("missing-expiry")),
+            (json!({"exp": (now + 10) as f64 + 0.5}), Ok(())),
+            (json!({"exp": now + 10, "nbf": now + 60}), Ok(())),
+            (
+                json!({"exp": now + 10, "nbf": now + 61}),
+                Err("not-yet-valid"),
+            ),
+            (json!({"exp": now + 10, "nbf": "x"}), Err("malformed")),
+            (json!({"exp": now + 10, "iat": now + 60}), Ok(())),
+            (
+                json!({"exp": now + 10, "iat": now + 61}),
+                Err("issued-in-future"),
+            ),
+        ];
+        for (c, want) in cases {
+            let got = check_times(&m(c.clone()), skew, now)
+                .map(|_| ())
+                .map_err(|e| e.reason());
+            assert_eq!(got, *want, "{c}");
+        }
+    }
+
+    #[test]
+    fn audience_and_uid_table() {
+        let exp = vec!["a".to_owned(), "b".to_owned()];
+        let cases: &[(Value, Result<(), &str>)] = &[
+            (json!({"aud": "a"}), Ok(())),
+            (json!({"aud": ["x", "b"]}), Ok(())),
+            (json!({"aud": "c"}), Err("wrong-audience")),
+            (json!({"aud": []}), Err("wrong-audience")),
+            (json!({}), Err("wrong-audience")),
+            (json!({"aud": 1}), Err("wrong-audience")),
+        ];
+        for (c, want) in cases {
+            assert_eq!(
+                check_audience(&m(c.clone()), &exp).map_err(|e| e.reason()),
+                *want,
+                "{c}"
+            );
+        }
+        let long = "u".repeat(129);
+        let max = "u".repeat(128);
+        let uids: &[(Value, Result<&str, &str>)] = &[
+            (json!({"sub": "alice"}), Ok("alice")),
+            (json!({"sub": ""}), Err("bad-subject")),
+            (json!({"sub": long}), Err("bad-subject")),
+            (json!({"sub": max.clone()}), Ok(max.as_str())),
+            (json!({"sub": 5}), Err("bad-subject")),
+            (json!({}), Err("bad-subject")),
+        ];
+        for (c, want) in uids {
+            let got = check_uid(&m(c.clone()), "sub").map_err(|e| e.reason());
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{c}");
+        }
+    }
+}
