@@ -6,6 +6,7 @@ mod config;
 mod export;
 mod import;
 mod jsonl;
+mod rules;
 mod serve;
 
 use std::path::PathBuf;
@@ -72,6 +73,28 @@ enum Command {
         #[arg(value_name = "FILE")]
         input: PathBuf,
     },
+    /// Check and test Firestore security rules offline.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Compile a rules file and report every error with line:column and a caret.
+    /// Exit 0 when it compiles, 1 when it does not.
+    Check {
+        #[arg(value_name = "RULES")]
+        file: PathBuf,
+    },
+    /// Run test cases (YAML or JSON: `cases: [{name, auth, method, path, existing, data, query,
+    /// expect}]`) against a rules file; prints each failure with its explanation, then the
+    /// coverage of every allow statement. Exit 0 when all pass, 1 otherwise.
+    Test {
+        #[arg(value_name = "RULES")]
+        rules: PathBuf,
+        #[arg(value_name = "CASES")]
+        cases: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +103,8 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Export { config, output } => export::run(&config, output.as_deref()),
         Command::Import { config, input } => import::run(&config, &input),
+        Command::Rules(RulesCommand::Check { file }) => rules::check(&file),
+        Command::Rules(RulesCommand::Test { rules, cases }) => rules::test(&rules, &cases),
     };
     match result {
         Ok(code) => code,

@@ -10,10 +10,7 @@ use claimdb_model::{CollectionPath, DocPath, Map, Timestamp, Value};
 use claimdb_rules::{Filter, FilterOp, Method, NoDocuments, Query, Request, Ruleset, Target};
 
 fn rules(name: &str) -> Ruleset {
-    let path = format!(
-        "{}/testdata/examples/{name}.rules",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../examples/{name}.rules", env!("CARGO_MANIFEST_DIR"));
     let src = std::fs::read_to_string(&path).unwrap_or_default();
     match Ruleset::compile(&src) {
         Ok(r) => r,

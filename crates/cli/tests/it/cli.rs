@@ -126,3 +126,85 @@ fn import_of_a_bad_file_writes_nothing_and_names_the_line() {
         "nothing may be written"
     );
 }
+
+#[test]
+fn rules_check_reports_errors_with_position_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/movies.rules");
+    let out = Command::new(BIN)
+        .args(["rules", "check", good])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = dir.path().join("bad.rules");
+    std::fs::write(
+        &bad,
+        "rules_version = '2';\nservice cloud.firestore {\n  match /databases/{db}/documents {\n    allow read: if request.auth.uid = 'x';\n  }\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("4:"), "no line:column in {stderr}");
+    assert!(stderr.contains('^'), "no caret in {stderr}");
+    let missing = dir.path().join("missing.rules");
+    let out = Command::new(BIN)
+        .args(["rules", "check"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn rules_test_reads_yaml_cases_and_exits_1_on_a_failing_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/movies.rules");
+    let cases = dir.path().join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "cases:\n  - name: signed-in user reads\n    auth: {uid: u1, token: {}}\n    method: get\n    path: movies/m1\n    existing: {movies/m1: {title: Up}}\n    expect: allow\n  - name: moderator may create\n    auth: {uid: u2, token: {moderator: true}}\n    method: create\n    path: movies/m2\n    data: {title: Heat}\n    expect: allow\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "test", rules])
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("coverage"), "{stdout}");
+    // The same request without the claim is denied: a case expecting allow must fail, explained.
+    std::fs::write(
+        &cases,
+        "cases:\n  - name: plain user may create\n    auth: {uid: u3, token: {}}\n    method: create\n    path: movies/m3\n    data: {title: Alien}\n    expect: allow\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "test", rules])
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("moderator"),
+        "{stdout}"
+    );
+    std::fs::write(&cases, "cases: [{name: x}]\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "test", rules])
+        .arg(&cases)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,4 +1,4 @@
-//! The example rule sets under testdata/examples, each with its case file in the format of
+//! The example rule sets under the repository's examples/, each with its case file in the format of
 //! shared/design.md ("Rules test cases"), run through the library's case runner.
 
 use claimdb_rules::{Ruleset, TestCase, render_report, run_cases};
@@ -6,7 +6,7 @@ use claimdb_rules::{Ruleset, TestCase, render_report, run_cases};
 const EXAMPLES: &[&str] = &["movies", "owner", "roles", "profile-fields", "members"];
 
 fn load(name: &str) -> (Ruleset, Vec<TestCase>) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/examples");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     let src = std::fs::read_to_string(format!("{dir}/{name}.rules")).unwrap();
     let rules =
         Ruleset::compile(&src).unwrap_or_else(|d| panic!("{name}: {}", claimdb_rules::render(&d)));
