@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             equality_with_inequality_and_cursor,
             operand_list_limits_are_inclusive,
             group_name_order_descending_below_a_document,
+            equality_pages_in_name_order,
             close_stops_writes,
         );
     };
@@ -1409,4 +1410,59 @@ pub async fn group_name_order_descending_below_a_document<S: Store>(store: Arc<S
         inclusive: true,
     });
     assert_eq!(ids_of(&*store, &q).await, vec!["2", "1"]);
+}
+
+pub async fn equality_pages_in_name_order<S: Store>(store: Arc<S>) {
+    let docs: Vec<(String, serde_json::Value)> = (0..20)
+        .map(|i| {
+            let owner = if i % 2 == 0 { "a" } else { "b" };
+            (
+                format!("eq/d{i:02}"),
+                json!({"owner": owner, "tags": [owner, "all"]}),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, serde_json::Value)> =
+        docs.iter().map(|(p, j)| (p.as_str(), j.clone())).collect();
+    put(&*store, &refs).await;
+    for f in [
+        filter("owner", "==", json!("a")),
+        filter("tags", "array-contains", json!("a")),
+    ] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = query("eq");
+            q.filters = vec![f.clone()];
+            q.limit = Some(3);
+            q.start = after.as_ref().map(|id| Cursor {
+                values: vec![Value::String(id.clone())],
+                inclusive: false,
+            });
+            let page = ids_of(&*store, &q).await;
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().cloned();
+            seen.extend(page);
+        }
+        let evens: Vec<String> = (0..20).step_by(2).map(|i| format!("d{i:02}")).collect();
+        assert_eq!(seen, evens, "{f:?}");
+        let mut q = query("eq");
+        q.filters = vec![f.clone()];
+        q.order_by = vec![order("__name__", Direction::Desc)];
+        q.start = Some(Cursor {
+            values: vec![Value::String("d10".into())],
+            inclusive: false,
+        });
+        q.end = Some(Cursor {
+            values: vec![Value::String("d04".into())],
+            inclusive: true,
+        });
+        assert_eq!(
+            ids_of(&*store, &q).await,
+            vec!["d08", "d06", "d04"],
+            "{f:?}"
+        );
+    }
 }

@@ -29,6 +29,18 @@ pub enum Plan {
         contains: bool,
         keys: Vec<Vec<u8>>,
     },
+    /// The entries of one exact key of one field's index, which are in document-key order:
+    /// used when the query is ordered by name only, so a page of a large match streams from
+    /// the cursor (inclusive document-key bounds `lo`/`hi`) and stops at the limit. Feed the
+    /// documents to a [`super::Stream`].
+    LookupByName {
+        field: FieldPath,
+        contains: bool,
+        key: Vec<u8>,
+        lo: Option<Vec<u8>>,
+        hi: Option<Vec<u8>>,
+        descending: bool,
+    },
     /// An ordered scan of the value entries of `field` (the first field of the effective order)
     /// with keys in `[lo, hi)`, ascending or descending, ties by document key in the same
     /// direction. Feed the documents in that order to a [`super::Stream`], stopping when it says so.
@@ -449,6 +461,20 @@ fn choose_plan(
             Test::ContainsAny(ks) => (true, ks.iter().cloned().collect()),
             _ => (false, Vec::new()),
         };
+        // One key and name order: the index entries of that key are already in name order.
+        if let ([key], [only]) = (keys.as_slice(), order)
+            && only.field.is_document_id()
+        {
+            let (lo, hi, descending) = first_field_bounds(filters, only, start, end);
+            return Plan::LookupByName {
+                field: f.field.clone(),
+                contains,
+                key: key.clone(),
+                lo: name_bound(&lo).map(|p| p.sort_key()),
+                hi: name_bound(&hi).map(|p| p.sort_key()),
+                descending,
+            };
+        }
         return Plan::Lookup {
             field: f.field.clone(),
             contains,
@@ -463,6 +489,30 @@ fn choose_plan(
             descending: false,
         };
     };
+    let (lo, hi, descending) = first_field_bounds(filters, first, start, end);
+    if first.field.is_document_id() {
+        return Plan::ScanNames {
+            lo: name_bound(&lo).map(|p| p.sort_key()),
+            hi: name_bound(&hi).map(|p| p.sort_key()),
+            descending,
+        };
+    }
+    Plan::Range {
+        field: first.field.clone(),
+        lo,
+        hi,
+        descending,
+    }
+}
+
+/// The key range `[lo, hi)` of the first order field allowed by its range filters and the first
+/// cursor values (inclusive bounds: evaluation is exact), and whether it runs descending.
+fn first_field_bounds(
+    filters: &[CompiledFilter],
+    first: &Order,
+    start: Option<&CompiledCursor>,
+    end: Option<&CompiledCursor>,
+) -> (Vec<u8>, Vec<u8>, bool) {
     let descending = first.direction == Direction::Desc;
     let (mut lo, mut hi) = key::full_range();
     for f in filters.iter().filter(|f| f.field == first.field) {
@@ -475,7 +525,6 @@ fn choose_plan(
             }
         }
     }
-    // The first cursor value bounds the first order field (inclusively; evaluation is exact).
     let (lower_cursor, upper_cursor) = if descending {
         (end, start)
     } else {
@@ -492,19 +541,7 @@ fn choose_plan(
             hi = s;
         }
     }
-    if first.field.is_document_id() {
-        return Plan::ScanNames {
-            lo: name_bound(&lo).map(|p| p.sort_key()),
-            hi: name_bound(&hi).map(|p| p.sort_key()),
-            descending,
-        };
-    }
-    Plan::Range {
-        field: first.field.clone(),
-        lo,
-        hi,
-        descending,
-    }
+    (lo, hi, descending)
 }
 
 /// A bound on reference keys (a reference key or its successor `k ++ [0]`) as the document
@@ -618,6 +655,35 @@ mod tests {
             PreparedQuery::new(&query).unwrap().plan(),
             &Plan::Names(vec![DocPath::parse("c/d").unwrap()])
         );
+    }
+
+    #[test]
+    fn one_key_in_name_order_streams_from_the_cursor() {
+        let mut query = q();
+        query.filters = vec![f("owner", Op::Eq, Value::String("a".into()))];
+        query.start = Some(Cursor {
+            values: vec![Value::String("m".into())],
+            inclusive: false,
+        });
+        query.order_by = vec![o("__name__", Direction::Desc)];
+        assert_eq!(
+            PreparedQuery::new(&query).unwrap().plan(),
+            &Plan::LookupByName {
+                field: FieldPath::single("owner"),
+                contains: false,
+                key: key::index_key(&Value::String("a".into())),
+                lo: None,
+                hi: Some(DocPath::parse("c/m").unwrap().sort_key()),
+                descending: true,
+            }
+        );
+        // Another order field: the matches must be sorted, so plain lookups.
+        query.order_by = vec![o("age", Direction::Asc)];
+        query.start = None;
+        assert!(matches!(
+            PreparedQuery::new(&query).unwrap().plan(),
+            Plan::Lookup { .. }
+        ));
     }
 
     #[test]

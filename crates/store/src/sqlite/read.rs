@@ -174,34 +174,33 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
                 params.push(Sql::Blob(uhi.clone()));
             }
             let sql = range_sql(scope_column, *descending, under.is_some());
-            let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
-            let mut fetch = tx
-                .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
-                .map_err(internal)?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(params.iter()))
-                .map_err(internal)?;
-            let mut stream = q.stream();
-            while let Some(row) = rows.next().map_err(internal)? {
-                let k: Vec<u8> = row.get(0).map_err(internal)?;
-                let mut found = fetch.query([k]).map_err(internal)?;
-                if let Some(doc) = found.next().map_err(internal)?
-                    && !stream.push(read_document(doc)?)
-                {
-                    break;
-                }
-            }
-            stream.finish()
+            stream_doc_keys(&tx, &sql, &params, q)?
+        }
+        Plan::LookupByName {
+            field,
+            contains,
+            key,
+            lo,
+            hi,
+            descending,
+        } => {
+            let (scope_column, scope_value, under) = scope_bounds(q.scope());
+            let (lo, hi) = doc_bounds(lo, hi, under);
+            let kind = if *contains { KIND_CONTAINS } else { KIND_VALUE };
+            let params = [
+                scope_value,
+                Sql::Blob(index::field_key(field)),
+                Sql::Integer(i64::from(kind)),
+                Sql::Blob(key.clone()),
+                Sql::Blob(lo),
+                Sql::Blob(hi),
+            ];
+            let sql = key_by_name_sql(scope_column, *descending);
+            stream_doc_keys(&tx, &sql, &params, q)?
         }
         Plan::ScanNames { lo, hi, descending } => {
             let (scope_column, scope_value, under) = scope_bounds(q.scope());
-            // Every document key is below 0xFF (UTF-8 never holds that byte).
-            let mut lo = lo.clone().unwrap_or_default();
-            let mut hi = hi.clone().unwrap_or_else(|| vec![0xFF]);
-            if let Some((ulo, uhi)) = under {
-                lo = lo.max(ulo);
-                hi = hi.min(uhi);
-            }
+            let (lo, hi) = doc_bounds(lo, hi, under);
             let sql = names_sql(scope_column, *descending);
             stream_rows(&tx, &sql, &[scope_value, Sql::Blob(lo), Sql::Blob(hi)], q)?
         }
@@ -226,6 +225,62 @@ fn range_sql(scope_column: &str, descending: bool, under: bool) -> String {
            AND ({scope_column}, field, kind, key) < (?1, ?2, {KIND_VALUE}, ?4){under}
          ORDER BY {scope_column} {dir}, field {dir}, kind {dir}, key {dir}, doc {dir}"
     )
+}
+
+/// The entries of one exact key of one field's index, in document-key order within inclusive
+/// bounds.
+fn key_by_name_sql(scope_column: &str, descending: bool) -> String {
+    let dir = if descending { "DESC" } else { "ASC" };
+    format!(
+        "SELECT doc FROM idx
+         WHERE ({scope_column}, field, kind, key, doc) >= (?1, ?2, ?3, ?4, ?5)
+           AND ({scope_column}, field, kind, key, doc) <= (?1, ?2, ?3, ?4, ?6)
+         ORDER BY {scope_column} {dir}, field {dir}, kind {dir}, key {dir}, doc {dir}"
+    )
+}
+
+/// Inclusive document-key bounds from a plan's optional ones and a group's `under` range.
+fn doc_bounds(
+    lo: &Option<Vec<u8>>,
+    hi: &Option<Vec<u8>>,
+    under: Option<KeyRange>,
+) -> (Vec<u8>, Vec<u8>) {
+    // Every document key is below 0xFF (UTF-8 never holds that byte).
+    let mut lo = lo.clone().unwrap_or_default();
+    let mut hi = hi.clone().unwrap_or_else(|| vec![0xFF]);
+    if let Some((ulo, uhi)) = under {
+        lo = lo.max(ulo);
+        hi = hi.min(uhi);
+    }
+    (lo, hi)
+}
+
+/// Feeds the documents named by the rows (document keys) of an ordered statement to the
+/// query's stream until it is satisfied.
+fn stream_doc_keys(
+    conn: &Connection,
+    sql: &str,
+    params: &[Sql],
+    q: &PreparedQuery,
+) -> Result<Vec<Document>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(internal)?;
+    let mut fetch = conn
+        .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
+        .map_err(internal)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params.iter()))
+        .map_err(internal)?;
+    let mut stream = q.stream();
+    while let Some(row) = rows.next().map_err(internal)? {
+        let k: Vec<u8> = row.get(0).map_err(internal)?;
+        let mut found = fetch.query([k]).map_err(internal)?;
+        if let Some(doc) = found.next().map_err(internal)?
+            && !stream.push(read_document(doc)?)
+        {
+            break;
+        }
+    }
+    Ok(stream.finish())
 }
 
 /// An ordered scan of the scope's documents by key, within inclusive bounds.
@@ -289,6 +344,23 @@ mod tests {
                     }
                     assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
                 }
+                let sql = key_by_name_sql(column, descending);
+                let mut stmt = conn.prepare_cached(&sql).unwrap();
+                for round in 0..3u8 {
+                    let params = [
+                        value.clone(),
+                        blob(1),
+                        Sql::Integer(0),
+                        blob(round),
+                        blob(0),
+                        blob(9),
+                    ];
+                    let mut rows = stmt
+                        .query(rusqlite::params_from_iter(params.iter()))
+                        .unwrap();
+                    while rows.next().unwrap().is_some() {}
+                }
+                assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
                 let sql = names_sql(column, descending);
                 let mut stmt = conn.prepare_cached(&sql).unwrap();
                 for round in 0..3u8 {
