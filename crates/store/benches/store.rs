@@ -1,6 +1,7 @@
 //! Store API benchmarks of the SQLite backend (criterion): an equality query on one field at
 //! 10^3, 10^5 and 10^6 documents (each query matches 10 documents, so a flat time means the cost
-//! does not grow with the collection), point reads at 10^3 and 10^6 documents, and durable
+//! does not grow with the collection), the first page of 20 of a match holding 1/7 of the
+//! collection, point reads at 10^3 and 10^6 documents, and durable
 //! single-document writes with 1, 32, 64 and 256 concurrent writers (group commit).
 //!
 //! Datasets are built once with `restore` under the target's tmp directory and reused by later
@@ -108,6 +109,35 @@ fn equality_query(c: &mut Criterion) {
     group.finish();
 }
 
+/// A first page (20) of a match holding 1/7 of the collection (`tags` array-contains), in name
+/// order: the cost of the page, not of the match.
+fn page_of_large_match(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("query_page20_of_n_div_7");
+    for n in SIZES {
+        let store = dataset(&rt, n);
+        let next = AtomicU64::new(0);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.to_async(&rt).iter(|| {
+                let t = next.fetch_add(1, Ordering::Relaxed) % 7;
+                let mut q = Query::collection(CollectionPath::parse("items").unwrap());
+                q.filters = vec![Filter {
+                    field: FieldPath::single("tags"),
+                    op: Op::ArrayContains,
+                    value: Value::String(format!("t{t}")),
+                }];
+                q.limit = Some(20);
+                let store = &store;
+                async move {
+                    assert_eq!(store.query(&q).await.unwrap().len(), 20);
+                }
+            })
+        });
+        rt.block_on(store.close()).unwrap();
+    }
+    group.finish();
+}
+
 fn point_reads(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("point_read");
@@ -190,5 +220,11 @@ fn durable_writes(c: &mut Criterion) {
     rt.block_on(store.close()).unwrap();
 }
 
-criterion_group!(benches, equality_query, point_reads, durable_writes);
+criterion_group!(
+    benches,
+    equality_query,
+    page_of_large_match,
+    point_reads,
+    durable_writes
+);
 criterion_main!(benches);
