@@ -194,7 +194,8 @@ impl Verifier {
                         .map_or(Duration::from_secs(1), |t| {
                             t.duration_since(now).unwrap_or(Duration::ZERO)
                         })
-                        .clamp(Duration::from_millis(50), max_sleep)
+                        .min(max_sleep)
+                        .max(Duration::from_millis(5))
                 };
                 tokio::time::sleep(sleep).await;
             }
@@ -299,6 +300,11 @@ impl Verifier {
     ) -> Result<((VerifiedToken, usize), Option<String>), VerifyError> {
         let decoded = jose::decode(token)?;
         let alg = jose::check_header(&decoded.header)?;
+        if decoded.signature.is_empty() {
+            return Err(VerifyError::Malformed(
+                "the signature part is empty (an unsigned token)".into(),
+            ));
+        }
         let iss = match decoded.claims.get("iss") {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => {

@@ -1,0 +1,99 @@
+//! Tokens from an independent implementation: PyJWT (with `cryptography`) signs with keys this
+//! test generates, for every algorithm family we accept, and our verifier must accept them — and
+//! must refuse PyJWT's HS256 and `none` tokens. Needs `python3 -m pip install 'PyJWT[crypto]==2.*'`
+//! (.ci/run installs it); a missing PyJWT fails the test with that instruction, never skips.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const SIGNER: &str = r#"
+import json, sys, jwt
+req = json.load(sys.stdin)
+headers = {"kid": req["kid"]} if req["kid"] else None
+key = req["key"]
+print(jwt.encode(req["claims"], key, algorithm=req["alg"], headers=headers))
+"#;
+
+fn pyjwt_sign(key_pem: &str, alg: &str, kid: Option<&str>, claims: &Value) -> String {
+    let probe = Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        other => panic!(
+            "PyJWT is required for the independent-implementation tests: run \
+             `python3 -m pip install 'PyJWT[crypto]==2.*'` (probe: {other:?})"
+        ),
+    }
+    let mut child = Command::new("python3")
+        .args(["-c", SIGNER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let req = json!({"key": key_pem, "alg": alg, "kid": kid, "claims": claims});
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(req.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn tokens_signed_by_pyjwt_verify() {
+    let keys = [
+        TestKey::rsa("rs256", "RS256"),
+        TestKey::rsa("rs512", "RS512"),
+        TestKey::rsa("ps256", "PS256"),
+        TestKey::ec("es256", "ES256"),
+        TestKey::ec("es384", "ES384"),
+        TestKey::ed("eddsa"),
+    ];
+    let idp = Idp::start().await;
+    idp.publish(&keys.iter().collect::<Vec<_>>());
+    let p = simple_provider(
+        &idp,
+        &["RS256", "RS512", "PS256", "ES256", "ES384", "EdDSA"],
+    );
+    let h = harness(&[p], Default::default());
+    h.verifier.start().await;
+    for k in &keys {
+        let mut c = claims(&idp.base, "api");
+        c["sub"] = json!(format!("py-{}", k.kid));
+        let token = pyjwt_sign(&k.pkcs8_pem, k.alg, Some(&k.kid), &c);
+        let got = h.verifier.verify(&token, now()).await;
+        assert!(got.is_ok(), "PyJWT {} token refused: {got:?}", k.alg);
+        assert_eq!(got.unwrap().uid, format!("py-{}", k.kid));
+    }
+    // PyJWT's HMAC token keyed with the public key's modulus (PyJWT itself refuses PEM and JWK
+    // text as HMAC secrets), and its unsigned token: refused.
+    let c = claims(&idp.base, "api");
+    let hs = pyjwt_sign(
+        keys[0].jwk["n"].as_str().unwrap(),
+        "HS256",
+        Some("rs256"),
+        &c,
+    );
+    assert_eq!(
+        h.verifier.verify(&hs, now()).await.unwrap_err().reason(),
+        "algorithm-not-allowed"
+    );
+    let none = pyjwt_sign("", "none", None, &c);
+    assert_eq!(
+        h.verifier.verify(&none, now()).await.unwrap_err().reason(),
+        "algorithm-not-allowed"
+    );
+}
