@@ -13,7 +13,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc as std_mpsc};
 use std::thread::JoinHandle;
 
 use claimdb_model::json;
@@ -50,6 +51,8 @@ pub struct Writer {
     commit_us: i64,
     /// Where committed groups go to be made durable and acknowledged.
     acks: Acks,
+    /// Set once a WAL sync failed: every later job is refused.
+    broken: Arc<AtomicBool>,
 }
 
 enum Acks {
@@ -94,6 +97,13 @@ impl Outcome {
     }
 }
 
+fn wal_failed() -> StoreError {
+    StoreError::Unavailable(
+        "an earlier write-ahead log sync failed; writes are refused until the store is reopened"
+            .into(),
+    )
+}
+
 /// Makes the WAL file durable; opens it on first use.
 fn sync_wal(file: &mut Option<File>, path: &Path) -> Result<(), StoreError> {
     let failed = |e: std::io::Error| {
@@ -110,12 +120,22 @@ fn sync_wal(file: &mut Option<File>, path: &Path) -> Result<(), StoreError> {
 }
 
 /// The syncer: for every batch of committed groups, one fdatasync of the WAL, then the replies.
-fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf) {
+/// After a failed sync nothing is acknowledged again (`broken` is set): the kernel may have
+/// dropped the dirty pages, so a later sync that succeeds proves nothing.
+fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf, broken: Arc<AtomicBool>) {
     let mut file = None;
     while let Ok(first) = groups.recv() {
         let mut batch = vec![first];
         batch.extend(groups.try_iter());
-        let synced = sync_wal(&mut file, &wal);
+        let synced = if broken.load(Ordering::Acquire) {
+            Err(wal_failed())
+        } else {
+            sync_wal(&mut file, &wal)
+        };
+        if let Err(e) = &synced {
+            tracing::error!("{e}; refusing writes from now on");
+            broken.store(true, Ordering::Release);
+        }
         for outcome in batch.into_iter().flatten() {
             outcome.reply(synced.as_ref().err());
         }
@@ -135,9 +155,11 @@ impl Writer {
             .map_err(|_| StoreError::Internal("negative version in meta".into()))?;
         let commit_us = read("commit_us")?;
         let (groups, pending) = std_mpsc::channel();
+        let broken = Arc::new(AtomicBool::new(false));
+        let syncer_broken = broken.clone();
         let acks = match std::thread::Builder::new()
             .name("claimdb-sqlite-sync".into())
-            .spawn(move || sync_loop(pending, wal))
+            .spawn(move || sync_loop(pending, wal, syncer_broken))
         {
             Ok(thread) => {
                 conn.execute_batch("PRAGMA synchronous = NORMAL")
@@ -154,6 +176,7 @@ impl Writer {
             version,
             commit_us,
             acks,
+            broken,
         })
     }
 
@@ -217,6 +240,10 @@ impl Writer {
     ) -> Option<oneshot::Sender<()>> {
         if let Job::Close { reply } = first {
             return Some(reply);
+        }
+        if self.broken.load(Ordering::Acquire) {
+            fail(first, wal_failed());
+            return None;
         }
         let saved = (self.version, self.commit_us);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
@@ -503,5 +530,42 @@ fn prefix(e: StoreError, context: &str) -> StoreError {
         StoreError::ResourceExhausted(m) => StoreError::ResourceExhausted(format!("{context}{m}")),
         StoreError::Unavailable(m) => StoreError::Unavailable(format!("{context}{m}")),
         StoreError::Internal(m) => StoreError::Internal(format!("{context}{m}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed WAL sync must fail the jobs it covered and every later one: after fsync fails
+    /// the kernel may have dropped the pages, so a later successful sync would prove nothing.
+    #[test]
+    fn a_failed_sync_refuses_every_later_acknowledgement() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-wal");
+        let (groups, pending) = std_mpsc::channel();
+        let broken = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let broken = broken.clone();
+            let wal = missing.clone();
+            std::thread::spawn(move || sync_loop(pending, wal, broken))
+        };
+        let (reply, answer) = oneshot::channel();
+        groups.send(vec![Outcome::Restore(reply, Ok(()))]).unwrap();
+        assert!(matches!(
+            answer.blocking_recv().unwrap(),
+            Err(StoreError::Internal(_))
+        ));
+        assert!(broken.load(Ordering::Acquire));
+        // The file exists now, but the store stays refused.
+        std::fs::write(&missing, b"").unwrap();
+        let (reply, answer) = oneshot::channel();
+        groups.send(vec![Outcome::Restore(reply, Ok(()))]).unwrap();
+        assert!(matches!(
+            answer.blocking_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        drop(groups);
+        thread.join().unwrap();
     }
 }
