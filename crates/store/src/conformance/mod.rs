@@ -1,0 +1,194 @@
+//! The backend-independent conformance suite: every behaviour a [`Store`] promises, written once
+//! against the trait so each backend runs the same checks. A backend's test file invokes
+//! [`conformance_tests!`](crate::conformance_tests) with an async constructor returning the store
+//! and a guard (e.g. its temporary directory) kept alive for the test; the macro expands to one
+//! `#[tokio::test]` per behaviour. Compiled for this crate's tests and, for other crates' tests,
+//! under the `conformance` feature. It does not measure performance.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite compiled into the library so other backends can run it"
+)]
+
+use std::sync::Arc;
+
+use claimdb_model::json::decode_document;
+use claimdb_model::{CollectionPath, DocPath, FieldPath, Map, Timestamp, Transform, Value};
+use serde_json::json;
+
+use crate::{
+    Cursor, Direction, Document, Filter, Op, Order, Precondition, Query, Scope, Store, StoreError,
+    Write, WriteOp,
+};
+
+mod queries;
+mod writes;
+
+pub use queries::*;
+pub use writes::*;
+
+/// Expands to one `#[tokio::test]` per conformance behaviour. `$make` is a callable returning a
+/// future of `(store, guard)`; the guard lives until the test ends. The calling crate needs
+/// `tokio` (with `macros` and `rt-multi-thread`) as a dependency.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            crud_round_trip,
+            get_many_reads_in_order,
+            create_on_existing_fails,
+            update_on_missing_fails,
+            delete_missing_succeeds,
+            preconditions_are_enforced,
+            every_transform_applies_at_commit_time,
+            dotted_update_paths_merge,
+            failing_write_leaves_batch_unapplied,
+            batch_of_500_commits_and_501_is_refused,
+            versions_and_commit_times_strictly_increase,
+            writes_to_one_document_apply_in_order,
+            equality_filters_compare_numbers_by_value,
+            range_filters_are_type_bounded,
+            not_equal_and_not_in_exclude_missing_fields,
+            array_contains_filters,
+            invalid_queries_are_refused,
+            index_follows_updates_and_deletes,
+            multi_field_order_with_descending,
+            implicit_order_follows_inequality_then_name,
+            cursors_in_all_four_forms,
+            cursor_mismatch_is_refused,
+            limit_and_offset,
+            collection_group_queries,
+            mixed_types_follow_the_total_order,
+            name_filters_and_order,
+            list_pages_through_a_collection,
+            scan_and_restore_round_trip,
+            concurrent_version_writers_have_one_winner,
+            oversized_documents_are_refused,
+            every_value_type_round_trips,
+            nested_field_filters_and_order,
+            equality_with_inequality_and_cursor,
+            operand_list_limits_are_inclusive,
+            group_name_order_descending_below_a_document,
+            equality_pages_in_name_order,
+            close_stops_writes,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = ($make)().await;
+                $crate::conformance::$name(::std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+fn path(p: &str) -> DocPath {
+    DocPath::parse(p).unwrap()
+}
+
+fn coll(p: &str) -> CollectionPath {
+    CollectionPath::parse(p).unwrap()
+}
+
+fn data(j: serde_json::Value) -> Map {
+    decode_document(&j).unwrap()
+}
+
+fn val(j: serde_json::Value) -> Value {
+    claimdb_model::json::decode_value(&j).unwrap()
+}
+
+fn fp(f: &str) -> FieldPath {
+    FieldPath::parse(f).unwrap()
+}
+
+fn set(p: &str, j: serde_json::Value) -> Write {
+    Write::new(
+        path(p),
+        WriteOp::Set {
+            data: data(j),
+            transforms: vec![],
+        },
+    )
+}
+
+fn create(p: &str, j: serde_json::Value) -> Write {
+    Write::new(
+        path(p),
+        WriteOp::Create {
+            data: data(j),
+            transforms: vec![],
+        },
+    )
+}
+
+fn update(p: &str, fields: &[(&str, serde_json::Value)]) -> Write {
+    Write::new(
+        path(p),
+        WriteOp::Update {
+            fields: fields
+                .iter()
+                .map(|(f, v)| (fp(f), val(v.clone())))
+                .collect(),
+            transforms: vec![],
+        },
+    )
+}
+
+fn delete(p: &str) -> Write {
+    Write::new(path(p), WriteOp::Delete)
+}
+
+async fn put<S: Store>(store: &S, docs: &[(&str, serde_json::Value)]) {
+    let writes = docs.iter().map(|(p, j)| set(p, j.clone())).collect();
+    store.commit(writes).await.unwrap();
+}
+
+fn query(c: &str) -> Query {
+    Query::collection(coll(c))
+}
+
+fn filter(field: &str, op: &str, value: serde_json::Value) -> Filter {
+    Filter {
+        field: fp(field),
+        op: Op::parse(op).unwrap(),
+        value: val(value),
+    }
+}
+
+fn order(field: &str, direction: Direction) -> Order {
+    Order {
+        field: fp(field),
+        direction,
+    }
+}
+
+fn ids(docs: &[Document]) -> Vec<&str> {
+    docs.iter().map(|d| d.path.id()).collect()
+}
+
+async fn ids_of<S: Store>(store: &S, q: &Query) -> Vec<String> {
+    let docs = store.query(q).await.unwrap();
+    ids(&docs).into_iter().map(String::from).collect()
+}
+
+async fn with_filters<S: Store>(store: &S, c: &str, filters: Vec<Filter>) -> Vec<String> {
+    let mut q = query(c);
+    q.filters = filters;
+    ids_of(store, &q).await
+}
+
+fn assert_invalid(result: Result<impl std::fmt::Debug, StoreError>, needle: &str) {
+    match result {
+        Err(StoreError::InvalidArgument(m)) => {
+            assert!(
+                m.contains(needle),
+                "message {m:?} should mention {needle:?}"
+            )
+        }
+        other => panic!("expected InvalidArgument mentioning {needle:?}, got {other:?}"),
+    }
+}
