@@ -22,9 +22,11 @@ use crate::{
     Write, WriteOp,
 };
 
+mod differential;
 mod queries;
 mod writes;
 
+pub use differential::*;
 pub use queries::*;
 pub use writes::*;
 
@@ -71,6 +73,7 @@ macro_rules! conformance_tests {
             operand_list_limits_are_inclusive,
             group_name_order_descending_below_a_document,
             equality_pages_in_name_order,
+            planned_queries_agree_with_brute_force,
             close_stops_writes,
         );
     };

@@ -1,0 +1,212 @@
+//! A differential check of the planner: pseudo-random documents and queries (filters, orders,
+//! cursors, offset, limit, collection and group scopes), each answered by the backend through
+//! its index plan and, as the oracle, by evaluating the same query over every document of the
+//! store. Index bounds, scan directions and early stops must never change an answer.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite compiled into the library so other backends can run it"
+)]
+
+use super::*;
+use crate::query::PreparedQuery;
+
+/// A small deterministic generator (no dependency, same sequence on every backend).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn pool() -> Vec<Value> {
+    [
+        json!(null),
+        json!(false),
+        json!(true),
+        json!(-2),
+        json!(0),
+        json!(1),
+        json!(1.0),
+        json!(1.5),
+        json!(3),
+        json!(""),
+        json!("a"),
+        json!("b"),
+        json!({"$timestamp": "2026-01-01T00:00:00Z"}),
+        json!([1]),
+        json!([1, 2]),
+        json!(["a"]),
+        json!({"k": 1}),
+    ]
+    .into_iter()
+    .map(val)
+    .collect()
+}
+
+fn random_doc(rng: &mut Rng, values: &[Value]) -> Map {
+    let mut data = Map::new();
+    if rng.below(6) > 0 {
+        data.insert("a".into(), rng.pick(values).clone());
+    }
+    if rng.below(4) > 0 {
+        data.insert("b".into(), Value::Int(rng.below(4) as i64));
+    }
+    if rng.below(3) > 0 {
+        let n = rng.below(3);
+        let items = (0..n).map(|_| Value::Int(rng.below(4) as i64)).collect();
+        data.insert("t".into(), Value::Array(items));
+    }
+    data
+}
+
+fn random_filter(rng: &mut Rng, values: &[Value]) -> Filter {
+    let field = *rng.pick(&["a", "a", "b", "t"]);
+    let op = *rng.pick(&[
+        Op::Eq,
+        Op::Ne,
+        Op::Lt,
+        Op::Le,
+        Op::Gt,
+        Op::Ge,
+        Op::In,
+        Op::NotIn,
+        Op::ArrayContains,
+        Op::ArrayContainsAny,
+    ]);
+    let scalar = |rng: &mut Rng| {
+        if field == "a" {
+            rng.pick(values).clone()
+        } else {
+            Value::Int(rng.below(4) as i64)
+        }
+    };
+    let value = match op {
+        Op::In | Op::NotIn | Op::ArrayContainsAny => {
+            let n = 1 + rng.below(3);
+            Value::Array((0..n).map(|_| scalar(rng)).collect())
+        }
+        _ => scalar(rng),
+    };
+    Filter {
+        field: fp(field),
+        op,
+        value,
+    }
+}
+
+pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
+    let mut rng = Rng(0x5eed);
+    let values = pool();
+    let parents = ["r", "x/1/r", "x/2/r", "x/1/y/9/r", "other"];
+    let mut writes = Vec::new();
+    for i in 0..90 {
+        let parent = parents[i % parents.len()];
+        writes.push(Write::new(
+            path(&format!("{parent}/d{:02}", rng.below(40))),
+            WriteOp::Set {
+                data: random_doc(&mut rng, &values),
+                transforms: vec![],
+            },
+        ));
+    }
+    store.commit(writes).await.unwrap();
+    let all = store.scan(None, 10_000).await.unwrap();
+    let mut checked = 0;
+    for round in 0..600 {
+        let scope = match rng.below(3) {
+            0 => Scope::Collection(coll("r")),
+            1 => Scope::Group {
+                collection_id: "r".into(),
+                under: None,
+            },
+            _ => Scope::Group {
+                collection_id: "r".into(),
+                under: Some(path("x/1")),
+            },
+        };
+        let mut q = Query {
+            scope,
+            ..query("r")
+        };
+        for _ in 0..rng.below(3) {
+            q.filters.push(random_filter(&mut rng, &values));
+        }
+        for _ in 0..rng.below(3) {
+            let field = *rng.pick(&["a", "b", "__name__"]);
+            let direction = *rng.pick(&[Direction::Asc, Direction::Desc]);
+            q.order_by.push(order(field, direction));
+        }
+        let Ok(prepared) = PreparedQuery::new(&q) else {
+            assert!(store.query(&q).await.is_err(), "round {round}: {q:?}");
+            continue;
+        };
+        // Cursors at the position of a random stored document (or a random value).
+        let effective = prepared.order().to_vec();
+        let cursor = |rng: &mut Rng| {
+            let doc = rng.pick(&all);
+            let n = 1 + rng.below(effective.len());
+            let values = effective[..n]
+                .iter()
+                .map(|o| {
+                    if o.field.is_document_id() {
+                        Value::Reference(doc.path.clone())
+                    } else {
+                        o.field
+                            .get(&doc.data)
+                            .cloned()
+                            .unwrap_or_else(|| rng.pick(&values).clone())
+                    }
+                })
+                .collect();
+            Cursor {
+                values,
+                inclusive: rng.below(2) == 0,
+            }
+        };
+        if rng.below(3) == 0 {
+            q.start = Some(cursor(&mut rng));
+        }
+        if rng.below(4) == 0 {
+            q.end = Some(cursor(&mut rng));
+        }
+        if rng.below(2) == 0 {
+            q.limit = Some(1 + rng.below(5));
+        }
+        if rng.below(4) == 0 {
+            q.offset = rng.below(3);
+        }
+        let expected = match PreparedQuery::new(&q) {
+            Ok(p) => p.finish(all.clone()),
+            Err(_) => {
+                // A cursor naming a document outside the scope: refused by both.
+                assert!(store.query(&q).await.is_err(), "round {round}: {q:?}");
+                continue;
+            }
+        };
+        let got = store.query(&q).await.unwrap();
+        let names = |docs: &[Document]| docs.iter().map(|d| d.path.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&got),
+            names(&expected),
+            "round {round}: plan {:?} for {q:?}",
+            PreparedQuery::new(&q).unwrap().plan()
+        );
+        checked += 1;
+    }
+    assert!(checked > 300, "only {checked} valid queries");
+}
