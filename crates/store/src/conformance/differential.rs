@@ -74,7 +74,21 @@ fn random_doc(rng: &mut Rng, values: &[Value]) -> Map {
     data
 }
 
-fn random_filter(rng: &mut Rng, values: &[Value]) -> Filter {
+fn random_filter(rng: &mut Rng, values: &[Value], names: &[DocPath]) -> Filter {
+    if rng.below(8) == 0 {
+        let op = *rng.pick(&[Op::Eq, Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Ne, Op::In]);
+        let mut name = || Value::Reference(rng.pick(names).clone());
+        let value = if op == Op::In {
+            Value::Array(vec![name(), name()])
+        } else {
+            name()
+        };
+        return Filter {
+            field: fp("__name__"),
+            op,
+            value,
+        };
+    }
     let field = *rng.pick(&["a", "a", "b", "t"]);
     let op = *rng.pick(&[
         Op::Eq,
@@ -126,6 +140,7 @@ pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
     }
     store.commit(writes).await.unwrap();
     let all = store.scan(None, 10_000).await.unwrap();
+    let names: Vec<DocPath> = all.iter().map(|d| d.path.clone()).collect();
     let mut checked = 0;
     for round in 0..600 {
         let scope = match rng.below(3) {
@@ -144,7 +159,7 @@ pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
             ..query("r")
         };
         for _ in 0..rng.below(3) {
-            q.filters.push(random_filter(&mut rng, &values));
+            q.filters.push(random_filter(&mut rng, &values, &names));
         }
         for _ in 0..rng.below(3) {
             let field = *rng.pick(&["a", "b", "__name__"]);
