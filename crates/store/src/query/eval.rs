@@ -98,9 +98,18 @@ impl PreparedQuery {
 
     /// A collector for documents arriving in the order of the plan's first key.
     pub fn stream(&self) -> Stream<'_> {
+        // Ordered by one field then the name in the same direction (or by name alone): the
+        // input, which breaks ties by document key in the scan's direction, is already in the
+        // full order, so nothing needs buffering however long a run of equal values is.
+        let presorted = match &self.order[..] {
+            [_] => true,
+            [first, name] => name.field.is_document_id() && name.direction == first.direction,
+            _ => false,
+        };
         Stream {
             query: self,
             run: Vec::new(),
+            presorted,
             skipped: 0,
             out: Vec::new(),
             done: false,
@@ -114,6 +123,8 @@ impl PreparedQuery {
 pub struct Stream<'q> {
     query: &'q PreparedQuery,
     run: Vec<(SortKeys, Document)>,
+    /// The input arrives in the full effective order: emit each document as it comes.
+    presorted: bool,
     skipped: usize,
     out: Vec<Document>,
     done: bool,
@@ -128,10 +139,11 @@ impl Stream<'_> {
         let Some(keys) = self.query.sort_keys(&doc) else {
             return true;
         };
-        if self
-            .run
-            .first()
-            .is_some_and(|(k, _)| k.first() != keys.first())
+        if self.presorted
+            || self
+                .run
+                .first()
+                .is_some_and(|(k, _)| k.first() != keys.first())
         {
             self.flush();
             if self.done {
@@ -139,6 +151,10 @@ impl Stream<'_> {
             }
         }
         self.run.push((keys, doc));
+        if self.presorted {
+            self.flush();
+            return !self.done;
+        }
         true
     }
 
@@ -272,28 +288,37 @@ mod tests {
     #[test]
     fn stream_sorts_ties_by_name_and_stops_at_the_limit() {
         let mut q = Query::collection(CollectionPath::parse("c").unwrap());
-        q.order_by = vec![Order {
-            field: FieldPath::single("v"),
-            direction: Direction::Desc,
-        }];
+        let by = |field: &str, direction| Order {
+            field: FieldPath::single(field),
+            direction,
+        };
+        // Names ascending under a descending value: the scan's ties (names descending) need
+        // sorting, so runs of equal values are buffered.
+        q.order_by = vec![by("v", Direction::Desc), by("__name__", Direction::Asc)];
         q.limit = Some(2);
         let p = PreparedQuery::new(&q).unwrap();
         let mut s = p.stream();
-        // Fed in first-key order (descending v); within v == 2 names arrive unsorted.
         assert!(s.push(doc("z", Some(Value::Int(2)))));
-        assert!(s.push(doc("b", Some(Value::Int(2)))));
         assert!(s.push(doc("m", Some(Value::Int(2)))));
+        assert!(s.push(doc("b", Some(Value::Int(2)))));
         assert!(
             !s.push(doc("a", Some(Value::Int(1)))),
             "two results are enough"
         );
-        let out = s.finish();
-        let ids: Vec<&str> = out.iter().map(|d| d.path.id()).collect();
-        assert_eq!(
-            ids,
-            vec!["z", "m"],
-            "ties in the last direction: names descending"
+        let ids: Vec<String> = s.finish().iter().map(|d| d.path.id().to_string()).collect();
+        assert_eq!(ids, vec!["b", "m"]);
+        // One field then names in its direction: the scan order is the full order, so the
+        // stream stops as soon as it has the limit, inside a run of equal values.
+        q.order_by = vec![by("v", Direction::Desc)];
+        let p = PreparedQuery::new(&q).unwrap();
+        let mut s = p.stream();
+        assert!(s.push(doc("z", Some(Value::Int(2)))));
+        assert!(
+            !s.push(doc("m", Some(Value::Int(2)))),
+            "stops within the run"
         );
+        let ids: Vec<String> = s.finish().iter().map(|d| d.path.id().to_string()).collect();
+        assert_eq!(ids, vec!["z", "m"]);
     }
 
     #[test]
