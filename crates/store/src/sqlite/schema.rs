@@ -64,6 +64,9 @@ pub fn internal(e: rusqlite::Error) -> StoreError {
     }
 }
 
+// Page caches stay small (16 MiB for the writer, 8 MiB per reader, allocated as used): the OS page
+// cache holds the hot database anyway, and design.md budgets idle memory at 30 MiB.
+
 /// Opens the write connection and creates the schema, with `synchronous=FULL` until the writer
 /// starts its syncer thread (see `writer`).
 pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
@@ -72,7 +75,7 @@ pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
-         PRAGMA cache_size = -65536;
+         PRAGMA cache_size = -16384;
          PRAGMA temp_store = MEMORY;
          PRAGMA wal_autocheckpoint = 8192;",
     )
@@ -88,7 +91,7 @@ pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(internal)?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768;")
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192;")
         .map_err(internal)?;
     // One statement per query shape (scope kind × plan × direction) stays prepared.
     conn.set_prepared_statement_cache_capacity(64);
