@@ -139,21 +139,6 @@ impl Alg {
     pub fn from_name(name: &str) -> Option<Alg> {
         Alg::ALL.into_iter().find(|a| a.name() == name)
     }
-
-    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
-        use jsonwebtoken::Algorithm as A;
-        match self {
-            Alg::RS256 => A::RS256,
-            Alg::RS384 => A::RS384,
-            Alg::RS512 => A::RS512,
-            Alg::PS256 => A::PS256,
-            Alg::PS384 => A::PS384,
-            Alg::PS512 => A::PS512,
-            Alg::ES256 => A::ES256,
-            Alg::ES384 => A::ES384,
-            Alg::EdDSA => A::EdDSA,
-        }
-    }
 }
 
 /// Where a provider's keys come from.

@@ -9,18 +9,74 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use jsonwebtoken::DecodingKey;
+use jsonwebtoken::DecodingKeyKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use serde_json::Value;
 
 use crate::config::Alg;
 
-/// One usable public key.
+/// One usable public key, pre-parsed for each algorithm it may verify.
 #[derive(Clone)]
 pub struct VerifyKey {
     pub kid: Option<String>,
     pub algs: Vec<Alg>,
-    pub key: DecodingKey,
+    parsed: Vec<(Alg, ParsedPublicKey)>,
+}
+
+impl VerifyKey {
+    fn new(kid: Option<String>, algs: Vec<Alg>, key: &DecodingKey) -> Option<VerifyKey> {
+        let parsed: Vec<(Alg, ParsedPublicKey)> = algs
+            .iter()
+            .filter_map(|&a| parse_for(key, a).map(|p| (a, p)))
+            .collect();
+        if parsed.is_empty() {
+            return None;
+        }
+        let algs = parsed.iter().map(|(a, _)| *a).collect();
+        Some(VerifyKey { kid, algs, parsed })
+    }
+
+    /// Checks `signature` (raw bytes, JWS form: r‖s for ECDSA) over `message` with `alg`.
+    pub fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, k)| k.verify_sig(message, signature).is_ok())
+    }
+}
+
+fn verification_algorithm(alg: Alg) -> &'static dyn VerificationAlgorithm {
+    match alg {
+        Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        Alg::EdDSA => &signature::ED25519,
+    }
+}
+
+/// The key bytes jsonwebtoken decoded (PKCS#1 DER, an EC point, raw Ed25519, or RSA n/e turned
+/// into SubjectPublicKeyInfo DER) parsed by aws-lc-rs for one algorithm.
+fn parse_for(key: &DecodingKey, alg: Alg) -> Option<ParsedPublicKey> {
+    let v = verification_algorithm(alg);
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => ParsedPublicKey::new(v, bytes).ok(),
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            let comps = aws_lc_rs::rsa::PublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
+            };
+            let der = comps.as_der().ok()?;
+            ParsedPublicKey::new(v, der.as_ref()).ok()
+        }
+    }
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -113,12 +169,10 @@ impl KeySet {
             .map_err(|e| format!("not a JSON map of kid to PEM: {e}"))?;
         let mut set = KeySet::default();
         for (kid, pem) in doc {
-            match from_pem(pem.as_bytes()) {
-                Some((key, algs)) => set.insert(VerifyKey {
-                    kid: Some(kid),
-                    algs,
-                    key,
-                }),
+            let key = from_pem(pem.as_bytes())
+                .and_then(|(key, algs)| VerifyKey::new(Some(kid), algs, &key));
+            match key {
+                Some(key) => set.insert(key),
                 None => set.skipped += 1,
             }
         }
@@ -165,11 +219,7 @@ fn from_jwk(jwk: &Jwk) -> Option<VerifyKey> {
         }
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerifyKey {
-        kid: jwk.common.key_id.clone(),
-        algs,
-        key,
-    })
+    VerifyKey::new(jwk.common.key_id.clone(), algs, &key)
 }
 
 fn key_alg(ka: KeyAlgorithm) -> Option<Alg> {

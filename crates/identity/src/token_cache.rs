@@ -28,7 +28,7 @@ pub fn digest(token: &str) -> TokenDigest {
 pub(crate) struct Entry {
     pub token: Arc<VerifiedToken>,
     pub provider_index: usize,
-    pub kid: Option<String>,
+    pub kid: Option<Arc<str>>,
     /// Unix seconds after which the entry is dead (`exp` + skew).
     pub dead_at: i64,
 }

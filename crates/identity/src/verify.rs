@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::cache::{KeyMetrics, ProviderKeys, RefreshKind};
@@ -263,7 +265,7 @@ impl Verifier {
             Entry {
                 token: Arc::clone(&verified),
                 provider_index: entry.1,
-                kid: kid_owned,
+                kid: kid_owned.map(Arc::from),
                 dead_at: verified.exp.saturating_add(skew),
             },
             now_s,
@@ -328,13 +330,9 @@ impl Verifier {
         }
         let kid = jose::kid(&decoded.header);
         let key = self.find_key(entry, kid, alg, now).await?;
-        let ok = jsonwebtoken::crypto::verify(
-            decoded.signature,
-            decoded.signing_input.as_bytes(),
-            &key.key,
-            alg.to_jwt(),
-        )
-        .unwrap_or(false);
+        let ok = URL_SAFE_NO_PAD
+            .decode(decoded.signature)
+            .is_ok_and(|sig| key.verify(alg, decoded.signing_input.as_bytes(), &sig));
         if !ok {
             return Err(VerifyError::BadSignature {
                 provider: p.name.clone(),
