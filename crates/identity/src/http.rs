@@ -25,7 +25,19 @@ impl HttpFetcher {
     pub fn new(timeout: Duration) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // At most three hops, and never from https down to plain http off loopback.
+                let url = attempt.url();
+                let host = url.host_str().unwrap_or("");
+                let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+                if attempt.previous().len() > 3 {
+                    attempt.error("more than three redirects")
+                } else if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
+                    attempt.follow()
+                } else {
+                    attempt.error("redirect to a non-https URL")
+                }
+            }))
             .user_agent(concat!("claimdb/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| FetchError::Transport {

@@ -295,3 +295,25 @@ async fn background_task_refreshes_on_the_injected_clock() {
     );
     assert_eq!(h.verifier.metrics(now())[0].on_demand_fetches, 0);
 }
+
+#[tokio::test]
+async fn http_fetcher_limits_redirects_and_body_size() {
+    use claimdb_identity::io::Fetcher;
+    let k = TestKey::ed("k");
+    let idp = Idp::start().await;
+    idp.publish(&[&k]);
+    *idp.state.max_age.lock().unwrap() = Some(777);
+    let f = claimdb_identity::HttpFetcher::new(Duration::from_secs(5)).unwrap();
+    let doc = f.get(&idp.jwks_uri()).await.unwrap();
+    assert_eq!(doc.max_age, Some(secs(777)));
+    assert!(
+        f.get(&format!("{}/hop/2", idp.base)).await.is_ok(),
+        "three hops are followed"
+    );
+    let err = f.get(&format!("{}/hop/3", idp.base)).await.unwrap_err();
+    assert!(err.to_string().contains("redirect"), "{err}");
+    let err = f.get(&format!("{}/huge", idp.base)).await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    let err = f.get(&format!("{}/missing", idp.base)).await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}

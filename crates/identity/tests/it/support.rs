@@ -196,6 +196,8 @@ impl Idp {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
             .route("/x509", get(x509))
+            .route("/hop/{n}", get(hop))
+            .route("/huge", get(|| async { "x".repeat(2 * 1024 * 1024) }))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -266,6 +268,16 @@ async fn jwks(State(s): State<Arc<IdpState>>) -> axum::response::Response {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
     let doc = s.jwks.lock().unwrap().clone();
     serve_doc(&s, doc).await
+}
+
+/// `/hop/N` redirects to `/hop/N-1`; `/hop/0` redirects to the JWKS.
+async fn hop(axum::extract::Path(n): axum::extract::Path<u32>) -> axum::response::Response {
+    let to = if n == 0 {
+        "/jwks".to_owned()
+    } else {
+        format!("/hop/{}", n - 1)
+    };
+    (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
 }
 
 async fn x509(State(s): State<Arc<IdpState>>) -> axum::response::Response {
