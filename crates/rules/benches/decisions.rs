@@ -1,7 +1,8 @@
 //! Decision throughput for the example rule sets (no `get()`): decisions/s and median ns per
 //! decision, printed as a Markdown table for BENCHMARKS.md. Budget (shared/design.md): median
 //! ≤ 1 µs per decision. Run with `cargo bench -p claimdb-rules --bench decisions`; under
-//! `cargo test` it only runs a few iterations as a smoke test.
+//! `cargo test` it only runs a few iterations as a smoke test. `--only <n>` runs just the n-th
+//! case (0-based), e.g. under `valgrind --tool=callgrind` for per-decision instruction counts.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -116,9 +117,18 @@ fn cases() -> Vec<(&'static str, &'static str, Ruleset, Request)> {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (rounds, per_round) = if full { (200, 2_000) } else { (3, 10) };
+    let args: Vec<String> = std::env::args().collect();
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
     println!("| rule set | request | allowed | decisions/s | median ns/decision |");
     println!("|---|---|---|---|---|");
-    for (set, what, rules, request) in cases() {
+    for (i, (set, what, rules, request)) in cases().into_iter().enumerate() {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
         let allowed = rules.evaluate(&request, &NoDocuments).allowed;
         let mut samples = Vec::with_capacity(rounds);
         let total = Instant::now();

@@ -5,7 +5,6 @@
 //! checked programs. Folding evaluates pure nodes whose inputs are all constants with a request-less
 //! context; a fold that errors is left in place so the error happens (and is traced) at run time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ast::{self, Segment};
@@ -16,7 +15,7 @@ use crate::eval::{Ctx, Frame};
 use crate::eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS};
 use crate::lexer::Span;
 use crate::parser::parse;
-use crate::program::{MatchNode, Node, NodeKind, PatSeg, PathNode, Program};
+use crate::program::{LiteralIndex, MatchNode, Node, NodeKind, PatSeg, PathNode, Program};
 use crate::request::{Decision, DocumentReader, Request};
 
 /// The source [`Ruleset::locked`] stands for.
@@ -46,7 +45,7 @@ impl Ruleset {
             v1,
             max_slots: 0,
         };
-        let mut roots_by_literal = HashMap::new();
+        let mut roots_by_literal = LiteralIndex::default();
         let mut roots_wild = Vec::new();
         let mut seen_firestore = false;
         for service in &file.services {
@@ -103,7 +102,7 @@ impl Ruleset {
             program: Program {
                 functions: Vec::new(),
                 matches: Vec::new(),
-                roots_by_literal: HashMap::new(),
+                roots_by_literal: LiteralIndex::default(),
                 roots_wild: Vec::new(),
                 v1: false,
                 wildcard_slots: 0,
@@ -200,13 +199,13 @@ struct Builder<'s> {
     max_slots: usize,
 }
 
-type Children = (HashMap<String, Vec<usize>>, Vec<usize>);
+type Children = (LiteralIndex, Vec<usize>);
 
 impl Builder<'_> {
     /// Checks a block's functions and builds its child matches; returns the children index.
     fn block(&mut self, block: &ast::Block, prefix: &str, nesting: usize, segs: usize) -> Children {
         self.ck.push_functions(&block.functions);
-        let mut by_literal: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_literal = LiteralIndex::default();
         let mut wild = Vec::new();
         for m in &block.matches {
             let Some(idx) = self.match_node(m, prefix, nesting + 1, segs) else {
@@ -299,13 +298,13 @@ impl Builder<'_> {
             text: Arc::from(text.as_str()),
             line: self.ck.line(m.span),
             allows: Vec::new(),
-            by_literal: HashMap::new(),
+            by_literal: LiteralIndex::default(),
             wild: Vec::new(),
         });
         // Functions of this block must be visible to its allows, so check them first.
         self.ck.push_functions(&m.body.functions);
         let allows = m.body.allows.iter().map(|a| self.ck.allow(a)).collect();
-        let mut by_literal: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_literal = LiteralIndex::default();
         let mut wild = Vec::new();
         for child in &m.body.matches {
             let Some(c) = self.match_node(child, &text, nesting + 1, segs) else {

@@ -153,17 +153,28 @@ fn walk(
     list_data: Option<Val<'static>>,
 ) -> Decision {
     let explain_with = mode.explain_with;
-    let mut segs: Vec<Seg<'_>> = vec![
+    let (path, list) = match &req.target {
+        Target::Doc(p) => (p.as_str(), false),
+        Target::Collection(c) => (c.as_str(), true),
+    };
+    let count = 1 + path.bytes().filter(|b| *b == b'/').count();
+    let mut segs: Vec<Seg<'_>> = Vec::with_capacity(3 + count + usize::from(list));
+    segs.extend([
         Some("databases"),
         Some(req.database.as_str()),
         Some("documents"),
-    ];
-    match &req.target {
-        Target::Doc(p) => segs.extend(p.segments().map(Some)),
-        Target::Collection(c) => {
-            segs.extend(c.as_str().split('/').map(Some));
-            segs.push(None);
+    ]);
+    // Split by hand: `str::split(char)` sets up a searcher that costs more than these few bytes.
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate() {
+        if b == b'/' {
+            segs.push(path.get(start..i));
+            start = i + 1;
         }
+    }
+    segs.push(path.get(start..));
+    if list {
+        segs.push(None);
     }
     let mut ctx = Ctx::new(prog, req, reader);
     ctx.set_access_limit(mode.access_limit);
@@ -190,14 +201,10 @@ fn walk(
         steps: 0,
     };
     let first = w.segs.first().copied().flatten();
-    let roots: Vec<usize> = first
+    let literal: &[usize] = first
         .and_then(|s| prog.roots_by_literal.get(s))
-        .into_iter()
-        .flatten()
-        .chain(prog.roots_wild.iter())
-        .copied()
-        .collect();
-    for r in roots {
+        .map_or(&[], Vec::as_slice);
+    for &r in literal.iter().chain(prog.roots_wild.iter()) {
         w.visit(r, 0);
         if w.done {
             break;

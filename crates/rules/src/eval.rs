@@ -7,7 +7,6 @@
 //! branch; `let`s are evaluated lazily, once. Limit errors are fatal to the whole request.
 //! Walking the match tree and collecting the decision is `decide.rs`'s job.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use claimdb_model::{DocPath, Value};
@@ -41,7 +40,8 @@ pub(crate) struct Ctx<'a, 'p> {
     budget: u32,
     access_calls: u32,
     access_limit: u32,
-    cache: HashMap<(bool, String), Val<'a>>,
+    /// Documents read so far, by `(after, path)`: at most the access limit (10), so a list.
+    cache: Vec<(bool, String, Val<'a>)>,
     depth: u32,
     /// Active `eval` frames: bounds the native stack whatever the rules look like.
     nesting: u32,
@@ -56,14 +56,38 @@ pub(crate) struct Ctx<'a, 'p> {
 /// The locals of one function call (parameters, then lazily evaluated `let`s).
 pub(crate) struct Frame<'a, 'p> {
     pub func: Option<&'p FuncDef>,
-    pub slots: Vec<Option<Val<'a>>>,
+    slots: Slots<'a>,
+}
+
+/// Locals that fit inline, so that calling a small function allocates nothing.
+const INLINE_SLOTS: usize = 4;
+
+enum Slots<'a> {
+    Inline([Option<Val<'a>>; INLINE_SLOTS]),
+    Heap(Vec<Option<Val<'a>>>),
+}
+
+impl<'a> Slots<'a> {
+    fn get(&self, i: usize) -> Option<&Option<Val<'a>>> {
+        match self {
+            Slots::Inline(s) => s.get(i),
+            Slots::Heap(s) => s.get(i),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Option<Val<'a>>> {
+        match self {
+            Slots::Inline(s) => s.get_mut(i),
+            Slots::Heap(s) => s.get_mut(i),
+        }
+    }
 }
 
 impl Frame<'_, '_> {
     pub fn top() -> Self {
         Frame {
             func: None,
-            slots: Vec::new(),
+            slots: Slots::Heap(Vec::new()),
         }
     }
 }
@@ -130,7 +154,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             budget: MAX_EXPRESSIONS,
             access_calls: 0,
             access_limit: MAX_ACCESS_CALLS,
-            cache: HashMap::new(),
+            cache: Vec::new(),
             depth: 0,
             nesting: 0,
             regexes: RegexCache::default(),
@@ -152,7 +176,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             budget: u32::MAX,
             access_calls: 0,
             access_limit: MAX_ACCESS_CALLS,
-            cache: HashMap::new(),
+            cache: Vec::new(),
             depth: 0,
             nesting: 0,
             regexes: RegexCache::default(),
@@ -325,9 +349,13 @@ impl<'a, 'p> Ctx<'a, 'p> {
             )));
         }
         let rel = p[3..].join("/");
-        let key = (after, rel.clone());
-        let found = match self.cache.get(&key) {
-            Some(v) => v.clone(),
+        let cached = self
+            .cache
+            .iter()
+            .find(|(a, r, _)| *a == after && *r == rel)
+            .map(|(_, _, v)| v.clone());
+        let found = match cached {
+            Some(v) => v,
             None => {
                 if self.access_calls >= self.access_limit {
                     return Err(EvalError::Limit(if self.access_limit < MAX_ACCESS_CALLS {
@@ -362,7 +390,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                     })),
                     None => Val::Null,
                 };
-                self.cache.insert(key, v.clone());
+                self.cache.push((after, rel, v.clone()));
                 v
             }
         };
@@ -549,11 +577,26 @@ impl<'a, 'p> Ctx<'a, 'p> {
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
         let r = self.eval(recv, f)?;
-        let mut vals = Vec::with_capacity(args.len());
-        for a in args {
-            vals.push(self.eval(a, f)?);
+        // Methods take at most two arguments: keep them on the stack.
+        match args {
+            [] => methods::call(r, name, &[], &mut self.regexes),
+            [a] => {
+                let a = self.eval(a, f)?;
+                methods::call(r, name, std::slice::from_ref(&a), &mut self.regexes)
+            }
+            [a, b] => {
+                let a = self.eval(a, f)?;
+                let b = self.eval(b, f)?;
+                methods::call(r, name, &[a, b], &mut self.regexes)
+            }
+            _ => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a, f)?);
+                }
+                methods::call(r, name, &vals, &mut self.regexes)
+            }
         }
-        methods::call(r, name, &vals, &mut self.regexes)
     }
 
     fn matches_node(
@@ -575,23 +618,43 @@ impl<'a, 'p> Ctx<'a, 'p> {
         args: &'p [Node],
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let mut vals = Vec::with_capacity(args.len());
-        for a in args {
-            vals.push(self.eval(a, f)?);
+        // Most built-ins take one or two arguments: keep those on the stack.
+        match args {
+            [a] => {
+                let a = self.eval(a, f)?;
+                self.builtin_apply(b, std::slice::from_ref(&a))
+            }
+            [a, b2] => {
+                let a = self.eval(a, f)?;
+                let b2 = self.eval(b2, f)?;
+                self.builtin_apply(b, &[a, b2])
+            }
+            _ => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a, f)?);
+                }
+                self.builtin_apply(b, &vals)
+            }
         }
+    }
+
+    /// Applies a built-in to its evaluated arguments (`get()`/`exists()`/`debug()` take the
+    /// last one, `Null` if none).
+    fn builtin_apply(&mut self, b: Builtin, vals: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
+        let last = || vals.last().cloned().unwrap_or(Val::Null);
         match b {
             Builtin::Get | Builtin::Exists | Builtin::GetAfter | Builtin::ExistsAfter => {
-                let arg = vals.pop().unwrap_or(Val::Null);
-                self.access(b, arg)
+                self.access(b, last())
             }
             Builtin::Debug => {
-                let v = vals.pop().unwrap_or(Val::Null);
+                let last = last();
                 if self.debug.len() < 100 {
-                    self.debug.push(crate::value::short(&v));
+                    self.debug.push(crate::value::short(&last));
                 }
-                Ok(v)
+                Ok(last)
             }
-            _ => builtins::call(b, &vals),
+            _ => builtins::call(b, vals),
         }
     }
 
@@ -653,11 +716,21 @@ impl<'a, 'p> Ctx<'a, 'p> {
             .prog
             .and_then(|p| p.functions.get(id as usize))
             .ok_or_else(|| EvalError::invalid("internal: unknown function"))?;
-        let mut slots = Vec::with_capacity(func.params + func.lets.len());
-        for a in args {
-            slots.push(Some(self.eval(a, f)?));
-        }
-        slots.resize(func.params + func.lets.len(), None);
+        let n = func.params + func.lets.len();
+        let slots = if n <= INLINE_SLOTS && args.len() <= n {
+            let mut slots = [None, None, None, None];
+            for (slot, a) in slots.iter_mut().zip(args) {
+                *slot = Some(self.eval(a, f)?);
+            }
+            Slots::Inline(slots)
+        } else {
+            let mut slots = Vec::with_capacity(n);
+            for a in args {
+                slots.push(Some(self.eval(a, f)?));
+            }
+            slots.resize(n, None);
+            Slots::Heap(slots)
+        };
         Ok(Frame {
             func: Some(func),
             slots,

@@ -4,7 +4,7 @@
 //!
 //! Arity was checked at compile time; types are checked here and a mismatch is an error value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -14,6 +14,7 @@ use crate::error::EvalError;
 use crate::ops::contains;
 use crate::value::{
     BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapV, StrV, Val, check_size, equals, short,
+    total_cmp,
 };
 
 /// Longest regex pattern accepted, in bytes.
@@ -52,14 +53,18 @@ fn first_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().to_string()
 }
 
-/// Patterns compiled while evaluating one request.
+/// Patterns compiled while evaluating one request (at most [`MAX_DYNAMIC_REGEXES`], so a list
+/// searched in order; empty, it costs nothing to create or drop).
 #[derive(Default)]
-pub struct RegexCache(HashMap<(String, bool), Arc<Regex>>);
+pub struct RegexCache(Vec<(String, bool, Arc<Regex>)>);
 
 impl RegexCache {
     pub fn get(&mut self, pattern: &str, anchored: bool) -> Result<Arc<Regex>, EvalError> {
-        let key = (pattern.to_string(), anchored);
-        if let Some(re) = self.0.get(&key) {
+        if let Some((_, _, re)) = self
+            .0
+            .iter()
+            .find(|(p, a, _)| *a == anchored && p == pattern)
+        {
             return Ok(re.clone());
         }
         if self.0.len() >= MAX_DYNAMIC_REGEXES {
@@ -68,7 +73,7 @@ impl RegexCache {
             )));
         }
         let re = Arc::new(compile(pattern, anchored).map_err(EvalError::Invalid)?);
-        self.0.insert(key, re.clone());
+        self.0.push((pattern.to_string(), anchored, re.clone()));
         Ok(re)
     }
 }
@@ -104,12 +109,39 @@ fn as_set<'a>(v: &Val<'a>) -> Result<Val<'a>, EvalError> {
     }
 }
 
-fn no_method(recv: &Val<'_>, name: &str) -> EvalError {
-    EvalError::ty(format!("{} has no method {name}()", recv.type_name()))
+/// Up to this many element comparisons, list/set membership tests scan instead of building a
+/// sorted set (the same answer: set membership is `total_cmp` equality, and NaN is in nothing).
+const SCAN_LIMIT: usize = 64;
+
+fn seq_len(v: &Val<'_>) -> usize {
+    match v {
+        Val::List(l) => l.len(),
+        Val::Set(s) => s.len(),
+        _ => 0,
+    }
 }
 
-fn key_set<'a>(keys: Vec<&str>) -> Val<'a> {
-    Val::set(keys.into_iter().map(Val::str).collect())
+/// Whether `pred` holds for every element of a list or set (vacuously for anything else).
+fn all_elements<'a>(v: &Val<'a>, mut pred: impl FnMut(&Val<'a>) -> bool) -> bool {
+    match v {
+        Val::List(l) => l.iter().all(|x| pred(&x)),
+        Val::Set(s) => s.iter().all(pred),
+        _ => true,
+    }
+}
+
+/// Whether `needle` is a member of the list or set `hay` taken as a set, by scanning.
+fn scan_member(hay: &Val<'_>, needle: &Val<'_>) -> bool {
+    !matches!(needle, Val::Float(f) if f.is_nan())
+        && !all_elements(hay, |v| total_cmp(v, needle) != std::cmp::Ordering::Equal)
+}
+
+fn not_a_sequence(v: &Val<'_>) -> EvalError {
+    EvalError::ty(format!("expected a list or set, found {}", v.type_name()))
+}
+
+fn no_method(recv: &Val<'_>, name: &str) -> EvalError {
+    EvalError::ty(format!("{} has no method {name}()", recv.type_name()))
 }
 
 /// Calls `recv.name(args)`.
@@ -167,7 +199,19 @@ pub fn call<'a>(
             let re = regexes.get(want_str(&arg(0), "the pattern")?, false)?;
             Ok(Val::list(re.split(s.as_str()).map(Val::str).collect()))
         }
-        // Membership goes through a sorted set so that two large lists cost n·log n, not n·m.
+        // Membership goes through a sorted set so that two large lists cost n·log n, not n·m;
+        // small ones are scanned in place.
+        (Val::List(_) | Val::Set(_), "hasAll" | "hasAny")
+            if matches!(args.first(), Some(Val::List(_) | Val::Set(_)))
+                && seq_len(&recv).saturating_mul(seq_len(&args[0])) <= SCAN_LIMIT =>
+        {
+            let want = &args[0];
+            Ok(Val::Bool(if name == "hasAll" {
+                all_elements(want, |w| scan_member(&recv, w))
+            } else {
+                !all_elements(want, |w| !scan_member(&recv, w))
+            }))
+        }
         (Val::List(_) | Val::Set(_), "hasAll") => {
             let want = elements(&arg(0), "hasAll()")?;
             let mine = as_set(&recv)?;
@@ -183,11 +227,17 @@ pub fn call<'a>(
             ))
         }
         (Val::List(_) | Val::Set(_), "hasOnly") => {
-            let allowed = as_set(&arg(0))?;
-            let mine = elements(&recv, "hasOnly()")?;
-            Ok(Val::Bool(
-                mine.iter().all(|m| contains(&allowed, m).unwrap_or(false)),
-            ))
+            let allowed = args.first().unwrap_or(&Val::Null);
+            if !matches!(allowed, Val::List(_) | Val::Set(_)) {
+                return Err(not_a_sequence(allowed));
+            }
+            if seq_len(&recv).saturating_mul(seq_len(allowed)) <= SCAN_LIMIT {
+                return Ok(Val::Bool(all_elements(&recv, |m| scan_member(allowed, m))));
+            }
+            let allowed = as_set(allowed)?;
+            Ok(Val::Bool(all_elements(&recv, |m| {
+                contains(&allowed, m).unwrap_or(false)
+            })))
         }
         (Val::List(l), "join") => {
             let sep = arg(0);
@@ -252,9 +302,13 @@ pub fn call<'a>(
                     .collect(),
             ))
         }
-        (Val::Map(m), "keys") => Ok(Val::list(m.keys().into_iter().map(Val::str).collect())),
+        (Val::Map(m), "keys") => {
+            let mut keys = Vec::with_capacity(m.len());
+            m.push_keys(&mut keys, |_, _| true);
+            Ok(Val::list(keys))
+        }
         (Val::Map(m), "values") => Ok(Val::list(m.entries().into_iter().map(|(_, v)| v).collect())),
-        (Val::Map(m), "get") => map_get(m, &arg(0), arg(1)),
+        (Val::Map(m), "get") => map_get(m, args.first().unwrap_or(&Val::Null), arg(1)),
         (Val::Map(m), "diff") => match arg(0) {
             Val::Map(other) => Ok(Val::MapDiff(Arc::new((m.clone(), other)))),
             other => Err(EvalError::ty(format!(
@@ -302,74 +356,64 @@ pub fn call<'a>(
 
 /// `m.get(key, default)`; a list key walks nested maps.
 fn map_get<'a>(m: &MapV<'a>, key: &Val<'a>, default: Val<'a>) -> Result<Val<'a>, EvalError> {
-    let keys: Vec<String> = match key {
-        Val::Str(s) => vec![s.as_str().to_string()],
-        Val::List(l) => l
-            .iter()
-            .map(|k| match k {
-                Val::Str(s) => Ok(s.as_str().to_string()),
-                other => Err(EvalError::ty(format!(
-                    "get() key path must hold strings, found {}",
-                    other.type_name()
-                ))),
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(EvalError::ty(format!(
-                "get() key must be a string or list, found {}",
-                other.type_name()
-            )));
+    match key {
+        Val::Str(s) => Ok(m.get(s.as_str()).unwrap_or(default)),
+        Val::List(l) => {
+            // Every key must be a string, even past the point where the walk stops.
+            for k in l.iter() {
+                if !matches!(k, Val::Str(_)) {
+                    return Err(EvalError::ty(format!(
+                        "get() key path must hold strings, found {}",
+                        k.type_name()
+                    )));
+                }
+            }
+            let mut current = Val::Map(m.clone());
+            for k in l.iter() {
+                let (Val::Str(k), Val::Map(inner)) = (&k, &current) else {
+                    return Ok(default);
+                };
+                match inner.get(k.as_str()) {
+                    Some(v) => current = v,
+                    None => return Ok(default),
+                }
+            }
+            Ok(current)
         }
-    };
-    let mut current = Val::Map(m.clone());
-    for k in keys {
-        match &current {
-            Val::Map(inner) => match inner.get(&k) {
-                Some(v) => current = v,
-                None => return Ok(default),
-            },
-            _ => return Ok(default),
-        }
+        other => Err(EvalError::ty(format!(
+            "get() key must be a string or list, found {}",
+            other.type_name()
+        ))),
     }
-    Ok(current)
 }
 
 fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
-    let ka = a.keys();
-    let added = || {
-        ka.iter()
-            .copied()
-            .filter(|k| !b.contains(k))
-            .collect::<Vec<_>>()
-    };
-    let removed = || {
-        b.keys()
-            .into_iter()
-            .filter(|k| !a.contains(k))
-            .collect::<Vec<_>>()
-    };
-    let changed = |want_changed: bool| {
-        ka.iter()
-            .copied()
-            .filter(|k| match (a.get(k), b.get(k)) {
-                (Some(x), Some(y)) => equals(&x, &y) != want_changed,
-                _ => false,
-            })
-            .collect::<Vec<_>>()
-    };
-    Some(match name {
-        "addedKeys" => key_set(added()),
-        "removedKeys" => key_set(removed()),
-        "changedKeys" => key_set(changed(true)),
-        "unchangedKeys" => key_set(changed(false)),
-        "affectedKeys" => {
-            let mut all = added();
-            all.extend(removed());
-            all.extend(changed(true));
-            key_set(all)
-        }
+    // Which keys of `a` (by whether `b` has them and holds an equal value) and of `b` count.
+    let (added, changed, unchanged, removed) = match name {
+        "addedKeys" => (true, false, false, false),
+        "removedKeys" => (false, false, false, true),
+        "changedKeys" => (false, true, false, false),
+        "unchangedKeys" => (false, false, true, false),
+        "affectedKeys" => (true, true, false, true),
         _ => return None,
-    })
+    };
+    let mut keys = Vec::new();
+    if added || changed || unchanged {
+        a.push_keys(&mut keys, |k, x| match b.get(k) {
+            None => added,
+            Some(y) => {
+                if equals(&x, &y) {
+                    unchanged
+                } else {
+                    changed
+                }
+            }
+        });
+    }
+    if removed {
+        b.push_keys(&mut keys, |k, _| !a.contains(k));
+    }
+    Some(Val::set(keys))
 }
 
 fn bind<'a>(p: &[String], m: &MapV<'a>) -> Result<Val<'a>, EvalError> {
@@ -420,4 +464,53 @@ pub fn make_map<'a>(entries: Vec<(Val<'a>, Val<'a>)>) -> Result<Val<'a>, EvalErr
 /// A list value from evaluated items.
 pub fn make_list(items: Vec<Val<'_>>) -> Val<'_> {
     Val::List(ListV::O(Arc::new(items)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tricky() -> Vec<Val<'static>> {
+        vec![
+            Val::Null,
+            Val::Bool(true),
+            Val::Int(0),
+            Val::Int(1),
+            Val::Float(1.0),
+            Val::Float(-0.0),
+            Val::Float(f64::NAN),
+            Val::Float(1.5),
+            Val::str("a"),
+            Val::str("b"),
+            Val::list(vec![Val::Int(1)]),
+            Val::list(vec![Val::Float(1.0)]),
+            Val::set(vec![Val::str("a"), Val::Int(2)]),
+        ]
+    }
+
+    /// The scan used for small lists answers exactly as the sorted set used for large ones.
+    #[test]
+    fn scanning_agrees_with_the_sorted_set() {
+        let vals = tricky();
+        let mut hays = vec![Vec::new()];
+        for a in &vals {
+            hays.push(vec![a.clone()]);
+            for b in &vals {
+                hays.push(vec![a.clone(), b.clone()]);
+                hays.push(vec![b.clone(), a.clone(), b.clone()]);
+            }
+        }
+        for items in &hays {
+            for hay in [Val::list(items.clone()), Val::set(items.clone())] {
+                let set = as_set(&hay).unwrap_or(Val::Null);
+                for needle in &vals {
+                    assert_eq!(
+                        scan_member(&hay, needle),
+                        contains(&set, needle).unwrap_or(false),
+                        "{needle} in {hay}"
+                    );
+                }
+            }
+        }
+    }
 }

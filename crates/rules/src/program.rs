@@ -5,6 +5,7 @@
 //! syntax, which is what lets the evaluator trust arities and slots.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::ast::{AllowMethod, BinOp, UnOp};
@@ -226,6 +227,57 @@ pub enum PatSeg {
     Rest(u16),
 }
 
+/// A small, fast hasher for the match tree's literal-segment index (the FxHash mix). SipHash's
+/// flooding resistance buys nothing here: the keys come from the rules file, and a request
+/// path only ever looks keys up.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SegHasher(u64);
+
+impl SegHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for SegHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            if let Some(dst) = w.get_mut(..rest.len()) {
+                dst.copy_from_slice(rest);
+            }
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Match nodes by the literal their pattern starts with.
+pub type LiteralIndex = HashMap<String, Vec<usize>, BuildHasherDefault<SegHasher>>;
+
 #[derive(Debug, Clone)]
 pub struct MatchNode {
     pub pattern: Vec<PatSeg>,
@@ -234,7 +286,7 @@ pub struct MatchNode {
     pub line: usize,
     pub allows: Vec<AllowDef>,
     /// Children whose pattern starts with a literal, by that literal.
-    pub by_literal: HashMap<String, Vec<usize>>,
+    pub by_literal: LiteralIndex,
     /// Children whose pattern starts with a wildcard.
     pub wild: Vec<usize>,
 }
@@ -245,7 +297,7 @@ pub struct Program {
     pub functions: Vec<FuncDef>,
     /// Arena of match nodes; `roots` are the service-level matches.
     pub matches: Vec<MatchNode>,
-    pub roots_by_literal: HashMap<String, Vec<usize>>,
+    pub roots_by_literal: LiteralIndex,
     pub roots_wild: Vec<usize>,
     /// Version 1: `{x=**}` matches one or more segments and only at the end.
     pub v1: bool,

@@ -115,12 +115,27 @@ impl<'a> MapV<'a> {
             MapV::O(m) => m.contains_key(key),
         }
     }
-    pub fn keys(&self) -> Vec<&str> {
+    /// Appends the keys `keep` accepts (given each key and its value), in key order, as string
+    /// values: borrowed from a document map, shared copies from a computed one.
+    pub fn push_keys(&self, out: &mut Vec<Val<'a>>, mut keep: impl FnMut(&str, Val<'a>) -> bool) {
         match self {
-            MapV::B(m) => m.keys().map(String::as_str).collect(),
-            MapV::O(m) => m.keys().map(String::as_str).collect(),
+            MapV::B(m) => {
+                for (k, v) in m.iter() {
+                    if keep(k, Val::from_value(v)) {
+                        out.push(Val::Str(StrV::B(k)));
+                    }
+                }
+            }
+            MapV::O(m) => {
+                for (k, v) in m.iter() {
+                    if keep(k, v.clone()) {
+                        out.push(Val::str(k));
+                    }
+                }
+            }
         }
     }
+
     pub fn entries(&self) -> Vec<(&str, Val<'a>)> {
         match self {
             MapV::B(m) => m
