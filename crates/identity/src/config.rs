@@ -438,3 +438,47 @@ fn check_key_url(url: &str) -> Result<(), String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_settings_table() {
+        let d = KeyCacheConfig::default();
+        assert!(d.validate().is_ok());
+        let bad = [
+            KeyCacheConfig {
+                min_max_age_secs: 0,
+                ..d.clone()
+            },
+            KeyCacheConfig {
+                min_max_age_secs: 10,
+                max_max_age_secs: 5,
+                ..d.clone()
+            },
+            KeyCacheConfig {
+                max_stale_secs: 10,
+                ..d.clone()
+            },
+            KeyCacheConfig {
+                retry_min_secs: 0,
+                ..d.clone()
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+        let c = KeyCacheConfig {
+            min_max_age_secs: 60,
+            max_max_age_secs: 600,
+            default_max_age_secs: 3600,
+            ..d
+        };
+        let s = Duration::from_secs;
+        assert_eq!(c.clamp_max_age(Some(s(0))), s(60));
+        assert_eq!(c.clamp_max_age(Some(s(300))), s(300));
+        assert_eq!(c.clamp_max_age(Some(s(99_999))), s(600));
+        assert_eq!(c.clamp_max_age(None), s(600));
+    }
+}

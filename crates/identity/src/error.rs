@@ -41,9 +41,7 @@ pub enum VerifyError {
         issuer_tenant: String,
         token_tenant: String,
     },
-    #[error(
-        "provider \"{provider}\" publishes no key with id {kid:?} usable for {alg} (it may have been rotated out)"
-    )]
+    #[error("provider \"{provider}\" publishes no {alg} key {}", describe_kid(.kid))]
     UnknownKey {
         provider: String,
         kid: Option<String>,
@@ -85,6 +83,13 @@ pub enum VerifyError {
     Revoked { iat: i64, valid_after: i64 },
     #[error("the revocation check could not be made: {0}")]
     RevocationUnavailable(String),
+}
+
+fn describe_kid(kid: &Option<String>) -> String {
+    match kid {
+        Some(k) => format!("with key id {k:?} (it may have been rotated out, or the token is forged)"),
+        None => "matching this token, which names no key id (kid) while the provider has several keys or none".into(),
+    }
 }
 
 fn allowed_suffix(allowed: &[String]) -> String {

@@ -8,6 +8,7 @@
 //! on loopback and the engine backs persistence and revocation with the store.
 
 mod cache;
+mod claims;
 pub mod config;
 mod error;
 mod http;
@@ -21,9 +22,10 @@ mod token_cache;
 mod verify;
 
 pub use cache::KeyMetrics;
+pub use claims::MAX_UID_BYTES;
 pub use config::{Alg, KeyCacheConfig, KeySource, Provider, ProviderConfig, validate_providers};
 pub use error::{ConfigError, FetchError, PersistError, RevocationError, VerifyError};
 pub use http::{HttpFetcher, MAX_DOCUMENT_BYTES, parse_max_age};
 pub use inspect::{Inspection, Verdict, inspect};
 pub use token_cache::{TokenDigest, digest as token_digest};
-pub use verify::{MAX_UID_BYTES, VerifiedToken, Verifier, VerifierDeps};
+pub use verify::{VerifiedToken, Verifier, VerifierDeps};

@@ -113,3 +113,43 @@ impl TokenCache {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dead_at: i64) -> Entry {
+        let token = VerifiedToken {
+            uid: "u".into(),
+            claims: serde_json::Map::new(),
+            provider: "p".into(),
+            roles: Vec::new(),
+            iat: None,
+            exp: dead_at,
+        };
+        Entry {
+            token: Arc::new(token),
+            provider_index: 0,
+            kid: None,
+            dead_at,
+        }
+    }
+
+    #[test]
+    fn stays_bounded_and_evicts_the_dead_first() {
+        let cache = TokenCache::new(64);
+        for i in 0..10_000i64 {
+            cache.insert(digest(&format!("t{i}")), entry(1_000 + i), 0);
+        }
+        assert!(cache.len() <= 64, "{}", cache.len());
+        // Live entries survive eviction of dead ones.
+        let cache = TokenCache::new(64);
+        let live = digest("live");
+        cache.insert(live, entry(10_000), 0);
+        for i in 0..1_000i64 {
+            cache.insert(digest(&format!("d{i}")), entry(5), 6);
+        }
+        assert!(cache.get(&live).is_some());
+        assert!(TokenCache::new(0).get(&live).is_none());
+    }
+}

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::cache::{KeyMetrics, ProviderKeys, RefreshKind};
+use crate::claims::{check_audience, check_times, check_uid};
 use crate::config::{
     Alg, IssuerMatch, KeyCacheConfig, KeySource, Provider, ProviderConfig, validate_providers,
 };
@@ -24,9 +25,6 @@ use crate::io::{Clock, Fetcher, KeyPersistence, Revocation, unix_secs};
 use crate::jose::{self, MAX_TOKEN_BYTES};
 use crate::roles::roles_for;
 use crate::token_cache::{Entry, TokenCache, digest};
-
-/// `sub` (or the configured uid claim) may be at most this long, as in Firebase.
-pub const MAX_UID_BYTES: usize = 128;
 
 /// A token that verified.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,14 +47,14 @@ pub struct VerifierDeps {
     pub clock: Arc<dyn Clock>,
 }
 
-struct Entry2 {
+struct ProviderSlot {
     provider: Provider,
     keys: ProviderKeys,
 }
 
 /// Verifies tokens for a fixed set of providers. Share it in an `Arc`.
 pub struct Verifier {
-    providers: Vec<Entry2>,
+    providers: Vec<ProviderSlot>,
     exact: HashMap<String, usize>,
     templates: Vec<usize>,
     cfg: Arc<KeyCacheConfig>,
@@ -89,7 +87,7 @@ impl Verifier {
             match &p.issuer {
                 IssuerMatch::Exact(iss) => {
                     if let Some(j) = exact.insert(iss.clone(), i) {
-                        let first: &Entry2 = &entries[j];
+                        let first: &ProviderSlot = &entries[j];
                         return Err(ConfigError::DuplicateIssuer {
                             issuer: iss.clone(),
                             first: first.provider.name.clone(),
@@ -111,7 +109,7 @@ impl Verifier {
                 Arc::clone(&deps.fetcher),
                 Arc::clone(&deps.persistence),
             );
-            entries.push(Entry2 { provider: p, keys });
+            entries.push(ProviderSlot { provider: p, keys });
         }
         Ok(Self {
             providers: entries,
@@ -366,7 +364,7 @@ impl Verifier {
 
     async fn find_key(
         &self,
-        entry: &Entry2,
+        entry: &ProviderSlot,
         kid: Option<&str>,
         alg: Alg,
         now: SystemTime,
@@ -397,112 +395,6 @@ impl Verifier {
     }
 }
 
-fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, VerifyError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Some(i))
-            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite() && f.abs() < 1e15) {
-                // NumericDate may carry fractions; whole seconds are enough here.
-                #[allow(clippy::cast_possible_truncation)]
-                Ok(Some(f.floor() as i64))
-            } else {
-                Err(VerifyError::Malformed(format!(
-                    "the {name} claim is not a usable number"
-                )))
-            }
-        }
-        Some(_) => Err(VerifyError::Malformed(format!(
-            "the {name} claim is not a number"
-        ))),
-    }
-}
-
-/// `exp` required, `nbf`/`iat` optional; all with the provider's skew. Returns (iat, exp).
-pub(crate) fn check_times(
-    claims: &Map<String, Value>,
-    skew: Duration,
-    now: i64,
-) -> Result<(Option<i64>, i64), VerifyError> {
-    let skew_secs = skew.as_secs();
-    let s = i64::try_from(skew_secs).unwrap_or(0);
-    let exp = match numeric(claims, "exp") {
-        Ok(Some(e)) => e,
-        Ok(None) | Err(_) => return Err(VerifyError::MissingExpiry),
-    };
-    if now >= exp.saturating_add(s) {
-        return Err(VerifyError::Expired {
-            exp,
-            now,
-            skew_secs,
-        });
-    }
-    if let Some(nbf) = numeric(claims, "nbf")?
-        && now.saturating_add(s) < nbf
-    {
-        return Err(VerifyError::NotYetValid {
-            nbf,
-            now,
-            skew_secs,
-        });
-    }
-    let iat = numeric(claims, "iat")?;
-    if let Some(iat) = iat
-        && iat > now.saturating_add(s)
-    {
-        return Err(VerifyError::IssuedInFuture {
-            iat,
-            now,
-            skew_secs,
-        });
-    }
-    Ok((iat, exp))
-}
-
-pub(crate) fn check_audience(
-    claims: &Map<String, Value>,
-    expected: &[String],
-) -> Result<(), VerifyError> {
-    let found: Vec<String> = match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    };
-    if found.iter().any(|a| expected.contains(a)) {
-        Ok(())
-    } else {
-        Err(VerifyError::WrongAudience {
-            found,
-            expected: expected.to_vec(),
-        })
-    }
-}
-
-pub(crate) fn check_uid(claims: &Map<String, Value>, claim: &str) -> Result<String, VerifyError> {
-    let bad = |problem: &str| VerifyError::BadSubject {
-        claim: claim.to_owned(),
-        problem: problem.to_owned(),
-    };
-    match claims.get(claim) {
-        None => Err(bad("is missing")),
-        Some(Value::String(s)) if s.is_empty() => Err(bad("is empty")),
-        Some(Value::String(s)) if s.len() > MAX_UID_BYTES => Err(VerifyError::BadSubject {
-            claim: claim.to_owned(),
-            problem: format!(
-                "is {} bytes long; at most {MAX_UID_BYTES} are allowed",
-                s.len()
-            ),
-        }),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(bad("is not a string")),
-    }
-}
-
 /// Runs futures concurrently on the current task (no extra crate for one join).
 async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
     let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
@@ -515,79 +407,4 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<It
         }
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn m(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
-    }
-
-    #[test]
-    fn time_checks_table() {
-        let skew = Duration::from_secs(60);
-        let now = 1_000_000;
-        let cases: &[(Value, Result<(), &str>)] = &[
-            (json!({"exp": now + 10}), Ok(())),
-            (json!({"exp": now - 59}), Ok(())),
-            (json!({"exp": now - 60}), Err("expired")),
-            (json!({}), Err("missing-expiry")),
-            (json!({"exp": "tomorrow"}), Err("missing-expiry")),
-            (json!({"exp": (now + 10) as f64 + 0.5}), Ok(())),
-            (json!({"exp": now + 10, "nbf": now + 60}), Ok(())),
-            (
-                json!({"exp": now + 10, "nbf": now + 61}),
-                Err("not-yet-valid"),
-            ),
-            (json!({"exp": now + 10, "nbf": "x"}), Err("malformed")),
-            (json!({"exp": now + 10, "iat": now + 60}), Ok(())),
-            (
-                json!({"exp": now + 10, "iat": now + 61}),
-                Err("issued-in-future"),
-            ),
-        ];
-        for (c, want) in cases {
-            let got = check_times(&m(c.clone()), skew, now)
-                .map(|_| ())
-                .map_err(|e| e.reason());
-            assert_eq!(got, *want, "{c}");
-        }
-    }
-
-    #[test]
-    fn audience_and_uid_table() {
-        let exp = vec!["a".to_owned(), "b".to_owned()];
-        let cases: &[(Value, Result<(), &str>)] = &[
-            (json!({"aud": "a"}), Ok(())),
-            (json!({"aud": ["x", "b"]}), Ok(())),
-            (json!({"aud": "c"}), Err("wrong-audience")),
-            (json!({"aud": []}), Err("wrong-audience")),
-            (json!({}), Err("wrong-audience")),
-            (json!({"aud": 1}), Err("wrong-audience")),
-        ];
-        for (c, want) in cases {
-            assert_eq!(
-                check_audience(&m(c.clone()), &exp).map_err(|e| e.reason()),
-                *want,
-                "{c}"
-            );
-        }
-        let long = "u".repeat(129);
-        let max = "u".repeat(128);
-        let uids: &[(Value, Result<&str, &str>)] = &[
-            (json!({"sub": "alice"}), Ok("alice")),
-            (json!({"sub": ""}), Err("bad-subject")),
-            (json!({"sub": long}), Err("bad-subject")),
-            (json!({"sub": max.clone()}), Ok(max.as_str())),
-            (json!({"sub": 5}), Err("bad-subject")),
-            (json!({}), Err("bad-subject")),
-        ];
-        for (c, want) in uids {
-            let got = check_uid(&m(c.clone()), "sub").map_err(|e| e.reason());
-            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{c}");
-        }
-    }
 }
