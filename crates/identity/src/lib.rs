@@ -6,6 +6,27 @@
 //! mappings ([`roles`]) and [`inspect`]. Does not own: HTTP routes, the store, rules. All IO goes
 //! through the traits in [`io`] (a reqwest [`HttpFetcher`] is provided), so tests run a real IdP
 //! on loopback and the engine backs persistence and revocation with the store.
+//!
+//! Wiring, as the server is expected to do it:
+//!
+//! ```text
+//! let providers: Vec<ProviderConfig> = /* [[providers]] from the config file */;
+//! let deps = VerifierDeps { fetcher: Arc::new(HttpFetcher::new(timeout)?), persistence, revocation,
+//!                           clock: Arc::new(SystemClock) };
+//! let verifier = Arc::new(Verifier::from_configs(&providers, KeyCacheConfig::default(), deps)?);
+//! verifier.start().await;                        // persisted keys, then first fetches
+//! verifier.spawn_background(Duration::from_secs(5));   // refresh before expiry
+//! verifier.ready(now)                            // for /readyz
+//! verifier.metrics(now)                          // for /metrics
+//! verifier.verify(bearer, now).await             // Err(e): 401 with details.reason = e.reason()
+//! ```
+//!
+//! Order of checks in [`Verifier::verify`]: size (16 KiB) → verified-token cache (expiry, key
+//! still published, revocation) → three base64url parts with strictly parsed JSON (duplicate
+//! names refused) → header policy (no `jku`/`x5u`/`jwk`/`x5c`, no `crit`, a known asymmetric
+//! `alg`) → route by exact `iss` → `alg` pinned for that provider → key by `kid` (one
+//! rate-limited refetch when unknown) → signature → `exp`/`nbf`/`iat` with skew → `aud` →
+//! tenant (`tid`) for templated issuers → uid claim → revocation → roles.
 
 mod cache;
 mod claims;

@@ -12,13 +12,13 @@ use crate::support::*;
 
 const SIGNER: &str = r#"
 import json, sys, jwt
-req = json.load(sys.stdin)
-headers = {"kid": req["kid"]} if req["kid"] else None
-key = req["key"]
-print(jwt.encode(req["claims"], key, algorithm=req["alg"], headers=headers))
+for req in json.load(sys.stdin):
+    headers = {"kid": req["kid"]} if req["kid"] else None
+    print(jwt.encode(req["claims"], req["key"], algorithm=req["alg"], headers=headers))
 "#;
 
-fn pyjwt_sign(key_pem: &str, alg: &str, kid: Option<&str>, claims: &Value) -> String {
+/// Signs every request (key PEM or secret, alg, kid, claims) in one PyJWT process.
+fn pyjwt_sign(requests: &[(String, &str, Option<&str>, Value)]) -> Vec<String> {
     let probe = Command::new("python3")
         .args(["-c", "import jwt, cryptography"])
         .output();
@@ -36,12 +36,17 @@ fn pyjwt_sign(key_pem: &str, alg: &str, kid: Option<&str>, claims: &Value) -> St
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let req = json!({"key": key_pem, "alg": alg, "kid": kid, "claims": claims});
+    let reqs: Vec<Value> = requests
+        .iter()
+        .map(
+            |(key, alg, kid, claims)| json!({"key": key, "alg": alg, "kid": kid, "claims": claims}),
+        )
+        .collect();
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(req.to_string().as_bytes())
+        .write_all(Value::Array(reqs).to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -49,7 +54,13 @@ fn pyjwt_sign(key_pem: &str, alg: &str, kid: Option<&str>, claims: &Value) -> St
         "PyJWT failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let tokens: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(tokens.len(), requests.len());
+    tokens
 }
 
 #[tokio::test]
@@ -70,30 +81,32 @@ async fn tokens_signed_by_pyjwt_verify() {
     );
     let h = harness(&[p], Default::default());
     h.verifier.start().await;
+    let mut requests = Vec::new();
     for k in &keys {
         let mut c = claims(&idp.base, "api");
         c["sub"] = json!(format!("py-{}", k.kid));
-        let token = pyjwt_sign(&k.pkcs8_pem, k.alg, Some(&k.kid), &c);
-        let got = h.verifier.verify(&token, now()).await;
+        requests.push((k.pkcs8_pem.clone(), k.alg, Some(k.kid.as_str()), c));
+    }
+    // PyJWT's HMAC token keyed with the public key's modulus (PyJWT itself refuses PEM and JWK
+    // text as HMAC secrets), and its unsigned token: both must be refused.
+    let c = claims(&idp.base, "api");
+    requests.push((
+        keys[0].jwk["n"].as_str().unwrap().to_owned(),
+        "HS256",
+        Some("rs256"),
+        c.clone(),
+    ));
+    requests.push((String::new(), "none", None, c));
+    let tokens = pyjwt_sign(&requests);
+    for (k, token) in keys.iter().zip(&tokens) {
+        let got = h.verifier.verify(token, now()).await;
         assert!(got.is_ok(), "PyJWT {} token refused: {got:?}", k.alg);
         assert_eq!(got.unwrap().uid, format!("py-{}", k.kid));
     }
-    // PyJWT's HMAC token keyed with the public key's modulus (PyJWT itself refuses PEM and JWK
-    // text as HMAC secrets), and its unsigned token: refused.
-    let c = claims(&idp.base, "api");
-    let hs = pyjwt_sign(
-        keys[0].jwk["n"].as_str().unwrap(),
-        "HS256",
-        Some("rs256"),
-        &c,
-    );
-    assert_eq!(
-        h.verifier.verify(&hs, now()).await.unwrap_err().reason(),
-        "algorithm-not-allowed"
-    );
-    let none = pyjwt_sign("", "none", None, &c);
-    assert_eq!(
-        h.verifier.verify(&none, now()).await.unwrap_err().reason(),
-        "algorithm-not-allowed"
-    );
+    for token in &tokens[keys.len()..] {
+        assert_eq!(
+            h.verifier.verify(token, now()).await.unwrap_err().reason(),
+            "algorithm-not-allowed"
+        );
+    }
 }
