@@ -9,7 +9,7 @@
 
 use claimdb_model::{FieldPath, Value};
 
-use crate::eval::{Ctx, Frame, owned};
+use crate::eval::{Ctx, Frame};
 use crate::explain::Explainer;
 use crate::program::{MatchNode, PatSeg, Program};
 use crate::request::{
@@ -44,7 +44,7 @@ pub(crate) fn decide(
     }
     // Rules are not filters: a list is allowed only if it is allowed for every document the
     // query could return. Equality filters pin fields down; each `in` multiplies the cases.
-    let combos = match query_cases(req.query.as_ref()) {
+    let constraints = match query_constraints(req.query.as_ref()) {
         Ok(c) => c,
         Err(limit) => {
             let mut d = walk(
@@ -63,85 +63,143 @@ pub(crate) fn decide(
             return d;
         }
     };
+    // Every combination of one value per constraint, the last constraint varying fastest.
+    let mut choice = vec![0usize; constraints.len()];
+    let mut pins: Vec<(&[String], &Value)> = Vec::with_capacity(constraints.len());
     let mut last: Option<Decision> = None;
     let mut reads = 0;
-    for pins in combos {
-        let pins: Vec<(&[String], &Value)> = pins.iter().map(|(p, v)| (p.as_slice(), v)).collect();
-        let mut d = walk(prog, req, reader, mode, Some(pinned(&pins)));
-        reads = reads.max(d.reads);
-        d.reads = reads;
-        if !d.allowed {
-            return d;
+    // An `in []` leaves no case at all (the query returns nothing).
+    let any = constraints.iter().all(|c| !c.values.is_empty());
+    if any {
+        loop {
+            pins.clear();
+            pins.extend(
+                constraints
+                    .iter()
+                    .zip(&choice)
+                    .filter_map(|(c, &i)| Some((c.field.segments(), c.values.get(i)?))),
+            );
+            let mut d = walk(prog, req, reader, mode, Some(pinned(&pins)));
+            reads = reads.max(d.reads);
+            d.reads = reads;
+            if !d.allowed {
+                return d;
+            }
+            last = Some(d);
+            if !next_choice(&mut choice, &constraints) {
+                break;
+            }
         }
-        last = Some(d);
     }
     last.unwrap_or_else(|| walk(prog, req, reader, mode, None))
 }
 
-/// A field path the query pins to one value.
-type Pin = (Vec<String>, Value);
-
-/// The documents a query could return, as the field values its constraints fix: one set of
-/// pins per combination of `in` alternatives.
-fn query_cases(query: Option<&Query>) -> Result<Vec<Vec<Pin>>, String> {
-    let mut cases: Vec<Vec<Pin>> = vec![Vec::new()];
-    let Some(q) = query else {
-        return Ok(cases);
-    };
-    for f in &q.filters {
-        let Ok(field) = FieldPath::parse(&f.field) else {
-            continue;
-        };
-        if field.is_document_id() {
-            continue;
+/// Moves to the next combination (the last position that can still move is bumped, those after
+/// it reset); false once every combination has been visited.
+fn next_choice(choice: &mut [usize], constraints: &[Constraint<'_>]) -> bool {
+    for (i, c) in choice.iter_mut().zip(constraints).rev() {
+        *i += 1;
+        if *i < c.values.len() {
+            return true;
         }
-        let alternatives: Vec<Value> = match (f.op, &f.value) {
-            (FilterOp::Eq, v) => vec![v.clone()],
-            (FilterOp::In, Value::Array(items)) => items.clone(),
+        *i = 0;
+    }
+    false
+}
+
+/// A filtered field path: the filter's own text when it is one plain name, else parsed.
+enum Field<'q> {
+    Plain(&'q String),
+    Parsed(FieldPath),
+}
+
+impl Field<'_> {
+    fn segments(&self) -> &[String] {
+        match self {
+            Field::Plain(s) => std::slice::from_ref(*s),
+            Field::Parsed(p) => p.segments(),
+        }
+    }
+}
+
+/// One field the query's constraints fix, and the values it may take (one for `==`, each
+/// alternative for `in`).
+struct Constraint<'q> {
+    field: Field<'q>,
+    values: &'q [Value],
+}
+
+/// The documents a query could return, as the field values its constraints fix: every
+/// combination of one value per constraint is one case to prove.
+fn query_constraints(query: Option<&Query>) -> Result<Vec<Constraint<'_>>, String> {
+    let mut out = Vec::new();
+    let Some(q) = query else {
+        return Ok(out);
+    };
+    let mut cases: usize = 1;
+    for f in &q.filters {
+        let values: &[Value] = match (f.op, &f.value) {
+            (FilterOp::Eq, v) => std::slice::from_ref(v),
+            (FilterOp::In, Value::Array(items)) => items,
             _ => continue,
         };
-        if cases.len().saturating_mul(alternatives.len()) > MAX_QUERY_COMBINATIONS {
+        // A plain name (no dot, no backtick) parses to itself; skip the parser for it.
+        let plain = !f.field.is_empty()
+            && f.field.len() <= claimdb_model::limits::MAX_FIELD_NAME_BYTES
+            && !f.field.bytes().any(|b| b == b'.' || b == b'`');
+        let field = if plain {
+            if f.field == claimdb_model::field::DOCUMENT_ID {
+                continue;
+            }
+            Field::Plain(&f.field)
+        } else {
+            let Ok(field) = FieldPath::parse(&f.field) else {
+                continue;
+            };
+            if field.is_document_id() {
+                continue;
+            }
+            Field::Parsed(field)
+        };
+        if cases.saturating_mul(values.len()) > MAX_QUERY_COMBINATIONS {
             return Err(format!(
                 "the query's 'in' filters expand to more than {MAX_QUERY_COMBINATIONS} cases to prove"
             ));
         }
-        let mut next = Vec::with_capacity(cases.len() * alternatives.len());
-        for c in &cases {
-            for v in &alternatives {
-                let mut c = c.clone();
-                c.push((field.segments().to_vec(), v.clone()));
-                next.push(c);
-            }
-        }
-        cases = next;
+        cases *= values.len();
+        out.push(Constraint { field, values });
     }
-    Ok(cases)
+    Ok(out)
 }
 
 /// The partially known document for one case: pinned fields hold their values; maps that only
 /// lead to pinned fields are themselves partially known (so `nested.size()` is not provable
-/// from `nested.x == 1`).
-fn pinned(pins: &[(&[String], &Value)]) -> Val<'static> {
-    let mut groups: std::collections::BTreeMap<&str, Vec<(&[String], &Value)>> =
-        std::collections::BTreeMap::new();
-    for (path, value) in pins {
-        if let Some((first, rest)) = path.split_first() {
-            groups
-                .entry(first.as_str())
-                .or_default()
-                .push((rest, value));
+/// from `nested.x == 1`). Where a field is pinned twice, the first pin counts.
+fn pinned<'q>(pins: &[(&[String], &'q Value)]) -> Val<'q> {
+    let mut fields: std::collections::BTreeMap<String, Val<'q>> = std::collections::BTreeMap::new();
+    for (i, (path, _)) in pins.iter().enumerate() {
+        let Some(first) = path.first() else {
+            continue;
+        };
+        if fields.contains_key(first.as_str()) {
+            continue;
         }
+        let group = pins
+            .get(i..)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|(p, _)| p.first() == Some(first));
+        let value = match group.clone().find(|(p, _)| p.len() == 1) {
+            Some((_, v)) => Val::from_value(v),
+            None => {
+                let below: Vec<(&[String], &'q Value)> = group
+                    .map(|(p, v)| (p.get(1..).unwrap_or(&[]), *v))
+                    .collect();
+                pinned(&below)
+            }
+        };
+        fields.insert(first.clone(), value);
     }
-    let fields = groups
-        .into_iter()
-        .map(|(name, below)| {
-            let value = match below.iter().find(|(rest, _)| rest.is_empty()) {
-                Some((_, v)) => owned(v),
-                None => pinned(&below),
-            };
-            (name.to_string(), value)
-        })
-        .collect();
     Val::QueryData(MapV::O(std::sync::Arc::new(fields)))
 }
 
@@ -150,7 +208,7 @@ fn walk(
     req: &Request,
     reader: &dyn DocumentReader,
     mode: Mode<'_>,
-    list_data: Option<Val<'static>>,
+    list_data: Option<Val<'_>>,
 ) -> Decision {
     let explain_with = mode.explain_with;
     let (path, list) = match &req.target {
@@ -424,4 +482,161 @@ pub(crate) fn probe(
     ctx.eval(cond, &mut Frame::top())
         .map(|v| v.to_string())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::owned;
+    use crate::request::Filter;
+
+    type Pins = Vec<(Vec<String>, Value)>;
+
+    /// The cases as first written: one owned set of pins per combination of `in` values.
+    fn reference_cases(q: &Query) -> Option<Vec<Pins>> {
+        let mut cases: Vec<Pins> = vec![Vec::new()];
+        for f in &q.filters {
+            let Ok(field) = FieldPath::parse(&f.field) else {
+                continue;
+            };
+            if field.is_document_id() {
+                continue;
+            }
+            let alternatives: Vec<Value> = match (f.op, &f.value) {
+                (FilterOp::Eq, v) => vec![v.clone()],
+                (FilterOp::In, Value::Array(items)) => items.clone(),
+                _ => continue,
+            };
+            if cases.len().saturating_mul(alternatives.len()) > MAX_QUERY_COMBINATIONS {
+                return None;
+            }
+            let mut next = Vec::new();
+            for c in &cases {
+                for v in &alternatives {
+                    let mut c = c.clone();
+                    c.push((field.segments().to_vec(), v.clone()));
+                    next.push(c);
+                }
+            }
+            cases = next;
+        }
+        Some(cases)
+    }
+
+    /// The partially known document as first written (grouped in a map, values copied).
+    fn reference_pinned(pins: &[(&[String], &Value)]) -> Val<'static> {
+        let mut groups: std::collections::BTreeMap<&str, Vec<(&[String], &Value)>> =
+            std::collections::BTreeMap::new();
+        for (path, value) in pins {
+            if let Some((first, rest)) = path.split_first() {
+                groups
+                    .entry(first.as_str())
+                    .or_default()
+                    .push((rest, value));
+            }
+        }
+        let fields = groups
+            .into_iter()
+            .map(|(name, below)| {
+                let value = match below.iter().find(|(rest, _)| rest.is_empty()) {
+                    Some((_, v)) => owned(v),
+                    None => reference_pinned(&below),
+                };
+                (name.to_string(), value)
+            })
+            .collect();
+        Val::QueryData(MapV::O(std::sync::Arc::new(fields)))
+    }
+
+    fn cases(q: &Query) -> Option<Vec<String>> {
+        let constraints = query_constraints(Some(q)).ok()?;
+        let mut out = Vec::new();
+        if constraints.iter().any(|c| c.values.is_empty()) {
+            return Some(out);
+        }
+        let mut choice = vec![0; constraints.len()];
+        loop {
+            let pins: Vec<(&[String], &Value)> = constraints
+                .iter()
+                .zip(&choice)
+                .filter_map(|(c, &i)| Some((c.field.segments(), c.values.get(i)?)))
+                .collect();
+            out.push(pinned(&pins).to_string());
+            if !next_choice(&mut choice, &constraints) {
+                return Some(out);
+            }
+        }
+    }
+
+    #[test]
+    fn cases_match_the_reference() {
+        let f = |field: &str, op: FilterOp, value: Value| Filter {
+            field: field.into(),
+            op,
+            value,
+        };
+        let s = |x: &str| Value::String(x.into());
+        let arr = |xs: &[Value]| Value::Array(xs.to_vec());
+        let many: Vec<Value> = (0..11).map(Value::Int).collect();
+        let queries = vec![
+            vec![],
+            vec![f("a", FilterOp::Eq, s("x"))],
+            vec![f("a", FilterOp::In, arr(&[]))],
+            vec![
+                f("a", FilterOp::In, arr(&[s("x"), s("y")])),
+                f(
+                    "b.c",
+                    FilterOp::In,
+                    arr(&[Value::Int(1), Value::Int(2), Value::Int(3)]),
+                ),
+                f("b.d", FilterOp::Eq, Value::Bool(true)),
+                f("b", FilterOp::Lt, Value::Int(3)),
+            ],
+            vec![
+                f("a", FilterOp::Eq, s("first")),
+                f("a", FilterOp::Eq, s("second")),
+                f("a.b", FilterOp::Eq, s("below")),
+            ],
+            vec![
+                f("a.b", FilterOp::Eq, s("below")),
+                f("a", FilterOp::Eq, s("whole")),
+            ],
+            vec![
+                f("`x.y`.z", FilterOp::Eq, Value::Int(1)),
+                f("__name__", FilterOp::Eq, s("docs/d")),
+                f("`__name__`", FilterOp::Eq, s("quoted")),
+                f("bad..path", FilterOp::Eq, Value::Int(2)),
+                f("", FilterOp::Eq, Value::Int(3)),
+                f("in", FilterOp::In, Value::Int(4)),
+                f("tags", FilterOp::ArrayContains, s("t")),
+            ],
+            vec![
+                f("a", FilterOp::In, arr(&many)),
+                f("b", FilterOp::In, arr(&many)),
+            ],
+            vec![
+                f("a", FilterOp::In, arr(&many[..10])),
+                f("b", FilterOp::In, arr(&many[..10])),
+                f("c", FilterOp::In, arr(&[])),
+                f("d", FilterOp::In, arr(&many)),
+            ],
+        ];
+        for filters in queries {
+            let q = Query {
+                filters,
+                ..Query::default()
+            };
+            let want = reference_cases(&q).map(|cases| {
+                cases
+                    .iter()
+                    .map(|c| {
+                        let pins: Vec<(&[String], &Value)> =
+                            c.iter().map(|(p, v)| (p.as_slice(), v)).collect();
+                        reference_pinned(&pins).to_string()
+                    })
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(cases(&q), want, "{:?}", q.filters);
+        }
+    }
 }
