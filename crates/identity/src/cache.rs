@@ -125,6 +125,19 @@ impl ProviderKeys {
         Ok(Arc::clone(&s.keys))
     }
 
+    /// Whether the keys in use (not too stale) still include `kid` — the cache-hit check, done
+    /// under the read lock without cloning anything.
+    pub(crate) fn still_publishes(&self, kid: Option<&str>, now: SystemTime) -> bool {
+        let Ok(s) = self.state.read() else {
+            return false;
+        };
+        let fresh = s.fetched_at.is_some_and(|t| {
+            now.duration_since(t).unwrap_or(Duration::ZERO)
+                <= Duration::from_secs(self.cfg.max_stale_secs)
+        });
+        fresh && kid.is_none_or(|k| s.keys.contains_kid(k))
+    }
+
     pub(crate) fn has_usable_keys(&self, now: SystemTime) -> bool {
         self.current(now).is_ok_and(|k| !k.is_empty())
     }

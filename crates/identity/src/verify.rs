@@ -245,8 +245,7 @@ impl Verifier {
             }
             let still_published = self.providers[hit.provider_index]
                 .keys
-                .current(now)
-                .is_ok_and(|k| hit.kid.as_deref().is_none_or(|kid| k.contains_kid(kid)));
+                .still_publishes(hit.kid.as_deref(), now);
             if still_published {
                 self.check_revocation(&hit.token.uid, hit.token.iat).await?;
                 return Ok(hit.token);
