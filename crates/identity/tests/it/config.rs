@@ -169,6 +169,13 @@ fn invalid_configurations_say_what_is_wrong() {
             "only used with preset firebase",
         ),
         (
+            "name = \"e\"\nissuer = \"https://login.microsoftonline.com/{tenantid}/v2.0\"\n\
+             discovery = \"https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration\"\n\
+             audience = \"a\""
+                .to_owned(),
+            "needs jwks_uri, not discovery",
+        ),
+        (
             "name = \"fb\"\npreset = \"firebase\"".to_owned(),
             "needs project_id",
         ),
