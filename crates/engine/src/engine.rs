@@ -5,7 +5,6 @@
 //! Single-document writes go through the same atomic `commit` as batches, so preconditions are
 //! checked inside the store's transaction: two racing `If-Match` writers cannot both win.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
@@ -218,23 +217,22 @@ impl Engine {
     ) -> Result<CommitResult, EngineError> {
         batch::check_size(&writes)?;
         let preconditions: Vec<Precondition> = writes.iter().map(|w| w.precondition).collect();
-        let attribution = if writes.len() > 1 {
-            Some(writes.clone())
-        } else {
-            None
-        };
         match self.store.commit(writes).await {
             Ok(result) => Ok(result),
             Err(e) => {
-                let e = EngineError::from(e);
-                let index = match attribution {
-                    None => Some(0),
-                    Some(writes) => self.failing_index(&e, &writes).await,
+                // A store names the failing write of a multi-write commit; a single write is 0.
+                let index = match e.write_index() {
+                    Some(i) => Some(i),
+                    None if preconditions.len() == 1 => Some(0),
+                    None => None,
                 };
-                Err(match index {
-                    Some(i) => conditional(e, preconditions[i]).at_write(i),
-                    None => e,
-                })
+                let e = EngineError::from(e);
+                Err(
+                    match index.and_then(|i| Some((i, *preconditions.get(i)?))) {
+                        Some((i, precondition)) => conditional(e, precondition).at_write(i),
+                        None => e,
+                    },
+                )
             }
         }
     }
@@ -294,24 +292,6 @@ impl Engine {
                 },
             },
         })
-    }
-
-    async fn failing_index(&self, error: &EngineError, writes: &[Write]) -> Option<usize> {
-        if !matches!(
-            error,
-            EngineError::InvalidArgument { .. }
-                | EngineError::NotFound { .. }
-                | EngineError::AlreadyExists { .. }
-                | EngineError::FailedPrecondition { .. }
-        ) {
-            return None;
-        }
-        let mut paths: Vec<DocPath> = writes.iter().map(|w| w.path.clone()).collect();
-        paths.sort();
-        paths.dedup();
-        let docs = self.store.get_many(&paths).await.ok()?;
-        let before: HashMap<DocPath, Option<Document>> = paths.into_iter().zip(docs).collect();
-        batch::first_failing_write(writes, &before)
     }
 }
 

@@ -158,35 +158,37 @@ impl EngineError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        let write_index = None;
-        match e {
-            StoreError::InvalidArgument(message) => EngineError::InvalidArgument {
+        // The message keeps the store's "write i (path): " context; the code is the root cause's.
+        let message = e.to_string();
+        let write_index = e.write_index();
+        match e.root() {
+            StoreError::InvalidArgument(_) => EngineError::InvalidArgument {
                 message,
                 write_index,
             },
-            StoreError::NotFound(message) => EngineError::NotFound {
+            StoreError::NotFound(_) => EngineError::NotFound {
                 message,
                 write_index,
             },
-            StoreError::AlreadyExists(message) => EngineError::AlreadyExists {
+            StoreError::AlreadyExists(_) => EngineError::AlreadyExists {
                 message,
                 write_index,
             },
-            StoreError::FailedPrecondition(message) => EngineError::FailedPrecondition {
+            StoreError::FailedPrecondition(_) => EngineError::FailedPrecondition {
                 message,
                 write_index,
             },
-            StoreError::ResourceExhausted(message) => EngineError::ResourceExhausted {
+            StoreError::ResourceExhausted(_) => EngineError::ResourceExhausted {
                 message,
                 write_index,
             },
-            StoreError::Unavailable(message) => EngineError::Unavailable {
+            StoreError::Unavailable(_) => EngineError::Unavailable {
                 message,
                 write_index,
             },
             // StoreError is non-exhaustive: anything new is treated as a bug until mapped.
-            other => EngineError::Internal {
-                message: other.to_string(),
+            _ => EngineError::Internal {
+                message,
                 write_index,
             },
         }

@@ -26,6 +26,31 @@ pub enum StoreError {
     /// A bug or corruption; details are logged, not shown to clients.
     #[error("{0}")]
     Internal(String),
+    /// Write `index` of a multi-write commit failed with `source`; nothing was applied.
+    #[error("write {index} ({path}): {source}")]
+    AtWrite {
+        index: usize,
+        path: String,
+        source: Box<StoreError>,
+    },
+}
+
+impl StoreError {
+    /// Which write of a multi-write commit failed, if this error came from one.
+    pub fn write_index(&self) -> Option<usize> {
+        match self {
+            StoreError::AtWrite { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
+    /// The error itself, without the write it happened at.
+    pub fn root(&self) -> &StoreError {
+        match self {
+            StoreError::AtWrite { source, .. } => source.root(),
+            other => other,
+        }
+    }
 }
 
 impl From<ModelError> for StoreError {

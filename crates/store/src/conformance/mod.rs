@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             every_transform_applies_at_commit_time,
             dotted_update_paths_merge,
             failing_write_leaves_batch_unapplied,
+            failing_write_is_named_by_index,
             batch_of_500_commits_and_501_is_refused,
             versions_and_commit_times_strictly_increase,
             writes_to_one_document_apply_in_order,

@@ -271,7 +271,8 @@ pub async fn failing_write_leaves_batch_unapplied<S: Store>(store: Arc<S>) {
         ];
         writes.insert(k, update("c/missing", &[("v", json!(1))]));
         let err = store.commit(writes).await.unwrap_err();
-        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        assert!(matches!(err.root(), StoreError::NotFound(_)), "{err:?}");
+        assert_eq!(err.write_index(), Some(k));
         assert!(store.get(&path("c/one")).await.unwrap().is_none());
         assert_eq!(
             store.get(&path("c/keep")).await.unwrap().unwrap().data,
@@ -474,7 +475,8 @@ pub async fn oversized_documents_are_refused<S: Store>(store: Arc<S>) {
         ])
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(err.root(), StoreError::InvalidArgument(_)), "{err:?}");
+    assert_eq!(err.write_index(), Some(1));
     assert!(store.get(&path("s/ok")).await.unwrap().is_none());
     assert!(store.get(&path("s/big")).await.unwrap().is_none());
     // Growing a document past the limit through an update is refused too.
@@ -534,4 +536,66 @@ pub async fn every_value_type_round_trips<S: Store>(store: Arc<S>) {
         Some(&Value::Double(2.0)),
         "2.0 stays a double"
     );
+}
+
+/// A multi-write commit names the write that failed (`StoreError::write_index`), with the root
+/// cause's kind, so clients can be told which write to fix.
+pub async fn failing_write_is_named_by_index<S: Store>(store: Arc<S>) {
+    put(&*store, &[("a/1", json!({"n": 1}))]).await;
+    let v1 = store.get(&path("a/1")).await.unwrap().unwrap().version;
+    let expect = |writes: Vec<Write>, index: usize, kind: fn(&StoreError) -> bool| {
+        let store = store.clone();
+        async move {
+            let err = store.commit(writes).await.unwrap_err();
+            assert_eq!(err.write_index(), Some(index), "{err}");
+            assert!(kind(err.root()), "wrong kind: {err:?}");
+            assert!(
+                err.to_string().starts_with(&format!("write {index} (")),
+                "{err}"
+            );
+        }
+    };
+    // Creating an existing document.
+    expect(
+        vec![set("a/9", json!({})), create("a/1", json!({}))],
+        1,
+        |e| matches!(e, StoreError::AlreadyExists(_)),
+    )
+    .await;
+    // Updating a document deleted earlier in the same batch.
+    expect(
+        vec![delete("a/1"), update("a/1", &[("n", json!(2))])],
+        1,
+        |e| matches!(e, StoreError::NotFound(_)),
+    )
+    .await;
+    // A version that only held before an earlier write of the batch.
+    expect(
+        vec![
+            set("a/1", json!({})),
+            set("a/1", json!({})).with_precondition(Precondition::Version(v1)),
+        ],
+        1,
+        |e| matches!(e, StoreError::FailedPrecondition(_)),
+    )
+    .await;
+    // Data refused: a document over 1 MiB, as the third write.
+    expect(
+        vec![
+            set("a/7", json!({})),
+            set("a/8", json!({})),
+            set("a/9", json!({"s": "x".repeat(1_100_000)})),
+        ],
+        2,
+        |e| matches!(e, StoreError::InvalidArgument(_)),
+    )
+    .await;
+    // Nothing of any failed batch was applied.
+    for p in ["a/7", "a/8", "a/9"] {
+        assert!(
+            store.get(&path(p)).await.unwrap().is_none(),
+            "{p} was written"
+        );
+    }
+    assert_eq!(store.get(&path("a/1")).await.unwrap().unwrap().version, v1);
 }

@@ -373,7 +373,11 @@ impl Writer {
         for (i, write) in writes.iter().enumerate() {
             let at = |e: StoreError| {
                 if writes.len() > 1 {
-                    prefix(e, &format!("write {i} ({}): ", write.path))
+                    StoreError::AtWrite {
+                        index: i,
+                        path: write.path.to_string(),
+                        source: Box::new(e),
+                    }
                 } else {
                     e
                 }
@@ -519,20 +523,6 @@ fn fail(job: Job, e: StoreError) {
 }
 
 /// The same error with `context` in front of its message.
-fn prefix(e: StoreError, context: &str) -> StoreError {
-    match e {
-        StoreError::InvalidArgument(m) => StoreError::InvalidArgument(format!("{context}{m}")),
-        StoreError::NotFound(m) => StoreError::NotFound(format!("{context}{m}")),
-        StoreError::AlreadyExists(m) => StoreError::AlreadyExists(format!("{context}{m}")),
-        StoreError::FailedPrecondition(m) => {
-            StoreError::FailedPrecondition(format!("{context}{m}"))
-        }
-        StoreError::ResourceExhausted(m) => StoreError::ResourceExhausted(format!("{context}{m}")),
-        StoreError::Unavailable(m) => StoreError::Unavailable(format!("{context}{m}")),
-        StoreError::Internal(m) => StoreError::Internal(format!("{context}{m}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
