@@ -45,6 +45,9 @@ pub struct ProviderConfig {
     /// `keycloak`: the realm URL, e.g. `https://kc.example.com/realms/main`.
     #[serde(default)]
     pub realm_url: Option<String>,
+    /// With a `{tenantid}` issuer: accept only these tenants (default: any tenant).
+    #[serde(default)]
+    pub tenants: Option<Vec<String>>,
     /// Exact `iss`; may contain `{tenantid}` once as a whole path segment.
     #[serde(default)]
     pub issuer: Option<String>,
@@ -208,6 +211,8 @@ pub struct Provider {
     pub uid_claim: String,
     pub clock_skew: Duration,
     pub roles: Vec<RoleMapping>,
+    /// For a `{tenantid}` issuer, the accepted tenants; empty accepts any.
+    pub tenants: Vec<String>,
 }
 
 /// JWKS cache behaviour, shared by all providers (`[identity]` or similar in the config file).
@@ -373,6 +378,12 @@ impl ProviderConfig {
                 "clock_skew is {skew} s; at most 600 s is allowed"
             )));
         }
+        let tenants = self.tenants.clone().unwrap_or_default();
+        if !tenants.is_empty() && matches!(issuer, IssuerMatch::Exact(_)) {
+            return Err(err(format!(
+                "tenants is only used with an issuer containing {TENANT_PLACEHOLDER}"
+            )));
+        }
         for r in &self.roles {
             r.validate().map_err(&err)?;
         }
@@ -385,6 +396,7 @@ impl ProviderConfig {
             uid_claim,
             clock_skew: Duration::from_secs(skew),
             roles: self.roles.clone(),
+            tenants,
         })
     }
 }

@@ -41,6 +41,8 @@ pub enum VerifyError {
         issuer_tenant: String,
         token_tenant: String,
     },
+    #[error("tenant {0:?} is not among the tenants this provider accepts")]
+    TenantNotAllowed(String),
     #[error("provider \"{provider}\" publishes no {alg} key {}", describe_kid(.kid))]
     UnknownKey {
         provider: String,
@@ -112,6 +114,7 @@ impl VerifyError {
             Self::UnsupportedCritical(_) => "unsupported-critical-header",
             Self::UnknownIssuer(_) => "unknown-issuer",
             Self::TenantMismatch { .. } => "tenant-mismatch",
+            Self::TenantNotAllowed(_) => "tenant-not-allowed",
             Self::UnknownKey { .. } => "unknown-key",
             Self::KeysUnavailable { .. } => "keys-unavailable",
             Self::BadSignature { .. } => "bad-signature",

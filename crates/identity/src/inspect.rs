@@ -212,6 +212,7 @@ fn hint(e: &VerifyError, v: &Verifier) -> String {
         VerifyError::Revoked { .. } => "the user's sessions were revoked; sign in again".into(),
         VerifyError::BadSubject { .. } => "check uid_claim in the provider configuration".into(),
         VerifyError::TenantMismatch { .. } => "the token's tid must be the tenant in its issuer".into(),
+        VerifyError::TenantNotAllowed(_) => "add the tenant to the provider's tenants, if it should be let in".into(),
         _ => String::new(),
     }
 }

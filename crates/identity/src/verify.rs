@@ -347,6 +347,9 @@ impl Verifier {
                     token_tenant: tid.unwrap_or("(none)").to_owned(),
                 });
             }
+            if !p.tenants.is_empty() && !p.tenants.contains(&t) {
+                return Err(VerifyError::TenantNotAllowed(t));
+            }
         }
         let uid = check_uid(&claims, &p.uid_claim)?;
         let roles = roles_for(&p.roles, &claims);

@@ -175,6 +175,7 @@ fn invalid_configurations_say_what_is_wrong() {
                 .to_owned(),
             "needs jwks_uri, not discovery",
         ),
+        (format!("{base}tenants = [\"t\"]"), "tenants is only used with an issuer containing"),
         (
             "name = \"fb\"\npreset = \"firebase\"".to_owned(),
             "needs project_id",

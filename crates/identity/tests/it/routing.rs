@@ -121,6 +121,33 @@ async fn entra_multi_tenant_issuer_must_agree_with_tid() {
 }
 
 #[tokio::test]
+async fn a_tenant_allow_list_restricts_multi_tenant_issuers() {
+    let k = TestKey::rsa("entra", "RS256");
+    let idp = Idp::start().await;
+    idp.publish(&[&k]);
+    let p = provider_toml(&format!(
+        "name = \"entra\"\npreset = \"entra\"\ntenant = \"common\"\ntenants = [\"t-ours\"]\n\
+         jwks_uri = \"{}\"\naudience = \"app-id\"\n",
+        idp.jwks_uri()
+    ));
+    let h = harness(&[p], KeyCacheConfig::default());
+    h.verifier.start().await;
+    for (tenant, want) in [("t-ours", None), ("t-other", Some("tenant-not-allowed"))] {
+        let mut c = claims(
+            &format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+            "app-id",
+        );
+        c["tid"] = json!(tenant);
+        let got = h.verifier.verify(&k.token(&c), now()).await;
+        assert_eq!(
+            got.as_ref().err().map(|e| e.reason()),
+            want,
+            "{tenant}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn firebase_id_tokens_verify_with_x509_certificates() {
     let k = TestKey::rsa("fb-kid-1", "RS256");
     let idp = Idp::start().await;
