@@ -215,25 +215,18 @@ fn walk(
         Target::Doc(p) => (p.as_str(), false),
         Target::Collection(c) => (c.as_str(), true),
     };
-    let count = 1 + path.bytes().filter(|b| *b == b'/').count();
-    let mut segs: Vec<Seg<'_>> = Vec::with_capacity(3 + count + usize::from(list));
-    segs.extend([
-        Some("databases"),
-        Some(req.database.as_str()),
-        Some("documents"),
-    ]);
-    // Split by hand: `str::split(char)` sets up a searcher that costs more than these few bytes.
-    let mut start = 0;
-    for (i, b) in path.bytes().enumerate() {
-        if b == b'/' {
-            segs.push(path.get(start..i));
-            start = i + 1;
+    // The path's segments, on the stack unless the path is unusually deep.
+    let n = 3 + 1 + path.bytes().filter(|b| *b == b'/').count() + usize::from(list);
+    let mut inline: [Seg<'_>; INLINE_SEGMENTS] = [None; INLINE_SEGMENTS];
+    let mut heap: Vec<Seg<'_>> = Vec::new();
+    let segs: &mut [Seg<'_>] = match inline.get_mut(..n) {
+        Some(s) => s,
+        None => {
+            heap.resize(n, None);
+            &mut heap
         }
-    }
-    segs.push(path.get(start..));
-    if list {
-        segs.push(None);
-    }
+    };
+    fill_segments(segs, &req.database, path);
     let mut ctx = Ctx::new(prog, req, reader);
     ctx.set_access_limit(mode.access_limit);
     if let Some(data) = list_data {
@@ -276,10 +269,38 @@ fn walk(
     w.decision
 }
 
-struct Walker<'a, 'p> {
+/// Request paths up to this many segments (with `databases/<db>/documents`) are matched
+/// without allocating.
+const INLINE_SEGMENTS: usize = 24;
+
+/// Writes `databases`, the database id, `documents` and the path's segments into `out`; a
+/// slot left over (a list request's unknown document id) stays `None`.
+fn fill_segments<'a>(out: &mut [Seg<'a>], database: &'a str, path: &'a str) {
+    let mut slots = out.iter_mut();
+    for seg in [Some("databases"), Some(database), Some("documents")] {
+        if let Some(slot) = slots.next() {
+            *slot = seg;
+        }
+    }
+    // Split by hand: `str::split(char)` sets up a searcher that costs more than these few bytes.
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate() {
+        if b == b'/' {
+            if let Some(slot) = slots.next() {
+                *slot = path.get(start..i);
+            }
+            start = i + 1;
+        }
+    }
+    if let Some(slot) = slots.next() {
+        *slot = path.get(start..);
+    }
+}
+
+struct Walker<'a, 'p, 's> {
     prog: &'p Program,
     ctx: Ctx<'a, 'p>,
-    segs: Vec<Seg<'a>>,
+    segs: &'s [Seg<'a>],
     bit: u8,
     decision: Decision,
     done: bool,
@@ -288,7 +309,7 @@ struct Walker<'a, 'p> {
     steps: u32,
 }
 
-impl<'a, 'p> Walker<'a, 'p> {
+impl<'a, 'p> Walker<'a, 'p, '_> {
     fn visit(&mut self, idx: usize, pos: usize) {
         // Nested `{x=**}` wildcards multiply the ways a path can match; bound the walk.
         self.steps += 1;

@@ -17,8 +17,8 @@ use crate::error::EvalError;
 use crate::methods::{self, RegexCache, make_list, make_map};
 use crate::ops;
 use crate::program::{Builtin, FuncDef, Node, NodeKind, PathNode, Program, TypeName};
-use crate::request::{DocumentReader, Method, Request, Target};
-use crate::value::{MapV, NameV, ResourceV, StrV, Val, doc_name};
+use crate::request::{DocumentReader, Method, Request};
+use crate::value::{MapV, NameV, ResourceRef, ResourceV, StrV, Val, doc_name};
 
 /// Expression evaluations allowed per request.
 pub const MAX_EXPRESSIONS: u32 = 1_000;
@@ -36,7 +36,7 @@ pub(crate) struct Ctx<'a, 'p> {
     prog: Option<&'p Program>,
     req: Option<&'a Request>,
     reader: Option<&'a dyn DocumentReader>,
-    pub bindings: Vec<Option<Val<'a>>>,
+    pub bindings: Slots<'a, INLINE_BINDINGS>,
     budget: u32,
     access_calls: u32,
     access_limit: u32,
@@ -47,8 +47,8 @@ pub(crate) struct Ctx<'a, 'p> {
     nesting: u32,
     regexes: RegexCache,
     pub debug: Vec<String>,
+    /// A list request's `resource` stand-in, once built.
     resource: Option<Val<'a>>,
-    incoming: Option<Val<'a>>,
     /// For a list: the fields the query's constraints pin down (one combination of `in` values).
     list_data: Option<Val<'a>>,
 }
@@ -56,28 +56,40 @@ pub(crate) struct Ctx<'a, 'p> {
 /// The locals of one function call (parameters, then lazily evaluated `let`s).
 pub(crate) struct Frame<'a, 'p> {
     pub func: Option<&'p FuncDef>,
-    slots: Slots<'a>,
+    slots: Slots<'a, INLINE_LOCALS>,
 }
 
-/// Locals that fit inline, so that calling a small function allocates nothing.
-const INLINE_SLOTS: usize = 4;
+/// Function locals kept inline, so that calling a small function allocates nothing.
+const INLINE_LOCALS: usize = 4;
+/// Wildcard bindings kept inline in the request context.
+const INLINE_BINDINGS: usize = 8;
 
-enum Slots<'a> {
-    Inline([Option<Val<'a>>; INLINE_SLOTS]),
+/// A fixed number of value slots: inline up to `N`, on the heap beyond.
+pub(crate) enum Slots<'a, const N: usize> {
+    Inline(usize, [Option<Val<'a>>; N]),
     Heap(Vec<Option<Val<'a>>>),
 }
 
-impl<'a> Slots<'a> {
-    fn get(&self, i: usize) -> Option<&Option<Val<'a>>> {
+impl<'a, const N: usize> Slots<'a, N> {
+    /// `n` empty slots.
+    pub fn new(n: usize) -> Self {
+        if n <= N {
+            Slots::Inline(n, std::array::from_fn(|_| None))
+        } else {
+            Slots::Heap(vec![None; n])
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Option<Val<'a>>> {
         match self {
-            Slots::Inline(s) => s.get(i),
+            Slots::Inline(n, s) => s.get(..*n)?.get(i),
             Slots::Heap(s) => s.get(i),
         }
     }
 
-    fn get_mut(&mut self, i: usize) -> Option<&mut Option<Val<'a>>> {
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut Option<Val<'a>>> {
         match self {
-            Slots::Inline(s) => s.get_mut(i),
+            Slots::Inline(n, s) => s.get_mut(..*n)?.get_mut(i),
             Slots::Heap(s) => s.get_mut(i),
         }
     }
@@ -87,7 +99,7 @@ impl Frame<'_, '_> {
     pub fn top() -> Self {
         Frame {
             func: None,
-            slots: Slots::Heap(Vec::new()),
+            slots: Slots::new(0),
         }
     }
 }
@@ -150,7 +162,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             prog: Some(prog),
             req: Some(req),
             reader: Some(reader),
-            bindings: vec![None; prog.wildcard_slots],
+            bindings: Slots::new(prog.wildcard_slots),
             budget: MAX_EXPRESSIONS,
             access_calls: 0,
             access_limit: MAX_ACCESS_CALLS,
@@ -160,7 +172,6 @@ impl<'a, 'p> Ctx<'a, 'p> {
             regexes: RegexCache::default(),
             debug: Vec::new(),
             resource: None,
-            incoming: None,
             list_data: None,
         }
     }
@@ -171,7 +182,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             prog: None,
             req: None,
             reader: None,
-            bindings: Vec::new(),
+            bindings: Slots::new(0),
             // Folding is bounded by the source size, not by the per-request budget.
             budget: u32::MAX,
             access_calls: 0,
@@ -182,7 +193,6 @@ impl<'a, 'p> Ctx<'a, 'p> {
             regexes: RegexCache::default(),
             debug: Vec::new(),
             resource: None,
-            incoming: None,
             list_data: None,
         }
     }
@@ -190,13 +200,6 @@ impl<'a, 'p> Ctx<'a, 'p> {
     fn request(&self) -> Result<&'a Request, EvalError> {
         self.req
             .ok_or_else(|| EvalError::invalid("request is not available here"))
-    }
-
-    fn target_name(&self, req: &'a Request) -> NameV<'a> {
-        match &req.target {
-            Target::Doc(p) => NameV::Doc(&req.database, p),
-            Target::Collection(c) => NameV::Collection(&req.database, c),
-        }
     }
 
     fn resource(&mut self) -> Result<Val<'a>, EvalError> {
@@ -209,41 +212,29 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 Some(Val::Map(m) | Val::QueryData(m)) => m.clone(),
                 _ => MapV::O(Arc::default()),
             };
-            let v = Val::Resource(Arc::new(ResourceV {
-                name: self.target_name(req),
+            let v = Val::Resource(ResourceRef::Shared(Arc::new(ResourceV {
+                name: NameV::of_target(req),
                 data,
                 in_query: true,
-            }));
+            })));
             self.resource = Some(v.clone());
             return Ok(v);
         }
-        let v = match &req.existing {
-            Some(data) => Val::Resource(Arc::new(ResourceV {
-                name: self.target_name(req),
-                data: MapV::B(data),
-                in_query: false,
-            })),
+        // The request's own documents are viewed in place: nothing to build or cache.
+        Ok(match &req.existing {
+            Some(data) => Val::Resource(ResourceRef::Request { req, data }),
             None => Val::Null,
-        };
-        self.resource = Some(v.clone());
-        Ok(v)
+        })
     }
 
-    fn incoming(&mut self) -> Result<Val<'a>, EvalError> {
-        if let Some(v) = &self.incoming {
-            return Ok(v.clone());
-        }
+    fn incoming(&self) -> Result<Val<'a>, EvalError> {
         let req = self.request()?;
-        let v = match (&req.incoming, req.method) {
-            (Some(data), Method::Create | Method::Update) => Val::Resource(Arc::new(ResourceV {
-                name: self.target_name(req),
-                data: MapV::B(data),
-                in_query: false,
-            })),
+        Ok(match (&req.incoming, req.method) {
+            (Some(data), Method::Create | Method::Update) => {
+                Val::Resource(ResourceRef::Request { req, data })
+            }
             _ => Val::Null,
-        };
-        self.incoming = Some(v.clone());
-        Ok(v)
+        })
     }
 
     /// `obj.name`, including the fields of `request` and of resources.
@@ -254,21 +245,21 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 match name {
                     "auth" => Ok(req.auth.as_ref().map_or(Val::Null, Val::from_value)),
                     "method" => Ok(Val::Str(StrV::B(req.method.name()))),
-                    "path" => Ok(Val::Path(self.target_name(req).segments())),
+                    "path" => Ok(Val::Path(NameV::of_target(req).segments())),
                     "time" => Ok(Val::Timestamp(i128::from(req.time.micros()) * 1_000)),
                     "resource" => self.incoming(),
                     "query" => self.query(req),
                     _ => Err(EvalError::MissingKey(format!("request.{name}"))),
                 }
             }
-            Val::Resource(r) if r.in_query && name != "data" => Err(EvalError::Null(format!(
+            Val::Resource(r) if r.in_query() && name != "data" => Err(EvalError::Null(format!(
                 "resource.{name} is unknown in a list request: the query could return any document id"
             ))),
-            Val::Resource(r) if r.in_query => Ok(Val::QueryData(r.data.clone())),
+            Val::Resource(r) if r.in_query() => Ok(Val::QueryData(r.data())),
             Val::Resource(r) => match name {
-                "data" => Ok(Val::Map(r.data.clone())),
-                "id" => Ok(r.name.id().map_or(Val::Null, Val::str)),
-                "__name__" => Ok(Val::Path(r.name.segments())),
+                "data" => Ok(Val::Map(r.data())),
+                "id" => Ok(r.name().id_val()),
+                "__name__" => Ok(Val::Path(r.name().segments())),
                 _ => Err(EvalError::MissingKey(name.to_string())),
             },
             other => ops::member(&other, name),
@@ -380,14 +371,14 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 }
                 .map_err(|e| EvalError::Read(e.0))?;
                 let v = match doc {
-                    Some(m) => Val::Resource(Arc::new(ResourceV {
+                    Some(m) => Val::Resource(ResourceRef::Shared(Arc::new(ResourceV {
                         name: NameV::Owned(p.clone()),
                         in_query: false,
                         data: match owned(&Value::Map(m)) {
                             Val::Map(m) => m,
                             _ => MapV::O(Arc::default()),
                         },
-                    })),
+                    }))),
                     None => Val::Null,
                 };
                 self.cache.push((after, rel, v.clone()));
@@ -717,12 +708,15 @@ impl<'a, 'p> Ctx<'a, 'p> {
             .and_then(|p| p.functions.get(id as usize))
             .ok_or_else(|| EvalError::invalid("internal: unknown function"))?;
         let n = func.params + func.lets.len();
-        let slots = if n <= INLINE_SLOTS && args.len() <= n {
-            let mut slots = [None, None, None, None];
-            for (slot, a) in slots.iter_mut().zip(args) {
-                *slot = Some(self.eval(a, f)?);
+        let slots = if n <= INLINE_LOCALS && args.len() <= n {
+            let mut slots = Slots::new(n);
+            for (i, a) in args.iter().enumerate() {
+                let v = self.eval(a, f)?;
+                if let Some(slot) = slots.get_mut(i) {
+                    *slot = Some(v);
+                }
             }
-            Slots::Inline(slots)
+            slots
         } else {
             let mut slots = Vec::with_capacity(n);
             for a in args {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use claimdb_model::{CollectionPath, DocPath, Map, Value};
 
+use crate::request::{Request, Target};
+
 /// Largest string or bytes value an expression may build (documents are at most 1 MiB).
 pub const MAX_STRING_BYTES: usize = 2 << 20;
 /// Longest list or set an expression may build.
@@ -174,13 +176,54 @@ impl NameV<'_> {
             NameV::Owned(s) => s.clone(),
         }
     }
+}
 
-    /// The document id (last segment), if known.
-    pub fn id(&self) -> Option<&str> {
+impl<'a> NameV<'a> {
+    /// The name of the document (or, for a list, the collection) a request targets.
+    pub fn of_target(req: &'a Request) -> NameV<'a> {
+        match &req.target {
+            Target::Doc(p) => NameV::Doc(&req.database, p),
+            Target::Collection(c) => NameV::Collection(&req.database, c),
+        }
+    }
+
+    /// The document id (last segment) as a value, `null` if unknown.
+    pub fn id_val(&self) -> Val<'a> {
         match self {
-            NameV::Doc(_, p) => Some(p.id()),
-            NameV::Collection(..) => None,
-            NameV::Owned(s) => s.last().map(String::as_str),
+            NameV::Doc(_, p) => Val::Str(StrV::B(p.id())),
+            NameV::Collection(..) => Val::Null,
+            NameV::Owned(s) => s.last().map_or(Val::Null, |id| Val::str(id)),
+        }
+    }
+}
+
+/// A `resource` value: the request's own document (stored, or as it would be after the
+/// write), viewed in place; or a document read by `get()` or a list's stand-in, shared.
+#[derive(Debug, Clone)]
+pub enum ResourceRef<'a> {
+    Request { req: &'a Request, data: &'a Map },
+    Shared(Arc<ResourceV<'a>>),
+}
+
+impl<'a> ResourceRef<'a> {
+    pub fn name(&self) -> NameV<'a> {
+        match self {
+            ResourceRef::Request { req, .. } => NameV::of_target(req),
+            ResourceRef::Shared(r) => r.name.clone(),
+        }
+    }
+
+    pub fn data(&self) -> MapV<'a> {
+        match self {
+            ResourceRef::Request { data, .. } => MapV::B(data),
+            ResourceRef::Shared(r) => r.data.clone(),
+        }
+    }
+
+    pub fn in_query(&self) -> bool {
+        match self {
+            ResourceRef::Request { .. } => false,
+            ResourceRef::Shared(r) => r.in_query,
         }
     }
 }
@@ -222,7 +265,7 @@ pub enum Val<'a> {
     QueryData(MapV<'a>),
     /// The `request` variable.
     Request,
-    Resource(Arc<ResourceV<'a>>),
+    Resource(ResourceRef<'a>),
 }
 
 impl<'a> Val<'a> {
@@ -383,10 +426,10 @@ pub fn total_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
             ex.len().cmp(&ey.len())
         }
         (Val::Resource(x), Val::Resource(y)) => x
-            .name
+            .name()
             .segments()
-            .cmp(&y.name.segments())
-            .then_with(|| total_cmp(&Val::Map(x.data.clone()), &Val::Map(y.data.clone()))),
+            .cmp(&y.name().segments())
+            .then_with(|| total_cmp(&Val::Map(x.data()), &Val::Map(y.data()))),
         _ => rank(a).cmp(&rank(b)),
     }
 }
@@ -493,7 +536,7 @@ impl fmt::Display for Val<'_> {
             Val::Path(p) => write!(f, "/{}", p.join("/")),
             Val::MapDiff(_) => f.write_str("map_diff"),
             Val::Request => f.write_str("request"),
-            Val::Resource(r) => write!(f, "resource(/{})", r.name.segments().join("/")),
+            Val::Resource(r) => write!(f, "resource(/{})", r.name().segments().join("/")),
             Val::QueryData(m) => {
                 f.write_str("{")?;
                 for (k, v) in m.entries() {
