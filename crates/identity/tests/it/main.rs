@@ -4,6 +4,7 @@
 
 mod checks;
 mod config;
+mod hostile;
 mod inspect;
 mod jwks;
 mod pyjwt;
