@@ -51,6 +51,10 @@ pub struct ProviderConfig {
     /// Exact `iss`; may contain `{tenantid}` once as a whole path segment.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// Other exact spellings of the same issuer (Google signs with both
+    /// `https://accounts.google.com` and `accounts.google.com`).
+    #[serde(default)]
+    pub additional_issuers: Option<Vec<String>>,
     /// OpenID configuration URL whose `jwks_uri` is used.
     #[serde(default)]
     pub discovery: Option<String>,
@@ -205,6 +209,8 @@ impl IssuerMatch {
 pub struct Provider {
     pub name: String,
     pub issuer: IssuerMatch,
+    /// Further exact issuers routed to this provider.
+    pub additional_issuers: Vec<String>,
     pub keys: KeySource,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Alg>,
@@ -213,6 +219,19 @@ pub struct Provider {
     pub roles: Vec<RoleMapping>,
     /// For a `{tenantid}` issuer, the accepted tenants; empty accepts any.
     pub tenants: Vec<String>,
+}
+
+impl Provider {
+    /// Every exact issuer routed to this provider.
+    pub fn exact_issuers(&self) -> Vec<&str> {
+        let main = match &self.issuer {
+            IssuerMatch::Exact(i) => Some(i.as_str()),
+            IssuerMatch::TenantTemplate { .. } => None,
+        };
+        main.into_iter()
+            .chain(self.additional_issuers.iter().map(String::as_str))
+            .collect()
+    }
 }
 
 /// JWKS cache behaviour, shared by all providers (`[identity]` or similar in the config file).
@@ -293,9 +312,18 @@ pub fn validate_providers(configs: &[ProviderConfig]) -> Result<Vec<Provider>, C
             return Err(ConfigError::DuplicateName(p.name));
         }
         for q in &out {
-            if q.issuer == p.issuer {
+            let clash = if q.issuer == p.issuer {
+                Some(p.issuer.display())
+            } else {
+                let mine = p.exact_issuers();
+                q.exact_issuers()
+                    .into_iter()
+                    .find(|i| mine.contains(i))
+                    .map(str::to_owned)
+            };
+            if let Some(issuer) = clash {
                 return Err(ConfigError::DuplicateIssuer {
-                    issuer: p.issuer.display(),
+                    issuer,
                     first: q.name.clone(),
                     second: p.name.clone(),
                 });
@@ -378,6 +406,14 @@ impl ProviderConfig {
                 "clock_skew is {skew} s; at most 600 s is allowed"
             )));
         }
+        let additional_issuers = filled.additional_issuers;
+        for a in &additional_issuers {
+            if a.is_empty() || a.contains(TENANT_PLACEHOLDER) {
+                return Err(err(format!(
+                    "additional_issuers must be exact, non-empty issuers; {a:?} is not"
+                )));
+            }
+        }
         let tenants = self.tenants.clone().unwrap_or_default();
         if !tenants.is_empty() && matches!(issuer, IssuerMatch::Exact(_)) {
             return Err(err(format!(
@@ -390,6 +426,7 @@ impl ProviderConfig {
         Ok(Provider {
             name: name.to_owned(),
             issuer,
+            additional_issuers,
             keys,
             audiences,
             algorithms,

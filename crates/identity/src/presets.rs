@@ -14,6 +14,7 @@ pub(crate) struct Filled {
     pub jwks_uri: Option<String>,
     pub x509_uri: Option<String>,
     pub audience: Option<OneOrMany>,
+    pub additional_issuers: Vec<String>,
 }
 
 pub(crate) fn fill(c: &ProviderConfig) -> Result<Filled, ConfigError> {
@@ -49,6 +50,7 @@ pub(crate) fn fill(c: &ProviderConfig) -> Result<Filled, ConfigError> {
         jwks_uri: None,
         x509_uri: None,
         audience: None,
+        additional_issuers: Vec::new(),
     };
     let required = |v: &Option<String>, field: &str, preset: &str| -> Result<String, ConfigError> {
         match v.as_deref().map(str::trim) {
@@ -119,6 +121,7 @@ pub(crate) fn fill(c: &ProviderConfig) -> Result<Filled, ConfigError> {
         }
         Some(Preset::Google) => {
             f.issuer = Some("https://accounts.google.com".to_owned());
+            f.additional_issuers = vec!["accounts.google.com".to_owned()];
             f.jwks_uri = Some("https://www.googleapis.com/oauth2/v3/certs".to_owned());
         }
     }
@@ -132,6 +135,10 @@ pub(crate) fn fill(c: &ProviderConfig) -> Result<Filled, ConfigError> {
     }
     if c.issuer.is_some() {
         f.issuer = c.issuer.clone();
+        f.additional_issuers.clear();
+    }
+    if let Some(a) = &c.additional_issuers {
+        f.additional_issuers = a.clone();
     }
     if c.audience.is_some() {
         f.audience = c.audience.clone();

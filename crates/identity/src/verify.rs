@@ -84,18 +84,18 @@ impl Verifier {
         let mut templates = Vec::new();
         let mut entries = Vec::with_capacity(providers.len());
         for (i, p) in providers.into_iter().enumerate() {
-            match &p.issuer {
-                IssuerMatch::Exact(iss) => {
-                    if let Some(j) = exact.insert(iss.clone(), i) {
-                        let first: &ProviderSlot = &entries[j];
-                        return Err(ConfigError::DuplicateIssuer {
-                            issuer: iss.clone(),
-                            first: first.provider.name.clone(),
-                            second: p.name.clone(),
-                        });
-                    }
+            if matches!(p.issuer, IssuerMatch::TenantTemplate { .. }) {
+                templates.push(i);
+            }
+            for iss in p.exact_issuers() {
+                if let Some(j) = exact.insert(iss.to_owned(), i) {
+                    let first: &ProviderSlot = &entries[j];
+                    return Err(ConfigError::DuplicateIssuer {
+                        issuer: iss.to_owned(),
+                        first: first.provider.name.clone(),
+                        second: p.name.clone(),
+                    });
                 }
-                IssuerMatch::TenantTemplate { .. } => templates.push(i),
             }
             let discovery_issuer = match (&p.keys, &p.issuer) {
                 (KeySource::Discovery(_), IssuerMatch::Exact(iss)) => Some(iss.clone()),

@@ -232,4 +232,29 @@ fn a_provider_list_needs_unique_names_and_issuers() {
         "{same_iss}"
     );
     assert!(validate_providers(&[one("a", "https://x/"), one("b", "https://x")]).is_ok());
+    let mut alias = one("b", "https://y/");
+    alias.additional_issuers = Some(vec!["https://x/".into()]);
+    let via_alias = validate_providers(&[one("a", "https://x/"), alias]).unwrap_err();
+    assert!(
+        via_alias
+            .to_string()
+            .contains("both have issuer \"https://x/\""),
+        "{via_alias}"
+    );
+}
+
+#[test]
+fn google_accepts_both_issuer_spellings() {
+    let p = parse("name = \"g\"\npreset = \"google\"\naudience = \"c\"")
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        p.exact_issuers(),
+        vec!["https://accounts.google.com", "accounts.google.com"]
+    );
+    // An explicit issuer replaces the preset's spellings.
+    let p = parse("name = \"g\"\npreset = \"google\"\nissuer = \"https://x\"\naudience = \"c\"")
+        .unwrap();
+    assert_eq!(p.validate().unwrap().exact_issuers(), vec!["https://x"]);
 }

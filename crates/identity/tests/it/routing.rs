@@ -67,6 +67,32 @@ async fn tokens_route_by_exact_issuer_and_never_touch_other_keys() {
 }
 
 #[tokio::test]
+async fn additional_issuers_route_to_the_same_provider() {
+    let k = TestKey::rsa("g", "RS256");
+    let idp = Idp::start().await;
+    idp.publish(&[&k]);
+    let p = provider_toml(&format!(
+        "name = \"google\"\npreset = \"google\"\njwks_uri = \"{}\"\naudience = \"client\"\n",
+        idp.jwks_uri()
+    ));
+    let h = harness(&[p], KeyCacheConfig::default());
+    h.verifier.start().await;
+    for iss in ["https://accounts.google.com", "accounts.google.com"] {
+        let got = h
+            .verifier
+            .verify(&k.token(&claims(iss, "client")), now())
+            .await;
+        let got = got.map(|t| t.provider.clone()).map_err(|e| e.reason());
+        assert_eq!(got, Ok("google".to_owned()), "{iss}");
+    }
+    let other = k.token(&claims("http://accounts.google.com", "client"));
+    assert_eq!(
+        h.verifier.verify(&other, now()).await.unwrap_err().reason(),
+        "unknown-issuer"
+    );
+}
+
+#[tokio::test]
 async fn entra_multi_tenant_issuer_must_agree_with_tid() {
     let k = TestKey::rsa("entra", "RS256");
     let idp = Idp::start().await;
