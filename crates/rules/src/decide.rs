@@ -227,14 +227,9 @@ fn walk(
         }
     };
     fill_segments(segs, &req.database, path);
-    let mut ctx = Ctx::new(prog, req, reader);
-    ctx.set_access_limit(mode.access_limit);
-    if let Some(data) = list_data {
-        ctx.set_list_data(data);
-    }
     let mut w = Walker {
         prog,
-        ctx,
+        ctx: Ctx::new(prog, req, reader),
         segs,
         bit: req.method.bit(),
         decision: Decision {
@@ -251,6 +246,10 @@ fn walk(
         source: explain_with,
         steps: 0,
     };
+    w.ctx.set_access_limit(mode.access_limit);
+    if let Some(data) = list_data {
+        w.ctx.set_list_data(data);
+    }
     let first = w.segs.first().copied().flatten();
     let literal: &[usize] = first
         .and_then(|s| prog.roots_by_literal.get(s))

@@ -293,6 +293,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         ])
     }
 
+    #[inline(never)]
     fn local(&mut self, i: u16, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
         let i = i as usize;
         if let Some(Some(v)) = f.slots.get(i) {
@@ -392,6 +393,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         })
     }
 
+    #[inline(never)]
     fn logic(
         &mut self,
         and: bool,
@@ -475,6 +477,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    #[inline(never)]
     fn list_node(
         &mut self,
         items: &'p [Node],
@@ -487,6 +490,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         Ok(make_list(out))
     }
 
+    #[inline(never)]
     fn map_node(
         &mut self,
         entries: &'p [(Node, Node)],
@@ -499,6 +503,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         make_map(out)
     }
 
+    #[inline(never)]
     fn path_node(
         &mut self,
         parts: &'p [PathNode],
@@ -517,6 +522,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         Ok(Val::path(segs))
     }
 
+    #[inline(never)]
     fn member_node(
         &mut self,
         obj: &'p Node,
@@ -527,6 +533,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         self.member(v, name)
     }
 
+    #[inline(never)]
     fn index_node(
         &mut self,
         obj: &'p Node,
@@ -541,6 +548,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    #[inline(never)]
     fn slice_node(
         &mut self,
         obj: &'p Node,
@@ -560,6 +568,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         ops::slice(&v, a.as_ref(), b.as_ref())
     }
 
+    #[inline(never)]
     fn method_node(
         &mut self,
         recv: &'p Node,
@@ -590,6 +599,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    #[inline(never)]
     fn matches_node(
         &mut self,
         recv: &'p Node,
@@ -603,6 +613,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    #[inline(never)]
     fn builtin_node(
         &mut self,
         b: Builtin,
@@ -649,6 +660,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    #[inline(never)]
     fn unary_node(
         &mut self,
         op: UnOp,
@@ -659,6 +671,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         ops::unary(op, v)
     }
 
+    #[inline(never)]
     fn binary_node(
         &mut self,
         op: BinOp,
@@ -671,6 +684,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         ops::binary(op, x, y)
     }
 
+    #[inline(never)]
     fn is_node(
         &mut self,
         x: &'p Node,
@@ -681,6 +695,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         Ok(Val::Bool(ops::is_type(&v, t)))
     }
 
+    #[inline(never)]
     fn cond_node(
         &mut self,
         c: &'p Node,
@@ -731,6 +746,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         })
     }
 
+    #[inline(never)]
     fn call(
         &mut self,
         id: u32,

@@ -4,6 +4,7 @@
 //!
 //! Arity was checked at compile time; types are checked here and a mismatch is an error value.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -133,7 +134,7 @@ fn all_elements<'a>(v: &Val<'a>, mut pred: impl FnMut(&Val<'a>) -> bool) -> bool
 /// Whether `needle` is a member of the list or set `hay` taken as a set, by scanning.
 fn scan_member(hay: &Val<'_>, needle: &Val<'_>) -> bool {
     !matches!(needle, Val::Float(f) if f.is_nan())
-        && !all_elements(hay, |v| total_cmp(v, needle) != std::cmp::Ordering::Equal)
+        && !all_elements(hay, |v| total_cmp(v, needle) != Ordering::Equal)
 }
 
 fn not_a_sequence(v: &Val<'_>) -> EvalError {
@@ -397,21 +398,39 @@ fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
         "affectedKeys" => (true, true, false, true),
         _ => return None,
     };
+    // Both maps are sorted by key: one merged pass, no lookups.
     let mut keys = Vec::new();
-    if added || changed || unchanged {
-        a.push_keys(&mut keys, |k, x| match b.get(k) {
-            None => added,
-            Some(y) => {
-                if equals(&x, &y) {
-                    unchanged
-                } else {
-                    changed
+    let (mut ia, mut ib) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        let order = match (ia.peek(), ib.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((ka, _)), Some((kb, _))) => ka.as_str().cmp(kb.as_str()),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some((k, _)) = ia.next()
+                    && added
+                {
+                    keys.push(k.to_val());
                 }
             }
-        });
-    }
-    if removed {
-        b.push_keys(&mut keys, |k, _| !a.contains(k));
+            Ordering::Greater => {
+                if let Some((k, _)) = ib.next()
+                    && removed
+                {
+                    keys.push(k.to_val());
+                }
+            }
+            Ordering::Equal => {
+                if let (Some((k, x)), Some((_, y))) = (ia.next(), ib.next())
+                    && (if equals(&x, &y) { unchanged } else { changed })
+                {
+                    keys.push(k.to_val());
+                }
+            }
+        }
     }
     Some(Val::set(keys))
 }

@@ -117,6 +117,14 @@ impl<'a> MapV<'a> {
             MapV::O(m) => m.contains_key(key),
         }
     }
+    /// The entries in key order (both kinds of map are sorted by key bytes).
+    pub fn iter(&self) -> MapIter<'_, 'a> {
+        match self {
+            MapV::B(m) => MapIter::B(m.iter()),
+            MapV::O(m) => MapIter::O(m.iter()),
+        }
+    }
+
     /// Appends the keys `keep` accepts (given each key and its value), in key order, as string
     /// values: borrowed from a document map, shared copies from a computed one.
     pub fn push_keys(&self, out: &mut Vec<Val<'a>>, mut keep: impl FnMut(&str, Val<'a>) -> bool) {
@@ -145,6 +153,49 @@ impl<'a> MapV<'a> {
                 .map(|(k, v)| (k.as_str(), Val::from_value(v)))
                 .collect(),
             MapV::O(m) => m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+        }
+    }
+}
+
+/// The entries of a [`MapV`], in key order.
+pub enum MapIter<'m, 'a> {
+    B(std::collections::btree_map::Iter<'a, String, Value>),
+    O(std::collections::btree_map::Iter<'m, String, Val<'a>>),
+}
+
+/// A key of a [`MapV`]: borrowed from a document map, or from a computed one.
+#[derive(Clone, Copy)]
+pub enum MapKey<'m, 'a> {
+    B(&'a str),
+    O(&'m str),
+}
+
+impl<'a> MapKey<'_, 'a> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            MapKey::B(k) => k,
+            MapKey::O(k) => k,
+        }
+    }
+
+    /// The key as a string value (a copy only for a computed map's key).
+    pub fn to_val(self) -> Val<'a> {
+        match self {
+            MapKey::B(k) => Val::Str(StrV::B(k)),
+            MapKey::O(k) => Val::str(k),
+        }
+    }
+}
+
+impl<'m, 'a> Iterator for MapIter<'m, 'a> {
+    type Item = (MapKey<'m, 'a>, Val<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            MapIter::B(it) => it
+                .next()
+                .map(|(k, v)| (MapKey::B(k.as_str()), Val::from_value(v))),
+            MapIter::O(it) => it.next().map(|(k, v)| (MapKey::O(k.as_str()), v.clone())),
         }
     }
 }
@@ -448,6 +499,11 @@ fn seq_cmp(x: &[Val<'_>], y: &[Val<'_>]) -> Ordering {
 /// types are simply unequal.
 pub fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
+        // The common cases first, without ranking and ordering.
+        (Val::Str(x), Val::Str(y)) => x.as_str() == y.as_str(),
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Int(x), Val::Int(y)) => x == y,
+        (Val::Null, Val::Null) => true,
         (Val::Float(x), _) if x.is_nan() => false,
         (_, Val::Float(y)) if y.is_nan() => false,
         (Val::List(x), Val::List(y)) => {
