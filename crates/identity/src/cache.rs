@@ -223,7 +223,7 @@ impl ProviderKeys {
                     s.keys = Arc::new(keys);
                     s.fetched_at = Some(now);
                     // Refresh when four fifths of the lifetime has passed: before expiry.
-                    s.refresh_due = Some(now + max_age.mul_f64(0.8));
+                    s.refresh_due = now.checked_add(max_age.mul_f64(0.8));
                     s.failures_in_row = 0;
                     s.last_error = None;
                     s.from_persistence = false;
@@ -241,7 +241,7 @@ impl ProviderKeys {
                         .retry_min_secs
                         .saturating_mul(1 << s.failures_in_row.min(6).saturating_sub(1))
                         .min(300);
-                    s.refresh_due = Some(now + Duration::from_secs(backoff));
+                    s.refresh_due = now.checked_add(Duration::from_secs(backoff));
                     s.last_error = Some(e.to_string());
                     // A failing JWKS URL from discovery may have moved: re-read discovery next time.
                     s.jwks_uri_from_discovery = None;

@@ -287,6 +287,30 @@ impl KeyCacheConfig {
                 "max_stale_secs must be at least max_max_age_secs, or keys would be dropped before their refresh".into(),
             ));
         }
+        let limits = [
+            ("max_max_age_secs", self.max_max_age_secs, 7 * 86_400),
+            ("max_stale_secs", self.max_stale_secs, 90 * 86_400),
+            (
+                "default_max_age_secs",
+                self.default_max_age_secs,
+                7 * 86_400,
+            ),
+            (
+                "unknown_kid_refetch_secs",
+                self.unknown_kid_refetch_secs,
+                86_400,
+            ),
+            ("retry_min_secs", self.retry_min_secs, 3_600),
+            ("first_fetch_wait_ms", self.first_fetch_wait_ms, 60_000),
+            ("fetch_timeout_ms", self.fetch_timeout_ms, 60_000),
+        ];
+        for (name, value, max) in limits {
+            if value > max {
+                return Err(ConfigError::Cache(format!(
+                    "{name} is {value}; at most {max} is allowed"
+                )));
+            }
+        }
         if self.retry_min_secs == 0 || self.fetch_timeout_ms == 0 {
             return Err(ConfigError::Cache(
                 "retry_min_secs and fetch_timeout_ms must be positive".into(),
@@ -512,6 +536,15 @@ mod tests {
             },
             KeyCacheConfig {
                 retry_min_secs: 0,
+                ..d.clone()
+            },
+            KeyCacheConfig {
+                max_max_age_secs: u64::MAX,
+                max_stale_secs: u64::MAX,
+                ..d.clone()
+            },
+            KeyCacheConfig {
+                fetch_timeout_ms: 3_600_000,
                 ..d.clone()
             },
         ];
