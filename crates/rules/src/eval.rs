@@ -576,6 +576,14 @@ impl<'a, 'p> Ctx<'a, 'p> {
         args: &'p [Node],
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
+        // `a.diff(b).affectedKeys()` and friends: the keys straight from the two maps.
+        if let (NodeKind::Method(x, diff, inner), []) = (&recv.kind, args)
+            && let [y] = inner.as_slice()
+            && &**diff == "diff"
+            && methods::is_diff_keys(name)
+        {
+            return self.diff_keys(x, y, name, f);
+        }
         let r = self.eval(recv, f)?;
         // Methods take at most two arguments: keep them on the stack.
         match args {
@@ -597,6 +605,35 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 methods::call(r, name, &vals, &mut self.regexes)
             }
         }
+    }
+
+    /// `x.diff(y).<keys>()` where `keys` is one of the map_diff key methods: the same steps,
+    /// budget and errors as evaluating the `diff` node and then calling `keys` on its value,
+    /// without building the map_diff in between.
+    #[inline(never)]
+    fn diff_keys(
+        &mut self,
+        x: &'p Node,
+        y: &'p Node,
+        keys: &str,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        // What `eval` does around the `diff` node.
+        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+            return Err(self.limit_error());
+        }
+        self.budget -= 1;
+        self.nesting += 1;
+        let operands = self.eval(x, f).and_then(|a| Ok((a, self.eval(y, f)?)));
+        self.nesting -= 1;
+        let (a, b) = operands?;
+        if let (Val::Map(m), Val::Map(n)) = (&a, &b)
+            && let Some(v) = methods::map_diff(m, n, keys)
+        {
+            return Ok(v);
+        }
+        let d = methods::call(a, "diff", std::slice::from_ref(&b), &mut self.regexes)?;
+        methods::call(d, keys, &[], &mut self.regexes)
     }
 
     #[inline(never)]
@@ -795,5 +832,65 @@ impl<'a, 'p> Ctx<'a, 'p> {
 
     pub fn is_list(&self) -> bool {
         self.req.is_some_and(|r| r.method == Method::List)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use claimdb_model::{DocPath, Map, Timestamp, Value};
+
+    use crate::{Method, NoDocuments, Request, Ruleset, Target};
+
+    /// `a.diff(b).xKeys()` is evaluated without building the map_diff; through a `let` it is
+    /// not. Both must give the same value or error, including past the expression budget.
+    #[test]
+    fn fused_diff_keys_agree_with_the_map_diff_value() {
+        let map = |pairs: &[(&str, Value)]| -> Map {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let mut req = Request::new(
+            Method::Update,
+            Target::Doc(DocPath::parse("c/d").unwrap()),
+            Timestamp::now(),
+        );
+        req.existing = Some(map(&[
+            ("a", Value::Int(1)),
+            ("b", Value::String("x".into())),
+            ("c", Value::Double(f64::NAN)),
+            ("m", Value::Map(map(&[("k", Value::Bool(true))]))),
+        ]));
+        req.incoming = Some(map(&[
+            ("a", Value::Double(1.0)),
+            ("b", Value::String("y".into())),
+            ("c", Value::Double(f64::NAN)),
+            ("d", Value::Null),
+        ]));
+        let functions = "function keys(a, b, which) { let d = a.diff(b); return which == 'added' ? d.addedKeys() : which == 'removed' ? d.removedKeys() : which == 'changed' ? d.changedKeys() : which == 'unchanged' ? d.unchangedKeys() : d.affectedKeys(); }";
+        let operands = [
+            ("request.resource.data", "resource.data"),
+            ("resource.data", "request.resource.data"),
+            ("{'a': 1, 'z': [1]}", "resource.data"),
+            ("resource.data", "{}"),
+            ("{}", "{}"),
+            ("resource.data", "1"),
+            ("null", "resource.data"),
+            ("'s'", "resource.data"),
+            ("resource.data.missing", "resource.data"),
+            ("resource.data", "resource.data.missing"),
+        ];
+        for (a, b) in operands {
+            for which in ["added", "removed", "changed", "unchanged", "affected"] {
+                let fused = format!("{a}.diff({b}).{which}Keys()");
+                let plain = format!("keys({a}, {b}, '{which}')");
+                assert_eq!(
+                    Ruleset::evaluate_expression(functions, &fused, &req, &NoDocuments),
+                    Ruleset::evaluate_expression(functions, &plain, &req, &NoDocuments),
+                    "{fused}"
+                );
+            }
+        }
     }
 }

@@ -388,7 +388,16 @@ fn map_get<'a>(m: &MapV<'a>, key: &Val<'a>, default: Val<'a>) -> Result<Val<'a>,
     }
 }
 
-fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
+/// Whether `name` is a method of map_diff (each gives a set of keys).
+pub fn is_diff_keys(name: &str) -> bool {
+    matches!(
+        name,
+        "addedKeys" | "removedKeys" | "changedKeys" | "unchangedKeys" | "affectedKeys"
+    )
+}
+
+/// `a.diff(b).<name>()`; `None` if `name` is not a map_diff method.
+pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
     // Which keys of `a` (by whether `b` has them and holds an equal value) and of `b` count.
     let (added, changed, unchanged, removed) = match name {
         "addedKeys" => (true, false, false, false),
