@@ -14,8 +14,8 @@ use regex::{Regex, RegexBuilder};
 use crate::error::EvalError;
 use crate::ops::contains;
 use crate::value::{
-    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapV, StrV, Val, check_size, equals, short,
-    total_cmp,
+    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapKey, MapV, StrV, Val, check_size, equals,
+    short, total_cmp,
 };
 
 /// Longest regex pattern accepted, in bytes.
@@ -407,9 +407,53 @@ pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
         "affectedKeys" => (true, true, false, true),
         _ => return None,
     };
-    // Both maps are sorted by key: one merged pass, no lookups.
+    let pick = DiffPick {
+        added,
+        changed,
+        unchanged,
+        removed,
+    };
     let mut keys = Vec::new();
-    let (mut ia, mut ib) = (a.iter().peekable(), b.iter().peekable());
+    match (a, b) {
+        // Two document maps (the usual `request.resource.data.diff(resource.data)`): compare
+        // the stored values in place.
+        (MapV::B(x), MapV::B(y)) => merge_keys(
+            x.iter().map(|(k, v)| (MapKey::B(k.as_str()), v)),
+            y.iter().map(|(k, v)| (MapKey::B(k.as_str()), v)),
+            |p, q| equals(&Val::from_value(p), &Val::from_value(q)),
+            pick,
+            &mut keys,
+        ),
+        _ => merge_keys(a.iter(), b.iter(), |p, q| equals(p, q), pick, &mut keys),
+    }
+    // Keys come out in byte order without repeats, which is the set's order: no sorting.
+    debug_assert!(keys.is_sorted_by(|p, q| total_cmp(p, q) == Ordering::Less));
+    Some(Val::Set(Arc::new(keys)))
+}
+
+/// Which keys a map_diff method reports.
+#[derive(Clone, Copy)]
+struct DiffPick {
+    /// Only in the first map.
+    added: bool,
+    /// In both, with unequal values.
+    changed: bool,
+    /// In both, with equal values.
+    unchanged: bool,
+    /// Only in the second map.
+    removed: bool,
+}
+
+/// Walks two key-sorted entry sequences together (one pass, no lookups) and appends the keys
+/// `pick` asks for, in key order.
+fn merge_keys<'m, 'a, V>(
+    a: impl Iterator<Item = (MapKey<'m, 'a>, V)>,
+    b: impl Iterator<Item = (MapKey<'m, 'a>, V)>,
+    eq: impl Fn(&V, &V) -> bool,
+    pick: DiffPick,
+    out: &mut Vec<Val<'a>>,
+) {
+    let (mut ia, mut ib) = (a.peekable(), b.peekable());
     loop {
         let order = match (ia.peek(), ib.peek()) {
             (None, None) => break,
@@ -420,28 +464,31 @@ pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
         match order {
             Ordering::Less => {
                 if let Some((k, _)) = ia.next()
-                    && added
+                    && pick.added
                 {
-                    keys.push(k.to_val());
+                    out.push(k.to_val());
                 }
             }
             Ordering::Greater => {
                 if let Some((k, _)) = ib.next()
-                    && removed
+                    && pick.removed
                 {
-                    keys.push(k.to_val());
+                    out.push(k.to_val());
                 }
             }
             Ordering::Equal => {
                 if let (Some((k, x)), Some((_, y))) = (ia.next(), ib.next())
-                    && (if equals(&x, &y) { unchanged } else { changed })
+                    && (if eq(&x, &y) {
+                        pick.unchanged
+                    } else {
+                        pick.changed
+                    })
                 {
-                    keys.push(k.to_val());
+                    out.push(k.to_val());
                 }
             }
         }
     }
-    Some(Val::set(keys))
 }
 
 fn bind<'a>(p: &[String], m: &MapV<'a>) -> Result<Val<'a>, EvalError> {
