@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use claimdb_identity::{KeyCacheConfig, ProviderConfig, validate_providers};
 use serde::Deserialize;
 
 /// Default address: loopback only, so a fresh dev instance is never exposed by accident.
@@ -17,7 +18,14 @@ pub const DEFAULT_DATA_DIR: &str = "./claimdb-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// Every top-level key the file may hold; each is overridable as `CLAIMDB_<KEY>`.
-const KEYS: &[&str] = &["listen", "data_dir", "max_body_bytes", "log"];
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "max_body_bytes",
+    "log",
+    "providers",
+    "key_cache",
+];
 
 /// The file's keys as written, before defaults and validation.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +35,9 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     log: Option<String>,
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
+    key_cache: Option<KeyCacheConfig>,
 }
 
 /// Overrides given as command-line flags.
@@ -44,6 +55,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// A `tracing` filter such as `info` or `claimdb=debug,info`.
     pub log: String,
+    /// Identity providers whose tokens are accepted (`[[providers]]`), validated.
+    pub providers: Vec<ProviderConfig>,
+    /// JWKS and verified-token cache behaviour (`[key_cache]`).
+    pub key_cache: KeyCacheConfig,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -91,7 +106,12 @@ impl Config {
         if max_body_bytes < 1024 {
             bail!("max_body_bytes = {max_body_bytes} is too small; use at least 1024");
         }
+        validate_providers(&raw.providers).context("invalid [[providers]]")?;
+        let key_cache = raw.key_cache.unwrap_or_default();
+        key_cache.validate().context("invalid [key_cache]")?;
         Ok(Config {
+            providers: raw.providers,
+            key_cache,
             listen,
             data_dir: overrides
                 .data_dir
@@ -159,6 +179,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_providers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("claimdb.toml");
+        std::fs::write(
+            &file,
+            "[[providers]]\nname = \"auth0\"\nissuer = \"https://example.eu.auth0.com/\"\n\
+             jwks_uri = \"https://example.eu.auth0.com/.well-known/jwks.json\"\n\
+             audience = [\"https://api.example.com\"]\nalgorithms = [\"RS256\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers[0].name, "auth0");
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
@@ -174,6 +210,16 @@ mod tests {
         std::fs::write(&file, "listen = [\n").unwrap();
         let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
         assert!(format!("{err:#}").contains("not valid TOML"), "{err:#}");
+        std::fs::write(
+            &file,
+            "[[providers]]\nname = \"x\"\nissuer = \"https://x.example/\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("invalid [[providers]]"),
+            "{err:#}"
+        );
         let env = |k: &str| (k == "CLAIMDB_MAX_BODY_BYTES").then(|| "lots".to_string());
         assert!(Config::load(None, env, &Overrides::default()).is_err());
         let missing = dir.path().join("missing.toml");

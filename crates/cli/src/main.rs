@@ -8,6 +8,7 @@ mod import;
 mod jsonl;
 mod rules;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,7 +36,8 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct ConfigArgs {
     /// TOML configuration file. Without one, defaults apply; every key can also be set as
-    /// CLAIMDB_<KEY> (CLAIMDB_LISTEN, CLAIMDB_DATA_DIR, CLAIMDB_MAX_BODY_BYTES, CLAIMDB_LOG).
+    /// CLAIMDB_<KEY> (CLAIMDB_LISTEN, CLAIMDB_DATA_DIR, CLAIMDB_MAX_BODY_BYTES, CLAIMDB_LOG,
+    /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE).
     #[arg(long, short = 'c', env = "CLAIMDB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (overrides the file and CLAIMDB_DATA_DIR) [default: ./claimdb-data]
@@ -76,6 +78,23 @@ enum Command {
     /// Check and test Firestore security rules offline.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Work with JWTs.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Show a token's header and claims, which configured provider its `iss` selects, and
+    /// whether it verifies (signature, issuer, audience, times) — if not, exactly why.
+    /// Exit 0 when it verifies, 1 when it does not.
+    Inspect {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The token (a JWT); `-` reads it from standard input.
+        #[arg(value_name = "JWT")]
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +124,9 @@ fn main() -> ExitCode {
         Command::Import { config, input } => import::run(&config, &input),
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file),
         Command::Rules(RulesCommand::Test { rules, cases }) => rules::test(&rules, &cases),
+        Command::Token(TokenCommand::Inspect { config, token }) => {
+            token::inspect_command(&config, &token)
+        }
     };
     match result {
         Ok(code) => code,

@@ -50,6 +50,13 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             out,
             "note: authorization is not enforced yet in this version; every request is allowed. Keep it on loopback."
         )?;
+        if !config.providers.is_empty() {
+            writeln!(
+                out,
+                "note: {} provider(s) configured; `claimdb token inspect` checks tokens against them, but the server does not enforce them yet.",
+                config.providers.len()
+            )?;
+        }
         out.flush()?;
     }
     let config_file = config

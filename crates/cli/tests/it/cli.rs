@@ -208,3 +208,76 @@ fn rules_test_reads_yaml_cases_and_exits_1_on_a_failing_case() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A JWT with the given header and payload and a signature that cannot verify.
+fn unsigned_token(header: &str, payload: &str) -> String {
+    fn b64(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+    format!(
+        "{}.{}.{}",
+        b64(header.as_bytes()),
+        b64(payload.as_bytes()),
+        b64(b"not a signature")
+    )
+}
+
+#[test]
+fn token_inspect_shows_claims_and_says_why_it_does_not_verify() {
+    let token = unsigned_token(
+        r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#,
+        r#"{"iss":"https://idp.example/","sub":"alice","aud":"api","exp":4102444800,"moderator":true}"#,
+    );
+    // No configuration: decoded and shown, but nothing to check it against, so not verified.
+    let out = Command::new(BIN)
+        .args(["token", "inspect", &token])
+        .env_remove("CLAIMDB_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("alice") && stdout.contains("moderator"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("NOT CHECKED"), "{stdout}");
+
+    // A provider for another issuer: the token's issuer is unknown.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("claimdb.toml");
+    std::fs::write(
+        &config,
+        "[[providers]]\nname = \"other\"\nissuer = \"https://other.example/\"\njwks_uri = \"http://127.0.0.1:9/jwks.json\"\naudience = [\"api\"]\n\n[key_cache]\nfetch_timeout_ms = 200\nfirst_fetch_wait_ms = 200\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["token", "inspect", "--config"])
+        .arg(&config)
+        .arg(&token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("unknown-issuer"), "{stdout}");
+
+    // Garbage is malformed, not a crash.
+    let out = Command::new(BIN)
+        .args(["token", "inspect", "not.a.jwt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
