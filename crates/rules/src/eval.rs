@@ -72,6 +72,7 @@ pub(crate) enum Slots<'a, const N: usize> {
 
 impl<'a, const N: usize> Slots<'a, N> {
     /// `n` empty slots.
+    #[inline]
     pub fn new(n: usize) -> Self {
         if n <= N {
             Slots::Inline(n, std::array::from_fn(|_| None))
@@ -157,6 +158,7 @@ pub(crate) fn owned(v: &Value) -> Val<'static> {
 }
 
 impl<'a, 'p> Ctx<'a, 'p> {
+    #[inline]
     pub fn new(prog: &'p Program, req: &'a Request, reader: &'a dyn DocumentReader) -> Self {
         Ctx {
             prog: Some(prog),
