@@ -1,7 +1,8 @@
 //! Tokens from an independent implementation: PyJWT (with `cryptography`) signs with keys this
 //! test generates, for every algorithm family we accept, and our verifier must accept them — and
-//! must refuse PyJWT's HS256 and `none` tokens. Needs `python3 -m pip install 'PyJWT[crypto]==2.*'`
-//! (.ci/run installs it); a missing PyJWT fails the test with that instruction, never skips.
+//! must refuse PyJWT's HS256 and `none` tokens. When the system Python lacks PyJWT, the test
+//! installs it from PyPI into the target directory (so `cargo test` works on a fresh machine);
+//! if that fails too, the test fails with the install command — it never skips.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -17,19 +18,46 @@ for req in json.load(sys.stdin):
     print(jwt.encode(req["claims"], req["key"], algorithm=req["alg"], headers=headers))
 "#;
 
+/// A `python3` command that can `import jwt`: the system's, or one with PyJWT installed (once,
+/// from PyPI) under the target directory on its `PYTHONPATH`.
+fn python() -> Command {
+    static PYTHONPATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let probe = |path: Option<&str>| {
+        let mut c = Command::new("python3");
+        c.args(["-c", "import jwt, cryptography"]);
+        if let Some(p) = path {
+            c.env("PYTHONPATH", p);
+        }
+        matches!(c.output(), Ok(o) if o.status.success())
+    };
+    let path = PYTHONPATH.get_or_init(|| {
+        if probe(None) {
+            return None;
+        }
+        let dir = format!("{}/pydeps", env!("CARGO_TARGET_TMPDIR"));
+        if !probe(Some(&dir)) {
+            let status = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args(["--target", &dir, "PyJWT[crypto]==2.*"])
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()) && probe(Some(&dir)),
+                "PyJWT is required for the independent-implementation tests and could not be \
+                 installed: run `python3 -m pip install 'PyJWT[crypto]==2.*'` ({status:?})"
+            );
+        }
+        Some(dir)
+    });
+    let mut c = Command::new("python3");
+    if let Some(p) = path {
+        c.env("PYTHONPATH", p);
+    }
+    c
+}
+
 /// Signs every request (key PEM or secret, alg, kid, claims) in one PyJWT process.
 fn pyjwt_sign(requests: &[(String, &str, Option<&str>, Value)]) -> Vec<String> {
-    let probe = Command::new("python3")
-        .args(["-c", "import jwt, cryptography"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        other => panic!(
-            "PyJWT is required for the independent-implementation tests: run \
-             `python3 -m pip install 'PyJWT[crypto]==2.*'` (probe: {other:?})"
-        ),
-    }
-    let mut child = Command::new("python3")
+    let mut child = python()
         .args(["-c", SIGNER])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
