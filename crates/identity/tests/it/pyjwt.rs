@@ -37,7 +37,13 @@ fn python() -> Command {
         let dir = format!("{}/pydeps", env!("CARGO_TARGET_TMPDIR"));
         if !probe(Some(&dir)) {
             let status = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
                 .args(["--target", &dir, "PyJWT[crypto]==2.*"])
                 .status();
             assert!(
