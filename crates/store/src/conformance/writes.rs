@@ -475,7 +475,10 @@ pub async fn oversized_documents_are_refused<S: Store>(store: Arc<S>) {
         ])
         .await
         .unwrap_err();
-    assert!(matches!(err.root(), StoreError::InvalidArgument(_)), "{err:?}");
+    assert!(
+        matches!(err.root(), StoreError::InvalidArgument(_)),
+        "{err:?}"
+    );
     assert_eq!(err.write_index(), Some(1));
     assert!(store.get(&path("s/ok")).await.unwrap().is_none());
     assert!(store.get(&path("s/big")).await.unwrap().is_none());
