@@ -235,8 +235,8 @@ fn walk(
         decision: Decision {
             allowed: false,
             granted_by: None,
-            matched: Vec::new(),
-            tried: Vec::new(),
+            matched: Vec::with_capacity(2),
+            tried: Vec::with_capacity(2),
             limit: None,
             debug: Vec::new(),
             reasons: Vec::new(),
