@@ -125,8 +125,8 @@ fn seq_len(v: &Val<'_>) -> usize {
 /// Whether `pred` holds for every element of a list or set (vacuously for anything else).
 fn all_elements<'a>(v: &Val<'a>, mut pred: impl FnMut(&Val<'a>) -> bool) -> bool {
     match v {
-        Val::List(l) => l.iter().all(|x| pred(&x)),
-        Val::Set(s) => s.iter().all(pred),
+        Val::List(ListV::B(items)) => items.iter().all(|x| pred(&Val::from_value(x))),
+        Val::List(ListV::O(items)) | Val::Set(items) => items.iter().all(pred),
         _ => true,
     }
 }
@@ -134,7 +134,11 @@ fn all_elements<'a>(v: &Val<'a>, mut pred: impl FnMut(&Val<'a>) -> bool) -> bool
 /// Whether `needle` is a member of the list or set `hay` taken as a set, by scanning.
 fn scan_member(hay: &Val<'_>, needle: &Val<'_>) -> bool {
     !matches!(needle, Val::Float(f) if f.is_nan())
-        && !all_elements(hay, |v| total_cmp(v, needle) != Ordering::Equal)
+        && !all_elements(hay, |v| match (v, needle) {
+            // Strings are equal in the total order exactly when their bytes are.
+            (Val::Str(x), Val::Str(y)) => x.as_str() != y.as_str(),
+            _ => total_cmp(v, needle) != Ordering::Equal,
+        })
 }
 
 fn not_a_sequence(v: &Val<'_>) -> EvalError {
