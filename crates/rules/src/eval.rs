@@ -578,6 +578,17 @@ impl<'a, 'p> Ctx<'a, 'p> {
         args: &'p [Node],
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
+        // `a.diff(b).affectedKeys().hasOnly([...])`: the idiom for "only these fields change".
+        if let (NodeKind::Method(keys_of, keys, none), [allowed]) = (&recv.kind, args)
+            && none.is_empty()
+            && name == "hasOnly"
+            && methods::is_diff_keys(keys)
+            && let NodeKind::Method(x, diff, inner) = &keys_of.kind
+            && let [y] = inner.as_slice()
+            && &**diff == "diff"
+        {
+            return self.diff_has_only(x, y, keys, allowed, f);
+        }
         // `a.diff(b).affectedKeys()` and friends: the keys straight from the two maps.
         if let (NodeKind::Method(x, diff, inner), []) = (&recv.kind, args)
             && let [y] = inner.as_slice()
@@ -609,6 +620,61 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    /// `x.diff(y).<keys>().hasOnly(allowed)`: the same steps, budget and errors as evaluating
+    /// the `<keys>` node (see [`Ctx::diff_keys`]) and then `allowed`, without building the key
+    /// set when the operands are small maps.
+    #[inline(never)]
+    fn diff_has_only(
+        &mut self,
+        x: &'p Node,
+        y: &'p Node,
+        keys: &str,
+        allowed: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        // What `eval` does around the `<keys>` node, whose receiver is the `diff` node.
+        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+            return Err(self.limit_error());
+        }
+        self.budget -= 1;
+        self.nesting += 1;
+        let operands = self.diff_operands(x, y, f);
+        self.nesting -= 1;
+        let (a, b) = operands?;
+        let (Val::Map(m), Val::Map(n)) = (&a, &b) else {
+            let d = methods::call(a, "diff", std::slice::from_ref(&b), &mut self.regexes)?;
+            let set = methods::call(d, keys, &[], &mut self.regexes)?;
+            let allowed = self.eval(allowed, f)?;
+            return methods::call(set, "hasOnly", &[allowed], &mut self.regexes);
+        };
+        // The key set of two maps cannot fail, so evaluating `allowed` after it is the same.
+        let allowed = self.eval(allowed, f)?;
+        if let Some(all) = methods::diff_has_only(m, n, keys, &allowed) {
+            return Ok(Val::Bool(all));
+        }
+        let set = methods::map_diff(m, n, keys)
+            .ok_or_else(|| EvalError::invalid("internal: not a map_diff method"))?;
+        methods::call(set, "hasOnly", &[allowed], &mut self.regexes)
+    }
+
+    /// Evaluates the operands of a `diff` node with the budget and nesting `eval` would charge
+    /// for the node itself.
+    fn diff_operands(
+        &mut self,
+        x: &'p Node,
+        y: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<(Val<'a>, Val<'a>), EvalError> {
+        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+            return Err(self.limit_error());
+        }
+        self.budget -= 1;
+        self.nesting += 1;
+        let operands = self.eval(x, f).and_then(|a| Ok((a, self.eval(y, f)?)));
+        self.nesting -= 1;
+        operands
+    }
+
     /// `x.diff(y).<keys>()` where `keys` is one of the map_diff key methods: the same steps,
     /// budget and errors as evaluating the `diff` node and then calling `keys` on its value,
     /// without building the map_diff in between.
@@ -620,15 +686,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         keys: &str,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        // What `eval` does around the `diff` node.
-        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
-            return Err(self.limit_error());
-        }
-        self.budget -= 1;
-        self.nesting += 1;
-        let operands = self.eval(x, f).and_then(|a| Ok((a, self.eval(y, f)?)));
-        self.nesting -= 1;
-        let (a, b) = operands?;
+        let (a, b) = self.diff_operands(x, y, f)?;
         if let (Val::Map(m), Val::Map(n)) = (&a, &b)
             && let Some(v) = methods::map_diff(m, n, keys)
         {
@@ -883,15 +941,42 @@ mod tests {
             ("resource.data.missing", "resource.data"),
             ("resource.data", "resource.data.missing"),
         ];
+        let functions =
+            format!("{functions} function only(k, allowed) {{ return k.hasOnly(allowed); }}");
+        let many = (0..70)
+            .map(|i| format!("'k{i}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let allowed = [
+            "['a', 'b']".to_string(),
+            "['a', 'b', 'c', 'd', 'm']".to_string(),
+            "[]".to_string(),
+            "['a', 1, null, 'd']".to_string(),
+            "['b', 'c', 'd'].toSet()".to_string(),
+            format!("[{many}, 'a', 'b', 'c', 'd', 'm']"),
+            format!("[{many}]"),
+            "'a'".to_string(),
+            "null".to_string(),
+            "resource.data.missing".to_string(),
+        ];
         for (a, b) in operands {
             for which in ["added", "removed", "changed", "unchanged", "affected"] {
                 let fused = format!("{a}.diff({b}).{which}Keys()");
                 let plain = format!("keys({a}, {b}, '{which}')");
                 assert_eq!(
-                    Ruleset::evaluate_expression(functions, &fused, &req, &NoDocuments),
-                    Ruleset::evaluate_expression(functions, &plain, &req, &NoDocuments),
+                    Ruleset::evaluate_expression(&functions, &fused, &req, &NoDocuments),
+                    Ruleset::evaluate_expression(&functions, &plain, &req, &NoDocuments),
                     "{fused}"
                 );
+                for allowed in &allowed {
+                    let fused = format!("{a}.diff({b}).{which}Keys().hasOnly({allowed})");
+                    let plain = format!("only(keys({a}, {b}, '{which}'), {allowed})");
+                    assert_eq!(
+                        Ruleset::evaluate_expression(&functions, &fused, &req, &NoDocuments),
+                        Ruleset::evaluate_expression(&functions, &plain, &req, &NoDocuments),
+                        "{fused}"
+                    );
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use claimdb_model::Value;
 use regex::{Regex, RegexBuilder};
 
 use crate::error::EvalError;
@@ -402,6 +403,37 @@ pub fn is_diff_keys(name: &str) -> bool {
 
 /// `a.diff(b).<name>()`; `None` if `name` is not a map_diff method.
 pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
+    let mut keys = Vec::new();
+    each_diff_key(a, b, name, |k| keys.push(k.to_val()))?;
+    // Keys come out in byte order without repeats, which is the set's order: no sorting.
+    debug_assert!(keys.is_sorted_by(|p, q| total_cmp(p, q) == Ordering::Less));
+    Some(Val::Set(Arc::new(keys)))
+}
+
+/// `a.diff(b).<name>().hasOnly(allowed)` without building the key set, when that is cheap:
+/// `None` if `name` is not a map_diff method, `allowed` is not a list or set, or the operands
+/// are too large to scan (the caller then builds the set and calls `hasOnly`).
+pub fn diff_has_only(a: &MapV<'_>, b: &MapV<'_>, name: &str, allowed: &Val<'_>) -> Option<bool> {
+    if !matches!(allowed, Val::List(_) | Val::Set(_))
+        || (a.len() + b.len()).saturating_mul(seq_len(allowed)) > SCAN_LIMIT
+    {
+        return None;
+    }
+    let mut all = true;
+    each_diff_key(a, b, name, |k| {
+        all = all && scan_member(allowed, &Val::Str(StrV::B(k.as_str())));
+    })?;
+    Some(all)
+}
+
+/// Calls `emit` with each key `a.diff(b).<name>()` holds, in key order; `None` if `name` is
+/// not a map_diff method.
+fn each_diff_key<'m, 'a>(
+    a: &'m MapV<'a>,
+    b: &'m MapV<'a>,
+    name: &str,
+    emit: impl FnMut(MapKey<'m, 'a>),
+) -> Option<()> {
     // Which keys of `a` (by whether `b` has them and holds an equal value) and of `b` count.
     let (added, changed, unchanged, removed) = match name {
         "addedKeys" => (true, false, false, false),
@@ -417,22 +449,26 @@ pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
         unchanged,
         removed,
     };
-    let mut keys = Vec::new();
     match (a, b) {
         // Two document maps (the usual `request.resource.data.diff(resource.data)`): compare
         // the stored values in place.
         (MapV::B(x), MapV::B(y)) => merge_keys(
             x.iter().map(|(k, v)| (MapKey::B(k.as_str()), v)),
             y.iter().map(|(k, v)| (MapKey::B(k.as_str()), v)),
-            |p, q| equals(&Val::from_value(p), &Val::from_value(q)),
+            |p, q| match (p, q) {
+                // What `equals` answers for these, without making values.
+                (Value::String(s), Value::String(t)) => s == t,
+                (Value::Bool(s), Value::Bool(t)) => s == t,
+                (Value::Int(s), Value::Int(t)) => s == t,
+                (Value::Null, Value::Null) => true,
+                _ => equals(&Val::from_value(p), &Val::from_value(q)),
+            },
             pick,
-            &mut keys,
+            emit,
         ),
-        _ => merge_keys(a.iter(), b.iter(), |p, q| equals(p, q), pick, &mut keys),
+        _ => merge_keys(a.iter(), b.iter(), |p, q| equals(p, q), pick, emit),
     }
-    // Keys come out in byte order without repeats, which is the set's order: no sorting.
-    debug_assert!(keys.is_sorted_by(|p, q| total_cmp(p, q) == Ordering::Less));
-    Some(Val::Set(Arc::new(keys)))
+    Some(())
 }
 
 /// Which keys a map_diff method reports.
@@ -448,14 +484,14 @@ struct DiffPick {
     removed: bool,
 }
 
-/// Walks two key-sorted entry sequences together (one pass, no lookups) and appends the keys
+/// Walks two key-sorted entry sequences together (one pass, no lookups) and emits the keys
 /// `pick` asks for, in key order.
 fn merge_keys<'m, 'a, V>(
     a: impl Iterator<Item = (MapKey<'m, 'a>, V)>,
     b: impl Iterator<Item = (MapKey<'m, 'a>, V)>,
     eq: impl Fn(&V, &V) -> bool,
     pick: DiffPick,
-    out: &mut Vec<Val<'a>>,
+    mut emit: impl FnMut(MapKey<'m, 'a>),
 ) {
     let (mut ia, mut ib) = (a.peekable(), b.peekable());
     loop {
@@ -470,14 +506,14 @@ fn merge_keys<'m, 'a, V>(
                 if let Some((k, _)) = ia.next()
                     && pick.added
                 {
-                    out.push(k.to_val());
+                    emit(k);
                 }
             }
             Ordering::Greater => {
                 if let Some((k, _)) = ib.next()
                     && pick.removed
                 {
-                    out.push(k.to_val());
+                    emit(k);
                 }
             }
             Ordering::Equal => {
@@ -488,7 +524,7 @@ fn merge_keys<'m, 'a, V>(
                         pick.changed
                     })
                 {
-                    out.push(k.to_val());
+                    emit(k);
                 }
             }
         }
