@@ -531,7 +531,22 @@ impl<'a, 'p> Ctx<'a, 'p> {
         name: &str,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let v = self.eval(obj, f)?;
+        let v = match obj.kind {
+            // `request.x` / `resource.x`: charge the leaf as `eval` would, without the dispatch
+            // (neither recurses, so the nesting count does not matter).
+            NodeKind::Request | NodeKind::Resource => {
+                if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+                    return Err(self.limit_error());
+                }
+                self.budget -= 1;
+                if let NodeKind::Request = obj.kind {
+                    Val::Request
+                } else {
+                    self.resource()?
+                }
+            }
+            _ => self.eval(obj, f)?,
+        };
         self.member(v, name)
     }
 
