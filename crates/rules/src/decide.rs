@@ -227,9 +227,11 @@ fn walk(
         }
     };
     fill_segments(segs, &req.database, path);
+    // The context lives in this frame; the walker borrows it (no large moves).
+    let mut ctx = Ctx::new(prog, req, reader);
     let mut w = Walker {
         prog,
-        ctx: Ctx::new(prog, req, reader),
+        ctx: &mut ctx,
         segs,
         bit: req.method.bit(),
         decision: Decision {
@@ -298,7 +300,7 @@ fn fill_segments<'a>(out: &mut [Seg<'a>], database: &'a str, path: &'a str) {
 
 struct Walker<'a, 'p, 's> {
     prog: &'p Program,
-    ctx: Ctx<'a, 'p>,
+    ctx: &'s mut Ctx<'a, 'p>,
     segs: &'s [Seg<'a>],
     bit: u8,
     decision: Decision,
@@ -455,7 +457,7 @@ impl<'a, 'p> Walker<'a, 'p, '_> {
             }
             if !granted && let (Some(src), Some(cond)) = (self.source, &allow.condition) {
                 let mut ex = Explainer {
-                    ctx: &mut self.ctx,
+                    ctx: &mut *self.ctx,
                     src,
                     allow_line: allow.line,
                     out: Vec::new(),
