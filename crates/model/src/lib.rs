@@ -8,12 +8,14 @@ mod error;
 pub mod field;
 pub mod json;
 pub mod key;
+mod op;
 pub mod path;
 pub mod transform;
 pub mod value;
 
 pub use error::ModelError;
 pub use field::FieldPath;
+pub use op::Op;
 pub use path::{CollectionPath, DocPath};
 pub use transform::Transform;
 pub use value::{Map, Timestamp, Value};

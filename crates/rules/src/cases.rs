@@ -57,19 +57,7 @@ fn document(json: &Json, what: &str) -> Result<Map, String> {
 }
 
 fn filter_op(op: &str) -> Result<FilterOp, String> {
-    Ok(match op {
-        "==" => FilterOp::Eq,
-        "!=" => FilterOp::Ne,
-        "<" => FilterOp::Lt,
-        "<=" => FilterOp::Le,
-        ">" => FilterOp::Gt,
-        ">=" => FilterOp::Ge,
-        "in" => FilterOp::In,
-        "not-in" => FilterOp::NotIn,
-        "array-contains" => FilterOp::ArrayContains,
-        "array-contains-any" => FilterOp::ArrayContainsAny,
-        other => return Err(format!("unknown query operator {other:?}")),
-    })
+    FilterOp::parse(op).ok_or_else(|| format!("unknown query operator {op:?}"))
 }
 
 fn query(json: &Json) -> Result<Query, String> {

@@ -81,19 +81,8 @@ pub struct Filter {
     pub value: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    In,
-    NotIn,
-    ArrayContains,
-    ArrayContainsAny,
-}
+/// A query filter operator (the same type the store executes).
+pub use claimdb_model::Op as FilterOp;
 
 /// Everything rules can see about one request.
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ mod prepare;
 pub use eval::Stream;
 pub use prepare::{MAX_IN_VALUES, MAX_NOT_IN_VALUES, Plan, PreparedQuery};
 
+pub use claimdb_model::Op;
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Value};
 
 /// What a query ranges over.
@@ -30,54 +31,6 @@ pub enum Scope {
         collection_id: String,
         under: Option<DocPath>,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    In,
-    NotIn,
-    ArrayContains,
-    ArrayContainsAny,
-}
-
-impl Op {
-    /// Parses the operator spellings of the HTTP API (Firestore's client SDK spellings).
-    pub fn parse(text: &str) -> Option<Op> {
-        Some(match text {
-            "==" => Op::Eq,
-            "!=" => Op::Ne,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "in" => Op::In,
-            "not-in" => Op::NotIn,
-            "array-contains" => Op::ArrayContains,
-            "array-contains-any" => Op::ArrayContainsAny,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Eq => "==",
-            Op::Ne => "!=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::In => "in",
-            Op::NotIn => "not-in",
-            Op::ArrayContains => "array-contains",
-            Op::ArrayContainsAny => "array-contains-any",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
