@@ -31,6 +31,12 @@ pub enum EngineError {
         message: String,
         write_index: Option<usize>,
     },
+    /// The request conflicted with concurrent writes too often; retrying it may work.
+    #[error("{message}")]
+    Aborted {
+        message: String,
+        write_index: Option<usize>,
+    },
     /// Too much at once; retrying later may work.
     #[error("{message}")]
     ResourceExhausted {
@@ -87,6 +93,7 @@ impl EngineError {
             EngineError::NotFound { .. } => "not-found",
             EngineError::AlreadyExists { .. } => "already-exists",
             EngineError::FailedPrecondition { .. } => "failed-precondition",
+            EngineError::Aborted { .. } => "aborted",
             EngineError::ResourceExhausted { .. } => "resource-exhausted",
             EngineError::Unavailable { .. } => "unavailable",
             EngineError::Internal { .. } => "internal",
@@ -128,6 +135,10 @@ impl EngineError {
                 message,
                 write_index,
             }
+            | EngineError::Aborted {
+                message,
+                write_index,
+            }
             | EngineError::ResourceExhausted {
                 message,
                 write_index,
@@ -149,6 +160,7 @@ impl EngineError {
             | EngineError::NotFound { write_index, .. }
             | EngineError::AlreadyExists { write_index, .. }
             | EngineError::FailedPrecondition { write_index, .. }
+            | EngineError::Aborted { write_index, .. }
             | EngineError::ResourceExhausted { write_index, .. }
             | EngineError::Unavailable { write_index, .. }
             | EngineError::Internal { write_index, .. } => write_index,
@@ -175,6 +187,10 @@ impl From<StoreError> for EngineError {
                 write_index,
             },
             StoreError::FailedPrecondition(_) => EngineError::FailedPrecondition {
+                message,
+                write_index,
+            },
+            StoreError::Aborted(_) => EngineError::Aborted {
                 message,
                 write_index,
             },

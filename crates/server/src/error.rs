@@ -97,7 +97,7 @@ impl From<EngineError> for ApiError {
         let status = match &e {
             EngineError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
-            EngineError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            EngineError::AlreadyExists { .. } | EngineError::Aborted { .. } => StatusCode::CONFLICT,
             EngineError::FailedPrecondition { .. } => StatusCode::PRECONDITION_FAILED,
             EngineError::ResourceExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// A version precondition (`If-Match`) did not hold.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A document a decision was based on changed before the commit ([`crate::ReadCheck`]);
+    /// deciding again on the new state may succeed.
+    #[error("{0}")]
+    Aborted(String),
     /// Too many writes at once, a full queue or pool.
     #[error("{0}")]
     ResourceExhausted(String),

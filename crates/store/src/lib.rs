@@ -19,7 +19,10 @@ pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
 pub use query::{Cursor, Direction, Filter, Op, Order, Query, Scope};
-pub use types::{CommitResult, Document, Precondition, Write, WriteOp, WriteResult};
+pub use types::{
+    CommitResult, Document, Precondition, ReadCheck, Record, RecordCondition, Write, WriteOp,
+    WriteResult,
+};
 
 use async_trait::async_trait;
 use claimdb_model::{CollectionPath, DocPath};
@@ -37,7 +40,18 @@ pub trait Store: Send + Sync + 'static {
     /// Applies up to [`claimdb_model::limits::MAX_BATCH_WRITES`] writes atomically, in order
     /// (a later write sees the earlier ones). Any failing write or precondition fails the whole
     /// commit and changes nothing.
-    async fn commit(&self, writes: Vec<Write>) -> Result<CommitResult, StoreError>;
+    async fn commit(&self, writes: Vec<Write>) -> Result<CommitResult, StoreError> {
+        self.commit_checked(Vec::new(), writes).await
+    }
+
+    /// [`Store::commit`], applied only if every document in `checks` is still at the version
+    /// (or still absent) that the check names, checked in the same transaction; otherwise fails
+    /// with [`StoreError::Aborted`] and changes nothing.
+    async fn commit_checked(
+        &self,
+        checks: Vec<ReadCheck>,
+        writes: Vec<Write>,
+    ) -> Result<CommitResult, StoreError>;
 
     /// Runs a query from one consistent snapshot. Queries are answered from indexes, never by
     /// scanning a whole collection for a filter.
@@ -61,6 +75,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stops accepting writes once every queued write is durable. Idempotent.
     async fn close(&self) -> Result<(), StoreError>;
+
+    /// Reads one system record: claimdb's own small state (users and their custom claims,
+    /// revocations, persisted provider keys, refresh tokens, login attempts), kept apart from
+    /// documents — never visible through the document API, queries, export or rules.
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// The records of one namespace in key order, `limit` at a time, after `after`.
+    async fn list_records(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Sets (`Some`) or deletes (`None`) a record if `condition` holds, atomically and durably;
+    /// returns whether it did.
+    async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Option<String>,
+        condition: RecordCondition,
+    ) -> Result<bool, StoreError>;
+
+    /// Every record of every namespace in (namespace, key) order, after `after`: for migration.
+    async fn scan_records(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+
+    /// Removes a record and returns what it held, atomically: a single-use read (login states,
+    /// one-time codes). Of two concurrent takes of one record, one gets it.
+    async fn take_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        loop {
+            let Some(value) = self.get_record(namespace, key).await? else {
+                return Ok(None);
+            };
+            if self
+                .put_record(namespace, key, None, RecordCondition::Equals(value.clone()))
+                .await?
+            {
+                return Ok(Some(value));
+            }
+        }
+    }
 
     /// Lists a collection in document-id order, `page_size` at a time, after the document id
     /// `after` (exclusive) when given.

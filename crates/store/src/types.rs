@@ -89,3 +89,31 @@ pub struct CommitResult {
     pub version: u64,
     pub results: Vec<WriteResult>,
 }
+
+/// A condition on a document that a decision was made on, checked inside the commit: the
+/// document must still be at `version` (`None`: still absent). The engine uses these so a
+/// write is applied only against the state its rules were evaluated on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCheck {
+    pub path: DocPath,
+    pub version: Option<u64>,
+}
+
+/// A condition on a record's current value for [`crate::Store::put_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordCondition {
+    /// Whatever is there.
+    Any,
+    /// Only if there is no record.
+    Absent,
+    /// Only if the record holds exactly this value.
+    Equals(String),
+}
+
+/// One system record (see [`crate::Store::get_record`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub namespace: String,
+    pub key: String,
+    pub value: String,
+}

@@ -24,10 +24,12 @@ use crate::{
 
 mod differential;
 mod queries;
+mod records;
 mod writes;
 
 pub use differential::*;
 pub use queries::*;
+pub use records::*;
 pub use writes::*;
 
 /// Expands to one `#[tokio::test]` per conformance behaviour. `$make` is a callable returning a
@@ -76,6 +78,10 @@ macro_rules! conformance_tests {
             equality_pages_in_name_order,
             planned_queries_agree_with_brute_force,
             close_stops_writes,
+            records_round_trip_and_conditions,
+            records_list_and_scan_in_key_order,
+            take_record_is_single_use,
+            read_checks_guard_commits,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

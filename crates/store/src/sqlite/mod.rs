@@ -21,7 +21,9 @@ pub use schema::DB_FILE;
 use writer::{Job, Writer};
 
 use crate::query::PreparedQuery;
-use crate::{CommitResult, Document, Query, Store, StoreError, Write};
+use crate::{
+    CommitResult, Document, Query, ReadCheck, Record, RecordCondition, Store, StoreError, Write,
+};
 
 /// Read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -132,6 +134,19 @@ impl Inner {
     }
 }
 
+/// Namespaces and keys are non-empty and at most 1 KiB (what every backend can index).
+pub(crate) fn check_record_name(namespace: &str, key: &str) -> Result<(), StoreError> {
+    for (what, s) in [("namespace", namespace), ("key", key)] {
+        if s.is_empty() || s.len() > 1024 {
+            return Err(StoreError::InvalidArgument(format!(
+                "a record {what} must be 1 to 1024 bytes, not {}",
+                s.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
 }
@@ -152,7 +167,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn commit(&self, writes: Vec<Write>) -> Result<CommitResult, StoreError> {
+    async fn commit_checked(
+        &self,
+        checks: Vec<ReadCheck>,
+        writes: Vec<Write>,
+    ) -> Result<CommitResult, StoreError> {
         let max = claimdb_model::limits::MAX_BATCH_WRITES;
         if writes.len() > max {
             return Err(StoreError::InvalidArgument(format!(
@@ -160,7 +179,12 @@ impl Store for SqliteStore {
                 writes.len()
             )));
         }
-        self.submit(|reply| Job::Commit { writes, reply }).await
+        self.submit(|reply| Job::Commit {
+            checks,
+            writes,
+            reply,
+        })
+        .await
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {
@@ -191,6 +215,56 @@ impl Store for SqliteStore {
 
     async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError> {
         self.submit(|reply| Job::Restore { documents, reply }).await
+    }
+
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner
+            .with_reader(|conn| schema::get_record(conn, namespace, key))
+    }
+
+    async fn list_records(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let (ns, after) = (namespace.to_owned(), after.map(str::to_owned));
+        self.read_blocking(move |conn| read::list_records(conn, &ns, after.as_deref(), limit))
+            .await
+    }
+
+    async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Option<String>,
+        condition: RecordCondition,
+    ) -> Result<bool, StoreError> {
+        check_record_name(namespace, key)?;
+        self.submit(|reply| Job::Record {
+            ns: namespace.to_owned(),
+            key: key.to_owned(),
+            value,
+            condition,
+            reply,
+        })
+        .await
+    }
+
+    async fn scan_records(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let after = after.map(|(n, k)| (n.to_owned(), k.to_owned()));
+        self.read_blocking(move |conn| {
+            read::scan_records(
+                conn,
+                after.as_ref().map(|(n, k)| (n.as_str(), k.as_str())),
+                limit,
+            )
+        })
+        .await
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use rusqlite::types::Value as Sql;
 use super::schema::{DOC_COLUMNS, get_document, internal, read_document};
 use crate::index::{self, KIND_CONTAINS, KIND_VALUE};
 use crate::query::{Plan, PreparedQuery, Scope};
-use crate::{Document, StoreError};
+use crate::{Document, Record, StoreError};
 
 pub fn get_many(
     conn: &mut Connection,
@@ -46,6 +46,52 @@ pub fn scan(
         out.push(read_document(row)?);
     }
     Ok(out)
+}
+
+pub fn list_records(
+    conn: &Connection,
+    ns: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT key, value FROM records WHERE ns = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(rusqlite::params![ns, after.unwrap_or(""), limit], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(internal)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(internal)
+}
+
+pub fn scan_records(
+    conn: &Connection,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (ns, key) = after.unwrap_or(("", ""));
+    // A missing `after` must include the record ("", ""), which no namespace uses.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT ns, key, value FROM records WHERE (ns, key) > (?1, ?2) OR ?3 \
+             ORDER BY ns, key LIMIT ?4",
+        )
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(rusqlite::params![ns, key, after.is_none(), limit], |r| {
+            Ok(Record {
+                namespace: r.get(0)?,
+                key: r.get(1)?,
+                value: r.get(2)?,
+            })
+        })
+        .map_err(internal)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(internal)
 }
 
 /// Exclusive bounds on document keys.

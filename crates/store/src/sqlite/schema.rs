@@ -7,6 +7,7 @@
 //! - `idx`: the single-field index ([`crate::index`]): (parent, field, kind, key, doc) as the
 //!   primary key for collection queries, and a second B-tree on (grp, field, kind, key, doc) for
 //!   collection-group queries.
+//! - `records`: claimdb's system records (`Store::get_record`), keyed by (namespace, key).
 //! - `meta`: the last version and commit time, so both stay strictly increasing across restarts.
 
 use std::path::Path;
@@ -45,6 +46,12 @@ CREATE INDEX IF NOT EXISTS idx_group ON idx (grp, field, kind, key, doc);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT NOT NULL PRIMARY KEY,
     value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0);
 ";
@@ -129,6 +136,35 @@ pub fn get_document(conn: &Connection, path: &DocPath) -> Result<Option<Document
     let mut rows = stmt.query([path.sort_key()]).map_err(internal)?;
     match rows.next().map_err(internal)? {
         Some(row) => read_document(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads one system record on any connection.
+pub fn get_record(conn: &Connection, ns: &str, key: &str) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT value FROM records WHERE ns = ?1 AND key = ?2")
+        .map_err(internal)?;
+    let mut rows = stmt.query([ns, key]).map_err(internal)?;
+    match rows.next().map_err(internal)? {
+        Some(row) => Ok(Some(row.get(0).map_err(internal)?)),
+        None => Ok(None),
+    }
+}
+
+/// The version of the document at `path`, if it exists.
+pub fn document_version(conn: &Connection, path: &DocPath) -> Result<Option<u64>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT version FROM docs WHERE key = ?1")
+        .map_err(internal)?;
+    let mut rows = stmt.query([path.sort_key()]).map_err(internal)?;
+    match rows.next().map_err(internal)? {
+        Some(row) => {
+            let v: i64 = row.get(0).map_err(internal)?;
+            Ok(Some(u64::try_from(v).map_err(|_| {
+                StoreError::Internal(format!("stored document {path}: negative version"))
+            })?))
+        }
         None => Ok(None),
     }
 }

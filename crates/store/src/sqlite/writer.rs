@@ -22,22 +22,30 @@ use claimdb_model::{DocPath, Timestamp};
 use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::schema::{get_document, internal};
+use super::schema::{document_version, get_document, get_record, internal};
 use crate::apply::apply_write;
 use crate::index::{self, IndexEntry};
-use crate::{CommitResult, Document, StoreError, Write, WriteResult};
+use crate::{CommitResult, Document, ReadCheck, RecordCondition, StoreError, Write, WriteResult};
 
 /// Most jobs made durable by one COMMIT.
 pub const MAX_GROUP: usize = 256;
 
 pub enum Job {
     Commit {
+        checks: Vec<ReadCheck>,
         writes: Vec<Write>,
         reply: oneshot::Sender<Result<CommitResult, StoreError>>,
     },
     Restore {
         documents: Vec<Document>,
         reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Record {
+        ns: String,
+        key: String,
+        value: Option<String>,
+        condition: RecordCondition,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     /// Finish the jobs queued before this one, then stop.
     Close { reply: oneshot::Sender<()> },
@@ -75,6 +83,10 @@ enum Outcome {
         oneshot::Sender<Result<(), StoreError>>,
         Result<(), StoreError>,
     ),
+    Record(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
 }
 
 impl Outcome {
@@ -88,6 +100,12 @@ impl Outcome {
                 });
             }
             Outcome::Restore(reply, r) => {
+                let _ = reply.send(match failure {
+                    Some(e) => r.and(Err(e.clone())),
+                    None => r,
+                });
+            }
+            Outcome::Record(reply, r) => {
                 let _ = reply.send(match failure {
                     Some(e) => r.and(Err(e.clone())),
                     None => r,
@@ -266,14 +284,19 @@ impl Writer {
             let before = (self.version, self.commit_us);
             // A one-write commit fails in its checks before it changes anything, so it needs no
             // savepoint; if storing it fails (an SQL error), the whole group is given up below.
-            let savepoint = !matches!(&job, Job::Commit { writes, .. } if writes.len() <= 1);
+            let savepoint = !matches!(&job, Job::Commit { writes, .. } if writes.len() <= 1)
+                && !matches!(&job, Job::Record { .. });
             if savepoint && let Err(e) = self.exec("SAVEPOINT job") {
                 fail(job, internal(e));
                 break;
             }
             let (ok, dirty) = match job {
-                Job::Commit { writes, reply } => {
-                    let r = self.commit(&writes);
+                Job::Commit {
+                    checks,
+                    writes,
+                    reply,
+                } => {
+                    let r = self.commit(&checks, &writes);
                     let ok = r.is_ok();
                     let dirty = r.as_ref().is_err_and(|e| !is_check_failure(e));
                     outcomes.push(Outcome::Commit(reply, r));
@@ -284,6 +307,18 @@ impl Writer {
                     let ok = r.is_ok();
                     outcomes.push(Outcome::Restore(reply, r));
                     (ok, true)
+                }
+                Job::Record {
+                    ns,
+                    key,
+                    value,
+                    condition,
+                    reply,
+                } => {
+                    let r = self.put_record(&ns, &key, value.as_deref(), &condition);
+                    let ok = r.is_ok();
+                    outcomes.push(Outcome::Record(reply, r));
+                    (ok, !ok)
                 }
                 Job::Close { reply } => {
                     let _ = reply.send(());
@@ -349,7 +384,44 @@ impl Writer {
         Ok(())
     }
 
-    fn commit(&mut self, writes: &[Write]) -> Result<CommitResult, StoreError> {
+    /// Sets or deletes a record if `condition` holds (one statement: it needs no savepoint).
+    fn put_record(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Option<&str>,
+        condition: &RecordCondition,
+    ) -> Result<bool, StoreError> {
+        let current = get_record(&self.conn, ns, key)?;
+        let holds = match condition {
+            RecordCondition::Any => true,
+            RecordCondition::Absent => current.is_none(),
+            RecordCondition::Equals(v) => current.as_deref() == Some(v.as_str()),
+        };
+        if !holds {
+            return Ok(false);
+        }
+        let changed = match value {
+            Some(v) => self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO records (ns, key, value) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![ns, key, v])),
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM records WHERE ns = ?1 AND key = ?2")
+                .and_then(|mut stmt| stmt.execute(params![ns, key])),
+        };
+        changed.map_err(internal)?;
+        Ok(true)
+    }
+
+    fn commit(
+        &mut self,
+        checks: &[ReadCheck],
+        writes: &[Write],
+    ) -> Result<CommitResult, StoreError> {
         if writes.len() > claimdb_model::limits::MAX_BATCH_WRITES {
             return Err(StoreError::InvalidArgument(format!(
                 "a commit holds at most {} writes, not {}",
@@ -367,6 +439,15 @@ impl Writer {
             .max(self.commit_us.saturating_add(1));
         let now = Timestamp::from_micros(now_us)
             .map_err(|e| StoreError::Internal(format!("commit clock: {e}")))?;
+        for check in checks {
+            let now = document_version(&self.conn, &check.path)?;
+            if now != check.version {
+                return Err(StoreError::Aborted(format!(
+                    "{} changed while the request was being decided",
+                    check.path
+                )));
+            }
+        }
         self.version = version;
         self.commit_us = now_us;
         let mut results = Vec::with_capacity(writes.len());
@@ -505,6 +586,7 @@ fn is_check_failure(e: &StoreError) -> bool {
             | StoreError::NotFound(_)
             | StoreError::AlreadyExists(_)
             | StoreError::FailedPrecondition(_)
+            | StoreError::Aborted(_)
     )
 }
 
@@ -514,6 +596,9 @@ fn fail(job: Job, e: StoreError) {
             let _ = reply.send(Err(e));
         }
         Job::Restore { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Job::Record { reply, .. } => {
             let _ = reply.send(Err(e));
         }
         Job::Close { reply } => {
