@@ -25,6 +25,10 @@ const KEYS: &[&str] = &[
     "log",
     "providers",
     "key_cache",
+    "rules",
+    "admin_key",
+    "admin_roles",
+    "explain_denials",
 ];
 
 /// The file's keys as written, before defaults and validation.
@@ -38,6 +42,11 @@ struct RawConfig {
     #[serde(default)]
     providers: Vec<ProviderConfig>,
     key_cache: Option<KeyCacheConfig>,
+    rules: Option<PathBuf>,
+    admin_key: Option<String>,
+    #[serde(default)]
+    admin_roles: Vec<String>,
+    explain_denials: Option<bool>,
 }
 
 /// Overrides given as command-line flags.
@@ -59,6 +68,15 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// JWKS and verified-token cache behaviour (`[key_cache]`).
     pub key_cache: KeyCacheConfig,
+    /// The Firestore rules file (hot-reloaded); `None`: locked-down rules (deny everything).
+    pub rules: Option<PathBuf>,
+    /// The admin key; `None`: one is created at first start and stored only as a hash.
+    pub admin_key: Option<String>,
+    /// Callers holding any of these roles may use the admin API.
+    pub admin_roles: Vec<String>,
+    /// Whether `permission-denied` errors explain the denial (default: on without a config
+    /// file — the dev server —, off with one).
+    pub explain_denials: bool,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -107,6 +125,11 @@ impl Config {
             bail!("max_body_bytes = {max_body_bytes} is too small; use at least 1024");
         }
         validate_providers(&raw.providers).context("invalid [[providers]]")?;
+        if let Some(key) = &raw.admin_key
+            && key.len() < 16
+        {
+            bail!("admin_key is too short; use at least 16 characters (32 random bytes are best)");
+        }
         let key_cache = raw.key_cache.unwrap_or_default();
         key_cache.validate().context("invalid [key_cache]")?;
         Ok(Config {
@@ -120,6 +143,10 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             max_body_bytes,
             log: raw.log.unwrap_or_else(|| "info".into()),
+            rules: raw.rules,
+            admin_key: raw.admin_key,
+            admin_roles: raw.admin_roles,
+            explain_denials: raw.explain_denials.unwrap_or(file.is_none()),
             source: file.map(Path::to_path_buf),
         })
     }

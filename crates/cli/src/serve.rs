@@ -5,11 +5,19 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use anyhow::Context;
-use claimdb_engine::Engine;
+use base64::Engine as _;
+use claimdb_engine::identity_store::{StoreKeyPersistence, StoreRevocation};
+use claimdb_engine::{Engine, EngineOptions, compile_rules};
+use claimdb_identity::io::SystemClock;
+use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps};
+use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
-use claimdb_store::Store;
 use claimdb_store::sqlite::SqliteStore;
+use claimdb_store::{RecordCondition, Store};
 use tracing_subscriber::EnvFilter;
 
 use crate::ConfigArgs;
@@ -35,6 +43,26 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             config.data_dir.display()
         )
     })?);
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let (ruleset, origin) = load_rules(config.rules.as_deref())?;
+    let admin_key = admin_key(&dyn_store, config.admin_key.as_deref()).await?;
+    let verifier = if config.providers.is_empty() {
+        None
+    } else {
+        let deps = VerifierDeps {
+            fetcher: Arc::new(
+                HttpFetcher::new(Duration::from_millis(config.key_cache.fetch_timeout_ms))
+                    .context("HTTP client")?,
+            ),
+            persistence: Arc::new(StoreKeyPersistence(dyn_store.clone())),
+            revocation: Arc::new(StoreRevocation(dyn_store.clone())),
+            clock: Arc::new(SystemClock),
+        };
+        Some(Arc::new(
+            Verifier::from_configs(&config.providers, config.key_cache.clone(), deps)
+                .context("invalid [[providers]]")?,
+        ))
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -46,15 +74,17 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             "claimdb listening on http://{addr} (data in {})",
             config.data_dir.display()
         )?;
-        writeln!(
-            out,
-            "note: authorization is not enforced yet in this version; every request is allowed. Keep it on loopback."
-        )?;
-        if !config.providers.is_empty() {
+        match &config.rules {
+            Some(path) => writeln!(out, "rules: {} (reloaded when it changes)", path.display())?,
+            None => writeln!(
+                out,
+                "rules: none configured, so every request is denied (set `rules = \"firestore.rules\"` or PUT /v1/admin/rules)"
+            )?,
+        }
+        if let AdminKey::Created(key) = &admin_key {
             writeln!(
                 out,
-                "note: {} provider(s) configured; `claimdb token inspect` checks tokens against them, but the server does not enforce them yet.",
-                config.providers.len()
+                "admin key (shown only this once; claimdb keeps only its hash): {key}\n  send it as X-Claimdb-Admin-Key to use /v1/admin"
             )?;
         }
         out.flush()?;
@@ -65,7 +95,23 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(none)".into());
     tracing::info!(%addr, data_dir = %config.data_dir.display(), config = %config_file, "claimdb started");
-    let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>));
+    let mut options = EngineOptions::new(ruleset, origin);
+    options.verifier = verifier.clone();
+    options.explain_denials = config.explain_denials;
+    options.admin_roles = config.admin_roles.clone();
+    options.admin_key_sha256 = Some(admin_key.sha256());
+    let engine = Arc::new(Engine::new(dyn_store, options));
+    if let Some(verifier) = verifier {
+        // Keys are fetched after the listener is up: /readyz says "not ready" until every
+        // provider has keys, and a request arriving meanwhile waits for the first fetch.
+        tokio::spawn(async move {
+            verifier.start().await;
+            let _ = verifier.spawn_background(Duration::from_secs(60)).await;
+        });
+    }
+    if let Some(path) = config.rules.clone() {
+        tokio::spawn(watch_rules(path, engine.clone()));
+    }
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
     };
@@ -75,6 +121,119 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     store.close().await.context("closing the store")?;
     tracing::info!("claimdb stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Compiles the rules file, or the locked-down rules when none is configured.
+fn load_rules(path: Option<&Path>) -> anyhow::Result<(Ruleset, String)> {
+    let Some(path) = path else {
+        return Ok((Ruleset::locked(), "default (locked)".into()));
+    };
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the rules file {}", path.display()))?;
+    let ruleset = compile_rules(&source).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((ruleset, path.display().to_string()))
+}
+
+/// How often the rules file is checked for changes.
+const RULES_POLL: Duration = Duration::from_secs(1);
+
+/// Reloads the rules file whenever its content changes: compiled and swapped in atomically, or
+/// refused with the compile errors logged while the running rules stay.
+async fn watch_rules(path: PathBuf, engine: Arc<Engine>) {
+    let mut last = std::fs::read(&path).ok();
+    loop {
+        tokio::time::sleep(RULES_POLL).await;
+        let now = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if last.is_some() {
+                    tracing::warn!(rules = %path.display(), "cannot read the rules file ({e}); the running rules stay");
+                    last = None;
+                }
+                continue;
+            }
+        };
+        if last.as_deref() == Some(now.as_slice()) {
+            continue;
+        }
+        last = Some(now.clone());
+        let compiled = String::from_utf8(now)
+            .map_err(|_| "the file is not UTF-8".to_string())
+            .and_then(|src| compile_rules(&src).map_err(|e| e.to_string()));
+        match compiled {
+            Ok(ruleset) => {
+                engine.replace_rules(ruleset, path.display().to_string());
+                tracing::info!(rules = %path.display(), "rules reloaded");
+            }
+            Err(e) => {
+                tracing::error!(rules = %path.display(), "the changed rules were refused; the running rules stay: {e}");
+            }
+        }
+    }
+}
+
+/// The record holding the SHA-256 of a generated admin key (hex).
+const ADMIN_KEY_RECORD: (&str, &str) = ("system", "admin_key_sha256");
+
+enum AdminKey {
+    Configured([u8; 32]),
+    Stored([u8; 32]),
+    Created(String),
+}
+
+impl AdminKey {
+    fn sha256(&self) -> [u8; 32] {
+        match self {
+            AdminKey::Configured(h) | AdminKey::Stored(h) => *h,
+            AdminKey::Created(key) => sha256(key),
+        }
+    }
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The configured admin key; else the stored hash of the generated one; else a new key,
+/// created now, stored only as its hash and shown once.
+async fn admin_key(store: &Arc<dyn Store>, configured: Option<&str>) -> anyhow::Result<AdminKey> {
+    if let Some(key) = configured {
+        return Ok(AdminKey::Configured(sha256(key)));
+    }
+    let (ns, name) = ADMIN_KEY_RECORD;
+    let parse = |hex: &str| -> anyhow::Result<[u8; 32]> {
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .context("the stored admin key hash is corrupt")?;
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the stored admin key hash has the wrong length"))
+    };
+    if let Some(hex) = store.get_record(ns, name).await? {
+        return Ok(AdminKey::Stored(parse(&hex)?));
+    }
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw);
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let hex: String = sha256(&key).iter().map(|b| format!("{b:02x}")).collect();
+    if store
+        .put_record(ns, name, Some(hex), RecordCondition::Absent)
+        .await?
+    {
+        Ok(AdminKey::Created(key))
+    } else {
+        // Another node created one first: use theirs.
+        let hex = store
+            .get_record(ns, name)
+            .await?
+            .context("the admin key record vanished")?;
+        Ok(AdminKey::Stored(parse(&hex)?))
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

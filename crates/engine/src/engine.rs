@@ -1,24 +1,36 @@
 //! [`Engine`]: one method per operation. Each takes the request's context and domain inputs,
-//! would authenticate and authorize here (every request is allowed until identity and rules
-//! land), then executes against the store and shapes the result.
+//! authenticates the caller (identity), decides the operation with the active rules, then
+//! executes it against the store and shapes the result.
 //!
-//! Single-document writes go through the same atomic `commit` as batches, so preconditions are
-//! checked inside the store's transaction: two racing `If-Match` writers cannot both win.
+//! Writes are decided against the document states they will apply to: every document the rules
+//! looked at is pinned by a read check in the same atomic `commit_checked`, and a concurrent
+//! change makes the engine decide again on the new state. Preconditions are checked inside the
+//! store's transaction too: two racing `If-Match` writers cannot both win.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use claimdb_identity::Verifier;
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
-use claimdb_model::{CollectionPath, DocPath};
+use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
+use claimdb_rules::{Method, Request, Ruleset, Target};
 use claimdb_store::{
-    CommitResult, Document, Precondition, Query, Store, Write, WriteOp, WriteResult,
+    CommitResult, Document, Precondition, Query, Store, StoreError, Write, WriteOp, WriteResult,
+    apply_write,
 };
 
+use crate::auth::{self, Credential, Principal};
+use crate::authz::{self, ActiveRules, Loaded, RulesCell};
 use crate::batch;
 use crate::context::RequestContext;
 use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query;
+use crate::users;
+
+/// Times a write is decided again after a document it was decided on changed concurrently.
+const MAX_DECIDE_ATTEMPTS: usize = 8;
 
 /// The condition a single-document write puts on the document's current state.
 ///
@@ -54,32 +66,209 @@ pub struct SetOutcome {
     pub created: bool,
 }
 
+/// How the engine authenticates and authorizes.
+pub struct EngineOptions {
+    /// The rules every request is decided by.
+    pub rules: Ruleset,
+    /// Where they came from (a file name, `default`), for explanations and the audit log.
+    pub rules_origin: String,
+    /// Verifies bearer tokens; `None` refuses every bearer token (`unknown-issuer`).
+    pub verifier: Option<Arc<Verifier>>,
+    /// Whether a `permission-denied` error carries the denial's explanation.
+    pub explain_denials: bool,
+    /// Callers holding any of these roles may use the admin API.
+    pub admin_roles: Vec<String>,
+    /// SHA-256 of the admin key; `None`: no admin key is accepted.
+    pub admin_key_sha256: Option<[u8; 32]>,
+}
+
+impl EngineOptions {
+    /// Deciding by `rules`, with no providers, explanations on and no admin access.
+    pub fn new(rules: Ruleset, rules_origin: impl Into<String>) -> Self {
+        EngineOptions {
+            rules,
+            rules_origin: rules_origin.into(),
+            verifier: None,
+            explain_denials: true,
+            admin_roles: Vec::new(),
+            admin_key_sha256: None,
+        }
+    }
+}
+
 /// Executes requests against a store.
 pub struct Engine {
     store: Arc<dyn Store>,
+    rules: RulesCell,
+    verifier: Option<Arc<Verifier>>,
+    explain_denials: bool,
+    admin_roles: Vec<String>,
+    admin_key_sha256: Option<[u8; 32]>,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Engine { store }
+    pub fn new(store: Arc<dyn Store>, options: EngineOptions) -> Self {
+        Engine {
+            store,
+            rules: RulesCell::new(ActiveRules {
+                ruleset: options.rules,
+                origin: options.rules_origin,
+            }),
+            verifier: options.verifier,
+            explain_denials: options.explain_denials,
+            admin_roles: options.admin_roles,
+            admin_key_sha256: options.admin_key_sha256,
+        }
     }
 
-    /// Reads one document; `NotFound` when it does not exist.
-    pub async fn get(
+    /// The store requests run against.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The token verifier, if any provider is configured.
+    pub fn verifier(&self) -> Option<&Arc<Verifier>> {
+        self.verifier.as_ref()
+    }
+
+    /// The active rules.
+    pub fn rules(&self) -> Arc<ActiveRules> {
+        self.rules.load()
+    }
+
+    /// Swaps in new rules atomically: requests already deciding finish on the old ones.
+    pub fn replace_rules(&self, ruleset: Ruleset, origin: impl Into<String>) {
+        self.rules.store(ActiveRules {
+            ruleset,
+            origin: origin.into(),
+        });
+    }
+
+    /// Who is asking: `None` without a credential; `unauthenticated` for a refused one.
+    pub async fn authenticate(
         &self,
-        _ctx: &RequestContext,
-        path: &DocPath,
-    ) -> Result<Document, EngineError> {
-        self.store
-            .get(path)
+        ctx: &RequestContext,
+    ) -> Result<Option<Principal>, EngineError> {
+        let token = match &ctx.credential {
+            Credential::None => return Ok(None),
+            Credential::Bearer(token) => token,
+        };
+        let Some(verifier) = &self.verifier else {
+            return Err(EngineError::Unauthenticated {
+                message: "a bearer token was sent but no identity provider is configured".into(),
+                reason: "unknown-issuer",
+            });
+        };
+        let verified = verifier
+            .verify(token, std::time::SystemTime::now())
+            .await
+            .map_err(|e| {
+                if e.is_operational() {
+                    tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
+                }
+                EngineError::Unauthenticated {
+                    message: e.to_string(),
+                    reason: e.reason(),
+                }
+            })?;
+        let custom = users::load(&*self.store, &verified.uid)
             .await?
-            .ok_or_else(|| EngineError::not_found(format!("document {path} does not exist")))
+            .map(|r| r.custom_claims)
+            .unwrap_or_default();
+        Ok(Some(auth::principal(verifier, &verified, custom)))
+    }
+
+    /// Whether the caller may use the admin API: the admin key, or a token with an admin role.
+    pub async fn authorize_admin(&self, ctx: &RequestContext) -> Result<(), EngineError> {
+        if let Some(key) = &ctx.admin_key {
+            let matches = self.admin_key_sha256.is_some_and(|want| {
+                let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
+                aws_lc_rs::constant_time::verify_slices_are_equal(got.as_ref(), &want).is_ok()
+            });
+            if matches {
+                return Ok(());
+            }
+            return Err(EngineError::Unauthenticated {
+                message: "the admin key is not valid".into(),
+                reason: "bad-admin-key",
+            });
+        }
+        match self.authenticate(ctx).await? {
+            Some(p) if p.roles.iter().any(|r| self.admin_roles.contains(r)) => Ok(()),
+            Some(p) => Err(EngineError::PermissionDenied {
+                message: format!(
+                    "user {} has none of the admin roles ({}); send the admin key or a token with one",
+                    p.uid,
+                    self.admin_roles.join(", ")
+                ),
+                details: None,
+                write_index: None,
+            }),
+            None => Err(EngineError::Unauthenticated {
+                message: "the admin API needs the admin key (X-Claimdb-Admin-Key) or a bearer token with an admin role".into(),
+                reason: "missing-credential",
+            }),
+        }
+    }
+
+    /// Decides one request and reports a denial as `permission-denied`.
+    async fn check(
+        &self,
+        ctx: &RequestContext,
+        rules: &ActiveRules,
+        request: &Request,
+        loaded: &mut Loaded,
+    ) -> Result<(), EngineError> {
+        let decision = authz::decide(&rules.ruleset, request, loaded, &*self.store).await?;
+        self.audit(ctx, request, &decision, &rules.origin);
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(authz::denied(
+                rules,
+                request,
+                &decision,
+                loaded,
+                self.explain_denials,
+            ))
+        }
+    }
+
+    /// Records a decision (the audit log hooks in here).
+    fn audit(
+        &self,
+        ctx: &RequestContext,
+        request: &Request,
+        decision: &claimdb_rules::Decision,
+        origin: &str,
+    ) {
+        if !decision.allowed {
+            tracing::debug!(
+                request_id = %ctx.request_id,
+                method = request.method.name(),
+                rule = authz::rule_location(origin, decision).as_deref(),
+                reason = authz::deny_reason(request.method, decision),
+                "denied"
+            );
+        }
+    }
+
+    /// Reads one document; `NotFound` when it does not exist (and the rules allow the read).
+    pub async fn get(&self, ctx: &RequestContext, path: &DocPath) -> Result<Document, EngineError> {
+        let auth = self.authenticate(ctx).await?;
+        let rules = self.rules.load();
+        let doc = self.store.get(path).await?;
+        let mut request = rules_request(Method::Get, Target::Doc(path.clone()), auth.as_ref());
+        request.existing = authz::data(doc.as_ref());
+        let mut loaded = Loaded::default();
+        self.check(ctx, &rules, &request, &mut loaded).await?;
+        doc.ok_or_else(|| EngineError::not_found(format!("document {path} does not exist")))
     }
 
     /// Creates a document at `path`; `AlreadyExists` if there is one.
     pub async fn create(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         path: DocPath,
         data: DecodedWrite,
     ) -> Result<Document, EngineError> {
@@ -87,7 +276,7 @@ impl Engine {
             data: data.data,
             transforms: data.transforms,
         };
-        let result = self.write_one(Write::new(path, op)).await?;
+        let result = self.write_one(ctx, Write::new(path, op)).await?;
         written(result)
     }
 
@@ -116,7 +305,7 @@ impl Engine {
     /// Replaces the document at `path`, or creates it.
     pub async fn set(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         path: DocPath,
         data: DecodedWrite,
         condition: impl Into<WriteCondition>,
@@ -127,7 +316,7 @@ impl Engine {
             transforms: data.transforms,
         };
         let result = self
-            .write_one(Write::new(path, op).with_precondition(precondition))
+            .write_one(ctx, Write::new(path, op).with_precondition(precondition))
             .await?;
         let created = !result.existed;
         Ok(SetOutcome {
@@ -139,7 +328,7 @@ impl Engine {
     /// Merges dotted field paths into an existing document; `NotFound` when it does not exist.
     pub async fn update(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         path: DocPath,
         update: DecodedUpdate,
         condition: impl Into<WriteCondition>,
@@ -150,7 +339,7 @@ impl Engine {
             transforms: update.transforms,
         };
         let result = self
-            .write_one(Write::new(path, op).with_precondition(precondition))
+            .write_one(ctx, Write::new(path, op).with_precondition(precondition))
             .await?;
         written(result)
     }
@@ -158,24 +347,40 @@ impl Engine {
     /// Deletes a document. Deleting a missing document succeeds unless a condition says not.
     pub async fn delete(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         path: DocPath,
         condition: impl Into<WriteCondition>,
     ) -> Result<(), EngineError> {
         let precondition = self.resolve(&path, condition.into()).await?;
-        self.write_one(Write::new(path, WriteOp::Delete).with_precondition(precondition))
-            .await?;
+        self.write_one(
+            ctx,
+            Write::new(path, WriteOp::Delete).with_precondition(precondition),
+        )
+        .await?;
         Ok(())
     }
 
     /// One page of a collection in document-id order.
     pub async fn list(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         collection: &CollectionPath,
         request: &ListRequest,
     ) -> Result<ListPage, EngineError> {
         let page_size = list::page_size(request.page_size)?;
+        let auth = self.authenticate(ctx).await?;
+        let rules = self.rules.load();
+        let mut rules_request = rules_request(
+            Method::List,
+            Target::Collection(collection.clone()),
+            auth.as_ref(),
+        );
+        rules_request.query = Some(claimdb_rules::Query {
+            limit: i64::try_from(page_size).ok(),
+            ..claimdb_rules::Query::default()
+        });
+        self.check(ctx, &rules, &rules_request, &mut Loaded::default())
+            .await?;
         let after = request
             .page_token
             .as_deref()
@@ -201,10 +406,15 @@ impl Engine {
     /// Runs a query.
     pub async fn query(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         query: &Query,
     ) -> Result<Vec<Document>, EngineError> {
         query::validate(query)?;
+        let auth = self.authenticate(ctx).await?;
+        let rules = self.rules.load();
+        let request = query::rules_request(query, auth.as_ref().map(Principal::rules_value))?;
+        self.check(ctx, &rules, &request, &mut Loaded::default())
+            .await?;
         Ok(self.store.query(query).await?)
     }
 
@@ -212,12 +422,89 @@ impl Engine {
     /// the index of the failing write when it can be determined.
     pub async fn batch(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         writes: Vec<Write>,
     ) -> Result<CommitResult, EngineError> {
         batch::check_size(&writes)?;
+        let auth = self.authenticate(ctx).await?;
+        let auth = auth.as_ref().map(Principal::rules_value);
+        let rules = self.rules.load();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let checks = self
+                .decide_batch(ctx, &rules, &writes, auth.as_ref())
+                .await?;
+            match self.commit_batch(checks, writes.clone()).await {
+                Err(EngineError::Aborted { .. }) if attempts < MAX_DECIDE_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Decides every write of a batch against the state it applies to — each write sees the
+    /// ones before it, and `getAfter()` sees the whole batch applied. Returns the read checks
+    /// that pin the decision for the commit.
+    async fn decide_batch(
+        &self,
+        ctx: &RequestContext,
+        rules: &ActiveRules,
+        writes: &[Write],
+        auth: Option<&claimdb_model::Value>,
+    ) -> Result<Vec<claimdb_store::ReadCheck>, EngineError> {
+        let mut paths: Vec<DocPath> = Vec::new();
+        for w in writes {
+            if !paths.contains(&w.path) {
+                paths.push(w.path.clone());
+            }
+        }
+        let stored = self.store.get_many(&paths).await?;
+        let mut loaded = Loaded::default();
+        let mut state: HashMap<DocPath, Option<Document>> = HashMap::new();
+        for (path, doc) in paths.iter().zip(stored) {
+            loaded.insert(path.clone(), doc.as_ref());
+            state.insert(path.clone(), doc);
+        }
+        let now = Timestamp::now();
+        let mut requests = Vec::with_capacity(writes.len());
+        for w in writes {
+            let current = state.get(&w.path).cloned().flatten();
+            let (method, existing, after) = simulate(current.as_ref(), w, now);
+            let mut request = Request::new(method, Target::Doc(w.path.clone()), now);
+            request.auth = auth.cloned();
+            request.existing = existing;
+            request.incoming = after.as_ref().map(|d| d.data.clone());
+            requests.push(request);
+            if let Ok(next) = apply_write(current.as_ref(), &unconditional(w), now, 0) {
+                state.insert(w.path.clone(), next);
+            }
+        }
+        for (path, doc) in &state {
+            loaded
+                .prefetch
+                .insert_after(path.clone(), doc.as_ref().map(|d| d.data.clone()));
+        }
+        let decisions =
+            authz::decide_batch(&rules.ruleset, &requests, &mut loaded, &*self.store).await?;
+        for (i, (request, decision)) in requests.iter().zip(&decisions).enumerate() {
+            self.audit(ctx, request, decision, &rules.origin);
+            if !decision.allowed {
+                return Err(
+                    authz::denied(rules, request, decision, &loaded, self.explain_denials)
+                        .at_write(i),
+                );
+            }
+        }
+        Ok(loaded.checks)
+    }
+
+    async fn commit_batch(
+        &self,
+        checks: Vec<claimdb_store::ReadCheck>,
+        writes: Vec<Write>,
+    ) -> Result<CommitResult, EngineError> {
         let preconditions: Vec<Precondition> = writes.iter().map(|w| w.precondition).collect();
-        match self.store.commit(writes).await {
+        match self.store.commit_checked(checks, writes).await {
             Ok(result) => Ok(result),
             Err(e) => {
                 // A store names the failing write of a multi-write commit; a single write is 0.
@@ -238,21 +525,71 @@ impl Engine {
     }
 
     /// Whether the engine can serve requests (the store answers).
+    /// Whether the engine can serve requests: the store answers and every identity provider
+    /// has usable keys (fetched, or loaded from the persisted copy).
     pub async fn ready(&self, _ctx: &RequestContext) -> Result<(), EngineError> {
-        Ok(self.store.ping().await?)
+        self.store.ping().await?;
+        if let Some(verifier) = &self.verifier {
+            let now = std::time::SystemTime::now();
+            if !verifier.ready(now) {
+                let waiting: Vec<String> = verifier
+                    .metrics(now)
+                    .into_iter()
+                    .filter(|m| m.keys == 0)
+                    .map(|m| m.provider)
+                    .collect();
+                return Err(EngineError::Unavailable {
+                    message: format!(
+                        "waiting for the signing keys of provider(s) {}",
+                        waiting.join(", ")
+                    ),
+                    write_index: None,
+                });
+            }
+        }
+        Ok(())
     }
 
-    async fn write_one(&self, write: Write) -> Result<WriteResult, EngineError> {
+    /// Decides one write against the document's current state, then commits it pinned to
+    /// that state (deciding again if it changed meanwhile).
+    async fn write_one(
+        &self,
+        ctx: &RequestContext,
+        write: Write,
+    ) -> Result<WriteResult, EngineError> {
+        let auth = self.authenticate(ctx).await?;
+        let rules = self.rules.load();
         let precondition = write.precondition;
-        let mut result = self
-            .store
-            .commit(vec![write])
-            .await
-            .map_err(|e| conditional(EngineError::from(e), precondition))?;
-        result
-            .results
-            .pop()
-            .ok_or_else(|| EngineError::internal("the store returned no result for a write"))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self.store.get(&write.path).await?;
+            let mut loaded = Loaded::default();
+            loaded.insert(write.path.clone(), current.as_ref());
+            let now = Timestamp::now();
+            let (method, existing, after) = simulate(current.as_ref(), &write, now);
+            loaded
+                .prefetch
+                .insert_after(write.path.clone(), after.as_ref().map(|d| d.data.clone()));
+            let mut request = rules_request(method, Target::Doc(write.path.clone()), auth.as_ref());
+            request.time = now;
+            request.existing = existing;
+            request.incoming = after.map(|d| d.data);
+            self.check(ctx, &rules, &request, &mut loaded).await?;
+            match self
+                .store
+                .commit_checked(loaded.checks, vec![write.clone()])
+                .await
+            {
+                Ok(mut result) => {
+                    return result.results.pop().ok_or_else(|| {
+                        EngineError::internal("the store returned no result for a write")
+                    });
+                }
+                Err(StoreError::Aborted(_)) if attempts < MAX_DECIDE_ATTEMPTS => continue,
+                Err(e) => return Err(conditional(EngineError::from(e), precondition)),
+            }
+        }
     }
 
     /// Turns a set of acceptable versions into one store precondition. With several versions the
@@ -318,6 +655,45 @@ fn conditional(error: EngineError, precondition: Precondition) -> EngineError {
             write_index,
         },
         (error, _) => error,
+    }
+}
+
+/// A rules request for `method` on `target` by `auth` at the current time.
+fn rules_request(method: Method, target: Target, auth: Option<&Principal>) -> Request {
+    let mut request = Request::new(method, target, Timestamp::now());
+    request.auth = auth.map(Principal::rules_value);
+    request
+}
+
+/// The same write without its precondition (for computing what it would produce: the store
+/// checks the precondition itself at commit).
+fn unconditional(write: &Write) -> Write {
+    let mut w = write.clone();
+    w.precondition = Precondition::None;
+    w
+}
+
+/// What a write is to the rules: its method, `resource` (the stored data, absent for a create)
+/// and the document after it (`request.resource`; `None` for a delete, or when the write cannot
+/// apply — then the store reports why, if the rules allow it at all).
+fn simulate(
+    current: Option<&Document>,
+    write: &Write,
+    now: Timestamp,
+) -> (Method, Option<Map>, Option<Document>) {
+    let w = unconditional(write);
+    match (&write.op, current) {
+        (WriteOp::Create { .. }, _) | (WriteOp::Set { .. }, None) => (
+            Method::Create,
+            None,
+            apply_write(None, &w, now, 0).ok().flatten(),
+        ),
+        (WriteOp::Set { .. } | WriteOp::Update { .. }, _) => (
+            Method::Update,
+            authz::data(current),
+            apply_write(current, &w, now, 0).ok().flatten(),
+        ),
+        (WriteOp::Delete, _) => (Method::Delete, authz::data(current), None),
     }
 }
 

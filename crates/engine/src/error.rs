@@ -31,6 +31,21 @@ pub enum EngineError {
         message: String,
         write_index: Option<usize>,
     },
+    /// The credential was refused: `reason` is the machine-readable cause (`expired`,
+    /// `bad-signature`, …).
+    #[error("{message}")]
+    Unauthenticated {
+        message: String,
+        reason: &'static str,
+    },
+    /// The rules (or the admin condition) do not allow the request. `details` carries the
+    /// denial's explanation when explanations are on.
+    #[error("{message}")]
+    PermissionDenied {
+        message: String,
+        details: Option<Box<serde_json::Value>>,
+        write_index: Option<usize>,
+    },
     /// The request conflicted with concurrent writes too often; retrying it may work.
     #[error("{message}")]
     Aborted {
@@ -93,6 +108,8 @@ impl EngineError {
             EngineError::NotFound { .. } => "not-found",
             EngineError::AlreadyExists { .. } => "already-exists",
             EngineError::FailedPrecondition { .. } => "failed-precondition",
+            EngineError::Unauthenticated { .. } => "unauthenticated",
+            EngineError::PermissionDenied { .. } => "permission-denied",
             EngineError::Aborted { .. } => "aborted",
             EngineError::ResourceExhausted { .. } => "resource-exhausted",
             EngineError::Unavailable { .. } => "unavailable",
@@ -113,12 +130,20 @@ impl EngineError {
 
     /// The same error, attributed to write `index` of a batch.
     pub fn at_write(mut self, index: usize) -> Self {
-        *self.index_mut() = Some(index);
+        if let Some(slot) = self.index_mut() {
+            *slot = Some(index);
+        }
         self
     }
 
     fn parts(&self) -> (&str, Option<usize>) {
         match self {
+            EngineError::Unauthenticated { message, .. } => (message, None),
+            EngineError::PermissionDenied {
+                message,
+                write_index,
+                ..
+            } => (message, *write_index),
             EngineError::InvalidArgument {
                 message,
                 write_index,
@@ -154,8 +179,11 @@ impl EngineError {
         }
     }
 
-    fn index_mut(&mut self) -> &mut Option<usize> {
+    fn index_mut(&mut self) -> Option<&mut Option<usize>> {
         match self {
+            EngineError::PermissionDenied { write_index, .. } => Some(write_index),
+            // Authentication concerns the whole request, not one write.
+            EngineError::Unauthenticated { .. } => None,
             EngineError::InvalidArgument { write_index, .. }
             | EngineError::NotFound { write_index, .. }
             | EngineError::AlreadyExists { write_index, .. }
@@ -163,7 +191,7 @@ impl EngineError {
             | EngineError::Aborted { write_index, .. }
             | EngineError::ResourceExhausted { write_index, .. }
             | EngineError::Unavailable { write_index, .. }
-            | EngineError::Internal { write_index, .. } => write_index,
+            | EngineError::Internal { write_index, .. } => Some(write_index),
         }
     }
 }

@@ -2,21 +2,29 @@
 //! list, query, batch, ready), each taking a [`RequestContext`] and domain inputs and returning
 //! domain outputs or an [`EngineError`].
 //!
-//! This is the layer that will authenticate the caller (identity) and authorize the operation
-//! (rules) before executing it against the [`Store`](claimdb_store::Store); for now every request
-//! is allowed. It knows nothing of HTTP: status codes, headers and JSON wire types live in
-//! `server`.
+//! This is the layer that authenticates the caller (identity), authorizes the operation (rules)
+//! and executes it against the [`Store`](claimdb_store::Store), atomically and pinned to the
+//! state it was decided on. It knows nothing of HTTP: status codes, headers and JSON wire types
+//! live in `server`.
 
+mod admin;
+mod auth;
+mod authz;
 mod batch;
 mod context;
 mod engine;
 mod error;
+pub mod identity_store;
 mod ids;
 mod list;
 mod query;
+pub mod users;
 
+pub use admin::{MAX_USERS_PAGE, compile_rules};
+pub use auth::{Credential, Principal, plain_value};
+pub use authz::ActiveRules;
 pub use context::RequestContext;
-pub use engine::{Engine, SetOutcome, WriteCondition};
+pub use engine::{Engine, EngineOptions, SetOutcome, WriteCondition};
 pub use error::EngineError;
 pub use ids::generate_id;
 pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};

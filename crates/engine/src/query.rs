@@ -2,7 +2,7 @@
 //! effective order. The store's planner still decides how (and whether) a query can be served.
 
 use claimdb_model::{FieldPath, Value};
-use claimdb_store::{Cursor, Op, Query, Scope};
+use claimdb_store::{Cursor, Direction, Op, Query, Scope};
 
 use crate::error::EngineError;
 
@@ -107,6 +107,50 @@ fn check_cursor(
         }
     }
     Ok(())
+}
+
+/// The rules' view of a query: a `list` on its collection with the query's filters, order,
+/// limit and offset (rules are not filters: the rules must allow every document the query could
+/// return, proven from these constraints).
+pub(crate) fn rules_request(
+    query: &Query,
+    auth: Option<claimdb_model::Value>,
+) -> Result<claimdb_rules::Request, EngineError> {
+    let target = match &query.scope {
+        Scope::Collection(c) => claimdb_rules::Target::Collection(c.clone()),
+        Scope::Group {
+            collection_id,
+            under,
+        } => claimdb_rules::Target::Group {
+            under: under.clone(),
+            collection_id: collection_id.clone(),
+        },
+    };
+    let mut request = claimdb_rules::Request::new(
+        claimdb_rules::Method::List,
+        target,
+        claimdb_model::Timestamp::now(),
+    );
+    request.auth = auth;
+    request.query = Some(claimdb_rules::Query {
+        limit: query.limit.and_then(|l| i64::try_from(l).ok()),
+        offset: (query.offset > 0).then(|| i64::try_from(query.offset).unwrap_or(i64::MAX)),
+        order_by: query
+            .order_by
+            .iter()
+            .map(|o| (o.field.to_string(), o.direction == Direction::Desc))
+            .collect(),
+        filters: query
+            .filters
+            .iter()
+            .map(|f| claimdb_rules::Filter {
+                field: f.field.to_string(),
+                op: f.op,
+                value: f.value.clone(),
+            })
+            .collect(),
+    });
+    Ok(request)
 }
 
 #[cfg(test)]

@@ -210,10 +210,25 @@ fn walk(
     mode: Mode<'_>,
     list_data: Option<Val<'_>>,
 ) -> Decision {
-    let explain_with = mode.explain_with;
     let (path, list) = match &req.target {
         Target::Doc(p) => (p.as_str(), false),
         Target::Collection(c) => (c.as_str(), true),
+        Target::Group {
+            under,
+            collection_id,
+        } => {
+            let mut segs: Vec<Seg<'_>> = vec![
+                Some("databases"),
+                Some(req.database.as_str()),
+                Some("documents"),
+            ];
+            if let Some(u) = under {
+                segs.extend(u.segments().map(Some));
+            }
+            segs.extend([Some(ANY_RUN), Some(collection_id.as_str()), None]);
+            let mut ctx = Ctx::new(prog, req, reader);
+            return walk_segments(prog, req, &mut ctx, &segs, mode, list_data);
+        }
     };
     // The path's segments, on the stack unless the path is unusually deep.
     let n = 3 + 1 + path.bytes().filter(|b| *b == b'/').count() + usize::from(list);
@@ -229,9 +244,22 @@ fn walk(
     fill_segments(segs, &req.database, path);
     // The context lives in this frame; the walker borrows it (no large moves).
     let mut ctx = Ctx::new(prog, req, reader);
+    walk_segments(prog, req, &mut ctx, segs, mode, list_data)
+}
+
+/// Walks the match tree over the request path's segments and decides.
+fn walk_segments<'a, 'p>(
+    prog: &'p Program,
+    req: &'a Request,
+    ctx: &mut Ctx<'a, 'p>,
+    segs: &[Seg<'a>],
+    mode: Mode<'p>,
+    list_data: Option<Val<'a>>,
+) -> Decision {
+    let explain_with = mode.explain_with;
     let mut w = Walker {
         prog,
-        ctx: &mut ctx,
+        ctx,
         segs,
         bit: req.method.bit(),
         decision: Decision {
@@ -268,6 +296,15 @@ fn walk(
         w.decision.reasons.clear();
     }
     w.decision
+}
+
+/// The segment standing for the unknown part of a collection group's paths (any number of
+/// segments). Real segments never hold a control character, so it cannot collide with one; only
+/// a `{name=**}` wildcard can match it.
+const ANY_RUN: &str = "\u{0}**";
+
+fn is_any_run(s: &str) -> bool {
+    s == ANY_RUN
 }
 
 /// Request paths up to this many segments (with `databases/<db>/documents`) are matched
@@ -359,9 +396,10 @@ impl<'a, 'p> Walker<'a, 'p, '_> {
             if !self.bind_fixed(suffix, start + len) {
                 continue;
             }
+            // A run holding the unknown part of a group's path binds nothing usable.
             let bound = self.segs[start..start + len]
                 .iter()
-                .map(|s| s.map(str::to_string))
+                .map(|s| s.filter(|s| !is_any_run(s)).map(str::to_string))
                 .collect::<Option<Vec<String>>>()
                 .map(Val::path);
             if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
@@ -381,6 +419,7 @@ impl<'a, 'p> Walker<'a, 'p, '_> {
         };
         for (p, s) in pat.iter().zip(segs) {
             match (p, s) {
+                (_, Some(s)) if is_any_run(s) => return false,
                 (PatSeg::Literal(l), Some(s)) if l == s => {}
                 (PatSeg::Single(slot), s) => {
                     if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
@@ -488,6 +527,7 @@ pub(crate) fn probe(
     let doc: Vec<String> = match &req.target {
         Target::Doc(p) => p.segments().map(str::to_string).collect(),
         Target::Collection(c) => c.as_str().split('/').map(str::to_string).collect(),
+        Target::Group { collection_id, .. } => vec![collection_id.clone()],
     };
     if let Some(b) = ctx.bindings.get_mut(0) {
         *b = Some(Val::Str(StrV::B(req.database.as_str())));

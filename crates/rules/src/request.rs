@@ -55,11 +55,20 @@ impl Method {
     }
 }
 
-/// What the request targets: one document, or a collection (for `list`).
+/// What the request targets: one document, a collection (for `list`), or a collection group
+/// (a `list` over every collection with one id, anywhere or below one document).
+///
+/// A group query is allowed only by rules that hold for every possible path of the group: the
+/// unknown part of the path can be matched by a `{name=**}` wildcard and nothing else (no
+/// literal or `{name}` segment can stand for it), as with Firestore's `match /{path=**}/posts/{post}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     Doc(DocPath),
     Collection(CollectionPath),
+    Group {
+        under: Option<DocPath>,
+        collection_id: String,
+    },
 }
 
 /// A list request's query. Rules see `limit`, `offset` and `orderBy` as `request.query`; the

@@ -235,6 +235,21 @@ impl<'a> NameV<'a> {
         match &req.target {
             Target::Doc(p) => NameV::Doc(&req.database, p),
             Target::Collection(c) => NameV::Collection(&req.database, c),
+            Target::Group {
+                under,
+                collection_id,
+            } => {
+                let mut segs = vec![
+                    "databases".to_string(),
+                    req.database.clone(),
+                    "documents".to_string(),
+                ];
+                if let Some(u) = under {
+                    segs.extend(u.segments().map(str::to_string));
+                }
+                segs.push(collection_id.clone());
+                NameV::Owned(Arc::from(segs))
+            }
         }
     }
 

@@ -98,6 +98,8 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
             EngineError::AlreadyExists { .. } | EngineError::Aborted { .. } => StatusCode::CONFLICT,
+            EngineError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            EngineError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             EngineError::FailedPrecondition { .. } => StatusCode::PRECONDITION_FAILED,
             EngineError::ResourceExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,7 +110,23 @@ impl From<EngineError> for ApiError {
         } else {
             e.code()
         };
-        let error = ApiError::new(status, code, e.message());
+        let mut error = ApiError::new(status, code, e.message());
+        match &e {
+            EngineError::Unauthenticated { reason, .. } => {
+                error = error.with_detail("reason", Json::from(*reason));
+            }
+            EngineError::PermissionDenied {
+                details: Some(details),
+                ..
+            } => {
+                if let Json::Object(map) = &**details {
+                    for (k, v) in map {
+                        error.details.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
         match e.write_index() {
             Some(i) => error.at_write(i),
             None => error,

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use claimdb_engine::{RequestContext, WriteCondition};
+use claimdb_engine::{Credential, RequestContext, WriteCondition};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -98,21 +98,59 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The engine's view of the request: its id (from `x-request-id`), later its credentials.
+/// The header carrying the admin key.
+pub const ADMIN_KEY: &str = "x-claimdb-admin-key";
+
+/// The engine's view of the request: its id (from `x-request-id`), its credential
+/// (`Authorization: Bearer`) and the admin key, if sent. A malformed `Authorization` header is
+/// refused here with 401 rather than treated as no credential.
 pub struct Ctx(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
-    type Rejection = std::convert::Infallible;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let id = parts
             .headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        Ok(Ctx(RequestContext::new(id)))
+        let credential = credential(&parts.headers)?;
+        let admin_key = header_text(&parts.headers, ADMIN_KEY)?.map(str::to_string);
+        Ok(Ctx(RequestContext::new(id)
+            .with_credential(credential)
+            .with_admin_key(admin_key)))
     }
+}
+
+/// Reads `Authorization: Bearer <token>`.
+pub fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
+    let unauthenticated = |message: &str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+            .with_detail("reason", "malformed".into())
+    };
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(Credential::None);
+    };
+    if values.next().is_some() {
+        return Err(unauthenticated("Authorization appears more than once"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| unauthenticated("the Authorization header is not visible ASCII"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(unauthenticated(
+            "the Authorization header must be 'Bearer <token>'",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(unauthenticated("the bearer token is empty"));
+    }
+    Ok(Credential::Bearer(token.to_string()))
 }
 
 /// `If-Match` / `If-None-Match` as a write condition.

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the store answers; 503 when it does not).
+//! `/healthz` (the process answers) and `/readyz` (the store answers and every identity
+//! provider has keys; 503 saying what is missing otherwise).
 //! Neither touches documents.
 
 use axum::Json;
@@ -25,7 +26,7 @@ pub async fn readyz(
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "not ready: the store does not answer",
+                format!("not ready: {}", e.message()),
             ))
         }
     }

@@ -10,6 +10,7 @@
 //! at `debug` (`RUST_LOG=tower_http=debug`). Bodies, query strings and `Authorization` are never
 //! recorded.
 
+mod admin;
 mod batch;
 mod docs;
 pub mod error;
@@ -83,6 +84,21 @@ pub fn app(state: AppState) -> Router {
                 .post(docs::post),
         )
         .route("/v1/query", post(query::run_query))
+        .route("/v1/me", get(admin::me))
+        .route("/v1/admin/users", get(admin::list_users))
+        .route("/v1/admin/users/{uid}", get(admin::get_user))
+        .route(
+            "/v1/admin/users/{uid}/claims",
+            get(admin::get_claims)
+                .put(admin::put_claims)
+                .delete(admin::delete_claims),
+        )
+        .route("/v1/admin/users/{uid}/revoke", post(admin::revoke))
+        .route(
+            "/v1/admin/rules",
+            get(admin::get_rules).put(admin::put_rules),
+        )
+        .route("/v1/rules/explain", post(admin::explain))
         .route("/v1/batch", post(batch::commit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

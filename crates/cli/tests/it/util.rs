@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_claimdb");
 
+/// Rules that allow every request.
+pub const OPEN_RULES: &str = "rules_version = '2';\nservice cloud.firestore { match /databases/{db}/documents { match /{doc=**} { allow read, write: if true; } } }\n";
+
 /// A running `claimdb serve`.
 pub struct Server {
     pub child: Child,
@@ -17,10 +20,15 @@ pub struct Server {
 impl Server {
     /// Starts the server on 127.0.0.1:0 over `data_dir` and waits until it is ready.
     pub fn start(data_dir: &Path) -> Server {
+        // Storage tests run with rules that allow everything (kept in the data directory).
+        std::fs::create_dir_all(data_dir).unwrap();
+        let rules = data_dir.join("test-open.rules");
+        std::fs::write(&rules, OPEN_RULES).unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("CLAIMDB_CONFIG")
+            .env("CLAIMDB_RULES", &rules)
             .env("CLAIMDB_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -259,3 +259,50 @@ fn prefetch_loop_loads_what_get_needs() {
     let (d, wanted) = decide_with_prefetch(&rules, &w, &docs, false);
     assert!(d.allowed && wanted.is_empty());
 }
+
+fn group(under: Option<&str>, collection_id: &str) -> Request {
+    let mut r = Request::new(
+        claimdb_rules::Method::List,
+        claimdb_rules::Target::Group {
+            under: under.map(|u| claimdb_model::DocPath::parse(u).unwrap()),
+            collection_id: collection_id.into(),
+        },
+        crate::t0(),
+    );
+    r.query = Some(claimdb_rules::Query::default());
+    r
+}
+
+const GROUPS: &str = r#"
+rules_version = '2';
+service cloud.firestore {
+  match /databases/{database}/documents {
+    match /posts/{post} { allow read: if true; }
+    match /users/{u}/posts/{post} { allow read: if true; }
+    match /{path=**}/comments/{c} { allow list: if true; }
+    match /users/{u}/{rest=**}/likes/{l} { allow list: if u == 'alice'; }
+    match /{p=**}/tags/{t} { allow list: if p.size() > 0; }
+  }
+}"#;
+
+/// A collection group query is allowed only by a rule that covers every path of the group: a
+/// `{name=**}` wildcard must stand for the unknown part; rules on specific parents do not count.
+#[test]
+fn collection_group_lists_need_a_recursive_wildcard() {
+    let rules = Ruleset::compile(GROUPS).unwrap();
+    let allowed = |r: &Request| rules.evaluate(r, &claimdb_rules::NoDocuments).allowed;
+    // Rules for root `posts` and `users/{u}/posts` do not cover every `posts` collection.
+    assert!(!allowed(&group(None, "posts")));
+    assert!(!allowed(&group(Some("users/alice"), "posts")));
+    // A recursive wildcard covers them.
+    assert!(allowed(&group(None, "comments")));
+    assert!(allowed(&group(Some("users/bob"), "comments")));
+    // Below a known prefix, the fixed part binds and the wildcard covers the rest.
+    assert!(allowed(&group(Some("users/alice"), "likes")));
+    assert!(!allowed(&group(Some("users/bob"), "likes")));
+    assert!(!allowed(&group(None, "likes")));
+    // The unknown part binds nothing usable: a condition on it errors and denies.
+    assert!(!allowed(&group(None, "tags")));
+    // A plain collection list still works as before.
+    assert!(allowed(&request("list", "users/alice/posts")));
+}

@@ -36,7 +36,10 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn run_serves_until_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let engine = Arc::new(Engine::new(store as Arc<dyn Store>));
+    let engine = Arc::new(Engine::new(
+        store as Arc<dyn Store>,
+        crate::util::open_rules(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -59,7 +59,7 @@ impl TestApp {
     pub fn with_config(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>));
+        let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>, open_rules()));
         TestApp {
             router: app(AppState::new(engine, config)),
             store,
@@ -140,4 +140,13 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.json["documents"].as_array().unwrap().len()
     }
+}
+
+/// Rules that allow every request: the document API tests are about storage semantics.
+pub fn open_rules() -> claimdb_engine::EngineOptions {
+    let rules = claimdb_rules::Ruleset::compile(
+        "rules_version = '2';\nservice cloud.firestore { match /databases/{db}/documents { match /{doc=**} { allow read, write: if true; } } }",
+    )
+    .unwrap();
+    claimdb_engine::EngineOptions::new(rules, "test (open)")
 }

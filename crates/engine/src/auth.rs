@@ -1,0 +1,110 @@
+//! Authentication: from the request's credential to the principal rules see as `request.auth`.
+//!
+//! A bearer token is verified by the identity layer (provider by exact `iss`, key by `kid`,
+//! every check of the design's Security section, revocation). Then the user's stored custom
+//! claims are overlaid on the token's claims — so a change made through the admin API applies
+//! from the very next request, with the same token — and the provider's role mappings are
+//! evaluated on the result.
+
+use claimdb_identity::{Verifier, roles::roles_for};
+use claimdb_model::{Map as DocMap, Value};
+use serde_json::{Map, Value as Json};
+
+/// What the request presented to prove who is asking.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Credential {
+    /// Nothing: rules see `request.auth == null`.
+    #[default]
+    None,
+    /// `Authorization: Bearer <jwt>`.
+    Bearer(String),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub uid: String,
+    /// The name of the provider whose token authenticated the caller.
+    pub provider: String,
+    /// The token's claims with the user's custom claims overlaid (custom claims win).
+    pub claims: Map<String, Json>,
+    /// Roles granted by the provider's mappings on those claims.
+    pub roles: Vec<String>,
+    /// The custom claims that were overlaid (for `/v1/me`).
+    pub custom_claims: Map<String, Json>,
+}
+
+impl Principal {
+    /// `request.auth` as rules see it: `{uid, token, provider, roles}`.
+    pub fn rules_value(&self) -> Value {
+        let mut m = DocMap::new();
+        m.insert("uid".into(), Value::String(self.uid.clone()));
+        m.insert("token".into(), plain_map(&self.claims));
+        m.insert("provider".into(), Value::String(self.provider.clone()));
+        m.insert(
+            "roles".into(),
+            Value::Array(self.roles.iter().cloned().map(Value::String).collect()),
+        );
+        Value::Map(m)
+    }
+}
+
+/// Builds the principal from a verified token and the user's custom claims.
+pub(crate) fn principal(
+    verifier: &Verifier,
+    token: &claimdb_identity::VerifiedToken,
+    custom: Map<String, Json>,
+) -> Principal {
+    if custom.is_empty() {
+        return Principal {
+            uid: token.uid.clone(),
+            provider: token.provider.clone(),
+            claims: token.claims.clone(),
+            roles: token.roles.clone(),
+            custom_claims: custom,
+        };
+    }
+    let mut claims = token.claims.clone();
+    for (k, v) in &custom {
+        claims.insert(k.clone(), v.clone());
+    }
+    // Roles follow the effective claims: a custom claim can grant a mapped role.
+    let mut roles = token.roles.clone();
+    if let Some(p) = verifier.providers().find(|p| p.name == token.provider) {
+        for r in roles_for(&p.roles, &claims) {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        }
+    }
+    Principal {
+        uid: token.uid.clone(),
+        provider: token.provider.clone(),
+        claims,
+        roles,
+        custom_claims: custom,
+    }
+}
+
+/// A JSON value as a rules value, taken literally (no `$`-tagged forms: claims are plain JSON).
+pub fn plain_value(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(plain_value).collect()),
+        Json::Object(m) => plain_map(m),
+    }
+}
+
+fn plain_map(m: &Map<String, Json>) -> Value {
+    Value::Map(
+        m.iter()
+            .map(|(k, v)| (k.clone(), plain_value(v)))
+            .collect::<DocMap>(),
+    )
+}

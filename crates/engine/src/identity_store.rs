@@ -1,0 +1,87 @@
+//! The identity layer's IO over the store: last-known provider keys persisted as system records
+//! (namespace [`PROVIDER_KEYS`]), so a restart during an IdP outage still verifies and, with a
+//! shared database, a key document fetched by one node is there for the others; and revocation
+//! read from the user records.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use claimdb_identity::io::{KeyPersistence, PersistedKeys, Revocation};
+use claimdb_identity::{PersistError, RevocationError};
+use claimdb_store::{RecordCondition, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::users;
+
+/// The record namespace of persisted provider key documents, keyed by provider name.
+pub const PROVIDER_KEYS: &str = "provider_keys";
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// The key document as fetched, base64.
+    body: String,
+    /// Microseconds since the Unix epoch.
+    fetched_at_us: u64,
+}
+
+/// [`KeyPersistence`] over a store's system records.
+pub struct StoreKeyPersistence(pub Arc<dyn Store>);
+
+#[async_trait]
+impl KeyPersistence for StoreKeyPersistence {
+    async fn load(&self, provider: &str) -> Result<Option<PersistedKeys>, PersistError> {
+        let Some(text) = self
+            .0
+            .get_record(PROVIDER_KEYS, provider)
+            .await
+            .map_err(|e| PersistError(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_str(&text)
+            .map_err(|e| PersistError(format!("persisted keys of {provider}: {e}")))?;
+        let body = STANDARD
+            .decode(stored.body)
+            .map_err(|e| PersistError(format!("persisted keys of {provider}: {e}")))?;
+        Ok(Some(PersistedKeys {
+            body,
+            fetched_at: UNIX_EPOCH + Duration::from_micros(stored.fetched_at_us),
+        }))
+    }
+
+    async fn save(&self, provider: &str, keys: &PersistedKeys) -> Result<(), PersistError> {
+        let fetched_at_us = keys
+            .fetched_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let text = serde_json::to_string(&Stored {
+            body: STANDARD.encode(&keys.body),
+            fetched_at_us,
+        })
+        .map_err(|e| PersistError(e.to_string()))?;
+        self.0
+            .put_record(PROVIDER_KEYS, provider, Some(text), RecordCondition::Any)
+            .await
+            .map_err(|e| PersistError(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// [`Revocation`] from the user records' `tokens_valid_after`.
+pub struct StoreRevocation(pub Arc<dyn Store>);
+
+#[async_trait]
+impl Revocation for StoreRevocation {
+    async fn tokens_valid_after(&self, uid: &str) -> Result<Option<SystemTime>, RevocationError> {
+        let record = users::load(&*self.0, uid)
+            .await
+            .map_err(|e| RevocationError(e.to_string()))?;
+        Ok(record
+            .and_then(|r| r.tokens_valid_after)
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))))
+    }
+}

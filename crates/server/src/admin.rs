@@ -1,0 +1,158 @@
+//! `/v1/me`, the admin API under `/v1/admin` (users, custom claims, revocation, rules) and
+//! `/v1/rules/explain`. The engine checks the admin condition on every admin call; handlers
+//! only translate.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json_, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Ctx};
+
+/// `GET /v1/me`: the caller's effective uid, claims (token + custom claims) and roles.
+pub async fn me(State(state): State<AppState>, Ctx(ctx): Ctx) -> Result<Json<Json_>, ApiError> {
+    let p = state.engine.me(&ctx).await?;
+    Ok(Json(json!({
+        "uid": p.uid,
+        "provider": p.provider,
+        "claims": p.claims,
+        "custom_claims": p.custom_claims,
+        "roles": p.roles,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersParams {
+    page_size: Option<usize>,
+    page_token: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct UsersOut {
+    users: Vec<claimdb_engine::users::UserRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+/// `GET /v1/admin/users`: users claimdb has a record of, in uid order.
+pub async fn list_users(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(params): ApiQuery<UsersParams>,
+) -> Result<Json<UsersOut>, ApiError> {
+    let size = params.page_size.unwrap_or(100);
+    let users = state
+        .engine
+        .admin_list_users(&ctx, params.page_token.as_deref(), size)
+        .await?;
+    let next_page_token = (users.len() == size)
+        .then(|| users.last().map(|u| u.uid.clone()))
+        .flatten();
+    Ok(Json(UsersOut {
+        users,
+        next_page_token,
+    }))
+}
+
+/// `GET /v1/admin/users/{uid}`.
+pub async fn get_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(uid): Path<String>,
+) -> Result<Json<claimdb_engine::users::UserRecord>, ApiError> {
+    Ok(Json(state.engine.admin_get_user(&ctx, &uid).await?))
+}
+
+/// `GET /v1/admin/users/{uid}/claims`.
+pub async fn get_claims(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(uid): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    let claims = state.engine.admin_get_claims(&ctx, &uid).await?;
+    Ok(Json(json!({ "uid": uid, "claims": claims })))
+}
+
+/// `PUT /v1/admin/users/{uid}/claims`: the body is the claims object itself.
+pub async fn put_claims(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(uid): Path<String>,
+    ApiJson(claims): ApiJson<Json_>,
+) -> Result<Json<Json_>, ApiError> {
+    let claims = state.engine.admin_set_claims(&ctx, &uid, &claims).await?;
+    Ok(Json(json!({ "uid": uid, "claims": claims })))
+}
+
+/// `DELETE /v1/admin/users/{uid}/claims`.
+pub async fn delete_claims(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(uid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.admin_delete_claims(&ctx, &uid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/admin/users/{uid}/revoke`: tokens issued before now are refused from now on.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(uid): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    let after = state.engine.admin_revoke(&ctx, &uid).await?;
+    Ok(Json(json!({ "uid": uid, "tokens_valid_after": after })))
+}
+
+/// `GET /v1/admin/rules`: the active rules' source and where they came from.
+pub async fn get_rules(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<Json<Json_>, ApiError> {
+    let (source, origin) = state.engine.admin_get_rules(&ctx).await?;
+    Ok(Json(json!({ "source": source, "origin": origin })))
+}
+
+/// `PUT /v1/admin/rules`: new rules as the body (text), or `{"source": "..."}` as JSON. They are
+/// compiled and swapped in atomically, or refused with the compile errors (the active rules
+/// stay).
+pub async fn put_rules(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Json_>, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    let source = if json {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RulesIn {
+            source: String,
+        }
+        serde_json::from_slice::<RulesIn>(&body)
+            .map_err(|e| ApiError::invalid(format!("expected {{\"source\": \"...\"}}: {e}")))?
+            .source
+    } else {
+        String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::invalid("the rules are not UTF-8 text"))?
+    };
+    state.engine.admin_put_rules(&ctx, &source).await?;
+    Ok(Json(json!({ "status": "active" })))
+}
+
+/// `POST /v1/rules/explain`: decides and explains a hypothetical request (admin only).
+pub async fn explain(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(case): ApiJson<Json_>,
+) -> Result<Json<Json_>, ApiError> {
+    Ok(Json(state.engine.explain(&ctx, &case).await?))
+}
