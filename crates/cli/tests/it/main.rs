@@ -4,4 +4,6 @@
 
 mod cli;
 mod durability;
+mod enforce;
+mod idp;
 mod util;

@@ -24,11 +24,29 @@ impl Server {
         std::fs::create_dir_all(data_dir).unwrap();
         let rules = data_dir.join("test-open.rules");
         std::fs::write(&rules, OPEN_RULES).unwrap();
-        let mut child = Command::new(BIN)
+        Server::start_with(
+            data_dir,
+            None,
+            &[("CLAIMDB_RULES", rules.to_str().unwrap())],
+        )
+    }
+
+    /// Starts the server over `data_dir` with a config file and extra environment.
+    pub fn start_with(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("CLAIMDB_CONFIG")
-            .env("CLAIMDB_RULES", &rules)
+            .env_remove("CLAIMDB_RULES")
+            .env_remove("CLAIMDB_ADMIN_KEY");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .env("CLAIMDB_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
