@@ -166,6 +166,8 @@ impl Engine {
                 if e.is_operational() {
                     tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
                 }
+                metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
+                    .increment(1);
                 EngineError::Unauthenticated {
                     message: e.to_string(),
                     reason: e.reason(),
@@ -242,6 +244,8 @@ impl Engine {
         decision: &claimdb_rules::Decision,
         origin: &str,
     ) {
+        let label = if decision.allowed { "allow" } else { "deny" };
+        metrics::counter!("claimdb_rules_decisions_total", "decision" => label).increment(1);
         if !decision.allowed {
             tracing::debug!(
                 request_id = %ctx.request_id,

@@ -16,6 +16,7 @@ mod docs;
 pub mod error;
 mod extract;
 mod health;
+pub mod metrics;
 mod query;
 mod request_id;
 pub mod wire;
@@ -74,6 +75,7 @@ impl AppState {
 /// The whole API as a router, with request ids, tracing, the body limit and JSON errors.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
+    metrics::handle();
     let routes = Router::new()
         .route(
             "/v1/docs/{*path}",
@@ -102,8 +104,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/batch", post(batch::commit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
-        .method_not_allowed_fallback(error::method_not_allowed);
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .route_layer(axum::middleware::from_fn(metrics::track));
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(request_id::MakeId::new()))
         .layer(

@@ -513,6 +513,17 @@ fn keys_survive_a_restart_during_an_idp_outage_and_rotation_is_picked_up() {
     )
     .unwrap();
     assert_eq!(status, 404, "{body}");
+    // The key state is exported.
+    let (status, metrics) = server.get("/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("claimdb_jwks_keys{provider=\"idp\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("claimdb_jwks_fetches_total{provider=\"idp\"}"),
+        "{metrics}"
+    );
     assert_eq!(server.stop_with("TERM").code(), Some(0));
     // The IdP goes down; claimdb restarts on the persisted keys.
     idp.set_down(true);

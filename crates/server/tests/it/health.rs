@@ -71,3 +71,27 @@ async fn run_serves_until_shutdown() {
         "the listener is closed"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_decisions() {
+    let app = crate::util::TestApp::new();
+    let r = app.get("/v1/docs/m/1").await;
+    assert_eq!(r.status.as_u16(), 404);
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert!(r.text.contains("claimdb_http_requests_total"), "{}", r.text);
+    assert!(r.text.contains("route=\"/v1/docs/{*path}\""), "{}", r.text);
+    assert!(
+        r.text.contains("claimdb_rules_decisions_total"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("claimdb_http_request_duration_seconds_bucket"),
+        "{}",
+        r.text
+    );
+    // The concrete document path never becomes a label.
+    assert!(!r.text.contains("/v1/docs/m/1"), "{}", r.text);
+}
