@@ -20,7 +20,10 @@ for i in range(1, int(sys.argv[1]) + 1):
 PY
 "$BIN" import --data-dir "$WORK/db" "$WORK/seed.jsonl"
 START=$(date +%s%N)
-CLAIMDB_LOG=warn "$BIN" serve --data-dir "$WORK/db" --listen "127.0.0.1:$PORT" > "$WORK/server.log" &
+# Storage and HTTP only: rules that allow everything, no providers (bench/auth.sh measures the
+# authorized path).
+printf '%s\n' "rules_version = '2';" 'service cloud.firestore { match /databases/{db}/documents { match /{d=**} { allow read, write: if true; } } }' > "$WORK/open.rules"
+CLAIMDB_RULES="$WORK/open.rules" CLAIMDB_LOG=warn "$BIN" serve --data-dir "$WORK/db" --listen "127.0.0.1:$PORT" > "$WORK/server.log" &
 PID=$!
 for _ in $(seq 2000); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.002; done
 echo "== start to ready: $(( ($(date +%s%N) - START) / 1000000 )) ms (polling /readyz every 2 ms)"

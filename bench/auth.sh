@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# End-to-end authorized HTTP benchmark over loopback: USERS users, each with TOKENS_PER_USER
+# distinct ES256 tokens from an IdP (its JWKS served by a local static server), rules reading the
+# token's claims; point reads of N seeded documents and durable owner-checked writes, each with
+# wrk (throughput, p50/p99). Then the same reads at half the measured maximum rate (wrk2-style
+# pacing is not available in wrk, so: half the connections) for the p99 budget.
+# Usage: bench/auth.sh   (env: N=10000 USERS=5000 TOKENS_PER_USER=4 DURATION=15s CONNS=32
+#                               THREADS=2 PORT=18797 AUDIT=1 (0 turns the audit log off))
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-10000} USERS=${USERS:-5000} TOKENS_PER_USER=${TOKENS_PER_USER:-4} DURATION=${DURATION:-15s}
+CONNS=${CONNS:-32} THREADS=${THREADS:-2} PORT=${PORT:-18797} AUDIT=${AUDIT:-1}
+export N
+command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 2; }
+cargo build --release --quiet -p claimdb
+cargo build --release --quiet -p claimdb --example bench_tokens
+BIN=target/release/claimdb
+WORK=$(mktemp -d)
+PIDS=""
+trap 'kill $PIDS 2>/dev/null || true; rm -rf "$WORK"' EXIT
+ISSUER="https://idp.bench.test/" AUD="claimdb-bench"
+target/release/examples/bench_tokens "$WORK" "$ISSUER" "$AUD" "$USERS" "$TOKENS_PER_USER"
+export TOKENS="$WORK/tokens.txt"
+(cd "$WORK" && exec python3 -m http.server "$((PORT + 2))" --bind 127.0.0.1 >/dev/null 2>&1) &
+PIDS="$PIDS $!"
+cat > "$WORK/bench.rules" <<'RULES'
+rules_version = '2';
+service cloud.firestore {
+  match /databases/{database}/documents {
+    match /bench/{id} {
+      allow read: if request.auth != null && request.auth.token.tier in ['free', 'pro'];
+    }
+    match /notes/{id} {
+      allow write: if request.auth != null && request.resource.data.owner == request.auth.uid;
+    }
+  }
+}
+RULES
+cat > "$WORK/claimdb.toml" <<TOML
+rules = "$WORK/bench.rules"
+admin_key = "bench-admin-key-0123456789"
+explain_denials = false
+$( [ "$AUDIT" = 0 ] && echo 'audit = false' )
+
+[[providers]]
+name = "bench"
+issuer = "$ISSUER"
+jwks_uri = "http://127.0.0.1:$((PORT + 2))/jwks.json"
+audience = ["$AUD"]
+algorithms = ["ES256"]
+TOML
+python3 - "$N" > "$WORK/seed.jsonl" <<'PY'
+import json, sys
+for i in range(1, int(sys.argv[1]) + 1):
+    print(json.dumps({"path": f"bench/d{i}", "data": {"owner": f"user{i % 1000}", "n": i, "title": "benchmark document", "tags": ["a", "b"]}}))
+PY
+"$BIN" import --data-dir "$WORK/db" "$WORK/seed.jsonl"
+CLAIMDB_LOG=warn "$BIN" serve --config "$WORK/claimdb.toml" --data-dir "$WORK/db" --listen "127.0.0.1:$PORT" > "$WORK/server.log" &
+PIDS="$PIDS $!"
+for _ in $(seq 5000); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.002; done
+echo "== $(nproc) cores; $USERS users x $TOKENS_PER_USER tokens ($(wc -l < "$TOKENS") distinct), audit=$AUDIT"
+echo "== authorized point reads (N=$N, $CONNS connections, $DURATION)"
+wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/wrk/auth_read.lua "http://127.0.0.1:$PORT"
+echo "== authorized point reads at half the connections ($((CONNS / 2)))"
+wrk -t"$THREADS" -c"$((CONNS / 2))" -d"$DURATION" --latency -s bench/wrk/auth_read.lua "http://127.0.0.1:$PORT"
+echo "== authorized durable writes ($CONNS connections, $DURATION)"
+wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/wrk/auth_write.lua "http://127.0.0.1:$PORT"
