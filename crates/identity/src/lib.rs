@@ -31,22 +31,37 @@
 mod cache;
 mod claims;
 pub mod config;
+pub mod custom_token;
 mod error;
+pub mod exchange;
 mod http;
 mod inspect;
 pub mod io;
+pub mod issuer;
 pub mod jose;
 pub mod keys;
 mod presets;
+pub mod records;
+pub mod refresh;
 pub mod roles;
+pub mod signing;
 mod token_cache;
 mod verify;
 
 pub use cache::KeyMetrics;
 pub use claims::MAX_UID_BYTES;
-pub use config::{Alg, KeyCacheConfig, KeySource, Provider, ProviderConfig, validate_providers};
-pub use error::{ConfigError, FetchError, PersistError, RevocationError, VerifyError};
+pub use config::{
+    Alg, FixedKeys, KeyCacheConfig, KeySource, LocalKeySource, LocalKeys, Provider, ProviderConfig,
+    validate_providers,
+};
+pub use custom_token::{CustomTokenSignerConfig, CustomTokens};
+pub use error::{ConfigError, FetchError, IssuerError, PersistError, RevocationError, VerifyError};
+pub use exchange::{Grant, OAuthError, Subject, TokenResponse, TokenService, UserClaims};
 pub use http::{HttpFetcher, MAX_DOCUMENT_BYTES, parse_max_age};
 pub use inspect::{Inspection, Verdict, inspect};
+pub use issuer::{Issuer, IssuerConfig, IssuerSettings, MintRequest, Minted};
+pub use records::{MemoryRecords, RecordCondition, Records, RecordsError};
+pub use refresh::{RefreshError, RefreshGrant, RefreshTokens};
+pub use signing::{DirKeyStorage, KeyStorage, MemoryKeyStorage, SigningAlg};
 pub use token_cache::{TokenDigest, digest as token_digest};
 pub use verify::{VerifiedToken, Verifier, VerifierDeps};
