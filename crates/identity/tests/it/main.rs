@@ -4,8 +4,10 @@
 
 mod checks;
 mod config;
+mod exchange;
 mod hostile;
 mod inspect;
+mod issuer;
 mod jwks;
 mod pyjwt;
 mod routing;
