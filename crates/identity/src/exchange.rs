@@ -440,7 +440,8 @@ mod tests {
 
     #[test]
     fn grant_parsing_table() {
-        let cases: Vec<(Vec<(&str, &str)>, Result<(), OAuthErrorCode>)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Result<(), OAuthErrorCode>);
+        let cases: Vec<Case> = vec![
             (
                 vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
                 Ok(()),

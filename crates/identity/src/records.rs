@@ -69,14 +69,16 @@ pub trait Records: Send + Sync {
     ) -> Result<Vec<(String, String)>, RecordsError>;
 }
 
+type RecordMap = BTreeMap<(String, String), String>;
+
 /// Records in memory, for tests and single-process use.
 #[derive(Debug, Default)]
-pub struct MemoryRecords(Mutex<BTreeMap<(String, String), String>>);
+pub struct MemoryRecords(Mutex<RecordMap>);
 
 impl MemoryRecords {
     fn lock(
         &self,
-    ) -> Result<std::sync::MutexGuard<'_, BTreeMap<(String, String), String>>, RecordsError> {
+    ) -> Result<std::sync::MutexGuard<'_, RecordMap>, RecordsError> {
         self.0
             .lock()
             .map_err(|_| RecordsError("memory records poisoned".into()))
