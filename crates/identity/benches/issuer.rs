@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
 use claimdb_identity::{
-    HttpFetcher, Issuer, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, MintRequest,
-    SigningAlg, Verifier, VerifierDeps,
+    HttpFetcher, Issuer, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, MintRequest, SigningAlg,
+    Verifier, VerifierDeps,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
@@ -22,7 +22,12 @@ fn issuer(alg: SigningAlg) -> Option<Arc<Issuer>> {
     }
     .validate("https://db.bench.example")
     .ok()?;
-    Issuer::open(cfg, Arc::new(MemoryKeyStorage::default()), SystemTime::now()).ok()
+    Issuer::open(
+        cfg,
+        Arc::new(MemoryKeyStorage::default()),
+        SystemTime::now(),
+    )
+    .ok()
 }
 
 fn request() -> MintRequest {

@@ -76,9 +76,7 @@ type RecordMap = BTreeMap<(String, String), String>;
 pub struct MemoryRecords(Mutex<RecordMap>);
 
 impl MemoryRecords {
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, RecordMap>, RecordsError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, RecordMap>, RecordsError> {
         self.0
             .lock()
             .map_err(|_| RecordsError("memory records poisoned".into()))
