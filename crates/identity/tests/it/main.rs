@@ -9,6 +9,7 @@ mod hostile;
 mod inspect;
 mod issuer;
 mod jwks;
+mod login;
 mod oidc;
 mod pyjwt;
 mod routing;
