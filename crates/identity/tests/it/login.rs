@@ -255,7 +255,8 @@ async fn each_id_token_check_refuses_its_attack() {
     let a = "https://a.idp.test";
     type Make = Box<dyn Fn(&Env, &str) -> (u16, Value)>;
     let ok = |_: &Env, n: &str| id_claims(a, "client-a", n);
-    let cases: Vec<(&str, Make, &[(&str, &str)])> = vec![
+    type Case<'a> = (&'a str, Make, &'a [(&'a str, &'a str)]);
+    let cases: Vec<Case> = vec![
         (
             "at-hash-mismatch",
             Box::new(move |e, n| {
