@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use claimdb_identity::{KeyCacheConfig, ProviderConfig, validate_providers};
+use claimdb_identity::{
+    CustomTokenSignerConfig, IssuerConfig, IssuerSettings, KeyCacheConfig, ProviderConfig,
+    RedirectPolicy, validate_providers,
+};
 use serde::Deserialize;
 
 /// Default address: loopback only, so a fresh dev instance is never exposed by accident.
@@ -29,6 +32,10 @@ const KEYS: &[&str] = &[
     "admin_key",
     "admin_roles",
     "explain_denials",
+    "public_url",
+    "app_redirects",
+    "issuer",
+    "custom_token_signers",
 ];
 
 /// The file's keys as written, before defaults and validation.
@@ -47,6 +54,12 @@ struct RawConfig {
     #[serde(default)]
     admin_roles: Vec<String>,
     explain_denials: Option<bool>,
+    public_url: Option<String>,
+    #[serde(default)]
+    app_redirects: Vec<String>,
+    issuer: Option<IssuerSettings>,
+    #[serde(default)]
+    custom_token_signers: Vec<CustomTokenSignerConfig>,
 }
 
 /// Overrides given as command-line flags.
@@ -77,6 +90,21 @@ pub struct Config {
     /// Whether `permission-denied` errors explain the denial (default: on without a config
     /// file — the dev server —, off with one).
     pub explain_denials: bool,
+    /// claimdb's own issuer (`public_url` + `[issuer]`), validated; `iss` of its tokens.
+    pub issuer: IssuerConfig,
+    /// Where a browser may be sent after login (`app_redirects`).
+    #[allow(
+        dead_code,
+        reason = "validated here; read by the server when it mounts /v1/login and /v1/token"
+    )]
+    pub app_redirects: Vec<String>,
+    /// Backends allowed to mint custom tokens (`[[custom_token_signers]]`); relative
+    /// `public_key_file`s are resolved against the config file's directory.
+    #[allow(
+        dead_code,
+        reason = "validated here; read by the server when it mounts /v1/token"
+    )]
+    pub custom_token_signers: Vec<CustomTokenSignerConfig>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -132,6 +160,33 @@ impl Config {
         }
         let key_cache = raw.key_cache.unwrap_or_default();
         key_cache.validate().context("invalid [key_cache]")?;
+        // Without public_url, a dev instance issues for its own loopback address.
+        let public_url = raw.public_url.unwrap_or_else(|| {
+            let host = if listen.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                listen.ip()
+            };
+            format!("http://{}", SocketAddr::new(host, listen.port()))
+        });
+        let issuer = raw
+            .issuer
+            .unwrap_or_default()
+            .validate(&public_url)
+            .context("invalid public_url or [issuer]")?;
+        RedirectPolicy::new(&raw.app_redirects)
+            .map_err(anyhow::Error::msg)
+            .context("invalid app_redirects")?;
+        let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
+        let mut custom_token_signers = raw.custom_token_signers;
+        for s in &mut custom_token_signers {
+            if let Some(p) = &s.public_key_file
+                && p.is_relative()
+            {
+                s.public_key_file = Some(base.join(p));
+            }
+            s.load().context("invalid [[custom_token_signers]]")?;
+        }
         Ok(Config {
             providers: raw.providers,
             key_cache,
@@ -148,6 +203,9 @@ impl Config {
             admin_roles: raw.admin_roles,
             explain_denials: raw.explain_denials.unwrap_or(file.is_none()),
             source: file.map(Path::to_path_buf),
+            issuer,
+            app_redirects: raw.app_redirects,
+            custom_token_signers,
         })
     }
 }
@@ -251,5 +309,39 @@ mod tests {
         assert!(Config::load(None, env, &Overrides::default()).is_err());
         let missing = dir.path().join("missing.toml");
         assert!(Config::load(Some(&missing), no_env, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn issuer_login_and_custom_token_settings() {
+        // No public_url: a dev instance issues for its loopback address.
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.issuer.issuer, "http://127.0.0.1:8787");
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("svc.pem");
+        std::fs::write(&pem, "not a key").unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "public_url = \"https://db.example.com/\"\napp_redirects = [\"https://app.example.com/\"]\n\
+             [issuer]\nalgorithm = \"RS256\"\nrotate_after_days = 7\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.issuer.issuer, "https://db.example.com");
+        assert_eq!(c.app_redirects.len(), 1);
+        let cases = [
+            ("public_url = \"http://db.example.com\"\n", "public_url"),
+            ("app_redirects = [\"//evil.example\"]\n", "app_redirects"),
+            ("[issuer]\ntoken_ttl_secs = 7200\n", "[issuer]"),
+            (
+                "[[custom_token_signers]]\nissuer = \"svc@p.iam.gserviceaccount.com\"\npublic_key_file = \"svc.pem\"\n",
+                "svc.pem",
+            ),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
+        }
     }
 }

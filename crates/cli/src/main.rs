@@ -37,7 +37,8 @@ struct Cli {
 struct ConfigArgs {
     /// TOML configuration file. Without one, defaults apply; every key can also be set as
     /// CLAIMDB_<KEY> (CLAIMDB_LISTEN, CLAIMDB_DATA_DIR, CLAIMDB_MAX_BODY_BYTES, CLAIMDB_LOG,
-    /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE).
+    /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE, CLAIMDB_PUBLIC_URL, CLAIMDB_APP_REDIRECTS,
+    /// CLAIMDB_ISSUER, CLAIMDB_CUSTOM_TOKEN_SIGNERS).
     #[arg(long, short = 'c', env = "CLAIMDB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (overrides the file and CLAIMDB_DATA_DIR) [default: ./claimdb-data]
@@ -95,6 +96,27 @@ enum TokenCommand {
         #[arg(value_name = "JWT")]
         token: String,
     },
+    /// Print a claimdb ID token for a user, signed with the data directory's issuer key
+    /// (created on first use). For development and scripts; tokens live at most one hour.
+    Mint {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The user id (the token's `sub`), 1 to 128 bytes.
+        #[arg(long, value_name = "UID")]
+        uid: String,
+        /// Custom claims, a JSON object of at most 1000 bytes (reserved names refused).
+        #[arg(long, value_name = "JSON")]
+        claims: Option<String>,
+        /// Lifetime such as 30m, 1h or 900s [default: 1h, the maximum]
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// Make a new issuer signing key now. The previous key stays in the JWKS until every token
+    /// it signed has expired; a running server picks the new key up by itself.
+    RotateKeys {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +149,13 @@ fn main() -> ExitCode {
         Command::Token(TokenCommand::Inspect { config, token }) => {
             token::inspect_command(&config, &token)
         }
+        Command::Token(TokenCommand::Mint {
+            config,
+            uid,
+            claims,
+            ttl,
+        }) => token::mint_command(&config, &uid, claims.as_deref(), ttl.as_deref()),
+        Command::Token(TokenCommand::RotateKeys { config }) => token::rotate_command(&config),
     };
     match result {
         Ok(code) => code,

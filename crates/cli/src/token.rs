@@ -1,7 +1,12 @@
 //! `claimdb token inspect JWT [--config FILE]`: shows a token's header and claims, which
-//! configured provider its issuer selects, and whether it verifies — and if not, why, in words
-//! a newcomer can act on. Exit 0 when it verifies, 1 when it does not (or no provider is
-//! configured to check it), 2 on a usage or operational error.
+//! configured provider its issuer selects (claimdb's own issuer included, when the data
+//! directory has its keys), and whether it verifies — and if not, why, in words a newcomer can
+//! act on. Exit 0 when it verifies, 1 when it does not (or no provider is configured to check
+//! it), 2 on a usage or operational error.
+//!
+//! `claimdb token mint --uid U [--claims JSON] [--ttl 30m]`: prints a claimdb ID token signed
+//! with the data directory's issuer key (created if there is none). `claimdb token
+//! rotate-keys`: makes a new signing key; the old one stays published until its tokens expire.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +14,12 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
-use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps, inspect};
+use claimdb_identity::issuer::parse_ttl;
+use claimdb_identity::signing::KEY_FILE;
+use claimdb_identity::{
+    DirKeyStorage, HttpFetcher, Issuer, IssuerError, MintRequest, Verifier, VerifierDeps, inspect,
+    validate_providers,
+};
 
 use crate::{ConfigArgs, runtime};
 
@@ -23,8 +33,19 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
     } else {
         token.to_string()
     };
+    // claimdb's own issuer joins the providers when its key file exists (never created here).
+    let issuer_dir = issuer_dir(&config);
+    let issuer = if issuer_dir.join(KEY_FILE).exists() {
+        let storage = DirKeyStorage::open(&issuer_dir).context("cannot open the issuer keys")?;
+        Some(
+            Issuer::open(config.issuer.clone(), Arc::new(storage), SystemTime::now())
+                .context("cannot load the issuer keys")?,
+        )
+    } else {
+        None
+    };
     let inspection = runtime()?.block_on(async {
-        let verifier = if config.providers.is_empty() {
+        let verifier = if config.providers.is_empty() && issuer.is_none() {
             None
         } else {
             let deps = VerifierDeps {
@@ -36,9 +57,11 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
                 revocation: Arc::new(NoRevocation),
                 clock: Arc::new(SystemClock),
             };
-            let verifier =
-                Verifier::from_configs(&config.providers, config.key_cache.clone(), deps)
-                    .context("invalid [[providers]]")?;
+            let mut providers =
+                validate_providers(&config.providers).context("invalid [[providers]]")?;
+            providers.extend(issuer.as_ref().map(Issuer::provider));
+            let verifier = Verifier::new(providers, config.key_cache.clone(), deps)
+                .context("invalid [[providers]]")?;
             // Fetch failures are reported by the inspection itself ("keys unavailable").
             verifier.start().await;
             Some(verifier)
@@ -46,7 +69,7 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
         anyhow::Ok(inspect(&token, verifier.as_ref(), SystemTime::now()).await)
     })?;
     print!("{}", inspection.render());
-    if config.providers.is_empty() {
+    if config.providers.is_empty() && issuer.is_none() {
         println!(
             "(no providers configured: pass --config FILE with [[providers]] to check the signature)"
         );
@@ -54,4 +77,79 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
     Ok(ExitCode::from(
         u8::try_from(inspection.exit_code()).unwrap_or(1),
     ))
+}
+
+/// `<data_dir>/issuer`: claimdb's signing keys.
+pub fn issuer_dir(config: &crate::config::Config) -> std::path::PathBuf {
+    config.data_dir.join("issuer")
+}
+
+fn open_issuer(config: &crate::config::Config) -> anyhow::Result<Arc<Issuer>> {
+    let dir = issuer_dir(config);
+    let storage = DirKeyStorage::open(&dir)
+        .with_context(|| format!("cannot open the issuer key directory {}", dir.display()))?;
+    Issuer::open(config.issuer.clone(), Arc::new(storage), SystemTime::now())
+        .context("cannot load or create the issuer keys")
+}
+
+pub fn mint_command(
+    args: &ConfigArgs,
+    uid: &str,
+    claims: Option<&str>,
+    ttl: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let config = args.load(None)?;
+    let claims = match claims {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => anyhow::bail!("--claims must be a JSON object, like '{{\"moderator\":true}}'"),
+            Err(e) => anyhow::bail!("--claims is not valid JSON: {e}"),
+        },
+    };
+    let ttl = ttl
+        .map(parse_ttl)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("invalid --ttl")?;
+    let issuer = open_issuer(&config)?;
+    let request = MintRequest {
+        uid: uid.to_owned(),
+        claims,
+        ttl,
+        ..Default::default()
+    };
+    let minted = match issuer.mint(&request, SystemTime::now()) {
+        Ok(m) => m,
+        Err(IssuerError::InvalidRequest(m)) => anyhow::bail!("{m}"),
+        Err(e) => return Err(e).context("cannot mint the token"),
+    };
+    println!("{}", minted.token);
+    eprintln!(
+        "claimdb: token for {uid:?} from issuer {} (key {}), valid {} s",
+        config.issuer.issuer,
+        minted.kid,
+        minted.exp - minted.iat
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rotate_command(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = args.load(None)?;
+    let issuer = open_issuer(&config)?;
+    let kid = issuer
+        .rotate(SystemTime::now())
+        .context("cannot rotate the issuer keys")?;
+    println!("new signing key: {kid}");
+    for k in issuer.keys().context("cannot list the issuer keys")? {
+        let state = match k.unpublish_at {
+            None => "active".to_owned(),
+            Some(t) => format!(
+                "retired, published until {} (unix seconds)",
+                claimdb_identity::io::unix_secs(t)
+            ),
+        };
+        println!("  {} {} {state}", k.kid, k.alg.name());
+    }
+    Ok(ExitCode::SUCCESS)
 }

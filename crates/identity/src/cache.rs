@@ -103,6 +103,9 @@ impl ProviderKeys {
 
     /// The keys in use, unless there are none or they are older than the staleness bound.
     pub(crate) fn current(&self, now: SystemTime) -> Result<Arc<KeySet>, String> {
+        if let KeySource::Local(l) = &self.source {
+            return Ok(l.source.key_set());
+        }
         let s = self
             .state
             .read()
@@ -128,6 +131,9 @@ impl ProviderKeys {
     /// Whether the keys in use (not too stale) still include `kid` — the cache-hit check, done
     /// under the read lock without cloning anything.
     pub(crate) fn still_publishes(&self, kid: Option<&str>, now: SystemTime) -> bool {
+        if let KeySource::Local(l) = &self.source {
+            return kid.is_none_or(|k| l.source.key_set().contains_kid(k));
+        }
         let Ok(s) = self.state.read() else {
             return false;
         };
@@ -144,11 +150,18 @@ impl ProviderKeys {
 
     /// When the next scheduled refresh should run (`None`: right away).
     pub(crate) fn refresh_due(&self) -> Option<SystemTime> {
+        if matches!(self.source, KeySource::Local(_)) {
+            // Nothing to fetch on a schedule; reloads happen on an unknown kid only.
+            return SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(u64::from(u32::MAX)));
+        }
         self.state.read().ok().and_then(|s| s.refresh_due)
     }
 
     /// Installs the persisted copy if there are no keys yet and it is not too stale.
     pub(crate) async fn load_persisted(&self, now: SystemTime) {
+        if matches!(self.source, KeySource::Local(_)) {
+            return;
+        }
         if self.state.read().is_ok_and(|s| s.fetched_at.is_some()) {
             return;
         }
@@ -214,6 +227,18 @@ impl ProviderKeys {
 
     async fn fetch_now(&self, now: SystemTime) {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        if let KeySource::Local(l) = &self.source {
+            let result = l.source.reload();
+            if let Ok(mut s) = self.state.write() {
+                s.fetched_at = Some(now);
+                s.last_error = result.err();
+                if let Some(e) = &s.last_error {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(provider = %self.name, error = %e, "reloading local keys failed");
+                }
+            }
+            return;
+        }
         let result = self.fetch_and_parse().await;
         let mut save = None;
         if let Ok(mut s) = self.state.write() {
@@ -259,6 +284,7 @@ impl ProviderKeys {
         let url = match &self.source {
             KeySource::Discovery(d) => self.jwks_uri_via_discovery(d).await?,
             KeySource::Jwks(u) | KeySource::X509(u) => u.clone(),
+            KeySource::Local(l) => return Ok(((*l.source.key_set()).clone(), Vec::new(), None)),
         };
         let doc = self.get(&url).await?;
         let keys = self
@@ -333,13 +359,18 @@ impl ProviderKeys {
         match self.source {
             KeySource::X509(_) => KeySet::from_x509_map(body),
             KeySource::Jwks(_) | KeySource::Discovery(_) => KeySet::from_jwks(body),
+            KeySource::Local(_) => Err("local keys are not parsed from a document".into()),
         }
     }
 
     pub(crate) fn metrics(&self, now: SystemTime) -> KeyMetrics {
+        let local = match &self.source {
+            KeySource::Local(l) => Some(l.source.key_set().len()),
+            _ => None,
+        };
         let (keys, key_age, from_persistence, last_error) = match self.state.read() {
             Ok(s) => (
-                s.keys.len(),
+                local.unwrap_or(s.keys.len()),
                 s.fetched_at
                     .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO)),
                 s.from_persistence,

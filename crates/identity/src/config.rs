@@ -8,11 +8,13 @@
 //! environment; that is the CLI's job.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::keys::KeySet;
 use crate::roles::RoleMapping;
 
 /// The `{tenantid}` placeholder of a multi-tenant issuer template (Entra's own spelling).
@@ -154,13 +156,62 @@ pub enum KeySource {
     Discovery(String),
     Jwks(String),
     X509(String),
+    /// Keys held in this process (claimdb's own issuer, a configured PEM key): read live on
+    /// every verification, never fetched, cached or persisted by the verifier.
+    Local(LocalKeys),
 }
 
 impl KeySource {
+    /// The URL keys are fetched from (for [`KeySource::Local`], its label).
     pub fn url(&self) -> &str {
         match self {
             KeySource::Discovery(u) | KeySource::Jwks(u) | KeySource::X509(u) => u,
+            KeySource::Local(l) => &l.label,
         }
+    }
+}
+
+/// The live keys behind a [`KeySource::Local`].
+pub trait LocalKeySource: Send + Sync {
+    /// The keys as they are now (a rotation shows up on the next call).
+    fn key_set(&self) -> Arc<KeySet>;
+    /// Re-reads the keys from where they live, for keys another process may have changed.
+    /// Called when a token names an unknown `kid`, rate limited like a refetch.
+    fn reload(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A [`LocalKeySource`] with a label for messages and metrics.
+#[derive(Clone)]
+pub struct LocalKeys {
+    pub label: String,
+    pub source: Arc<dyn LocalKeySource>,
+}
+
+impl std::fmt::Debug for LocalKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKeys")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for LocalKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label && Arc::ptr_eq(&self.source, &other.source)
+    }
+}
+
+impl Eq for LocalKeys {}
+
+/// A fixed key set (a configured PEM public key, or a test's keys).
+#[derive(Debug)]
+pub struct FixedKeys(pub Arc<KeySet>);
+
+impl LocalKeySource for FixedKeys {
+    fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.0)
     }
 }
 
@@ -219,6 +270,10 @@ pub struct Provider {
     pub roles: Vec<RoleMapping>,
     /// For a `{tenantid}` issuer, the accepted tenants; empty accepts any.
     pub tenants: Vec<String>,
+    /// Roles taken as written from this claim (an array of strings), besides the mappings.
+    /// Only for issuers whose `roles` claim claimdb itself wrote (its own tokens); never set
+    /// from the config file, where a token's claims must not choose its roles.
+    pub trusted_roles_claim: Option<String>,
 }
 
 impl Provider {
@@ -458,6 +513,7 @@ impl ProviderConfig {
             clock_skew: Duration::from_secs(skew),
             roles: self.roles.clone(),
             tenants,
+            trusted_roles_claim: None,
         })
     }
 }
@@ -494,7 +550,7 @@ fn parse_issuer(issuer: &str) -> Result<IssuerMatch, String> {
 }
 
 /// Key URLs must be https, except on loopback (local IdPs and tests).
-fn check_key_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_key_url(url: &str) -> Result<(), String> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| format!("key URL {url:?} is not a URL: {e}"))?;
     let host = parsed.host_str().unwrap_or("");

@@ -9,7 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::FetchError;
-use crate::io::{FetchedDocument, Fetcher};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::io::{FetchedDocument, Fetcher, FormPoster, PostResponse};
 
 /// Key documents larger than this are refused.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -95,6 +98,58 @@ impl Fetcher for HttpFetcher {
             body.extend_from_slice(&chunk);
         }
         Ok(FetchedDocument { body, max_age })
+    }
+}
+
+#[async_trait]
+impl FormPoster for HttpFetcher {
+    async fn post_form(
+        &self,
+        url: &str,
+        form: &[(String, String)],
+        basic_auth: Option<(&str, &str)>,
+    ) -> Result<PostResponse, FetchError> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                FetchError::Timeout {
+                    url: url.to_owned(),
+                    after: self.timeout,
+                }
+            } else {
+                FetchError::Transport {
+                    url: url.to_owned(),
+                    message: e.to_string(),
+                }
+            }
+        };
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .finish();
+        let mut req = self
+            .client
+            .post(url)
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((user, password)) = basic_auth {
+            // RFC 6749 §2.3.1: form-encode the client id and secret before Basic.
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let creds = STANDARD.encode(format!("{}:{}", enc(user), enc(password)));
+            req = req.header("authorization", format!("Basic {creds}"));
+        }
+        let mut resp = req.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(FetchError::Document {
+                    url: url.to_owned(),
+                    message: format!("larger than {MAX_DOCUMENT_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(PostResponse { status, body })
     }
 }
 

@@ -27,6 +27,25 @@ pub trait Fetcher: Send + Sync {
     async fn get(&self, url: &str) -> Result<FetchedDocument, FetchError>;
 }
 
+/// The answer to a form POST: any status (an OAuth error comes with 400 and a JSON body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// POSTs an `application/x-www-form-urlencoded` body (the OAuth token endpoint), optionally
+/// with HTTP Basic client authentication. Implementations bound the body size and time.
+#[async_trait]
+pub trait FormPoster: Send + Sync {
+    async fn post_form(
+        &self,
+        url: &str,
+        form: &[(String, String)],
+        basic_auth: Option<(&str, &str)>,
+    ) -> Result<PostResponse, FetchError>;
+}
+
 /// Last-known keys of one provider, as fetched (raw JWKS or certificate-map JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistedKeys {

@@ -95,6 +95,8 @@ pub struct KeySet {
     without_kid: Vec<Arc<VerifyKey>>,
     /// Entries that were present but not usable (skipped), for metrics and inspect.
     pub skipped: usize,
+    /// A pinned key (configured, not published): it answers whatever `kid` a token names.
+    pinned: bool,
 }
 
 impl KeySet {
@@ -113,13 +115,14 @@ impl KeySet {
     }
 
     pub fn contains_kid(&self, kid: &str) -> bool {
-        self.by_kid.contains_key(kid)
+        self.pinned || self.by_kid.contains_key(kid)
     }
 
     /// The key for this `kid` usable with `alg`. A token without `kid` is matched only when the
     /// provider publishes exactly one key usable with `alg`.
     pub fn find(&self, kid: Option<&str>, alg: Alg) -> Option<&Arc<VerifyKey>> {
         match kid {
+            Some(_) if self.pinned => self.find(None, alg),
             Some(kid) => self.by_kid.get(kid).filter(|k| k.algs.contains(&alg)),
             None => {
                 let mut usable = self
@@ -160,6 +163,21 @@ impl KeySet {
                 None => set.skipped += 1,
             }
         }
+        Ok(set)
+    }
+
+    /// One configured public key (PEM: a SubjectPublicKeyInfo or PKCS#1 public key, or a
+    /// certificate), pinned by the configuration: it is used whatever `kid` a token names.
+    pub fn from_pinned_pem(pem: &[u8]) -> Result<KeySet, String> {
+        let (key, algs) = from_pem(pem)
+            .ok_or_else(|| "not a PEM RSA, EC or Ed25519 public key or certificate".to_owned())?;
+        let key = VerifyKey::new(None, algs, &key)
+            .ok_or_else(|| "the key cannot be used for signatures".to_owned())?;
+        let mut set = KeySet {
+            pinned: true,
+            ..KeySet::default()
+        };
+        set.insert(key);
         Ok(set)
     }
 

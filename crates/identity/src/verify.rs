@@ -352,7 +352,16 @@ impl Verifier {
             }
         }
         let uid = check_uid(&claims, &p.uid_claim)?;
-        let roles = roles_for(&p.roles, &claims);
+        let mut roles = roles_for(&p.roles, &claims);
+        if let Some(name) = &p.trusted_roles_claim
+            && let Some(Value::Array(given)) = claims.get(name)
+        {
+            for r in given.iter().filter_map(Value::as_str) {
+                if !roles.iter().any(|x| x == r) {
+                    roles.push(r.to_owned());
+                }
+            }
+        }
         let verified = VerifiedToken {
             uid,
             claims,

@@ -281,3 +281,85 @@ fn token_inspect_shows_claims_and_says_why_it_does_not_verify() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+fn claimdb(args: &[&str], data_dir: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("CLAIMDB_CONFIG")
+        .env_remove("CLAIMDB_PUBLIC_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn token_mint_signs_with_the_data_dir_key_and_inspect_verifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mint = [
+        "token",
+        "mint",
+        "--uid",
+        "alice",
+        "--claims",
+        r#"{"moderator":true}"#,
+        "--ttl",
+        "30m",
+    ];
+    let (code, token, err) = claimdb(&mint, &data);
+    assert_eq!(code, Some(0), "{err}");
+    let token = token.trim().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join("issuer")), 0o700);
+        assert_eq!(mode(&data.join("issuer/keys.json")), 0o600);
+    }
+    // `token inspect` over the same data directory knows claimdb's issuer and verifies it.
+    let (code, out, err) = claimdb(&["token", "inspect", &token], &data);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("claimdb") && out.contains("moderator"),
+        "{out}"
+    );
+
+    // After a rotation, the old token still verifies and a new one uses the new key.
+    let (code, out, err) = claimdb(&["token", "rotate-keys"], &data);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("active") && out.contains("retired"), "{out}");
+    let (code, _, err) = claimdb(&["token", "inspect", &token], &data);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, second, _) = claimdb(&["token", "mint", "--uid", "bob"], &data);
+    assert_eq!(code, Some(0));
+    let (code, _, _) = claimdb(&["token", "inspect", second.trim()], &data);
+    assert_eq!(code, Some(0));
+
+    // Usage errors exit 2 and say why.
+    let bad: [&[&str]; 5] = [
+        &["token", "mint", "--uid", "alice", "--ttl", "2h"],
+        &["token", "mint", "--uid", "alice", "--ttl", "soon"],
+        &[
+            "token",
+            "mint",
+            "--uid",
+            "alice",
+            "--claims",
+            r#"{"sub":"root"}"#,
+        ],
+        &["token", "mint", "--uid", "alice", "--claims", "[1]"],
+        &["token", "mint", "--uid", ""],
+    ];
+    for args in bad {
+        let (code, out, err) = claimdb(args, &data);
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        assert!(out.is_empty() && err.contains("error"), "{args:?}: {err}");
+    }
+}

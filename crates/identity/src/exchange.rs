@@ -1,0 +1,513 @@
+//! The OAuth grants of `POST /v1/token` as library calls: RFC 8693 token exchange (a configured
+//! provider's token, or a Firebase-format custom token from a configured signer, becomes a
+//! claimdb ID token + refresh token) and the `refresh_token` grant (rotation, reuse detection).
+//! Answers are the OAuth token response ([`TokenResponse`]) or an OAuth error ([`OAuthError`],
+//! RFC 6749 §5.2 codes), both serializable as the RFC shapes them.
+//!
+//! The server parses the form body into pairs, calls [`Grant::from_form`] and
+//! [`TokenService::grant`], and writes the result with [`OAuthError::http_status`]. This file
+//! knows nothing of HTTP beyond those status numbers.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::custom_token::CustomTokens;
+use crate::error::{IssuerError, VerifyError};
+use crate::issuer::{ISSUER_PROVIDER_NAME, Issuer, MintRequest, RESERVED_CLAIMS};
+use crate::refresh::{RefreshError, RefreshGrant, RefreshTokens};
+use crate::verify::Verifier;
+
+/// RFC 8693 token exchange grant type.
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The refresh grant type.
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// Subject token types accepted (RFC 8693 §3).
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// Profile claims copied from a provider's token into claimdb's when present.
+pub const CARRIED_PROFILE_CLAIMS: &[&str] = &["email", "email_verified", "name", "picture"];
+
+/// A parsed `POST /v1/token` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    RefreshToken {
+        refresh_token: String,
+    },
+    TokenExchange {
+        subject_token: String,
+        subject_token_type: String,
+    },
+}
+
+impl Grant {
+    /// Parses the form fields (`application/x-www-form-urlencoded`, already decoded). A field
+    /// given twice is refused (RFC 6749 §3.2); unknown fields are ignored, as the RFC says.
+    pub fn from_form(fields: &[(String, String)]) -> Result<Grant, OAuthError> {
+        let get = |name: &str| -> Result<Option<&str>, OAuthError> {
+            let mut it = fields.iter().filter(|(k, _)| k == name);
+            let first = it.next().map(|(_, v)| v.as_str());
+            if it.next().is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {name} is given more than once"
+                )));
+            }
+            Ok(first)
+        };
+        let need = |name: &str| -> Result<String, OAuthError> {
+            match get(name)? {
+                Some(v) if !v.is_empty() => Ok(v.to_owned()),
+                _ => Err(OAuthError::invalid_request(format!(
+                    "parameter {name} is required"
+                ))),
+            }
+        };
+        match get("grant_type")? {
+            Some(GRANT_REFRESH_TOKEN) => Ok(Grant::RefreshToken {
+                refresh_token: need("refresh_token")?,
+            }),
+            Some(GRANT_TOKEN_EXCHANGE) => {
+                let subject_token_type = need("subject_token_type")?;
+                if subject_token_type != TOKEN_TYPE_JWT && subject_token_type != TOKEN_TYPE_ID_TOKEN
+                {
+                    return Err(OAuthError::invalid_request(format!(
+                        "subject_token_type must be {TOKEN_TYPE_JWT} or {TOKEN_TYPE_ID_TOKEN}"
+                    )));
+                }
+                if get("actor_token")?.is_some() {
+                    return Err(OAuthError::invalid_request(
+                        "delegation (actor_token) is not supported".into(),
+                    ));
+                }
+                if let Some(t) = get("requested_token_type")?
+                    && t != TOKEN_TYPE_ID_TOKEN
+                    && t != TOKEN_TYPE_JWT
+                {
+                    return Err(OAuthError::invalid_request(format!(
+                        "requested_token_type {t} is not offered; claimdb issues ID tokens"
+                    )));
+                }
+                Ok(Grant::TokenExchange {
+                    subject_token: need("subject_token")?,
+                    subject_token_type,
+                })
+            }
+            Some("") | None => Err(OAuthError::invalid_request(
+                "parameter grant_type is required".into(),
+            )),
+            Some(other) => Err(OAuthError {
+                error: OAuthErrorCode::UnsupportedGrantType,
+                error_description: format!(
+                    "grant_type {other:?} is not supported; use {GRANT_REFRESH_TOKEN} or {GRANT_TOKEN_EXCHANGE}"
+                ),
+                reason: None,
+            }),
+        }
+    }
+}
+
+/// The successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). `access_token` and
+/// `id_token` are the same claimdb ID token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub issued_token_type: &'static str,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub id_token: String,
+}
+
+/// RFC 6749 §5.2 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+/// An OAuth error response: `{"error": "invalid_grant", "error_description": "…"}`, plus
+/// claimdb's stable `reason` when a token was refused (the verifier's reason code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{error:?}: {error_description}")]
+pub struct OAuthError {
+    pub error: OAuthErrorCode,
+    pub error_description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+impl OAuthError {
+    pub fn invalid_request(description: String) -> Self {
+        Self {
+            error: OAuthErrorCode::InvalidRequest,
+            error_description: description,
+            reason: None,
+        }
+    }
+
+    fn invalid_grant(description: String, reason: &'static str) -> Self {
+        Self {
+            error: OAuthErrorCode::InvalidGrant,
+            error_description: description,
+            reason: Some(reason),
+        }
+    }
+
+    fn server(description: String) -> Self {
+        Self {
+            error: OAuthErrorCode::ServerError,
+            error_description: description,
+            reason: None,
+        }
+    }
+
+    /// The HTTP status to answer with.
+    pub fn http_status(&self) -> u16 {
+        match self.error {
+            OAuthErrorCode::InvalidRequest
+            | OAuthErrorCode::InvalidGrant
+            | OAuthErrorCode::UnsupportedGrantType => 400,
+            OAuthErrorCode::ServerError => 500,
+            OAuthErrorCode::TemporarilyUnavailable => 503,
+        }
+    }
+}
+
+impl From<VerifyError> for OAuthError {
+    fn from(e: VerifyError) -> Self {
+        if e.is_operational() {
+            Self {
+                error: OAuthErrorCode::TemporarilyUnavailable,
+                error_description: e.to_string(),
+                reason: Some(e.reason()),
+            }
+        } else {
+            Self::invalid_grant(format!("the subject token was refused: {e}"), e.reason())
+        }
+    }
+}
+
+impl From<RefreshError> for OAuthError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Storage(s) => Self::server(s.to_string()),
+            other => Self::invalid_grant(other.to_string(), other.reason()),
+        }
+    }
+}
+
+impl From<IssuerError> for OAuthError {
+    fn from(e: IssuerError) -> Self {
+        match e {
+            IssuerError::InvalidRequest(m) => Self::invalid_grant(m, "invalid-claims"),
+            other => Self::server(other.to_string()),
+        }
+    }
+}
+
+/// A verified identity, ready to be turned into claimdb tokens.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Subject {
+    pub uid: String,
+    /// The provider (or custom-token signer) that vouched for it.
+    pub provider: String,
+    pub roles: Vec<String>,
+    /// Claims carried into claimdb's token (profile claims, developer claims).
+    pub carried: Map<String, Value>,
+    pub auth_time: Option<i64>,
+}
+
+/// The user's stored custom claims (the admin API's overlay), looked up per mint.
+#[async_trait]
+pub trait UserClaims: Send + Sync {
+    async fn custom_claims(&self, uid: &str) -> Result<Map<String, Value>, String>;
+}
+
+/// No stored custom claims.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUserClaims;
+
+#[async_trait]
+impl UserClaims for NoUserClaims {
+    async fn custom_claims(&self, _: &str) -> Result<Map<String, Value>, String> {
+        Ok(Map::new())
+    }
+}
+
+/// Runs the token grants.
+#[derive(Clone)]
+pub struct TokenService {
+    issuer: Arc<Issuer>,
+    verifier: Arc<Verifier>,
+    custom: Option<Arc<CustomTokens>>,
+    refresh: RefreshTokens,
+}
+
+impl TokenService {
+    /// `verifier` verifies providers' tokens (it may include claimdb's own provider; such
+    /// tokens are refused as subject tokens); `custom` the configured custom-token signers.
+    pub fn new(
+        issuer: Arc<Issuer>,
+        verifier: Arc<Verifier>,
+        custom: Option<Arc<CustomTokens>>,
+        refresh: RefreshTokens,
+    ) -> Self {
+        Self {
+            issuer,
+            verifier,
+            custom,
+            refresh,
+        }
+    }
+
+    pub fn refresh_tokens(&self) -> &RefreshTokens {
+        &self.refresh
+    }
+
+    /// Runs a grant end to end, looking the user's custom claims up through `claims`.
+    pub async fn grant(
+        &self,
+        grant: &Grant,
+        claims: &dyn UserClaims,
+        now: SystemTime,
+    ) -> Result<TokenResponse, OAuthError> {
+        match grant {
+            Grant::TokenExchange {
+                subject_token,
+                subject_token_type,
+            } => {
+                let subject = self
+                    .verify_subject(subject_token, subject_token_type, now)
+                    .await?;
+                let custom = lookup(claims, &subject.uid).await?;
+                self.issue(&subject, &custom, now).await
+            }
+            Grant::RefreshToken { refresh_token } => self.refresh(refresh_token, claims, now).await,
+        }
+    }
+
+    /// Verifies an RFC 8693 subject token: a custom token when its `iss` is a configured
+    /// signer, otherwise a configured provider's token through the verifier.
+    pub async fn verify_subject(
+        &self,
+        subject_token: &str,
+        subject_token_type: &str,
+        now: SystemTime,
+    ) -> Result<Subject, OAuthError> {
+        if subject_token_type != TOKEN_TYPE_JWT && subject_token_type != TOKEN_TYPE_ID_TOKEN {
+            return Err(OAuthError::invalid_request(format!(
+                "subject_token_type must be {TOKEN_TYPE_JWT} or {TOKEN_TYPE_ID_TOKEN}"
+            )));
+        }
+        // The issuer decides which verifier; the signature is checked by that verifier.
+        let iss = crate::jose::decode(subject_token)
+            .map_err(OAuthError::from)?
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_default();
+        if let Some(custom) = &self.custom
+            && custom.is_signer(&iss)
+        {
+            let c = custom.verify(subject_token, now).await?;
+            return Ok(Subject {
+                uid: c.uid,
+                provider: c.signer,
+                roles: Vec::new(),
+                carried: c.claims,
+                auth_time: Some(c.iat),
+            });
+        }
+        let v = self.verifier.verify(subject_token, now).await?;
+        if v.provider == ISSUER_PROVIDER_NAME {
+            return Err(OAuthError::invalid_grant(
+                "claimdb's own tokens cannot be exchanged; use the refresh_token grant".into(),
+                "own-token",
+            ));
+        }
+        let mut carried = Map::new();
+        for name in CARRIED_PROFILE_CLAIMS {
+            if let Some(val) = v.claims.get(*name) {
+                carried.insert((*name).to_owned(), val.clone());
+            }
+        }
+        Ok(Subject {
+            uid: v.uid.clone(),
+            provider: v.provider.clone(),
+            roles: v.roles.clone(),
+            carried,
+            auth_time: v.claims.get("auth_time").and_then(Value::as_i64).or(v.iat),
+        })
+    }
+
+    /// Mints an ID token for `subject` with the user's `custom_claims` and starts a new
+    /// refresh-token family (a sign-in).
+    pub async fn issue(
+        &self,
+        subject: &Subject,
+        custom_claims: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = RefreshGrant {
+            uid: subject.uid.clone(),
+            provider: Some(subject.provider.clone()),
+            roles: subject.roles.clone(),
+            claims: subject.carried.clone(),
+            auth_time: subject.auth_time,
+        };
+        // Mint first: a subject whose claims cannot be minted gets no refresh token.
+        let minted = self.mint(&grant, custom_claims, now)?;
+        let refresh = self.refresh.issue(&grant, now).await?;
+        Ok(self.response(minted, refresh.token))
+    }
+
+    /// The refresh grant: rotates the refresh token and mints a fresh ID token with the
+    /// user's current custom claims.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        claims: &dyn UserClaims,
+        now: SystemTime,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (grant, next) = self.refresh.redeem(refresh_token, now).await?;
+        let custom = lookup(claims, &grant.uid).await?;
+        let minted = self.mint(&grant, &custom, now)?;
+        Ok(self.response(minted, next.token))
+    }
+
+    fn mint(
+        &self,
+        grant: &RefreshGrant,
+        custom: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<crate::issuer::Minted, OAuthError> {
+        let carried: Map<String, Value> = grant
+            .claims
+            .iter()
+            .filter(|(k, _)| !RESERVED_CLAIMS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let req = MintRequest {
+            uid: grant.uid.clone(),
+            claims: custom.clone(),
+            carried,
+            ttl: None,
+            roles: grant.roles.clone(),
+            provider: grant.provider.clone(),
+            audience: None,
+            auth_time: grant.auth_time,
+        };
+        Ok(self.issuer.mint(&req, now)?)
+    }
+
+    fn response(&self, minted: crate::issuer::Minted, refresh_token: String) -> TokenResponse {
+        TokenResponse {
+            access_token: minted.token.clone(),
+            issued_token_type: TOKEN_TYPE_ID_TOKEN,
+            token_type: "Bearer",
+            expires_in: u64::try_from(minted.exp.saturating_sub(minted.iat)).unwrap_or(0),
+            refresh_token,
+            id_token: minted.token,
+        }
+    }
+}
+
+async fn lookup(claims: &dyn UserClaims, uid: &str) -> Result<Map<String, Value>, OAuthError> {
+    claims
+        .custom_claims(uid)
+        .await
+        .map_err(|e| OAuthError::server(format!("the user's custom claims could not be read: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn grant_parsing_table() {
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Result<(), OAuthErrorCode>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
+                Ok(()),
+            ),
+            (
+                vec![("grant_type", "refresh_token")],
+                Err(OAuthErrorCode::InvalidRequest),
+            ),
+            (
+                vec![
+                    ("grant_type", GRANT_TOKEN_EXCHANGE),
+                    ("subject_token", "t"),
+                    ("subject_token_type", TOKEN_TYPE_JWT),
+                ],
+                Ok(()),
+            ),
+            (
+                vec![
+                    ("grant_type", GRANT_TOKEN_EXCHANGE),
+                    ("subject_token", "t"),
+                    (
+                        "subject_token_type",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ),
+                ],
+                Err(OAuthErrorCode::InvalidRequest),
+            ),
+            (
+                vec![
+                    ("grant_type", GRANT_TOKEN_EXCHANGE),
+                    ("subject_token", "t"),
+                    ("subject_token", "u"),
+                    ("subject_token_type", TOKEN_TYPE_JWT),
+                ],
+                Err(OAuthErrorCode::InvalidRequest),
+            ),
+            (
+                vec![
+                    ("grant_type", GRANT_TOKEN_EXCHANGE),
+                    ("subject_token", "t"),
+                    ("subject_token_type", TOKEN_TYPE_JWT),
+                    ("actor_token", "a"),
+                ],
+                Err(OAuthErrorCode::InvalidRequest),
+            ),
+            (
+                vec![("grant_type", "password")],
+                Err(OAuthErrorCode::UnsupportedGrantType),
+            ),
+            (vec![], Err(OAuthErrorCode::InvalidRequest)),
+        ];
+        for (pairs, want) in cases {
+            let got = Grant::from_form(&form(&pairs))
+                .map(|_| ())
+                .map_err(|e| e.error);
+            assert_eq!(got, want, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn errors_serialize_as_rfc6749_says() {
+        let e = OAuthError::invalid_grant("nope".into(), "expired");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"error": "invalid_grant", "error_description": "nope", "reason": "expired"})
+        );
+        assert_eq!(e.http_status(), 400);
+    }
+}
