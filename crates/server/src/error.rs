@@ -23,6 +23,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Map<String, Json>,
+    /// Not logged when sent (expected, frequent answers such as a not-ready `/readyz`).
+    pub quiet: bool,
 }
 
 #[derive(Serialize)]
@@ -44,7 +46,14 @@ impl ApiError {
             code,
             message: message.into(),
             details: Map::new(),
+            quiet: false,
         }
+    }
+
+    /// The same error, not logged when sent.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
     }
 
     /// 400 `invalid-argument`.
@@ -143,7 +152,7 @@ impl IntoResponse for ApiError {
                 "internal error; the server log has the details under this request's x-request-id"
                     .to_string()
             } else {
-                if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                if self.status == StatusCode::SERVICE_UNAVAILABLE && !self.quiet {
                     tracing::warn!(detail = %self.message, "unavailable");
                 }
                 self.message

@@ -22,12 +22,14 @@ pub async fn readyz(
     match state.engine.ready(&ctx).await {
         Ok(()) => Ok(Json(StatusOut { status: "ready" })),
         Err(e) => {
-            tracing::warn!(code = e.code(), detail = %e, "readiness check failed");
+            // Polled every few seconds by load balancers: not worth a warning each time.
+            tracing::debug!(code = e.code(), detail = %e, "readiness check failed");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 format!("not ready: {}", e.message()),
-            ))
+            )
+            .quiet())
         }
     }
 }

@@ -545,3 +545,48 @@ fn keys_survive_a_restart_during_an_idp_outage_and_rotation_is_picked_up() {
     .unwrap();
     assert_eq!(status, 404, "{body}");
 }
+
+/// `/readyz` reports not ready, naming the provider, until its keys are loaded; a request that
+/// needs them meanwhile is refused as `keys-unavailable` rather than hanging; once the IdP
+/// answers, the server becomes ready by itself.
+#[test]
+fn readiness_waits_for_the_first_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::new("k1");
+    let idp = Idp::start(&[&key]);
+    idp.set_down(true);
+    let rules_path = dir.path().join("firestore.rules");
+    std::fs::write(&rules_path, RULES).unwrap();
+    let config = config(dir.path(), &idp, &rules_path);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "[[providers]]",
+        "[key_cache]\nretry_min_secs = 1\nfirst_fetch_wait_ms = 300\nfetch_timeout_ms = 500\n\n[[providers]]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::spawn(&dir.path().join("data"), Some(&config), &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = server.get("/readyz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("idp"), "{body}");
+    let alice = format!("Bearer {}", key.sign(&claims("alice", json!({}))));
+    let (status, body) = request(
+        "GET",
+        &server.url("/v1/docs/teams/t"),
+        None,
+        &[("authorization", &alice)],
+    )
+    .unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("keys-unavailable"), "{body}");
+    idp.set_down(false);
+    server.wait_ready(Duration::from_secs(15));
+    let (status, body) = request(
+        "GET",
+        &server.url("/v1/docs/teams/t"),
+        None,
+        &[("authorization", &alice)],
+    )
+    .unwrap();
+    assert_eq!(status, 404, "{body}");
+}

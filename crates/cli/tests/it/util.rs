@@ -33,6 +33,27 @@ impl Server {
 
     /// Starts the server over `data_dir` with a config file and extra environment.
     pub fn start_with(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let server = Server::spawn(data_dir, config, env);
+        server.wait_ready(Duration::from_secs(20));
+        server
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = self.get("/readyz")
+                && r.0 == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "server not ready in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server and returns once it listens, without waiting until it is ready.
+    pub fn spawn(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -62,20 +83,10 @@ impl Server {
             .to_string();
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let server = Server {
+        Server {
             child,
             base: addr,
             data_dir: data_dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = server.get("/readyz")
-                && r.0 == 200
-            {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "server not ready in time");
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
