@@ -18,6 +18,8 @@ use crate::error::Failure;
 use crate::schema::Sql;
 
 type Param = Box<dyn ToSql + Sync + Send>;
+/// Exclusive bounds on document keys.
+type KeyRange = (Vec<u8>, Vec<u8>);
 
 /// Rows a cursor fetches at a time once the first page did not satisfy a query.
 const FIRST_CURSOR_PAGE: i32 = 256;
@@ -146,7 +148,7 @@ pub async fn scan_records(
 
 /// The scope as an `idx`/`docs` column (`parent` or `grp`) and its value, and for a group below
 /// a document the exclusive key range of the documents below it.
-fn scope_bounds(scope: &Scope) -> (&'static str, Param, Option<(Vec<u8>, Vec<u8>)>) {
+fn scope_bounds(scope: &Scope) -> (&'static str, Param, Option<KeyRange>) {
     match scope {
         Scope::Collection(c) => ("parent", Box::new(c.sort_key()), None),
         Scope::Group {
@@ -167,7 +169,7 @@ fn scope_bounds(scope: &Scope) -> (&'static str, Param, Option<(Vec<u8>, Vec<u8>
 fn doc_bounds(
     lo: &Option<Vec<u8>>,
     hi: &Option<Vec<u8>>,
-    under: Option<(Vec<u8>, Vec<u8>)>,
+    under: Option<KeyRange>,
 ) -> (Vec<u8>, Vec<u8>) {
     // Every document key is below 0xFF (UTF-8 never holds that byte).
     let mut lo = lo.clone().unwrap_or_default();
