@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use claimdb_identity::{KeyCacheConfig, ProviderConfig, validate_providers};
 use serde::Deserialize;
 
+use crate::storage::Storage;
+
 /// Default address: loopback only, so a fresh dev instance is never exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_DATA_DIR: &str = "./claimdb-data";
@@ -25,6 +27,10 @@ const KEYS: &[&str] = &[
     "log",
     "providers",
     "key_cache",
+    "storage",
+    "postgres_url",
+    "postgres_schema",
+    "postgres_pool_size",
 ];
 
 /// The file's keys as written, before defaults and validation.
@@ -38,6 +44,10 @@ struct RawConfig {
     #[serde(default)]
     providers: Vec<ProviderConfig>,
     key_cache: Option<KeyCacheConfig>,
+    storage: Option<String>,
+    postgres_url: Option<String>,
+    postgres_schema: Option<String>,
+    postgres_pool_size: Option<usize>,
 }
 
 /// Overrides given as command-line flags.
@@ -51,6 +61,11 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    #[allow(
+        dead_code,
+        reason = "the data directory stays part of the configuration with PostgreSQL storage; \
+                  commands read it through `storage` today"
+    )]
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     /// A `tracing` filter such as `info` or `claimdb=debug,info`.
@@ -59,6 +74,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// JWKS and verified-token cache behaviour (`[key_cache]`).
     pub key_cache: KeyCacheConfig,
+    /// Where documents live: `storage = "sqlite"` (in `data_dir`) or `"postgres"`.
+    pub storage: Storage,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -109,15 +126,24 @@ impl Config {
         validate_providers(&raw.providers).context("invalid [[providers]]")?;
         let key_cache = raw.key_cache.unwrap_or_default();
         key_cache.validate().context("invalid [key_cache]")?;
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let storage = Storage::from_keys(
+            raw.storage.as_deref(),
+            data_dir.clone(),
+            raw.postgres_url.as_deref(),
+            raw.postgres_schema.as_deref(),
+            raw.postgres_pool_size,
+        )?;
         Ok(Config {
             providers: raw.providers,
             key_cache,
             listen,
-            data_dir: overrides
-                .data_dir
-                .clone()
-                .or(raw.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            storage,
+            data_dir,
             max_body_bytes,
             log: raw.log.unwrap_or_else(|| "info".into()),
             source: file.map(Path::to_path_buf),

@@ -1,4 +1,4 @@
-//! `claimdb serve`: opens the embedded store, binds the listener, serves until SIGINT/SIGTERM,
+//! `claimdb serve`: opens the configured store (embedded SQLite or PostgreSQL), binds the listener, serves until SIGINT/SIGTERM,
 //! then drains in-flight requests and closes the store so every acknowledged write is on disk.
 
 use std::io::{IsTerminal as _, Write as _};
@@ -8,8 +8,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use claimdb_engine::Engine;
 use claimdb_server::ServerConfig;
-use claimdb_store::Store;
-use claimdb_store::sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
 use crate::ConfigArgs;
@@ -29,12 +27,7 @@ pub fn run(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<ExitCode
 use crate::runtime;
 
 async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(SqliteStore::open(&config.data_dir).with_context(|| {
-        format!(
-            "cannot open the data directory {}",
-            config.data_dir.display()
-        )
-    })?);
+    let store = config.storage.open().await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -43,8 +36,8 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "claimdb listening on http://{addr} (data in {})",
-            config.data_dir.display()
+            "claimdb listening on http://{addr} ({})",
+            config.storage.describe()
         )?;
         writeln!(
             out,
@@ -64,8 +57,8 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(none)".into());
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), config = %config_file, "claimdb started");
-    let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>));
+    tracing::info!(%addr, storage = %config.storage.describe(), config = %config_file, "claimdb started");
+    let engine = Arc::new(Engine::new(store.clone()));
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
     };

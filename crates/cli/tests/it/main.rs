@@ -4,4 +4,7 @@
 
 mod cli;
 mod durability;
+mod migrate;
+mod multinode;
+mod pg;
 mod util;

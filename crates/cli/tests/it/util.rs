@@ -17,11 +17,17 @@ pub struct Server {
 impl Server {
     /// Starts the server on 127.0.0.1:0 over `data_dir` and waits until it is ready.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g. `CLAIMDB_STORAGE`).
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("CLAIMDB_CONFIG")
             .env("CLAIMDB_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
