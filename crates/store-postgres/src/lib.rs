@@ -11,7 +11,8 @@
 //!
 //! Faults: while the server is down or restarting, calls fail with
 //! [`StoreError::Unavailable`] and the pool replaces dead connections by itself once it is back
-//! (an operation that meets a connection which died while idle retries once on a fresh one); a
+//! (an attempt that met a connection which had died, or a serialization failure, and certainly
+//! changed nothing, is retried on a fresh connection, at most three attempts in all); a
 //! pool that stays fully busy past `acquire_timeout` fails with
 //! [`StoreError::ResourceExhausted`] instead of waiting forever. A commit is acknowledged only
 //! after PostgreSQL's COMMIT returned, so with the server's default `synchronous_commit = on` no
