@@ -1,5 +1,7 @@
 -- Durable single-document writes: each request PUTs a new document w<thread>-<k>.
 local counter = 0
+-- Set PREFIX to keep two wrk processes' documents apart.
+local prefix = os.getenv("PREFIX") or ""
 -- `id` is a global set per thread by setup().
 local threads = {}
 setup = function(thread)
@@ -12,7 +14,7 @@ end
 request = function()
   counter = counter + 1
   local body = '{"owner":"u' .. (counter % 1000) .. '","n":' .. counter .. ',"title":"benchmark document"}'
-  return wrk.format("PUT", "/v1/docs/writes/w" .. id .. "-" .. counter,
+  return wrk.format("PUT", "/v1/docs/writes/w" .. prefix .. id .. "-" .. counter,
     {["content-type"] = "application/json"}, body)
 end
 response = function(status)

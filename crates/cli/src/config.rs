@@ -14,6 +14,8 @@ use claimdb_identity::{
 };
 use serde::Deserialize;
 
+use crate::storage::Storage;
+
 /// Default address: loopback only, so a fresh dev instance is never exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_DATA_DIR: &str = "./claimdb-data";
@@ -36,6 +38,10 @@ const KEYS: &[&str] = &[
     "app_redirects",
     "issuer",
     "custom_token_signers",
+    "storage",
+    "postgres_url",
+    "postgres_schema",
+    "postgres_pool_size",
 ];
 
 /// The file's keys as written, before defaults and validation.
@@ -60,6 +66,10 @@ struct RawConfig {
     issuer: Option<IssuerSettings>,
     #[serde(default)]
     custom_token_signers: Vec<CustomTokenSignerConfig>,
+    storage: Option<String>,
+    postgres_url: Option<String>,
+    postgres_schema: Option<String>,
+    postgres_pool_size: Option<usize>,
 }
 
 /// Overrides given as command-line flags.
@@ -73,6 +83,11 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    #[allow(
+        dead_code,
+        reason = "the data directory stays part of the configuration with PostgreSQL storage; \
+                  commands read it through `storage` today"
+    )]
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     /// A `tracing` filter such as `info` or `claimdb=debug,info`.
@@ -105,6 +120,8 @@ pub struct Config {
         reason = "validated here; read by the server when it mounts /v1/token"
     )]
     pub custom_token_signers: Vec<CustomTokenSignerConfig>,
+    /// Where documents live: `storage = "sqlite"` (in `data_dir`) or `"postgres"`.
+    pub storage: Storage,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -187,15 +204,24 @@ impl Config {
             }
             s.load().context("invalid [[custom_token_signers]]")?;
         }
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let storage = Storage::from_keys(
+            raw.storage.as_deref(),
+            data_dir.clone(),
+            raw.postgres_url.as_deref(),
+            raw.postgres_schema.as_deref(),
+            raw.postgres_pool_size,
+        )?;
         Ok(Config {
             providers: raw.providers,
             key_cache,
             listen,
-            data_dir: overrides
-                .data_dir
-                .clone()
-                .or(raw.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            storage,
+            data_dir,
             max_body_bytes,
             log: raw.log.unwrap_or_else(|| "info".into()),
             rules: raw.rules,

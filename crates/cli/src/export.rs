@@ -6,8 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use claimdb_store::Store;
-use claimdb_store::sqlite::SqliteStore;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{ConfigArgs, jsonl, runtime};
@@ -29,12 +27,7 @@ pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode>
         "{spinner} exported {pos} documents ({per_sec})",
     )?);
     let count = runtime()?.block_on(async {
-        let store = SqliteStore::open(&config.data_dir).with_context(|| {
-            format!(
-                "cannot open the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+        let store = config.storage.open().await?;
         let mut after = None;
         let mut count = 0u64;
         loop {

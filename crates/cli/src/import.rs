@@ -9,8 +9,6 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use claimdb_model::Timestamp;
 use claimdb_model::limits::MAX_BATCH_WRITES;
-use claimdb_store::Store;
-use claimdb_store::sqlite::SqliteStore;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{ConfigArgs, jsonl, runtime};
@@ -58,12 +56,7 @@ pub fn run(args: &ConfigArgs, input: &Path) -> anyhow::Result<ExitCode> {
         "{bar:40} {pos}/{len} documents ({eta} left)",
     )?);
     runtime()?.block_on(async {
-        let store = SqliteStore::open(&config.data_dir).with_context(|| {
-            format!(
-                "cannot open the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+        let store = config.storage.open().await?;
         let mut batch = Vec::with_capacity(MAX_BATCH_WRITES);
         for line in open()?.lines() {
             let line = line?;

@@ -6,8 +6,10 @@ mod config;
 mod export;
 mod import;
 mod jsonl;
+mod migrate;
 mod rules;
 mod serve;
+mod storage;
 mod token;
 
 use std::path::PathBuf;
@@ -37,8 +39,10 @@ struct Cli {
 struct ConfigArgs {
     /// TOML configuration file. Without one, defaults apply; every key can also be set as
     /// CLAIMDB_<KEY> (CLAIMDB_LISTEN, CLAIMDB_DATA_DIR, CLAIMDB_MAX_BODY_BYTES, CLAIMDB_LOG,
-    /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE, CLAIMDB_PUBLIC_URL, CLAIMDB_APP_REDIRECTS,
-    /// CLAIMDB_ISSUER, CLAIMDB_CUSTOM_TOKEN_SIGNERS).
+    /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE, CLAIMDB_RULES, CLAIMDB_ADMIN_KEY, CLAIMDB_ADMIN_ROLES,
+    /// CLAIMDB_EXPLAIN_DENIALS, CLAIMDB_PUBLIC_URL, CLAIMDB_APP_REDIRECTS, CLAIMDB_ISSUER,
+    /// CLAIMDB_CUSTOM_TOKEN_SIGNERS, CLAIMDB_STORAGE, CLAIMDB_POSTGRES_URL,
+    /// CLAIMDB_POSTGRES_SCHEMA, CLAIMDB_POSTGRES_POOL_SIZE).
     #[arg(long, short = 'c', env = "CLAIMDB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (overrides the file and CLAIMDB_DATA_DIR) [default: ./claimdb-data]
@@ -75,6 +79,29 @@ enum Command {
         /// Input file; `-` reads standard input.
         #[arg(value_name = "FILE")]
         input: PathBuf,
+    },
+    /// Copy every document and system record from one store to another (SQLite ⇄ PostgreSQL),
+    /// then verify that the target matches. Stop the nodes writing to the source first. A
+    /// non-empty target is refused unless --resume or --rollback says what to do with it.
+    /// Exit 0 copied and verified, 1 verification found a difference, 2 error.
+    Migrate {
+        /// Source store: sqlite:DATA_DIR, or a postgres:// URL (append ?schema=NAME for a
+        /// claimdb database in its own PostgreSQL schema).
+        #[arg(long, value_name = "STORE", required_unless_present = "rollback")]
+        from: Option<String>,
+        /// Target store, in the same forms as --from.
+        #[arg(long, value_name = "STORE")]
+        to: String,
+        /// Continue an interrupted migration after the last document present in the target.
+        #[arg(long, conflicts_with = "rollback")]
+        resume: bool,
+        /// Undo an interrupted migration: delete every document and record from the target,
+        /// leaving it empty (needs only --to).
+        #[arg(long)]
+        rollback: bool,
+        /// Stop after copying this many documents (to migrate in steps; continue with --resume).
+        #[arg(long, value_name = "N", conflicts_with = "rollback")]
+        max_documents: Option<u64>,
     },
     /// Check and test Firestore security rules offline.
     #[command(subcommand)]
@@ -144,6 +171,19 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve::run(&config, listen),
         Command::Export { config, output } => export::run(&config, output.as_deref()),
         Command::Import { config, input } => import::run(&config, &input),
+        Command::Migrate {
+            from,
+            to,
+            resume,
+            rollback,
+            max_documents,
+        } => migrate::run(migrate::Args {
+            from,
+            to,
+            resume,
+            rollback,
+            max_documents,
+        }),
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file),
         Command::Rules(RulesCommand::Test { rules, cases }) => rules::test(&rules, &cases),
         Command::Token(TokenCommand::Inspect { config, token }) => {

@@ -1,4 +1,4 @@
-//! `claimdb serve`: opens the embedded store, binds the listener, serves until SIGINT/SIGTERM,
+//! `claimdb serve`: opens the configured store (embedded SQLite or PostgreSQL), binds the listener, serves until SIGINT/SIGTERM,
 //! then drains in-flight requests and closes the store so every acknowledged write is on disk.
 
 use std::io::{IsTerminal as _, Write as _};
@@ -16,7 +16,6 @@ use claimdb_identity::io::SystemClock;
 use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps};
 use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
-use claimdb_store::sqlite::SqliteStore;
 use claimdb_store::{RecordCondition, Store};
 use tracing_subscriber::EnvFilter;
 
@@ -37,12 +36,7 @@ pub fn run(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<ExitCode
 use crate::runtime;
 
 async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(SqliteStore::open(&config.data_dir).with_context(|| {
-        format!(
-            "cannot open the data directory {}",
-            config.data_dir.display()
-        )
-    })?);
+    let store = config.storage.open().await?;
     let dyn_store: Arc<dyn Store> = store.clone();
     let (ruleset, origin) = load_rules(config.rules.as_deref())?;
     let admin_key = admin_key(&dyn_store, config.admin_key.as_deref()).await?;
@@ -71,8 +65,8 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "claimdb listening on http://{addr} (data in {})",
-            config.data_dir.display()
+            "claimdb listening on http://{addr} ({})",
+            config.storage.describe()
         )?;
         match &config.rules {
             Some(path) => writeln!(out, "rules: {} (reloaded when it changes)", path.display())?,
@@ -94,7 +88,7 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(none)".into());
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), config = %config_file, "claimdb started");
+    tracing::info!(%addr, storage = %config.storage.describe(), config = %config_file, "claimdb started");
     let mut options = EngineOptions::new(ruleset, origin);
     options.verifier = verifier.clone();
     options.explain_denials = config.explain_denials;

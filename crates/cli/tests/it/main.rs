@@ -6,4 +6,7 @@ mod cli;
 mod durability;
 mod enforce;
 mod idp;
+mod migrate;
+mod multinode;
+mod pg;
 mod util;

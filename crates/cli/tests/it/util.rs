@@ -20,15 +20,19 @@ pub struct Server {
 impl Server {
     /// Starts the server on 127.0.0.1:0 over `data_dir` and waits until it is ready.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_env(data_dir, &[])
+    }
+
+    /// [`Server::start`] (rules that allow everything) with extra environment variables
+    /// (e.g. `CLAIMDB_STORAGE`).
+    pub fn start_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         // Storage tests run with rules that allow everything (kept in the data directory).
         std::fs::create_dir_all(data_dir).unwrap();
         let rules = data_dir.join("test-open.rules");
         std::fs::write(&rules, OPEN_RULES).unwrap();
-        Server::start_with(
-            data_dir,
-            None,
-            &[("CLAIMDB_RULES", rules.to_str().unwrap())],
-        )
+        let mut all = vec![("CLAIMDB_RULES", rules.to_str().unwrap())];
+        all.extend_from_slice(env);
+        Server::start_with(data_dir, None, &all)
     }
 
     /// Starts the server over `data_dir` with a config file and extra environment.

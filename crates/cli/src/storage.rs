@@ -1,0 +1,216 @@
+//! Which store a command opens: the embedded SQLite store in the data directory (the default),
+//! or PostgreSQL (`storage = "postgres"`), which several nodes can share. Also the
+//! `sqlite:PATH` / `postgres://…` store specifications `claimdb migrate` takes.
+//!
+//! A PostgreSQL URL may carry a `schema=NAME` query parameter, which claimdb takes out before
+//! connecting: the PostgreSQL schema holding claimdb's tables (created if missing), so several
+//! claimdb databases can live in one PostgreSQL database. The `postgres_schema` key, when set,
+//! wins over it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use claimdb_store::Store;
+use claimdb_store::sqlite::SqliteStore;
+use claimdb_store_postgres::{PgOptions, PostgresStore};
+
+/// Connections one node keeps to PostgreSQL by default.
+pub const DEFAULT_POSTGRES_POOL_SIZE: usize = 16;
+/// How long a request waits for a free PostgreSQL connection before `resource-exhausted`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A validated store choice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Storage {
+    Sqlite { dir: PathBuf },
+    Postgres(Postgres),
+}
+
+#[derive(Clone, PartialEq)]
+pub struct Postgres {
+    /// The URL without claimdb's own `schema` parameter.
+    pub url: String,
+    pub schema: Option<String>,
+    pub pool_size: usize,
+}
+
+// Never print the URL: it may hold a password.
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Validates the storage keys of the configuration.
+    pub fn from_keys(
+        storage: Option<&str>,
+        data_dir: PathBuf,
+        postgres_url: Option<&str>,
+        postgres_schema: Option<&str>,
+        postgres_pool_size: Option<usize>,
+    ) -> anyhow::Result<Storage> {
+        match storage.unwrap_or("sqlite") {
+            "sqlite" => Ok(Storage::Sqlite { dir: data_dir }),
+            "postgres" => {
+                let Some(url) = postgres_url else {
+                    bail!(
+                        "storage = \"postgres\" needs postgres_url (or CLAIMDB_POSTGRES_URL), \
+                         e.g. postgres://claimdb@db.internal:5432/claimdb"
+                    );
+                };
+                let mut pg = Postgres::parse(url)?;
+                if let Some(schema) = postgres_schema {
+                    pg.schema = Some(schema.to_owned());
+                }
+                let pool_size = postgres_pool_size.unwrap_or(DEFAULT_POSTGRES_POOL_SIZE);
+                if pool_size == 0 || pool_size > 1000 {
+                    bail!("postgres_pool_size = {pool_size} must be between 1 and 1000");
+                }
+                pg.pool_size = pool_size;
+                Ok(Storage::Postgres(pg))
+            }
+            other => bail!("storage = {other:?} is not one of \"sqlite\", \"postgres\""),
+        }
+    }
+
+    /// A store specification of `claimdb migrate`: `sqlite:PATH` (a data directory) or a
+    /// `postgres://` / `postgresql://` URL.
+    pub fn from_spec(spec: &str) -> anyhow::Result<Storage> {
+        if let Some(path) = spec.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                bail!("`sqlite:` needs a data directory, e.g. sqlite:./claimdb-data");
+            }
+            return Ok(Storage::Sqlite {
+                dir: PathBuf::from(path),
+            });
+        }
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return Ok(Storage::Postgres(Postgres::parse(spec)?));
+        }
+        bail!("{spec:?} is neither sqlite:PATH nor a postgres:// URL")
+    }
+
+    /// Says where the data is, without secrets.
+    pub fn describe(&self) -> String {
+        match self {
+            Storage::Sqlite { dir } => format!("data in {}", dir.display()),
+            Storage::Postgres(pg) => format!(
+                "data in PostgreSQL{}",
+                pg.schema
+                    .as_deref()
+                    .map(|s| format!(", schema {s}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Opens the store.
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Storage::Sqlite { dir } => Arc::new(
+                SqliteStore::open(dir)
+                    .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
+            ),
+            Storage::Postgres(pg) => Arc::new(
+                PostgresStore::connect(
+                    &pg.url,
+                    PgOptions {
+                        pool_size: pg.pool_size,
+                        acquire_timeout: ACQUIRE_TIMEOUT,
+                        schema: pg.schema.clone(),
+                    },
+                )
+                .await
+                .context("cannot open the PostgreSQL store")?,
+            ),
+        })
+    }
+}
+
+impl Postgres {
+    /// Takes claimdb's `schema=NAME` parameter out of a PostgreSQL URL.
+    fn parse(url: &str) -> anyhow::Result<Postgres> {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (url, ""),
+        };
+        let mut schema = None;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.strip_prefix("schema=") {
+                Some(name) if !name.is_empty() => schema = Some(name.to_owned()),
+                Some(_) => bail!("the PostgreSQL URL has an empty schema= parameter"),
+                None => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        Ok(Postgres {
+            url,
+            schema,
+            pool_size: DEFAULT_POSTGRES_POOL_SIZE,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_and_keys() {
+        assert_eq!(
+            Storage::from_spec("sqlite:/tmp/x").unwrap(),
+            Storage::Sqlite {
+                dir: "/tmp/x".into()
+            }
+        );
+        let Storage::Postgres(pg) =
+            Storage::from_spec("postgres://u@h/db?schema=tenant&connect_timeout=3").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(pg.url, "postgres://u@h/db?connect_timeout=3");
+        assert_eq!(pg.schema.as_deref(), Some("tenant"));
+        assert!(Storage::from_spec("mysql://x").is_err());
+        assert!(Storage::from_spec("sqlite:").is_err());
+        let s = Storage::from_keys(
+            Some("postgres"),
+            "d".into(),
+            Some("postgres://u:secret@h/db?schema=a"),
+            Some("b"),
+            Some(4),
+        )
+        .unwrap();
+        let Storage::Postgres(pg) = &s else { panic!() };
+        assert_eq!((pg.schema.as_deref(), pg.pool_size), (Some("b"), 4));
+        assert!(!format!("{s:?}").contains("secret"), "the password leaks");
+        assert!(!s.describe().contains("secret"));
+        let err = Storage::from_keys(Some("postgres"), "d".into(), None, None, None).unwrap_err();
+        assert!(err.to_string().contains("needs postgres_url"), "{err}");
+        assert!(Storage::from_keys(Some("pg"), "d".into(), None, None, None).is_err());
+        assert!(
+            Storage::from_keys(
+                Some("postgres"),
+                "d".into(),
+                Some("postgres://h"),
+                None,
+                Some(0)
+            )
+            .is_err()
+        );
+        assert_eq!(
+            Storage::from_keys(None, "d".into(), None, None, None).unwrap(),
+            Storage::Sqlite { dir: "d".into() }
+        );
+    }
+}

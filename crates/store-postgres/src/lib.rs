@@ -1,0 +1,349 @@
+//! claimdb's PostgreSQL backend of [`Store`]: several stateless `claimdb serve` nodes share one
+//! PostgreSQL database (or schema), which holds everything they must agree on — documents, the
+//! single-field index, system records and the version counter.
+//!
+//! The semantics are the embedded backend's, from the same shared pieces: the planner
+//! ([`claimdb_store::query`]) chooses how to reach candidates and evaluates them, writes go
+//! through [`claimdb_store::apply_write`], index entries come from [`claimdb_store::index`]. Each
+//! commit is one PostgreSQL transaction that first takes the counter row (see `schema`), so
+//! commits from every node are serialized. Reads need no lock: a point read or a query is one
+//! statement, hence one snapshot.
+//!
+//! Faults: while the server is down or restarting, calls fail with
+//! [`StoreError::Unavailable`] and the pool replaces dead connections by itself once it is back
+//! (an attempt that met a connection which had died, or a serialization failure, and certainly
+//! changed nothing, is retried on a fresh connection, at most three attempts in all); a
+//! pool that stays fully busy past `acquire_timeout` fails with
+//! [`StoreError::ResourceExhausted`] instead of waiting forever. A commit is acknowledged only
+//! after PostgreSQL's COMMIT returned, so with the server's default `synchronous_commit = on` no
+//! acknowledged write is lost.
+//!
+//! It does not do TLS: connect over a trusted network or a local socket.
+
+mod codec;
+mod error;
+mod read;
+mod schema;
+mod write;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use claimdb_model::DocPath;
+use claimdb_store::query::PreparedQuery;
+use claimdb_store::{
+    CommitResult, Document, Query, ReadCheck, Record, RecordCondition, Store, StoreError, Write,
+};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use error::Failure;
+use schema::Sql;
+pub use schema::{SCHEMA_VERSION, quote_ident};
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Most connections this node keeps open.
+    pub pool_size: usize,
+    /// How long a call waits for a free connection before failing with `ResourceExhausted`.
+    pub acquire_timeout: Duration,
+    /// The PostgreSQL schema holding claimdb's tables, created if missing; `None` uses the
+    /// connection's `current_schema()` (normally `public`, or what the URL's
+    /// `options=-csearch_path=...` says).
+    pub schema: Option<String>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(5),
+            schema: None,
+        }
+    }
+}
+
+/// How long connecting may take before the server counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts of one operation when a connection dies under it or a transaction is aborted by a
+/// serialization failure or deadlock.
+const ATTEMPTS: usize = 3;
+
+/// The PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Sql,
+    options: PgOptions,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.sql.schema)
+            .field("pool_size", &self.options.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?options]`, or the
+    /// key=value form), then creates or migrates the schema. Fails with `Unavailable` when the
+    /// server cannot be reached and `InvalidArgument` for a malformed URL or options.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        if options.pool_size == 0 {
+            return Err(StoreError::InvalidArgument(
+                "the PostgreSQL pool size must be at least 1".into(),
+            ));
+        }
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::InvalidArgument(format!("invalid PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("claimdb");
+        let (mut client, connection) = config.connect(NoTls).await.map_err(|e| error::map(&e))?;
+        let driver = tokio::spawn(connection);
+        let schema = match &options.schema {
+            Some(s) if s.is_empty() || s.len() > 63 => {
+                return Err(StoreError::InvalidArgument(format!(
+                    "PostgreSQL schema name {s:?} must be 1 to 63 bytes"
+                )));
+            }
+            Some(s) => s.clone(),
+            None => {
+                let row = client
+                    .query_one("SELECT current_schema()", &[])
+                    .await
+                    .map_err(|e| error::map(&e))?;
+                let current: Option<String> = row.try_get(0).map_err(|e| error::map(&e))?;
+                current.ok_or_else(|| {
+                    StoreError::InvalidArgument(
+                        "the PostgreSQL connection has no current schema (its search_path names \
+                         none that exists); set postgres_schema"
+                            .into(),
+                    )
+                })?
+            }
+        };
+        let migrated = schema::migrate(&mut client, &schema).await;
+        drop(client);
+        let _ = driver.await;
+        migrated.map_err(|f| f.error)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("building the connection pool: {e}")))?;
+        tracing::info!(
+            schema,
+            pool_size = options.pool_size,
+            "PostgreSQL store ready"
+        );
+        Ok(PostgresStore {
+            pool,
+            sql: Sql::new(&schema),
+            options,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The PostgreSQL schema holding this store's tables.
+    pub fn schema(&self) -> &str {
+        &self.sql.schema
+    }
+
+    /// A pooled connection, or why there is none.
+    async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed().into());
+        }
+        self.pool
+            .get()
+            .await
+            .map_err(|e| error::pool(e, self.options.pool_size, self.options.acquire_timeout))
+    }
+}
+
+/// Runs `$body` (which uses the pooled connection `$c`) and runs it again on a fresh connection
+/// when an attempt failed in a way that changed nothing and may pass next time (a connection
+/// that died while idle in the pool, a serialization failure).
+macro_rules! with_retry {
+    ($store:expr, $c:ident => $body:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let result: Result<_, Failure> = match $store.client().await {
+                Ok(mut $c) => {
+                    let r = $body;
+                    if r.as_ref().is_err_and(|f: &Failure| f.retry) {
+                        // A connection that failed is never handed back to the pool.
+                        let _ = deadpool_postgres::Object::take($c);
+                    }
+                    r
+                }
+                Err(f) => Err(f),
+            };
+            match result {
+                Err(f) if f.retry && attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, error = %f.error, "retrying a PostgreSQL operation");
+                    attempt += 1;
+                }
+                other => break other.map_err(|f| f.error),
+            }
+        }
+    }};
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+/// Drops a schema and everything in it: for tests and for removing a claimdb database that
+/// lives in its own schema. Irreversible.
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::InvalidArgument(format!("invalid PostgreSQL URL: {e}")))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| error::map(&e))?;
+    let driver = tokio::spawn(connection);
+    let result = client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(schema)
+        ))
+        .await
+        .map_err(|e| error::map(&e));
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// Namespaces and keys are 1 to 1024 bytes (as in every backend); PostgreSQL text cannot hold
+/// U+0000, so no part of a record may either.
+fn check_record(namespace: &str, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+    for (what, s) in [("namespace", namespace), ("key", key)] {
+        if s.is_empty() || s.len() > 1024 {
+            return Err(StoreError::InvalidArgument(format!(
+                "a record {what} must be 1 to 1024 bytes, not {}",
+                s.len()
+            )));
+        }
+    }
+    if [Some(namespace), Some(key), value]
+        .into_iter()
+        .flatten()
+        .any(|s| s.contains('\0'))
+    {
+        return Err(StoreError::InvalidArgument(
+            "a record cannot contain the character U+0000".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn get(&self, path: &DocPath) -> Result<Option<Document>, StoreError> {
+        let key = path.sort_key();
+        with_retry!(self, c => read::get(&mut c, &self.sql, &key).await)
+    }
+
+    async fn get_many(&self, paths: &[DocPath]) -> Result<Vec<Option<Document>>, StoreError> {
+        with_retry!(self, c => read::get_many(&mut c, &self.sql, paths).await)
+    }
+
+    async fn commit_checked(
+        &self,
+        checks: Vec<ReadCheck>,
+        writes: Vec<Write>,
+    ) -> Result<CommitResult, StoreError> {
+        let max = claimdb_model::limits::MAX_BATCH_WRITES;
+        if writes.len() > max {
+            return Err(StoreError::InvalidArgument(format!(
+                "a commit holds at most {max} writes, not {}",
+                writes.len()
+            )));
+        }
+        with_retry!(self, c => write::commit(&mut c, &self.sql, &checks, &writes).await)
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {
+        let prepared = PreparedQuery::new(query)?;
+        with_retry!(self, c => read::query(&mut c, &self.sql, &prepared).await)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        with_retry!(self, c => read::ping(&mut c).await)
+    }
+
+    async fn scan(
+        &self,
+        after: Option<&DocPath>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let after = after.map(DocPath::sort_key).unwrap_or_default();
+        with_retry!(self, c => read::scan(&mut c, &self.sql, &after, limit).await)
+    }
+
+    async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError> {
+        with_retry!(self, c => write::restore(&mut c, &self.sql, &documents).await)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Every acknowledged commit is already durable in PostgreSQL; in-flight calls finish on
+        // the connections they hold.
+        self.closed.store(true, Ordering::Release);
+        self.pool.close();
+        Ok(())
+    }
+
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        with_retry!(self, c => read::get_record(&mut c, &self.sql, namespace, key).await)
+    }
+
+    async fn list_records(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        with_retry!(self, c => read::list_records(&mut c, &self.sql, namespace, after, limit).await)
+    }
+
+    async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Option<String>,
+        condition: RecordCondition,
+    ) -> Result<bool, StoreError> {
+        check_record(namespace, key, value.as_deref())?;
+        if let RecordCondition::Equals(v) = &condition
+            && v.contains('\0')
+        {
+            return Ok(false);
+        }
+        with_retry!(self, c => write::put_record(&mut c, &self.sql, namespace, key, value.as_deref(), &condition).await)
+    }
+
+    async fn scan_records(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        with_retry!(self, c => read::scan_records(&mut c, &self.sql, after, limit).await)
+    }
+}

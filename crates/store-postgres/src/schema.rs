@@ -1,0 +1,257 @@
+//! The PostgreSQL schema, its versioned migrations, and every SQL statement of the backend with
+//! the schema's name filled in.
+//!
+//! All tables live in one PostgreSQL schema (by default the connection's `current_schema()`,
+//! usually `public`), so several claimdb databases can share one PostgreSQL database:
+//!
+//! - `docs`: one row per document, keyed by [`claimdb_model::DocPath::sort_key`] as `bytea`
+//!   (PostgreSQL compares `bytea` bytewise, so key order is path order, as in SQLite), with its
+//!   parent collection's key, its collection id (`COLLATE "C"`), the path text, the data as
+//!   `jsonb` in the `$`-tagged JSON form of `claimdb_model::json`, and create/update times in
+//!   µs and the version. `jsonb` cannot hold U+0000 and keeps numbers as `numeric` (so `1e16`
+//!   comes back as an integer and `-0.0` as `0.0`); for the rare document where that would lose
+//!   anything, `data_exact` also holds the exact JSON text, which reads prefer (see `codec`).
+//!   Secondary B-trees on (parent, key) and (grp, key) serve listing and `__name__` scans.
+//! - `idx`: the single-field index of [`claimdb_store::index`], laid out as in SQLite:
+//!   (parent, field, kind, key, doc) as the primary key for collection queries and a B-tree on
+//!   (grp, field, kind, key, doc) for collection-group queries. One row per entry rather than a
+//!   GIN index over `jsonb`: a GIN index answers containment but not ordered ranges in the
+//!   total order of values, which `<`, `orderBy` and cursors need.
+//! - `records`: claimdb's system records, keyed by (ns, key), both `COLLATE "C"` so key order is
+//!   byte order.
+//! - `meta`: one row holding the last version and commit time. Every commit updates it first,
+//!   which serializes commits across all nodes (the row lock is held until COMMIT): versions and
+//!   commit times are strictly increasing in commit order, and preconditions and read checks
+//!   see every earlier commit. The cost is one commit at a time per database, each holding the
+//!   lock for a few round trips plus its WAL flush.
+//! - `claimdb_migrations`: which migrations have run. Migrations run at start under a
+//!   transaction-scoped advisory lock, so nodes starting together apply each exactly once.
+
+use tokio_postgres::Client;
+
+use crate::error::Failure;
+
+/// The migrations, in order; each runs once per schema, in its own transaction.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "documents, single-field index, records, counters",
+    "
+CREATE TABLE {s}.docs (
+    key bytea PRIMARY KEY,
+    parent bytea NOT NULL,
+    grp text COLLATE \"C\" NOT NULL,
+    path text NOT NULL,
+    data jsonb NOT NULL,
+    data_exact bytea,
+    create_us bigint NOT NULL,
+    update_us bigint NOT NULL,
+    version bigint NOT NULL
+);
+CREATE INDEX docs_parent ON {s}.docs (parent, key);
+CREATE INDEX docs_group ON {s}.docs (grp, key);
+CREATE TABLE {s}.idx (
+    parent bytea NOT NULL,
+    field bytea NOT NULL,
+    kind smallint NOT NULL,
+    key bytea NOT NULL,
+    doc bytea NOT NULL,
+    grp text COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (parent, field, kind, key, doc)
+);
+CREATE INDEX idx_group ON {s}.idx (grp, field, kind, key, doc);
+CREATE TABLE {s}.records (
+    ns text COLLATE \"C\" NOT NULL,
+    key text COLLATE \"C\" NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (ns, key)
+);
+CREATE TABLE {s}.meta (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    version bigint NOT NULL,
+    commit_us bigint NOT NULL
+);
+INSERT INTO {s}.meta (id, version, commit_us) VALUES (true, 0, 0);
+",
+)];
+
+/// The latest schema version this build knows.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// A name as a quoted SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Creates the schema if needed and applies every migration it lacks, holding an advisory lock
+/// (keyed by the schema name) so concurrent starts apply each migration once. Refuses a schema
+/// migrated by a newer claimdb.
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<(), Failure> {
+    let s = quote_ident(schema);
+    let tx = client.transaction().await?;
+    // 0x636c_6d64 is "clmd": claimdb's advisory-lock class, so other applications' locks on the
+    // same hash cannot collide with ours.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(1668050276, hashtext($1))",
+        &[&schema],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.claimdb_migrations (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await?;
+    let current: i32 = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {s}.claimdb_migrations"),
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if current > SCHEMA_VERSION {
+        return Err(claimdb_store::StoreError::Internal(format!(
+            "PostgreSQL schema {schema} is at version {current}, newer than this claimdb \
+             understands ({SCHEMA_VERSION}); upgrade claimdb"
+        ))
+        .into());
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.batch_execute(&sql.replace("{s}", &s)).await?;
+        tx.execute(
+            &format!("INSERT INTO {s}.claimdb_migrations (version, name) VALUES ($1, $2)"),
+            &[version, name],
+        )
+        .await?;
+        tracing::info!(schema, version, name, "applied PostgreSQL migration");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The columns every document read selects, in `codec::read_document`'s order.
+const DOC_COLUMNS: &str = "path, data, data_exact, create_us, update_us, version";
+
+/// Every statement, with the schema filled in.
+#[derive(Debug)]
+pub struct Sql {
+    pub schema: String,
+    pub get: String,
+    pub get_many: String,
+    pub bump: String,
+    pub raise_counters: String,
+    pub idx_delete: String,
+    pub idx_insert: String,
+    pub doc_upsert: String,
+    pub doc_delete: String,
+    pub scan: String,
+    pub record_get: String,
+    pub record_list: String,
+    pub record_scan_all: String,
+    pub record_scan_after: String,
+    pub record_upsert: String,
+    pub record_delete: String,
+    pub record_insert_absent: String,
+    pub record_update_equals: String,
+    pub record_delete_equals: String,
+    /// `docs` with the schema, for the query statements built per shape.
+    pub docs: String,
+    pub idx: String,
+}
+
+impl Sql {
+    pub fn new(schema: &str) -> Sql {
+        let s = quote_ident(schema);
+        let docs = format!("{s}.docs");
+        let idx = format!("{s}.idx");
+        let records = format!("{s}.records");
+        let meta = format!("{s}.meta");
+        Sql {
+            schema: schema.to_owned(),
+            get: format!("SELECT {DOC_COLUMNS} FROM {docs} WHERE key = $1"),
+            get_many: format!("SELECT key, {DOC_COLUMNS} FROM {docs} WHERE key = ANY($1)"),
+            // The server's clock, so every node stamps commits from one clock; never backwards.
+            bump: format!(
+                "UPDATE {meta} SET version = version + 1,
+                    commit_us = greatest(commit_us + 1,
+                        (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)
+                 RETURNING version, commit_us"
+            ),
+            raise_counters: format!(
+                "UPDATE {meta} SET version = greatest(version, $1),
+                    commit_us = greatest(commit_us, $2)"
+            ),
+            idx_delete: format!(
+                "DELETE FROM {idx} WHERE (parent, field, kind, key, doc) IN
+                 (SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int2[], $4::bytea[], $5::bytea[]))"
+            ),
+            idx_insert: format!(
+                "INSERT INTO {idx} (parent, field, kind, key, doc, grp)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int2[], $4::bytea[], $5::bytea[], $6::text[])
+                 ON CONFLICT DO NOTHING"
+            ),
+            doc_upsert: format!(
+                "INSERT INTO {docs} (key, parent, grp, path, data, data_exact, create_us, update_us, version)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::jsonb[],
+                                      $6::bytea[], $7::int8[], $8::int8[], $9::int8[])
+                 ON CONFLICT (key) DO UPDATE SET data = excluded.data, data_exact = excluded.data_exact,
+                    create_us = excluded.create_us, update_us = excluded.update_us,
+                    version = excluded.version"
+            ),
+            doc_delete: format!("DELETE FROM {docs} WHERE key = ANY($1)"),
+            scan: format!(
+                "SELECT {DOC_COLUMNS} FROM {docs} WHERE key > $1 ORDER BY key LIMIT $2"
+            ),
+            record_get: format!("SELECT value FROM {records} WHERE ns = $1 AND key = $2"),
+            record_list: format!(
+                "SELECT key, value FROM {records} WHERE ns = $1 AND key > $2 ORDER BY key LIMIT $3"
+            ),
+            record_scan_all: format!(
+                "SELECT ns, key, value FROM {records} ORDER BY ns, key LIMIT $1"
+            ),
+            record_scan_after: format!(
+                "SELECT ns, key, value FROM {records} WHERE (ns, key) > ($1, $2)
+                 ORDER BY ns, key LIMIT $3"
+            ),
+            record_upsert: format!(
+                "INSERT INTO {records} (ns, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value"
+            ),
+            record_delete: format!("DELETE FROM {records} WHERE ns = $1 AND key = $2"),
+            record_insert_absent: format!(
+                "INSERT INTO {records} (ns, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (ns, key) DO NOTHING"
+            ),
+            record_update_equals: format!(
+                "UPDATE {records} SET value = $3 WHERE ns = $1 AND key = $2 AND value = $4"
+            ),
+            record_delete_equals: format!(
+                "DELETE FROM {records} WHERE ns = $1 AND key = $2 AND value = $3"
+            ),
+            docs,
+            idx,
+        }
+    }
+
+    /// The document columns, qualified by `alias`.
+    pub fn doc_columns(alias: &str) -> String {
+        DOC_COLUMNS
+            .split(", ")
+            .map(|c| format!("{alias}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert!(Sql::new("x y").get.contains("\"x y\".docs"));
+    }
+}
