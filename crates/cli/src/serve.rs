@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine as _;
-use claimdb_engine::identity_store::{StoreKeyPersistence, StoreRevocation};
+use claimdb_engine::identity_store::StoreKeyPersistence;
 use claimdb_engine::{Engine, EngineOptions, compile_rules};
-use claimdb_identity::io::SystemClock;
+use claimdb_identity::io::{NoRevocation, SystemClock};
 use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps};
 use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
@@ -49,7 +49,8 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
                     .context("HTTP client")?,
             ),
             persistence: Arc::new(StoreKeyPersistence(dyn_store.clone())),
-            revocation: Arc::new(StoreRevocation(dyn_store.clone())),
+            // Revocation is checked by the engine from the user record it reads anyway.
+            revocation: Arc::new(NoRevocation),
             clock: Arc::new(SystemClock),
         };
         Some(Arc::new(

@@ -173,10 +173,27 @@ impl Engine {
                     reason: e.reason(),
                 }
             })?;
-        let custom = users::load(&*self.store, &verified.uid)
-            .await?
-            .map(|r| r.custom_claims)
-            .unwrap_or_default();
+        // One read of the user record serves both revocation and the custom-claims overlay.
+        let record = users::load(&*self.store, &verified.uid).await?;
+        let (custom, valid_after) = match record {
+            Some(r) => (r.custom_claims, r.tokens_valid_after),
+            None => (Default::default(), None),
+        };
+        if let Some(valid_after) = valid_after {
+            // A token without `iat` cannot prove it was issued after the revocation.
+            if verified.iat.is_none_or(|iat| iat < valid_after) {
+                let e = claimdb_identity::VerifyError::Revoked {
+                    iat: verified.iat.unwrap_or(0),
+                    valid_after,
+                };
+                metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
+                    .increment(1);
+                return Err(EngineError::Unauthenticated {
+                    message: e.to_string(),
+                    reason: e.reason(),
+                });
+            }
+        }
         Ok(Some(auth::principal(verifier, &verified, custom)))
     }
 

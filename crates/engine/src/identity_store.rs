@@ -1,20 +1,18 @@
 //! The identity layer's IO over the store: last-known provider keys persisted as system records
 //! (namespace [`PROVIDER_KEYS`]), so a restart during an IdP outage still verifies and, with a
-//! shared database, a key document fetched by one node is there for the others; and revocation
-//! read from the user records.
+//! shared database, a key document fetched by one node is there for the others. (Revocation is
+//! checked by the engine itself, from the same user-record read that brings the custom claims.)
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use claimdb_identity::io::{KeyPersistence, PersistedKeys, Revocation};
-use claimdb_identity::{PersistError, RevocationError};
+use claimdb_identity::PersistError;
+use claimdb_identity::io::{KeyPersistence, PersistedKeys};
 use claimdb_store::{RecordCondition, Store};
 use serde::{Deserialize, Serialize};
-
-use crate::users;
 
 /// The record namespace of persisted provider key documents, keyed by provider name.
 pub const PROVIDER_KEYS: &str = "provider_keys";
@@ -68,20 +66,5 @@ impl KeyPersistence for StoreKeyPersistence {
             .await
             .map_err(|e| PersistError(e.to_string()))?;
         Ok(())
-    }
-}
-
-/// [`Revocation`] from the user records' `tokens_valid_after`.
-pub struct StoreRevocation(pub Arc<dyn Store>);
-
-#[async_trait]
-impl Revocation for StoreRevocation {
-    async fn tokens_valid_after(&self, uid: &str) -> Result<Option<SystemTime>, RevocationError> {
-        let record = users::load(&*self.0, uid)
-            .await
-            .map_err(|e| RevocationError(e.to_string()))?;
-        Ok(record
-            .and_then(|r| r.tokens_valid_after)
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))))
     }
 }

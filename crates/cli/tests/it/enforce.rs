@@ -231,6 +231,23 @@ fn movies_claims_apply_on_the_next_request_and_revocation_stops_the_token() {
     let r = s.as_user(&alice, "GET", "/v1/docs/movies/m1", None);
     assert_error(&r, 401, "unauthenticated");
     assert_eq!(r.json["error"]["details"]["reason"], "revoked");
+    // A token that cannot say when it was issued is refused too; one issued after the
+    // revocation works.
+    let now = crate::idp::unix_now();
+    let no_iat = s
+        .key
+        .sign(&json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 600}));
+    let r = s.as_user(&no_iat, "GET", "/v1/docs/movies/m1", None);
+    assert_eq!(
+        r.json["error"]["details"]["reason"], "revoked",
+        "{}",
+        r.json
+    );
+    let fresh = s.key.sign(
+        &json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now + 1, "exp": now + 600}),
+    );
+    let r = s.as_user(&fresh, "GET", "/v1/docs/movies/m1", None);
+    assert_eq!(r.status, 200, "{}", r.json);
     // Other users are unaffected.
     let r = s.as_user(&moderator, "GET", "/v1/docs/movies/m1", None);
     assert_eq!(r.status, 200, "{}", r.json);
