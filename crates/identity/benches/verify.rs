@@ -8,7 +8,8 @@
 //! `openssl speed` divides by (user CPU time, unless given `-elapsed`): on a machine shared with
 //! other work, wall time would count the time this thread waits for a core, openssl's figure
 //! would not, and the ratio would measure the load instead of the code. `BENCH_CLOCK=wall` times
-//! wall-clock instead (group `verify-wall`; compare with `openssl speed -elapsed`).
+//! wall-clock instead (group `verify-wall`; compare with `openssl speed -elapsed`); use it under
+//! valgrind too, which does not follow the vDSO clock call.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -229,9 +230,10 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
         };
         let sig_bytes = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
         if let Some(pk) = parsed_key(alg, jwk) {
-            group.bench_function(format!("{alg} signature only: aws-lc-rs pre-parsed key"), |b| {
-                b.iter(|| pk.verify_sig(input.as_bytes(), &sig_bytes).is_ok())
-            });
+            group.bench_function(
+                format!("{alg} signature only: aws-lc-rs pre-parsed key"),
+                |b| b.iter(|| pk.verify_sig(input.as_bytes(), &sig_bytes).is_ok()),
+            );
         }
         if *alg == "RS256"
             && let Ok(jwk) = serde_json::from_value(jwk.clone())

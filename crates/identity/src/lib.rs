@@ -48,5 +48,4 @@ pub use config::{Alg, KeyCacheConfig, KeySource, Provider, ProviderConfig, valid
 pub use error::{ConfigError, FetchError, PersistError, RevocationError, VerifyError};
 pub use http::{HttpFetcher, MAX_DOCUMENT_BYTES, parse_max_age};
 pub use inspect::{Inspection, Verdict, inspect};
-pub use token_cache::{TokenDigest, digest as token_digest};
 pub use verify::{VerifiedToken, Verifier, VerifierDeps};

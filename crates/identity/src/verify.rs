@@ -24,7 +24,7 @@ use crate::error::{ConfigError, VerifyError};
 use crate::io::{Clock, Fetcher, KeyPersistence, Revocation, unix_secs};
 use crate::jose::{self, MAX_TOKEN_BYTES};
 use crate::roles::roles_for;
-use crate::token_cache::{Entry, TokenCache, digest};
+use crate::token_cache::{Entry, TokenCache};
 
 /// A token that verified.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,10 +229,10 @@ impl Verifier {
             });
         }
         let now_s = unix_secs(now);
-        let d = digest(token);
-        if let Some(hit) = self.cache.get(&d) {
+        let key = self.cache.key(token);
+        if let Some(hit) = self.cache.get(token, key) {
             if now_s >= hit.dead_at {
-                self.cache.remove(&d);
+                self.cache.remove(token, key);
                 let skew = self.providers[hit.provider_index]
                     .provider
                     .clock_skew
@@ -250,7 +250,7 @@ impl Verifier {
                 self.check_revocation(&hit.token.uid, hit.token.iat).await?;
                 return Ok(hit.token);
             }
-            self.cache.remove(&d);
+            self.cache.remove(token, key);
         }
         let (entry, kid_owned) = self.verify_uncached(token, now).await?;
         let verified = Arc::new(entry.0);
@@ -258,7 +258,8 @@ impl Verifier {
         let skew =
             i64::try_from(self.providers[entry.1].provider.clock_skew.as_secs()).unwrap_or(0);
         self.cache.insert(
-            d,
+            token,
+            key,
             Entry {
                 token: Arc::clone(&verified),
                 provider_index: entry.1,
