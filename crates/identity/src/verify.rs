@@ -26,6 +26,10 @@ use crate::jose::{self, MAX_TOKEN_BYTES};
 use crate::roles::roles_for;
 use crate::token_cache::{Entry, TokenCache};
 
+/// Room for the longest signature of a supported key (RSA-8192: 1,024 bytes) plus what
+/// base64's conservative length estimate asks for.
+const SIGNATURE_BUFFER: usize = 1_032;
+
 /// A token that verified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
@@ -298,8 +302,8 @@ impl Verifier {
         token: &str,
         now: SystemTime,
     ) -> Result<((VerifiedToken, usize), Option<String>), VerifyError> {
-        let decoded = jose::decode(token)?;
-        let alg = jose::check_header(&decoded.header)?;
+        let decoded = jose::decode_for_verify(token)?;
+        let alg = decoded.header.check()?;
         if decoded.signature.is_empty() {
             return Err(VerifyError::Malformed(
                 "the signature part is empty (an unsigned token)".into(),
@@ -326,11 +330,17 @@ impl Verifier {
                 allowed: p.algorithms.iter().map(|a| a.name().to_owned()).collect(),
             });
         }
-        let kid = jose::kid(&decoded.header);
+        let kid = decoded.header.kid();
         let key = self.find_key(entry, kid, alg, now).await?;
+        // Decoded on the stack: the longest signature of a supported key (RSA-8192) is 1,024
+        // bytes; a longer one cannot verify and is refused as a bad signature below.
+        let mut sig = [0u8; SIGNATURE_BUFFER];
         let ok = URL_SAFE_NO_PAD
-            .decode(decoded.signature)
-            .is_ok_and(|sig| key.verify(alg, decoded.signing_input.as_bytes(), &sig));
+            .decode_slice(decoded.signature, &mut sig)
+            .is_ok_and(|n| {
+                sig.get(..n)
+                    .is_some_and(|sig| key.verify(alg, decoded.signing_input.as_bytes(), sig))
+            });
         if !ok {
             return Err(VerifyError::BadSignature {
                 provider: p.name.clone(),
