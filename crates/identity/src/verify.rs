@@ -3,8 +3,8 @@
 //! answers repeats from the verified-token cache, and runs the key caches' schedule (start,
 //! background refresh, readiness, metrics).
 //!
-//! Signature math is jsonwebtoken's (`crypto::verify` over the signing input); header and payload
-//! are decoded once, strictly, in `jose.rs`. This file does no IO of its own: keys come through
+//! Signature math is aws-lc-rs's, with keys parsed once per key set (`keys.rs`); header and
+//! payload are decoded once, strictly, in `jose.rs` (`decode_for_verify`). This file does no IO of its own: keys come through
 //! the injected fetcher, revocation through the injected lookup.
 
 use std::collections::HashMap;
