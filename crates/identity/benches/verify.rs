@@ -3,6 +3,13 @@
 //! token (a verified-token cache hit, which still checks expiry, key presence and revocation).
 //! Keys are generated at bench time and served by an in-process fetcher, so no network is timed.
 //! Compare with `openssl speed -seconds 3 rsa2048 ecdsap256 ed25519` run right after.
+//!
+//! Time is the bench thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), because that is what
+//! `openssl speed` divides by (user CPU time, unless given `-elapsed`): on a machine shared with
+//! other work, wall time would count the time this thread waits for a core, openssl's figure
+//! would not, and the ratio would measure the load instead of the code. `BENCH_CLOCK=wall` times
+//! wall-clock instead (group `verify-wall`; compare with `openssl speed -elapsed`); use it under
+//! valgrind too, which does not follow the vDSO clock call.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -19,7 +26,8 @@ use claimdb_identity::io::{FetchedDocument, Fetcher, NoPersistence, NoRevocation
 use claimdb_identity::{
     FetchError, KeyCacheConfig, ProviderConfig, VerifiedToken, Verifier, VerifierDeps, VerifyError,
 };
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, Throughput};
 use serde_json::{Value, json};
 
 const ISS: &str = "https://idp.bench.example/";
@@ -99,6 +107,9 @@ fn token(alg: &str, signer: &Signer, i: usize, exp: u64) -> String {
 }
 
 /// Polls once with a no-op waker: with in-memory keys and revocation, verification never waits.
+/// Not inlined, so a profiler can count exactly one verification per call
+/// (`valgrind --tool=callgrind --toggle-collect='*verify_now*'`).
+#[inline(never)]
 fn verify_now(v: &Verifier, t: &str) -> Result<Arc<VerifiedToken>, VerifyError> {
     let now = std::time::SystemTime::now();
     let mut fut = std::pin::pin!(v.verify(t, now));
@@ -110,7 +121,44 @@ fn verify_now(v: &Verifier, t: &str) -> Result<Arc<VerifiedToken>, VerifyError> 
     }
 }
 
-fn bench(c: &mut Criterion) {
+/// CPU time of the calling thread, in nanoseconds (criterion runs the routine on this thread).
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_secs_f64() * 1e9
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Nanoseconds, like wall time: reuse criterion's duration formatting.
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn bench<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
     let Some(keys) = keys() else {
         eprintln!("key generation failed");
         return;
@@ -156,7 +204,7 @@ fn bench(c: &mut Criterion) {
         .map(|d| d.as_secs() + 3600)
         .unwrap_or(0);
 
-    let mut group = c.benchmark_group("verify");
+    let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(1));
     for (alg, signer, _) in &keys {
         let tokens: Vec<String> = (0..TOKENS).map(|i| token(alg, signer, i, exp)).collect();
@@ -172,14 +220,25 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    // References for the same RS256 token: jsonwebtoken's own verify (it re-parses the key on
-    // every call) and aws-lc-rs with a pre-parsed key (what the verifier does), signature only.
-    let t = token("RS256", &keys[0].1, 0, exp);
-    if let (Some((input, sig)), Ok(jwk)) = (
-        t.rsplit_once('.'),
-        serde_json::from_value(keys[0].2.clone()),
-    ) {
-        if let Ok(dk) = jsonwebtoken::DecodingKey::from_jwk(&jwk) {
+    // Signature-only references on the same tokens: aws-lc-rs with a pre-parsed key (the call the
+    // verifier makes), and jsonwebtoken's own verify (it re-parses the RSA key on every call).
+    // These are what `openssl speed` should be compared with to see aws-lc-rs itself.
+    for (alg, signer, jwk) in &keys {
+        let t = token(alg, signer, 0, exp);
+        let Some((input, sig)) = t.rsplit_once('.') else {
+            continue;
+        };
+        let sig_bytes = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
+        if let Some(pk) = parsed_key(alg, jwk) {
+            group.bench_function(
+                format!("{alg} signature only: aws-lc-rs pre-parsed key"),
+                |b| b.iter(|| pk.verify_sig(input.as_bytes(), &sig_bytes).is_ok()),
+            );
+        }
+        if *alg == "RS256"
+            && let Ok(jwk) = serde_json::from_value(jwk.clone())
+            && let Ok(dk) = jsonwebtoken::DecodingKey::from_jwk(&jwk)
+        {
             group.bench_function("RS256 signature only: jsonwebtoken::crypto::verify", |b| {
                 b.iter(|| {
                     jsonwebtoken::crypto::verify(
@@ -191,27 +250,6 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
-        let n = URL_SAFE_NO_PAD
-            .decode(keys[0].2["n"].as_str().unwrap_or(""))
-            .unwrap_or_default();
-        let e = URL_SAFE_NO_PAD
-            .decode(keys[0].2["e"].as_str().unwrap_or(""))
-            .unwrap_or_default();
-        let comps = PublicKeyComponents {
-            n: n.as_slice(),
-            e: e.as_slice(),
-        };
-        let sig_bytes = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
-        if let Ok(der) = comps.as_der()
-            && let Ok(pk) = signature::ParsedPublicKey::new(
-                &signature::RSA_PKCS1_2048_8192_SHA256,
-                der.as_ref(),
-            )
-        {
-            group.bench_function("RS256 signature only: aws-lc-rs pre-parsed key", |b| {
-                b.iter(|| pk.verify_sig(input.as_bytes(), &sig_bytes).is_ok())
-            });
-        }
     }
     let repeated = token("RS256", &keys[0].1, 999_999, exp);
     let _ = verify_now(&verifier, &repeated);
@@ -221,9 +259,49 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4));
-    targets = bench
+/// The JWK's public key parsed by aws-lc-rs for its algorithm, outside the verifier.
+fn parsed_key(alg: &str, jwk: &Value) -> Option<signature::ParsedPublicKey> {
+    let field = |name: &str| {
+        jwk[name]
+            .as_str()
+            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+    };
+    match alg {
+        "RS256" => {
+            let (n, e) = (field("n")?, field("e")?);
+            let der = PublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
+            }
+            .as_der()
+            .ok()?;
+            signature::ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, der.as_ref())
+                .ok()
+        }
+        "ES256" => {
+            let mut point = vec![4u8];
+            point.extend(field("x")?);
+            point.extend(field("y")?);
+            signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point).ok()
+        }
+        "EdDSA" => signature::ParsedPublicKey::new(&signature::ED25519, &field("x")?).ok(),
+        _ => None,
+    }
 }
-criterion_main!(benches);
+
+fn main() {
+    let config = |c: Criterion| {
+        c.sample_size(30)
+            .measurement_time(Duration::from_secs(4))
+            .configure_from_args()
+    };
+    if std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "wall") {
+        bench(&mut config(Criterion::default()), "verify-wall");
+    } else {
+        bench(
+            &mut config(Criterion::default()).with_measurement(ThreadCpuTime),
+            "verify",
+        );
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -81,20 +81,19 @@ pub(crate) fn check_audience(
     claims: &Map<String, Value>,
     expected: &[String],
 ) -> Result<(), VerifyError> {
-    let found: Vec<String> = match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
+    let aud = claims.get("aud");
+    let listed: &[Value] = match aud {
+        Some(Value::Array(a)) => a,
+        Some(v) => std::slice::from_ref(v),
+        None => &[],
     };
-    if found.iter().any(|a| expected.contains(a)) {
+    let found = || listed.iter().filter_map(Value::as_str);
+    // Checked without copying; the strings are copied only into the error.
+    if found().any(|a| expected.iter().any(|e| e == a)) {
         Ok(())
     } else {
         Err(VerifyError::WrongAudience {
-            found,
+            found: found().map(str::to_owned).collect(),
             expected: expected.to_vec(),
         })
     }

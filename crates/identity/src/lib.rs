@@ -95,5 +95,4 @@ pub use redirect::RedirectPolicy;
 pub use refresh::{RefreshError, RefreshGrant, RefreshTokens};
 pub use session::{NewSession, Session, SessionIdentity, Sessions};
 pub use signing::{DirKeyStorage, KeyStorage, MemoryKeyStorage, SigningAlg};
-pub use token_cache::{TokenDigest, digest as token_digest};
 pub use verify::{VerifiedToken, Verifier, VerifierDeps};

@@ -349,7 +349,7 @@ impl LoginClient {
         let nonce = random_token(32)?;
         let code_verifier = random_token(32)?;
         let binding = random_token(32)?;
-        let challenge = URL_SAFE_NO_PAD.encode(crate::token_cache::digest(&code_verifier));
+        let challenge = URL_SAFE_NO_PAD.encode(crate::records::sha256(&code_verifier));
         let rec = LoginRecord {
             provider: provider.to_owned(),
             nonce: nonce.clone(),

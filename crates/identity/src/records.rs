@@ -150,9 +150,17 @@ pub(crate) fn random_token(n: usize) -> Result<String, RecordsError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// SHA-256 of a text.
+pub(crate) fn sha256(text: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// The record key of a secret: base64url(SHA-256(secret)).
 pub(crate) fn secret_key(secret: &str) -> String {
-    URL_SAFE_NO_PAD.encode(crate::token_cache::digest(secret))
+    URL_SAFE_NO_PAD.encode(sha256(secret))
 }
 
 /// Milliseconds since the Unix epoch (for expiry fields in record values).

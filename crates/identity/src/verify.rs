@@ -3,8 +3,8 @@
 //! answers repeats from the verified-token cache, and runs the key caches' schedule (start,
 //! background refresh, readiness, metrics).
 //!
-//! Signature math is jsonwebtoken's (`crypto::verify` over the signing input); header and payload
-//! are decoded once, strictly, in `jose.rs`. This file does no IO of its own: keys come through
+//! Signature math is aws-lc-rs's, with keys parsed once per key set (`keys.rs`); header and
+//! payload are decoded once, strictly, in `jose.rs` (`decode_for_verify`). This file does no IO of its own: keys come through
 //! the injected fetcher, revocation through the injected lookup.
 
 use std::collections::HashMap;
@@ -24,7 +24,11 @@ use crate::error::{ConfigError, VerifyError};
 use crate::io::{Clock, Fetcher, KeyPersistence, Revocation, unix_secs};
 use crate::jose::{self, MAX_TOKEN_BYTES};
 use crate::roles::roles_for;
-use crate::token_cache::{Entry, TokenCache, digest};
+use crate::token_cache::{Entry, TokenCache};
+
+/// Room for the longest signature of a supported key (RSA-8192: 1,024 bytes) plus what
+/// base64's conservative length estimate asks for.
+const SIGNATURE_BUFFER: usize = 1_032;
 
 /// A token that verified.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,10 +233,10 @@ impl Verifier {
             });
         }
         let now_s = unix_secs(now);
-        let d = digest(token);
-        if let Some(hit) = self.cache.get(&d) {
+        let key = self.cache.key(token);
+        if let Some(hit) = self.cache.get(token, key) {
             if now_s >= hit.dead_at {
-                self.cache.remove(&d);
+                self.cache.remove(token, key);
                 let skew = self.providers[hit.provider_index]
                     .provider
                     .clock_skew
@@ -250,7 +254,7 @@ impl Verifier {
                 self.check_revocation(&hit.token.uid, hit.token.iat).await?;
                 return Ok(hit.token);
             }
-            self.cache.remove(&d);
+            self.cache.remove(token, key);
         }
         let (entry, kid_owned) = self.verify_uncached(token, now).await?;
         let verified = Arc::new(entry.0);
@@ -258,7 +262,8 @@ impl Verifier {
         let skew =
             i64::try_from(self.providers[entry.1].provider.clock_skew.as_secs()).unwrap_or(0);
         self.cache.insert(
-            d,
+            token,
+            key,
             Entry {
                 token: Arc::clone(&verified),
                 provider_index: entry.1,
@@ -297,8 +302,8 @@ impl Verifier {
         token: &str,
         now: SystemTime,
     ) -> Result<((VerifiedToken, usize), Option<String>), VerifyError> {
-        let decoded = jose::decode(token)?;
-        let alg = jose::check_header(&decoded.header)?;
+        let decoded = jose::decode_for_verify(token)?;
+        let alg = decoded.header.check()?;
         if decoded.signature.is_empty() {
             return Err(VerifyError::Malformed(
                 "the signature part is empty (an unsigned token)".into(),
@@ -325,11 +330,17 @@ impl Verifier {
                 allowed: p.algorithms.iter().map(|a| a.name().to_owned()).collect(),
             });
         }
-        let kid = jose::kid(&decoded.header);
+        let kid = decoded.header.kid();
         let key = self.find_key(entry, kid, alg, now).await?;
+        // Decoded on the stack: the longest signature of a supported key (RSA-8192) is 1,024
+        // bytes; a longer one cannot verify and is refused as a bad signature below.
+        let mut sig = [0u8; SIGNATURE_BUFFER];
         let ok = URL_SAFE_NO_PAD
-            .decode(decoded.signature)
-            .is_ok_and(|sig| key.verify(alg, decoded.signing_input.as_bytes(), &sig));
+            .decode_slice(decoded.signature, &mut sig)
+            .is_ok_and(|n| {
+                sig.get(..n)
+                    .is_some_and(|sig| key.verify(alg, decoded.signing_input.as_bytes(), sig))
+            });
         if !ok {
             return Err(VerifyError::BadSignature {
                 provider: p.name.clone(),

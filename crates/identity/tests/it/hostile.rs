@@ -121,3 +121,25 @@ proptest! {
         })?;
     }
 }
+
+/// The verifier decodes signatures into a fixed stack buffer sized for the longest supported key
+/// (RSA-8192); a longer signature must be refused as a bad signature, not overflow or panic.
+#[test]
+fn an_overlong_signature_is_a_bad_signature() {
+    let f = fixture();
+    let (input, sig) = f.token.rsplit_once('.').unwrap();
+    for extra in [1usize, 700, 1_400, 4_000] {
+        let long = format!("{input}.{sig}{}", "A".repeat(extra));
+        let got =
+            f.rt.block_on(f.verifier.verify(&long, now() + Duration::from_secs(1)));
+        assert_eq!(
+            got.map(|_| ()).map_err(|e| e.reason()),
+            Err("bad-signature"),
+            "+{extra}"
+        );
+    }
+    assert!(
+        f.rt.block_on(f.verifier.verify(&f.token, now() + Duration::from_secs(1)))
+            .is_ok()
+    );
+}
