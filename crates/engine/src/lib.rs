@@ -7,6 +7,7 @@
 //! is allowed. It knows nothing of HTTP: status codes, headers and JSON wire types live in
 //! `server`.
 
+pub mod audit;
 mod batch;
 mod context;
 mod engine;

@@ -1,0 +1,175 @@
+//! One audit record ([`AuditEvent`]) and its on-disk form: one JSON object per line, every key
+//! always present (`null` when absent), time as RFC 3339 UTC with microseconds.
+//!
+//! The domain struct is not `Serialize`; the line format is private wire types converted
+//! explicitly, so the file format stays stable while the struct can change. Encoding happens on
+//! the writer thread, never on the request path.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use claimdb_model::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One authorization decision (or admin operation), as recorded in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When the decision was made (stored with microsecond precision, rounded down).
+    pub time: SystemTime,
+    /// The request id (`x-request-id`), to correlate with the server's logs.
+    pub request_id: String,
+    /// The caller's uid; `None` for an unauthenticated request.
+    pub uid: Option<String>,
+    /// The identity provider that issued the caller's token.
+    pub provider: Option<String>,
+    /// `get`, `list`, `create`, `update`, `delete`, or an admin operation such as
+    /// `admin.claims.put`. A `Cow` so the fixed names cost no allocation: `"get".into()`.
+    pub method: Cow<'static, str>,
+    /// The document or collection path (below `/databases/(default)/documents`), or the admin
+    /// resource.
+    pub path: String,
+    pub decision: Decision,
+    /// Where the deciding rule is, such as `firestore.rules:7:5`.
+    pub rule: Option<String>,
+    /// Why, in words (the denial explanation).
+    pub reason: Option<String>,
+}
+
+/// The outcome of an authorization decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    /// `"allow"` or `"deny"`, as in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Appends `event` as one JSON line (with its `\n`) to `out`. This is the log's file format;
+/// `claimdb audit --json` and the admin API print the same form.
+pub fn encode_line(event: &AuditEvent, out: &mut Vec<u8>) {
+    let line = LineRef {
+        time: Rfc3339(event.time),
+        request_id: &event.request_id,
+        uid: event.uid.as_deref(),
+        provider: event.provider.as_deref(),
+        method: &event.method,
+        path: &event.path,
+        decision: event.decision,
+        rule: event.rule.as_deref(),
+        reason: event.reason.as_deref(),
+    };
+    // Serializing plain strings into a Vec cannot fail; the error arm only keeps the line whole.
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, &line).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.push(b'\n');
+}
+
+/// Parses one line of the log (without its `\n`).
+pub fn decode_line(line: &[u8]) -> Result<AuditEvent, String> {
+    let line: LineOwned = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let time = Timestamp::parse(&line.time).map_err(|e| e.to_string())?;
+    Ok(AuditEvent {
+        time: system_time_from_micros(time.micros()),
+        request_id: line.request_id,
+        uid: line.uid,
+        provider: line.provider,
+        method: Cow::Owned(line.method),
+        path: line.path,
+        decision: line.decision,
+        rule: line.rule,
+        reason: line.reason,
+    })
+}
+
+/// Microseconds since the Unix epoch, rounded down, clamped to the years 0001–9999 that RFC 3339
+/// can spell.
+pub(crate) fn micros_since_epoch(t: SystemTime) -> i64 {
+    const MIN: i64 = -62_135_596_800_000_000;
+    const MAX: i64 = 253_402_300_799_999_999;
+    let micros: i128 = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i128,
+        Err(e) => -(e.duration().as_nanos().div_ceil(1_000) as i128),
+    };
+    micros.clamp(MIN as i128, MAX as i128) as i64
+}
+
+pub(crate) fn system_time_from_micros(micros: i64) -> SystemTime {
+    let magnitude = Duration::from_micros(micros.unsigned_abs());
+    if micros >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
+/// A time as the log writes it: RFC 3339 UTC with microseconds, `2026-11-23T14:00:00.123456Z`.
+pub fn format_time(t: SystemTime) -> String {
+    let micros = micros_since_epoch(t);
+    match Timestamp::from_micros(micros) {
+        Ok(ts) => ts.to_string(),
+        // Unreachable: micros_since_epoch clamps into Timestamp's range.
+        Err(_) => format!("{micros}µs"),
+    }
+}
+
+/// Serializes a time as RFC 3339 without an intermediate `String`.
+struct Rfc3339(SystemTime);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match Timestamp::from_micros(micros_since_epoch(self.0)) {
+            Ok(ts) => serializer.collect_str(&ts),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
+/// The line as written: `time` first so a reader (or `grep`) sees it at a fixed offset.
+#[derive(Serialize)]
+struct LineRef<'a> {
+    time: Rfc3339,
+    request_id: &'a str,
+    uid: Option<&'a str>,
+    provider: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    decision: Decision,
+    rule: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+/// The line as read. Unknown keys are tolerated so a newer writer's lines stay readable.
+#[derive(Deserialize)]
+struct LineOwned {
+    time: String,
+    request_id: String,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+    method: String,
+    path: String,
+    decision: Decision,
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
