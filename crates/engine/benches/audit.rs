@@ -1,1 +1,201 @@
-fn main() {}
+//! Audit log benchmarks (criterion):
+//!
+//! - `audit_writer/encode_line`: the writer thread's encoding cost per event.
+//! - `audit_caller/record`: what one `record(event).await` costs the request path (the event
+//!   prebuilt; the writer thread drains concurrently, each timed burst of 4,096 events fits the
+//!   queue so no backpressure is measured here).
+//! - `audit_caller/build_and_record`: the same plus building a typical event (clock read and five
+//!   short strings), which is what the engine pays per decision.
+//! - `audit_throughput/record/<tasks>`: sustained events/s from many tasks through `record`,
+//!   until all are on disk (`flush`): bounded by the writer thread, with backpressure.
+//! - `audit_throughput/record_durable/<tasks>`: events/s when every task waits for its event to
+//!   be fdatasynced (group commit).
+//!
+//! Files go under the target's tmp directory (the real disk, so fsync is real).
+//! Run: `cargo bench -p claimdb-engine --bench audit`.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark; any failure should abort it"
+)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use claimdb_engine::audit::{AuditConfig, AuditEvent, AuditLog, Decision, encode_line};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn open(name: &str) -> AuditLog {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("claimdb-audit-bench-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = AuditConfig {
+        max_files: 4,
+        ..AuditConfig::default()
+    };
+    AuditLog::open(&dir, config).unwrap()
+}
+
+/// A typical denial: uid, provider, path, rule location and a one-line reason.
+fn event(n: u64) -> AuditEvent {
+    AuditEvent {
+        time: SystemTime::now(),
+        request_id: format!("01JDQ8{n:020}"),
+        uid: Some(format!("auth0|{:024}", n % 5000)),
+        provider: Some("auth0".to_string()),
+        method: "update".into(),
+        path: format!("movies/m{}", n % 100_000),
+        decision: Decision::Deny,
+        rule: Some("firestore.rules:7:5".to_string()),
+        reason: Some("rule at 7:5 needs request.auth.token.moderator == true".to_string()),
+    }
+}
+
+const BURST: u64 = 4096;
+
+fn caller(c: &mut Criterion) {
+    let rt = runtime();
+    let log = open("caller");
+    let mut group = c.benchmark_group("audit_caller");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("record", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let log = log.clone();
+            async move {
+                let mut spent = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = (iters - done).min(BURST);
+                    let events: Vec<AuditEvent> = (0..n).map(event).collect();
+                    let start = Instant::now();
+                    for e in events {
+                        log.record(e).await.unwrap();
+                    }
+                    spent += start.elapsed();
+                    log.flush().await.unwrap();
+                    done += n;
+                }
+                spent
+            }
+        });
+    });
+    group.bench_function("build_and_record", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let log = log.clone();
+            async move {
+                let mut spent = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = (iters - done).min(BURST);
+                    let start = Instant::now();
+                    for i in 0..n {
+                        log.record(event(done + i)).await.unwrap();
+                    }
+                    spent += start.elapsed();
+                    log.flush().await.unwrap();
+                    done += n;
+                }
+                spent
+            }
+        });
+    });
+    group.finish();
+    rt.block_on(log.close()).unwrap();
+}
+
+/// Events each task records per measured iteration of the throughput benchmarks.
+const PER_TASK: u64 = 2_000;
+
+fn throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let log = open("throughput");
+    let mut group = c.benchmark_group("audit_throughput");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for tasks in [8u64, 64] {
+        group.throughput(Throughput::Elements(tasks * PER_TASK));
+        group.bench_with_input(BenchmarkId::new("record", tasks), &tasks, |b, &tasks| {
+            b.to_async(&rt).iter(|| {
+                let log = log.clone();
+                async move {
+                    let handles: Vec<_> = (0..tasks)
+                        .map(|t| {
+                            let log = log.clone();
+                            tokio::spawn(async move {
+                                for i in 0..PER_TASK {
+                                    log.record(event(t * PER_TASK + i)).await.unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.await.unwrap();
+                    }
+                    log.flush().await.unwrap();
+                }
+            });
+        });
+    }
+    for tasks in [1u64, 32, 256] {
+        // Fewer events per task when each waits for a sync.
+        let each = (4_000 / tasks).max(20);
+        group.throughput(Throughput::Elements(tasks * each));
+        group.bench_with_input(
+            BenchmarkId::new("record_durable", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.to_async(&rt).iter(|| {
+                    let log = log.clone();
+                    async move {
+                        let handles: Vec<_> = (0..tasks)
+                            .map(|t| {
+                                let log = log.clone();
+                                tokio::spawn(async move {
+                                    for i in 0..each {
+                                        log.record_durable(event(t * each + i)).await.unwrap();
+                                    }
+                                })
+                            })
+                            .collect();
+                        for h in handles {
+                            h.await.unwrap();
+                        }
+                    }
+                });
+            },
+        );
+    }
+    group.finish();
+    let stats = log.stats();
+    eprintln!(
+        "audit throughput: {} events written in {} groups, {} failed",
+        stats.events_written, stats.groups_synced, stats.events_failed
+    );
+    rt.block_on(log.close()).unwrap();
+}
+
+/// The writer's per-event encoding cost (one JSON line), which bounds its throughput.
+fn encoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("audit_writer");
+    group.throughput(Throughput::Elements(1));
+    let e = event(123_456);
+    let mut line = Vec::with_capacity(1024);
+    group.bench_function("encode_line", |b| {
+        b.iter(|| {
+            line.clear();
+            encode_line(std::hint::black_box(&e), &mut line);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding, caller, throughput);
+criterion_main!(benches);

@@ -1,15 +1,15 @@
 //! One audit record ([`AuditEvent`]) and its on-disk form: one JSON object per line, every key
 //! always present (`null` when absent), time as RFC 3339 UTC with microseconds.
 //!
-//! The domain struct is not `Serialize`; the line format is private wire types converted
-//! explicitly, so the file format stays stable while the struct can change. Encoding happens on
-//! the writer thread, never on the request path.
+//! The domain struct is not `Serialize`: lines are written by `encode.rs` and read through a
+//! private serde type converted explicitly, so the file format stays stable while the struct can
+//! change. Encoding happens on the writer thread, never on the request path.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use claimdb_model::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// One authorization decision (or admin operation), as recorded in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub struct AuditEvent {
 }
 
 /// The outcome of an authorization decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Allow,
@@ -62,24 +62,7 @@ impl std::fmt::Display for Decision {
 /// Appends `event` as one JSON line (with its `\n`) to `out`. This is the log's file format;
 /// `claimdb audit --json` and the admin API print the same form.
 pub fn encode_line(event: &AuditEvent, out: &mut Vec<u8>) {
-    let line = LineRef {
-        time: Rfc3339(event.time),
-        request_id: &event.request_id,
-        uid: event.uid.as_deref(),
-        provider: event.provider.as_deref(),
-        method: &event.method,
-        path: &event.path,
-        decision: event.decision,
-        rule: event.rule.as_deref(),
-        reason: event.reason.as_deref(),
-    };
-    // Serializing plain strings into a Vec cannot fail; the error arm only keeps the line whole.
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, &line).is_err() {
-        out.truncate(start);
-        return;
-    }
-    out.push(b'\n');
+    super::encode::encode(event, out);
 }
 
 /// Parses one line of the log (without its `\n`).
@@ -128,32 +111,6 @@ pub fn format_time(t: SystemTime) -> String {
         // Unreachable: micros_since_epoch clamps into Timestamp's range.
         Err(_) => format!("{micros}µs"),
     }
-}
-
-/// Serializes a time as RFC 3339 without an intermediate `String`.
-struct Rfc3339(SystemTime);
-
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match Timestamp::from_micros(micros_since_epoch(self.0)) {
-            Ok(ts) => serializer.collect_str(&ts),
-            Err(e) => Err(serde::ser::Error::custom(e)),
-        }
-    }
-}
-
-/// The line as written: `time` first so a reader (or `grep`) sees it at a fixed offset.
-#[derive(Serialize)]
-struct LineRef<'a> {
-    time: Rfc3339,
-    request_id: &'a str,
-    uid: Option<&'a str>,
-    provider: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    decision: Decision,
-    rule: Option<&'a str>,
-    reason: Option<&'a str>,
 }
 
 /// The line as read. Unknown keys are tolerated so a newer writer's lines stay readable.

@@ -14,6 +14,7 @@
 //! Not here: deciding anything (the engine calls this after rules decide), HTTP (`server`
 //! mounts `/v1/admin/audit` and exposes [`AuditStats`] at `/metrics`), printing (`cli`).
 
+mod encode;
 mod error;
 mod event;
 mod files;
