@@ -10,6 +10,7 @@
 //!   until all are on disk (`flush`): bounded by the writer thread, with backpressure.
 //! - `audit_throughput/record_durable/<tasks>`: events/s when every task waits for its event to
 //!   be fdatasynced (group commit).
+//! - `audit_query/*`: reading a 200,000-event log (what `claimdb audit` and the admin API do).
 //!
 //! Files go under the target's tmp directory (the real disk, so fsync is real).
 //! Run: `cargo bench -p claimdb-engine --bench audit`.
@@ -21,7 +22,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use claimdb_engine::audit::{AuditConfig, AuditEvent, AuditLog, Decision, encode_line};
+use claimdb_engine::audit::{
+    AuditConfig, AuditEvent, AuditFilter, AuditLog, Decision, encode_line, query,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
@@ -197,5 +200,62 @@ fn encoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encoding, caller, throughput);
+/// Events in the log the query benchmarks read.
+const QUERY_EVENTS: u64 = 200_000;
+
+/// Reading: the 1,000 newest denials of a 200,000-event log (4 files of 16 MiB), and one user's
+/// decisions in the last minute (which skips the older files by name).
+fn reading(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("claimdb-audit-bench-query");
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = AuditConfig {
+        max_file_bytes: 16 * 1024 * 1024,
+        ..AuditConfig::default()
+    };
+    let log = AuditLog::open(&dir, config).unwrap();
+    let start = SystemTime::now() - Duration::from_secs(QUERY_EVENTS);
+    rt.block_on(async {
+        for n in 0..QUERY_EVENTS {
+            let mut e = event(n);
+            // One event per second over the last 200,000 seconds; a third are denials.
+            e.time = start + Duration::from_secs(n);
+            e.decision = if n % 3 == 0 {
+                Decision::Deny
+            } else {
+                Decision::Allow
+            };
+            log.record(e).await.unwrap();
+        }
+        log.close().await.unwrap();
+    });
+    let mut group = c.benchmark_group("audit_query");
+    group.sample_size(10);
+    group.bench_function("newest_1000_denials_of_200k", |b| {
+        let filter = AuditFilter {
+            deny_only: true,
+            newest_first: true,
+            ..AuditFilter::default()
+        };
+        b.iter(|| assert_eq!(query(&dir, &filter).unwrap().len(), 1000));
+    });
+    group.bench_function("all_200k_oldest_first", |b| {
+        let filter = AuditFilter {
+            limit: usize::MAX,
+            ..AuditFilter::default()
+        };
+        b.iter(|| assert_eq!(query(&dir, &filter).unwrap().len(), QUERY_EVENTS as usize));
+    });
+    group.bench_function("uid_since_1m_of_200k", |b| {
+        let filter = AuditFilter {
+            since: Some(SystemTime::now() - Duration::from_secs(60)),
+            uid: Some(format!("auth0|{:024}", (QUERY_EVENTS - 1) % 5000)),
+            ..AuditFilter::default()
+        };
+        b.iter(|| assert!(!query(&dir, &filter).unwrap().is_empty()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding, caller, throughput, reading);
 criterion_main!(benches);

@@ -154,6 +154,53 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// The time of a line this module wrote, read from its fixed prefix
+/// (`{"time":"2026-11-23T14:00:00.123456Z"`) without parsing the rest; `None` for any other
+/// shape (the caller then parses the line in full).
+pub(crate) fn line_time(line: &[u8]) -> Option<i64> {
+    let t = line.strip_prefix(b"{\"time\":\"")?.get(..28)?;
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if t[27] != b'"' || t[26] != b'Z' || punctuation.iter().any(|&(i, c)| t[i] != c) {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        t[range].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let micros = number(20..26)?;
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micros)
+}
+
+/// (year, month, day) to days since 1970-01-01 (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -203,7 +250,33 @@ mod tests {
             let t = system_time_from_micros(micros);
             let mut out = Vec::new();
             time(t, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), format_time(t), "{micros}");
+            assert_eq!(
+                String::from_utf8(out.clone()).unwrap(),
+                format_time(t),
+                "{micros}"
+            );
+            // And the prefix reader inverts it.
+            let mut line = b"{\"time\":\"".to_vec();
+            line.extend_from_slice(&out);
+            line.extend_from_slice(b"\",\"request_id\":\"r\"}");
+            assert_eq!(line_time(&line), Some(micros), "{micros}");
+        }
+    }
+
+    #[test]
+    fn line_time_refuses_other_shapes() {
+        for line in [
+            &b""[..],
+            b"{\"time\":\"2026-11-23T14:00:00.123456Z",
+            b"{\"time\":\"2026-11-23T14:00:00.123456+01:00\"}",
+            b"{\"time\":\"2026-11-23T14:00:00Z\",\"x\":1}",
+            b"{\"time\":\"2026-13-23T14:00:00.123456Z\"}",
+            b"{\"time\":\"2026-11-23T24:00:00.123456Z\"}",
+            b"{\"time\":\"2026-11-23 14:00:00.123456Z\"}",
+            b"{\"time\":\"2026-11-2xT14:00:00.123456Z\"}",
+            b"{ \"time\":\"2026-11-23T14:00:00.123456Z\"}",
+        ] {
+            assert_eq!(line_time(line), None, "{}", String::from_utf8_lossy(line));
         }
     }
 }

@@ -107,22 +107,7 @@ impl AuditLog {
     /// thread. Blocking IO: call it at startup.
     pub fn open(dir: &Path, config: AuditConfig) -> Result<AuditLog, AuditError> {
         config.validate()?;
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            capacity: config.queue_capacity,
-            queue: Mutex::new(Queue {
-                events: Vec::new(),
-                waiters: Vec::new(),
-                urgent: false,
-                writer_idle: false,
-                state: State::Open,
-            }),
-            wake: Condvar::new(),
-            space: Notify::new(),
-            counters: Counters::default(),
-            #[cfg(test)]
-            gate: Mutex::new(()),
-        });
+        let shared = Arc::new(Shared::new(dir, config.queue_capacity));
         writer::start(Arc::clone(&shared), config)?;
         Ok(AuditLog {
             handle: Arc::new(Handle { shared }),
@@ -297,17 +282,36 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         !self.failing.load(Ordering::Relaxed)
     }
 }
 
-enum PushError {
+pub(crate) enum PushError {
     Full(AuditEvent, Option<Waiter>),
     Closed(AuditEvent),
 }
 
 impl Shared {
+    pub fn new(dir: &Path, capacity: usize) -> Shared {
+        Shared {
+            dir: dir.to_path_buf(),
+            capacity,
+            queue: Mutex::new(Queue {
+                events: Vec::new(),
+                waiters: Vec::new(),
+                urgent: false,
+                writer_idle: false,
+                state: State::Open,
+            }),
+            wake: Condvar::new(),
+            space: Notify::new(),
+            counters: Counters::default(),
+            #[cfg(test)]
+            gate: Mutex::new(()),
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Queue> {
         // The lock only guards plain pushes and swaps; a panic elsewhere cannot leave the queue
         // inconsistent, so a poisoned lock is still usable.
@@ -318,7 +322,11 @@ impl Shared {
         clippy::result_large_err,
         reason = "the event goes back to the caller by value; boxing would allocate per event"
     )]
-    fn try_push(&self, event: AuditEvent, waiter: Option<Waiter>) -> Result<(), PushError> {
+    pub(crate) fn try_push(
+        &self,
+        event: AuditEvent,
+        waiter: Option<Waiter>,
+    ) -> Result<(), PushError> {
         let mut q = self.lock();
         if q.state != State::Open {
             return Err(PushError::Closed(event));

@@ -20,6 +20,7 @@ mod event;
 mod files;
 mod log;
 mod query;
+mod scan;
 mod timespec;
 mod writer;
 

@@ -1,18 +1,18 @@
-//! Reading the log: [`query`] streams the files of a log directory line by line (memory bounded
-//! by the limit, not the log), skipping whole files older than `since` by their successor's
-//! name. Usable while a server is writing the same directory.
+//! Reading the log: [`query`] picks the files of a log directory that can hold matches (skipping
+//! whole files older than `since` by their successor's name) and streams them through `scan.rs`
+//! — oldest first from the front, newest first from the back, stopping at the limit, so memory
+//! and time follow the limit rather than the log. Usable while a server is writing the same
+//! directory.
 //!
 //! Order is log order: the order the writer appended events, which is time order up to the
 //! jitter between concurrent callers taking their timestamps.
 
-use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::event::{decode_line, micros_since_epoch};
+use super::event::micros_since_epoch;
 use super::files::{self, LogFile};
+use super::scan;
 use super::{AuditError, AuditEvent, Decision};
 
 /// Which events [`query`] returns. `Default` is every event, oldest first, at most 1,000.
@@ -100,25 +100,19 @@ pub fn query(dir: &Path, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuditE
     let candidates = &files[first_candidate(&files, filter.since)..];
     let mut out = Vec::new();
     if filter.newest_first {
+        // Newest file first, each read from its end: the cost follows the limit, not the log.
         for file in candidates.iter().rev() {
-            // Keep only the newest of this file's matches that can still make the cut.
-            let room = filter.limit - out.len();
-            let mut newest = VecDeque::with_capacity(room.min(1024));
-            scan(file, filter, |event| {
-                if newest.len() == room {
-                    newest.pop_front();
-                }
-                newest.push_back(event);
-                true
+            scan::backward(file, filter, |event| {
+                out.push(event);
+                out.len() < filter.limit
             })?;
-            out.extend(newest.into_iter().rev());
             if out.len() == filter.limit {
                 break;
             }
         }
     } else {
         for file in candidates {
-            scan(file, filter, |event| {
+            scan::forward(file, filter, |event| {
                 out.push(event);
                 out.len() < filter.limit
             })?;
@@ -140,54 +134,6 @@ fn first_candidate(files: &[LogFile], since: Option<SystemTime>) -> usize {
         .windows(2)
         .position(|pair| pair[1].micros > since)
         .unwrap_or(files.len().saturating_sub(1))
-}
-
-/// Streams `file`, calling `found` with each matching event until it returns false. A final line
-/// without its newline, or that does not parse, is a torn write (a crash, or the writer being
-/// mid-append right now) and is skipped; a bad line followed by another line is corruption.
-fn scan(
-    file: &LogFile,
-    filter: &AuditFilter,
-    mut found: impl FnMut(AuditEvent) -> bool,
-) -> Result<(), AuditError> {
-    let handle = match File::open(&file.path) {
-        Ok(handle) => handle,
-        // Deleted by retention since it was listed: it held only older events.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(AuditError::io("cannot open", &file.path, &e)),
-    };
-    let mut reader = BufReader::with_capacity(256 * 1024, handle);
-    let mut line = Vec::with_capacity(512);
-    let mut number = 0u64;
-    let mut bad: Option<(u64, String)> = None;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| AuditError::io("cannot read", &file.path, &e))?;
-        if read == 0 {
-            return Ok(());
-        }
-        number += 1;
-        if let Some((line, message)) = bad.take() {
-            return Err(AuditError::Corrupt {
-                file: file.path.clone(),
-                line,
-                message,
-            });
-        }
-        let Some(complete) = line.strip_suffix(b"\n") else {
-            return Ok(());
-        };
-        match decode_line(complete) {
-            Ok(event) => {
-                if filter.matches(&event) && !found(event) {
-                    return Ok(());
-                }
-            }
-            Err(message) => bad = Some((number, message)),
-        }
-    }
 }
 
 #[cfg(test)]

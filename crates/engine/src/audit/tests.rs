@@ -55,6 +55,13 @@ fn everything() -> AuditFilter {
     }
 }
 
+fn newest_first() -> AuditFilter {
+    AuditFilter {
+        newest_first: true,
+        ..everything()
+    }
+}
+
 fn log_files(dir: &Path) -> Vec<PathBuf> {
     files::list(dir)
         .unwrap()
@@ -254,6 +261,9 @@ async fn filter_fixture(dir: &Path) {
     log.record(other).await.unwrap();
     let mut collection = event(13, at(13));
     collection.path = "movies".into();
+    // A denial whose text imitates an allow must still count as a denial.
+    collection.reason = Some("x\",\"decision\":\"allow\"".into());
+    collection.uid = Some("user1\",\"decision\":\"allow\"".into());
     log.record(collection).await.unwrap();
     log.close().await.unwrap();
 }
@@ -321,9 +331,21 @@ async fn each_filter_selects_what_it_says() {
                 ..all.clone()
             }
         ),
-        ["req-1", "req-4", "req-7", "req-10", "req-13"]
+        ["req-1", "req-4", "req-7", "req-10"]
     );
     // Segment-wise: `movies` is the collection and everything below, not `movies2`.
+    // `until` at a sub-microsecond instant: an event at the microsecond before it is included.
+    assert_eq!(
+        ids_where(
+            d,
+            AuditFilter {
+                since: Some(at(1)),
+                until: Some(at(1) + Duration::from_nanos(500)),
+                ..all.clone()
+            }
+        ),
+        ["req-1"]
+    );
     let movies = ids_where(
         d,
         AuditFilter {
@@ -464,11 +486,19 @@ async fn a_torn_last_line_is_skipped_and_never_appended_to() {
     bytes.extend_from_slice(b"{\"time\":\"2026-11-23T14:00:03.000000Z\",\"request_id\":\"re");
     std::fs::write(&file, &bytes).unwrap();
     assert_eq!(ids_where(dir.path(), everything()), ["req-1", "req-2"]);
+    assert_eq!(ids_where(dir.path(), newest_first()), ["req-2", "req-1"]);
     // A final line that is complete but garbled (zeros from a crash) is skipped too.
     bytes.truncate(whole);
     bytes.extend_from_slice(b"\0\0\0\0\n");
     std::fs::write(&file, &bytes).unwrap();
     assert_eq!(ids_where(dir.path(), everything()), ["req-1", "req-2"]);
+    assert_eq!(ids_where(dir.path(), newest_first()), ["req-2", "req-1"]);
+    // A file holding nothing but a torn line.
+    let only_torn = dir.path().join("audit-20000101T000000.000000Z.jsonl");
+    std::fs::write(&only_torn, b"{\"time\":\"2000-01-01T00:00:00.0").unwrap();
+    assert_eq!(ids_where(dir.path(), everything()), ["req-1", "req-2"]);
+    assert_eq!(ids_where(dir.path(), newest_first()), ["req-2", "req-1"]);
+    std::fs::remove_file(&only_torn).unwrap();
     // Reopening starts a new file; the torn one is left as it is.
     let log = AuditLog::open(dir.path(), fast()).unwrap();
     log.record_durable(event(3, at(3))).await.unwrap();
@@ -711,4 +741,73 @@ fn reading_a_missing_directory_says_so() {
     let err = query(&missing, &AuditFilter::default()).unwrap_err();
     assert_eq!(err, AuditError::NotFound(missing));
     assert!(err.to_string().contains("does not exist"));
+}
+
+#[tokio::test]
+async fn a_writer_that_stops_unexpectedly_fails_its_waiters_instead_of_hanging() {
+    // The writer thread cannot panic by construction (no unwrap/index on input), but should it
+    // ever unwind, its guard must release everyone waiting on it.
+    let dir = tempfile::tempdir().unwrap();
+    let shared = super::log::Shared::new(dir.path(), 8);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    assert!(shared.try_push(event(1, at(1)), Some(tx)).is_ok());
+    drop(super::writer::StopGuard(&shared));
+    assert_eq!(rx.await.unwrap(), Err(AuditError::Closed));
+    assert!(matches!(
+        shared.try_push(event(2, at(2)), None),
+        Err(super::log::PushError::Closed(_))
+    ));
+    assert_eq!(
+        shared
+            .counters
+            .events_failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(!shared.counters.healthy());
+}
+
+#[tokio::test]
+async fn reading_backward_across_chunks_matches_reading_forward() {
+    // Lines from a few bytes to far more than the 64 KiB read chunk, so lines straddle chunk
+    // boundaries and one spans several chunks.
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), fast()).unwrap();
+    for n in 0..1500u64 {
+        let mut e = event(n, at(n as i64));
+        e.reason = Some(match n {
+            700 => "y".repeat(200_000),
+            _ => "z".repeat((n * 37 % 1000) as usize),
+        });
+        log.record(e).await.unwrap();
+    }
+    log.close().await.unwrap();
+    let forward = query(dir.path(), &everything()).unwrap();
+    let mut backward = query(dir.path(), &newest_first()).unwrap();
+    assert_eq!(forward.len(), 1500);
+    backward.reverse();
+    assert_eq!(backward, forward);
+    // Limits stop early from either end, and filters apply the same way.
+    let last = AuditFilter {
+        limit: 5,
+        deny_only: true,
+        ..newest_first()
+    };
+    assert_eq!(
+        ids_where(dir.path(), last),
+        ["req-1499", "req-1497", "req-1495", "req-1493", "req-1491"]
+    );
+    // Corruption in the middle is found from either end, with the same line number.
+    let file = log_files(dir.path()).remove(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1000] = "{\"time\":\"2026-11-23T14:16:40.000000Z\", broken";
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    for filter in [everything(), newest_first()] {
+        let err = query(dir.path(), &filter).unwrap_err();
+        assert!(
+            matches!(&err, AuditError::Corrupt { line: 1001, .. }),
+            "{err}"
+        );
+    }
 }

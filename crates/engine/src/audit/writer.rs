@@ -62,6 +62,7 @@ pub(crate) fn start(shared: Arc<Shared>, config: AuditConfig) -> Result<(), Audi
 }
 
 fn run(shared: &Shared, mut output: Output, interval: Duration) {
+    let _stop = StopGuard(shared);
     let mut batch: Vec<AuditEvent> = Vec::new();
     let mut waiters = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
@@ -123,6 +124,34 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
                 return;
             }
         }
+    }
+}
+
+/// Marks the writer stopped however it ends. On a normal exit nothing is pending; should the
+/// thread ever unwind, waiters get an error and callers waiting for room stop waiting, instead
+/// of hanging forever.
+pub(crate) struct StopGuard<'a>(pub &'a Shared);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.lock();
+        if q.state == State::Exited {
+            return;
+        }
+        q.state = State::Exited;
+        let lost = q.events.len();
+        q.events.clear();
+        for waiter in q.waiters.drain(..) {
+            let _ = waiter.send(Err(AuditError::Closed));
+        }
+        drop(q);
+        let counters = &self.0.counters;
+        counters
+            .events_failed
+            .fetch_add(lost as u64, Ordering::Relaxed);
+        counters.failing.store(true, Ordering::Relaxed);
+        tracing::error!(lost, "the audit writer stopped unexpectedly");
+        self.0.space.notify_waiters();
     }
 }
 
