@@ -149,7 +149,7 @@ fn throughput(c: &mut Criterion) {
     }
     for tasks in [1u64, 32, 256] {
         // Fewer events per task when each waits for a sync.
-        let each = (4_000 / tasks).max(20);
+        let each = (4_000 / tasks).clamp(20, 500);
         group.throughput(Throughput::Elements(tasks * each));
         group.bench_with_input(
             BenchmarkId::new("record_durable", tasks),

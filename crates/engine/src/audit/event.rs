@@ -67,10 +67,17 @@ pub fn encode_line(event: &AuditEvent, out: &mut Vec<u8>) {
 
 /// Parses one line of the log (without its `\n`).
 pub fn decode_line(line: &[u8]) -> Result<AuditEvent, String> {
+    let fast_time = super::encode::line_time(line);
     let line: LineOwned = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let time = Timestamp::parse(&line.time).map_err(|e| e.to_string())?;
+    // The writer's own time format is read arithmetically; any other RFC 3339 form is parsed.
+    let micros = match fast_time {
+        Some(micros) => micros,
+        None => Timestamp::parse(&line.time)
+            .map_err(|e| e.to_string())?
+            .micros(),
+    };
     Ok(AuditEvent {
-        time: system_time_from_micros(time.micros()),
+        time: system_time_from_micros(micros),
         request_id: line.request_id,
         uid: line.uid,
         provider: line.provider,
