@@ -36,8 +36,7 @@ pub struct AuditEvent {
 }
 
 /// The outcome of an authorization decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     Allow,
     Deny,
@@ -83,7 +82,7 @@ pub fn decode_line(line: &[u8]) -> Result<AuditEvent, String> {
         provider: line.provider,
         method: Cow::Owned(line.method),
         path: line.path,
-        decision: line.decision,
+        decision: line.decision.into(),
         rule: line.rule,
         reason: line.reason,
     })
@@ -131,9 +130,26 @@ struct LineOwned {
     provider: Option<String>,
     method: String,
     path: String,
-    decision: Decision,
+    decision: LineDecision,
     #[serde(default)]
     rule: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// The decision as spelled in a line.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LineDecision {
+    Allow,
+    Deny,
+}
+
+impl From<LineDecision> for Decision {
+    fn from(d: LineDecision) -> Decision {
+        match d {
+            LineDecision::Allow => Decision::Allow,
+            LineDecision::Deny => Decision::Deny,
+        }
+    }
 }

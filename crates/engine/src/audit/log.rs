@@ -123,7 +123,12 @@ impl AuditLog {
     /// full, in which case it waits (asynchronously) for room. Errors only once the log is
     /// closed.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        self.push(event, None).await
+        // The common case stays out of the waiting state machine: one move into the queue.
+        match self.handle.shared.try_push(event, None) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed(_)) => Err(AuditError::Closed),
+            Err(PushError::Full(event, waiter)) => self.wait_for_room(event, waiter).await,
+        }
     }
 
     /// Queues `event` without waiting: gives it back when the queue is full (or the log closed),
@@ -144,7 +149,11 @@ impl AuditLog {
     /// with the write error, in which case the event may be lost.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.push(event, Some(tx)).await?;
+        match self.handle.shared.try_push(event, Some(tx)) {
+            Ok(()) => {}
+            Err(PushError::Closed(_)) => return Err(AuditError::Closed),
+            Err(PushError::Full(event, waiter)) => self.wait_for_room(event, waiter).await?,
+        }
         rx.await.unwrap_or(Err(AuditError::Closed))
     }
 
@@ -209,13 +218,13 @@ impl AuditLog {
         &self.handle.shared
     }
 
-    async fn push(&self, event: AuditEvent, waiter: Option<Waiter>) -> Result<(), AuditError> {
+    /// The slow path of a push that found the queue full: wait for the writer to take it.
+    async fn wait_for_room(
+        &self,
+        mut event: AuditEvent,
+        mut waiter: Option<Waiter>,
+    ) -> Result<(), AuditError> {
         let shared = &self.handle.shared;
-        let (mut event, mut waiter) = match shared.try_push(event, waiter) {
-            Ok(()) => return Ok(()),
-            Err(PushError::Closed(_)) => return Err(AuditError::Closed),
-            Err(PushError::Full(event, waiter)) => (event, waiter),
-        };
         loop {
             // Register for the writer's "room available" before looking again, so a wakeup
             // between the check and the wait is not lost.
