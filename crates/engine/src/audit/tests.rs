@@ -811,3 +811,17 @@ async fn reading_backward_across_chunks_matches_reading_forward() {
         );
     }
 }
+
+#[test]
+fn the_handle_and_its_futures_can_cross_threads() {
+    // The server holds the log in shared state and awaits these inside spawned tasks.
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), fast()).unwrap();
+    send_sync(&log);
+    send(&log.record(event(1, at(1))));
+    send(&log.record_durable(event(2, at(2))));
+    send(&log.flush());
+    send(&log.close());
+}
