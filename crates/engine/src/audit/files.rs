@@ -99,10 +99,11 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), AuditError> {
 }
 
 /// Creates a new, empty, owner-only (0600) file; never opens an existing one, so nothing is ever
-/// appended after a possibly torn last line.
+/// appended after a possibly torn last line. Opened in append mode, so after the writer cuts a
+/// failed group off with `set_len` the next write lands at the new end, not after a hole.
 pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
+    options.append(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

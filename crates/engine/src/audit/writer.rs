@@ -29,29 +29,7 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Prepares the directory, starts the first file and spawns the writer thread.
 pub(crate) fn start(shared: Arc<Shared>, config: AuditConfig) -> Result<(), AuditError> {
-    files::prepare_dir(&shared.dir)?;
-    let existing = files::list(&shared.dir)?;
-    // The previous run's events are no newer than its last write (the file's mtime), unless the
-    // clock stepped back during that run; naming the new file after it keeps `since` skipping
-    // right when the clock stepped back across the restart.
-    let previous_newest = existing
-        .last()
-        .and_then(|f| std::fs::metadata(&f.path).ok())
-        .and_then(|m| m.modified().ok())
-        .map_or(i64::MIN, micros_since_epoch);
-    let mut output = Output {
-        dir: shared.dir.clone(),
-        max_file_bytes: config.max_file_bytes,
-        max_files: config.max_files,
-        file: None,
-        size: 0,
-        last_name: existing.last().map(|f| f.micros),
-        newest_written: previous_newest,
-        last_error: None,
-        last_error_log: None,
-    };
-    // Always a new file: the previous run's last file may end in a torn line.
-    output.rotate()?;
+    let output = Output::open(&shared.dir, &config)?;
     let interval = config.flush_interval;
     let dir = shared.dir.clone();
     std::thread::Builder::new()
@@ -59,6 +37,36 @@ pub(crate) fn start(shared: Arc<Shared>, config: AuditConfig) -> Result<(), Audi
         .spawn(move || run(&shared, output, interval))
         .map_err(|e| AuditError::io("cannot start the audit writer for", dir, &e))?;
     Ok(())
+}
+
+impl Output {
+    /// Prepares the directory and starts the run's first file.
+    fn open(dir: &std::path::Path, config: &AuditConfig) -> Result<Output, AuditError> {
+        files::prepare_dir(dir)?;
+        let existing = files::list(dir)?;
+        // The previous run's events are no newer than its last write (the file's mtime), unless the
+        // clock stepped back during that run; naming the new file after it keeps `since` skipping
+        // right when the clock stepped back across the restart.
+        let previous_newest = existing
+            .last()
+            .and_then(|f| std::fs::metadata(&f.path).ok())
+            .and_then(|m| m.modified().ok())
+            .map_or(i64::MIN, micros_since_epoch);
+        let mut output = Output {
+            dir: dir.to_path_buf(),
+            max_file_bytes: config.max_file_bytes,
+            max_files: config.max_files,
+            file: None,
+            size: 0,
+            last_name: existing.last().map(|f| f.micros),
+            newest_written: previous_newest,
+            last_error: None,
+            last_error_log: None,
+        };
+        // Always a new file: the previous run's last file may end in a torn line.
+        output.rotate()?;
+        Ok(output)
+    }
 }
 
 fn run(shared: &Shared, mut output: Output, interval: Duration) {
@@ -356,5 +364,57 @@ impl Output {
                 tracing::warn!(file = %old.path.display(), error = %e, "audit retention: cannot delete");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::audit::Decision;
+
+    fn event(n: u64) -> AuditEvent {
+        AuditEvent {
+            time: SystemTime::now(),
+            request_id: format!("req-{n}"),
+            uid: None,
+            provider: None,
+            method: "get".into(),
+            path: "movies/m1".into(),
+            decision: Decision::Allow,
+            rule: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_retried_in_a_new_file_and_leaves_no_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = Output::open(dir.path(), &AuditConfig::default()).unwrap();
+        let counters = Counters::default();
+        let mut buf = Vec::new();
+        output
+            .write_group(&[event(1)], &mut buf, &counters)
+            .unwrap();
+        // The handle goes bad (a read-only descriptor: writes and truncation both fail).
+        let (_, path) = output.file.take().unwrap();
+        let read_only = File::open(&path).unwrap();
+        output.file = Some((read_only, path.clone()));
+        output
+            .write_group(&[event(2), event(3)], &mut buf, &counters)
+            .unwrap();
+        assert_eq!(counters.write_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.events_written.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.events_failed.load(Ordering::Relaxed), 0);
+        // The first file kept exactly its first group; the retry went to a second file.
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(first.lines().count(), 1);
+        assert!(first.contains("req-1"));
+        let files = files::list(dir.path()).unwrap();
+        assert_eq!(files.len(), 2);
+        let second = std::fs::read_to_string(&files[1].path).unwrap();
+        assert_eq!(second.lines().count(), 2);
+        assert!(second.contains("req-2") && second.contains("req-3"));
+        assert!(output.last_error.is_none());
     }
 }
