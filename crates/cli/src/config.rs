@@ -31,6 +31,7 @@ const KEYS: &[&str] = &[
     "providers",
     "key_cache",
     "rules",
+    "audit",
     "admin_key",
     "admin_roles",
     "explain_denials",
@@ -56,6 +57,7 @@ struct RawConfig {
     providers: Vec<ProviderConfig>,
     key_cache: Option<KeyCacheConfig>,
     rules: Option<PathBuf>,
+    audit: Option<bool>,
     admin_key: Option<String>,
     #[serde(default)]
     admin_roles: Vec<String>,
@@ -98,6 +100,8 @@ pub struct Config {
     pub key_cache: KeyCacheConfig,
     /// The Firestore rules file (hot-reloaded); `None`: locked-down rules (deny everything).
     pub rules: Option<PathBuf>,
+    /// Whether every decision is appended to the audit log in `<data_dir>/audit` (default on).
+    pub audit: bool,
     /// The admin key; `None`: one is created at first start and stored only as a hash.
     pub admin_key: Option<String>,
     /// Callers holding any of these roles may use the admin API.
@@ -225,6 +229,7 @@ impl Config {
             max_body_bytes,
             log: raw.log.unwrap_or_else(|| "info".into()),
             rules: raw.rules,
+            audit: raw.audit.unwrap_or(true),
             admin_key: raw.admin_key,
             admin_roles: raw.admin_roles,
             explain_denials: raw.explain_denials.unwrap_or(file.is_none()),

@@ -2,6 +2,7 @@
 //! 0 success, 1 a negative verdict (reserved for checks such as `rules test`), 2 usage or
 //! operational error.
 
+mod audit;
 mod config;
 mod export;
 mod import;
@@ -103,6 +104,38 @@ enum Command {
         #[arg(long, value_name = "N", conflicts_with = "rollback")]
         max_documents: Option<u64>,
     },
+    /// Show authorization decisions from the audit log (<data_dir>/audit; safe while the server
+    /// runs): the newest --limit matches, oldest first, as a table or as JSON lines.
+    #[command(
+        after_help = "Examples:\n  claimdb audit --deny --since 1h\n  claimdb audit --uid alice --path movies --since 2026-11-23T14:00:00Z --json"
+    )]
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only denials.
+        #[arg(long)]
+        deny: bool,
+        /// Only decisions at or after this time: a duration back from now (90s, 30m, 1h, 2d, 1w)
+        /// or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN", value_parser = audit::parse_when)]
+        since: Option<std::time::SystemTime>,
+        /// Only decisions before this time (same forms as --since).
+        #[arg(long, value_name = "WHEN", value_parser = audit::parse_when)]
+        until: Option<std::time::SystemTime>,
+        /// Only this user's decisions.
+        #[arg(long, value_name = "UID")]
+        uid: Option<String>,
+        /// Only this path and everything below it (`movies` matches `movies/m1`, not `movies2`).
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// At most this many decisions (the newest).
+        #[arg(long, value_name = "N", default_value_t = 1000,
+              value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        limit: u64,
+        /// Print the log's JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check and test Firestore security rules offline.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -184,6 +217,27 @@ fn main() -> ExitCode {
             rollback,
             max_documents,
         }),
+        Command::Audit {
+            config,
+            deny,
+            since,
+            until,
+            uid,
+            path,
+            limit,
+            json,
+        } => audit::run(
+            &config,
+            audit::AuditArgs {
+                deny,
+                since,
+                until,
+                uid,
+                path,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                json,
+            },
+        ),
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file),
         Command::Rules(RulesCommand::Test { rules, cases }) => rules::test(&rules, &cases),
         Command::Token(TokenCommand::Inspect { config, token }) => {

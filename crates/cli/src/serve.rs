@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine as _;
 use claimdb_engine::identity_store::StoreKeyPersistence;
-use claimdb_engine::{Engine, EngineOptions, compile_rules};
+use claimdb_engine::{Engine, EngineOptions, audit, compile_rules};
 use claimdb_identity::io::{NoRevocation, SystemClock};
 use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps};
 use claimdb_rules::Ruleset;
@@ -95,6 +95,13 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     options.explain_denials = config.explain_denials;
     options.admin_roles = config.admin_roles.clone();
     options.admin_key_sha256 = Some(admin_key.sha256());
+    if config.audit {
+        let dir = audit::audit_dir(&config.data_dir);
+        options.audit = Some(
+            audit::AuditLog::open(&dir, audit::AuditConfig::default())
+                .with_context(|| format!("cannot open the audit log in {}", dir.display()))?,
+        );
+    }
     let engine = Arc::new(Engine::new(dyn_store, options));
     if let Some(verifier) = verifier {
         // Keys are fetched after the listener is up: /readyz says "not ready" until every
@@ -110,9 +117,14 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
     };
-    claimdb_server::run(listener, engine, server_config, shutdown_signal())
+    claimdb_server::run(listener, engine.clone(), server_config, shutdown_signal())
         .await
         .context("server failed")?;
+    if let Some(log) = engine.audit_log()
+        && let Err(e) = log.close().await
+    {
+        tracing::error!("closing the audit log: {e}");
+    }
     store.close().await.context("closing the store")?;
     tracing::info!("claimdb stopped");
     Ok(ExitCode::SUCCESS)

@@ -122,6 +122,29 @@ impl Engine {
         Ok(now)
     }
 
+    /// Decisions from the audit log matching `filter` (newest first when it says so).
+    pub async fn admin_audit(
+        &self,
+        ctx: &RequestContext,
+        filter: crate::audit::AuditFilter,
+    ) -> Result<Vec<crate::audit::AuditEvent>, EngineError> {
+        self.authorize_admin(ctx).await?;
+        let Some(log) = self.audit_log() else {
+            return Err(EngineError::failed_precondition(
+                "the audit log is off on this server (audit = false)",
+            ));
+        };
+        // Make events recorded so far readable, then read the files off the async threads.
+        log.flush()
+            .await
+            .map_err(|e| EngineError::internal(format!("flushing the audit log: {e}")))?;
+        let dir = log.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || crate::audit::query(&dir, &filter))
+            .await
+            .map_err(|e| EngineError::internal(format!("audit query task: {e}")))?
+            .map_err(|e| EngineError::internal(format!("reading the audit log: {e}")))
+    }
+
     /// The active rules' source and origin.
     pub async fn admin_get_rules(
         &self,

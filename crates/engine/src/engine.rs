@@ -19,6 +19,7 @@ use claimdb_store::{
     apply_write,
 };
 
+use crate::audit::{AuditEvent, AuditLog, Decision as AuditDecision};
 use crate::auth::{self, Credential, Principal};
 use crate::authz::{self, ActiveRules, Loaded, RulesCell};
 use crate::batch;
@@ -80,6 +81,8 @@ pub struct EngineOptions {
     pub admin_roles: Vec<String>,
     /// SHA-256 of the admin key; `None`: no admin key is accepted.
     pub admin_key_sha256: Option<[u8; 32]>,
+    /// Where every decision is recorded; `None`: no audit log.
+    pub audit: Option<AuditLog>,
 }
 
 impl EngineOptions {
@@ -92,6 +95,7 @@ impl EngineOptions {
             explain_denials: true,
             admin_roles: Vec::new(),
             admin_key_sha256: None,
+            audit: None,
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct Engine {
     explain_denials: bool,
     admin_roles: Vec<String>,
     admin_key_sha256: Option<[u8; 32]>,
+    audit: Option<AuditLog>,
 }
 
 impl Engine {
@@ -118,7 +123,13 @@ impl Engine {
             explain_denials: options.explain_denials,
             admin_roles: options.admin_roles,
             admin_key_sha256: options.admin_key_sha256,
+            audit: options.audit,
         }
+    }
+
+    /// The audit log, if on.
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
     }
 
     /// The store requests run against.
@@ -198,21 +209,60 @@ impl Engine {
     }
 
     /// Whether the caller may use the admin API: the admin key, or a token with an admin role.
+    /// The decision is audited (method `admin`).
     pub async fn authorize_admin(&self, ctx: &RequestContext) -> Result<(), EngineError> {
+        let (who, result) = self.admin_decision(ctx).await;
+        if self.audit.is_some() {
+            let denied = result.as_ref().err();
+            self.record(AuditEvent {
+                time: std::time::SystemTime::now(),
+                request_id: ctx.request_id.clone(),
+                uid: who.as_ref().map(|p| p.uid.clone()),
+                provider: who.as_ref().map(|p| p.provider.clone()),
+                method: "admin".into(),
+                path: "admin".into(),
+                decision: if denied.is_some() {
+                    AuditDecision::Deny
+                } else {
+                    AuditDecision::Allow
+                },
+                rule: Some(if ctx.admin_key.is_some() {
+                    "admin key".into()
+                } else {
+                    "admin_roles".into()
+                }),
+                reason: denied.map(|e| e.message().to_owned()),
+            })
+            .await;
+        }
+        result
+    }
+
+    async fn admin_decision(
+        &self,
+        ctx: &RequestContext,
+    ) -> (Option<Principal>, Result<(), EngineError>) {
         if let Some(key) = &ctx.admin_key {
             let matches = self.admin_key_sha256.is_some_and(|want| {
                 let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
                 aws_lc_rs::constant_time::verify_slices_are_equal(got.as_ref(), &want).is_ok()
             });
             if matches {
-                return Ok(());
+                return (None, Ok(()));
             }
-            return Err(EngineError::Unauthenticated {
-                message: "the admin key is not valid".into(),
-                reason: "bad-admin-key",
-            });
+            return (
+                None,
+                Err(EngineError::Unauthenticated {
+                    message: "the admin key is not valid".into(),
+                    reason: "bad-admin-key",
+                }),
+            );
         }
-        match self.authenticate(ctx).await? {
+        let who = match self.authenticate(ctx).await {
+            Ok(who) => who,
+            Err(e) => return (None, Err(e)),
+        };
+        let result = match &who {
             Some(p) if p.roles.iter().any(|r| self.admin_roles.contains(r)) => Ok(()),
             Some(p) => Err(EngineError::PermissionDenied {
                 message: format!(
@@ -227,22 +277,36 @@ impl Engine {
                 message: "the admin API needs the admin key (X-Claimdb-Admin-Key) or a bearer token with an admin role".into(),
                 reason: "missing-credential",
             }),
-        }
+        };
+        (who, result)
     }
 
-    /// Decides one request and reports a denial as `permission-denied`.
+    /// Decides one request and reports a denial as `permission-denied`. Every decision goes to
+    /// the audit log; for an allowed write (`durable`), the event is handed back so the caller
+    /// records it durably alongside the commit (one fsync wait, not two).
     async fn check(
         &self,
         ctx: &RequestContext,
+        who: Option<&Principal>,
         rules: &ActiveRules,
         request: &Request,
         loaded: &mut Loaded,
-    ) -> Result<(), EngineError> {
+        durable: bool,
+    ) -> Result<Option<AuditEvent>, EngineError> {
         let decision = authz::decide(&rules.ruleset, request, loaded, &*self.store).await?;
-        self.audit(ctx, request, &decision, &rules.origin);
+        let event = self.decided(ctx, who, request, &decision, &rules.origin);
         if decision.allowed {
-            Ok(())
+            match event {
+                Some(e) if !durable => {
+                    self.record(e).await;
+                    Ok(None)
+                }
+                e => Ok(e),
+            }
         } else {
+            if let Some(e) = event {
+                self.record(e).await;
+            }
             Err(authz::denied(
                 rules,
                 request,
@@ -253,25 +317,80 @@ impl Engine {
         }
     }
 
-    /// Records a decision (the audit log hooks in here).
-    fn audit(
+    /// Counts a decision and, when the audit log is on, returns its event.
+    fn decided(
         &self,
         ctx: &RequestContext,
+        who: Option<&Principal>,
         request: &Request,
         decision: &claimdb_rules::Decision,
         origin: &str,
-    ) {
+    ) -> Option<AuditEvent> {
         let label = if decision.allowed { "allow" } else { "deny" };
         metrics::counter!("claimdb_rules_decisions_total", "decision" => label).increment(1);
-        if !decision.allowed {
+        let reason = (!decision.allowed).then(|| authz::deny_reason(request.method, decision));
+        if let Some(reason) = &reason {
             tracing::debug!(
                 request_id = %ctx.request_id,
                 method = request.method.name(),
                 rule = authz::rule_location(origin, decision).as_deref(),
-                reason = authz::deny_reason(request.method, decision),
+                reason,
                 "denied"
             );
         }
+        self.audit.as_ref()?;
+        Some(AuditEvent {
+            time: std::time::SystemTime::now(),
+            request_id: ctx.request_id.clone(),
+            uid: who.map(|p| p.uid.clone()),
+            provider: who.map(|p| p.provider.clone()),
+            method: request.method.name().into(),
+            path: authz::target_name(&request.target),
+            decision: if decision.allowed {
+                AuditDecision::Allow
+            } else {
+                AuditDecision::Deny
+            },
+            rule: authz::rule_location(origin, decision),
+            reason,
+        })
+    }
+
+    /// Appends an event to the audit log (waiting only if its queue is full).
+    pub(crate) async fn record(&self, event: AuditEvent) {
+        if let Some(log) = &self.audit
+            && let Err(e) = log.record(event).await
+        {
+            tracing::error!("the audit log refused an event: {e}");
+        }
+    }
+
+    /// Runs `commit` while the events of its decisions are made durable in the audit log; a
+    /// failure of the log is reported (error log, metrics, health) but cannot undo the commit.
+    async fn audited<T>(
+        &self,
+        events: Vec<AuditEvent>,
+        commit: impl std::future::Future<Output = T>,
+    ) -> T {
+        let Some(log) = &self.audit else {
+            return commit.await;
+        };
+        let durable = async {
+            let mut events = events;
+            let Some(last) = events.pop() else {
+                return Ok(());
+            };
+            for e in events {
+                log.record(e).await?;
+            }
+            // The writer appends in order, so the last event's sync covers the others.
+            log.record_durable(last).await
+        };
+        let (result, logged) = tokio::join!(commit, durable);
+        if let Err(e) = logged {
+            tracing::error!("the audit log could not make a write's decision durable: {e}");
+        }
+        result
     }
 
     /// Reads one document; `NotFound` when it does not exist (and the rules allow the read).
@@ -282,7 +401,8 @@ impl Engine {
         let mut request = rules_request(Method::Get, Target::Doc(path.clone()), auth.as_ref());
         request.existing = authz::data(doc.as_ref());
         let mut loaded = Loaded::default();
-        self.check(ctx, &rules, &request, &mut loaded).await?;
+        self.check(ctx, auth.as_ref(), &rules, &request, &mut loaded, false)
+            .await?;
         doc.ok_or_else(|| EngineError::not_found(format!("document {path} does not exist")))
     }
 
@@ -400,8 +520,15 @@ impl Engine {
             limit: i64::try_from(page_size).ok(),
             ..claimdb_rules::Query::default()
         });
-        self.check(ctx, &rules, &rules_request, &mut Loaded::default())
-            .await?;
+        self.check(
+            ctx,
+            auth.as_ref(),
+            &rules,
+            &rules_request,
+            &mut Loaded::default(),
+            false,
+        )
+        .await?;
         let after = request
             .page_token
             .as_deref()
@@ -434,8 +561,15 @@ impl Engine {
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
         let request = query::rules_request(query, auth.as_ref().map(Principal::rules_value))?;
-        self.check(ctx, &rules, &request, &mut Loaded::default())
-            .await?;
+        self.check(
+            ctx,
+            auth.as_ref(),
+            &rules,
+            &request,
+            &mut Loaded::default(),
+            false,
+        )
+        .await?;
         Ok(self.store.query(query).await?)
     }
 
@@ -447,16 +581,17 @@ impl Engine {
         writes: Vec<Write>,
     ) -> Result<CommitResult, EngineError> {
         batch::check_size(&writes)?;
-        let auth = self.authenticate(ctx).await?;
-        let auth = auth.as_ref().map(Principal::rules_value);
+        let who = self.authenticate(ctx).await?;
+        let auth = who.as_ref().map(Principal::rules_value);
         let rules = self.rules.load();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let checks = self
-                .decide_batch(ctx, &rules, &writes, auth.as_ref())
+            let (checks, events) = self
+                .decide_batch(ctx, who.as_ref(), &rules, &writes, auth.as_ref())
                 .await?;
-            match self.commit_batch(checks, writes.clone()).await {
+            let commit = self.commit_batch(checks, writes.clone());
+            match self.audited(events, commit).await {
                 Err(EngineError::Aborted { .. }) if attempts < MAX_DECIDE_ATTEMPTS => continue,
                 other => return other,
             }
@@ -469,10 +604,11 @@ impl Engine {
     async fn decide_batch(
         &self,
         ctx: &RequestContext,
+        who: Option<&Principal>,
         rules: &ActiveRules,
         writes: &[Write],
         auth: Option<&claimdb_model::Value>,
-    ) -> Result<Vec<claimdb_store::ReadCheck>, EngineError> {
+    ) -> Result<(Vec<claimdb_store::ReadCheck>, Vec<AuditEvent>), EngineError> {
         let mut paths: Vec<DocPath> = Vec::new();
         for w in writes {
             if !paths.contains(&w.path) {
@@ -507,16 +643,27 @@ impl Engine {
         }
         let decisions =
             authz::decide_batch(&rules.ruleset, &requests, &mut loaded, &*self.store).await?;
-        for (i, (request, decision)) in requests.iter().zip(&decisions).enumerate() {
-            self.audit(ctx, request, decision, &rules.origin);
-            if !decision.allowed {
-                return Err(
-                    authz::denied(rules, request, decision, &loaded, self.explain_denials)
-                        .at_write(i),
-                );
+        let mut events = Vec::new();
+        for (request, decision) in requests.iter().zip(&decisions) {
+            if let Some(e) = self.decided(ctx, who, request, decision, &rules.origin) {
+                events.push(e);
             }
         }
-        Ok(loaded.checks)
+        if let Some(i) = decisions.iter().position(|d| !d.allowed) {
+            // Nothing is written: every decision of the batch is logged, none needs to wait.
+            for e in events {
+                self.record(e).await;
+            }
+            return Err(authz::denied(
+                rules,
+                &requests[i],
+                &decisions[i],
+                &loaded,
+                self.explain_denials,
+            )
+            .at_write(i));
+        }
+        Ok((loaded.checks, events))
     }
 
     async fn commit_batch(
@@ -596,12 +743,13 @@ impl Engine {
             request.time = now;
             request.existing = existing;
             request.incoming = after.map(|d| d.data);
-            self.check(ctx, &rules, &request, &mut loaded).await?;
-            match self
+            let event = self
+                .check(ctx, auth.as_ref(), &rules, &request, &mut loaded, true)
+                .await?;
+            let commit = self
                 .store
-                .commit_checked(loaded.checks, vec![write.clone()])
-                .await
-            {
+                .commit_checked(loaded.checks, vec![write.clone()]);
+            match self.audited(event.into_iter().collect(), commit).await {
                 Ok(mut result) => {
                     return result.results.pop().ok_or_else(|| {
                         EngineError::internal("the store returned no result for a write")

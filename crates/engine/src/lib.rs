@@ -8,6 +8,7 @@
 //! live in `server`.
 
 mod admin;
+pub mod audit;
 mod auth;
 mod authz;
 mod batch;

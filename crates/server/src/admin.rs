@@ -156,3 +156,71 @@ pub async fn explain(
 ) -> Result<Json<Json_>, ApiError> {
     Ok(Json(state.engine.explain(&ctx, &case).await?))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Only denials.
+    #[serde(default)]
+    deny: bool,
+    /// A duration back from now (`90s`, `30m`, `1h`, `2d`) or an RFC 3339 time.
+    since: Option<String>,
+    until: Option<String>,
+    uid: Option<String>,
+    /// This path and everything below it.
+    path: Option<String>,
+    /// At most this many (the newest); default 100, at most 10,000.
+    limit: Option<usize>,
+}
+
+/// The largest page of audit events.
+const MAX_AUDIT_LIMIT: usize = 10_000;
+
+/// `GET /v1/admin/audit`: the newest matching decisions, newest first.
+pub async fn audit(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> Result<Json<Json_>, ApiError> {
+    use claimdb_engine::audit::{AuditFilter, format_time, parse_time_spec};
+    let now = std::time::SystemTime::now();
+    let when = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| parse_time_spec(t, now))
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+    };
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_AUDIT_LIMIT}"
+        )));
+    }
+    let filter = AuditFilter {
+        deny_only: params.deny,
+        since: when("since", &params.since)?,
+        until: when("until", &params.until)?,
+        uid: params.uid,
+        path: params.path,
+        limit,
+        newest_first: true,
+    };
+    let events = state.engine.admin_audit(&ctx, filter).await?;
+    let events: Vec<Json_> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "time": format_time(e.time),
+                "request_id": e.request_id,
+                "uid": e.uid,
+                "provider": e.provider,
+                "method": e.method,
+                "path": e.path,
+                "decision": e.decision.as_str(),
+                "rule": e.rule,
+                "reason": e.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events })))
+}

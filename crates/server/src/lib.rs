@@ -100,6 +100,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/admin/rules",
             get(admin::get_rules).put(admin::put_rules),
         )
+        .route("/v1/admin/audit", get(admin::audit))
         .route("/v1/rules/explain", post(admin::explain))
         .route("/v1/batch", post(batch::commit))
         .route("/healthz", get(health::healthz))

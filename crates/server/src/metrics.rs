@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format: HTTP requests by route, method and status with
 //! their latency, rules decisions and authentication failures (counted by the engine), and the
-//! identity layer's key state per provider (fetches, failures, keys, key age) and token cache.
+//! identity layer's key state per provider (fetches, failures, keys, key age) and token cache,
+//! and the audit log's health (events written/failed, write errors, queue depth).
 //!
 //! The `metrics` facade records; one process-wide Prometheus recorder renders. Installing it is
 //! idempotent, so several routers in one process (tests) share it.
@@ -72,6 +73,15 @@ pub async fn render(State(state): State<AppState>) -> Response {
                 .set(m.key_age.map_or(-1.0, |a| a.as_secs_f64()));
         }
         metrics::gauge!("claimdb_token_cache_entries").set(verifier.cached_tokens() as f64);
+    }
+    if let Some(log) = state.engine.audit_log() {
+        let st = log.stats();
+        metrics::counter!("claimdb_audit_events_written_total").absolute(st.events_written);
+        metrics::counter!("claimdb_audit_events_failed_total").absolute(st.events_failed);
+        metrics::counter!("claimdb_audit_write_errors_total").absolute(st.write_errors);
+        metrics::counter!("claimdb_audit_groups_synced_total").absolute(st.groups_synced);
+        metrics::gauge!("claimdb_audit_queue_depth").set(st.queue_depth as f64);
+        metrics::gauge!("claimdb_audit_healthy").set(if st.healthy { 1.0 } else { 0.0 });
     }
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     (

@@ -9,7 +9,14 @@ fn help_names_every_command() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for word in ["serve", "export", "import", "127.0.0.1:8787", "Exit codes"] {
+    for word in [
+        "serve",
+        "export",
+        "import",
+        "audit",
+        "127.0.0.1:8787",
+        "Exit codes",
+    ] {
         assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
     }
 }

@@ -2,6 +2,7 @@
 //! with its own temporary data directory and talks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod cli;
 mod durability;
 mod enforce;
