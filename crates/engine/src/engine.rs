@@ -27,6 +27,7 @@ use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query;
+use crate::signin::SignIn;
 use crate::users;
 
 /// Times a write is decided again after a document it was decided on changed concurrently.
@@ -80,6 +81,9 @@ pub struct EngineOptions {
     pub admin_roles: Vec<String>,
     /// SHA-256 of the admin key; `None`: no admin key is accepted.
     pub admin_key_sha256: Option<[u8; 32]>,
+    /// claimdb as an issuer: token grants, login, sessions; `None`: refused (404), and
+    /// session cookies are not credentials.
+    pub sign_in: Option<Arc<SignIn>>,
 }
 
 impl EngineOptions {
@@ -92,6 +96,7 @@ impl EngineOptions {
             explain_denials: true,
             admin_roles: Vec::new(),
             admin_key_sha256: None,
+            sign_in: None,
         }
     }
 }
@@ -104,6 +109,7 @@ pub struct Engine {
     explain_denials: bool,
     admin_roles: Vec<String>,
     admin_key_sha256: Option<[u8; 32]>,
+    sign_in: Option<Arc<SignIn>>,
 }
 
 impl Engine {
@@ -118,6 +124,7 @@ impl Engine {
             explain_denials: options.explain_denials,
             admin_roles: options.admin_roles,
             admin_key_sha256: options.admin_key_sha256,
+            sign_in: options.sign_in,
         }
     }
 
@@ -129,6 +136,11 @@ impl Engine {
     /// The token verifier, if any provider is configured.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.verifier.as_ref()
+    }
+
+    /// claimdb's issuer, login and sessions, if enabled.
+    pub fn sign_in(&self) -> Option<&Arc<SignIn>> {
+        self.sign_in.as_ref()
     }
 
     /// The active rules.
@@ -151,6 +163,7 @@ impl Engine {
     ) -> Result<Option<Principal>, EngineError> {
         let token = match &ctx.credential {
             Credential::None => return Ok(None),
+            Credential::Session(id) => return self.authenticate_session(id).await,
             Credential::Bearer(token) => token,
         };
         let Some(verifier) = &self.verifier else {

@@ -18,6 +18,7 @@ pub mod identity_store;
 mod ids;
 mod list;
 mod query;
+pub mod signin;
 pub mod users;
 
 pub use admin::{MAX_USERS_PAGE, compile_rules};
@@ -28,6 +29,7 @@ pub use engine::{Engine, EngineOptions, SetOutcome, WriteCondition};
 pub use error::EngineError;
 pub use ids::generate_id;
 pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};
+pub use signin::{LoginDone, SignIn};
 
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{
