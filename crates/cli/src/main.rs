@@ -8,6 +8,7 @@ mod import;
 mod jsonl;
 mod rules;
 mod serve;
+mod signin;
 mod token;
 
 use std::path::PathBuf;

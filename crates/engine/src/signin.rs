@@ -26,6 +26,7 @@ use claimdb_identity::{
 use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
 
+pub use claimdb_identity::issuer::parse_ttl;
 pub use claimdb_identity::login::LOGIN_TTL;
 pub use claimdb_identity::session::{LOGIN_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie};
 pub use claimdb_identity::{LoginStart, Minted, OAuthError, TokenResponse};
