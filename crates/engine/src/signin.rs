@@ -39,6 +39,9 @@ use crate::users;
 
 /// Records examined per namespace per sweep round (the next round resumes after the last).
 const SWEEP_SLICE: usize = 5_000;
+/// The JWKS route re-reads the key file at most this often, so a rotation by another process
+/// (`claimdb token rotate-keys`) is published within seconds, not at the next maintenance.
+const JWKS_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// claimdb as an issuer and login broker: everything `/v1/token`, `/v1/login`, `/v1/logout`,
 /// the `.well-known` documents and session cookies need.
@@ -49,6 +52,8 @@ pub struct SignIn {
     login: Option<LoginClient>,
     records: Arc<dyn Records>,
     app_redirects: Vec<String>,
+    /// When the JWKS route last re-read the key file.
+    jwks_reloaded: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl SignIn {
@@ -70,6 +75,25 @@ impl SignIn {
             login,
             records,
             app_redirects,
+            jwks_reloaded: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Re-reads the key file if the last re-read is older than `JWKS_RELOAD_EVERY`.
+    fn reload_keys_if_due(&self) {
+        let due = match self.jwks_reloaded.lock() {
+            Ok(mut last) => {
+                let now = std::time::Instant::now();
+                let due = last.is_none_or(|t| now.duration_since(t) >= JWKS_RELOAD_EVERY);
+                if due {
+                    *last = Some(now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due && let Err(e) = claimdb_identity::LocalKeySource::reload(&*self.issuer) {
+            tracing::warn!(error = %e, "re-reading the issuer key file failed; serving the keys in memory");
         }
     }
 
@@ -243,9 +267,12 @@ impl Engine {
         self.sign_in().ok_or_else(not_enabled)
     }
 
-    /// The JWKS of claimdb's issuer (`/.well-known/jwks.json`).
+    /// The JWKS of claimdb's issuer (`/.well-known/jwks.json`), including keys another process
+    /// rotated in (the key file is re-read at most once a second).
     pub fn jwks_json(&self) -> Result<String, EngineError> {
-        self.require_sign_in()?
+        let sign_in = self.require_sign_in()?;
+        sign_in.reload_keys_if_due();
+        sign_in
             .issuer
             .jwks_json()
             .map_err(|e| EngineError::internal(e.to_string()))

@@ -6,4 +6,5 @@ mod cli;
 mod durability;
 mod enforce;
 mod idp;
+mod signin;
 mod util;
