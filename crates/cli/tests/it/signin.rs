@@ -1226,3 +1226,74 @@ fn login_with_oidc_provider_sets_a_session_cookie_that_authorizes_until_logout()
         .error(401, "unauthenticated")
         .reason("revoked");
 }
+
+/// The dev instance (no config file) prints one line telling how to mint a dev token; that
+/// command, run as printed, gives a token the instance accepts.
+#[test]
+fn the_dev_instance_prints_a_working_mint_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("claimdb-data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("CLAIMDB_CONFIG")
+        .env_remove("CLAIMDB_RULES")
+        .env_remove("CLAIMDB_ADMIN_KEY")
+        .env_remove("CLAIMDB_PUBLIC_URL")
+        .env("CLAIMDB_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _child = Kill(child);
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("claimdb listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let hint = lines
+        .by_ref()
+        .take(5)
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("dev token: "))
+        .expect("no dev token line");
+    std::thread::spawn(move || for _ in lines {});
+    // `TOKEN=$(CLAIMDB_PUBLIC_URL=<url> claimdb token mint --uid alice --data-dir <dir>); curl …`
+    let inner = hint
+        .strip_prefix("dev token: TOKEN=$(")
+        .and_then(|r| r.split_once(");"))
+        .map(|(cmd, _)| cmd)
+        .unwrap_or_else(|| panic!("unexpected hint: {hint}"));
+    assert!(hint.contains(&format!("{base}/v1/me")), "{hint}");
+    let mut words = inner.split_whitespace().peekable();
+    let mut command = Command::new(BIN);
+    command.env_remove("CLAIMDB_CONFIG");
+    while let Some((k, v)) = words.peek().and_then(|w| w.split_once('=')) {
+        command.env(k, v);
+        words.next();
+    }
+    assert_eq!(words.next(), Some("claimdb"), "{hint}");
+    let out = command.args(words).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let r = send(
+        "GET",
+        &format!("{base}/v1/me"),
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["uid"], "alice");
+}
