@@ -138,10 +138,12 @@ impl Identity {
                 }
             });
         }
-        let _ = self
-            .sign_in
-            .issuer()
-            .spawn_maintenance(Arc::new(SystemClock), KEY_MAINTENANCE);
-        let _ = self.sign_in.spawn_sweeper(SWEEP_EVERY);
+        // Detached: both end by themselves when the issuer / sign-in is dropped at shutdown.
+        drop(
+            self.sign_in
+                .issuer()
+                .spawn_maintenance(Arc::new(SystemClock), KEY_MAINTENANCE),
+        );
+        drop(self.sign_in.spawn_sweeper(SWEEP_EVERY));
     }
 }
