@@ -111,6 +111,11 @@ impl SignIn {
         &self.app_redirects
     }
 
+    /// The browser sessions (created by [`Engine::login_callback`]).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     /// How long a session (and its cookie) lives.
     pub fn session_ttl(&self) -> Duration {
         self.sessions.ttl()
@@ -292,32 +297,31 @@ impl Engine {
         ctx: &RequestContext,
         form: &[(String, String)],
     ) -> Result<TokenResponse, OAuthError> {
-        let result = self.token_grant_inner(form).await;
-        let (grant, outcome) = match (&result, Grant::from_form(form)) {
-            (Ok(_), Ok(Grant::RefreshToken { .. })) => ("refresh_token", "ok"),
-            (Ok(_), _) => ("token_exchange", "ok"),
-            (Err(_), Ok(Grant::RefreshToken { .. })) => ("refresh_token", "refused"),
-            (Err(_), Ok(Grant::TokenExchange { .. })) => ("token_exchange", "refused"),
-            (Err(_), Err(_)) => ("invalid", "refused"),
+        let grant = Grant::from_form(form);
+        let label = match &grant {
+            Ok(Grant::RefreshToken { .. }) => "refresh_token",
+            Ok(Grant::TokenExchange { .. }) => "token_exchange",
+            Err(_) => "invalid",
         };
-        metrics::counter!("claimdb_token_grants_total", "grant" => grant, "outcome" => outcome)
+        let result = match grant {
+            Ok(g) => self.run_grant(g).await,
+            Err(e) => Err(e),
+        };
+        let outcome = if result.is_ok() { "ok" } else { "refused" };
+        metrics::counter!("claimdb_token_grants_total", "grant" => label, "outcome" => outcome)
             .increment(1);
         if let Err(e) = &result {
-            tracing::debug!(request_id = %ctx.request_id, grant, error = ?e.error, reason = e.reason, "token grant refused");
+            tracing::debug!(request_id = %ctx.request_id, grant = label, error = ?e.error, reason = e.reason, "token grant refused");
         }
         result
     }
 
-    async fn token_grant_inner(
-        &self,
-        form: &[(String, String)],
-    ) -> Result<TokenResponse, OAuthError> {
+    async fn run_grant(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
         let Some(sign_in) = self.sign_in() else {
             return Err(oauth_server_error(
                 "claimdb's issuer is not enabled on this server".into(),
             ));
         };
-        let grant = Grant::from_form(form)?;
         let now = SystemTime::now();
         let claims = StoreUserClaims(&**self.store());
         match grant {
