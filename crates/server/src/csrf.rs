@@ -4,8 +4,16 @@
 //! `app_redirects`' origins. A bearer token needs no such check: a browser never attaches one
 //! by itself. SameSite=Lax already keeps the cookie off cross-site POSTs; this also covers
 //! same-site origins (a sibling subdomain) and browsers that ignore SameSite.
+//!
+//! The same trusted origins get CORS with credentials ([`TrustedOrigins::cors`]), so an app on
+//! one of them can call claimdb from the browser with its session cookie (or a bearer token)
+//! and read the answers; any other origin gets no CORS headers, so browsers keep its pages from
+//! reading claimdb's responses or sending preflighted requests.
 
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
 
@@ -31,6 +39,41 @@ impl TrustedOrigins {
 
     pub fn as_slice(&self) -> &[String] {
         &self.0
+    }
+
+    /// CORS for the trusted origins, with credentials; `None` when there are none.
+    pub fn cors(&self) -> Option<CorsLayer> {
+        let origins: Vec<HeaderValue> = self
+            .0
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        if origins.is_empty() {
+            return None;
+        }
+        let request_id = HeaderName::from_static(crate::extract::REQUEST_ID);
+        Some(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::IF_MATCH,
+                    header::IF_NONE_MATCH,
+                    request_id.clone(),
+                ])
+                .expose_headers([header::ETAG, header::LOCATION, request_id])
+                .max_age(Duration::from_secs(600)),
+        )
     }
 
     /// Refuses (403) a request whose `Origin`, or `Referer` when there is no `Origin`, is not

@@ -162,7 +162,13 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(DefaultBodyLimit::max(limit));
-    routes.layer(layers).with_state(state)
+    let cors = state.origins.cors();
+    let router = routes.layer(layers).with_state(state);
+    // Outermost, so a preflight is answered before routing.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; requests in flight then finish

@@ -1297,3 +1297,64 @@ fn the_dev_instance_prints_a_working_mint_command() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["uid"], "alice");
 }
+
+/// The app origins (`app_redirects`) get CORS with credentials, so a browser app there can
+/// call claimdb with its session cookie; other origins get no CORS headers at all.
+#[test]
+fn app_origins_get_cors_with_credentials_and_others_none() {
+    let w = plain_world();
+    let preflight = |origin: &str| {
+        w.call(
+            "OPTIONS",
+            "/v1/docs/notes/alice",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type,if-match"),
+            ],
+            None,
+        )
+    };
+    let r = preflight(APP_ORIGIN);
+    assert!(r.status < 300, "{} {:?}", r.status, r.headers);
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("PUT")
+    );
+    let r = preflight("https://evil.example");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "{:?}",
+        r.headers
+    );
+    // A real request from the app exposes the headers an app needs.
+    let minted = w.admin("POST", "/v1/admin/users/alice/tokens", Some(json!({})));
+    let token = minted.json()["id_token"].as_str().unwrap().to_owned();
+    let auth = format!("Bearer {token}");
+    let r = w.call(
+        "PUT",
+        "/v1/docs/notes/alice",
+        &[("origin", APP_ORIGIN), ("authorization", &auth)],
+        Some(json!({"text": "hi"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("etag")
+    );
+    let r = w.call(
+        "GET",
+        "/v1/docs/notes/alice",
+        &[("origin", "https://evil.example"), ("authorization", &auth)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}
