@@ -2,9 +2,10 @@
 //! list, query, batch, ready), each taking a [`RequestContext`] and domain inputs and returning
 //! domain outputs or an [`EngineError`].
 //!
-//! This is the layer that authenticates the caller (identity), authorizes the operation (rules)
-//! and executes it against the [`Store`](claimdb_store::Store), atomically and pinned to the
-//! state it was decided on. It knows nothing of HTTP: status codes, headers and JSON wire types
+//! This is the layer that authenticates the caller (identity: a bearer token, or a session
+//! cookie from a login), authorizes the operation (rules) and executes it against the
+//! [`Store`](claimdb_store::Store), atomically and pinned to the state it was decided on.
+//! claimdb's own token grants, login and sessions ([`signin`]) are engine operations too. It knows nothing of HTTP: status codes, headers and JSON wire types
 //! live in `server`.
 
 mod admin;
