@@ -110,19 +110,16 @@ pub struct Config {
     /// file — the dev server —, off with one).
     pub explain_denials: bool,
     /// claimdb's own issuer (`public_url` + `[issuer]`), validated; `iss` of its tokens.
+    /// Without `public_url` it is derived from `listen` (see [`Config::issuer_at`]).
     pub issuer: IssuerConfig,
+    /// Whether `public_url` was set (file or `CLAIMDB_PUBLIC_URL`).
+    pub public_url_configured: bool,
+    /// The `[issuer]` table as written, to derive the issuer for the bound address.
+    pub issuer_settings: IssuerSettings,
     /// Where a browser may be sent after login (`app_redirects`).
-    #[allow(
-        dead_code,
-        reason = "validated here; read by the server when it mounts /v1/login and /v1/token"
-    )]
     pub app_redirects: Vec<String>,
     /// Backends allowed to mint custom tokens (`[[custom_token_signers]]`); relative
     /// `public_key_file`s are resolved against the config file's directory.
-    #[allow(
-        dead_code,
-        reason = "validated here; read by the server when it mounts /v1/token"
-    )]
     pub custom_token_signers: Vec<CustomTokenSignerConfig>,
     /// Where documents live: `storage = "sqlite"` (in `data_dir`) or `"postgres"`.
     pub storage: Storage,
@@ -173,7 +170,14 @@ impl Config {
         if max_body_bytes < 1024 {
             bail!("max_body_bytes = {max_body_bytes} is too small; use at least 1024");
         }
-        validate_providers(&raw.providers).context("invalid [[providers]]")?;
+        let mut providers = raw.providers;
+        for p in providers
+            .iter_mut()
+            .filter(|p| p.client_id.is_some() && p.client_secret.is_none())
+        {
+            p.client_secret = env(&client_secret_var(&p.name));
+        }
+        validate_providers(&providers).context("invalid [[providers]]")?;
         if let Some(key) = &raw.admin_key
             && key.len() < 16
         {
@@ -182,17 +186,10 @@ impl Config {
         let key_cache = raw.key_cache.unwrap_or_default();
         key_cache.validate().context("invalid [key_cache]")?;
         // Without public_url, a dev instance issues for its own loopback address.
-        let public_url = raw.public_url.unwrap_or_else(|| {
-            let host = if listen.ip().is_unspecified() {
-                std::net::IpAddr::from([127, 0, 0, 1])
-            } else {
-                listen.ip()
-            };
-            format!("http://{}", SocketAddr::new(host, listen.port()))
-        });
-        let issuer = raw
-            .issuer
-            .unwrap_or_default()
+        let public_url_configured = raw.public_url.is_some();
+        let public_url = raw.public_url.unwrap_or_else(|| loopback_url(listen));
+        let issuer_settings = raw.issuer.unwrap_or_default();
+        let issuer = issuer_settings
             .validate(&public_url)
             .context("invalid public_url or [issuer]")?;
         RedirectPolicy::new(&raw.app_redirects)
@@ -221,7 +218,7 @@ impl Config {
             raw.postgres_pool_size,
         )?;
         Ok(Config {
-            providers: raw.providers,
+            providers,
             key_cache,
             listen,
             storage,
@@ -235,10 +232,52 @@ impl Config {
             explain_denials: raw.explain_denials.unwrap_or(file.is_none()),
             source: file.map(Path::to_path_buf),
             issuer,
+            public_url_configured,
+            issuer_settings,
             app_redirects: raw.app_redirects,
             custom_token_signers,
         })
     }
+}
+
+impl Config {
+    /// The issuer for a server bound to `bound`: the configured one, or — without
+    /// `public_url` — one for the address actually bound (so `--listen 127.0.0.1:0` issues for
+    /// the port it got).
+    pub fn issuer_at(&self, bound: SocketAddr) -> anyhow::Result<IssuerConfig> {
+        if self.public_url_configured {
+            return Ok(self.issuer.clone());
+        }
+        self.issuer_settings
+            .validate(&loopback_url(bound))
+            .context("invalid [issuer]")
+    }
+}
+
+/// `http://<addr>`, with an unspecified address (0.0.0.0) replaced by 127.0.0.1.
+fn loopback_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(host, addr.port()))
+}
+
+/// `CLAIMDB_PROVIDER_<NAME>_CLIENT_SECRET`: the name upper-cased, other characters than
+/// letters and digits as `_`.
+pub fn client_secret_var(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("CLAIMDB_PROVIDER_{name}_CLIENT_SECRET")
 }
 
 /// An environment value is read as a TOML value when it parses as one (`8`, `true`), else as a
@@ -340,6 +379,27 @@ mod tests {
         assert!(Config::load(None, env, &Overrides::default()).is_err());
         let missing = dir.path().join("missing.toml");
         assert!(Config::load(Some(&missing), no_env, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn client_secrets_from_the_environment_and_the_issuer_at_the_bound_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[[providers]]\nname = \"my-idp\"\nissuer = \"https://idp.example/\"\n\
+             jwks_uri = \"https://idp.example/jwks\"\naudience = \"app\"\nclient_id = \"app\"\n",
+        )
+        .unwrap();
+        let env =
+            |k: &str| (k == "CLAIMDB_PROVIDER_MY_IDP_CLIENT_SECRET").then(|| "s3cret".to_owned());
+        let c = Config::load(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(c.providers[0].client_secret.as_deref(), Some("s3cret"));
+        let bound: SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        assert_eq!(c.issuer_at(bound).unwrap().issuer, "http://127.0.0.1:40123");
+        std::fs::write(&file, "public_url = \"https://db.example.com\"\n").unwrap();
+        let c = Config::load(Some(&file), no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.issuer_at(bound).unwrap().issuer, "https://db.example.com");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod jsonl;
 mod migrate;
 mod rules;
 mod serve;
+mod signin;
 mod storage;
 mod token;
 

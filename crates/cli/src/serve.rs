@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine as _;
-use claimdb_engine::identity_store::StoreKeyPersistence;
 use claimdb_engine::{Engine, EngineOptions, audit, compile_rules};
-use claimdb_identity::io::{NoRevocation, SystemClock};
-use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps};
 use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
 use claimdb_store::{RecordCondition, Store};
@@ -40,28 +37,11 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     let dyn_store: Arc<dyn Store> = store.clone();
     let (ruleset, origin) = load_rules(config.rules.as_deref())?;
     let admin_key = admin_key(&dyn_store, config.admin_key.as_deref()).await?;
-    let verifier = if config.providers.is_empty() {
-        None
-    } else {
-        let deps = VerifierDeps {
-            fetcher: Arc::new(
-                HttpFetcher::new(Duration::from_millis(config.key_cache.fetch_timeout_ms))
-                    .context("HTTP client")?,
-            ),
-            persistence: Arc::new(StoreKeyPersistence(dyn_store.clone())),
-            // Revocation is checked by the engine from the user record it reads anyway.
-            revocation: Arc::new(NoRevocation),
-            clock: Arc::new(SystemClock),
-        };
-        Some(Arc::new(
-            Verifier::from_configs(&config.providers, config.key_cache.clone(), deps)
-                .context("invalid [[providers]]")?,
-        ))
-    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let identity = crate::signin::build(&config, addr, &dyn_store)?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -75,6 +55,9 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
                 out,
                 "rules: none configured, so every request is denied (set `rules = \"firestore.rules\"` or PUT /v1/admin/rules)"
             )?,
+        }
+        if config.source.is_none() {
+            writeln!(out, "{}", dev_token_hint(&identity, &config, addr))?;
         }
         if let AdminKey::Created(key) = &admin_key {
             writeln!(
@@ -91,7 +74,8 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "(none)".into());
     tracing::info!(%addr, storage = %config.storage.describe(), config = %config_file, "claimdb started");
     let mut options = EngineOptions::new(ruleset, origin);
-    options.verifier = verifier.clone();
+    options.verifier = Some(identity.verifier.clone());
+    options.sign_in = Some(identity.sign_in.clone());
     options.explain_denials = config.explain_denials;
     options.admin_roles = config.admin_roles.clone();
     options.admin_key_sha256 = Some(admin_key.sha256());
@@ -103,14 +87,9 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         );
     }
     let engine = Arc::new(Engine::new(dyn_store, options));
-    if let Some(verifier) = verifier {
-        // Keys are fetched after the listener is up: /readyz says "not ready" until every
-        // provider has keys, and a request arriving meanwhile waits for the first fetch.
-        tokio::spawn(async move {
-            verifier.start().await;
-            let _ = verifier.spawn_background(Duration::from_secs(60)).await;
-        });
-    }
+    // Keys are fetched after the listener is up: /readyz says "not ready" until every
+    // provider has keys, and a request arriving meanwhile waits for the first fetch.
+    identity.spawn();
     if let Some(path) = config.rules.clone() {
         tokio::spawn(watch_rules(path, engine.clone()));
     }
@@ -128,6 +107,26 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     store.close().await.context("closing the store")?;
     tracing::info!("claimdb stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dev instance's one line on getting a token: `claimdb token mint` with the data directory
+/// (and the public URL when the bound address is not the default one the CLI would assume).
+fn dev_token_hint(
+    identity: &crate::signin::Identity,
+    config: &crate::config::Config,
+    addr: std::net::SocketAddr,
+) -> String {
+    let iss = identity.sign_in.public_url();
+    let default_iss = format!("http://{}", crate::config::DEFAULT_LISTEN);
+    let env = if config.public_url_configured || iss == default_iss {
+        String::new()
+    } else {
+        format!("CLAIMDB_PUBLIC_URL={iss} ")
+    };
+    format!(
+        "dev token: TOKEN=$({env}claimdb token mint --uid alice --data-dir {dir}); curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/v1/me",
+        dir = config.data_dir.display(),
+    )
 }
 
 /// Compiles the rules file, or the locked-down rules when none is configured.

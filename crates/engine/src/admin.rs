@@ -22,7 +22,7 @@ impl Engine {
         self.authenticate(ctx)
             .await?
             .ok_or_else(|| EngineError::Unauthenticated {
-                message: "no credential was sent; send Authorization: Bearer <token>".into(),
+                message: "no credential was sent; send Authorization: Bearer <token> (or sign in for a session cookie)".into(),
                 reason: "missing-credential",
             })
     }
@@ -108,7 +108,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Revokes every token of the user issued before now (to the second, like Firebase).
+    /// Revokes every token of the user issued before now (to the second, like Firebase), every
+    /// session begun up to now, and every refresh token issued up to now.
     /// Returns the new `tokens_valid_after` in Unix seconds.
     pub async fn admin_revoke(&self, ctx: &RequestContext, uid: &str) -> Result<i64, EngineError> {
         self.authorize_admin(ctx).await?;
@@ -118,6 +119,7 @@ impl Engine {
             true
         })
         .await?;
+        self.revoke_refresh_tokens(uid).await?;
         tracing::info!(request_id = %ctx.request_id, uid, "tokens revoked");
         Ok(now)
     }

@@ -4,8 +4,15 @@
 //! every check of the design's Security section, revocation). Then the user's stored custom
 //! claims are overlaid on the token's claims — so a change made through the admin API applies
 //! from the very next request, with the same token — and the provider's role mappings are
-//! evaluated on the result.
+//! evaluated on the result. A session cookie stands for the identity the login verified
+//! (`signin.rs` looks it up); the same overlay applies.
+//!
+//! `request.auth.provider` is the provider the user signed in with. For claimdb's own tokens
+//! that is the `provider` claim claimdb wrote when it minted the token from a provider's token,
+//! a custom token or a login (only claimdb can sign it, and custom claims may not use the name);
+//! tokens minted directly (`claimdb token mint`, the admin API) have none and show `claimdb`.
 
+use claimdb_identity::issuer::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM};
 use claimdb_identity::{Verifier, roles::roles_for};
 use claimdb_model::{Map as DocMap, Value};
 use serde_json::{Map, Value as Json};
@@ -18,6 +25,8 @@ pub enum Credential {
     None,
     /// `Authorization: Bearer <jwt>`.
     Bearer(String),
+    /// The `claimdb_session` cookie's value (a session id from a login).
+    Session(String),
 }
 
 /// An authenticated caller.
@@ -55,31 +64,54 @@ pub(crate) fn principal(
     token: &claimdb_identity::VerifiedToken,
     custom: Map<String, Json>,
 ) -> Principal {
-    if custom.is_empty() {
-        return Principal {
-            uid: token.uid.clone(),
-            provider: token.provider.clone(),
-            claims: token.claims.clone(),
-            roles: token.roles.clone(),
-            custom_claims: custom,
-        };
+    principal_of(
+        Some(verifier),
+        token.uid.clone(),
+        source_provider(token),
+        token.claims.clone(),
+        token.roles.clone(),
+        custom,
+    )
+}
+
+/// The provider rules see for a verified token (see the module docs).
+fn source_provider(token: &claimdb_identity::VerifiedToken) -> String {
+    if token.provider == ISSUER_PROVIDER_NAME
+        && let Some(Json::String(p)) = token.claims.get(PROVIDER_CLAIM)
+        && !p.is_empty()
+    {
+        return p.clone();
     }
-    let mut claims = token.claims.clone();
-    for (k, v) in &custom {
-        claims.insert(k.clone(), v.clone());
-    }
-    // Roles follow the effective claims: a custom claim can grant a mapped role.
-    let mut roles = token.roles.clone();
-    if let Some(p) = verifier.providers().find(|p| p.name == token.provider) {
-        for r in roles_for(&p.roles, &claims) {
-            if !roles.contains(&r) {
-                roles.push(r);
+    token.provider.clone()
+}
+
+/// Builds the principal from an identity (a token's or a session's) and the user's custom
+/// claims: the claims overlaid (custom claims win), then the provider's role mappings
+/// evaluated on the result and added to the identity's roles.
+pub(crate) fn principal_of(
+    verifier: Option<&Verifier>,
+    uid: String,
+    provider: String,
+    mut claims: Map<String, Json>,
+    mut roles: Vec<String>,
+    custom: Map<String, Json>,
+) -> Principal {
+    if !custom.is_empty() {
+        for (k, v) in &custom {
+            claims.insert(k.clone(), v.clone());
+        }
+        // Roles follow the effective claims: a custom claim can grant a mapped role.
+        if let Some(p) = verifier.and_then(|v| v.providers().find(|p| p.name == provider)) {
+            for r in roles_for(&p.roles, &claims) {
+                if !roles.contains(&r) {
+                    roles.push(r);
+                }
             }
         }
     }
     Principal {
-        uid: token.uid.clone(),
-        provider: token.provider.clone(),
+        uid,
+        provider,
         claims,
         roles,
         custom_claims: custom,

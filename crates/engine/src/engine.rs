@@ -28,6 +28,7 @@ use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query;
+use crate::signin::SignIn;
 use crate::users;
 
 /// Times a write is decided again after a document it was decided on changed concurrently.
@@ -83,6 +84,9 @@ pub struct EngineOptions {
     pub admin_key_sha256: Option<[u8; 32]>,
     /// Where every decision is recorded; `None`: no audit log.
     pub audit: Option<AuditLog>,
+    /// claimdb as an issuer: token grants, login, sessions; `None`: refused (404), and
+    /// session cookies are not credentials.
+    pub sign_in: Option<Arc<SignIn>>,
 }
 
 impl EngineOptions {
@@ -96,6 +100,7 @@ impl EngineOptions {
             admin_roles: Vec::new(),
             admin_key_sha256: None,
             audit: None,
+            sign_in: None,
         }
     }
 }
@@ -109,6 +114,7 @@ pub struct Engine {
     admin_roles: Vec<String>,
     admin_key_sha256: Option<[u8; 32]>,
     audit: Option<AuditLog>,
+    sign_in: Option<Arc<SignIn>>,
 }
 
 impl Engine {
@@ -124,6 +130,7 @@ impl Engine {
             admin_roles: options.admin_roles,
             admin_key_sha256: options.admin_key_sha256,
             audit: options.audit,
+            sign_in: options.sign_in,
         }
     }
 
@@ -140,6 +147,11 @@ impl Engine {
     /// The token verifier, if any provider is configured.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.verifier.as_ref()
+    }
+
+    /// claimdb's issuer, login and sessions, if enabled.
+    pub fn sign_in(&self) -> Option<&Arc<SignIn>> {
+        self.sign_in.as_ref()
     }
 
     /// The active rules.
@@ -162,6 +174,7 @@ impl Engine {
     ) -> Result<Option<Principal>, EngineError> {
         let token = match &ctx.credential {
             Credential::None => return Ok(None),
+            Credential::Session(id) => return self.authenticate_session(id).await,
             Credential::Bearer(token) => token,
         };
         let Some(verifier) = &self.verifier else {

@@ -1,7 +1,10 @@
 //! The identity layer's IO over the store: last-known provider keys persisted as system records
 //! (namespace [`PROVIDER_KEYS`]), so a restart during an IdP outage still verifies and, with a
-//! shared database, a key document fetched by one node is there for the others. (Revocation is
-//! checked by the engine itself, from the same user-record read that brings the custom claims.)
+//! shared database, a key document fetched by one node is there for the others; and
+//! [`StoreRecords`], the identity layer's [`Records`] (refresh tokens, login attempts, sessions
+//! under `auth.*`) as the store's system records, so every node of a shared database sees the
+//! same sessions and refresh-token families. (Revocation is checked by the engine itself, from
+//! the same user-record read that brings the custom claims.)
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -9,8 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use claimdb_identity::PersistError;
 use claimdb_identity::io::{KeyPersistence, PersistedKeys};
+use claimdb_identity::{PersistError, Records, RecordsError};
 use claimdb_store::{RecordCondition, Store};
 use serde::{Deserialize, Serialize};
 
@@ -66,5 +69,121 @@ impl KeyPersistence for StoreKeyPersistence {
             .await
             .map_err(|e| PersistError(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// [`Records`] over a store's system records: the same operations with the same atomicity
+/// (compare-and-set puts, single-winner takes), durable when they return.
+pub struct StoreRecords(pub Arc<dyn Store>);
+
+fn records_error(e: claimdb_store::StoreError) -> RecordsError {
+    RecordsError(e.to_string())
+}
+
+fn condition(c: claimdb_identity::RecordCondition) -> RecordCondition {
+    match c {
+        claimdb_identity::RecordCondition::Any => RecordCondition::Any,
+        claimdb_identity::RecordCondition::Absent => RecordCondition::Absent,
+        claimdb_identity::RecordCondition::Equals(v) => RecordCondition::Equals(v),
+    }
+}
+
+#[async_trait]
+impl Records for StoreRecords {
+    async fn get_record(&self, ns: &str, key: &str) -> Result<Option<String>, RecordsError> {
+        self.0.get_record(ns, key).await.map_err(records_error)
+    }
+
+    async fn put_record(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Option<String>,
+        cond: claimdb_identity::RecordCondition,
+    ) -> Result<bool, RecordsError> {
+        self.0
+            .put_record(ns, key, value, condition(cond))
+            .await
+            .map_err(records_error)
+    }
+
+    async fn take_record(&self, ns: &str, key: &str) -> Result<Option<String>, RecordsError> {
+        self.0.take_record(ns, key).await.map_err(records_error)
+    }
+
+    async fn list_records(
+        &self,
+        ns: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, RecordsError> {
+        self.0
+            .list_records(ns, after, limit)
+            .await
+            .map_err(records_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claimdb_identity::RecordCondition as Cond;
+    use claimdb_store::SqliteStore;
+
+    /// The adapter keeps the store's semantics: conditional puts, one winner per take, key
+    /// order and paging within a namespace.
+    #[tokio::test]
+    async fn store_records_behave_like_the_trait_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let r = StoreRecords(store);
+        assert!(
+            r.put_record("auth.t", "b", Some("1".into()), Cond::Absent)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !r.put_record("auth.t", "b", Some("2".into()), Cond::Absent)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !r.put_record("auth.t", "b", Some("2".into()), Cond::Equals("0".into()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            r.put_record("auth.t", "b", Some("2".into()), Cond::Equals("1".into()))
+                .await
+                .unwrap()
+        );
+        r.put_record("auth.t", "a", Some("x".into()), Cond::Any)
+            .await
+            .unwrap();
+        r.put_record("auth.u", "a", Some("y".into()), Cond::Any)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.list_records("auth.t", None, 10).await.unwrap(),
+            vec![
+                ("a".to_owned(), "x".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
+        );
+        assert_eq!(
+            r.list_records("auth.t", Some("a"), 10).await.unwrap(),
+            vec![("b".to_owned(), "2".to_owned())]
+        );
+        assert_eq!(
+            r.take_record("auth.t", "b").await.unwrap().as_deref(),
+            Some("2")
+        );
+        assert_eq!(r.take_record("auth.t", "b").await.unwrap(), None);
+        assert_eq!(
+            r.get_record("auth.u", "a").await.unwrap().as_deref(),
+            Some("y")
+        );
+        assert!(r.put_record("auth.u", "a", None, Cond::Any).await.unwrap());
+        assert_eq!(r.get_record("auth.u", "a").await.unwrap(), None);
     }
 }

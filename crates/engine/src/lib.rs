@@ -2,9 +2,10 @@
 //! list, query, batch, ready), each taking a [`RequestContext`] and domain inputs and returning
 //! domain outputs or an [`EngineError`].
 //!
-//! This is the layer that authenticates the caller (identity), authorizes the operation (rules)
-//! and executes it against the [`Store`](claimdb_store::Store), atomically and pinned to the
-//! state it was decided on. It knows nothing of HTTP: status codes, headers and JSON wire types
+//! This is the layer that authenticates the caller (identity: a bearer token, or a session
+//! cookie from a login), authorizes the operation (rules) and executes it against the
+//! [`Store`](claimdb_store::Store), atomically and pinned to the state it was decided on.
+//! claimdb's own token grants, login and sessions ([`signin`]) are engine operations too. It knows nothing of HTTP: status codes, headers and JSON wire types
 //! live in `server`.
 
 mod admin;
@@ -19,6 +20,7 @@ pub mod identity_store;
 mod ids;
 mod list;
 mod query;
+pub mod signin;
 pub mod users;
 
 pub use admin::{MAX_USERS_PAGE, compile_rules};
@@ -29,6 +31,7 @@ pub use engine::{Engine, EngineOptions, SetOutcome, WriteCondition};
 pub use error::EngineError;
 pub use ids::generate_id;
 pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};
+pub use signin::{LoginDone, SignIn};
 
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{

@@ -179,8 +179,21 @@ pub async fn sweep_expired(
     now: SystemTime,
     limit: usize,
 ) -> Result<usize, RecordsError> {
+    Ok(sweep_expired_after(records, ns, None, now, limit).await?.0)
+}
+
+/// [`sweep_expired`] resuming after the key `after`: returns how many were deleted and the
+/// last key examined, or `None` when the end of the namespace was reached — pass it back as
+/// `after` on the next round, so a large namespace is swept a bounded slice at a time.
+pub async fn sweep_expired_after(
+    records: &dyn Records,
+    ns: &str,
+    after: Option<&str>,
+    now: SystemTime,
+    limit: usize,
+) -> Result<(usize, Option<String>), RecordsError> {
     let now_ms = unix_millis(now);
-    let mut after: Option<String> = None;
+    let mut after: Option<String> = after.map(str::to_owned);
     let mut examined = 0;
     let mut deleted = 0;
     while examined < limit {
@@ -188,7 +201,7 @@ pub async fn sweep_expired(
             .list_records(ns, after.as_deref(), (limit - examined).min(256))
             .await?;
         if page.is_empty() {
-            break;
+            return Ok((deleted, None));
         }
         examined += page.len();
         for (key, value) in &page {
@@ -205,7 +218,7 @@ pub async fn sweep_expired(
         }
         after = page.last().map(|(k, _)| k.clone());
     }
-    Ok(deleted)
+    Ok((deleted, after))
 }
 
 #[cfg(test)]
@@ -280,6 +293,24 @@ mod tests {
         assert_eq!(sweep_expired(&r, "n", now, 100).await.unwrap(), 1);
         assert_eq!(r.count("n"), 1);
         assert!(r.get_record("n", "new").await.unwrap().is_some());
+        // A bounded slice at a time, resuming where the last round stopped.
+        for k in ["a", "b", "c"] {
+            r.put_record(
+                "m",
+                k,
+                Some(format!("{{\"expires_ms\":{}}}", 999_000)),
+                RecordCondition::Any,
+            )
+            .await
+            .unwrap();
+        }
+        let (n, next) = sweep_expired_after(&r, "m", None, now, 2).await.unwrap();
+        assert_eq!((n, next.as_deref()), (2, Some("b")));
+        let (n, next) = sweep_expired_after(&r, "m", next.as_deref(), now, 2)
+            .await
+            .unwrap();
+        assert_eq!((n, next), (1, None));
+        assert_eq!(r.count("m"), 0);
     }
 
     #[test]

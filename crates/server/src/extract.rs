@@ -5,7 +5,8 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use claimdb_engine::signin::SESSION_COOKIE;
 use claimdb_engine::{Credential, RequestContext, WriteCondition};
 use serde::de::DeserializeOwned;
 
@@ -102,21 +103,33 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub const ADMIN_KEY: &str = "x-claimdb-admin-key";
 
 /// The engine's view of the request: its id (from `x-request-id`), its credential
-/// (`Authorization: Bearer`) and the admin key, if sent. A malformed `Authorization` header is
-/// refused here with 401 rather than treated as no credential.
+/// (`Authorization: Bearer`, else the `claimdb_session` cookie when sign-in is enabled) and the
+/// admin key, if sent. A malformed `Authorization` header is refused here with 401 rather than
+/// treated as no credential; a cookie-authenticated request other than GET/HEAD must pass the
+/// origin check ([`crate::csrf`]) or is refused with 403.
 pub struct Ctx(pub RequestContext);
 
-impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let id = parts
             .headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let credential = credential(&parts.headers)?;
+        let mut credential = credential(&parts.headers)?;
+        if credential == Credential::None
+            && state.engine.sign_in().is_some()
+            && let Some(session) = crate::csrf::cookie(&parts.headers, SESSION_COOKIE)
+            && !session.is_empty()
+        {
+            if parts.method != Method::GET && parts.method != Method::HEAD {
+                state.origins.check(&parts.headers)?;
+            }
+            credential = Credential::Session(session);
+        }
         let admin_key = header_text(&parts.headers, ADMIN_KEY)?.map(str::to_string);
         Ok(Ctx(RequestContext::new(id)
             .with_credential(credential)

@@ -7,18 +7,21 @@
 //!
 //! Tracing: every request runs in an `info` span with method, path and request id (so anything
 //! logged while serving it carries them); a line per response with status and latency is logged
-//! at `debug` (`RUST_LOG=tower_http=debug`). Bodies, query strings and `Authorization` are never
-//! recorded.
+//! at `debug` (`RUST_LOG=tower_http=debug`). Bodies, query strings, cookies and `Authorization`
+//! are never recorded.
 
 mod admin;
 mod batch;
+pub mod csrf;
 mod docs;
 pub mod error;
 mod extract;
 mod health;
+mod login;
 pub mod metrics;
 mod query;
 mod request_id;
+mod tokens;
 pub mod wire;
 
 use std::future::Future;
@@ -61,13 +64,26 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: Arc<ServerConfig>,
+    /// Origins allowed to send cookie-authenticated writes: the public URL's and
+    /// `app_redirects`' (empty when sign-in is off).
+    pub origins: Arc<csrf::TrustedOrigins>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
+        let origins = engine
+            .sign_in()
+            .map(|s| {
+                csrf::TrustedOrigins::from_urls(
+                    std::iter::once(s.public_url())
+                        .chain(s.app_redirects().iter().map(String::as_str)),
+                )
+            })
+            .unwrap_or_default();
         AppState {
             engine,
             config: Arc::new(config),
+            origins: Arc::new(origins),
         }
     }
 }
@@ -96,6 +112,16 @@ pub fn app(state: AppState) -> Router {
                 .delete(admin::delete_claims),
         )
         .route("/v1/admin/users/{uid}/revoke", post(admin::revoke))
+        .route("/v1/admin/users/{uid}/tokens", post(tokens::admin_mint))
+        .route(
+            "/v1/token",
+            post(tokens::token).layer(DefaultBodyLimit::max(tokens::TOKEN_BODY_LIMIT)),
+        )
+        .route("/.well-known/openid-configuration", get(tokens::discovery))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/v1/login/{provider}", get(login::start))
+        .route("/v1/login/{provider}/callback", get(login::callback))
+        .route("/v1/logout", post(login::logout))
         .route(
             "/v1/admin/rules",
             get(admin::get_rules).put(admin::put_rules),
@@ -137,7 +163,13 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(DefaultBodyLimit::max(limit));
-    routes.layer(layers).with_state(state)
+    let cors = state.origins.cors();
+    let router = routes.layer(layers).with_state(state);
+    // Outermost, so a preflight is answered before routing.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; requests in flight then finish

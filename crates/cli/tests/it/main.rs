@@ -10,4 +10,5 @@ mod idp;
 mod migrate;
 mod multinode;
 mod pg;
+mod signin;
 mod util;

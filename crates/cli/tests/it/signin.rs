@@ -1,0 +1,1360 @@
+//! End to end: claimdb as an issuer and login broker, through the real binary.
+//!
+//! - tokens minted by `claimdb token mint` and by the admin API read documents under rules;
+//! - the JWKS and discovery documents are served, and a claimdb token verifies against them
+//!   with PyJWT (an independent implementation), also after `claimdb token rotate-keys`;
+//! - `POST /v1/token`: exchange of an IdP token (mapped roles, custom claims), refresh rotation
+//!   and reuse detection, revocation, OAuth error shapes;
+//! - a Firebase-format custom token made by PyPI `firebase-admin` is exchanged;
+//! - the OIDC login against npm `oidc-provider` on loopback ends with the session cookie
+//!   authorizing reads and writes; cookie writes from foreign origins are refused (CSRF);
+//!   logout and revocation end the session; open redirects are refused at `/v1/login`.
+//!
+//! claimdb's `public_url` is `https://db.example.com` (as behind a TLS proxy): the test's
+//! browser maps that origin to the server's loopback address, so cookies carry `Secure`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::idp::{AUDIENCE, ISSUER, Idp, Key, claims};
+use crate::util::{BIN, Server};
+
+const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef";
+const PUBLIC_URL: &str = "https://db.example.com";
+const APP: &str = "https://app.example.com/";
+const APP_ORIGIN: &str = "https://app.example.com";
+const CLIENT_SECRET: &str = "a-long-client-secret-for-the-e2e-test";
+const SIGNER: &str = "svc@demo-claimdb.iam.gserviceaccount.com";
+const OIDC_PROVIDER_VERSION: &str = "9.13.3";
+const FIREBASE_ADMIN_VERSION: &str = "7.7.0";
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+const RULES: &str = r#"rules_version = '2';
+service cloud.firestore {
+  match /databases/{database}/documents {
+    match /movies/{id} {
+      allow read: if request.auth != null;
+      allow write: if request.auth.token.moderator == true;
+    }
+    match /notes/{uid} {
+      allow read, write: if request.auth != null && request.auth.uid == uid;
+    }
+    match /staff/{id} {
+      allow read, write: if 'moderator' in request.auth.roles && request.auth.provider == 'idp';
+    }
+    match /premium/{id} {
+      allow read: if request.auth.token.premium == true;
+    }
+  }
+}
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: no redirects followed, all headers kept.
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    text: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The `Set-Cookie` value for cookie `name`, if one was set.
+    fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    #[track_caller]
+    fn error(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.json()["error"]["code"], code, "{}", self.text);
+        self
+    }
+
+    #[track_caller]
+    fn reason(&self, reason: &str) {
+        assert_eq!(
+            self.json()["error"]["details"]["reason"],
+            reason,
+            "{}",
+            self.text
+        );
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<(&str, String)>) -> Resp {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let response = match body {
+        Some((content_type, text)) => agent()
+            .run(b.header("content-type", content_type).body(text).unwrap())
+            .unwrap(),
+        None => agent().run(b.body(()).unwrap()).unwrap(),
+    };
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let text = response.into_body().read_to_string().unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        text,
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world: an ES256 IdP, optionally oidc-provider, optionally a custom-token signer key, and
+// claimdb configured for all of them.
+
+struct World {
+    server: Server,
+    key: Key,
+    config: PathBuf,
+    _idp: Idp,
+    _op: Option<Op>,
+    _dir: tempfile::TempDir,
+}
+
+struct Options {
+    op: bool,
+    /// A PEM public key file of the custom-token signer.
+    signer_pem: Option<PathBuf>,
+}
+
+fn world(opts: Options, dir: tempfile::TempDir) -> World {
+    let key = Key::new("k1");
+    let idp = Idp::start(&[&key]);
+    let op = opts.op.then(Op::start);
+    let rules = dir.path().join("firestore.rules");
+    std::fs::write(&rules, RULES).unwrap();
+    let mut text = format!(
+        r#"rules = "{rules}"
+admin_key = "{ADMIN_KEY}"
+explain_denials = true
+public_url = "{PUBLIC_URL}"
+app_redirects = ["{APP}"]
+
+[[providers]]
+name = "idp"
+issuer = "{ISSUER}"
+jwks_uri = "{jwks}"
+audience = ["{AUDIENCE}"]
+algorithms = ["ES256"]
+
+[[providers.roles]]
+role = "moderator"
+claim = "https://app.example/roles"
+contains = "moderator"
+"#,
+        rules = rules.display(),
+        jwks = idp.jwks_uri(),
+    );
+    if let Some(op) = &op {
+        text.push_str(&format!(
+            "\n[[providers]]\nname = \"op\"\nissuer = \"{0}\"\ndiscovery = \"{0}/.well-known/openid-configuration\"\n\
+             audience = \"claimdb\"\nalgorithms = [\"RS256\"]\nclient_id = \"claimdb\"\n\
+             scopes = [\"openid\", \"email\"]\n",
+            op.issuer
+        ));
+    }
+    if let Some(pem) = &opts.signer_pem {
+        text.push_str(&format!(
+            "\n[[custom_token_signers]]\nissuer = \"{SIGNER}\"\npublic_key_file = \"{}\"\n",
+            pem.display()
+        ));
+    }
+    let config = dir.path().join("claimdb.toml");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        Some(&config),
+        // The client secret comes from the environment, as an operator would pass it.
+        &[("CLAIMDB_PROVIDER_OP_CLIENT_SECRET", CLIENT_SECRET)],
+    );
+    World {
+        server,
+        key,
+        config,
+        _idp: idp,
+        _op: op,
+        _dir: dir,
+    }
+}
+
+impl World {
+    fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        send(
+            method,
+            &self.url(path),
+            headers,
+            body.map(|b| ("application/json", b.to_string())),
+        )
+    }
+
+    fn as_user(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.call(method, path, &[("authorization", &auth)], body)
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.call(method, path, &[("x-claimdb-admin-key", ADMIN_KEY)], body)
+    }
+
+    fn token_endpoint(&self, pairs: &[(&str, &str)]) -> Resp {
+        send(
+            "POST",
+            &self.url("/v1/token"),
+            &[],
+            Some(("application/x-www-form-urlencoded", form(pairs))),
+        )
+    }
+
+    fn exchange(&self, subject_token: &str) -> Resp {
+        self.token_endpoint(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject_token),
+            ("subject_token_type", JWT_TYPE),
+        ])
+    }
+
+    fn refresh(&self, refresh_token: &str) -> Resp {
+        self.token_endpoint(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+    }
+
+    /// Runs `claimdb token <args>` against this world's config and data directory.
+    fn cli_token(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .arg("token")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(&self.server.data_dir)
+            .env_remove("CLAIMDB_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "claimdb token {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+#[track_caller]
+fn oauth_error(r: &Resp, error: &str, reason: Option<&str>) {
+    assert_eq!(r.status, 400, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"], error, "{}", r.text);
+    assert!(v["error_description"].is_string(), "{}", r.text);
+    if let Some(reason) = reason {
+        assert_eq!(v["reason"], reason, "{}", r.text);
+    }
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python (PyJWT and firebase-admin from PyPI, installed once under the target directory).
+
+fn python() -> Command {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let dir = format!(
+            "{}/pydeps/firebase-admin-{FIREBASE_ADMIN_VERSION}",
+            env!("CARGO_TARGET_TMPDIR")
+        );
+        let probe = |p: &str| {
+            Command::new("python3")
+                .args(["-c", "import firebase_admin.auth, jwt, cryptography"])
+                .env("PYTHONPATH", p)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !probe(&dir) {
+            let tmp = format!("{dir}.tmp{}", std::process::id());
+            let status = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args([
+                    "--target",
+                    &tmp,
+                    &format!("firebase-admin=={FIREBASE_ADMIN_VERSION}"),
+                ])
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "firebase-admin (with PyJWT) is required and could not be installed: run \
+                 `python3 -m pip install firebase-admin=={FIREBASE_ADMIN_VERSION}` ({status:?})"
+            );
+            if std::fs::rename(&tmp, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            assert!(probe(&dir), "firebase-admin did not install into {dir}");
+        }
+        dir
+    });
+    let mut c = Command::new("python3");
+    c.env("PYTHONPATH", path);
+    c
+}
+
+fn run_python(script: &str, input: &Value) -> String {
+    let mut child = python()
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const PYJWT_VERIFY: &str = r#"
+import json, sys, jwt
+req = json.load(sys.stdin)
+jwks = jwt.PyJWKSet.from_dict(req["jwks"])
+for token in req["tokens"]:
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = next(k for k in jwks.keys if k.key_id == kid)
+    try:
+        claims = jwt.decode(token, key.key, algorithms=["ES256", "RS256"],
+                            audience=req["iss"], issuer=req["iss"])
+        print("ok " + claims["sub"])
+    except jwt.InvalidTokenError as e:
+        print("refused " + type(e).__name__)
+"#;
+
+/// PyJWT's verdict on each token against `jwks`: `ok <sub>` or `refused <error>`.
+fn pyjwt_verify(jwks: &Value, tokens: &[&str]) -> Vec<String> {
+    run_python(
+        PYJWT_VERIFY,
+        &json!({"jwks": jwks, "tokens": tokens, "iss": PUBLIC_URL}),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+const FIREBASE_MINT: &str = r#"
+import json, sys, firebase_admin
+from firebase_admin import credentials, auth
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
+req = json.load(sys.stdin)
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+with open(req["public_key_file"], "w") as f:
+    f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption()).decode()
+sa = {"type": "service_account", "project_id": "demo-claimdb", "private_key_id": "sa-key-1",
+      "private_key": pem, "client_email": req["email"], "client_id": "1",
+      "token_uri": "https://oauth2.googleapis.com/token"}
+app = firebase_admin.initialize_app(credentials.Certificate(sa), name="claimdb-e2e")
+for t in req["tokens"]:
+    print(auth.create_custom_token(t["uid"], t["claims"], app=app).decode())
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// oidc-provider (npm, pinned), installed once under the target directory.
+
+const OP_JS: &str = r#"
+import http from 'node:http';
+import crypto from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const redirectUri = process.argv[2];
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const server = http.createServer();
+server.listen(0, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: 'claimdb',
+      client_secret: process.env.CLIENT_SECRET,
+      redirect_uris: [redirectUri],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    }],
+    jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'op-key', use: 'sig', alg: 'RS256' }] },
+    pkce: { required: () => true },
+    cookies: { keys: [crypto.randomBytes(16).toString('hex')] },
+    features: { devInteractions: { enabled: true } },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    // The profile claims go into the ID token (claimdb reads no userinfo endpoint).
+    conformIdTokenClaims: false,
+    findAccount: async (ctx, id) => ({
+      accountId: id,
+      claims: async () => ({ sub: id, email: `${id}@example.com`, email_verified: true }),
+    }),
+  });
+  server.on('request', provider.callback());
+  console.log(JSON.stringify({ issuer }));
+});
+"#;
+
+fn op_dir() -> &'static str {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = format!(
+            "{}/oidc-provider-{OIDC_PROVIDER_VERSION}",
+            env!("CARGO_TARGET_TMPDIR")
+        );
+        let marker = format!("{dir}/node_modules/oidc-provider/package.json");
+        if !Path::new(&marker).exists() {
+            let tmp = format!("{dir}.tmp{}", std::process::id());
+            std::fs::create_dir_all(&tmp).unwrap();
+            std::fs::write(
+                format!("{tmp}/package.json"),
+                r#"{"private":true,"type":"module"}"#,
+            )
+            .unwrap();
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .arg(format!("oidc-provider@{OIDC_PROVIDER_VERSION}"))
+                .current_dir(&tmp)
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "npm could not install oidc-provider@{OIDC_PROVIDER_VERSION} (Node 20 + npm are \
+                 required for the login tests): {status:?}"
+            );
+            if std::fs::rename(&tmp, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            assert!(Path::new(&marker).exists());
+        }
+        // Written through a rename: other test processes may be starting the same script.
+        let script = format!("{dir}/claimdb-e2e-op.mjs");
+        let tmp = format!("{script}.{}", std::process::id());
+        std::fs::write(&tmp, OP_JS).unwrap();
+        std::fs::rename(&tmp, &script).unwrap();
+        dir
+    })
+}
+
+/// A running oidc-provider; killed when dropped.
+struct Op {
+    issuer: String,
+    child: Child,
+}
+
+impl Op {
+    fn start() -> Op {
+        let dir = op_dir();
+        let mut child = Command::new("node")
+            .arg(format!("{dir}/claimdb-e2e-op.mjs"))
+            .arg(format!("{PUBLIC_URL}/v1/login/op/callback"))
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines
+            .next()
+            .expect("oidc-provider exited before it started")
+            .unwrap();
+        // Keep draining stdout: a closed pipe would kill the IdP (EPIPE).
+        std::thread::spawn(move || for _ in lines {});
+        let v: Value = serde_json::from_str(&first).unwrap();
+        Op {
+            issuer: v["issuer"].as_str().unwrap().to_owned(),
+            child,
+        }
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser: one cookie jar, redirects followed by hand, the IdP's forms submitted. URLs under
+/// claimdb's public URL are sent to the server's loopback address.
+struct Browser<'a> {
+    world: &'a World,
+    jar: HashMap<String, String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(world: &'a World) -> Self {
+        Browser {
+            world,
+            jar: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Sends a request with the jar's cookies and stores the cookies the answer sets.
+    fn send(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, String)>,
+    ) -> Resp {
+        let target = match url.strip_prefix(PUBLIC_URL) {
+            Some(path) => self.world.url(path),
+            None => url.to_owned(),
+        };
+        let cookies = self.cookie_header();
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if !cookies.is_empty() {
+            all.push(("cookie", &cookies));
+        }
+        let r = send(method, &target, &all, body);
+        for c in r.set_cookies() {
+            let pair = c.split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() {
+                    self.jar.remove(k);
+                } else {
+                    self.jar.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        r
+    }
+
+    /// Starts a login at claimdb and signs in at the IdP as `user`; returns the callback URL
+    /// the IdP sent the browser to (not yet visited).
+    fn sign_in(&mut self, user: &str, redirect: &str) -> url::Url {
+        let start = self.send(
+            "GET",
+            &format!(
+                "{PUBLIC_URL}/v1/login/op?{}",
+                form(&[("redirect", redirect)])
+            ),
+            &[],
+            None,
+        );
+        assert_eq!(start.status, 302, "{}", start.text);
+        let mut url = url::Url::parse(start.header("location").unwrap()).unwrap();
+        let mut method = "GET";
+        let mut body: Option<(&str, String)> = None;
+        for _ in 0..20 {
+            let r = self.send(method, url.as_str(), &[], body.take());
+            if let Some(loc) = r.header("location") {
+                url = url.join(loc).unwrap();
+                if url.as_str().starts_with(PUBLIC_URL) {
+                    return url;
+                }
+                method = "GET";
+                continue;
+            }
+            assert_eq!(
+                r.status, 200,
+                "unexpected answer from the IdP at {url}: {}",
+                r.text
+            );
+            let (action, mut fields) = parse_form(&r.text);
+            if fields.iter().any(|(k, _)| k == "login") {
+                fields.retain(|(k, _)| k != "login" && k != "password");
+                fields.push(("login".into(), user.into()));
+                fields.push(("password".into(), "any".into()));
+            }
+            let pairs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            url = url.join(&action).unwrap();
+            method = "POST";
+            body = Some(("application/x-www-form-urlencoded", form(&pairs)));
+        }
+        panic!("the login did not reach the callback in 20 steps");
+    }
+
+    /// A whole login: sign in, visit the callback; returns the callback's answer.
+    fn login(&mut self, user: &str) -> Resp {
+        let callback = self.sign_in(user, APP);
+        self.send("GET", callback.as_str(), &[], None)
+    }
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = tag[start..].find('"')? + start;
+    Some(tag[start..end].replace("&amp;", "&").replace("&#x2F;", "/"))
+}
+
+/// The first form's action and its inputs (name, value).
+fn parse_form(html: &str) -> (String, Vec<(String, String)>) {
+    let form_at = html.find("<form").expect("the IdP page has no form");
+    let form = &html[form_at..];
+    let tag_end = form.find('>').unwrap();
+    let action = attr(&form[..tag_end], "action").unwrap();
+    let body = &form[..form.find("</form>").unwrap_or(form.len())];
+    let fields = body
+        .split("<input")
+        .skip(1)
+        .filter_map(|t| {
+            let tag = &t[..t.find('>').unwrap_or(t.len())];
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    (action, fields)
+}
+
+fn plain_world() -> World {
+    world(
+        Options {
+            op: false,
+            signer_pem: None,
+        },
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tokens_minted_by_the_cli_and_the_admin_api_read_under_rules() {
+    let w = plain_world();
+    let cli = w.cli_token(&[
+        "mint",
+        "--uid",
+        "mod",
+        "--claims",
+        r#"{"moderator":true}"#,
+        "--ttl",
+        "30m",
+    ]);
+    let cli = cli.trim();
+    let p = payload(cli);
+    assert_eq!(p["iss"], PUBLIC_URL);
+    assert_eq!(
+        p["exp"].as_i64().unwrap() - p["iat"].as_i64().unwrap(),
+        1800
+    );
+    let r = w.as_user(
+        cli,
+        "PUT",
+        "/v1/docs/movies/m1",
+        Some(json!({"title": "Up"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = w.as_user(cli, "GET", "/v1/me", None);
+    assert_eq!(r.json()["provider"], "claimdb", "{}", r.text);
+    assert_eq!(r.json()["uid"], "mod");
+
+    // The admin API mints for a user; claims and ttl are optional.
+    let r = w.admin(
+        "POST",
+        "/v1/admin/users/bob/tokens",
+        Some(json!({"ttl": "10m"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let v = r.json();
+    assert_eq!(
+        (v["token_type"].as_str(), v["expires_in"].as_i64()),
+        (Some("Bearer"), Some(600))
+    );
+    let bob = v["id_token"].as_str().unwrap().to_owned();
+    let r = w.as_user(&bob, "GET", "/v1/docs/movies/m1", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["data"]["title"], "Up");
+    w.as_user(
+        &bob,
+        "PUT",
+        "/v1/docs/movies/m2",
+        Some(json!({"title": "Heat"})),
+    )
+    .error(403, "permission-denied");
+    let r = w.admin(
+        "POST",
+        "/v1/admin/users/bob/tokens",
+        Some(json!({"claims": {"moderator": true}, "ttl": 60})),
+    );
+    let bob_mod = r.json()["id_token"].as_str().unwrap().to_owned();
+    let r = w.as_user(
+        &bob_mod,
+        "PUT",
+        "/v1/docs/movies/m2",
+        Some(json!({"title": "Heat"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Minting is admin-only, bounded, and refuses reserved claims.
+    w.call("POST", "/v1/admin/users/bob/tokens", &[], Some(json!({})))
+        .error(401, "unauthenticated");
+    w.as_user(&bob, "POST", "/v1/admin/users/bob/tokens", Some(json!({})))
+        .error(403, "permission-denied");
+    let r = w.admin(
+        "POST",
+        "/v1/admin/users/bob/tokens",
+        Some(json!({"ttl": "2h"})),
+    );
+    assert!(
+        r.error(400, "invalid-argument")
+            .text
+            .contains("at most 3600"),
+        "{}",
+        r.text
+    );
+    w.admin(
+        "POST",
+        "/v1/admin/users/bob/tokens",
+        Some(json!({"claims": {"sub": "alice"}})),
+    )
+    .error(400, "invalid-argument");
+    w.admin(
+        "POST",
+        "/v1/admin/users/bob/tokens",
+        Some(json!({"bogus": 1})),
+    )
+    .error(400, "invalid-argument");
+}
+
+#[test]
+fn jwks_and_discovery_are_served_and_verify_claimdb_tokens_with_pyjwt() {
+    let w = plain_world();
+    let r = w.call("GET", "/.well-known/openid-configuration", &[], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let d = r.json();
+    assert_eq!(d["issuer"], PUBLIC_URL);
+    assert_eq!(d["jwks_uri"], format!("{PUBLIC_URL}/.well-known/jwks.json"));
+    assert_eq!(d["token_endpoint"], format!("{PUBLIC_URL}/v1/token"));
+    let r = w.call("GET", "/.well-known/jwks.json", &[], None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("cache-control").unwrap().contains("max-age="),
+        "{:?}",
+        r.headers
+    );
+    let jwks = r.json();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private key material is published"
+    );
+
+    let minted = w.admin("POST", "/v1/admin/users/alice/tokens", Some(json!({})));
+    let token = minted.json()["id_token"].as_str().unwrap().to_owned();
+    // A token signed by another key under the same kid must fail: the check can fail.
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let forged_body = URL_SAFE_NO_PAD.encode(
+        json!({"iss": PUBLIC_URL, "aud": PUBLIC_URL, "sub": "mallory", "iat": 1, "exp": 4_000_000_000u64})
+            .to_string(),
+    );
+    parts[1] = &forged_body;
+    let forged = parts.join(".");
+    assert_eq!(
+        pyjwt_verify(&jwks, &[&token, &forged]),
+        vec![
+            "ok alice".to_owned(),
+            "refused InvalidSignatureError".to_owned()
+        ]
+    );
+
+    // A rotation by the CLI while the server runs: the served JWKS gains the new key (keeping
+    // the old one), and tokens of both keys verify with PyJWT and at the server.
+    let out = w.cli_token(&["rotate-keys"]);
+    let new_kid = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("new signing key: ")
+        .unwrap()
+        .to_owned();
+    let after = w.cli_token(&["mint", "--uid", "carol"]);
+    let after = after.trim();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let jwks = loop {
+        let jwks = w.call("GET", "/.well-known/jwks.json", &[], None).json();
+        if jwks["keys"].as_array().unwrap().len() == 2 {
+            break jwks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rotated key was not published: {jwks}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == new_kid.as_str())
+    );
+    assert_eq!(
+        pyjwt_verify(&jwks, &[&token, after]),
+        vec!["ok alice".to_owned(), "ok carol".to_owned()]
+    );
+    let r = w.as_user(after, "GET", "/v1/me", None);
+    assert_eq!(r.json()["uid"], "carol", "{}", r.text);
+    let r = w.as_user(&token, "GET", "/v1/me", None);
+    assert_eq!(r.json()["uid"], "alice", "{}", r.text);
+}
+
+#[test]
+fn exchanged_tokens_carry_mapped_roles_and_custom_claims_and_refresh_rotates() {
+    let w = plain_world();
+    let r = w.admin(
+        "PUT",
+        "/v1/admin/users/carol/claims",
+        Some(json!({"moderator": true})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let idp_token = w.key.sign(&claims(
+        "carol",
+        json!({"https://app.example/roles": ["moderator"], "email": "carol@example.com"}),
+    ));
+    let r = w.exchange(&idp_token);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let v = r.json();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(
+        v["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:id_token"
+    );
+    let id_token = v["id_token"].as_str().unwrap().to_owned();
+    let refresh1 = v["refresh_token"].as_str().unwrap().to_owned();
+    let p = payload(&id_token);
+    assert_eq!(p["iss"], PUBLIC_URL);
+    assert_eq!(p["sub"], "carol");
+    assert_eq!(p["roles"], json!(["moderator"]), "mapped roles are carried");
+    assert_eq!(p["moderator"], true, "stored custom claims are carried");
+    assert_eq!(p["provider"], "idp");
+    assert_eq!(p["email"], "carol@example.com");
+    // Rules see the sign-in provider and the roles.
+    let r = w.as_user(&id_token, "PUT", "/v1/docs/staff/s1", Some(json!({"n": 1})));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let me = w.as_user(&id_token, "GET", "/v1/me", None).json();
+    assert_eq!(
+        (me["provider"].as_str(), &me["roles"]),
+        (Some("idp"), &json!(["moderator"]))
+    );
+    // The user record is created at the exchange.
+    let u = w.admin("GET", "/v1/admin/users/carol", None).json();
+    assert_eq!(
+        (u["provider"].as_str(), u["email"].as_str()),
+        (Some("idp"), Some("carol@example.com"))
+    );
+
+    // Refresh: a new refresh token each time; the old one, presented again, kills the family.
+    let r = w.refresh(&refresh1);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let refresh2 = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh1, refresh2);
+    let p = payload(r.json()["id_token"].as_str().unwrap());
+    assert_eq!(
+        (p["sub"].as_str(), p["provider"].as_str()),
+        (Some("carol"), Some("idp"))
+    );
+    oauth_error(
+        &w.refresh(&refresh1),
+        "invalid_grant",
+        Some("refresh-token-reused"),
+    );
+    oauth_error(&w.refresh(&refresh2), "invalid_grant", Some("revoked"));
+    oauth_error(
+        &w.refresh("not-a-token"),
+        "invalid_grant",
+        Some("unknown-refresh-token"),
+    );
+
+    // Revoking the user revokes the refresh tokens issued so far.
+    let r = w.exchange(&idp_token);
+    let refresh3 = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let r = w.admin("POST", "/v1/admin/users/carol/revoke", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    oauth_error(&w.refresh(&refresh3), "invalid_grant", Some("revoked"));
+
+    // Refusals keep the OAuth shape.
+    oauth_error(&w.exchange(&id_token), "invalid_grant", Some("own-token"));
+    let forged = Key::new("k1").sign(&claims("carol", json!({})));
+    oauth_error(&w.exchange(&forged), "invalid_grant", None);
+    oauth_error(
+        &w.token_endpoint(&[("grant_type", "password")]),
+        "unsupported_grant_type",
+        None,
+    );
+    oauth_error(
+        &w.token_endpoint(&[("grant_type", EXCHANGE), ("subject_token", &idp_token)]),
+        "invalid_request",
+        None,
+    );
+    let r = send(
+        "POST",
+        &w.url("/v1/token"),
+        &[],
+        Some(("application/json", "{}".into())),
+    );
+    oauth_error(&r, "invalid_request", None);
+    let huge = "a".repeat(70 * 1024);
+    let r = w.token_endpoint(&[("grant_type", EXCHANGE), ("subject_token", &huge)]);
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(r.json()["error"], "invalid_request");
+}
+
+#[test]
+fn a_firebase_admin_custom_token_is_exchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("svc.pem");
+    let tokens = run_python(
+        FIREBASE_MINT,
+        &json!({
+            "public_key_file": pem.to_str().unwrap(),
+            "email": SIGNER,
+            "tokens": [{"uid": "dave", "claims": {"premium": true}}],
+        }),
+    );
+    let custom = tokens.trim().to_owned();
+    let w = world(
+        Options {
+            op: false,
+            signer_pem: Some(pem),
+        },
+        dir,
+    );
+    // A custom token is not a credential for data.
+    w.as_user(&custom, "GET", "/v1/me", None)
+        .error(401, "unauthenticated")
+        .reason("unknown-issuer");
+    let r = w.exchange(&custom);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id_token = r.json()["id_token"].as_str().unwrap().to_owned();
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let me = w.as_user(&id_token, "GET", "/v1/me", None).json();
+    assert_eq!(me["uid"], "dave");
+    assert_eq!(me["provider"], SIGNER);
+    assert_eq!(
+        me["claims"]["premium"], true,
+        "developer claims are carried"
+    );
+    // Allowed by a rule on the developer claim (the document does not exist).
+    w.as_user(&id_token, "GET", "/v1/docs/premium/p1", None)
+        .error(404, "not-found");
+    // The refresh grant mints the developer claims again.
+    let r = w.refresh(&refresh);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        payload(r.json()["id_token"].as_str().unwrap())["premium"],
+        true
+    );
+    // The same custom token with one byte of its signature changed is refused.
+    let mut forged = custom.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    oauth_error(&w.exchange(&forged), "invalid_grant", None);
+}
+
+#[test]
+fn login_with_oidc_provider_sets_a_session_cookie_that_authorizes_until_logout() {
+    let w = world(
+        Options {
+            op: true,
+            signer_pem: None,
+        },
+        tempfile::tempdir().unwrap(),
+    );
+    // Open redirects are refused before anything else happens.
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/",
+        "https://app.example.com.evil.example/",
+        "https://app.example.com@evil.example/",
+        "javascript:alert(1)",
+    ] {
+        let r = w.call(
+            "GET",
+            &format!("/v1/login/op?{}", form(&[("redirect", evil)])),
+            &[],
+            None,
+        );
+        r.error(400, "invalid-argument");
+        assert!(
+            r.header("location").is_none() && r.set_cookies().is_empty(),
+            "{evil}"
+        );
+    }
+    w.call("GET", "/v1/login/nope", &[], None)
+        .error(404, "not-found");
+
+    // The start: a 302 to the IdP with PKCE, and the login binding cookie.
+    let r = w.call(
+        "GET",
+        &format!(
+            "/v1/login/op?{}",
+            form(&[("redirect", "https://app.example.com/after")])
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 302, "{}", r.text);
+    let location = url::Url::parse(r.header("location").unwrap()).unwrap();
+    let q: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    assert!(
+        location
+            .as_str()
+            .starts_with(&w._op.as_ref().unwrap().issuer)
+    );
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(
+        q["redirect_uri"],
+        format!("{PUBLIC_URL}/v1/login/op/callback")
+    );
+    let binding = r.set_cookie("claimdb_login").unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Max-Age=600"] {
+        assert!(binding.contains(attr), "{binding}");
+    }
+
+    // The happy path: callback → session cookie → 302 to the app URL, no token in any URL.
+    let mut b = Browser::new(&w);
+    let callback = b.sign_in("alice", "https://app.example.com/after?tab=1");
+    let r = b.send("GET", callback.as_str(), &[], None);
+    assert_eq!(r.status, 302, "{}", r.text);
+    let app_url = r.header("location").unwrap().to_owned();
+    assert_eq!(app_url, "https://app.example.com/after?tab=1");
+    let session = r.set_cookie("claimdb_session").unwrap().to_owned();
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(session.contains(attr), "{session}");
+    }
+    let session_id = b.jar["claimdb_session"].clone();
+    assert!(!app_url.contains(&session_id) && !callback.as_str().contains(&session_id));
+    assert!(
+        r.set_cookie("claimdb_login").unwrap().contains("Max-Age=0"),
+        "the login cookie is cleared"
+    );
+    // The callback cannot be replayed.
+    b.send("GET", callback.as_str(), &[], None)
+        .error(401, "unauthenticated")
+        .reason("unknown-state");
+
+    // The cookie is the credential: reads by GET need no Origin.
+    let me = b.send("GET", &format!("{PUBLIC_URL}/v1/me"), &[], None);
+    assert_eq!(me.status, 200, "{}", me.text);
+    let me = me.json();
+    assert_eq!(
+        (me["uid"].as_str(), me["provider"].as_str()),
+        (Some("alice"), Some("op"))
+    );
+    assert_eq!(me["claims"]["email"], "alice@example.com");
+    b.send(
+        "GET",
+        &format!("{PUBLIC_URL}/v1/docs/notes/alice"),
+        &[],
+        None,
+    )
+    .error(404, "not-found");
+    b.send("GET", &format!("{PUBLIC_URL}/v1/docs/notes/bob"), &[], None)
+        .error(403, "permission-denied");
+    // Writes by cookie must come from a trusted origin (CSRF).
+    let put = |b: &mut Browser, headers: &[(&str, &str)]| {
+        b.send(
+            "PUT",
+            &format!("{PUBLIC_URL}/v1/docs/notes/alice"),
+            headers,
+            Some(("application/json", json!({"text": "hi"}).to_string())),
+        )
+    };
+    put(&mut b, &[])
+        .error(403, "permission-denied")
+        .reason("cross-origin-request");
+    put(&mut b, &[("origin", "https://evil.example")])
+        .error(403, "permission-denied")
+        .reason("cross-origin-request");
+    put(&mut b, &[("origin", "null")]).error(403, "permission-denied");
+    put(
+        &mut b,
+        &[("referer", "https://evil.example/app.example.com")],
+    )
+    .error(403, "permission-denied");
+    let r = put(&mut b, &[("origin", APP_ORIGIN)]);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = put(&mut b, &[("referer", "https://app.example.com/notes")]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = b.send(
+        "GET",
+        &format!("{PUBLIC_URL}/v1/docs/notes/alice"),
+        &[],
+        None,
+    );
+    assert_eq!(r.json()["data"]["text"], "hi", "{}", r.text);
+    // The user record was created at the login.
+    let u = w.admin("GET", "/v1/admin/users/alice", None).json();
+    assert_eq!(
+        (u["provider"].as_str(), u["email"].as_str()),
+        (Some("op"), Some("alice@example.com"))
+    );
+
+    // A callback from another browser (without the login cookie) is refused.
+    let mut other = Browser::new(&w);
+    let cb = other.sign_in("alice", APP);
+    other.jar.remove("claimdb_login");
+    other
+        .send("GET", cb.as_str(), &[], None)
+        .error(401, "unauthenticated")
+        .reason("browser-mismatch");
+
+    // Logout: cross-origin refused; from the app it ends the session and clears the cookie.
+    b.send(
+        "POST",
+        &format!("{PUBLIC_URL}/v1/logout"),
+        &[("origin", "https://evil.example")],
+        None,
+    )
+    .error(403, "permission-denied");
+    let stale = format!("claimdb_session={session_id}");
+    let r = b.send(
+        "POST",
+        &format!("{PUBLIC_URL}/v1/logout"),
+        &[("origin", APP_ORIGIN)],
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(
+        r.set_cookie("claimdb_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert!(!b.jar.contains_key("claimdb_session"));
+    w.call("GET", "/v1/me", &[("cookie", &stale)], None)
+        .error(401, "unauthenticated")
+        .reason("unknown-session");
+
+    // Revocation ends sessions too.
+    let mut c = Browser::new(&w);
+    let r = c.login("alice");
+    assert_eq!(r.status, 302, "{}", r.text);
+    let me = c.send("GET", &format!("{PUBLIC_URL}/v1/me"), &[], None);
+    assert_eq!(me.status, 200, "{}", me.text);
+    let r = w.admin("POST", "/v1/admin/users/alice/revoke", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.send("GET", &format!("{PUBLIC_URL}/v1/me"), &[], None)
+        .error(401, "unauthenticated")
+        .reason("revoked");
+}
+
+/// The dev instance (no config file) prints one line telling how to mint a dev token; that
+/// command, run as printed, gives a token the instance accepts.
+#[test]
+fn the_dev_instance_prints_a_working_mint_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("claimdb-data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("CLAIMDB_CONFIG")
+        .env_remove("CLAIMDB_RULES")
+        .env_remove("CLAIMDB_ADMIN_KEY")
+        .env_remove("CLAIMDB_PUBLIC_URL")
+        .env("CLAIMDB_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _child = Kill(child);
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("claimdb listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let hint = lines
+        .by_ref()
+        .take(5)
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("dev token: "))
+        .expect("no dev token line");
+    std::thread::spawn(move || for _ in lines {});
+    // `TOKEN=$(CLAIMDB_PUBLIC_URL=<url> claimdb token mint --uid alice --data-dir <dir>); curl …`
+    let inner = hint
+        .strip_prefix("dev token: TOKEN=$(")
+        .and_then(|r| r.split_once(");"))
+        .map(|(cmd, _)| cmd)
+        .unwrap_or_else(|| panic!("unexpected hint: {hint}"));
+    assert!(hint.contains(&format!("{base}/v1/me")), "{hint}");
+    let mut words = inner.split_whitespace().peekable();
+    let mut command = Command::new(BIN);
+    command.env_remove("CLAIMDB_CONFIG");
+    while let Some((k, v)) = words.peek().and_then(|w| w.split_once('=')) {
+        command.env(k, v);
+        words.next();
+    }
+    assert_eq!(words.next(), Some("claimdb"), "{hint}");
+    let out = command.args(words).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let r = send(
+        "GET",
+        &format!("{base}/v1/me"),
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["uid"], "alice");
+}
+
+/// The app origins (`app_redirects`) get CORS with credentials, so a browser app there can
+/// call claimdb with its session cookie; other origins get no CORS headers at all.
+#[test]
+fn app_origins_get_cors_with_credentials_and_others_none() {
+    let w = plain_world();
+    let preflight = |origin: &str| {
+        w.call(
+            "OPTIONS",
+            "/v1/docs/notes/alice",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type,if-match"),
+            ],
+            None,
+        )
+    };
+    let r = preflight(APP_ORIGIN);
+    assert!(r.status < 300, "{} {:?}", r.status, r.headers);
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("PUT")
+    );
+    let r = preflight("https://evil.example");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "{:?}",
+        r.headers
+    );
+    // A real request from the app exposes the headers an app needs.
+    let minted = w.admin("POST", "/v1/admin/users/alice/tokens", Some(json!({})));
+    let token = minted.json()["id_token"].as_str().unwrap().to_owned();
+    let auth = format!("Bearer {token}");
+    let r = w.call(
+        "PUT",
+        "/v1/docs/notes/alice",
+        &[("origin", APP_ORIGIN), ("authorization", &auth)],
+        Some(json!({"text": "hi"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("etag")
+    );
+    let r = w.call(
+        "GET",
+        "/v1/docs/notes/alice",
+        &[("origin", "https://evil.example"), ("authorization", &auth)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}

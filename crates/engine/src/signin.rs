@@ -1,0 +1,746 @@
+//! claimdb's own tokens and browser sessions as engine operations: the `/v1/token` grants
+//! (refresh, RFC 8693 exchange of a provider's token or a Firebase-format custom token), admin
+//! minting, the OIDC login (start, callback → user record + session) and logout, the issuer's
+//! JWKS and discovery documents, and authentication by session cookie (`Credential::Session`).
+//!
+//! [`SignIn`] bundles the identity layer's pieces (issuer, token service, sessions, login
+//! client) over the store's system records; the CLI builds it and hands it to the engine in
+//! [`crate::EngineOptions::sign_in`]. The cryptography, the flows' checks and the record formats
+//! are the identity layer's; this file joins them to the store (user records, custom claims,
+//! revocation) and maps their failures to engine errors. HTTP (cookies, redirects, status codes)
+//! stays in `server`.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use claimdb_identity::exchange::{OAuthErrorCode, UserClaims};
+use claimdb_identity::issuer::RESERVED_CLAIMS as ISSUER_RESERVED_CLAIMS;
+use claimdb_identity::records::{
+    NS_LOGIN, NS_REFRESH, NS_REFRESH_FAMILY, NS_REFRESH_USER, NS_SESSION, sweep_expired_after,
+};
+use claimdb_identity::{
+    CallbackParams, Grant, Issuer, IssuerError, LoginClient, LoginError, MintRequest, Records,
+    RecordsError, SessionIdentity, Sessions, Subject, TokenService,
+};
+use claimdb_store::Store;
+use serde_json::{Map, Value as Json};
+
+pub use claimdb_identity::issuer::parse_ttl;
+pub use claimdb_identity::login::LOGIN_TTL;
+pub use claimdb_identity::session::{LOGIN_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie};
+pub use claimdb_identity::{LoginStart, Minted, OAuthError, TokenResponse};
+
+use crate::auth::{self, Principal};
+use crate::context::RequestContext;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::users;
+
+/// Records examined per namespace per sweep round (the next round resumes after the last).
+const SWEEP_SLICE: usize = 5_000;
+/// The JWKS route re-reads the key file at most this often, so a rotation by another process
+/// (`claimdb token rotate-keys`) is published within seconds, not at the next maintenance.
+const JWKS_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// claimdb as an issuer and login broker: everything `/v1/token`, `/v1/login`, `/v1/logout`,
+/// the `.well-known` documents and session cookies need.
+pub struct SignIn {
+    issuer: Arc<Issuer>,
+    tokens: TokenService,
+    sessions: Sessions,
+    login: Option<LoginClient>,
+    records: Arc<dyn Records>,
+    app_redirects: Vec<String>,
+    /// When the JWKS route last re-read the key file.
+    jwks_reloaded: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl SignIn {
+    /// `tokens` must mint with `issuer`; `records` is what `tokens` and `login` store in (the
+    /// store's system records, [`crate::identity_store::StoreRecords`]); `login` is `None`
+    /// when no provider is configured for login. Sessions live `issuer`'s `session_ttl`.
+    pub fn new(
+        issuer: Arc<Issuer>,
+        tokens: TokenService,
+        login: Option<LoginClient>,
+        records: Arc<dyn Records>,
+        app_redirects: Vec<String>,
+    ) -> SignIn {
+        let sessions = Sessions::new(records.clone(), issuer.config().session_ttl);
+        SignIn {
+            issuer,
+            tokens,
+            sessions,
+            login,
+            records,
+            app_redirects,
+            jwks_reloaded: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Re-reads the key file if the last re-read is older than `JWKS_RELOAD_EVERY`.
+    fn reload_keys_if_due(&self) {
+        let due = match self.jwks_reloaded.lock() {
+            Ok(mut last) => {
+                let now = std::time::Instant::now();
+                let due = last.is_none_or(|t| now.duration_since(t) >= JWKS_RELOAD_EVERY);
+                if due {
+                    *last = Some(now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due && let Err(e) = claimdb_identity::LocalKeySource::reload(&*self.issuer) {
+            tracing::warn!(error = %e, "re-reading the issuer key file failed; serving the keys in memory");
+        }
+    }
+
+    pub fn issuer(&self) -> &Arc<Issuer> {
+        &self.issuer
+    }
+
+    /// The public URL (`iss` of claimdb's tokens), without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.issuer.config().issuer
+    }
+
+    /// The configured `app_redirects` (login targets; their origins may send cookie requests).
+    pub fn app_redirects(&self) -> &[String] {
+        &self.app_redirects
+    }
+
+    /// The browser sessions (created by [`Engine::login_callback`]).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// How long a session (and its cookie) lives.
+    pub fn session_ttl(&self) -> Duration {
+        self.sessions.ttl()
+    }
+
+    /// The providers offering login.
+    pub fn login_providers(&self) -> Vec<String> {
+        self.login
+            .as_ref()
+            .map(LoginClient::provider_names)
+            .unwrap_or_default()
+    }
+
+    /// Deletes expired refresh tokens, families, per-user revocations, login attempts and
+    /// sessions, `SWEEP_SLICE` records per namespace per round, every `every`, until the
+    /// `SignIn` is dropped. Failures are logged and retried next round.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let namespaces = [
+                NS_REFRESH,
+                NS_REFRESH_FAMILY,
+                NS_REFRESH_USER,
+                NS_LOGIN,
+                NS_SESSION,
+            ];
+            let mut cursors: Vec<Option<String>> = vec![None; namespaces.len()];
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(this) = weak.upgrade() else { return };
+                for (ns, cursor) in namespaces.iter().zip(cursors.iter_mut()) {
+                    match this.sweep(ns, cursor.as_deref(), SystemTime::now()).await {
+                        Ok((deleted, next)) => {
+                            if deleted > 0 {
+                                tracing::debug!(namespace = ns, deleted, "expired records swept");
+                            }
+                            *cursor = next;
+                        }
+                        Err(e) => {
+                            tracing::warn!(namespace = ns, error = %e, "sweeping expired records failed")
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// One sweep slice of `ns` after `after`; returns (deleted, where to resume).
+    pub async fn sweep(
+        &self,
+        ns: &str,
+        after: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(usize, Option<String>), RecordsError> {
+        sweep_expired_after(&*self.records, ns, after, now, SWEEP_SLICE).await
+    }
+}
+
+/// A completed login: put `session_id` in the `claimdb_session` cookie and send the browser to
+/// `redirect` (an allow-listed app URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginDone {
+    pub uid: String,
+    pub session_id: String,
+    pub session_ttl: Duration,
+    pub redirect: String,
+}
+
+/// The user's stored custom claims, for the claims of minted tokens. Names claimdb writes into
+/// its own tokens (`provider`, `roles`) are left out: they would make the mint fail, and the
+/// request path overlays every stored custom claim anyway.
+struct StoreUserClaims<'a>(&'a dyn Store);
+
+#[async_trait]
+impl UserClaims for StoreUserClaims<'_> {
+    async fn custom_claims(&self, uid: &str) -> Result<Map<String, Json>, String> {
+        let record = users::load(self.0, uid).await.map_err(|e| e.to_string())?;
+        Ok(record
+            .map(|r| r.custom_claims)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| !ISSUER_RESERVED_CLAIMS.contains(&k.as_str()))
+            .collect())
+    }
+}
+
+fn not_enabled() -> EngineError {
+    EngineError::not_found("claimdb's issuer and login are not enabled on this server")
+}
+
+fn storage(e: RecordsError) -> EngineError {
+    EngineError::Unavailable {
+        message: e.to_string(),
+        write_index: None,
+    }
+}
+
+fn oauth_server_error(message: String) -> OAuthError {
+    OAuthError {
+        error: OAuthErrorCode::ServerError,
+        error_description: message,
+        reason: None,
+    }
+}
+
+fn login_error(e: LoginError) -> EngineError {
+    match &e {
+        LoginError::UnknownProvider(_) => EngineError::not_found(e.to_string()),
+        LoginError::RedirectRefused { .. } | LoginError::MissingState | LoginError::MissingCode => {
+            EngineError::invalid_argument(e.to_string())
+        }
+        LoginError::Discovery(_) | LoginError::Storage(_) => EngineError::Unavailable {
+            message: e.to_string(),
+            write_index: None,
+        },
+        LoginError::IdToken(v) if v.is_operational() => EngineError::Unavailable {
+            message: e.to_string(),
+            write_index: None,
+        },
+        _ => EngineError::Unauthenticated {
+            message: format!("the login failed: {e}"),
+            reason: e.reason(),
+        },
+    }
+}
+
+/// Records the user as seen at sign-in: created if new, the first provider kept, the email
+/// updated. Writes only when something changed.
+async fn note_user(
+    store: &dyn Store,
+    uid: &str,
+    provider: &str,
+    email: Option<&str>,
+) -> Result<(), EngineError> {
+    users::modify(store, uid, |r| {
+        let mut changed = r.provider.is_none();
+        if r.provider.is_none() {
+            r.provider = Some(provider.to_owned());
+        }
+        if let Some(e) = email
+            && r.email.as_deref() != Some(e)
+        {
+            r.email = Some(e.to_owned());
+            changed = true;
+        }
+        changed
+    })
+    .await?;
+    Ok(())
+}
+
+impl Engine {
+    fn require_sign_in(&self) -> Result<&Arc<SignIn>, EngineError> {
+        self.sign_in().ok_or_else(not_enabled)
+    }
+
+    /// The JWKS of claimdb's issuer (`/.well-known/jwks.json`), including keys another process
+    /// rotated in (the key file is re-read at most once a second).
+    pub fn jwks_json(&self) -> Result<String, EngineError> {
+        let sign_in = self.require_sign_in()?;
+        sign_in.reload_keys_if_due();
+        sign_in
+            .issuer
+            .jwks_json()
+            .map_err(|e| EngineError::internal(e.to_string()))
+    }
+
+    /// The OpenID discovery document of claimdb's issuer. No `authorization_endpoint` is
+    /// advertised: `/v1/login/{provider}` signs browsers in through their provider, it is not
+    /// an OAuth authorization endpoint for third-party clients.
+    pub fn discovery_document(&self) -> Result<Json, EngineError> {
+        Ok(self.require_sign_in()?.issuer.discovery_document(None))
+    }
+
+    /// `POST /v1/token`: runs the grant in the form fields. Failures are OAuth errors (the one
+    /// API surface whose errors take RFC 6749's shape).
+    pub async fn token_grant(
+        &self,
+        ctx: &RequestContext,
+        form: &[(String, String)],
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = Grant::from_form(form);
+        let label = match &grant {
+            Ok(Grant::RefreshToken { .. }) => "refresh_token",
+            Ok(Grant::TokenExchange { .. }) => "token_exchange",
+            Err(_) => "invalid",
+        };
+        let result = match grant {
+            Ok(g) => self.run_grant(g).await,
+            Err(e) => Err(e),
+        };
+        let outcome = if result.is_ok() { "ok" } else { "refused" };
+        metrics::counter!("claimdb_token_grants_total", "grant" => label, "outcome" => outcome)
+            .increment(1);
+        if let Err(e) = &result {
+            tracing::debug!(request_id = %ctx.request_id, grant = label, error = ?e.error, reason = e.reason, "token grant refused");
+        }
+        result
+    }
+
+    async fn run_grant(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
+        let Some(sign_in) = self.sign_in() else {
+            return Err(oauth_server_error(
+                "claimdb's issuer is not enabled on this server".into(),
+            ));
+        };
+        let now = SystemTime::now();
+        let claims = StoreUserClaims(&**self.store());
+        match grant {
+            Grant::RefreshToken { refresh_token } => {
+                sign_in.tokens.refresh(&refresh_token, &claims, now).await
+            }
+            Grant::TokenExchange {
+                subject_token,
+                subject_token_type,
+            } => {
+                let subject: Subject = sign_in
+                    .tokens
+                    .verify_subject(&subject_token, &subject_token_type, now)
+                    .await?;
+                let email = subject.carried.get("email").and_then(Json::as_str);
+                note_user(&**self.store(), &subject.uid, &subject.provider, email)
+                    .await
+                    .map_err(|e| oauth_server_error(format!("the user record: {e}")))?;
+                let custom = claims
+                    .custom_claims(&subject.uid)
+                    .await
+                    .map_err(|e| oauth_server_error(format!("the user's custom claims: {e}")))?;
+                sign_in.tokens.issue(&subject, &custom, now).await
+            }
+        }
+    }
+
+    /// Mints a claimdb ID token for `uid` (admin only): `claims` (an object, or null) become
+    /// custom claims of the token; `ttl` defaults to the issuer's token lifetime (at most an
+    /// hour). `request.auth.provider` of such a token is `claimdb`.
+    pub async fn admin_mint_token(
+        &self,
+        ctx: &RequestContext,
+        uid: &str,
+        claims: &Json,
+        ttl: Option<Duration>,
+    ) -> Result<Minted, EngineError> {
+        self.authorize_admin(ctx).await?;
+        let sign_in = self.require_sign_in()?;
+        users::validate_uid(uid)?;
+        let claims = match claims {
+            Json::Null => Map::new(),
+            Json::Object(m) => m.clone(),
+            _ => {
+                return Err(EngineError::invalid_argument(
+                    "claims must be a JSON object (or omitted)",
+                ));
+            }
+        };
+        let request = MintRequest {
+            uid: uid.to_owned(),
+            claims,
+            ttl,
+            ..MintRequest::default()
+        };
+        let minted = sign_in
+            .issuer
+            .mint(&request, SystemTime::now())
+            .map_err(|e| match e {
+                IssuerError::InvalidRequest(m) => EngineError::invalid_argument(m),
+                other => EngineError::internal(other.to_string()),
+            })?;
+        tracing::info!(request_id = %ctx.request_id, uid, kid = %minted.kid, "token minted through the admin API");
+        Ok(minted)
+    }
+
+    /// Starts a login through `provider`; `redirect` must be under one of `app_redirects`.
+    pub async fn login_start(
+        &self,
+        provider: &str,
+        redirect: Option<&str>,
+    ) -> Result<LoginStart, EngineError> {
+        let sign_in = self.require_sign_in()?;
+        let login = sign_in.login.as_ref().ok_or_else(|| {
+            EngineError::not_found(format!(
+                "no login provider is named {provider:?}: no provider has client_id/client_secret"
+            ))
+        })?;
+        login
+            .start(provider, redirect, SystemTime::now())
+            .await
+            .map_err(login_error)
+    }
+
+    /// Completes a login at the callback: verifies it (state, browser binding, code exchange,
+    /// ID token, nonce, at_hash), creates or updates the user record, creates a session.
+    pub async fn login_callback(
+        &self,
+        ctx: &RequestContext,
+        provider: &str,
+        query: &[(String, String)],
+        browser_binding: Option<&str>,
+    ) -> Result<LoginDone, EngineError> {
+        let sign_in = self.require_sign_in()?;
+        let login = sign_in.login.as_ref().ok_or_else(|| {
+            EngineError::not_found(format!("no login provider is named {provider:?}"))
+        })?;
+        let now = SystemTime::now();
+        let outcome = match login
+            .callback(
+                provider,
+                &CallbackParams::from_pairs(query),
+                browser_binding,
+                now,
+            )
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                metrics::counter!("claimdb_logins_total", "outcome" => "refused").increment(1);
+                tracing::info!(request_id = %ctx.request_id, provider, reason = e.reason(), "login refused: {e}");
+                return Err(login_error(e));
+            }
+        };
+        let token = &outcome.token;
+        let email = token.claims.get("email").and_then(Json::as_str);
+        note_user(&**self.store(), &token.uid, &outcome.provider, email).await?;
+        let identity = SessionIdentity {
+            uid: token.uid.clone(),
+            provider: outcome.provider.clone(),
+            roles: token.roles.clone(),
+            claims: token.claims.clone(),
+        };
+        let session = sign_in
+            .sessions
+            .create(&identity, now)
+            .await
+            .map_err(storage)?;
+        metrics::counter!("claimdb_logins_total", "outcome" => "ok").increment(1);
+        tracing::info!(request_id = %ctx.request_id, provider, uid = %token.uid, "login completed");
+        Ok(LoginDone {
+            uid: token.uid.clone(),
+            session_id: session.id,
+            session_ttl: sign_in.sessions.ttl(),
+            redirect: outcome.redirect,
+        })
+    }
+
+    /// Ends the session a cookie names; returns whether there was one.
+    pub async fn logout(&self, session_id: Option<&str>) -> Result<bool, EngineError> {
+        let sign_in = self.require_sign_in()?;
+        match session_id {
+            Some(id) if !id.is_empty() => sign_in.sessions.end(id).await.map_err(storage),
+            _ => Ok(false),
+        }
+    }
+
+    /// The caller behind a session cookie: the session's uid, provider, roles and ID-token
+    /// claims with the user's custom claims overlaid, as for a bearer token. A session created
+    /// at or before the user's `tokens_valid_after` (second) is refused and ended.
+    pub(crate) async fn authenticate_session(
+        &self,
+        id: &str,
+    ) -> Result<Option<Principal>, EngineError> {
+        let unknown = || {
+            EngineError::Unauthenticated {
+            message: "the session cookie names no live session (it expired, was ended by logout, or never existed); sign in again".into(),
+            reason: "unknown-session",
+        }
+        };
+        let Some(sign_in) = self.sign_in() else {
+            return Err(unknown());
+        };
+        let session = sign_in
+            .sessions
+            .get(id, SystemTime::now())
+            .await
+            .map_err(storage)?
+            .ok_or_else(unknown)?;
+        let identity = session.identity;
+        let record = users::load(&**self.store(), &identity.uid).await?;
+        let (valid_after, custom) = record
+            .map(|r| (r.tokens_valid_after, r.custom_claims))
+            .unwrap_or_default();
+        if let Some(after) = valid_after
+            && users::unix(session.created) <= after
+        {
+            // Revoked: the session is dead for good.
+            sign_in.sessions.end(id).await.map_err(storage)?;
+            metrics::counter!("claimdb_auth_failures_total", "reason" => "revoked").increment(1);
+            return Err(EngineError::Unauthenticated {
+                message: format!(
+                    "the session was revoked: it began before the user's tokens_valid_after ({after}); sign in again"
+                ),
+                reason: "revoked",
+            });
+        }
+        Ok(Some(auth::principal_of(
+            self.verifier().map(|v| &**v),
+            identity.uid,
+            identity.provider,
+            identity.claims,
+            identity.roles,
+            custom,
+        )))
+    }
+
+    /// Revokes the user's refresh tokens (with [`Engine::admin_revoke`]).
+    pub(crate) async fn revoke_refresh_tokens(&self, uid: &str) -> Result<(), EngineError> {
+        if let Some(sign_in) = self.sign_in() {
+            sign_in
+                .tokens
+                .refresh_tokens()
+                .revoke_user(uid, SystemTime::now())
+                .await
+                .map_err(|e| EngineError::Unavailable {
+                    message: format!("revoking the refresh tokens of {uid}: {e}"),
+                    write_index: None,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Credential;
+    use crate::identity_store::StoreRecords;
+    use crate::{EngineOptions, RequestContext};
+    use claimdb_identity::io::{NoPersistence, SystemClock};
+    use claimdb_identity::{
+        HttpFetcher, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, RefreshTokens, Verifier,
+        VerifierDeps,
+    };
+    use claimdb_store::SqliteStore;
+    use serde_json::json;
+
+    struct Env {
+        engine: Engine,
+        sign_in: Arc<SignIn>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn env() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let cfg = IssuerSettings::default()
+            .validate("http://127.0.0.1:8787")
+            .unwrap();
+        let issuer = Issuer::open(
+            cfg,
+            Arc::new(MemoryKeyStorage::default()),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let deps = VerifierDeps {
+            fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(1)).unwrap()),
+            persistence: Arc::new(NoPersistence),
+            revocation: Arc::new(claimdb_identity::io::NoRevocation),
+            clock: Arc::new(SystemClock),
+        };
+        let verifier = Arc::new(
+            Verifier::new(vec![issuer.provider()], KeyCacheConfig::default(), deps).unwrap(),
+        );
+        let records: Arc<dyn Records> = Arc::new(StoreRecords(store.clone()));
+        let tokens = TokenService::new(
+            issuer.clone(),
+            verifier.clone(),
+            None,
+            RefreshTokens::new(records.clone(), issuer.config().refresh_ttl),
+        );
+        let sign_in = Arc::new(SignIn::new(issuer, tokens, None, records, Vec::new()));
+        let mut options = EngineOptions::new(claimdb_rules::Ruleset::locked(), "test");
+        options.verifier = Some(verifier);
+        options.sign_in = Some(sign_in.clone());
+        Env {
+            engine: Engine::new(store, options),
+            sign_in,
+            _dir: dir,
+        }
+    }
+
+    fn session_ctx(id: &str) -> RequestContext {
+        RequestContext::new("t").with_credential(Credential::Session(id.to_owned()))
+    }
+
+    #[tokio::test]
+    async fn a_session_authenticates_with_the_custom_claims_overlay_until_revoked() {
+        let e = env();
+        let identity = SessionIdentity {
+            uid: "alice".into(),
+            provider: "op".into(),
+            roles: vec!["staff".into()],
+            claims: json!({"sub": "alice", "email": "a@example.com"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        let s = e
+            .sign_in
+            .sessions
+            .create(&identity, SystemTime::now() - Duration::from_secs(5))
+            .await
+            .unwrap();
+        let p = e
+            .engine
+            .authenticate(&session_ctx(&s.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.uid.as_str(), p.provider.as_str()), ("alice", "op"));
+        assert_eq!(p.roles, vec!["staff".to_owned()]);
+        assert_eq!(p.claims["email"], "a@example.com");
+        users::modify(&**e.engine.store(), "alice", |r| {
+            r.custom_claims = json!({"moderator": true}).as_object().cloned().unwrap();
+            true
+        })
+        .await
+        .unwrap();
+        let p = e
+            .engine
+            .authenticate(&session_ctx(&s.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.claims["moderator"], true, "custom claims apply at once");
+        // An unknown session is refused, not treated as anonymous.
+        let err = e
+            .engine
+            .authenticate(&session_ctx(&"x".repeat(43)))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            EngineError::Unauthenticated {
+                reason: "unknown-session",
+                ..
+            }
+        ));
+        // Revocation kills sessions begun before it (and the session record goes).
+        users::modify(&**e.engine.store(), "alice", |r| {
+            r.tokens_valid_after = Some(users::unix_now());
+            true
+        })
+        .await
+        .unwrap();
+        let err = e
+            .engine
+            .authenticate(&session_ctx(&s.id))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::Unauthenticated {
+                    reason: "revoked",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            e.sign_in
+                .sessions
+                .get(&s.id, SystemTime::now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn claimdb_tokens_show_the_sign_in_provider() {
+        let e = env();
+        let mint = |provider: Option<&str>| MintRequest {
+            uid: "bob".into(),
+            provider: provider.map(str::to_owned),
+            ..MintRequest::default()
+        };
+        let now = SystemTime::now();
+        let exchanged = e.sign_in.issuer.mint(&mint(Some("entra")), now).unwrap();
+        let direct = e.sign_in.issuer.mint(&mint(None), now).unwrap();
+        let who =
+            |t: &str| RequestContext::new("t").with_credential(Credential::Bearer(t.to_owned()));
+        let p = e
+            .engine
+            .authenticate(&who(&exchanged.token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.provider, "entra");
+        let p = e
+            .engine
+            .authenticate(&who(&direct.token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.provider, "claimdb");
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_removes_expired_sessions_only() {
+        let e = env();
+        let ident = SessionIdentity {
+            uid: "carol".into(),
+            ..SessionIdentity::default()
+        };
+        let old = SystemTime::now() - Duration::from_secs(400 * 24 * 3600);
+        e.sign_in.sessions.create(&ident, old).await.unwrap();
+        let live = e
+            .sign_in
+            .sessions
+            .create(&ident, SystemTime::now())
+            .await
+            .unwrap();
+        let (deleted, next) = e
+            .sign_in
+            .sweep(NS_SESSION, None, SystemTime::now())
+            .await
+            .unwrap();
+        assert_eq!((deleted, next), (1, None));
+        assert!(
+            e.sign_in
+                .sessions
+                .get(&live.id, SystemTime::now())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
