@@ -8,5 +8,6 @@ mod enforce;
 mod idp;
 mod migrate;
 mod multinode;
+mod multinode_enforce;
 mod pg;
 mod util;
