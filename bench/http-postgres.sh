@@ -4,7 +4,7 @@
 # each; the report sums their throughput). Uses a fresh schema, dropped at the end.
 # Usage: bench/http-postgres.sh
 #   (env: PG_URL=postgres://postgres@127.0.0.1:5432/test N=10000 DURATION=15s CONNS=32 THREADS=2
-#    PORT=18787 POOL=16)
+#    PORT=18787 POOL=16; BIN=path/to/claimdb benchmarks that binary instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -12,19 +12,25 @@ N=${N:-10000} DURATION=${DURATION:-15s} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 export N
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 2; }
 command -v psql >/dev/null || { echo "psql is required to drop the benchmark schema" >&2; exit 2; }
-cargo build --release --quiet -p claimdb
-BIN=${CARGO_TARGET_DIR:-target}/release/claimdb
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet -p claimdb
+  BIN=${CARGO_TARGET_DIR:-target}/release/claimdb
+fi
 WORK=$(mktemp -d)
 SCHEMA="claimdb_bench_$$"
 PIDS=""
 trap 'kill $PIDS 2>/dev/null || true; psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-export CLAIMDB_STORAGE=postgres CLAIMDB_POSTGRES_URL="$PG_URL" CLAIMDB_POSTGRES_SCHEMA="$SCHEMA" CLAIMDB_POSTGRES_POOL_SIZE="$POOL"
+export CLAIMDB_DATA_DIR="$WORK/data" CLAIMDB_STORAGE=postgres CLAIMDB_POSTGRES_URL="$PG_URL" CLAIMDB_POSTGRES_SCHEMA="$SCHEMA" CLAIMDB_POSTGRES_POOL_SIZE="$POOL"
 python3 - "$N" > "$WORK/seed.jsonl" <<'PY'
 import json, sys
 for i in range(1, int(sys.argv[1]) + 1):
     print(json.dumps({"path": f"bench/d{i}", "data": {"owner": f"u{i % 1000}", "n": i, "title": "benchmark document", "tags": ["a", "b"]}}))
 PY
 "$BIN" import "$WORK/seed.jsonl"
+# Storage and HTTP only: rules that allow everything, no providers (bench/auth.sh measures the
+# authorized path).
+printf '%s\n' "rules_version = '2';" 'service cloud.firestore { match /databases/{db}/documents { match /{d=**} { allow read, write: if true; } } }' > "$WORK/open.rules"
+export CLAIMDB_RULES="$WORK/open.rules"
 start_node() { # port
   CLAIMDB_LOG=warn "$BIN" serve --listen "127.0.0.1:$1" > "$WORK/server-$1.log" &
   PIDS="$PIDS $!"

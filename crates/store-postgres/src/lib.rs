@@ -4,10 +4,11 @@
 //!
 //! The semantics are the embedded backend's, from the same shared pieces: the planner
 //! ([`claimdb_store::query`]) chooses how to reach candidates and evaluates them, writes go
-//! through [`claimdb_store::apply_write`], index entries come from [`claimdb_store::index`]. Each
-//! commit is one PostgreSQL transaction that first takes the counter row (see `schema`), so
-//! commits from every node are serialized. Reads need no lock: a point read or a query is one
-//! statement, hence one snapshot.
+//! through [`claimdb_store::apply_write`], index entries come from [`claimdb_store::index`].
+//! Commits from every node are serialized by the counter row (see `schema`); on each node one
+//! task, the group committer (see `group`), applies all the commits queued at a moment as one
+//! PostgreSQL transaction, so they share one lock acquisition and one WAL flush. Reads need no
+//! lock: a point read or a query is one statement, hence one snapshot.
 //!
 //! Faults: while the server is down or restarting, calls fail with
 //! [`StoreError::Unavailable`] and the pool replaces dead connections by itself once it is back
@@ -26,6 +27,7 @@ mod read;
 mod schema;
 mod write;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -35,7 +37,8 @@ use claimdb_store::query::PreparedQuery;
 use claimdb_store::{
     CommitResult, Document, Query, ReadCheck, Record, RecordCondition, Store, StoreError, Write,
 };
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use error::Failure;
@@ -74,9 +77,11 @@ const ATTEMPTS: usize = 3;
 /// The PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
     pool: Pool,
-    sql: Sql,
+    sql: Arc<Sql>,
     options: PgOptions,
     closed: AtomicBool,
+    /// The group committer, which applies every commit.
+    committer: mpsc::Sender<group::Msg>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -153,11 +158,14 @@ impl PostgresStore {
             pool_size = options.pool_size,
             "PostgreSQL store ready"
         );
+        let sql = Arc::new(Sql::new(&schema));
+        let committer = group::Committer::spawn(pool.clone(), sql.clone(), options.clone());
         Ok(PostgresStore {
             pool,
-            sql: Sql::new(&schema),
+            sql,
             options,
             closed: AtomicBool::new(false),
+            committer,
         })
     }
 
@@ -167,15 +175,19 @@ impl PostgresStore {
     }
 
     /// A pooled connection, or why there is none.
-    async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
+    async fn client(&self) -> Result<Object, Failure> {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed().into());
         }
-        self.pool
-            .get()
-            .await
-            .map_err(|e| error::pool(e, self.options.pool_size, self.options.acquire_timeout))
+        pooled(&self.pool, &self.options).await
     }
+}
+
+/// A connection from `pool`, or why there is none.
+async fn pooled(pool: &Pool, options: &PgOptions) -> Result<Object, Failure> {
+    pool.get()
+        .await
+        .map_err(|e| error::pool(e, options.pool_size, options.acquire_timeout))
 }
 
 /// Runs `$body` (which uses the pooled connection `$c`) and runs it again on a fresh connection
@@ -206,6 +218,8 @@ macro_rules! with_retry {
         }
     }};
 }
+// After `with_retry`, which it uses.
+mod group;
 
 fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
@@ -277,7 +291,21 @@ impl Store for PostgresStore {
                 writes.len()
             )));
         }
-        with_retry!(self, c => write::commit(&mut c, &self.sql, &checks, &writes).await)
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = group::Job {
+            checks,
+            writes,
+            reply,
+        };
+        self.committer
+            .send(group::Msg::Commit(job))
+            .await
+            .map_err(|_| closed())?;
+        // No answer: the committer stopped (the store was closed) before reaching this commit.
+        answer.await.map_err(|_| closed())?
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {
@@ -303,9 +331,14 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        // Every acknowledged commit is already durable in PostgreSQL; in-flight calls finish on
-        // the connections they hold.
+        // New calls are refused from here on; commits already queued are finished (and so
+        // acknowledged, or refused, by the committer) before the pool closes. Other in-flight
+        // calls finish on the connections they hold.
         self.closed.store(true, Ordering::Release);
+        let (reply, done) = oneshot::channel();
+        if self.committer.send(group::Msg::Close(reply)).await.is_ok() {
+            let _ = done.await;
+        }
         self.pool.close();
         Ok(())
     }

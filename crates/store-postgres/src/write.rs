@@ -1,56 +1,75 @@
-//! Writes: commits, restores and system records. A commit or restore is one READ COMMITTED
-//! transaction that first updates the counter row in `meta` — taking its lock, which serializes
-//! every commit of every node — then reads the documents it touches (each later statement sees
-//! everything committed before the lock was granted), checks read checks and preconditions and
-//! applies the writes in memory through [`apply_write`], and stores the net change per document
-//! with a few array statements sent together. Records are single conditional statements.
+//! Writes: the pieces of a commit, restores and system records. A transaction that writes
+//! documents first updates the counter row in `meta` — taking its lock, which serializes every
+//! commit of every node — then reads the documents it touches (each later statement of a READ
+//! COMMITTED transaction sees everything committed before the lock was granted), applies commits
+//! in memory ([`apply_commit`]: read checks, preconditions, [`apply_write`]) and stores the net
+//! change per document with a few array statements sent together ([`NetChange`]). The group
+//! committer (`group`) runs many commits in one such transaction; [`commit`] runs one alone.
+//! Records are single conditional statements.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use claimdb_model::{DocPath, Timestamp};
 use claimdb_store::index::{self, IndexEntry};
 use claimdb_store::{
     CommitResult, Document, ReadCheck, RecordCondition, StoreError, Write, WriteResult, apply_write,
 };
-use deadpool_postgres::{Client, Transaction};
+use deadpool_postgres::{Client, GenericClient};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use crate::codec;
 use crate::error::Failure;
 use crate::schema::Sql;
 
 /// The documents a transaction touches: what each was at the start, and what it is now.
-struct Touched {
+#[derive(Default)]
+pub struct Touched {
+    /// The keys read from the database so far (whether or not a document was there).
+    loaded: HashSet<Vec<u8>>,
     before: HashMap<Vec<u8>, Document>,
     now: HashMap<Vec<u8>, Option<Document>>,
-    /// Touched paths in first-touch order, so statements are built deterministically.
+    /// Changed paths in first-change order, so statements are built deterministically.
     order: Vec<DocPath>,
 }
 
 impl Touched {
-    async fn load(
-        tx: &Transaction<'_>,
-        sql: &Sql,
-        paths: impl Iterator<Item = &DocPath>,
-    ) -> Result<Touched, Failure> {
-        let mut order = Vec::new();
-        let mut seen = BTreeSet::new();
+    /// The keys among `paths` not loaded yet, each once.
+    pub fn missing<'a>(&self, paths: impl Iterator<Item = &'a DocPath>) -> Vec<Vec<u8>> {
+        let mut keys = BTreeSet::new();
         for p in paths {
-            if seen.insert(p.sort_key()) {
-                order.push(p.clone());
+            let key = p.sort_key();
+            if !self.loaded.contains(&key) {
+                keys.insert(key);
             }
         }
-        let keys: Vec<Vec<u8>> = seen.into_iter().collect();
-        let stmt = tx.prepare_cached(&sql.get_many).await?;
-        let rows = tx.query(&stmt, &[&keys]).await?;
-        let mut before = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            before.insert(row.try_get(0)?, codec::read_document(row, 1)?);
+        keys.into_iter().collect()
+    }
+
+    /// Records what the database held at `keys`: `rows` are `get_many`'s answer for them.
+    pub fn loaded(&mut self, keys: Vec<Vec<u8>>, rows: &[Row]) -> Result<(), Failure> {
+        for row in rows {
+            self.before
+                .insert(row.try_get(0)?, codec::read_document(row, 1)?);
         }
-        Ok(Touched {
-            before,
-            now: HashMap::new(),
-            order,
-        })
+        self.loaded.extend(keys);
+        Ok(())
+    }
+
+    /// Loads the documents at `paths` that are not loaded yet, in one statement.
+    async fn load<'a>(
+        &mut self,
+        c: &impl GenericClient,
+        sql: &Sql,
+        paths: impl Iterator<Item = &'a DocPath>,
+    ) -> Result<(), Failure> {
+        let keys = self.missing(paths);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let stmt = c.prepare_cached(&sql.get_many).await?;
+        let rows = c.query(&stmt, &[&keys]).await?;
+        self.loaded(keys, &rows)
     }
 
     fn current(&self, key: &[u8]) -> Option<&Document> {
@@ -60,16 +79,17 @@ impl Touched {
         }
     }
 
-    /// Stores the net change of every touched document: index entries removed and added,
-    /// documents upserted and deleted, as four statements sent together.
-    async fn store(self, tx: &Transaction<'_>, sql: &Sql) -> Result<(), Failure> {
-        let mut idx_del: [Vec<Vec<u8>>; 4] = Default::default();
-        let mut idx_del_kind: Vec<i16> = Vec::new();
-        let mut idx_add: [Vec<Vec<u8>>; 4] = Default::default();
-        let mut idx_add_kind: Vec<i16> = Vec::new();
-        let mut idx_add_grp: Vec<String> = Vec::new();
-        let mut up = UpsertColumns::default();
-        let mut deleted: Vec<Vec<u8>> = Vec::new();
+    /// Sets what the document at `path` is now.
+    fn set(&mut self, path: &DocPath, key: Vec<u8>, doc: Option<Document>) {
+        if self.now.insert(key, doc).is_none() {
+            self.order.push(path.clone());
+        }
+    }
+
+    /// The net change of every touched document as statement parameters: index entries removed
+    /// and added, documents upserted and deleted.
+    pub fn net_change(&self) -> Result<NetChange, StoreError> {
+        let mut change = NetChange::default();
         for path in &self.order {
             let key = path.sort_key();
             let Some(now) = self.now.get(&key) else {
@@ -84,92 +104,124 @@ impl Touched {
                 .unwrap_or_default();
             let parent = path.parent().sort_key();
             for (field, kind, value) in old.difference(&new) {
-                idx_del[0].push(parent.clone());
-                idx_del[1].push(field.clone());
-                idx_del_kind.push(i16::from(*kind));
-                idx_del[2].push(value.clone());
-                idx_del[3].push(key.clone());
+                change.idx_del[0].push(parent.clone());
+                change.idx_del[1].push(field.clone());
+                change.idx_del_kind.push(i16::from(*kind));
+                change.idx_del[2].push(value.clone());
+                change.idx_del[3].push(key.clone());
             }
             for (field, kind, value) in new.difference(&old) {
-                idx_add[0].push(parent.clone());
-                idx_add[1].push(field.clone());
-                idx_add_kind.push(i16::from(*kind));
-                idx_add[2].push(value.clone());
-                idx_add[3].push(key.clone());
-                idx_add_grp.push(path.collection_id().to_owned());
+                change.idx_add[0].push(parent.clone());
+                change.idx_add[1].push(field.clone());
+                change.idx_add_kind.push(i16::from(*kind));
+                change.idx_add[2].push(value.clone());
+                change.idx_add[3].push(key.clone());
+                change.idx_add_grp.push(path.collection_id().to_owned());
             }
             match now {
-                Some(doc) => up.push(path, key, doc)?,
-                None if before.is_some() => deleted.push(key),
+                Some(doc) => change.up.push(path, key, doc)?,
+                None if before.is_some() => change.deleted.push(key),
                 None => {}
             }
         }
-        let del_idx = async {
-            if idx_del_kind.is_empty() {
-                return Ok(0);
+        Ok(change)
+    }
+}
+
+/// The net change of a transaction, as the parameters of at most four array statements.
+#[derive(Default)]
+pub struct NetChange {
+    idx_del: [Vec<Vec<u8>>; 4],
+    idx_del_kind: Vec<i16>,
+    idx_add: [Vec<Vec<u8>>; 4],
+    idx_add_kind: Vec<i16>,
+    idx_add_grp: Vec<String>,
+    up: UpsertColumns,
+    deleted: Vec<Vec<u8>>,
+}
+
+/// The prepared statements a [`NetChange`] needs (only those it needs).
+pub struct ChangeStatements {
+    idx_delete: Option<Statement>,
+    idx_insert: Option<Statement>,
+    doc_upsert: Option<Statement>,
+    doc_delete: Option<Statement>,
+}
+
+impl NetChange {
+    /// Prepares (or finds in the connection's cache) the statements [`NetChange::send`] runs.
+    /// Done before sending anything, so that `send`'s statements go out back to back, in order,
+    /// with nothing waited for in between.
+    pub async fn prepare(
+        &self,
+        c: &impl GenericClient,
+        sql: &Sql,
+    ) -> Result<ChangeStatements, tokio_postgres::Error> {
+        let prepare = async |needed: bool, text: &str| -> Result<Option<Statement>, _> {
+            if needed {
+                c.prepare_cached(text).await.map(Some)
+            } else {
+                Ok(None)
             }
-            let stmt = tx.prepare_cached(&sql.idx_delete).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &idx_del[0],
-                    &idx_del[1],
-                    &idx_del_kind,
-                    &idx_del[2],
-                    &idx_del[3],
-                ],
-            )
-            .await
         };
-        let add_idx = async {
-            if idx_add_kind.is_empty() {
-                return Ok(0);
+        Ok(ChangeStatements {
+            idx_delete: prepare(!self.idx_del_kind.is_empty(), &sql.idx_delete).await?,
+            idx_insert: prepare(!self.idx_add_kind.is_empty(), &sql.idx_insert).await?,
+            doc_upsert: prepare(!self.up.key.is_empty(), &sql.doc_upsert).await?,
+            doc_delete: prepare(!self.deleted.is_empty(), &sql.doc_delete).await?,
+        })
+    }
+
+    /// Runs the statements, sent back to back on the one connection (pipelined) and applied in
+    /// this order; the first error if any failed.
+    pub async fn send(
+        &self,
+        c: &impl GenericClient,
+        stmts: &ChangeStatements,
+    ) -> Result<(), tokio_postgres::Error> {
+        let run = async |stmt: &Option<Statement>,
+                         params: &[&(dyn ToSql + Sync)]|
+               -> Result<u64, tokio_postgres::Error> {
+            match stmt {
+                Some(stmt) => c.execute(stmt, params).await,
+                None => Ok(0),
             }
-            let stmt = tx.prepare_cached(&sql.idx_insert).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &idx_add[0],
-                    &idx_add[1],
-                    &idx_add_kind,
-                    &idx_add[2],
-                    &idx_add[3],
-                    &idx_add_grp,
-                ],
-            )
-            .await
         };
-        let upsert = async {
-            if up.key.is_empty() {
-                return Ok(0);
-            }
-            let stmt = tx.prepare_cached(&sql.doc_upsert).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &up.key,
-                    &up.parent,
-                    &up.grp,
-                    &up.path,
-                    &up.data,
-                    &up.exact,
-                    &up.create_us,
-                    &up.update_us,
-                    &up.version,
-                ],
-            )
-            .await
-        };
-        let delete = async {
-            if deleted.is_empty() {
-                return Ok(0);
-            }
-            let stmt = tx.prepare_cached(&sql.doc_delete).await?;
-            tx.execute(&stmt, &[&deleted]).await
-        };
-        // Sent back to back on the one connection (pipelined), applied in this order.
-        tokio::try_join!(del_idx, add_idx, upsert, delete)?;
-        Ok(())
+        let idx_del: [&(dyn ToSql + Sync); 5] = [
+            &self.idx_del[0],
+            &self.idx_del[1],
+            &self.idx_del_kind,
+            &self.idx_del[2],
+            &self.idx_del[3],
+        ];
+        let idx_add: [&(dyn ToSql + Sync); 6] = [
+            &self.idx_add[0],
+            &self.idx_add[1],
+            &self.idx_add_kind,
+            &self.idx_add[2],
+            &self.idx_add[3],
+            &self.idx_add_grp,
+        ];
+        let up: [&(dyn ToSql + Sync); 9] = [
+            &self.up.key,
+            &self.up.parent,
+            &self.up.grp,
+            &self.up.path,
+            &self.up.data,
+            &self.up.exact,
+            &self.up.create_us,
+            &self.up.update_us,
+            &self.up.version,
+        ];
+        let deleted: [&(dyn ToSql + Sync); 1] = [&self.deleted];
+        let (a, b, u, d) = tokio::join!(
+            biased;
+            run(&stmts.idx_delete, &idx_del),
+            run(&stmts.idx_insert, &idx_add),
+            run(&stmts.doc_upsert, &up),
+            run(&stmts.doc_delete, &deleted),
+        );
+        a.and(b).and(u).and(d).map(|_| ())
     }
 }
 
@@ -211,40 +263,47 @@ fn stored_version(path: &DocPath, version: u64) -> Result<i64, StoreError> {
     })
 }
 
-pub async fn commit(
-    c: &mut Client,
-    sql: &Sql,
+/// What a commit stamps on the documents it writes: its version and commit time.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub version: u64,
+    pub time: Timestamp,
+}
+
+impl Stamp {
+    /// The stamp in a row of the counter statements (`version`, `commit_us`).
+    pub fn from_row(row: &Row) -> Result<Stamp, Failure> {
+        let version: i64 = row.try_get(0)?;
+        let commit_us: i64 = row.try_get(1)?;
+        Ok(Stamp {
+            version: u64::try_from(version)
+                .map_err(|_| StoreError::Internal("negative version counter".into()))?,
+            time: Timestamp::from_micros(commit_us)
+                .map_err(|e| StoreError::Internal(format!("commit clock: {e}")))?,
+        })
+    }
+}
+
+/// Applies one commit to `touched` in memory, every document it names being loaded: checks its
+/// read checks, then applies its writes in order. All or nothing: on an error `touched` is as
+/// before.
+pub fn apply_commit(
+    touched: &mut Touched,
     checks: &[ReadCheck],
     writes: &[Write],
-) -> Result<CommitResult, Failure> {
-    let tx = c.transaction().await?;
-    let bump = tx.prepare_cached(&sql.bump).await?;
-    let row = tx.query_one(&bump, &[]).await?;
-    let version: i64 = row.try_get(0)?;
-    let commit_us: i64 = row.try_get(1)?;
-    let version = u64::try_from(version)
-        .map_err(|_| StoreError::Internal("negative version counter".into()))?;
-    let now = Timestamp::from_micros(commit_us)
-        .map_err(|e| StoreError::Internal(format!("commit clock: {e}")))?;
-    let mut touched = Touched::load(
-        &tx,
-        sql,
-        checks
-            .iter()
-            .map(|c| &c.path)
-            .chain(writes.iter().map(|w| &w.path)),
-    )
-    .await?;
+    stamp: Stamp,
+) -> Result<CommitResult, StoreError> {
     for check in checks {
         let current = touched.current(&check.path.sort_key()).map(|d| d.version);
         if current != check.version {
             return Err(StoreError::Aborted(format!(
                 "{} changed while the request was being decided",
                 check.path
-            ))
-            .into());
+            )));
         }
     }
+    // This commit's changes, kept apart until every write has applied.
+    let mut mine: HashMap<Vec<u8>, Option<Document>> = HashMap::new();
     let mut results = Vec::with_capacity(writes.len());
     for (i, write) in writes.iter().enumerate() {
         let at = |e: StoreError| {
@@ -259,25 +318,62 @@ pub async fn commit(
             }
         };
         let key = write.path.sort_key();
-        let current = touched.current(&key).cloned();
-        let new = apply_write(current.as_ref(), write, now, version).map_err(at)?;
+        let current = match mine.get(&key) {
+            Some(doc) => doc.clone(),
+            None => touched.current(&key).cloned(),
+        };
+        let new = apply_write(current.as_ref(), write, stamp.time, stamp.version).map_err(at)?;
         if let Some(doc) = &new {
             stored_version(&doc.path, doc.version).map_err(at)?;
         }
-        touched.now.insert(key, new.clone());
+        mine.insert(key, new.clone());
         results.push(WriteResult {
             path: write.path.clone(),
             document: new,
             existed: current.is_some(),
         });
     }
-    touched.store(&tx, sql).await?;
-    tx.commit().await.map_err(Failure::maybe_applied)?;
+    for write in writes {
+        let key = write.path.sort_key();
+        if let Some(doc) = mine.remove(&key) {
+            touched.set(&write.path, key, doc);
+        }
+    }
     Ok(CommitResult {
-        commit_time: now,
-        version,
+        commit_time: stamp.time,
+        version: stamp.version,
         results,
     })
+}
+
+/// Applies one commit in a transaction of its own (the group committer's fallback, see
+/// `group`): takes the counter row, loads, checks and applies in memory, stores.
+pub async fn commit(
+    c: &mut Client,
+    sql: &Sql,
+    checks: &[ReadCheck],
+    writes: &[Write],
+) -> Result<CommitResult, Failure> {
+    let tx = c.transaction().await?;
+    let bump = tx.prepare_cached(&sql.bump).await?;
+    let stamp = Stamp::from_row(&tx.query_one(&bump, &[]).await?)?;
+    let mut touched = Touched::default();
+    touched
+        .load(
+            &tx,
+            sql,
+            checks
+                .iter()
+                .map(|c| &c.path)
+                .chain(writes.iter().map(|w| &w.path)),
+        )
+        .await?;
+    let result = apply_commit(&mut touched, checks, writes, stamp)?;
+    let change = touched.net_change()?;
+    let stmts = change.prepare(&tx, sql).await?;
+    change.send(&tx, &stmts).await?;
+    tx.commit().await.map_err(Failure::maybe_applied)?;
+    Ok(result)
 }
 
 pub async fn restore(c: &mut Client, sql: &Sql, documents: &[Document]) -> Result<(), Failure> {
@@ -290,11 +386,16 @@ pub async fn restore(c: &mut Client, sql: &Sql, documents: &[Document]) -> Resul
     let tx = c.transaction().await?;
     let raise = tx.prepare_cached(&sql.raise_counters).await?;
     tx.execute(&raise, &[&max_version, &max_us]).await?;
-    let mut touched = Touched::load(&tx, sql, documents.iter().map(|d| &d.path)).await?;
+    let mut touched = Touched::default();
+    touched
+        .load(&tx, sql, documents.iter().map(|d| &d.path))
+        .await?;
     for doc in documents {
-        touched.now.insert(doc.path.sort_key(), Some(doc.clone()));
+        touched.set(&doc.path, doc.path.sort_key(), Some(doc.clone()));
     }
-    touched.store(&tx, sql).await?;
+    let change = touched.net_change()?;
+    let stmts = change.prepare(&tx, sql).await?;
+    change.send(&tx, &stmts).await?;
     tx.commit().await.map_err(Failure::maybe_applied)?;
     Ok(())
 }

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use crate::idp::{AUDIENCE, ISSUER, Idp, Key, claims};
 use crate::util::{Server, request};
 
-const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef";
+pub(crate) const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef";
 
-const RULES: &str = r#"rules_version = '2';
+pub(crate) const RULES: &str = r#"rules_version = '2';
 service cloud.firestore {
   match /databases/{database}/documents {
     match /movies/{id} {
@@ -50,7 +50,7 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-fn config(dir: &Path, idp: &Idp, rules: &Path) -> std::path::PathBuf {
+pub(crate) fn config(dir: &Path, idp: &Idp, rules: &Path) -> std::path::PathBuf {
     let text = format!(
         r#"rules = "{rules}"
 admin_key = "{ADMIN_KEY}"

@@ -9,6 +9,7 @@ mod enforce;
 mod idp;
 mod migrate;
 mod multinode;
+mod multinode_enforce;
 mod pg;
 mod signin;
 mod util;

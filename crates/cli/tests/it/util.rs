@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_claimdb");
@@ -15,6 +16,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    /// What the server printed on stdout after its first line.
+    printed: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -86,11 +89,37 @@ impl Server {
             .unwrap_or_else(|| panic!("unexpected first line: {first}"))
             .to_string();
         // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        let keep = printed.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
         Server {
             child,
             base: addr,
             data_dir: data_dir.to_path_buf(),
+            printed,
+        }
+    }
+
+    /// The lines printed on stdout after the first, so far.
+    pub fn printed(&self) -> Vec<String> {
+        self.printed.lock().unwrap().clone()
+    }
+
+    /// Waits (a few seconds at most) for a printed line starting with `prefix`.
+    pub fn wait_printed(&self, prefix: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(line) = self.printed().into_iter().find(|l| l.starts_with(prefix)) {
+                return Some(line);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,5 +1,6 @@
 //! Integration tests of the PostgreSQL backend: the backend-independent conformance suite, and
-//! faults (a server restarting under load, an exhausted pool) on a throwaway cluster.
+//! faults (a server restarting under load, an exhausted pool) on a throwaway cluster, and group
+//! commit.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,4 +10,5 @@
 
 mod conformance;
 mod faults;
+mod group;
 mod support;
