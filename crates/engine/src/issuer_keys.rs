@@ -118,6 +118,28 @@ impl StoreKeyStorage {
         }
     }
 
+    /// Copies the key file of `other` (e.g. the `DirKeyStorage` a node used before its keys
+    /// moved into the database) into the store if the store holds none yet, under the lock, so
+    /// tokens signed with those keys stay valid. Returns whether it copied. With several nodes
+    /// adopting at once, the first one's file wins and the others keep it.
+    pub fn adopt(&self, other: &dyn KeyStorage) -> Result<bool, IssuerError> {
+        if self.load()?.is_some() {
+            return Ok(false);
+        }
+        let Some(content) = other.load()? else {
+            return Ok(false);
+        };
+        let mut copied = false;
+        self.locked(&mut || {
+            if self.load()?.is_none() {
+                self.save(&content)?;
+                copied = true;
+            }
+            Ok(())
+        })?;
+        Ok(copied)
+    }
+
     fn lease(&self) -> Result<String, IssuerError> {
         let until = SystemTime::now() + LEASE;
         let until_us = until
@@ -393,6 +415,40 @@ mod tests {
             })
             .unwrap();
         assert_eq!(loaded.unwrap(), None);
+    }
+
+    /// A node's key file from disk moves into an empty store, keeping its key; a store that
+    /// already has keys keeps them.
+    #[test]
+    fn adopting_a_local_key_file_keeps_its_keys() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        let local =
+            Arc::new(claimdb_identity::DirKeyStorage::open(dir.path().join("issuer")).unwrap());
+        let shared = Arc::new(StoreKeyStorage::new(store, rt.handle().clone()));
+        let t0 = SystemTime::now();
+        rt.block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                // Nothing to adopt yet.
+                assert!(!shared.adopt(local.as_ref()).unwrap());
+                let old = active(&Issuer::open(config(), local.clone(), t0).unwrap());
+                assert!(shared.adopt(local.as_ref()).unwrap());
+                let node = Issuer::open(config(), shared.clone(), t0).unwrap();
+                assert_eq!(active(&node), old);
+                // Once the store has keys, another local file does not replace them.
+                let other_dir = tempfile::tempdir().unwrap();
+                let other = Arc::new(
+                    claimdb_identity::DirKeyStorage::open(other_dir.path().join("issuer")).unwrap(),
+                );
+                Issuer::open(config(), other.clone(), t0).unwrap();
+                assert!(!shared.adopt(other.as_ref()).unwrap());
+                let node = Issuer::open(config(), shared, t0).unwrap();
+                assert_eq!(active(&node), old);
+            })
+            .await
+            .unwrap();
+        });
     }
 
     #[test]
