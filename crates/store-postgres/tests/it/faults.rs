@@ -1,6 +1,6 @@
-//! Faults: PostgreSQL restarting under load (on a throwaway cluster of our own, never the
-//! machine's shared server), an exhausted connection pool, and nodes migrating one schema at
-//! once.
+//! Faults: PostgreSQL restarting under load and connections killed while idle (on a throwaway
+//! cluster of our own, never the machine's shared server), an exhausted connection pool, and
+//! nodes migrating one schema at once.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
