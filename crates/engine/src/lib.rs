@@ -18,6 +18,7 @@ mod engine;
 mod error;
 pub mod identity_store;
 mod ids;
+pub mod issuer_keys;
 mod list;
 mod query;
 pub mod signin;

@@ -21,14 +21,16 @@
 //! one commit at a time — a savepoint per commit would not help either, since after the first
 //! error the server ignores everything up to the rollback, and waiting for each savepoint's
 //! answer would cost a round trip per commit under the lock — so the transaction is rolled back
-//! as a whole and its commits are run again one at a time, each in its own transaction
-//! ([`write::commit`]), so the failing one gets its own error and the others succeed.
+//! as a whole and its commits are run again in halves, recursively, until the commit it refuses is alone; that
+//! one runs in its own transaction ([`write::commit`]) and gets its own error, the others go
+//! through in groups (about two transactions per halving rather than one per commit).
 //!
 //! Replies wait for the group's outcome: nothing is acknowledged before COMMIT returned, and a
 //! group that fails in a way that certainly changed nothing (a connection found dead) is run
 //! again on a fresh connection like a lone commit would be. A group whose COMMIT may or may not
 //! have reached the server fails every commit in it with `Unavailable`, saying so.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -96,7 +98,7 @@ enum Outcome {
     },
     /// The group failed as a whole: run it again if `retry` allows, else every commit fails.
     Failed(Failure),
-    /// PostgreSQL refused the group's net change, so nothing was applied: run each commit alone.
+    /// PostgreSQL refused the group's net change, so nothing was applied: halve the group.
     Isolate(StoreError),
 }
 
@@ -126,7 +128,7 @@ impl Committer {
             }
             self.take(&mut jobs);
             if !jobs.is_empty() {
-                self.run_group(jobs).await;
+                self.commit_jobs(jobs).await;
             }
             if let Some(reply) = self.closing.take() {
                 // Commits queued after the close are dropped with the receiver: their callers
@@ -162,21 +164,54 @@ impl Committer {
         pooled(&self.pool, &self.options).await
     }
 
+    /// Commits `jobs` (and the commits that join them) and replies to each. When PostgreSQL
+    /// refuses a group's changes, the group is halved until the commit it refuses is alone, so
+    /// that commit fails with its own error at the cost of about two transactions per halving,
+    /// and every other commit goes through in a group.
+    async fn commit_jobs(&mut self, jobs: Vec<Job>) {
+        let Some(refused) = self.run_group(jobs, true).await else {
+            return;
+        };
+        // Parts in queue order, each with whether PostgreSQL already refused it as a whole.
+        let mut parts = VecDeque::from([(refused, true)]);
+        while let Some((part, refused)) = parts.pop_front() {
+            if !refused {
+                if let Some(part) = self.run_group(part, false).await {
+                    parts.push_front((part, true));
+                }
+                continue;
+            }
+            if part.len() <= 1 {
+                for job in part {
+                    let result = with_retry!(self, c => write::commit(&mut c, &self.sql, &job.checks, &job.writes).await);
+                    let _ = job.reply.send(result);
+                }
+                continue;
+            }
+            let mut first = part;
+            let second = first.split_off(first.len() / 2);
+            parts.push_front((second, false));
+            parts.push_front((first, false));
+        }
+    }
+
     /// Commits `jobs` as one group (again on a fresh connection after a failure that changed
-    /// nothing), and replies to each.
-    async fn run_group(&mut self, mut jobs: Vec<Job>) {
+    /// nothing; taking in commits that arrive meanwhile if `join`) and replies to each — unless
+    /// PostgreSQL refused the group's changes, which changed nothing: then they are returned,
+    /// unanswered.
+    async fn run_group(&mut self, mut jobs: Vec<Job>, join: bool) -> Option<Vec<Job>> {
         let mut attempt = 1;
         loop {
             let mut client = match self.client().await {
                 Ok(c) => c,
                 Err(f) => {
                     // Commits queued meanwhile would wait as long again for nothing.
-                    while self.closing.is_none() && self.take(&mut jobs) > 0 {}
+                    while join && self.closing.is_none() && self.take(&mut jobs) > 0 {}
                     reply_all(jobs, &f.error);
-                    return;
+                    return None;
                 }
             };
-            match self.attempt(&mut client, &mut jobs).await {
+            match self.attempt(&mut client, &mut jobs, join).await {
                 Outcome::Done { results, clean } => {
                     if !clean {
                         let _ = Object::take(client);
@@ -184,7 +219,7 @@ impl Committer {
                     for (job, result) in jobs.into_iter().zip(results) {
                         let _ = job.reply.send(result);
                     }
-                    return;
+                    return None;
                 }
                 Outcome::Failed(f) => {
                     // Its transaction state is unknown: never hand it back to the pool (closing
@@ -196,27 +231,24 @@ impl Committer {
                         continue;
                     }
                     reply_all(jobs, &f.error);
-                    return;
+                    return None;
                 }
                 Outcome::Isolate(e) => {
                     let _ = Object::take(client);
                     tracing::debug!(
                         commits = jobs.len(),
                         error = %e,
-                        "PostgreSQL refused a commit group's changes; committing them one at a time"
+                        "PostgreSQL refused a commit group's changes; halving it"
                     );
-                    for job in jobs {
-                        let result = with_retry!(self, c => write::commit(&mut c, &self.sql, &job.checks, &job.writes).await);
-                        let _ = job.reply.send(result);
-                    }
-                    return;
+                    return Some(jobs);
                 }
             }
         }
     }
 
-    /// One attempt at committing `jobs` (and the commits that join while it holds the lock).
-    async fn attempt(&mut self, c: &mut Object, jobs: &mut Vec<Job>) -> Outcome {
+    /// One attempt at committing `jobs` (and, if `join`, the commits that arrive while it holds
+    /// the lock).
+    async fn attempt(&mut self, c: &mut Object, jobs: &mut Vec<Job>, join: bool) -> Outcome {
         let sql = self.sql.clone();
         let prepared = async {
             Ok::<_, tokio_postgres::Error>((
@@ -269,7 +301,7 @@ impl Committer {
                 });
                 results.push(result);
             }
-            if rounds >= MAX_ROUNDS || self.take(jobs) == 0 {
+            if !join || rounds >= MAX_ROUNDS || self.take(jobs) == 0 {
                 break;
             }
             rounds += 1;

@@ -1,6 +1,6 @@
-//! Faults: PostgreSQL restarting under load (on a throwaway cluster of our own, never the
-//! machine's shared server), an exhausted connection pool, and nodes migrating one schema at
-//! once.
+//! Faults: PostgreSQL restarting under load and connections killed while idle (on a throwaway
+//! cluster of our own, never the machine's shared server), an exhausted connection pool, and
+//! nodes migrating one schema at once.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -390,4 +390,67 @@ async fn nodes_starting_together_migrate_once() {
     );
     drop(client);
     let _ = driver.await;
+}
+
+/// Connections that died while idle in the pool (here: terminated by the server) are replaced
+/// without the caller seeing an error: a group of commits that meets a dead connection before
+/// sending anything that could apply is run again on a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_while_idle_are_replaced_without_an_error() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let options = PgOptions {
+        pool_size: 4,
+        acquire_timeout: Duration::from_secs(5),
+        schema: None,
+    };
+    let store = Arc::new(
+        PostgresStore::connect(&cluster.url(), options)
+            .await
+            .unwrap(),
+    );
+    // Fill the pool with idle connections.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move { store.commit(vec![set(&format!("idle/a{i}"), i)]).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let (admin, conn) = tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'claimdb') t",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "no claimdb connection to kill");
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move { store.commit(vec![set(&format!("idle/b{i}"), i)]).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    for i in 0..8 {
+        assert!(
+            store
+                .get(&DocPath::parse(&format!("idle/b{i}")).unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    drop(admin);
+    let _ = driver.await;
+    store.close().await.unwrap();
+    cluster.crash();
 }
