@@ -6,6 +6,7 @@ mod audit;
 mod config;
 mod export;
 mod import;
+mod issuer_keys;
 mod jsonl;
 mod migrate;
 mod rules;

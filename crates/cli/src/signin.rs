@@ -14,8 +14,8 @@ use claimdb_engine::identity_store::{StoreKeyPersistence, StoreRecords};
 use claimdb_identity::io::SystemClock;
 use claimdb_identity::issuer::ISSUER_PROVIDER_NAME;
 use claimdb_identity::{
-    CustomTokens, DirKeyStorage, HttpFetcher, Issuer, LoginClient, LoginDeps, Records,
-    RefreshTokens, TokenService, Verifier, VerifierDeps, validate_providers,
+    CustomTokens, HttpFetcher, LoginClient, LoginDeps, Records, RefreshTokens, TokenService,
+    Verifier, VerifierDeps, validate_providers,
 };
 use claimdb_store::Store;
 
@@ -42,11 +42,12 @@ pub fn build(
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<Identity> {
     let issuer_config = config.issuer_at(bound)?;
-    let dir = config.data_dir.join("issuer");
-    let storage = DirKeyStorage::open(&dir)
-        .with_context(|| format!("cannot open the issuer key directory {}", dir.display()))?;
-    let issuer = Issuer::open(issuer_config, Arc::new(storage), SystemTime::now())
-        .context("cannot load or create the issuer keys")?;
+    // With PostgreSQL the key ring is in the database (shared by every node); reading it blocks
+    // on the store, which `serve`'s multi-threaded runtime allows here.
+    let handle = tokio::runtime::Handle::current();
+    let issuer = tokio::task::block_in_place(|| {
+        crate::issuer_keys::open_issuer(config, issuer_config, Some((store, handle)))
+    })?;
     let fetcher = Arc::new(
         HttpFetcher::new(Duration::from_millis(config.key_cache.fetch_timeout_ms))
             .context("HTTP client")?,

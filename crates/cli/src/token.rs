@@ -15,9 +15,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
 use claimdb_identity::issuer::parse_ttl;
-use claimdb_identity::signing::KEY_FILE;
 use claimdb_identity::{
-    DirKeyStorage, HttpFetcher, Issuer, IssuerError, MintRequest, Verifier, VerifierDeps, inspect,
+    HttpFetcher, Issuer, IssuerError, MintRequest, Verifier, VerifierDeps, inspect,
     validate_providers,
 };
 
@@ -33,14 +32,14 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
     } else {
         token.to_string()
     };
-    // claimdb's own issuer joins the providers when its key file exists (never created here).
-    let issuer_dir = issuer_dir(&config);
-    let issuer = if issuer_dir.join(KEY_FILE).exists() {
-        let storage = DirKeyStorage::open(&issuer_dir).context("cannot open the issuer keys")?;
-        Some(
-            Issuer::open(config.issuer.clone(), Arc::new(storage), SystemTime::now())
-                .context("cannot load the issuer keys")?,
-        )
+    // claimdb's own issuer joins the providers when it has keys (never created here).
+    let keys = KeyStore::open(&config)?;
+    let issuer = if crate::issuer_keys::has_keys(&config, keys.as_ref().map(KeyStore::parts))? {
+        Some(crate::issuer_keys::open_issuer(
+            &config,
+            config.issuer.clone(),
+            keys.as_ref().map(KeyStore::parts),
+        )?)
     } else {
         None
     };
@@ -79,17 +78,38 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
     ))
 }
 
-/// `<data_dir>/issuer`: claimdb's signing keys.
-pub fn issuer_dir(config: &crate::config::Config) -> std::path::PathBuf {
-    config.data_dir.join("issuer")
+/// The database and the runtime it runs on, when the issuer keys live in it (PostgreSQL).
+struct KeyStore {
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn claimdb_store::Store>,
 }
 
-fn open_issuer(config: &crate::config::Config) -> anyhow::Result<Arc<Issuer>> {
-    let dir = issuer_dir(config);
-    let storage = DirKeyStorage::open(&dir)
-        .with_context(|| format!("cannot open the issuer key directory {}", dir.display()))?;
-    Issuer::open(config.issuer.clone(), Arc::new(storage), SystemTime::now())
-        .context("cannot load or create the issuer keys")
+impl KeyStore {
+    fn open(config: &crate::config::Config) -> anyhow::Result<Option<KeyStore>> {
+        match config.storage {
+            crate::storage::Storage::Postgres(_) => {
+                let rt = runtime()?;
+                let store = rt.block_on(config.storage.open())?;
+                Ok(Some(KeyStore { rt, store }))
+            }
+            crate::storage::Storage::Sqlite { .. } => Ok(None),
+        }
+    }
+
+    fn parts(&self) -> (&Arc<dyn claimdb_store::Store>, tokio::runtime::Handle) {
+        (&self.store, self.rt.handle().clone())
+    }
+}
+
+/// The issuer over the configured key storage (and the database handle keeping it usable).
+fn open_issuer(config: &crate::config::Config) -> anyhow::Result<(Arc<Issuer>, Option<KeyStore>)> {
+    let keys = KeyStore::open(config)?;
+    let issuer = crate::issuer_keys::open_issuer(
+        config,
+        config.issuer.clone(),
+        keys.as_ref().map(KeyStore::parts),
+    )?;
+    Ok((issuer, keys))
 }
 
 pub fn mint_command(
@@ -112,7 +132,7 @@ pub fn mint_command(
         .transpose()
         .map_err(anyhow::Error::msg)
         .context("invalid --ttl")?;
-    let issuer = open_issuer(&config)?;
+    let (issuer, _keys) = open_issuer(&config)?;
     let request = MintRequest {
         uid: uid.to_owned(),
         claims,
@@ -136,7 +156,7 @@ pub fn mint_command(
 
 pub fn rotate_command(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
-    let issuer = open_issuer(&config)?;
+    let (issuer, _keys) = open_issuer(&config)?;
     let kid = issuer
         .rotate(SystemTime::now())
         .context("cannot rotate the issuer keys")?;

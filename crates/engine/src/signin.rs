@@ -92,8 +92,23 @@ impl SignIn {
             }
             Err(_) => false,
         };
-        if due && let Err(e) = claimdb_identity::LocalKeySource::reload(&*self.issuer) {
-            tracing::warn!(error = %e, "re-reading the issuer key file failed; serving the keys in memory");
+        if !due {
+            return;
+        }
+        // Reading the key ring blocks (a file, or the database's records with PostgreSQL): do
+        // it on a blocking thread; this request serves the keys in memory, later ones the
+        // reloaded ring.
+        let issuer = Arc::clone(&self.issuer);
+        let reload = move || {
+            if let Err(e) = claimdb_identity::LocalKeySource::reload(&*issuer) {
+                tracing::warn!(error = %e, "re-reading the issuer key file failed; serving the keys in memory");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(reload);
+            }
+            Err(_) => reload(),
         }
     }
 

@@ -1,0 +1,74 @@
+//! Where claimdb's own signing keys live: with the embedded store, in `<data_dir>/issuer` (key
+//! files, owner-only); with PostgreSQL, in the database's system records, so every node signs
+//! with, publishes and rotates one key ring (a key ring found in the data directory is adopted
+//! into an empty database, so tokens it signed stay valid).
+//!
+//! Every function here blocks on the store: call it from a thread that may block (the main
+//! thread of a CLI command, or inside `block_in_place` / `spawn_blocking` in the server).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use claimdb_engine::issuer_keys::StoreKeyStorage;
+use claimdb_identity::signing::KEY_FILE;
+use claimdb_identity::{DirKeyStorage, Issuer, IssuerConfig, KeyStorage};
+use claimdb_store::Store;
+use tokio::runtime::Handle;
+
+use crate::config::Config;
+use crate::storage::Storage;
+
+/// The key storage for this configuration; `store` (with the runtime it runs on) is used when
+/// the storage is PostgreSQL.
+pub fn key_storage(
+    config: &Config,
+    store: Option<(&Arc<dyn Store>, Handle)>,
+) -> anyhow::Result<Arc<dyn KeyStorage>> {
+    let dir = config.data_dir.join("issuer");
+    match (&config.storage, store) {
+        (Storage::Postgres(_), Some((store, handle))) => {
+            let shared = StoreKeyStorage::new(store.clone(), handle);
+            if dir.join(KEY_FILE).exists() {
+                let local = DirKeyStorage::open(&dir).with_context(|| {
+                    format!("cannot open the issuer key directory {}", dir.display())
+                })?;
+                if shared
+                    .adopt(&local)
+                    .context("cannot move the issuer keys into the database")?
+                {
+                    tracing::info!(dir = %dir.display(), "adopted the local issuer keys into the database");
+                }
+            }
+            Ok(Arc::new(shared))
+        }
+        _ => Ok(Arc::new(DirKeyStorage::open(&dir).with_context(|| {
+            format!("cannot open the issuer key directory {}", dir.display())
+        })?)),
+    }
+}
+
+/// Opens (creating keys if there are none) claimdb's issuer over [`key_storage`].
+pub fn open_issuer(
+    config: &Config,
+    issuer: IssuerConfig,
+    store: Option<(&Arc<dyn Store>, Handle)>,
+) -> anyhow::Result<Arc<Issuer>> {
+    let storage = key_storage(config, store)?;
+    Issuer::open(issuer, storage, SystemTime::now())
+        .context("cannot load or create the issuer keys")
+}
+
+/// Whether the configured key storage holds any keys yet (without creating any).
+pub fn has_keys(config: &Config, store: Option<(&Arc<dyn Store>, Handle)>) -> anyhow::Result<bool> {
+    match (&config.storage, store) {
+        (Storage::Postgres(_), Some((store, handle))) => {
+            Ok(StoreKeyStorage::new(store.clone(), handle)
+                .load()
+                .context("cannot read the issuer keys from the database")?
+                .is_some()
+                || config.data_dir.join("issuer").join(KEY_FILE).exists())
+        }
+        _ => Ok(config.data_dir.join("issuer").join(KEY_FILE).exists()),
+    }
+}
