@@ -191,23 +191,16 @@ impl AdminKey {
     fn sha256(&self) -> [u8; 32] {
         match self {
             AdminKey::Configured(h) | AdminKey::Stored(h) => *h,
-            AdminKey::Created(key) => sha256(key),
+            AdminKey::Created(key) => claimdb_identity::sha256(key),
         }
     }
-}
-
-fn sha256(text: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 /// The configured admin key; else the stored hash of the generated one; else a new key,
 /// created now, stored only as its hash and shown once.
 async fn admin_key(store: &Arc<dyn Store>, configured: Option<&str>) -> anyhow::Result<AdminKey> {
     if let Some(key) = configured {
-        return Ok(AdminKey::Configured(sha256(key)));
+        return Ok(AdminKey::Configured(claimdb_identity::sha256(key)));
     }
     let (ns, name) = ADMIN_KEY_RECORD;
     let parse = |hex: &str| -> anyhow::Result<[u8; 32]> {
@@ -226,7 +219,10 @@ async fn admin_key(store: &Arc<dyn Store>, configured: Option<&str>) -> anyhow::
     let mut raw = [0u8; 32];
     rand::fill(&mut raw);
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let hex: String = sha256(&key).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = claimdb_identity::sha256(&key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if store
         .put_record(ns, name, Some(hex), RecordCondition::Absent)
         .await?

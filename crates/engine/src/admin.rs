@@ -1,9 +1,7 @@
 //! The admin operations (users, custom claims, revocation, rules, explain) and `/v1/me`. Each
 //! admin operation first checks the admin condition ([`Engine::authorize_admin`]).
 
-use std::time::SystemTime;
-
-use claimdb_rules::{Method, Prefetch, Ruleset, TestCase};
+use claimdb_rules::{Method, Ruleset, TestCase};
 use serde_json::{Map, Value as Json, json};
 
 use crate::auth::Principal;
@@ -113,7 +111,7 @@ impl Engine {
     /// Returns the new `tokens_valid_after` in Unix seconds.
     pub async fn admin_revoke(&self, ctx: &RequestContext, uid: &str) -> Result<i64, EngineError> {
         self.authorize_admin(ctx).await?;
-        let now = users::unix(SystemTime::now());
+        let now = users::unix_now();
         users::modify(&**self.store(), uid, |r| {
             r.tokens_valid_after = Some(r.tokens_valid_after.map_or(now, |t| t.max(now)));
             true
@@ -199,10 +197,7 @@ impl Engine {
             Some(r) => (r, "request"),
             None => (&active.ruleset, active.origin.as_str()),
         };
-        let mut loaded = Loaded {
-            prefetch: Prefetch::new(),
-            checks: Vec::new(),
-        };
+        let mut loaded = Loaded::default();
         for (path, doc) in &case.existing {
             loaded.prefetch.insert(path.clone(), Some(doc.clone()));
         }

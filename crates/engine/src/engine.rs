@@ -203,20 +203,14 @@ impl Engine {
             Some(r) => (r.custom_claims, r.tokens_valid_after),
             None => (Default::default(), None),
         };
-        if let Some(valid_after) = valid_after {
-            // A token without `iat` cannot prove it was issued after the revocation.
-            if verified.iat.is_none_or(|iat| iat < valid_after) {
-                let e = claimdb_identity::VerifyError::Revoked {
-                    iat: verified.iat.unwrap_or(0),
-                    valid_after,
-                };
-                metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
-                    .increment(1);
-                return Err(EngineError::Unauthenticated {
-                    message: e.to_string(),
-                    reason: e.reason(),
-                });
-            }
+        if let Some(valid_after) = valid_after
+            && let Err(e) = claimdb_identity::check_not_revoked(verified.iat, valid_after)
+        {
+            metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason()).increment(1);
+            return Err(EngineError::Unauthenticated {
+                message: e.to_string(),
+                reason: e.reason(),
+            });
         }
         Ok(Some(auth::principal(verifier, &verified, custom)))
     }
@@ -257,8 +251,8 @@ impl Engine {
     ) -> (Option<Principal>, Result<(), EngineError>) {
         if let Some(key) = &ctx.admin_key {
             let matches = self.admin_key_sha256.is_some_and(|want| {
-                let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-                aws_lc_rs::constant_time::verify_slices_are_equal(got.as_ref(), &want).is_ok()
+                let got = claimdb_identity::sha256(key);
+                aws_lc_rs::constant_time::verify_slices_are_equal(&got, &want).is_ok()
             });
             if matches {
                 return (None, Ok(()));

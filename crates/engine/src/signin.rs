@@ -512,7 +512,7 @@ impl Engine {
             .map(|r| (r.tokens_valid_after, r.custom_claims))
             .unwrap_or_default();
         if let Some(after) = valid_after
-            && users::unix(session.created) <= after
+            && claimdb_identity::io::unix_secs(session.created) <= after
         {
             // Revoked: the session is dead for good.
             sign_in.sessions.end(id).await.map_err(storage)?;

@@ -6,7 +6,7 @@
 //! Every change is a compare-and-set loop on the record's JSON, so concurrent changes (a claims
 //! update racing a revocation) never lose each other.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use claimdb_store::{RecordCondition, Store};
 use serde::{Deserialize, Serialize};
@@ -60,15 +60,9 @@ pub struct UserRecord {
     pub tokens_valid_after: Option<i64>,
 }
 
+/// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
-    unix(SystemTime::now())
-}
-
-pub fn unix(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
+    claimdb_identity::io::unix_secs(SystemTime::now())
 }
 
 /// Checks a custom-claims object: a JSON object of at most [`MAX_CUSTOM_CLAIMS_BYTES`]

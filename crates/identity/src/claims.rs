@@ -37,6 +37,18 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Verif
 }
 
 /// `exp` required, `nbf`/`iat` optional; all with the provider's skew. Returns (iat, exp).
+/// The revocation rule: a token issued before `valid_after` (Unix seconds) is revoked, and so is
+/// one without `iat`, which cannot prove it was issued after the revocation.
+pub fn check_not_revoked(iat: Option<i64>, valid_after: i64) -> Result<(), VerifyError> {
+    if iat.is_none_or(|iat| iat < valid_after) {
+        return Err(VerifyError::Revoked {
+            iat: iat.unwrap_or(0),
+            valid_after,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn check_times(
     claims: &Map<String, Value>,
     skew: Duration,

@@ -78,7 +78,7 @@ mod token_cache;
 mod verify;
 
 pub use cache::KeyMetrics;
-pub use claims::MAX_UID_BYTES;
+pub use claims::{MAX_UID_BYTES, check_not_revoked};
 pub use config::{
     Alg, FixedKeys, KeyCacheConfig, KeySource, LocalKeySource, LocalKeys, Provider, ProviderConfig,
     validate_providers,
@@ -90,7 +90,7 @@ pub use http::{HttpFetcher, MAX_DOCUMENT_BYTES, parse_max_age};
 pub use inspect::{Inspection, Verdict, inspect};
 pub use issuer::{Issuer, IssuerConfig, IssuerSettings, MintRequest, Minted};
 pub use login::{CallbackParams, LoginClient, LoginDeps, LoginError, LoginOutcome, LoginStart};
-pub use records::{MemoryRecords, RecordCondition, Records, RecordsError};
+pub use records::{MemoryRecords, RecordCondition, Records, RecordsError, sha256};
 pub use redirect::RedirectPolicy;
 pub use refresh::{RefreshError, RefreshGrant, RefreshTokens};
 pub use session::{NewSession, Session, SessionIdentity, Sessions};

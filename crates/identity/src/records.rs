@@ -151,7 +151,7 @@ pub(crate) fn random_token(n: usize) -> Result<String, RecordsError> {
 }
 
 /// SHA-256 of a text.
-pub(crate) fn sha256(text: &str) -> [u8; 32] {
+pub fn sha256(text: &str) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());

@@ -281,18 +281,10 @@ impl Verifier {
             .tokens_valid_after(uid)
             .await
             .map_err(|e| VerifyError::RevocationUnavailable(e.to_string()))?;
-        if let Some(t) = after {
-            let valid_after = unix_secs(t);
-            // A token without iat cannot prove it was issued after the revocation.
-            let iat_v = iat.unwrap_or(i64::MIN);
-            if iat_v < valid_after {
-                return Err(VerifyError::Revoked {
-                    iat: iat.unwrap_or(0),
-                    valid_after,
-                });
-            }
+        match after {
+            Some(t) => crate::claims::check_not_revoked(iat, unix_secs(t)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Everything but the cache and revocation: returns the token, the provider index and kid.
