@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use claimdb_model::{DocPath, key};
+use claimdb_model::DocPath;
 use claimdb_store::index::{self, KIND_CONTAINS, KIND_VALUE};
-use claimdb_store::query::{Plan, PreparedQuery, Scope};
+use claimdb_store::query::{KeyRange, Plan, PreparedQuery, Scope, doc_bounds};
 use claimdb_store::{Document, Record};
 use deadpool_postgres::Client;
 use tokio_postgres::IsolationLevel;
@@ -18,8 +18,6 @@ use crate::error::Failure;
 use crate::schema::Sql;
 
 type Param = Box<dyn ToSql + Sync + Send>;
-/// Exclusive bounds on document keys.
-type KeyRange = (Vec<u8>, Vec<u8>);
 
 /// Rows a cursor fetches at a time once the first page did not satisfy a query.
 const FIRST_CURSOR_PAGE: i32 = 256;
@@ -151,34 +149,10 @@ pub async fn scan_records(
 fn scope_bounds(scope: &Scope) -> (&'static str, Param, Option<KeyRange>) {
     match scope {
         Scope::Collection(c) => ("parent", Box::new(c.sort_key()), None),
-        Scope::Group {
-            collection_id,
-            under,
-        } => (
-            "grp",
-            Box::new(collection_id.clone()),
-            under.as_ref().map(|u| {
-                let k = u.sort_key();
-                (k.clone(), key::prefix_successor(&k))
-            }),
-        ),
+        Scope::Group { collection_id, .. } => {
+            ("grp", Box::new(collection_id.clone()), scope.under_range())
+        }
     }
-}
-
-/// Inclusive document-key bounds from a plan's optional ones and a group's `under` range.
-fn doc_bounds(
-    lo: &Option<Vec<u8>>,
-    hi: &Option<Vec<u8>>,
-    under: Option<KeyRange>,
-) -> (Vec<u8>, Vec<u8>) {
-    // Every document key is below 0xFF (UTF-8 never holds that byte).
-    let mut lo = lo.clone().unwrap_or_default();
-    let mut hi = hi.clone().unwrap_or_else(|| vec![0xFF]);
-    if let Some((ulo, uhi)) = under {
-        lo = lo.max(ulo);
-        hi = hi.min(uhi);
-    }
-    (lo, hi)
 }
 
 fn direction(descending: bool) -> &'static str {

@@ -33,6 +33,40 @@ pub enum Scope {
     },
 }
 
+/// Exclusive bounds on document keys.
+pub type KeyRange = (Vec<u8>, Vec<u8>);
+
+impl Scope {
+    /// For a group below a document: the exclusive key range of the documents below it.
+    pub fn under_range(&self) -> Option<KeyRange> {
+        match self {
+            Scope::Group { under: Some(u), .. } => {
+                let k = u.sort_key();
+                let end = claimdb_model::key::prefix_successor(&k);
+                Some((k, end))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Inclusive document-key bounds for a backend's range scan, from a plan's optional ones and a
+/// group's [`Scope::under_range`].
+pub fn doc_bounds(
+    lo: &Option<Vec<u8>>,
+    hi: &Option<Vec<u8>>,
+    under: Option<KeyRange>,
+) -> (Vec<u8>, Vec<u8>) {
+    // Every document key is below 0xFF (UTF-8 never holds that byte).
+    let mut lo = lo.clone().unwrap_or_default();
+    let mut hi = hi.clone().unwrap_or_else(|| vec![0xFF]);
+    if let Some((ulo, uhi)) = under {
+        lo = lo.max(ulo);
+        hi = hi.min(uhi);
+    }
+    (lo, hi)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     pub field: FieldPath,

@@ -10,7 +10,7 @@ use rusqlite::types::Value as Sql;
 
 use super::schema::{DOC_COLUMNS, get_document, internal, read_document};
 use crate::index::{self, KIND_CONTAINS, KIND_VALUE};
-use crate::query::{Plan, PreparedQuery, Scope};
+use crate::query::{KeyRange, Plan, PreparedQuery, Scope, doc_bounds};
 use crate::{Document, Record, StoreError};
 
 pub fn get_many(
@@ -94,25 +94,14 @@ pub fn scan_records(
     rows.collect::<Result<Vec<_>, _>>().map_err(internal)
 }
 
-/// Exclusive bounds on document keys.
-type KeyRange = (Vec<u8>, Vec<u8>);
-
 /// The scope as the column to range over (`parent` or `grp`), its value, and for a group below
 /// a document the (exclusive) key range of the documents below it.
 fn scope_bounds(scope: &Scope) -> (&'static str, Sql, Option<KeyRange>) {
     match scope {
         Scope::Collection(c) => ("parent", Sql::Blob(c.sort_key()), None),
-        Scope::Group {
-            collection_id,
-            under,
-        } => (
-            "grp",
-            Sql::Text(collection_id.clone()),
-            under.as_ref().map(|u| {
-                let k = u.sort_key();
-                (k.clone(), key::prefix_successor(&k))
-            }),
-        ),
+        Scope::Group { collection_id, .. } => {
+            ("grp", Sql::Text(collection_id.clone()), scope.under_range())
+        }
     }
 }
 
@@ -283,22 +272,6 @@ fn key_by_name_sql(scope_column: &str, descending: bool) -> String {
            AND ({scope_column}, field, kind, key, doc) <= (?1, ?2, ?3, ?4, ?6)
          ORDER BY {scope_column} {dir}, field {dir}, kind {dir}, key {dir}, doc {dir}"
     )
-}
-
-/// Inclusive document-key bounds from a plan's optional ones and a group's `under` range.
-fn doc_bounds(
-    lo: &Option<Vec<u8>>,
-    hi: &Option<Vec<u8>>,
-    under: Option<KeyRange>,
-) -> (Vec<u8>, Vec<u8>) {
-    // Every document key is below 0xFF (UTF-8 never holds that byte).
-    let mut lo = lo.clone().unwrap_or_default();
-    let mut hi = hi.clone().unwrap_or_else(|| vec![0xFF]);
-    if let Some((ulo, uhi)) = under {
-        lo = lo.max(ulo);
-        hi = hi.min(uhi);
-    }
-    (lo, hi)
 }
 
 /// Feeds the documents named by the rows (document keys) of an ordered statement to the
