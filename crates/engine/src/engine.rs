@@ -843,10 +843,13 @@ fn rules_request(method: Method, target: Target, auth: Option<&Principal>) -> Re
 
 /// The same write without its precondition (for computing what it would produce: the store
 /// checks the precondition itself at commit).
-fn unconditional(write: &Write) -> Write {
+fn unconditional(write: &Write) -> std::borrow::Cow<'_, Write> {
+    if write.precondition == Precondition::None {
+        return std::borrow::Cow::Borrowed(write);
+    }
     let mut w = write.clone();
     w.precondition = Precondition::None;
-    w
+    std::borrow::Cow::Owned(w)
 }
 
 /// What a write is to the rules: its method, `resource` (the stored data, absent for a create)
