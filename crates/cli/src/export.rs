@@ -27,7 +27,7 @@ pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode>
         "{spinner} exported {pos} documents ({per_sec})",
     )?);
     let count = runtime()?.block_on(async {
-        let store = config.storage.open().await?;
+        let store = config.storage.open_read_only().await?;
         let mut after = None;
         let mut count = 0u64;
         loop {

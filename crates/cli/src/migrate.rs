@@ -54,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--from and --to name the same store");
     }
     runtime()?.block_on(async {
-        let source = from.open().await?;
+        let source = from.open_read_only().await?;
         let target = to.open().await?;
         let code = copy_and_verify(source.clone(), target.clone(), &args).await;
         source.close().await?;

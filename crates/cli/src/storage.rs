@@ -110,12 +110,26 @@ impl Storage {
         }
     }
 
-    /// Opens the store.
+    /// Opens the store (an SQLite data directory is locked against other writers meanwhile).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_with(false).await
+    }
+
+    /// Opens the store to read it while it may be in use (`export`, a migration's source): an
+    /// SQLite data directory is not locked, and writes are refused.
+    pub async fn open_read_only(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.open_with(true).await
+    }
+
+    async fn open_with(&self, read_only: bool) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
             Storage::Sqlite { dir } => Arc::new(
-                SqliteStore::open(dir)
-                    .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
+                if read_only {
+                    SqliteStore::open_read_only(dir)
+                } else {
+                    SqliteStore::open(dir)
+                }
+                .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
             ),
             Storage::Postgres(pg) => Arc::new(
                 PostgresStore::connect(

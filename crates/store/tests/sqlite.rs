@@ -151,3 +151,164 @@ fn acknowledged_writes_survive_kill_9() {
         }
     });
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_writes_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let path = claimdb_model::DocPath::parse("c/a").unwrap();
+    let set = Write::new(
+        path.clone(),
+        WriteOp::Set {
+            data: claimdb_model::Map::new(),
+            transforms: vec![],
+        },
+    );
+    store.commit(vec![set]).await.unwrap();
+    // A second writer (another process, or this one) is refused, naming the holder.
+    let err = SqliteStore::open(dir.path()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, claimdb_store::StoreError::Unavailable(_))
+            && message.contains("in use by another claimdb process")
+            && message.contains(&std::process::id().to_string()),
+        "{message}"
+    );
+    // A reader opens alongside it and sees its writes; it cannot write.
+    let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+    assert!(reader.get(&path).await.unwrap().is_some());
+    let put = reader
+        .put_record(
+            "ns",
+            "k",
+            Some("v".into()),
+            claimdb_store::RecordCondition::Any,
+        )
+        .await
+        .unwrap_err();
+    assert!(put.to_string().contains("read-only"), "{put}");
+    // The writer's later record writes are seen by the reader (it keeps no records cache).
+    store
+        .put_record(
+            "ns",
+            "k",
+            Some("v1".into()),
+            claimdb_store::RecordCondition::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.get_record("ns", "k").await.unwrap().as_deref(),
+        Some("v1")
+    );
+    store
+        .put_record(
+            "ns",
+            "k",
+            Some("v2".into()),
+            claimdb_store::RecordCondition::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.get_record("ns", "k").await.unwrap().as_deref(),
+        Some("v2")
+    );
+    reader.close().await.unwrap();
+    // Closing releases the lock even while clones of the handle live on.
+    let clone = store.clone();
+    store.close().await.unwrap();
+    let again = SqliteStore::open(dir.path()).unwrap();
+    assert!(again.get(&path).await.unwrap().is_some());
+    drop(clone);
+    // Read-only needs an existing database.
+    let empty = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open_read_only(empty.path()).unwrap_err();
+    assert!(err.to_string().contains("no claimdb database"), "{err}");
+}
+
+/// Records are cached by the store; every write is seen by the next read, absent or present,
+/// including after conditional writes that did not apply and deletes.
+#[tokio::test]
+async fn cached_records_follow_every_write() {
+    use claimdb_store::RecordCondition;
+    let (store, _dir) = make().await;
+    for round in 0..50 {
+        let key = format!("u{}", round % 5);
+        let before = store.get_record("users", &key).await.unwrap();
+        // Read twice (the second read is a cache hit) around each change.
+        assert_eq!(store.get_record("users", &key).await.unwrap(), before);
+        let value = format!("v{round}");
+        let applied = store
+            .put_record(
+                "users",
+                &key,
+                Some(value.clone()),
+                match &before {
+                    Some(v) => RecordCondition::Equals(v.clone()),
+                    None => RecordCondition::Absent,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(applied);
+        assert_eq!(
+            store.get_record("users", &key).await.unwrap(),
+            Some(value.clone())
+        );
+        // A condition that does not hold changes nothing.
+        let applied = store
+            .put_record("users", &key, Some("nope".into()), RecordCondition::Absent)
+            .await
+            .unwrap();
+        assert!(!applied);
+        assert_eq!(store.get_record("users", &key).await.unwrap(), Some(value));
+        if round % 3 == 0 {
+            store
+                .put_record("users", &key, None, RecordCondition::Any)
+                .await
+                .unwrap();
+            assert_eq!(store.get_record("users", &key).await.unwrap(), None);
+        }
+    }
+}
+
+/// Concurrent readers never see a record older than the last acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_records_are_never_older_than_an_acknowledged_write() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (store, _dir) = make().await;
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (store, acked) = (store.clone(), acked.clone());
+        readers.push(tokio::spawn(async move {
+            for _ in 0..3000 {
+                let floor = acked.load(Ordering::Acquire);
+                let seen: u64 = store
+                    .get_record("users", "alice")
+                    .await
+                    .unwrap()
+                    .map_or(0, |v| v.parse().unwrap());
+                assert!(seen >= floor, "read {seen} after {floor} was acknowledged");
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for i in 1..=300u64 {
+        store
+            .put_record(
+                "users",
+                "alice",
+                Some(i.to_string()),
+                claimdb_store::RecordCondition::Any,
+            )
+            .await
+            .unwrap();
+        acked.store(i, Ordering::Release);
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+}

@@ -370,3 +370,41 @@ fn token_mint_signs_with_the_data_dir_key_and_inspect_verifies_it() {
         assert!(out.is_empty() && err.contains("error"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn export_works_while_the_server_runs_and_a_second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (status, text) = request(
+        "PUT",
+        &server.url("/v1/docs/movies/m1"),
+        Some(r#"{"title":"Up"}"#),
+        &[],
+    )
+    .unwrap();
+    assert!(status == 200 || status == 201, "{status} {text}");
+    let export = dir.path().join("live.jsonl");
+    let out = Command::new(BIN)
+        .args(["export", "--data-dir"])
+        .arg(dir.path())
+        .arg("-o")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&export).unwrap().contains("movies/m1"));
+    // An import into the running server's directory would write behind its back: refused,
+    // naming the reason, and nothing is written.
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"path\":\"movies/m2\",\"data\":{}}\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "--data-dir"])
+        .arg(dir.path())
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("in use by another claimdb process"), "{stderr}");
+    assert_eq!(server.get("/v1/docs/movies/m2").unwrap().0, 404);
+}

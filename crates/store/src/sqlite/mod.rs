@@ -4,6 +4,7 @@
 //! inline and queries/scans on the blocking pool. The query semantics come from the shared
 //! planner in [`crate::query`]; this module only executes its plans.
 
+mod cache;
 mod read;
 mod schema;
 mod writer;
@@ -17,6 +18,7 @@ use claimdb_model::DocPath;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use cache::{Lookup, RecordCache};
 pub use schema::DB_FILE;
 use writer::{Job, Writer};
 
@@ -41,6 +43,13 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     closed: AtomicBool,
     readers: Mutex<Vec<Connection>>,
+    /// System records as last read; kept current by the writer (see `cache`). `None` when
+    /// opened read-only: another process writes then.
+    records: Option<Arc<RecordCache>>,
+    /// Opened with [`SqliteStore::open_read_only`]: writes are refused.
+    read_only: bool,
+    /// The data directory's lock, held while the store is open for writing.
+    lock: Mutex<Option<std::fs::File>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -61,8 +70,10 @@ impl SqliteStore {
                 dir.display()
             ))
         })?;
+        let lock = lock_dir(dir)?;
         let conn = schema::open_writer(dir)?;
-        let writer = Writer::new(conn, dir.join(format!("{DB_FILE}-wal")))?;
+        let records = Arc::new(RecordCache::default());
+        let writer = Writer::new(conn, dir.join(format!("{DB_FILE}-wal")), records.clone())?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("claimdb-sqlite-writer".into())
@@ -74,7 +85,38 @@ impl SqliteStore {
                 jobs,
                 closed: AtomicBool::new(false),
                 readers: Mutex::new(Vec::new()),
+                records: Some(records),
+                read_only: false,
+                lock: Mutex::new(Some(lock)),
                 writer_thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Opens an existing store for reading only, without taking the data directory's lock, so
+    /// that it works while another process (a running server) writes it: for `export` and as
+    /// a migration's source. Writes fail with `Unavailable`; each read sees the latest commit.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let file = dir.join(DB_FILE);
+        if !file.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "there is no claimdb database in {} (no {DB_FILE})",
+                dir.display()
+            )));
+        }
+        // Fail now, not at the first read, if the file is not a database we can read.
+        drop(schema::open_reader(dir)?);
+        let (jobs, _) = mpsc::channel(1);
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                jobs,
+                closed: AtomicBool::new(false),
+                readers: Mutex::new(Vec::new()),
+                records: None,
+                read_only: true,
+                lock: Mutex::new(None),
+                writer_thread: Mutex::new(None),
             }),
         })
     }
@@ -90,6 +132,12 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(closed());
+        }
+        if self.inner.read_only {
+            return Err(StoreError::Unavailable(format!(
+                "the store in {} was opened read-only",
+                self.inner.dir.display()
+            )));
         }
         let (reply, answer) = oneshot::channel();
         self.inner
@@ -145,6 +193,56 @@ pub(crate) fn check_record_name(namespace: &str, key: &str) -> Result<(), StoreE
         }
     }
     Ok(())
+}
+
+/// The name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "claimdb.lock";
+
+/// Takes the data directory's lock (an exclusive `flock` on [`LOCK_FILE`], released when the
+/// store closes or the process ends): one process at a time writes a database, which the
+/// records cache and the writer's counters rely on. The lock file names the holder's pid.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| {
+            StoreError::Unavailable(format!("cannot open the lock file {}: {e}", path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let by = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(StoreError::Unavailable(format!(
+                "the data directory {} is in use by another claimdb process{by}; stop it first \
+                 (`claimdb export` works while it runs)",
+                dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Unavailable(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    // Best effort: the pid is only for the message above.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(file)
 }
 
 fn closed() -> StoreError {
@@ -218,8 +316,20 @@ impl Store for SqliteStore {
     }
 
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
-        self.inner
-            .with_reader(|conn| schema::get_record(conn, namespace, key))
+        let read = || {
+            self.inner
+                .with_reader(|conn| schema::get_record(conn, namespace, key))
+        };
+        let Some(cache) = &self.inner.records else {
+            return read();
+        };
+        let seen = match cache.lookup(namespace, key) {
+            Lookup::Hit(value) => return Ok(value),
+            Lookup::Miss(seen) => seen,
+        };
+        let value = read()?;
+        cache.fill(seen, namespace, key, value.as_deref());
+        Ok(value)
     }
 
     async fn list_records(
@@ -272,7 +382,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let (reply, done) = oneshot::channel();
-        if self.inner.jobs.send(Job::Close { reply }).await.is_ok() {
+        if !self.inner.read_only && self.inner.jobs.send(Job::Close { reply }).await.is_ok() {
             let _ = done.await;
         }
         let thread = self
@@ -286,6 +396,10 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|e| StoreError::Internal(format!("joining the writer: {e}")))?
                 .map_err(|_| StoreError::Internal("the writer thread panicked".into()))?;
+        }
+        // Another process may open the directory now.
+        if let Ok(mut lock) = self.inner.lock.lock() {
+            lock.take();
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ use claimdb_model::{DocPath, Timestamp};
 use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cache::RecordCache;
 use super::schema::{document_version, get_document, get_record, internal};
 use crate::apply::apply_write;
 use crate::index::{self, IndexEntry};
@@ -61,6 +62,8 @@ pub struct Writer {
     acks: Acks,
     /// Set once a WAL sync failed: every later job is refused.
     broken: Arc<AtomicBool>,
+    /// Readers' cache of system records: changed records are invalidated after each COMMIT.
+    records: Arc<RecordCache>,
 }
 
 enum Acks {
@@ -162,7 +165,11 @@ fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf, broken: Arc
 
 impl Writer {
     /// Takes over the write connection of the database whose WAL file is `wal`.
-    pub fn new(conn: Connection, wal: PathBuf) -> Result<Self, StoreError> {
+    pub fn new(
+        conn: Connection,
+        wal: PathBuf,
+        records: Arc<RecordCache>,
+    ) -> Result<Self, StoreError> {
         let read = |name: &str| -> Result<i64, StoreError> {
             conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -195,6 +202,7 @@ impl Writer {
             commit_us,
             acks,
             broken,
+            records,
         })
     }
 
@@ -269,6 +277,8 @@ impl Writer {
             return None;
         }
         let mut outcomes = Vec::with_capacity(16);
+        // Records this group changed, to invalidate in the readers' cache once committed.
+        let mut changed_records = Vec::new();
         let mut closing = None;
         let mut next = Some(first);
         let mut taken = 0;
@@ -317,6 +327,9 @@ impl Writer {
                 } => {
                     let r = self.put_record(&ns, &key, value.as_deref(), &condition);
                     let ok = r.is_ok();
+                    if r == Ok(true) {
+                        changed_records.push((ns, key));
+                    }
                     outcomes.push(Outcome::Record(reply, r));
                     (ok, !ok)
                 }
@@ -355,6 +368,11 @@ impl Writer {
         if let Err(e) = committed {
             self.abort_group(saved, outcomes, e);
             return closing;
+        }
+        // After the COMMIT (a reader can no longer read the old value and cache it after this)
+        // and before any acknowledgement (a caller's next read never sees the old value).
+        for (ns, key) in &changed_records {
+            self.records.invalidate(ns, key);
         }
         self.acknowledge(outcomes);
         closing
