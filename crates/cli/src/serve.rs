@@ -87,6 +87,20 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         );
     }
     let engine = Arc::new(Engine::new(dyn_store, options));
+    // Audit events of writes a previous run committed but may not have synced to its log.
+    let trimmer = match engine.audit_log() {
+        Some(log) if engine.journals_audit() => {
+            audit::journal::recover(engine.store().as_ref(), log)
+                .await
+                .context("cannot recover the audit journal")?;
+            Some(audit::journal::spawn_trimmer(
+                engine.store().clone(),
+                log.clone(),
+                std::time::Duration::from_secs(1),
+            ))
+        }
+        _ => None,
+    };
     // Keys are fetched after the listener is up: /readyz says "not ready" until every
     // provider has keys, and a request arriving meanwhile waits for the first fetch.
     identity.spawn();
@@ -99,6 +113,9 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     claimdb_server::run(listener, engine.clone(), server_config, shutdown_signal())
         .await
         .context("server failed")?;
+    if let Some(trimmer) = trimmer {
+        trimmer.abort();
+    }
     if let Some(log) = engine.audit_log()
         && let Err(e) = log.close().await
     {

@@ -114,11 +114,14 @@ pub struct Engine {
     admin_roles: Vec<String>,
     admin_key_sha256: Option<[u8; 32]>,
     audit: Option<AuditLog>,
+    /// The audit events of allowed writes go into the store's journal (`audit::journal`).
+    journal_audit: bool,
     sign_in: Option<Arc<SignIn>>,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, options: EngineOptions) -> Self {
+        let journal_audit = options.audit.is_some() && store.keeps_journal();
         Engine {
             store,
             rules: RulesCell::new(ActiveRules {
@@ -129,6 +132,7 @@ impl Engine {
             explain_denials: options.explain_denials,
             admin_roles: options.admin_roles,
             admin_key_sha256: options.admin_key_sha256,
+            journal_audit,
             audit: options.audit,
             sign_in: options.sign_in,
         }
@@ -137,6 +141,12 @@ impl Engine {
     /// The audit log, if on.
     pub fn audit_log(&self) -> Option<&AuditLog> {
         self.audit.as_ref()
+    }
+
+    /// Whether the audit events of allowed writes go into the store's journal: then the
+    /// journal needs [`crate::audit::journal::recover`] at startup and a trimmer.
+    pub fn journals_audit(&self) -> bool {
+        self.journal_audit
     }
 
     /// The store requests run against.
@@ -372,16 +382,37 @@ impl Engine {
         }
     }
 
-    /// Runs `commit` while the events of its decisions are made durable in the audit log; a
-    /// failure of the log is reported (error log, metrics, health) but cannot undo the commit.
-    async fn audited<T>(
+    /// Runs `commit` (given the journal lines to commit with it) while the events of its
+    /// decisions are made durable: in the store's journal, committed with the writes, when the
+    /// store keeps one (`audit::journal`); otherwise by the audit log's own sync, alongside the
+    /// commit. A failure of the log is reported (error log, metrics, health) but cannot undo
+    /// the commit.
+    async fn audited<T, F>(
         &self,
         events: Vec<AuditEvent>,
-        commit: impl std::future::Future<Output = T>,
-    ) -> T {
+        commit: impl FnOnce(Vec<String>) -> F,
+    ) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
         let Some(log) = &self.audit else {
-            return commit.await;
+            return commit(Vec::new()).await;
         };
+        if self.journal_audit {
+            let mut journal = Vec::with_capacity(events.len());
+            for event in events {
+                let mut line = Vec::with_capacity(256);
+                crate::audit::encode_line(&event, &mut line);
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                // The encoder writes JSON text, so this never replaces anything.
+                journal.push(String::from_utf8_lossy(&line).into_owned());
+                self.record(event).await;
+            }
+            return commit(journal).await;
+        }
+        let commit = commit(Vec::new());
         let durable = async {
             let mut events = events;
             let Some(last) = events.pop() else {
@@ -597,7 +628,7 @@ impl Engine {
             let (checks, events) = self
                 .decide_batch(ctx, who.as_ref(), &rules, &writes, auth.as_ref())
                 .await?;
-            let commit = self.commit_batch(checks, writes.clone());
+            let commit = |journal| self.commit_batch(checks, writes.clone(), journal);
             match self.audited(events, commit).await {
                 Err(EngineError::Aborted { .. }) if attempts < MAX_DECIDE_ATTEMPTS => continue,
                 other => return other,
@@ -677,9 +708,10 @@ impl Engine {
         &self,
         checks: Vec<claimdb_store::ReadCheck>,
         writes: Vec<Write>,
+        journal: Vec<String>,
     ) -> Result<CommitResult, EngineError> {
         let preconditions: Vec<Precondition> = writes.iter().map(|w| w.precondition).collect();
-        match self.store.commit_checked(checks, writes).await {
+        match self.store.commit_journaled(checks, writes, journal).await {
             Ok(result) => Ok(result),
             Err(e) => {
                 // A store names the failing write of a multi-write commit; a single write is 0.
@@ -753,9 +785,11 @@ impl Engine {
             let event = self
                 .check(ctx, auth.as_ref(), &rules, &request, &mut loaded, true)
                 .await?;
-            let commit = self
-                .store
-                .commit_checked(loaded.checks, vec![write.clone()]);
+            let checks = loaded.checks;
+            let commit = |journal| {
+                self.store
+                    .commit_journaled(checks, vec![write.clone()], journal)
+            };
             match self.audited(event.into_iter().collect(), commit).await {
                 Ok(mut result) => {
                     return result.results.pop().ok_or_else(|| {

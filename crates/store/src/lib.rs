@@ -53,6 +53,42 @@ pub trait Store: Send + Sync + 'static {
         writes: Vec<Write>,
     ) -> Result<CommitResult, StoreError>;
 
+    /// Whether this backend keeps a journal: lines committed in the same transaction as a
+    /// commit's writes ([`Store::commit_journaled`]), so exactly as durable as they are, until
+    /// trimmed. The audit log uses it for allowed writes instead of a sync of its own per write.
+    fn keeps_journal(&self) -> bool {
+        false
+    }
+
+    /// [`Store::commit_checked`], also appending `journal` lines in the same transaction (all or
+    /// nothing with the writes). A backend without a journal refuses lines.
+    async fn commit_journaled(
+        &self,
+        checks: Vec<ReadCheck>,
+        writes: Vec<Write>,
+        journal: Vec<String>,
+    ) -> Result<CommitResult, StoreError> {
+        if !journal.is_empty() {
+            return Err(StoreError::Internal("this store keeps no journal".into()));
+        }
+        self.commit_checked(checks, writes).await
+    }
+
+    /// Journal lines with sequence numbers above `after`, in order, at most `limit`.
+    async fn journal(&self, _after: u64, _limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// The highest sequence number in the journal (0 when empty).
+    async fn journal_last(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Deletes the journal lines numbered up to `through`.
+    async fn trim_journal(&self, _through: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Runs a query from one consistent snapshot. Queries are answered from indexes, never by
     /// scanning a whole collection for a filter.
     async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError>;

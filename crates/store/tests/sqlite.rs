@@ -312,3 +312,83 @@ async fn cached_records_are_never_older_than_an_acknowledged_write() {
         r.await.unwrap();
     }
 }
+
+/// Journal lines commit with their writes (all or nothing), keep commit order, and trimming
+/// removes exactly the lines up to the given number.
+#[tokio::test]
+async fn journal_lines_commit_with_their_writes() {
+    use claimdb_store::{Precondition, ReadCheck};
+    let (store, _dir) = make().await;
+    assert!(store.keeps_journal());
+    let path = claimdb_model::DocPath::parse("c/a").unwrap();
+    let set = |precondition| {
+        let mut w = Write::new(
+            path.clone(),
+            WriteOp::Set {
+                data: claimdb_model::Map::new(),
+                transforms: vec![],
+            },
+        );
+        w.precondition = precondition;
+        w
+    };
+    store
+        .commit_journaled(
+            vec![],
+            vec![set(Precondition::None)],
+            vec!["one".into(), "two".into()],
+        )
+        .await
+        .unwrap();
+    // A failed commit (precondition, then read check) stores none of its lines.
+    store
+        .commit_journaled(
+            vec![],
+            vec![set(Precondition::Missing)],
+            vec!["lost".into()],
+        )
+        .await
+        .unwrap_err();
+    let stale = ReadCheck {
+        path: path.clone(),
+        version: None,
+    };
+    let err = store
+        .commit_journaled(
+            vec![stale],
+            vec![set(Precondition::None)],
+            vec!["lost".into()],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, claimdb_store::StoreError::Aborted(_)),
+        "{err:?}"
+    );
+    store
+        .commit_journaled(vec![], vec![set(Precondition::None)], vec!["three".into()])
+        .await
+        .unwrap();
+    let lines = store.journal(0, 100).await.unwrap();
+    let texts: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+    assert!(lines.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(store.journal_last().await.unwrap(), lines[2].0);
+    assert_eq!(
+        store.journal(lines[0].0, 1).await.unwrap(),
+        vec![lines[1].clone()]
+    );
+    store.trim_journal(lines[1].0).await.unwrap();
+    assert_eq!(store.journal(0, 100).await.unwrap(), vec![lines[2].clone()]);
+    // Lines survive a restart until trimmed.
+    let dir = _dir.path().to_path_buf();
+    store.close().await.unwrap();
+    let store = SqliteStore::open(&dir).unwrap();
+    assert_eq!(store.journal(0, 100).await.unwrap(), vec![lines[2].clone()]);
+    store
+        .trim_journal(store.journal_last().await.unwrap())
+        .await
+        .unwrap();
+    assert!(store.journal(0, 100).await.unwrap().is_empty());
+    assert_eq!(store.journal_last().await.unwrap(), 0);
+}

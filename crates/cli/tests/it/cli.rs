@@ -391,8 +391,16 @@ fn export_works_while_the_server_runs_and_a_second_writer_is_refused() {
         .arg(&export)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read_to_string(&export).unwrap().contains("movies/m1"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&export)
+            .unwrap()
+            .contains("movies/m1")
+    );
     // An import into the running server's directory would write behind its back: refused,
     // naming the reason, and nothing is written.
     let input = dir.path().join("in.jsonl");
@@ -405,6 +413,9 @@ fn export_works_while_the_server_runs_and_a_second_writer_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("in use by another claimdb process"), "{stderr}");
+    assert!(
+        stderr.contains("in use by another claimdb process"),
+        "{stderr}"
+    );
     assert_eq!(server.get("/v1/docs/movies/m2").unwrap().0, 404);
 }

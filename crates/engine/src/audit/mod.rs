@@ -8,6 +8,8 @@
 //!   [`record`](AuditLog::record) events are on disk within `flush_interval` (default 50 ms);
 //!   [`record_durable`](AuditLog::record_durable) resolves only once the event's group is synced
 //!   (for writes: audit before acknowledging).
+//! - With a store that keeps a journal, the events of allowed writes are committed with the
+//!   writes instead of synced per write ([`journal`]).
 //! - Reading ([`query`], [`parse_time_spec`]): streams the files, skipping whole files older than
 //!   `since`, tolerating the torn last line a crash (or a concurrent append) leaves.
 //!
@@ -18,6 +20,7 @@ mod encode;
 mod error;
 mod event;
 mod files;
+pub mod journal;
 mod log;
 mod query;
 mod scan;

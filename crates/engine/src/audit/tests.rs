@@ -825,3 +825,74 @@ fn the_handle_and_its_futures_can_cross_threads() {
     send(&log.flush());
     send(&log.close());
 }
+
+fn journal_line(e: &AuditEvent) -> String {
+    let mut line = Vec::new();
+    encode_line(e, &mut line);
+    String::from_utf8(line).unwrap().trim_end().to_string()
+}
+
+fn one_write() -> Vec<claimdb_store::Write> {
+    vec![claimdb_store::Write::new(
+        claimdb_model::DocPath::parse("c/d").unwrap(),
+        claimdb_store::WriteOp::Set {
+            data: claimdb_model::Map::new(),
+            transforms: vec![],
+        },
+    )]
+}
+
+#[tokio::test]
+async fn recover_moves_journal_lines_into_the_log_then_deletes_them() {
+    use claimdb_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = claimdb_store::SqliteStore::open(&dir.path().join("db")).unwrap();
+    // What a crashed run left: two events committed with writes, and one damaged line.
+    let lines = vec![
+        journal_line(&event(1, at(1))),
+        "not an event".to_string(),
+        journal_line(&event(2, at(2))),
+    ];
+    store
+        .commit_journaled(vec![], one_write(), lines)
+        .await
+        .unwrap();
+    let log = AuditLog::open(&dir.path().join("audit"), AuditConfig::default()).unwrap();
+    assert_eq!(journal::recover(&store, &log).await.unwrap(), 3);
+    // Durable by the time recover returns; the damaged line is logged as an error, not kept.
+    assert_eq!(
+        ids_where(&dir.path().join("audit"), everything()),
+        ["req-1", "req-2"]
+    );
+    assert!(store.journal(0, 10).await.unwrap().is_empty());
+    assert_eq!(journal::recover(&store, &log).await.unwrap(), 0);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_trimmer_deletes_only_lines_whose_events_the_log_synced() {
+    use claimdb_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = claimdb_store::SqliteStore::open(&dir.path().join("db")).unwrap();
+    // A flush interval far longer than the test: only the trimmer's flush can write the event.
+    let config = AuditConfig {
+        flush_interval: Duration::from_secs(60),
+        ..AuditConfig::default()
+    };
+    let audit_dir = dir.path().join("audit");
+    let log = AuditLog::open(&audit_dir, config).unwrap();
+    let e = event(7, at(7));
+    // As the engine does: queue the event, then commit its line with the write.
+    log.record(e.clone()).await.unwrap();
+    store
+        .commit_journaled(vec![], one_write(), vec![journal_line(&e)])
+        .await
+        .unwrap();
+    assert!(ids_where(&audit_dir, everything()).is_empty());
+    journal::trim_once(&store, &log).await.unwrap();
+    assert_eq!(ids_where(&audit_dir, everything()), ["req-7"]);
+    assert!(store.journal(0, 10).await.unwrap().is_empty());
+    // Nothing to trim: no flush needed, nothing fails.
+    journal::trim_once(&store, &log).await.unwrap();
+    log.close().await.unwrap();
+}

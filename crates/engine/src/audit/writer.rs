@@ -24,6 +24,9 @@ use super::files;
 use super::log::{Counters, Shared, State};
 use super::{AuditConfig, AuditError, AuditEvent};
 
+/// The longest a sync waits for more durable events after the first (see `run`).
+const MAX_LINGER: Duration = Duration::from_millis(1);
+
 /// Error logs while failing are at most this frequent.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -74,6 +77,7 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
     let mut batch: Vec<AuditEvent> = Vec::new();
     let mut waiters = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
+    let mut linger = Duration::ZERO;
     loop {
         let closing = {
             let mut q = shared.lock();
@@ -99,6 +103,22 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
+            // Several writers waited on the last sync: more are on their way. Wait about one
+            // sync for them so that one fdatasync covers the burst (their commits take at least
+            // a sync of their own, so they are not answered later for it). A lone waiter — low
+            // load — is synced at once.
+            let until = Instant::now() + linger;
+            while q.state == State::Open && q.events.len() < shared.capacity / 2 {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                q = shared
+                    .wake
+                    .wait_timeout(q, until - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
             #[cfg(test)]
             {
                 drop(q);
@@ -111,7 +131,13 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
             q.state != State::Open
         };
         shared.space.notify_waiters();
+        let started = Instant::now();
         let result = output.write_group(&batch, &mut buf, &shared.counters);
+        linger = if waiters.len() >= 2 {
+            started.elapsed().min(MAX_LINGER)
+        } else {
+            Duration::ZERO
+        };
         for waiter in waiters.drain(..) {
             // A waiter whose caller gave up is fine to ignore.
             let _ = waiter.send(result.clone());

@@ -270,6 +270,19 @@ impl Store for SqliteStore {
         checks: Vec<ReadCheck>,
         writes: Vec<Write>,
     ) -> Result<CommitResult, StoreError> {
+        self.commit_journaled(checks, writes, Vec::new()).await
+    }
+
+    fn keeps_journal(&self) -> bool {
+        true
+    }
+
+    async fn commit_journaled(
+        &self,
+        checks: Vec<ReadCheck>,
+        writes: Vec<Write>,
+        journal: Vec<String>,
+    ) -> Result<CommitResult, StoreError> {
         let max = claimdb_model::limits::MAX_BATCH_WRITES;
         if writes.len() > max {
             return Err(StoreError::InvalidArgument(format!(
@@ -280,9 +293,31 @@ impl Store for SqliteStore {
         self.submit(|reply| Job::Commit {
             checks,
             writes,
+            journal,
             reply,
         })
         .await
+    }
+
+    async fn journal(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        self.inner
+            .with_reader(|conn| read::journal(conn, after, limit))
+    }
+
+    async fn journal_last(&self) -> Result<u64, StoreError> {
+        self.inner.with_reader(|conn| {
+            let last: i64 = conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| {
+                    r.get(0)
+                })
+                .map_err(schema::internal)?;
+            Ok(u64::try_from(last).unwrap_or(0))
+        })
+    }
+
+    async fn trim_journal(&self, through: u64) -> Result<(), StoreError> {
+        self.submit(|reply| Job::TrimJournal { through, reply })
+            .await
     }
 
     async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {

@@ -48,6 +48,24 @@ pub fn scan(
     Ok(out)
 }
 
+pub fn journal(
+    conn: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, String)>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, line FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map(rusqlite::params![after, limit], |r| {
+            Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+        })
+        .map_err(internal)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(internal)
+}
+
 pub fn list_records(
     conn: &Connection,
     ns: &str,

@@ -8,6 +8,8 @@
 //!   primary key for collection queries, and a second B-tree on (grp, field, kind, key, doc) for
 //!   collection-group queries.
 //! - `records`: claimdb's system records (`Store::get_record`), keyed by (namespace, key).
+//! - `journal`: lines committed with a commit's writes until trimmed (`Store::commit_journaled`;
+//!   the audit log's events of allowed writes), numbered in commit order.
 //! - `meta`: the last version and commit time, so both stay strictly increasing across restarts.
 
 use std::path::Path;
@@ -53,6 +55,10 @@ CREATE TABLE IF NOT EXISTS records (
     value TEXT NOT NULL,
     PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER NOT NULL PRIMARY KEY,
+    line TEXT NOT NULL
+);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0);
 ";
 

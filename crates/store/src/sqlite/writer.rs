@@ -35,7 +35,14 @@ pub enum Job {
     Commit {
         checks: Vec<ReadCheck>,
         writes: Vec<Write>,
+        /// Journal lines stored with the writes.
+        journal: Vec<String>,
         reply: oneshot::Sender<Result<CommitResult, StoreError>>,
+    },
+    /// Delete journal lines up to this sequence number.
+    TrimJournal {
+        through: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Restore {
         documents: Vec<Document>,
@@ -90,6 +97,10 @@ enum Outcome {
         oneshot::Sender<Result<bool, StoreError>>,
         Result<bool, StoreError>,
     ),
+    Trim(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
 }
 
 impl Outcome {
@@ -109,6 +120,12 @@ impl Outcome {
                 });
             }
             Outcome::Record(reply, r) => {
+                let _ = reply.send(match failure {
+                    Some(e) => r.and(Err(e.clone())),
+                    None => r,
+                });
+            }
+            Outcome::Trim(reply, r) => {
                 let _ = reply.send(match failure {
                     Some(e) => r.and(Err(e.clone())),
                     None => r,
@@ -295,7 +312,7 @@ impl Writer {
             // A one-write commit fails in its checks before it changes anything, so it needs no
             // savepoint; if storing it fails (an SQL error), the whole group is given up below.
             let savepoint = !matches!(&job, Job::Commit { writes, .. } if writes.len() <= 1)
-                && !matches!(&job, Job::Record { .. });
+                && !matches!(&job, Job::Record { .. } | Job::TrimJournal { .. });
             if savepoint && let Err(e) = self.exec("SAVEPOINT job") {
                 fail(job, internal(e));
                 break;
@@ -304,9 +321,13 @@ impl Writer {
                 Job::Commit {
                     checks,
                     writes,
+                    journal,
                     reply,
                 } => {
-                    let r = self.commit(&checks, &writes);
+                    let r = self.commit(&checks, &writes).and_then(|result| {
+                        self.append_journal(&journal)?;
+                        Ok(result)
+                    });
                     let ok = r.is_ok();
                     let dirty = r.as_ref().is_err_and(|e| !is_check_failure(e));
                     outcomes.push(Outcome::Commit(reply, r));
@@ -331,6 +352,12 @@ impl Writer {
                         changed_records.push((ns, key));
                     }
                     outcomes.push(Outcome::Record(reply, r));
+                    (ok, !ok)
+                }
+                Job::TrimJournal { through, reply } => {
+                    let r = self.trim_journal(through);
+                    let ok = r.is_ok();
+                    outcomes.push(Outcome::Trim(reply, r));
                     (ok, !ok)
                 }
                 Job::Close { reply } => {
@@ -398,6 +425,32 @@ impl Writer {
         self.conn
             .prepare_cached("UPDATE meta SET value = CASE name WHEN 'version' THEN ?1 ELSE ?2 END")
             .and_then(|mut stmt| stmt.execute(params![version, self.commit_us]))
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Appends journal lines (after the writes of the same job; a failure is an SQL error, so
+    /// the group is given up).
+    fn append_journal(&self, lines: &[String]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO journal (line) VALUES (?1)")
+            .map_err(internal)?;
+        for line in lines {
+            stmt.execute([line])
+                .map_err(|e| StoreError::Internal(format!("storing a journal line failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn trim_journal(&self, through: u64) -> Result<(), StoreError> {
+        let through = i64::try_from(through).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached("DELETE FROM journal WHERE seq <= ?1")
+            .and_then(|mut stmt| stmt.execute([through]))
             .map_err(internal)?;
         Ok(())
     }
@@ -617,6 +670,9 @@ fn fail(job: Job, e: StoreError) {
             let _ = reply.send(Err(e));
         }
         Job::Record { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Job::TrimJournal { reply, .. } => {
             let _ = reply.send(Err(e));
         }
         Job::Close { reply } => {
