@@ -435,13 +435,17 @@ impl Engine {
     pub async fn get(&self, ctx: &RequestContext, path: &DocPath) -> Result<Document, EngineError> {
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
-        let doc = self.store.get(path).await?;
+        let mut doc = self.store.get(path).await?;
         let mut request = rules_request(Method::Get, Target::Doc(path.clone()), auth.as_ref());
-        request.existing = authz::data(doc.as_ref());
+        // The rules borrow the data (`resource.data`) and give it back: no copy per read.
+        request.existing = doc.as_mut().map(|d| std::mem::take(&mut d.data));
         let mut loaded = Loaded::default();
         self.check(ctx, auth.as_ref(), &rules, &request, &mut loaded, false)
             .await?;
-        doc.ok_or_else(|| EngineError::not_found(format!("document {path} does not exist")))
+        let mut doc =
+            doc.ok_or_else(|| EngineError::not_found(format!("document {path} does not exist")))?;
+        doc.data = request.existing.take().unwrap_or_default();
+        Ok(doc)
     }
 
     /// Creates a document at `path`; `AlreadyExists` if there is one.

@@ -392,3 +392,58 @@ async fn journal_lines_commit_with_their_writes() {
     assert!(store.journal(0, 100).await.unwrap().is_empty());
     assert_eq!(store.journal_last().await.unwrap(), 0);
 }
+
+/// Concurrent readers (whose read transactions are reused between reads) never see a document
+/// older than the last acknowledged write, alone or through a multi-get or a query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_are_never_older_than_an_acknowledged_write() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let (store, _dir) = make().await;
+    let path = claimdb_model::DocPath::parse("c/a").unwrap();
+    let write = |n: i64| {
+        let mut data = claimdb_model::Map::new();
+        data.insert("n".into(), claimdb_model::Value::Int(n));
+        Write::new(
+            path.clone(),
+            WriteOp::Set {
+                data,
+                transforms: vec![],
+            },
+        )
+    };
+    store.commit(vec![write(0)]).await.unwrap();
+    let acked = Arc::new(AtomicI64::new(0));
+    let n_of = |doc: &claimdb_store::Document| match doc.data.get("n") {
+        Some(claimdb_model::Value::Int(n)) => *n,
+        other => panic!("unexpected {other:?}"),
+    };
+    let mut readers = Vec::new();
+    for r in 0..4 {
+        let (store, acked, path) = (store.clone(), acked.clone(), path.clone());
+        readers.push(tokio::spawn(async move {
+            let query = claimdb_store::Query::collection(path.parent());
+            for i in 0..2000 {
+                let floor = acked.load(Ordering::Acquire);
+                let seen = match (r + i) % 3 {
+                    0 => n_of(&store.get(&path).await.unwrap().unwrap()),
+                    1 => n_of(
+                        store.get_many(std::slice::from_ref(&path)).await.unwrap()[0]
+                            .as_ref()
+                            .unwrap(),
+                    ),
+                    _ => n_of(&store.query(&query).await.unwrap()[0]),
+                };
+                assert!(seen >= floor, "read {seen} after {floor} was acknowledged");
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for n in 1..=300 {
+        store.commit(vec![write(n)]).await.unwrap();
+        acked.store(n, Ordering::Release);
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+}

@@ -6,6 +6,7 @@
 
 mod cache;
 mod read;
+mod readers;
 mod schema;
 mod writer;
 
@@ -19,6 +20,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use cache::{Lookup, RecordCache};
+use readers::Readers;
 pub use schema::DB_FILE;
 use writer::{Job, Writer};
 
@@ -27,8 +29,6 @@ use crate::{
     CommitResult, Document, Query, ReadCheck, Record, RecordCondition, Store, StoreError, Write,
 };
 
-/// Read connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 8;
 /// Jobs that may wait for the writer before callers wait for room.
 const QUEUE_DEPTH: usize = 8192;
 
@@ -42,7 +42,7 @@ struct Inner {
     dir: PathBuf,
     jobs: mpsc::Sender<Job>,
     closed: AtomicBool,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
     /// System records as last read; kept current by the writer (see `cache`). `None` when
     /// opened read-only: another process writes then.
     records: Option<Arc<RecordCache>>,
@@ -73,7 +73,13 @@ impl SqliteStore {
         let lock = lock_dir(dir)?;
         let conn = schema::open_writer(dir)?;
         let records = Arc::new(RecordCache::default());
-        let writer = Writer::new(conn, dir.join(format!("{DB_FILE}-wal")), records.clone())?;
+        let readers = Arc::new(Readers::new(dir.to_path_buf(), true));
+        let writer = Writer::new(
+            conn,
+            dir.join(format!("{DB_FILE}-wal")),
+            records.clone(),
+            readers.clone(),
+        )?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("claimdb-sqlite-writer".into())
@@ -84,7 +90,7 @@ impl SqliteStore {
                 dir: dir.to_path_buf(),
                 jobs,
                 closed: AtomicBool::new(false),
-                readers: Mutex::new(Vec::new()),
+                readers,
                 records: Some(records),
                 read_only: false,
                 lock: Mutex::new(Some(lock)),
@@ -112,7 +118,7 @@ impl SqliteStore {
                 dir: dir.to_path_buf(),
                 jobs,
                 closed: AtomicBool::new(false),
-                readers: Mutex::new(Vec::new()),
+                readers: Arc::new(Readers::new(dir.to_path_buf(), false)),
                 records: None,
                 read_only: true,
                 lock: Mutex::new(None),
@@ -151,7 +157,7 @@ impl SqliteStore {
     /// Runs `f` on the blocking pool with a read connection.
     async fn read_blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || inner.with_reader(f))
@@ -163,22 +169,9 @@ impl SqliteStore {
 impl Inner {
     fn with_reader<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => schema::open_reader(&self.dir)?,
-        };
-        let result = f(&mut conn);
-        // A connection left inside a transaction by an error is not reused.
-        if conn.is_autocommit()
-            && let Ok(mut pool) = self.readers.lock()
-            && pool.len() < MAX_IDLE_READERS
-        {
-            pool.push(conn);
-        }
-        result
+        self.readers.with(f)
     }
 }
 

@@ -13,21 +13,13 @@ use crate::index::{self, KIND_CONTAINS, KIND_VALUE};
 use crate::query::{KeyRange, Plan, PreparedQuery, Scope, doc_bounds};
 use crate::{Document, Record, StoreError};
 
-pub fn get_many(
-    conn: &mut Connection,
-    paths: &[DocPath],
-) -> Result<Vec<Option<Document>>, StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
-    let docs = paths
-        .iter()
-        .map(|p| get_document(&tx, p))
-        .collect::<Result<Vec<_>, _>>()?;
-    tx.finish().map_err(internal)?;
-    Ok(docs)
+/// Several documents from one snapshot (the caller's read transaction).
+pub fn get_many(conn: &Connection, paths: &[DocPath]) -> Result<Vec<Option<Document>>, StoreError> {
+    paths.iter().map(|p| get_document(conn, p)).collect()
 }
 
 pub fn scan(
-    conn: &mut Connection,
+    conn: &Connection,
     after: Option<&DocPath>,
     limit: usize,
 ) -> Result<Vec<Document>, StoreError> {
@@ -151,14 +143,14 @@ fn scope_sql(scope: &Scope, params: &mut Vec<Sql>) -> String {
     }
 }
 
-pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, StoreError> {
-    let tx = conn.transaction().map_err(internal)?;
+/// Runs a query in the caller's read transaction (one snapshot).
+pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<Vec<Document>, StoreError> {
     let result = match q.plan() {
         Plan::Names(names) => {
             let unique: BTreeSet<&DocPath> = names.iter().collect();
             let mut docs = Vec::with_capacity(unique.len());
             for name in unique {
-                if let Some(doc) = get_document(&tx, name)? {
+                if let Some(doc) = get_document(conn, name)? {
                     docs.push(doc);
                 }
             }
@@ -185,7 +177,7 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
                 n,
                 n + 1
             );
-            let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
+            let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
             let mut doc_keys = BTreeSet::new();
             for k in keys {
                 params.push(Sql::Blob(k.clone()));
@@ -197,7 +189,7 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
                 }
                 params.pop();
             }
-            let mut fetch = tx
+            let mut fetch = conn
                 .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
                 .map_err(internal)?;
             let mut docs = Vec::with_capacity(doc_keys.len());
@@ -227,7 +219,7 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
                 params.push(Sql::Blob(uhi.clone()));
             }
             let sql = range_sql(scope_column, *descending, under.is_some());
-            stream_doc_keys(&tx, &sql, &params, q)?
+            stream_doc_keys(conn, &sql, &params, q)?
         }
         Plan::LookupByName {
             field,
@@ -249,16 +241,15 @@ pub fn query(conn: &mut Connection, q: &PreparedQuery) -> Result<Vec<Document>, 
                 Sql::Blob(hi),
             ];
             let sql = key_by_name_sql(scope_column, *descending);
-            stream_doc_keys(&tx, &sql, &params, q)?
+            stream_doc_keys(conn, &sql, &params, q)?
         }
         Plan::ScanNames { lo, hi, descending } => {
             let (scope_column, scope_value, under) = scope_bounds(q.scope());
             let (lo, hi) = doc_bounds(lo, hi, under);
             let sql = names_sql(scope_column, *descending);
-            stream_rows(&tx, &sql, &[scope_value, Sql::Blob(lo), Sql::Blob(hi)], q)?
+            stream_rows(conn, &sql, &[scope_value, Sql::Blob(lo), Sql::Blob(hi)], q)?
         }
     };
-    tx.finish().map_err(internal)?;
     Ok(result)
 }
 

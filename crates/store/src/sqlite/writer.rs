@@ -23,6 +23,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::RecordCache;
+use super::readers::Readers;
 use super::schema::{document_version, get_document, get_record, internal};
 use crate::apply::apply_write;
 use crate::index::{self, IndexEntry};
@@ -71,6 +72,8 @@ pub struct Writer {
     broken: Arc<AtomicBool>,
     /// Readers' cache of system records: changed records are invalidated after each COMMIT.
     records: Arc<RecordCache>,
+    /// The read connections: told of each COMMIT (their open snapshots are outdated).
+    readers: Arc<Readers>,
 }
 
 enum Acks {
@@ -186,6 +189,7 @@ impl Writer {
         conn: Connection,
         wal: PathBuf,
         records: Arc<RecordCache>,
+        readers: Arc<Readers>,
     ) -> Result<Self, StoreError> {
         let read = |name: &str| -> Result<i64, StoreError> {
             conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
@@ -220,6 +224,7 @@ impl Writer {
             acks,
             broken,
             records,
+            readers,
         })
     }
 
@@ -398,6 +403,9 @@ impl Writer {
         }
         // After the COMMIT (a reader can no longer read the old value and cache it after this)
         // and before any acknowledgement (a caller's next read never sees the old value).
+        // Readers' snapshots first: a reader that misses the records cache after the
+        // invalidation below must not read the old value from a reused snapshot.
+        self.readers.committed();
         for (ns, key) in &changed_records {
             self.records.invalidate(ns, key);
         }

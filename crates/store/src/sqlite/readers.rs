@@ -1,0 +1,202 @@
+//! The read connections of the SQLite backend, and the read transactions they keep open.
+//!
+//! Every read runs inside a read transaction (one snapshot). Beginning and ending one costs
+//! more than a point read itself (WAL read-mark locks: `fcntl` calls, the wal-index header),
+//! so a connection keeps its transaction open between reads for as long as nothing was
+//! committed since it began — a generation counter tells: the writer bumps it after each COMMIT,
+//! before acknowledging anything in the group. A read notes the generation *before* its snapshot
+//! is taken and reuses an open transaction only if it began at the current generation, so every
+//! read that starts after a commit was acknowledged sees it.
+//!
+//! Open read transactions hold back WAL checkpoints, so after each commit the writer also ends
+//! the outdated transactions of idle connections ([`Readers::committed`]).
+//!
+//! Reuse is only sound when this process's writer makes every commit; a store opened read-only
+//! (another process writes) begins and ends a transaction per read.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::Connection;
+
+use super::schema::{self, internal};
+use crate::StoreError;
+
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct Readers {
+    dir: PathBuf,
+    idle: Mutex<Vec<Reader>>,
+    /// Bumped after every COMMIT of this process's writer.
+    generation: AtomicU64,
+    /// Keep read transactions open between reads (see the module docs).
+    reuse: bool,
+}
+
+struct Reader {
+    conn: Connection,
+    /// The generation at which its open read transaction began; `None`: no transaction open.
+    snapshot: Option<u64>,
+}
+
+fn begin(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached("BEGIN")
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(internal)
+}
+
+fn end(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(internal)
+}
+
+impl Readers {
+    pub fn new(dir: PathBuf, reuse: bool) -> Readers {
+        Readers {
+            dir,
+            idle: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            reuse,
+        }
+    }
+
+    /// Runs `f` on a read connection inside a read transaction that sees every commit made
+    /// before this call.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut reader = match pooled {
+            Some(reader) => reader,
+            None => Reader {
+                conn: schema::open_reader(&self.dir)?,
+                snapshot: None,
+            },
+        };
+        // Noted before the snapshot is taken (at the first statement): a commit in between
+        // makes the next read begin again, never this one miss a commit.
+        let generation = self.generation.load(Ordering::Acquire);
+        if reader.snapshot != Some(generation) {
+            if reader.snapshot.take().is_some() {
+                end(&reader.conn)?;
+            }
+            begin(&reader.conn)?;
+            reader.snapshot = Some(generation);
+        }
+        let result = f(&reader.conn);
+        if !self.reuse || result.is_err() {
+            reader.snapshot = None;
+            // Should this fail, the connection stays in a transaction and is dropped below.
+            let _ = end(&reader.conn);
+        }
+        // A connection an error left in an unexpected state is not reused.
+        if reader.conn.is_autocommit() == reader.snapshot.is_none()
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(reader);
+        }
+        result
+    }
+
+    /// Called by the writer after each COMMIT, before acknowledging: later reads take a new
+    /// snapshot, and idle connections' outdated transactions end so that checkpoints can
+    /// proceed. Never waits: if a reader holds the pool this moment, the next commit sweeps.
+    pub fn committed(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let Ok(mut idle) = self.idle.try_lock() else {
+            return;
+        };
+        idle.retain_mut(|reader| {
+            if reader.snapshot.is_none_or(|g| g == generation) {
+                return true;
+            }
+            reader.snapshot = None;
+            end(&reader.conn).is_ok()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> Connection {
+        let conn = schema::open_writer(dir).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (0);")
+            .unwrap();
+        conn
+    }
+
+    fn value(conn: &Connection) -> Result<i64, StoreError> {
+        conn.query_row("SELECT v FROM t", [], |r| r.get(0))
+            .map_err(internal)
+    }
+
+    #[test]
+    fn a_reused_snapshot_never_hides_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = open(dir.path());
+        let readers = Readers::new(dir.path().to_path_buf(), true);
+        assert_eq!(readers.with(value).unwrap(), 0);
+        for v in 1..=5 {
+            writer.execute("UPDATE t SET v = ?1", [v]).unwrap();
+            // Before `committed` a read may see the old or the new value; after it, the new.
+            readers.committed();
+            assert_eq!(readers.with(value).unwrap(), v);
+            assert_eq!(readers.with(value).unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn snapshots_are_reused_until_a_commit_and_idle_ones_end_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = open(dir.path());
+        let readers = Readers::new(dir.path().to_path_buf(), true);
+        readers.with(value).unwrap();
+        let open_snapshot = |readers: &Readers| {
+            let idle = readers.idle.lock().unwrap();
+            (idle[0].snapshot, idle[0].conn.is_autocommit())
+        };
+        assert_eq!(open_snapshot(&readers), (Some(0), false));
+        readers.with(value).unwrap();
+        assert_eq!(open_snapshot(&readers), (Some(0), false));
+        writer.execute("UPDATE t SET v = 1", []).unwrap();
+        readers.committed();
+        // The idle connection's old transaction was ended by the sweep.
+        assert_eq!(open_snapshot(&readers), (None, true));
+        // With an old snapshot held, a checkpoint cannot finish; after the sweep it can.
+        readers.with(value).unwrap();
+        writer.execute("UPDATE t SET v = 2", []).unwrap();
+        readers.committed();
+        let (busy, _, _): (i64, i64, i64) = writer
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(busy, 0, "a stale read transaction blocked the checkpoint");
+    }
+
+    #[test]
+    fn without_reuse_every_read_ends_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = open(dir.path());
+        let readers = Readers::new(dir.path().to_path_buf(), false);
+        assert_eq!(readers.with(value).unwrap(), 0);
+        // Another process's commit: no `committed` call, still seen.
+        writer.execute("UPDATE t SET v = 7", []).unwrap();
+        assert_eq!(readers.with(value).unwrap(), 7);
+        let idle = readers.idle.lock().unwrap();
+        assert!(
+            idle.iter()
+                .all(|r| r.snapshot.is_none() && r.conn.is_autocommit())
+        );
+    }
+}
