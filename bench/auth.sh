@@ -56,12 +56,26 @@ for i in range(1, int(sys.argv[1]) + 1):
 PY
 "$BIN" import --data-dir "$WORK/db" "$WORK/seed.jsonl"
 CLAIMDB_LOG=warn "$BIN" serve --config "$WORK/claimdb.toml" --data-dir "$WORK/db" --listen "127.0.0.1:$PORT" > "$WORK/server.log" &
-PIDS="$PIDS $!"
+SERVER=$!
+PIDS="$PIDS $SERVER"
 for _ in $(seq 5000); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.002; done
+# Not another process that already held the port.
+kill -0 "$SERVER" 2>/dev/null || { echo "claimdb did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+# wrk's report, then the server's CPU time (user + system, from /proc) per request served: steadier
+# than req/s on a shared machine, where wrk and the server compete for the same cores.
+run() {
+  local conns=$1 script=$2 before after out
+  before=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  out=$(wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency -s "$script" "http://127.0.0.1:$PORT")
+  after=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  echo "$out"
+  echo "$out" | awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" \
+    '/requests in/ {printf "server CPU per request: %.1f us\n", t / hz * 1e6 / $1}'
+}
 echo "== $(nproc) cores; $USERS users x $TOKENS_PER_USER tokens ($(wc -l < "$TOKENS") distinct), audit=$AUDIT"
 echo "== authorized point reads (N=$N, $CONNS connections, $DURATION)"
-wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/wrk/auth_read.lua "http://127.0.0.1:$PORT"
+run "$CONNS" bench/wrk/auth_read.lua
 echo "== authorized point reads at half the connections ($((CONNS / 2)))"
-wrk -t"$THREADS" -c"$((CONNS / 2))" -d"$DURATION" --latency -s bench/wrk/auth_read.lua "http://127.0.0.1:$PORT"
+run "$((CONNS / 2))" bench/wrk/auth_read.lua
 echo "== authorized durable writes ($CONNS connections, $DURATION)"
-wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/wrk/auth_write.lua "http://127.0.0.1:$PORT"
+run "$CONNS" bench/wrk/auth_write.lua
