@@ -6,13 +6,15 @@
 //! The `metrics` facade records; one process-wide Prometheus recorder renders. Installing it is
 //! idempotent, so several routers in one process (tests) share it.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
@@ -42,19 +44,54 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 /// Counts every request and its latency by route template (never the concrete path, which
 /// would make one series per document).
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let start = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("claimdb_http_requests_total", &labels).increment(1);
-    metrics::histogram!("claimdb_http_request_duration_seconds", &labels[..2])
-        .record(start.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, duration) = series(route, &method, response.status().as_u16());
+    requests.increment(1);
+    duration.record(start.elapsed().as_secs_f64());
     response
+}
+
+/// Series handles per route, method and status.
+type SeriesMap = HashMap<String, Vec<(Method, u16, Counter, Histogram)>>;
+
+/// Most (method, status) series remembered per route; beyond, the registry is asked each time.
+const MAX_SERIES_PER_ROUTE: usize = 64;
+
+/// The request counter and latency histogram of one (route, method, status), registered once:
+/// the macros look a series up in the registry on every call (allocating and hashing its
+/// labels), which every request would pay.
+fn series(route: &str, method: &Method, status: u16) -> (Counter, Histogram) {
+    static SERIES: OnceLock<RwLock<SeriesMap>> = OnceLock::new();
+    let map = SERIES.get_or_init(Default::default);
+    if let Ok(known) = map.read()
+        && let Some((.., requests, duration)) = known
+            .get(route)
+            .and_then(|v| v.iter().find(|(m, s, ..)| m == method && *s == status))
+    {
+        return (requests.clone(), duration.clone());
+    }
+    // Handles taken before our recorder is installed would record nowhere.
+    let _ = handle();
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.as_str().to_owned()),
+        ("status", status.to_string()),
+    ];
+    let requests = metrics::counter!("claimdb_http_requests_total", &labels);
+    let duration = metrics::histogram!("claimdb_http_request_duration_seconds", &labels[..2]);
+    if let Ok(mut known) = map.write() {
+        let entries = known.entry(route.to_owned()).or_default();
+        if entries.len() < MAX_SERIES_PER_ROUTE
+            && !entries.iter().any(|(m, s, ..)| m == method && *s == status)
+        {
+            entries.push((method.clone(), status, requests.clone(), duration.clone()));
+        }
+    }
+    (requests, duration)
 }
 
 /// `GET /metrics`.

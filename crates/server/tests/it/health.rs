@@ -94,4 +94,24 @@ async fn metrics_count_requests_by_route_and_decisions() {
     );
     // The concrete document path never becomes a label.
     assert!(!r.text.contains("/v1/docs/m/1"), "{}", r.text);
+    // Each request counts (the series' handles are kept after the first request; other tests
+    // in this process may add to the same series meanwhile, never subtract).
+    let count = |text: &str| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with("claimdb_http_requests_total{")
+                    && l.contains("route=\"/v1/docs/{*path}\"")
+                    && l.contains("status=\"404\"")
+                    && l.contains("method=\"GET\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = count(&r.text);
+    assert!(before >= 1.0, "{}", r.text);
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/docs/m/2").await.status.as_u16(), 404);
+    }
+    let after = count(&app.get("/metrics").await.text);
+    assert!(after >= before + 3.0, "{before} -> {after}");
 }
