@@ -15,13 +15,13 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::event::{encode_line, micros_since_epoch};
 use super::files;
-use super::log::{Counters, Shared, State};
+use super::log::{Counters, Queue, Shared, State};
 use super::{AuditConfig, AuditError, AuditEvent};
 
 /// The longest a sync waits for more durable events after the first (see `run`).
@@ -91,34 +91,16 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
             }
             q.writer_idle = false;
             // Gather for up to one flush interval unless asked to write now.
-            let deadline = Instant::now() + interval;
-            while !q.urgent && q.state == State::Open {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                q = shared
-                    .wake
-                    .wait_timeout(q, deadline - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
-            }
+            q = wait_until(shared, q, Instant::now() + interval, |q| {
+                q.urgent || q.state != State::Open
+            });
             // Several writers waited on the last sync: more are on their way. Wait about one
             // sync for them so that one fdatasync covers the burst (their commits take at least
             // a sync of their own, so they are not answered later for it). A lone waiter — low
             // load — is synced at once.
-            let until = Instant::now() + linger;
-            while q.state == State::Open && q.events.len() < shared.capacity / 2 {
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                q = shared
-                    .wake
-                    .wait_timeout(q, until - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
-            }
+            q = wait_until(shared, q, Instant::now() + linger, |q| {
+                q.state != State::Open || q.events.len() >= shared.capacity / 2
+            });
             #[cfg(test)]
             {
                 drop(q);
@@ -159,6 +141,27 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
             }
         }
     }
+}
+
+/// Waits for the writer's wake-up until `deadline`, returning early once `done` holds.
+fn wait_until<'a>(
+    shared: &'a Shared,
+    mut q: MutexGuard<'a, Queue>,
+    deadline: Instant,
+    done: impl Fn(&Queue) -> bool,
+) -> MutexGuard<'a, Queue> {
+    while !done(&q) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        q = shared
+            .wake
+            .wait_timeout(q, deadline - now)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+    q
 }
 
 /// Marks the writer stopped however it ends. On a normal exit nothing is pending; should the

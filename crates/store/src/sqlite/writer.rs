@@ -110,32 +110,24 @@ impl Outcome {
     /// Replies with the job's result, or with `failure` if the group failed after all.
     fn reply(self, failure: Option<&StoreError>) {
         match self {
-            Outcome::Commit(reply, r) => {
-                let _ = reply.send(match failure {
-                    Some(e) => r.and(Err(e.clone())),
-                    None => r,
-                });
-            }
-            Outcome::Restore(reply, r) => {
-                let _ = reply.send(match failure {
-                    Some(e) => r.and(Err(e.clone())),
-                    None => r,
-                });
-            }
-            Outcome::Record(reply, r) => {
-                let _ = reply.send(match failure {
-                    Some(e) => r.and(Err(e.clone())),
-                    None => r,
-                });
-            }
-            Outcome::Trim(reply, r) => {
-                let _ = reply.send(match failure {
-                    Some(e) => r.and(Err(e.clone())),
-                    None => r,
-                });
-            }
+            Outcome::Commit(reply, r) => answer(reply, r, failure),
+            Outcome::Restore(reply, r) => answer(reply, r, failure),
+            Outcome::Record(reply, r) => answer(reply, r, failure),
+            Outcome::Trim(reply, r) => answer(reply, r, failure),
         }
     }
+}
+
+/// Sends a job's result, replaced by `failure` (if any) when the job itself succeeded.
+fn answer<T>(
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    r: Result<T, StoreError>,
+    failure: Option<&StoreError>,
+) {
+    let _ = reply.send(match failure {
+        Some(e) => r.and(Err(e.clone())),
+        None => r,
+    });
 }
 
 fn wal_failed() -> StoreError {
