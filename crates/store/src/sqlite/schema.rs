@@ -103,6 +103,7 @@ pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
 /// automatic checkpoint with its own hook.
 pub fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(dir.join(DB_FILE)).map_err(internal)?;
+    no_checkpoint_on_close(&conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -112,6 +113,17 @@ pub fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(internal)?;
     Ok(conn)
+}
+
+/// SQLite's last connection to close would copy the WAL into the database file: into a damaged
+/// one too (the writer truncates the WAL itself at a clean close).
+fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map(drop)
+    .map_err(internal)
 }
 
 /// Creates the tables that do not exist yet.
@@ -161,6 +173,7 @@ pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(internal)?;
+    no_checkpoint_on_close(&conn)?;
     // Readers map the file (up to 1 GiB): pages come straight from the OS page cache without a
     // read syscall each, which measured ~25% off queries and point reads at 10^5..10^6 documents.
     conn.execute_batch(
@@ -179,8 +192,12 @@ pub fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
     let create_us: i64 = row.get(2).map_err(internal)?;
     let update_us: i64 = row.get(3).map_err(internal)?;
     let version: i64 = row.get(4).map_err(internal)?;
-    // SQLite has no checksums: a damaged page may surface as a row that no longer decodes.
-    let corrupt = |what: &str| damaged(format_args!("stored document {path}: {what}"));
+    // SQLite has no checksums: a damaged page may surface as a row that no longer decodes. The
+    // path goes to the log only: the error reaches clients.
+    let corrupt = |what: &str| {
+        tracing::error!(path = %path, "a stored document does not decode: {what}");
+        damaged(format_args!("a stored document does not decode: {what}"))
+    };
     let json: serde_json::Value =
         serde_json::from_str(&data).map_err(|e| corrupt(&format!("bad JSON: {e}")))?;
     Ok(Document {
