@@ -64,9 +64,16 @@ pub enum EngineError {
         message: String,
         write_index: Option<usize>,
     },
-    /// A bug or corruption. The message is for logs, never for clients.
+    /// A bug. The message is for logs, never for clients.
     #[error("{message}")]
     Internal {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// The stored data is damaged: writes are refused until an operator restores it. The
+    /// message says what to do (run `claimdb check`, restore from a backup).
+    #[error("{message}")]
+    DataLoss {
         message: String,
         write_index: Option<usize>,
     },
@@ -114,6 +121,7 @@ impl EngineError {
             EngineError::ResourceExhausted { .. } => "resource-exhausted",
             EngineError::Unavailable { .. } => "unavailable",
             EngineError::Internal { .. } => "internal",
+            EngineError::DataLoss { .. } => "data-loss",
         }
     }
 
@@ -175,6 +183,10 @@ impl EngineError {
             | EngineError::Internal {
                 message,
                 write_index,
+            }
+            | EngineError::DataLoss {
+                message,
+                write_index,
             } => (message, *write_index),
         }
     }
@@ -191,7 +203,8 @@ impl EngineError {
             | EngineError::Aborted { write_index, .. }
             | EngineError::ResourceExhausted { write_index, .. }
             | EngineError::Unavailable { write_index, .. }
-            | EngineError::Internal { write_index, .. } => Some(write_index),
+            | EngineError::Internal { write_index, .. }
+            | EngineError::DataLoss { write_index, .. } => Some(write_index),
         }
     }
 }
@@ -227,6 +240,10 @@ impl From<StoreError> for EngineError {
                 write_index,
             },
             StoreError::Unavailable(_) => EngineError::Unavailable {
+                message,
+                write_index,
+            },
+            StoreError::DataLoss(_) => EngineError::DataLoss {
                 message,
                 write_index,
             },
