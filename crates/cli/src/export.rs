@@ -1,5 +1,6 @@
 //! `claimdb export`: every document as JSON lines, in path order, read page by page so memory
-//! stays flat however large the store is.
+//! stays flat however large the store is. An output file is owner-only (0600): it holds every
+//! document.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -17,9 +18,7 @@ pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode>
     let out: Box<dyn Write> = match output {
         None => Box::new(std::io::stdout().lock()),
         Some(p) if p == Path::new("-") => Box::new(std::io::stdout().lock()),
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
+        Some(p) => Box::new(create_private(p)?),
     };
     let mut out = BufWriter::new(out);
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -50,4 +49,23 @@ pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode>
     progress.finish_and_clear();
     eprintln!("exported {count} documents");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates (or truncates) `path` for the export, readable by its owner only — also when it
+/// existed with a wider mode.
+fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    #[cfg(unix)]
+    if file.metadata().is_ok_and(|m| m.is_file()) {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} owner-only", path.display()))?;
+    }
+    Ok(file)
 }

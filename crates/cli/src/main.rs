@@ -3,12 +3,14 @@
 //! operational error.
 
 mod audit;
+mod check;
 mod config;
 mod export;
 mod import;
 mod issuer_keys;
 mod jsonl;
 mod migrate;
+mod permissions;
 mod rules;
 mod serve;
 mod signin;
@@ -50,7 +52,8 @@ struct ConfigArgs {
     /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE, CLAIMDB_RULES, CLAIMDB_ADMIN_KEY, CLAIMDB_ADMIN_ROLES,
     /// CLAIMDB_EXPLAIN_DENIALS, CLAIMDB_PUBLIC_URL, CLAIMDB_APP_REDIRECTS, CLAIMDB_ISSUER,
     /// CLAIMDB_CUSTOM_TOKEN_SIGNERS, CLAIMDB_STORAGE, CLAIMDB_POSTGRES_URL,
-    /// CLAIMDB_POSTGRES_SCHEMA, CLAIMDB_POSTGRES_POOL_SIZE).
+    /// CLAIMDB_POSTGRES_SCHEMA, CLAIMDB_POSTGRES_POOL_SIZE, CLAIMDB_WAL_MAX_BYTES,
+    /// CLAIMDB_AUDIT_MAX_BYTES, CLAIMDB_AUDIT_RETENTION_DAYS).
     #[arg(long, short = 'c', env = "CLAIMDB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (overrides the file and CLAIMDB_DATA_DIR) [default: ./claimdb-data]
@@ -143,6 +146,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the data directory's database for damage (SQLite's integrity check). Works while
+    /// the server runs (it reads one snapshot). Exit 0 sound, 1 damaged, 2 cannot check.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only SQLite's quick check (pages and B-trees, not index contents): faster.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Check and test Firestore security rules offline.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -206,6 +218,7 @@ enum RulesCommand {
 }
 
 fn main() -> ExitCode {
+    permissions::restrict_umask();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, listen } => serve::run(&config, listen),
@@ -245,6 +258,7 @@ fn main() -> ExitCode {
                 json,
             },
         ),
+        Command::Check { config, quick } => check::run(&config, quick),
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file),
         Command::Rules(RulesCommand::Test { rules, cases }) => rules::test(&rules, &cases),
         Command::Token(TokenCommand::Inspect { config, token }) => {

@@ -81,11 +81,18 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     options.admin_key_sha256 = Some(admin_key.sha256());
     if config.audit {
         let dir = audit::audit_dir(&config.data_dir);
+        let audit_config = audit::AuditConfig {
+            max_bytes: config.audit_max_bytes,
+            max_age: config.audit_retention,
+            ..audit::AuditConfig::default()
+        };
         options.audit = Some(
-            audit::AuditLog::open(&dir, audit::AuditConfig::default())
+            audit::AuditLog::open(&dir, audit_config)
                 .with_context(|| format!("cannot open the audit log in {}", dir.display()))?,
         );
     }
+    // Every file of the data directory exists now: say which ones others can read.
+    crate::permissions::warn_if_open(&config.data_dir);
     let engine = Arc::new(Engine::new(dyn_store, options));
     // Audit events of writes a previous run committed but may not have synced to its log.
     let trimmer = match engine.audit_log() {
@@ -115,6 +122,13 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .context("server failed")?;
     if let Some(trimmer) = trimmer {
         trimmer.abort();
+        // The log has every event now: empty the journal, or the next start appends the last
+        // second's lines of writes to the log once more.
+        if let Some(log) = engine.audit_log()
+            && let Err(e) = audit::journal::trim_once(engine.store().as_ref(), log).await
+        {
+            tracing::warn!("trimming the audit journal at shutdown: {e}");
+        }
     }
     if let Some(log) = engine.audit_log()
         && let Err(e) = log.close().await

@@ -12,4 +12,5 @@ mod multinode;
 mod multinode_enforce;
 mod pg;
 mod signin;
+mod storage;
 mod util;
