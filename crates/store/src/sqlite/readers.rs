@@ -68,6 +68,25 @@ struct Reader {
     since: Instant,
 }
 
+impl Pool {
+    /// Notes `reader` as in use for a read at `generation`; returns its id in `active`.
+    fn register(&mut self, reader: &Reader, generation: u64) -> u64 {
+        self.next_id += 1;
+        // A transaction begun for this read begins now; a reused one began earlier.
+        let since = if reader.snapshot == Some(generation) {
+            reader.since
+        } else {
+            Instant::now()
+        };
+        self.active.push(Active {
+            id: self.next_id,
+            since,
+            interrupt: reader.interrupt.clone(),
+        });
+        self.next_id
+    }
+}
+
 /// A connection in use, as the writer sees it.
 struct Active {
     id: u64,
@@ -121,42 +140,40 @@ impl Readers {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.pool().idle.pop();
-        let mut reader = match pooled {
-            Some(reader) => reader,
+        // Noted before the snapshot is taken (at the first statement): a commit in between
+        // makes the next read begin again, never this one miss a commit.
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut pool = self.pool();
+        let (mut reader, id) = match pool.idle.pop() {
+            Some(reader) => {
+                let id = pool.register(&reader, generation);
+                drop(pool);
+                (reader, id)
+            }
             None => {
+                drop(pool);
                 let conn = schema::open_reader(&self.dir)?;
-                Reader {
+                let reader = Reader {
                     interrupt: Arc::new(conn.get_interrupt_handle()),
                     conn,
                     snapshot: None,
                     since: Instant::now(),
+                };
+                let id = self.pool().register(&reader, generation);
+                (reader, id)
+            }
+        };
+        let result = (|| {
+            if reader.snapshot != Some(generation) {
+                if reader.snapshot.take().is_some() {
+                    end(&reader.conn)?;
                 }
+                begin(&reader.conn)?;
+                reader.snapshot = Some(generation);
+                reader.since = Instant::now();
             }
-        };
-        // Noted before the snapshot is taken (at the first statement): a commit in between
-        // makes the next read begin again, never this one miss a commit.
-        let generation = self.generation.load(Ordering::Acquire);
-        if reader.snapshot != Some(generation) {
-            if reader.snapshot.take().is_some() {
-                end(&reader.conn)?;
-            }
-            begin(&reader.conn)?;
-            reader.snapshot = Some(generation);
-            reader.since = Instant::now();
-        }
-        let id = {
-            let mut pool = self.pool();
-            pool.next_id += 1;
-            let id = pool.next_id;
-            pool.active.push(Active {
-                id,
-                since: reader.since,
-                interrupt: reader.interrupt.clone(),
-            });
-            id
-        };
-        let result = f(&reader.conn);
+            f(&reader.conn)
+        })();
         let mut pool = self.pool();
         if let Some(i) = pool.active.iter().position(|a| a.id == id) {
             pool.active.swap_remove(i);
