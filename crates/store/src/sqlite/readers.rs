@@ -224,6 +224,11 @@ impl Readers {
         Pause(self)
     }
 
+    /// How many reads are in progress.
+    pub fn in_progress(&self) -> usize {
+        self.pool().active.len()
+    }
+
     /// Interrupts the reads whose read transaction began more than `age` ago; returns how
     /// many. A read between two statements misses the interrupt, so the writer repeats it.
     pub fn interrupt_older_than(&self, age: Duration) -> usize {

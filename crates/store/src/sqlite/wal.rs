@@ -17,9 +17,10 @@
 //! - past half the bound: writes wait until the restart succeeds. A read that has
 //!   held its snapshot for more than [`MAX_SNAPSHOT_AGE`] then is interrupted (it fails with a
 //!   retryable `unavailable`): under heavy writes, a long read gives, not the bound. Readers in
-//!   other processes (`claimdb export`, `claimdb check`) cannot be interrupted; after
-//!   [`GIVE_UP`] writes go on, the WAL exceeds its bound until they finish (logged), and the
-//!   writer tries again after [`BACKOFF`].
+//!   other processes (`claimdb export`, `claimdb check`) cannot be interrupted: once no read of
+//!   this process is left in progress (or after [`GIVE_UP`]) writes go on, the WAL exceeds its
+//!   bound until that reader finishes (logged), and for a while ([`BACKOFF`], doubling while it
+//!   lasts) no restart waits for readers.
 //!
 //! The file so stays under the bound as long as one group of writes adds less than half of it
 //! (a group is at most 256 commits; at the default 64 MiB, tens of thousands of small writes).
@@ -52,8 +53,10 @@ const HARD_WAIT: Duration = Duration::from_millis(50);
 pub const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(1);
 /// How long writes wait past half the bound before going on regardless.
 const GIVE_UP: Duration = Duration::from_secs(3);
-/// After giving up, how long before writes wait again.
+/// After giving up, how long before restarts wait for readers again; doubled after each
+/// consecutive give-up, up to [`MAX_BACKOFF`].
 const BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The writer's usual busy timeout, restored after each checkpoint.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,6 +71,8 @@ pub struct WalControl {
     last_attempt: Option<Instant>,
     /// Set after giving up: no waiting for readers before then.
     backoff_until: Option<Instant>,
+    /// Give-ups since the last successful restart.
+    give_ups: u32,
 }
 
 /// What a checkpoint achieved.
@@ -105,6 +110,7 @@ impl WalControl {
             checkpointed: 0,
             last_attempt: None,
             backoff_until: None,
+            give_ups: 0,
         })
     }
 
@@ -118,10 +124,8 @@ impl WalControl {
     pub fn after_commit(&mut self, conn: &Connection, readers: &Readers) -> Result<(), StoreError> {
         let bytes = self.bytes();
         let now = Instant::now();
-        if self.backoff_until.is_some_and(|t| now >= t) {
-            self.backoff_until = None;
-        }
-        if bytes >= self.max_bytes / 2 && self.backoff_until.is_none() {
+        let backing_off = self.backoff_until.is_some_and(|t| now < t);
+        if bytes >= self.max_bytes / 2 && !backing_off {
             return self.restart_waiting(conn, readers);
         }
         if bytes >= self.max_bytes / 4
@@ -131,7 +135,12 @@ impl WalControl {
         {
             self.last_attempt = Some(now);
             let _pause = readers.pause();
-            self.checkpoint(conn, "RESTART", SOFT_WAIT)?;
+            let wait = if backing_off {
+                Duration::ZERO
+            } else {
+                SOFT_WAIT
+            };
+            self.checkpoint(conn, "RESTART", wait)?;
             return Ok(());
         }
         let step = (self.max_bytes / 16 / self.frame_bytes).max(1);
@@ -147,12 +156,20 @@ impl WalControl {
     fn restart_waiting(&mut self, conn: &Connection, readers: &Readers) -> Result<(), StoreError> {
         let started = Instant::now();
         let _pause = readers.pause();
+        // Failed attempts in a row with no read of this process in progress: the snapshot in
+        // the way is another process's, which waiting does not end.
+        let mut not_ours = 0;
         loop {
             if self.checkpoint(conn, "RESTART", HARD_WAIT)? == Outcome::Done {
                 return Ok(());
             }
             let stopped = readers.interrupt_older_than(MAX_SNAPSHOT_AGE);
-            if started.elapsed() >= GIVE_UP {
+            not_ours = if readers.in_progress() == 0 {
+                not_ours + 1
+            } else {
+                0
+            };
+            if not_ours >= 2 || started.elapsed() >= GIVE_UP {
                 tracing::warn!(
                     wal_bytes = self.bytes(),
                     wal_max_bytes = self.max_bytes,
@@ -166,7 +183,11 @@ impl WalControl {
                         String::new()
                     }
                 );
-                self.backoff_until = Some(Instant::now() + BACKOFF);
+                let backoff = BACKOFF
+                    .saturating_mul(1 << self.give_ups.min(8))
+                    .min(MAX_BACKOFF);
+                self.give_ups += 1;
+                self.backoff_until = Some(Instant::now() + backoff);
                 return Ok(());
             }
         }
@@ -209,6 +230,8 @@ impl WalControl {
             // The next write starts the log over.
             self.frames.store(0, Ordering::Relaxed);
             self.checkpointed = 0;
+            self.give_ups = 0;
+            self.backoff_until = None;
         }
         Ok(Outcome::Done)
     }
@@ -295,5 +318,52 @@ mod tests {
             "the WAL reached {largest} bytes"
         );
         rt.block_on(store.close()).unwrap();
+    }
+    /// A snapshot held by another process (`claimdb check` reading the database) cannot be
+    /// interrupted: writes must not wait for it beyond a couple of attempts.
+    #[test]
+    fn another_process_s_snapshot_does_not_stall_writes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::default().with_wal_max_bytes(MIN_WAL_MAX_BYTES);
+        let store = SqliteStore::open_with(dir.path(), options).unwrap();
+        let write = |n: i64| {
+            let mut data = Map::new();
+            data.insert("text".into(), Value::String(format!("{n}").repeat(100)));
+            Write::new(
+                DocPath::parse(&format!("c/d{n}")).unwrap(),
+                WriteOp::Set {
+                    data,
+                    transforms: vec![],
+                },
+            )
+        };
+        rt.block_on(store.commit(vec![write(0)])).unwrap();
+        let other = super::super::schema::open_reader(dir.path()).unwrap();
+        other.execute_batch("BEGIN").unwrap();
+        let _: i64 = other
+            .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
+            .unwrap();
+        let mut slowest = Duration::ZERO;
+        for n in 1..600 {
+            let started = Instant::now();
+            rt.block_on(store.commit(vec![write(n)])).unwrap();
+            slowest = slowest.max(started.elapsed());
+        }
+        assert!(
+            slowest < Duration::from_secs(1),
+            "a write waited {slowest:?}"
+        );
+        let wal = dir.path().join(format!("{DB_FILE}-wal"));
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > MIN_WAL_MAX_BYTES / 2,
+            "the other snapshot held the log: it cannot have started over"
+        );
+        drop(other);
+        rt.block_on(store.close()).unwrap();
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
     }
 }
