@@ -6,13 +6,25 @@ use std::time::Duration;
 use super::{Captured, claimdb, contents, corrupt_middle, fill};
 use crate::util::{Server, json, request};
 
-/// A data directory with a few megabytes of documents, stopped cleanly (everything in the
-/// database file, the write-ahead log empty).
+/// A data directory with a few megabytes of documents, stopped cleanly, with everything in the
+/// database file (the write-ahead log copied in and empty) — so that damaging the file damages
+/// documents, whatever the server's checkpoint policy.
 fn filled_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     fill(&server, "docs", 6000);
     assert!(server.stop_with("TERM").success());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use claimdb_store::Store as _;
+        let store = claimdb_store::SqliteStore::open(dir.path()).unwrap();
+        store.close().await.unwrap();
+    });
+    let wal = std::fs::metadata(dir.path().join("claimdb.sqlite3-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0);
     dir
 }
 
@@ -29,9 +41,6 @@ fn a_database_damaged_after_an_unclean_stop_is_refused_at_start() {
     assert_eq!(status, 201);
     server.kill9();
     corrupt_middle(&db);
-    let (code, stdout, stderr) = claimdb(&["check"], dir.path());
-    assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(stdout.contains("DAMAGED"), "{stdout}");
     let before = contents(&db);
     let mut serve = Captured::spawn(dir.path(), &[]);
     assert_eq!(serve.wait_exit(Duration::from_secs(60)), Some(2));
@@ -45,6 +54,9 @@ fn a_database_damaged_after_an_unclean_stop_is_refused_at_start() {
         before,
         "starting wrote into the damaged file"
     );
+    let (code, stdout, stderr) = claimdb(&["check"], dir.path());
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("DAMAGED"), "{stdout}");
 }
 
 /// Lists `docs` page by page until a page fails (the damage is in the middle of the file);
