@@ -117,7 +117,7 @@ pub fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
 
 /// SQLite's last connection to close would copy the WAL into the database file: into a damaged
 /// one too (the writer truncates the WAL itself at a clean close).
-fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
+pub fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,

@@ -9,7 +9,9 @@
 //! checkpoint is replaced by a hook that only counts the WAL's frames):
 //!
 //! - every sixteenth of the bound: a PASSIVE checkpoint (copies what no snapshot needs; waits
-//!   for nobody), so that restarting later has little left to copy;
+//!   for nobody), so that restarting later has little left to copy. It runs on a thread and
+//!   connection of its own ([`Background`]): copying pages and its two fsyncs do not hold up
+//!   commits;
 //! - past a quarter of the bound: a RESTART checkpoint, at most every [`SOFT_INTERVAL`]. Idle
 //!   read connections end their snapshots and reads end theirs while it runs
 //!   (`Readers::pause`); it waits at most [`SOFT_WAIT`] for reads in progress, and the next write
@@ -28,14 +30,17 @@
 //! At start and at a clean close the WAL is checkpointed and truncated to zero bytes.
 
 use std::ffi::c_int;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::health::Health;
 use super::readers::Readers;
-use super::schema::internal;
+use super::schema::{internal, no_checkpoint_on_close};
 use crate::StoreError;
 
 /// Default bound of the WAL file.
@@ -66,8 +71,13 @@ pub struct WalControl {
     frame_bytes: u64,
     /// Frames in the WAL since it last started over, as of the last commit (set by the hook).
     frames: Arc<AtomicI64>,
-    /// `frames` at the last checkpoint.
+    /// `frames` at the last checkpoint (or request for one).
     checkpointed: i64,
+    /// Runs the PASSIVE checkpoints; `None` if its thread could not start (they run inline).
+    background: Option<Background>,
+    /// Held by whichever checkpoint runs: SQLite refuses a second one at once rather than
+    /// waiting, so the writer's restarts wait here for the background's copy to finish.
+    running: Arc<Mutex<()>>,
     last_attempt: Option<Instant>,
     /// Set after giving up: no waiting for readers before then.
     backoff_until: Option<Instant>,
@@ -85,9 +95,15 @@ pub enum Outcome {
 }
 
 impl WalControl {
-    /// Takes over checkpointing on the write connection: installs the frame-counting hook (which
-    /// replaces SQLite's automatic checkpoint) and the file size limit.
-    pub fn install(conn: &mut Connection, max_bytes: u64) -> Result<WalControl, StoreError> {
+    /// Takes over checkpointing on the write connection of the database file `db`: installs the
+    /// frame-counting hook (which replaces SQLite's automatic checkpoint) and the file size
+    /// limit, and starts the background checkpointer.
+    pub fn install(
+        conn: &mut Connection,
+        db: &Path,
+        max_bytes: u64,
+        health: Arc<Health>,
+    ) -> Result<WalControl, StoreError> {
         let page: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(internal)?;
@@ -103,11 +119,21 @@ impl WalControl {
             Ok(())
         }))
         .map_err(internal)?;
+        let running = Arc::new(Mutex::new(()));
+        let background = match Background::start(db, running.clone(), health) {
+            Ok(background) => Some(background),
+            Err(e) => {
+                tracing::warn!("no background checkpointer ({e}); the writer checkpoints itself");
+                None
+            }
+        };
         Ok(WalControl {
             max_bytes,
             frame_bytes: u64::try_from(page).unwrap_or(4096) + 24,
             frames,
             checkpointed: 0,
+            background,
+            running,
             last_attempt: None,
             backoff_until: None,
             give_ups: 0,
@@ -146,7 +172,15 @@ impl WalControl {
         let step = (self.max_bytes / 16 / self.frame_bytes).max(1);
         let frames = self.frames.load(Ordering::Relaxed);
         if u64::try_from(frames - self.checkpointed).unwrap_or(0) >= step {
-            self.checkpoint(conn, "PASSIVE", Duration::ZERO)?;
+            match &self.background {
+                Some(background) => {
+                    background.request();
+                    self.checkpointed = frames;
+                }
+                None => {
+                    self.checkpoint(conn, "PASSIVE", Duration::ZERO)?;
+                }
+            }
         }
         Ok(())
     }
@@ -205,6 +239,13 @@ impl WalControl {
         self.checkpoint(conn, "TRUNCATE", wait)
     }
 
+    /// Stops the background checkpointer (before the close's last checkpoint).
+    pub fn stop(&mut self) {
+        if let Some(mut background) = self.background.take() {
+            background.stop();
+        }
+    }
+
     /// Runs one checkpoint in `mode`, letting SQLite wait up to `wait` for the locks it needs.
     fn checkpoint(
         &mut self,
@@ -212,6 +253,7 @@ impl WalControl {
         mode: &str,
         wait: Duration,
     ) -> Result<Outcome, StoreError> {
+        let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         conn.busy_timeout(wait).map_err(internal)?;
         let result = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
             Ok((
@@ -234,6 +276,76 @@ impl WalControl {
             self.backoff_until = None;
         }
         Ok(Outcome::Done)
+    }
+}
+
+/// The PASSIVE checkpoints, on a thread and a connection of their own.
+pub struct Background {
+    wake: Option<mpsc::SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(
+        db: &Path,
+        running: Arc<Mutex<()>>,
+        health: Arc<Health>,
+    ) -> Result<Background, StoreError> {
+        let conn = Connection::open(db).map_err(internal)?;
+        no_checkpoint_on_close(&conn)?;
+        // A checkpoint syncs the WAL before copying and the database after (NORMAL does both).
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(internal)?;
+        // One request pending is enough: the checkpoint it runs copies everything there is.
+        let (wake, requests) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("claimdb-sqlite-checkpoint".into())
+            .spawn(move || {
+                let mut last_error: Option<Instant> = None;
+                while requests.recv().is_ok() {
+                    // Nothing more is copied into a damaged file.
+                    if health.is_damaged() {
+                        continue;
+                    }
+                    let _running = running.lock().unwrap_or_else(PoisonError::into_inner);
+                    let r = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .map_err(internal);
+                    health.note(&r);
+                    if let Err(e) = r
+                        && last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+                    {
+                        last_error = Some(Instant::now());
+                        tracing::warn!("checkpointing the write-ahead log failed: {e}");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer: {e}")))?;
+        Ok(Background {
+            wake: Some(wake),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a checkpoint; never waits (one already pending covers this one).
+    fn request(&self) {
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
+    }
+
+    /// Lets a pending checkpoint finish and stops the thread.
+    fn stop(&mut self) {
+        self.wake = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -202,7 +202,8 @@ impl Writer {
         readers: Arc<Readers>,
         health: Arc<Health>,
     ) -> Result<Self, StoreError> {
-        let mut control = WalControl::install(&mut conn, wal_max_bytes)?;
+        let db = wal.with_file_name(super::DB_FILE);
+        let mut control = WalControl::install(&mut conn, &db, wal_max_bytes, health.clone())?;
         // A reader in another process (`claimdb export`) may hold the log for now; it is
         // truncated at the next restart then.
         if control.truncate(&conn, &readers, std::time::Duration::from_millis(100))?
@@ -309,6 +310,7 @@ impl Writer {
     /// reads nothing of it — unless the database is damaged or a sync failed, when nothing more
     /// is written into the file.
     fn truncate_wal(&mut self) {
+        self.wal.stop();
         if self.health.is_damaged() || self.broken.load(Ordering::Acquire) {
             return;
         }
