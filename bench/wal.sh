@@ -19,11 +19,14 @@ PID=""
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 printf '%s\n' "rules_version = '2';" 'service cloud.firestore { match /databases/{db}/documents { match /{d=**} { allow read, write: if true; } } }' > "$WORK/open.rules"
 serve() {
-  CLAIMDB_RULES="$WORK/open.rules" CLAIMDB_LOG=warn ${WAL_MAX_BYTES:+CLAIMDB_WAL_MAX_BYTES=$WAL_MAX_BYTES} \
+  env CLAIMDB_RULES="$WORK/open.rules" CLAIMDB_LOG=warn ${WAL_MAX_BYTES:+CLAIMDB_WAL_MAX_BYTES=$WAL_MAX_BYTES} \
     "$BIN" serve --data-dir "$WORK/db" --listen "127.0.0.1:$PORT" >> "$WORK/server.log" 2>&1 &
   PID=$!
   local start; start=$(date +%s%N)
-  for _ in $(seq 20000); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.002; done
+  until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
+    kill -0 $PID 2>/dev/null || { echo "the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+    sleep 0.002
+  done
   READY_MS=$(( ($(date +%s%N) - start) / 1000000 ))
 }
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
