@@ -208,20 +208,13 @@ impl Engine {
                 }
             })?;
         // One read of the user record serves both revocation and the custom-claims overlay.
-        let record = users::load(&*self.store, &verified.uid).await?;
-        let (custom, valid_after) = match record {
-            Some(r) => (r.custom_claims, r.tokens_valid_after),
-            None => (Default::default(), None),
+        let custom = match users::load(&*self.store, &verified.uid).await? {
+            Some(r) => {
+                users::check_not_revoked(&r, verified.iat)?;
+                r.custom_claims
+            }
+            None => Default::default(),
         };
-        if let Some(valid_after) = valid_after
-            && let Err(e) = claimdb_identity::check_not_revoked(verified.iat, valid_after)
-        {
-            metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason()).increment(1);
-            return Err(EngineError::Unauthenticated {
-                message: e.to_string(),
-                reason: e.reason(),
-            });
-        }
         Ok(Some(auth::principal(verifier, &verified, custom)))
     }
 

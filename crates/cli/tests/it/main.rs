@@ -11,5 +11,6 @@ mod migrate;
 mod multinode;
 mod multinode_enforce;
 mod pg;
+mod revocation;
 mod signin;
 mod util;
