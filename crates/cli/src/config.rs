@@ -31,6 +31,7 @@ const KEYS: &[&str] = &[
     "providers",
     "key_cache",
     "rules",
+    "rules_from",
     "audit",
     "admin_key",
     "admin_roles",
@@ -57,6 +58,7 @@ struct RawConfig {
     providers: Vec<ProviderConfig>,
     key_cache: Option<KeyCacheConfig>,
     rules: Option<PathBuf>,
+    rules_from: Option<String>,
     audit: Option<bool>,
     admin_key: Option<String>,
     #[serde(default)]
@@ -79,6 +81,41 @@ struct RawConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub rules: Option<PathBuf>,
+}
+
+/// The known name closest to `name`, if one is close enough to be a likely misspelling.
+pub fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// Environment variables that look like claimdb settings but are none: `CLAIMDB_<KEY>` for no
+/// key (a misspelling silently ignored otherwise), each with a suggestion when one is close.
+/// `CLAIMDB_CONFIG`, the providers' client secrets and the test suite's `CLAIMDB_TEST_*` are
+/// known.
+pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(|k| format!("CLAIMDB_{}", k.to_uppercase()))
+        .collect();
+    names
+        .filter(|n| n.starts_with("CLAIMDB_"))
+        .filter(|n| n != "CLAIMDB_CONFIG" && !n.starts_with("CLAIMDB_TEST_"))
+        .filter(|n| !(n.starts_with("CLAIMDB_PROVIDER_") && n.ends_with("_CLIENT_SECRET")))
+        .filter(|n| !known.contains(n))
+        .map(|n| {
+            // Compared without the common prefix, which would make every name look close.
+            let suffix = n.trim_start_matches("CLAIMDB_").to_lowercase();
+            let hint = did_you_mean(&suffix, KEYS.iter().copied().chain(["config"]))
+                .map(|k| format!(" (did you mean CLAIMDB_{}?)", k.to_uppercase()))
+                .unwrap_or_default();
+            format!("environment variable {n} is not a claimdb setting and is ignored{hint}")
+        })
+        .collect()
 }
 
 /// Validated configuration.
@@ -98,8 +135,13 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// JWKS and verified-token cache behaviour (`[key_cache]`).
     pub key_cache: KeyCacheConfig,
-    /// The Firestore rules file (hot-reloaded); `None`: locked-down rules (deny everything).
+    /// The Firestore rules file (hot-reloaded); `None`: locked-down rules (deny everything)
+    /// until rules are stored through the API.
     pub rules: Option<PathBuf>,
+    /// Whether the rules in force are the file's (`rules_from = "file"`, the default with a
+    /// rules file) or the newest version stored in the database (`"database"`, the default
+    /// without one; a configured file then only seeds version 1 of an empty database).
+    pub rules_in_database: bool,
     /// Whether every decision is appended to the audit log in `<data_dir>/audit` (default on).
     pub audit: bool,
     /// The admin key; `None`: one is created at first start and stored only as a hash.
@@ -145,8 +187,11 @@ impl Config {
         };
         if let Some(unknown) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
             bail!(
-                "unknown config key `{unknown}`{}; known keys: {}",
+                "unknown config key `{unknown}`{}{}; known keys: {}",
                 file.map(|p| format!(" in {}", p.display()))
+                    .unwrap_or_default(),
+                did_you_mean(unknown, KEYS.iter().copied())
+                    .map(|k| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default(),
                 KEYS.join(", ")
             );
@@ -205,6 +250,16 @@ impl Config {
             }
             s.load().context("invalid [[custom_token_signers]]")?;
         }
+        let rules = overrides.rules.clone().or(raw.rules);
+        let rules_in_database = match raw.rules_from.as_deref() {
+            None => rules.is_none(),
+            Some("database") => true,
+            Some("file") if rules.is_some() => false,
+            Some("file") => {
+                bail!("rules_from = \"file\" needs a rules file: set rules = \"firestore.rules\"")
+            }
+            Some(other) => bail!("rules_from = {other:?}: use \"file\" or \"database\""),
+        };
         let data_dir = overrides
             .data_dir
             .clone()
@@ -225,7 +280,8 @@ impl Config {
             data_dir,
             max_body_bytes,
             log: raw.log.unwrap_or_else(|| "info".into()),
-            rules: raw.rules,
+            rules,
+            rules_in_database,
             audit: raw.audit.unwrap_or(true),
             admin_key: raw.admin_key,
             admin_roles: raw.admin_roles,
@@ -328,9 +384,74 @@ mod tests {
         let flags = Overrides {
             listen: Some("127.0.0.1:1".into()),
             data_dir: Some("/c".into()),
+            rules: None,
         };
         let c = Config::load(Some(&file), env, &flags).unwrap();
         assert_eq!((c.listen.port(), c.data_dir), (1, PathBuf::from("/c")));
+    }
+
+    #[test]
+    fn misspelled_keys_and_environment_variables_get_a_suggestion() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "admin_keys = \"0123456789abcdef0\"\n").unwrap();
+        let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("(did you mean `admin_key`?)"),
+            "{err:#}"
+        );
+        std::fs::write(&file, "zzz = 1\n").unwrap();
+        let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+        assert!(!format!("{err:#}").contains("did you mean"), "{err:#}");
+        let vars = [
+            "CLAIMDB_LISTEN",
+            "CLAIMDB_DATADIR",
+            "CLAIMDB_CONFIG",
+            "CLAIMDB_PROVIDER_AUTH0_CLIENT_SECRET",
+            "CLAIMDB_TEST_POSTGRES_URL",
+            "CLAIMDB_WHATEVER_ELSE",
+            "PATH",
+        ];
+        let warnings = unknown_env_vars(vars.iter().map(|v| (*v).to_owned()));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("CLAIMDB_DATADIR") && warnings[0].contains("CLAIMDB_DATA_DIR"),
+            "{warnings:?}"
+        );
+        assert!(!warnings[1].contains("did you mean"), "{warnings:?}");
+    }
+
+    #[test]
+    fn rules_come_from_the_file_or_the_database_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), no_env, &Overrides::default())
+        };
+        assert!(load("").unwrap().rules_in_database);
+        assert!(!load("rules = \"f.rules\"\n").unwrap().rules_in_database);
+        assert!(
+            load("rules = \"f.rules\"\nrules_from = \"database\"\n")
+                .unwrap()
+                .rules_in_database
+        );
+        let err = load("rules_from = \"file\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("needs a rules file"), "{err:#}");
+        let err = load("rules_from = \"db\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("\"file\" or \"database\""),
+            "{err:#}"
+        );
+        // `serve --rules FILE` overrides the file's setting.
+        let flags = Overrides {
+            rules: Some("g.rules".into()),
+            ..Overrides::default()
+        };
+        std::fs::write(&file, "").unwrap();
+        let c = Config::load(Some(&file), no_env, &flags).unwrap();
+        assert_eq!(c.rules.as_deref(), Some(Path::new("g.rules")));
+        assert!(!c.rules_in_database);
     }
 
     #[test]

@@ -158,30 +158,6 @@ impl Engine {
             .map_err(|e| EngineError::internal(format!("reading the audit log: {e}")))
     }
 
-    /// The active rules' source and origin.
-    pub async fn admin_get_rules(
-        &self,
-        ctx: &RequestContext,
-    ) -> Result<(String, String), EngineError> {
-        self.authorize_admin(ctx).await?;
-        let rules = self.rules();
-        Ok((rules.ruleset.source().to_owned(), rules.origin.clone()))
-    }
-
-    /// Compiles `source` and, if it compiles, makes it the active rules at once; otherwise
-    /// refuses it with the compile errors and the running rules stay.
-    pub async fn admin_put_rules(
-        &self,
-        ctx: &RequestContext,
-        source: &str,
-    ) -> Result<(), EngineError> {
-        self.authorize_admin(ctx).await?;
-        let ruleset = compile_rules(source)?;
-        self.replace_rules(ruleset, "admin API");
-        tracing::info!(request_id = %ctx.request_id, "rules replaced through the admin API");
-        Ok(())
-    }
-
     /// Decides a hypothetical request (the rules-test case format: `auth`, `method`, `path`,
     /// `data`, `existing`, `query`, `time`) with the active rules — or with `rules` given as
     /// source — and explains the decision. Documents not in `existing` are read from the store.

@@ -21,6 +21,7 @@ mod login;
 pub mod metrics;
 mod query;
 mod request_id;
+mod rules;
 mod tokens;
 pub mod wire;
 
@@ -35,7 +36,7 @@ use claimdb_engine::Engine;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
@@ -124,8 +125,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/logout", post(login::logout))
         .route(
             "/v1/admin/rules",
-            get(admin::get_rules).put(admin::put_rules),
+            get(rules::get_rules).put(rules::put_rules),
         )
+        .route("/v1/admin/rules/versions", get(rules::versions))
+        .route("/v1/admin/rules/versions/{version}", get(rules::version))
+        .route("/v1/admin/rules/rollback", post(rules::rollback))
         .route("/v1/admin/audit", get(admin::audit))
         .route("/v1/rules/explain", post(admin::explain))
         .route("/v1/batch", post(batch::commit))
@@ -154,7 +158,10 @@ pub fn app(state: AppState) -> Router {
                 })
                 // One line per response only at debug: at the target of tens of thousands of
                 // requests a second, an access line each is a cost to opt into.
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                // A 5xx is not news at ERROR level: `/readyz` answers 503 by design until the
+                // keys are loaded, and the JSON error layer logs the cause of every 500 itself.
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(axum::middleware::from_fn_with_state(

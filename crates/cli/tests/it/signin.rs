@@ -1286,7 +1286,13 @@ fn the_dev_instance_prints_a_working_mint_command() {
         command.env(k, v);
         words.next();
     }
-    assert_eq!(words.next(), Some("claimdb"), "{hint}");
+    // The binary as the operator would run it again: this one, by its path.
+    let bin = words.next().unwrap();
+    assert_eq!(
+        std::fs::canonicalize(bin).unwrap(),
+        std::fs::canonicalize(BIN).unwrap(),
+        "{hint}"
+    );
     let out = command.args(words).output().unwrap();
     assert!(
         out.status.success(),
