@@ -5,6 +5,7 @@
 //! planner in [`crate::query`]; this module only executes its plans.
 
 mod cache;
+mod lock;
 mod read;
 mod readers;
 mod schema;
@@ -20,6 +21,8 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use cache::{Lookup, RecordCache};
+use lock::DirLock;
+pub use lock::LOCK_FILE;
 use readers::Readers;
 pub use schema::DB_FILE;
 use writer::{Job, Writer};
@@ -49,7 +52,7 @@ struct Inner {
     /// Opened with [`SqliteStore::open_read_only`]: writes are refused.
     read_only: bool,
     /// The data directory's lock, held while the store is open for writing.
-    lock: Mutex<Option<std::fs::File>>,
+    lock: Mutex<Option<DirLock>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -70,7 +73,7 @@ impl SqliteStore {
                 dir.display()
             ))
         })?;
-        let lock = lock_dir(dir)?;
+        let lock = DirLock::acquire(dir)?;
         let conn = schema::open_writer(dir)?;
         let records = Arc::new(RecordCache::default());
         let readers = Arc::new(Readers::new(dir.to_path_buf(), true));
@@ -186,56 +189,6 @@ pub(crate) fn check_record_name(namespace: &str, key: &str) -> Result<(), StoreE
         }
     }
     Ok(())
-}
-
-/// The name of the lock file in the data directory.
-pub const LOCK_FILE: &str = "claimdb.lock";
-
-/// Takes the data directory's lock (an exclusive `flock` on [`LOCK_FILE`], released when the
-/// store closes or the process ends): one process at a time writes a database, which the
-/// records cache and the writer's counters rely on. The lock file names the holder's pid.
-fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
-    use std::io::{Read, Seek, Write};
-    let path = dir.join(LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open the lock file {}: {e}", path.display()))
-        })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let by = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
-            };
-            return Err(StoreError::Unavailable(format!(
-                "the data directory {} is in use by another claimdb process{by}; stop it first \
-                 (`claimdb export` works while it runs)",
-                dir.display()
-            )));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            )));
-        }
-    }
-    // Best effort: the pid is only for the message above.
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "{}", std::process::id()));
-    Ok(file)
 }
 
 fn closed() -> StoreError {
