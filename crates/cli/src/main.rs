@@ -11,12 +11,14 @@ mod import;
 mod issuer_keys;
 mod jsonl;
 mod migrate;
+mod progress;
 mod rules;
 mod rules_versions;
 mod serve;
 mod signin;
 mod storage;
 mod token;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,27 +85,37 @@ enum Command {
     /// Manage the generated admin key.
     #[command(subcommand)]
     AdminKey(AdminKeyCommand),
-    /// Write every document as JSON lines ({"path","data","create_time","update_time","version"}),
-    /// in path order. Safe while the server runs.
+    /// Back up everything: the signing key ring (private keys), every system record (users,
+    /// custom claims, revocations, the admin key's hash, stored rules, sessions) and every
+    /// document with its metadata, as JSON lines with a header and an end line. Safe while the
+    /// server runs. The audit log is not included.
     Export {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Output file; `-` or omitted writes to standard output.
+        /// Output file, created readable by its owner only (it holds private keys) and replaced
+        /// only once complete; `-` or omitted writes to standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Load documents from JSON lines made by `claimdb export` (or by hand: "path" and "data" are
-    /// required; times and versions are kept when given). The whole file is checked first: a bad
-    /// line writes nothing.
+    /// Restore a backup made by `claimdb export` into an empty store, exactly: documents with
+    /// their times and versions, system records, and the signing keys (into <data_dir>/issuer
+    /// with SQLite, into the database with PostgreSQL). The whole file is checked first: a bad
+    /// or truncated file writes nothing. Older backups (document lines only, no header) and
+    /// hand-written lines ("path" and "data" required) are read too.
     Import {
         #[command(flatten)]
         config: ConfigArgs,
         /// Input file; `-` reads standard input.
         #[arg(value_name = "FILE")]
         input: PathBuf,
+        /// Import into a store that already holds data: documents and records replace those at
+        /// the same paths and keys, others stay; a signing key ring already there is kept.
+        #[arg(long)]
+        merge: bool,
     },
-    /// Copy every document and system record from one store to another (SQLite ⇄ PostgreSQL),
-    /// then verify that the target matches. Stop the nodes writing to the source first. A
+    /// Copy every document, system record and the signing keys from one store to another
+    /// (SQLite ⇄ PostgreSQL), then verify that the target matches; tokens issued before still
+    /// verify after. Stop the nodes writing to the source first. A
     /// non-empty target is refused unless --resume or --rollback says what to do with it.
     /// Exit 0 copied and verified, 1 verification found a difference, 2 error.
     Migrate {
@@ -286,7 +298,11 @@ fn main() -> ExitCode {
         Command::Doctor { config } => doctor::run(&config),
         Command::AdminKey(AdminKeyCommand::Reset { config }) => admin_key::reset(&config),
         Command::Export { config, output } => export::run(&config, output.as_deref()),
-        Command::Import { config, input } => import::run(&config, &input),
+        Command::Import {
+            config,
+            input,
+            merge,
+        } => import::run(&config, &input, merge),
         Command::Migrate {
             from,
             to,
