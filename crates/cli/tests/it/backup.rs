@@ -1,7 +1,8 @@
 //! `claimdb export` / `claimdb import` as a complete backup (issue 13, item 3): documents with
 //! their metadata, every system record and the signing key ring travel SQLite → file →
 //! PostgreSQL → file → SQLite unchanged; on each restored server a token minted before the
-//! backup verifies, a revoked user stays revoked and the generated admin key still works. And
+//! backup verifies, a revoked user stays revoked, the generated admin key still works and the
+//! rules stored through the admin API are in force. And
 //! the file's safety: owner-only, complete or refused, older document-only files still read.
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use claimdb_store::{Document, Record, RecordCondition, Store, Write, WriteOp};
 use serde_json::json;
 
 use crate::pg;
-use crate::util::{BIN, Server, json, request};
+use crate::util::{BIN, OPEN_RULES, Server, json, request};
 
 /// The `iss` of claimdb's tokens on every server here, so a token minted on one verifies on
 /// another.
@@ -85,6 +86,11 @@ fn body(file: &Path) -> Vec<String> {
     lines.collect()
 }
 
+/// Rules stored through the admin API as version 2 (version 1 is the seed from the file).
+fn stored_rules() -> String {
+    format!("{OPEN_RULES}// stored through the admin API\n")
+}
+
 /// What a server restored from the backup must still do.
 struct Expect<'a> {
     admin_key: &'a str,
@@ -130,6 +136,20 @@ fn check_restored(server: &Server, expect: &Expect) {
     let (status, text) = server.get("/v1/docs/movies/m1").unwrap();
     assert_eq!(status, 200, "{text}");
     assert_eq!(&json(&text), expect.m1, "data, times and version kept");
+    let (status, text) = request(
+        "GET",
+        &server.url("/v1/admin/rules"),
+        None,
+        &[("x-claimdb-admin-key", expect.admin_key)],
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{text}");
+    let rules = json(&text);
+    assert_eq!(
+        rules["version"], 2,
+        "the stored rules version is in force: {rules}"
+    );
+    assert_eq!(rules["source"], stored_rules());
 }
 
 /// Regression (issue 13): export/import carried documents only — a restore lost users, custom
@@ -143,9 +163,14 @@ fn a_backup_round_trips_sqlite_postgres_sqlite_with_keys_records_and_revocations
     };
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let env = [("CLAIMDB_PUBLIC_URL", PUBLIC_URL)];
+    // Rules live in the database (the open rules file seeds version 1).
+    let env = [
+        ("CLAIMDB_PUBLIC_URL", PUBLIC_URL),
+        ("CLAIMDB_RULES_FROM", "database"),
+    ];
 
-    // A source with documents, custom claims, a revocation and tokens minted three ways.
+    // A source with documents, custom claims, a revocation, tokens minted three ways and rules
+    // stored through the admin API.
     let server = Server::start_env(&src, &env);
     let admin_line = server
         .wait_printed("admin key")
@@ -171,6 +196,14 @@ fn a_backup_round_trips_sqlite_postgres_sqlite_with_keys_records_and_revocations
         assert!(status == 200 || status == 201, "{status} {text}");
     }
     let m1 = json(&server.get("/v1/docs/movies/m1").unwrap().1);
+    let (status, text) = request(
+        "PUT",
+        &server.url("/v1/admin/rules"),
+        Some(&serde_json::to_string(&json!({ "source": stored_rules() })).unwrap()),
+        &admin,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{text}");
     let (status, text) = request(
         "PUT",
         &server.url("/v1/admin/users/bob/claims"),
@@ -293,7 +326,7 @@ fn a_backup_round_trips_sqlite_postgres_sqlite_with_keys_records_and_revocations
 
     // Both restored servers accept the old tokens, refuse the revoked one, know the admin key.
     let mut pg_server_env = pg.clone();
-    pg_server_env.push(("CLAIMDB_PUBLIC_URL", PUBLIC_URL));
+    pg_server_env.extend(env);
     let server = Server::start_env(&pg_dir, &pg_server_env);
     check_restored(&server, &expect);
     drop(server);
