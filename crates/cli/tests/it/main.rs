@@ -4,6 +4,7 @@
 
 mod audit;
 mod cli;
+mod differential;
 mod durability;
 mod enforce;
 mod idp;
