@@ -6,8 +6,6 @@
 //! Writes carry an `If-Match` no document can satisfy: the engine decides first, then the
 //! store refuses the write (412), so an allowed write changes nothing and 412 means "allowed".
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 
 use super::generator::{Case, Query};
@@ -32,14 +30,12 @@ impl Claimdb {
         let dir = tempfile::tempdir().unwrap();
         let key = Key::new("diff");
         let idp = Idp::start(&[&key]);
-        let rules: PathBuf = dir.path().join("firestore.rules");
-        std::fs::write(&rules, OPEN_RULES).unwrap();
+        // No rules file: rules are stored versions, set through the admin API.
         let config = dir.path().join("claimdb.toml");
         std::fs::write(
             &config,
             format!(
-                "rules = \"{rules}\"\nadmin_key = \"{ADMIN_KEY}\"\nexplain_denials = false\n\n[[providers]]\nname = \"idp\"\nissuer = \"{ISSUER}\"\njwks_uri = \"{jwks}\"\naudience = [\"{AUDIENCE}\"]\nalgorithms = [\"ES256\"]\n",
-                rules = rules.display(),
+                "admin_key = \"{ADMIN_KEY}\"\nexplain_denials = false\n\n[[providers]]\nname = \"idp\"\nissuer = \"{ISSUER}\"\njwks_uri = \"{jwks}\"\naudience = [\"{AUDIENCE}\"]\nalgorithms = [\"ES256\"]\n",
                 jwks = idp.jwks_uri(),
             ),
         )

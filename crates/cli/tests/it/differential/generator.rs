@@ -77,7 +77,7 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// The suite as JSON (for `CLAIMDB_DIFF_DUMP`).
+    /// The suite as JSON (for `CLAIMDB_TEST_DIFF_DUMP`).
     pub fn to_json(&self) -> Value {
         let cases: Vec<Value> = self
             .cases

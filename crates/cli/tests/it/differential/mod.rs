@@ -6,7 +6,7 @@
 //!
 //! Without hidane installed the check prints a SKIPPED banner and passes, except with `CI=true`,
 //! where it fails (`.ci/run` installs hidane into `$HOME/.cache/claimdb-ci/hidane`).
-//! `CLAIMDB_DIFF_DUMP=<file>` writes the generated suites as JSON instead, for investigating.
+//! `CLAIMDB_TEST_DIFF_DUMP=<file>` also writes the generated suites as JSON, for investigating.
 
 mod claimdb;
 pub mod generator;
@@ -101,7 +101,7 @@ fn rules_decide_like_the_firestore_emulator() {
             "\n==================================================================\n\
              SKIPPED rules_decide_like_the_firestore_emulator: hidane is not installed.\n\
              Install it with `cargo install hidane --version 0.6.0 --locked --root \
-             $HOME/.cache/claimdb-ci/hidane` (or set CLAIMDB_HIDANE_BIN).\n\
+             $HOME/.cache/claimdb-ci/hidane` (or set CLAIMDB_TEST_HIDANE_BIN).\n\
              ==================================================================\n"
         );
         assert!(
@@ -178,16 +178,26 @@ fn rules_decide_like_the_firestore_emulator() {
     );
 }
 
-/// Writes the generated suites as JSON to `CLAIMDB_DIFF_DUMP` (a tool for investigating a
-/// disagreement; it checks nothing without the variable).
+/// The generator is deterministic (the check is the same in every run) and large; with
+/// `CLAIMDB_TEST_DIFF_DUMP=<file>` it also writes the suites as JSON, for investigating a
+/// disagreement.
 #[test]
-fn differential_dump() {
-    let Ok(path) = std::env::var("CLAIMDB_DIFF_DUMP") else {
-        return;
+fn the_generator_is_deterministic_and_writes_its_suites_on_request() {
+    let suites = |seed| -> Vec<serde_json::Value> {
+        generator::suites(seed)
+            .iter()
+            .map(generator::Suite::to_json)
+            .collect()
     };
-    let suites: Vec<serde_json::Value> = generator::suites(SEED)
-        .iter()
-        .map(generator::Suite::to_json)
-        .collect();
-    std::fs::write(path, serde_json::to_string_pretty(&suites).unwrap()).unwrap();
+    let first = suites(SEED);
+    assert_eq!(
+        first,
+        suites(SEED),
+        "the same seed must give the same cases"
+    );
+    assert_ne!(first, suites(SEED + 1), "the seed must matter");
+    assert!(first.len() >= 300, "only {} rules files", first.len());
+    if let Ok(path) = std::env::var("CLAIMDB_TEST_DIFF_DUMP") {
+        std::fs::write(path, serde_json::to_string_pretty(&first).unwrap()).unwrap();
+    }
 }

@@ -20,10 +20,10 @@ use super::{Http, Verdict};
 
 const PROJECT: &str = "claimdb-diff";
 
-/// Where the hidane binary is: `CLAIMDB_HIDANE_BIN`, the CI cache
+/// Where the hidane binary is: `CLAIMDB_TEST_HIDANE_BIN`, the CI cache
 /// (`$HOME/.cache/claimdb-ci/hidane/bin/hidane`, where `.ci/run` installs it), or `PATH`.
 pub fn find() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("CLAIMDB_HIDANE_BIN") {
+    if let Ok(p) = std::env::var("CLAIMDB_TEST_HIDANE_BIN") {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
     }
