@@ -9,6 +9,7 @@ mod import;
 mod issuer_keys;
 mod jsonl;
 mod migrate;
+mod nofile;
 mod rules;
 mod serve;
 mod signin;
