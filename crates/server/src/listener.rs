@@ -104,12 +104,6 @@ impl Shared {
         });
     }
 
-    fn has_evictable(&self) -> bool {
-        self.connections()
-            .values()
-            .any(|c| c.waiting_since().is_some())
-    }
-
     /// Closes the connection that has gone longest without a request in progress; false when
     /// every connection has one.
     fn evict_longest_waiting(&self) -> bool {
@@ -172,11 +166,12 @@ impl Throttled {
         }
     }
 
-    /// Counts one occurrence; `Some(count since the last line)` when a line is due.
+    /// Counts one occurrence; when a line is due, `Some(occurrences left unlogged since the
+    /// last line)`.
     fn due(&mut self) -> Option<u64> {
-        self.since_last += 1;
         let now = Instant::now();
         if self.last.is_some_and(|t| now < t + LOG_EVERY) {
+            self.since_last += 1;
             return None;
         }
         self.last = Some(now);
@@ -224,53 +219,19 @@ pub(crate) async fn serve(
     let mut all_busy = Throttled::new();
     let mut accept_failing = Throttled::new();
     let mut backoff = MIN_ACCEPT_BACKOFF;
-    // Whether the loop is waiting at the cap for a connection to finish (logged once per wait).
-    let mut waiting = false;
     loop {
-        if shared.open() >= cap && !shared.has_evictable() {
-            if !waiting {
-                waiting = true;
-                if let Some(more) = all_busy.due() {
-                    tracing::warn!(
-                        max_connections = cap,
-                        "connection limit reached: all {cap} connections have a request in progress, so new connections wait in the listen backlog until one finishes ({more} more times since the last such line)"
-                    );
-                }
-                metrics::counter!("claimdb_http_connection_limit_total", "action" => "wait")
-                    .increment(1);
-            }
-            let mut closed = pin!(shared.closed.notified());
-            closed.as_mut().enable();
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = closed => {}
-                () = tokio::time::sleep(CAP_RECHECK) => {}
-            }
-            continue;
-        }
         let accepted = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
+        let stream = match accepted {
             Ok((stream, _peer)) => {
                 backoff = MIN_ACCEPT_BACKOFF;
-                waiting = false;
-                shared.admit(stream);
-                if shared.open() > cap && shared.evict_longest_waiting() {
-                    if let Some(more) = evicting.due() {
-                        tracing::warn!(
-                            max_connections = cap,
-                            "connection limit reached: {cap} connections open, so each new connection closes the one that has gone longest without a request ({more} more times since the last such line)"
-                        );
-                    }
-                    metrics::counter!("claimdb_http_connection_limit_total", "action" => "evict")
-                        .increment(1);
-                }
+                stream
             }
             // The client gave up before we took the connection: nothing to do.
-            Err(e) if is_connection_error(&e) => {}
+            Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 if let Some(more) = accept_failing.due() {
                     tracing::error!(
@@ -287,10 +248,62 @@ pub(crate) async fn serve(
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        if shared.open() >= cap {
+            if shared.evict_longest_waiting() {
+                if let Some(more) = evicting.due() {
+                    tracing::warn!(
+                        max_connections = cap,
+                        "connection limit reached: {cap} connections open, so each new connection closes the one that has gone longest without a request ({more} more times since the last such line)"
+                    );
+                }
+                metrics::counter!("claimdb_http_connection_limit_total", "action" => "evict")
+                    .increment(1);
+            } else {
+                if let Some(more) = all_busy.due() {
+                    tracing::warn!(
+                        max_connections = cap,
+                        "connection limit reached: all {cap} connections have a request in progress, so new connections wait in the listen backlog until one finishes ({more} more times since the last such line)"
+                    );
+                }
+                metrics::counter!("claimdb_http_connection_limit_total", "action" => "wait")
+                    .increment(1);
+                // Hold this connection, unserved, until there is room; meanwhile nothing else is
+                // accepted, so later ones wait in the listen backlog.
+                let stopping = wait_for_room(&shared, cap, shutdown.as_mut()).await;
+                shared.admit(stream);
+                if stopping {
+                    break;
+                }
+                continue;
             }
         }
+        shared.admit(stream);
     }
     shut_down(&shared, listener, config.shutdown_timeout).await;
+}
+
+/// Waits until a connection ends or one has no request in progress (which is then closed to
+/// make room); true if the shutdown signal came first.
+async fn wait_for_room(
+    shared: &Shared,
+    cap: usize,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    loop {
+        let mut closed = pin!(shared.closed.notified());
+        closed.as_mut().enable();
+        if shared.open() < cap || shared.evict_longest_waiting() {
+            return false;
+        }
+        tokio::select! {
+            () = &mut shutdown => return true,
+            () = closed => {}
+            () = tokio::time::sleep(CAP_RECHECK) => {}
+        }
+    }
 }
 
 async fn shut_down(shared: &Arc<Shared>, listener: TcpListener, timeout: Duration) {

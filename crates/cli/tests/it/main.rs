@@ -10,6 +10,7 @@ mod idp;
 mod migrate;
 mod multinode;
 mod multinode_enforce;
+mod net;
 mod pg;
 mod signin;
 mod util;
