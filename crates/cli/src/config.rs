@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use claimdb_identity::{
@@ -44,7 +45,21 @@ const KEYS: &[&str] = &[
     "postgres_url",
     "postgres_schema",
     "postgres_pool_size",
+    "header_read_timeout_ms",
+    "idle_timeout_ms",
+    "body_read_timeout_ms",
+    "shutdown_timeout_ms",
+    "max_connections",
 ];
+
+/// Every configuration key, for `claimdb serve --help`.
+pub fn keys_help() -> String {
+    format!(
+        "Configuration keys (TOML file, or environment variables CLAIMDB_<KEY>): {}. See the \
+         README's configuration section.",
+        KEYS.join(", ")
+    )
+}
 
 /// The file's keys as written, before defaults and validation.
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +89,75 @@ struct RawConfig {
     postgres_url: Option<String>,
     postgres_schema: Option<String>,
     postgres_pool_size: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+/// How long a client may take and how much it may hold (validated; defaults in
+/// `claimdb_server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `header_read_timeout_ms`: a request head must be complete this long after its first byte.
+    pub header_read_timeout: Duration,
+    /// `idle_timeout_ms`: a connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// `body_read_timeout_ms`: a request body must be complete this long after its head.
+    pub body_read_timeout: Duration,
+    /// `shutdown_timeout_ms`: how long requests in progress get after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// `max_connections`: most connections open at once (lowered at start to fit the open-file
+    /// limit).
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<ConnectionLimits> {
+        // A client timeout under 100 ms would cut off ordinary clients on a slow network.
+        let timeout = |key: &str,
+                       value: Option<u64>,
+                       default: Duration|
+         -> anyhow::Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(ms) if (100..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+                Some(ms) => bail!("{key} = {ms} is out of range; use 100 to 3600000 (one hour)"),
+            }
+        };
+        let shutdown_timeout = match raw.shutdown_timeout_ms {
+            None => claimdb_server::DEFAULT_SHUTDOWN_TIMEOUT,
+            Some(ms) if ms <= 600_000 => Duration::from_millis(ms),
+            Some(ms) => {
+                bail!("shutdown_timeout_ms = {ms} is out of range; use 0 to 600000 (ten minutes)")
+            }
+        };
+        let max_connections = match raw.max_connections {
+            None => claimdb_server::DEFAULT_MAX_CONNECTIONS,
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(n) => bail!("max_connections = {n} is out of range; use 1 to 1000000"),
+        };
+        Ok(ConnectionLimits {
+            header_read_timeout: timeout(
+                "header_read_timeout_ms",
+                raw.header_read_timeout_ms,
+                claimdb_server::DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            idle_timeout: timeout(
+                "idle_timeout_ms",
+                raw.idle_timeout_ms,
+                claimdb_server::DEFAULT_IDLE_TIMEOUT,
+            )?,
+            body_read_timeout: timeout(
+                "body_read_timeout_ms",
+                raw.body_read_timeout_ms,
+                claimdb_server::DEFAULT_BODY_READ_TIMEOUT,
+            )?,
+            shutdown_timeout,
+            max_connections,
+        })
+    }
 }
 
 /// Overrides given as command-line flags.
@@ -129,6 +213,8 @@ pub struct Config {
     )]
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// Client timeouts, the connection cap and the shutdown deadline.
+    pub connections: ConnectionLimits,
     /// A `tracing` filter such as `info` or `claimdb=debug,info`.
     pub log: String,
     /// Identity providers whose tokens are accepted (`[[providers]]`), validated.
@@ -203,6 +289,7 @@ impl Config {
             }
         }
         let raw: RawConfig = table.try_into().context("invalid configuration")?;
+        let connections = ConnectionLimits::from_raw(&raw)?;
         let listen_text = overrides
             .listen
             .clone()
@@ -279,6 +366,7 @@ impl Config {
             storage,
             data_dir,
             max_body_bytes,
+            connections,
             log: raw.log.unwrap_or_else(|| "info".into()),
             rules,
             rules_in_database,
@@ -361,6 +449,59 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            c.connections.max_connections,
+            claimdb_server::DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(
+            c.connections.idle_timeout,
+            claimdb_server::DEFAULT_IDLE_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn connection_limits_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "header_read_timeout_ms = 2000\nidle_timeout_ms = 30000\nbody_read_timeout_ms = 9000\n\
+             shutdown_timeout_ms = 0\nmax_connections = 64\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "CLAIMDB_MAX_CONNECTIONS").then(|| "128".to_string());
+        let c = Config::load(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                body_read_timeout: Duration::from_secs(9),
+                shutdown_timeout: Duration::ZERO,
+                max_connections: 128,
+            }
+        );
+        for (text, want) in [
+            (
+                "header_read_timeout_ms = 5\n",
+                "header_read_timeout_ms = 5 is out of range",
+            ),
+            (
+                "idle_timeout_ms = 0\n",
+                "idle_timeout_ms = 0 is out of range",
+            ),
+            ("body_read_timeout_ms = 3600001\n", "body_read_timeout_ms"),
+            ("shutdown_timeout_ms = 600001\n", "shutdown_timeout_ms"),
+            (
+                "max_connections = 0\n",
+                "max_connections = 0 is out of range",
+            ),
+            ("max_connections = -1\n", "invalid configuration"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
+        }
     }
 
     #[test]

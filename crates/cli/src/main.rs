@@ -11,6 +11,7 @@ mod import;
 mod issuer_keys;
 mod jsonl;
 mod migrate;
+mod nofile;
 mod progress;
 mod rules;
 mod rules_versions;
@@ -63,7 +64,7 @@ struct ConfigArgs {
 enum Command {
     /// Run the server. With no configuration: data in ./claimdb-data, listening on
     /// 127.0.0.1:8787. Stops gracefully on Ctrl-C / SIGTERM.
-    #[command(after_help = SERVE_KEYS)]
+    #[command(after_help = config::keys_help())]
     Serve {
         #[command(flatten)]
         config: ConfigArgs,
@@ -280,12 +281,6 @@ enum RulesCommand {
         version: u64,
     },
 }
-
-/// The configuration keys, for `claimdb serve --help`.
-const SERVE_KEYS: &str = "Configuration keys (TOML file, or environment variables CLAIMDB_<KEY>): \
-listen, data_dir, max_body_bytes, log, providers, key_cache, rules, rules_from, audit, admin_key, \
-admin_roles, explain_denials, public_url, app_redirects, issuer, custom_token_signers, storage, \
-postgres_url, postgres_schema, postgres_pool_size. See the README's configuration section.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

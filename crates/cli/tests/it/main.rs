@@ -12,6 +12,7 @@ mod idp;
 mod migrate;
 mod multinode;
 mod multinode_enforce;
+mod net;
 mod ops;
 mod pg;
 mod revocation;

@@ -1310,6 +1310,78 @@ fn the_dev_instance_prints_a_working_mint_command() {
     assert_eq!(r.json()["uid"], "alice");
 }
 
+/// Regression (issue 12): an untrusted origin got no `Access-Control-Allow-Origin` but still
+/// `Access-Control-Allow-Credentials`, `Access-Control-Expose-Headers` and, on preflights,
+/// `Allow-Methods`/`Allow-Headers`/`Max-Age`. It must get no CORS header at all — on simple
+/// requests, on preflights and with no `Origin` — while the app's origin keeps them.
+#[test]
+fn untrusted_origins_get_no_cors_headers_at_all() {
+    let w = plain_world();
+    let cors_headers = |r: &Resp| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("access-control-"))
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect()
+    };
+    let preflight = |origin: &str| {
+        w.call(
+            "OPTIONS",
+            "/v1/docs/notes/alice",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type,if-match"),
+            ],
+            None,
+        )
+    };
+    for origin in [
+        "https://evil.example",
+        "null",
+        "https://app.example.com.evil.example",
+    ] {
+        let r = preflight(origin);
+        assert_eq!(
+            cors_headers(&r),
+            Vec::<String>::new(),
+            "preflight from {origin}"
+        );
+        for (method, body) in [("GET", None), ("PUT", Some(json!({"text": "x"})))] {
+            let r = w.call(method, "/v1/docs/notes/alice", &[("origin", origin)], body);
+            assert_eq!(
+                cors_headers(&r),
+                Vec::<String>::new(),
+                "{method} from {origin}"
+            );
+            assert!(r.header("vary").is_some_and(|v| v.contains("origin")));
+        }
+    }
+    let r = w.call("GET", "/healthz", &[], None);
+    assert_eq!(cors_headers(&r), Vec::<String>::new(), "no Origin");
+    let r = preflight(APP_ORIGIN);
+    let trusted = cors_headers(&r).join("\n").to_ascii_lowercase();
+    for want in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-max-age",
+    ] {
+        assert!(trusted.contains(want), "{want} missing: {trusted}");
+    }
+    let r = w.call("GET", "/healthz", &[("origin", APP_ORIGIN)], None);
+    let trusted = cors_headers(&r).join("\n").to_ascii_lowercase();
+    assert!(
+        trusted.contains("access-control-allow-credentials: true"),
+        "{trusted}"
+    );
+    assert!(
+        trusted.contains("access-control-expose-headers"),
+        "{trusted}"
+    );
+}
+
 /// The app origins (`app_redirects`) get CORS with credentials, so a browser app there can
 /// call claimdb with its session cookie; other origins get no CORS headers at all.
 #[test]
