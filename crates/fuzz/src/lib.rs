@@ -19,8 +19,11 @@ mod token;
 pub use rules::{rules_evaluate, rules_parse};
 pub use token::token_verify;
 
+/// A fuzz entry point: any bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name (the names of the cargo-fuzz binaries and corpus directories).
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, Target); 3] = [
     ("rules_parse", rules_parse),
     ("rules_evaluate", rules_evaluate),
     ("token_verify", token_verify),

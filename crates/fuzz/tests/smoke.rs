@@ -3,6 +3,7 @@
 //! the same entry points the cargo-fuzz targets call. It keeps the findings of past long runs
 //! fixed (each crash found became a corpus file) and catches a harness that no longer builds or
 //! runs; the long coverage-guided runs are `cargo fuzz run` (README "Fuzzing").
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

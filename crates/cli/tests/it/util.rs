@@ -186,13 +186,16 @@ pub fn request(
     Ok((status, text))
 }
 
-/// [`request`], also returning the response headers (names lowercase).
+/// Response headers as (lowercase name, value) pairs.
+pub type Headers = Vec<(String, String)>;
+
+/// [`request`], also returning the response headers.
 pub fn request_with_headers(
     method: &str,
     url: &str,
     body: Option<&str>,
     headers: &[(&str, &str)],
-) -> Result<(u16, Vec<(String, String)>, String), ureq::Error> {
+) -> Result<(u16, Headers, String), ureq::Error> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
