@@ -235,14 +235,22 @@ impl Engine {
             .verify(token, std::time::SystemTime::now())
             .await
             .map_err(|e| {
-                if e.is_operational() {
-                    tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
-                }
                 metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
                     .increment(1);
-                EngineError::Unauthenticated {
-                    message: e.to_string(),
-                    reason: e.reason(),
+                match e.retry_after_secs() {
+                    // Our side could not check the token: retryable, not "sign in again".
+                    Some(retry_after_secs) if e.is_operational() => {
+                        tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
+                        EngineError::CredentialUnavailable {
+                            message: e.to_string(),
+                            reason: e.reason(),
+                            retry_after_secs,
+                        }
+                    }
+                    _ => EngineError::Unauthenticated {
+                        message: e.to_string(),
+                        reason: e.reason(),
+                    },
                 }
             })?;
         // One read of the user record serves both revocation and the custom-claims overlay.

@@ -9,6 +9,7 @@ mod differential;
 mod durability;
 mod enforce;
 mod idp;
+mod idp_outage;
 mod migrate;
 mod multinode;
 mod multinode_enforce;
