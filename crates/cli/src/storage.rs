@@ -40,7 +40,29 @@ pub struct Postgres {
     pub pool_size: usize,
 }
 
-// Never print the URL: it may hold a password.
+impl Postgres {
+    /// The URL (with its schema) for a command line shown to the operator: a password is
+    /// replaced by `PASSWORD`, and the whole quoted for a shell.
+    pub fn url_for_display(&self) -> String {
+        let mut url = self.url.clone();
+        if let Some((scheme, rest)) = url.split_once("://") {
+            let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Some((userinfo, host)) = authority.rsplit_once('@')
+                && let Some((user, _password)) = userinfo.split_once(':')
+            {
+                url = format!("{scheme}://{user}:PASSWORD@{host}/{tail}");
+            }
+        }
+        if let Some(schema) = &self.schema {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("schema=");
+            url.push_str(schema);
+        }
+        format!("'{}'", url.replace('\'', "'\\''"))
+    }
+}
+
+// Never print the URL as it is: it may hold a password.
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Postgres")

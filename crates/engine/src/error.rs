@@ -64,6 +64,16 @@ pub enum EngineError {
         message: String,
         write_index: Option<usize>,
     },
+    /// The credential could not be checked because what checking needs cannot be had right
+    /// now (the provider's keys while its IdP hangs or fails, the revocation record). Nothing
+    /// is known against the credential: retry after `retry_after_secs`, do not sign in again.
+    /// `reason` is the identity layer's (`idp-unreachable`, `keys-unavailable`, …).
+    #[error("{message}")]
+    CredentialUnavailable {
+        message: String,
+        reason: &'static str,
+        retry_after_secs: u64,
+    },
     /// A bug. The message is for logs, never for clients.
     #[error("{message}")]
     Internal {
@@ -119,7 +129,9 @@ impl EngineError {
             EngineError::PermissionDenied { .. } => "permission-denied",
             EngineError::Aborted { .. } => "aborted",
             EngineError::ResourceExhausted { .. } => "resource-exhausted",
-            EngineError::Unavailable { .. } => "unavailable",
+            EngineError::Unavailable { .. } | EngineError::CredentialUnavailable { .. } => {
+                "unavailable"
+            }
             EngineError::Internal { .. } => "internal",
             EngineError::DataLoss { .. } => "data-loss",
         }
@@ -146,7 +158,8 @@ impl EngineError {
 
     fn parts(&self) -> (&str, Option<usize>) {
         match self {
-            EngineError::Unauthenticated { message, .. } => (message, None),
+            EngineError::Unauthenticated { message, .. }
+            | EngineError::CredentialUnavailable { message, .. } => (message, None),
             EngineError::PermissionDenied {
                 message,
                 write_index,
@@ -195,7 +208,7 @@ impl EngineError {
         match self {
             EngineError::PermissionDenied { write_index, .. } => Some(write_index),
             // Authentication concerns the whole request, not one write.
-            EngineError::Unauthenticated { .. } => None,
+            EngineError::Unauthenticated { .. } | EngineError::CredentialUnavailable { .. } => None,
             EngineError::InvalidArgument { write_index, .. }
             | EngineError::NotFound { write_index, .. }
             | EngineError::AlreadyExists { write_index, .. }

@@ -16,6 +16,7 @@
 
 mod cache;
 mod health;
+mod lock;
 mod read;
 mod readers;
 mod schema;
@@ -33,6 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use cache::{Lookup, RecordCache};
 use health::Health;
+use lock::DirLock;
+pub use lock::LOCK_FILE;
 use readers::Readers;
 pub use schema::{DB_FILE, Thoroughness};
 pub use wal::{DEFAULT_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES};
@@ -90,7 +93,7 @@ struct Inner {
     /// Opened with [`SqliteStore::open_read_only`]: writes are refused.
     read_only: bool,
     /// The data directory's lock, held while the store is open for writing.
-    lock: Mutex<Option<std::fs::File>>,
+    lock: Mutex<Option<DirLock>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -120,7 +123,7 @@ impl SqliteStore {
             )));
         }
         create_private_dir(dir)?;
-        let lock = lock_dir(dir)?;
+        let lock = DirLock::acquire(dir)?;
         let db = dir.join(DB_FILE);
         let existed = std::fs::metadata(&db).is_ok_and(|m| m.len() > 0);
         create_private_file(&db)?;
@@ -168,7 +171,7 @@ impl SqliteStore {
                 health,
                 records: Some(records),
                 read_only: false,
-                lock: Mutex::new(Some(lock.file)),
+                lock: Mutex::new(Some(lock)),
                 writer_thread: Mutex::new(Some(thread)),
             }),
         })
@@ -283,18 +286,6 @@ pub(crate) fn check_record_name(namespace: &str, key: &str) -> Result<(), StoreE
     Ok(())
 }
 
-/// The name of the lock file in the data directory.
-pub const LOCK_FILE: &str = "claimdb.lock";
-
-/// What the lock file holds after a clean close; while a process holds the lock, its pid.
-const CLEAN_MARK: &str = "clean";
-
-/// The data directory's lock, and whether the previous holder closed cleanly.
-struct DirLock {
-    file: std::fs::File,
-    was_clean: bool,
-}
-
 /// Creates `dir` (and missing parents) owner-only; an existing directory keeps its mode (`serve`
 /// warns when it is wider).
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
@@ -311,6 +302,8 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Creates `path` empty and owner-only if it does not exist (an existing file is untouched).
+/// Called before SQLite opens the database: closing a descriptor of the database file while
+/// SQLite holds its record locks would release them.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(false);
@@ -320,73 +313,6 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         .open(path)
         .map(drop)
         .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))
-}
-
-/// Takes the data directory's lock (an exclusive `flock` on [`LOCK_FILE`], released when the
-/// store closes or the process ends): one process at a time writes a database, which the
-/// records cache and the writer's counters rely on. The lock file names the holder's pid, and
-/// says [`CLEAN_MARK`] after a clean close ([`mark_clean`]); anything else found there means the
-/// previous run stopped uncleanly (or is older than the mark).
-fn lock_dir(dir: &Path) -> Result<DirLock, StoreError> {
-    use std::io::{Read, Seek, Write};
-    let path = dir.join(LOCK_FILE);
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(|e| {
-        StoreError::Unavailable(format!("cannot open the lock file {}: {e}", path.display()))
-    })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let by = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
-            };
-            return Err(StoreError::Unavailable(format!(
-                "the data directory {} is in use by another claimdb process{by}; stop it first \
-                 (`claimdb export` works while it runs)",
-                dir.display()
-            )));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            )));
-        }
-    }
-    let mut previous = String::new();
-    let _ = file.read_to_string(&mut previous);
-    let was_clean = previous.trim() == CLEAN_MARK;
-    // Durable before anything is written: a crash from here on must not look like a clean stop.
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "{}", std::process::id()))
-        .and_then(|()| file.sync_data())
-        .map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot write the lock file {}: {e}",
-                path.display()
-            ))
-        })?;
-    Ok(DirLock { file, was_clean })
-}
-
-/// Records a clean close in the lock file (best effort: without it, the next start checks the
-/// database once more than needed).
-fn mark_clean(mut file: std::fs::File) {
-    use std::io::{Seek, Write};
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "{CLEAN_MARK}"))
-        .and_then(|()| file.sync_data());
 }
 
 fn closed() -> StoreError {
@@ -580,10 +506,10 @@ impl Store for SqliteStore {
         }
         // Another process may open the directory now.
         if let Ok(mut lock) = self.inner.lock.lock()
-            && let Some(file) = lock.take()
+            && let Some(lock) = lock.take()
             && clean
         {
-            mark_clean(file);
+            lock.release_clean();
         }
         Ok(())
     }
