@@ -50,6 +50,9 @@ const KEYS: &[&str] = &[
     "body_read_timeout_ms",
     "shutdown_timeout_ms",
     "max_connections",
+    "wal_max_bytes",
+    "audit_max_bytes",
+    "audit_retention_days",
 ];
 
 /// Every configuration key, for `claimdb serve --help`.
@@ -94,6 +97,9 @@ struct RawConfig {
     body_read_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    wal_max_bytes: Option<u64>,
+    audit_max_bytes: Option<u64>,
+    audit_retention_days: Option<u64>,
 }
 
 /// How long a client may take and how much it may hold (validated; defaults in
@@ -251,6 +257,11 @@ pub struct Config {
     pub custom_token_signers: Vec<CustomTokenSignerConfig>,
     /// Where documents live: `storage = "sqlite"` (in `data_dir`) or `"postgres"`.
     pub storage: Storage,
+    /// The audit log keeps at most about this many bytes (`audit_max_bytes`, default 1 GiB).
+    pub audit_max_bytes: u64,
+    /// The audit log deletes events older than this (`audit_retention_days`, default 90;
+    /// `None` with 0: no age limit).
+    pub audit_retention: Option<std::time::Duration>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -358,12 +369,32 @@ impl Config {
             raw.postgres_url.as_deref(),
             raw.postgres_schema.as_deref(),
             raw.postgres_pool_size,
+            raw.wal_max_bytes,
         )?;
+        let audit_max_bytes = raw
+            .audit_max_bytes
+            .unwrap_or(claimdb_engine::audit::DEFAULT_MAX_BYTES);
+        if audit_max_bytes < claimdb_engine::audit::MIN_MAX_BYTES {
+            bail!(
+                "audit_max_bytes = {audit_max_bytes} is too small; use at least {}",
+                claimdb_engine::audit::MIN_MAX_BYTES
+            );
+        }
+        let audit_retention = match raw.audit_retention_days {
+            None => Some(claimdb_engine::audit::DEFAULT_MAX_AGE),
+            Some(0) => None,
+            Some(days) if days > 100 * 365 => {
+                bail!("audit_retention_days = {days} is too large; use 0 for no age limit")
+            }
+            Some(days) => Some(std::time::Duration::from_secs(days * 86_400)),
+        };
         Ok(Config {
             providers,
             key_cache,
             listen,
             storage,
+            audit_max_bytes,
+            audit_retention,
             data_dir,
             max_body_bytes,
             connections,
@@ -529,6 +560,48 @@ mod tests {
         };
         let c = Config::load(Some(&file), env, &flags).unwrap();
         assert_eq!((c.listen.port(), c.data_dir), (1, PathBuf::from("/c")));
+    }
+
+    #[test]
+    fn storage_and_audit_retention_keys() {
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.audit_max_bytes, claimdb_engine::audit::DEFAULT_MAX_BYTES);
+        assert_eq!(
+            c.audit_retention,
+            Some(claimdb_engine::audit::DEFAULT_MAX_AGE)
+        );
+        let Storage::Sqlite { wal_max_bytes, .. } = c.storage else {
+            panic!("{:?}", c.storage)
+        };
+        assert_eq!(wal_max_bytes, claimdb_store::sqlite::DEFAULT_WAL_MAX_BYTES);
+        let env = |k: &str| match k {
+            "CLAIMDB_WAL_MAX_BYTES" => Some("4194304".to_string()),
+            "CLAIMDB_AUDIT_MAX_BYTES" => Some("1048576".to_string()),
+            "CLAIMDB_AUDIT_RETENTION_DAYS" => Some("0".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!((c.audit_max_bytes, c.audit_retention), (1_048_576, None));
+        assert!(matches!(
+            c.storage,
+            Storage::Sqlite {
+                wal_max_bytes: 4_194_304,
+                ..
+            }
+        ));
+        for (key, value, want) in [
+            ("CLAIMDB_WAL_MAX_BYTES", "1000", "wal_max_bytes"),
+            ("CLAIMDB_AUDIT_MAX_BYTES", "1000", "audit_max_bytes"),
+            (
+                "CLAIMDB_AUDIT_RETENTION_DAYS",
+                "100000",
+                "audit_retention_days",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| value.to_string());
+            let err = Config::load(None, env, &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{key}: {err:#}");
+        }
     }
 
     #[test]

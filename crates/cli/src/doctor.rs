@@ -105,7 +105,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
 /// The store: reachable, writable (a probe record written and deleted), and for SQLite the
 /// data directory's permissions. Returns it open for the other checks, when it could be.
 async fn check_store(config: &Config, report: &mut Report) -> Option<std::sync::Arc<dyn Store>> {
-    if let Storage::Sqlite { dir } = &config.storage {
+    if let Storage::Sqlite { dir, .. } = &config.storage {
         check_permissions(dir, report);
         if !dir.join(claimdb_store::sqlite::DB_FILE).exists() {
             report.ok(

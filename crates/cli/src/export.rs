@@ -45,6 +45,7 @@ pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode>
             // database on its next start.
             let local = Storage::Sqlite {
                 dir: config.data_dir.clone(),
+                wal_max_bytes: claimdb_store::sqlite::DEFAULT_WAL_MAX_BYTES,
             };
             key_ring = transfer::load_key_ring(&local, &store).await?;
         }

@@ -37,7 +37,7 @@ pub fn ring_storage(
     handle: Handle,
 ) -> anyhow::Result<Arc<dyn KeyStorage>> {
     match storage {
-        Storage::Sqlite { dir } => {
+        Storage::Sqlite { dir, .. } => {
             let dir = dir.join("issuer");
             Ok(Arc::new(DirKeyStorage::open(&dir).with_context(|| {
                 format!("cannot open the issuer key directory {}", dir.display())

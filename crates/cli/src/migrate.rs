@@ -158,7 +158,7 @@ async fn copy_and_verify(ends: &Ends<'_>, args: &Args) -> anyhow::Result<ExitCod
                     ""
                 }
             );
-            if let (Some(_), Storage::Sqlite { dir }) = (&key_ring, ends.to) {
+            if let (Some(_), Storage::Sqlite { dir, .. }) = (&key_ring, ends.to) {
                 eprintln!(
                     "the signing keys are in {} (readable by its owner only)",
                     crate::issuer_keys::key_file(dir).display()

@@ -66,11 +66,18 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     options.admin_key_stored = config.admin_key.is_none();
     if config.audit {
         let dir = audit::audit_dir(&config.data_dir);
+        let audit_config = audit::AuditConfig {
+            max_bytes: config.audit_max_bytes,
+            max_age: config.audit_retention,
+            ..audit::AuditConfig::default()
+        };
         options.audit = Some(
-            audit::AuditLog::open(&dir, audit::AuditConfig::default())
+            audit::AuditLog::open(&dir, audit_config)
                 .with_context(|| format!("cannot open the audit log in {}", dir.display()))?,
         );
     }
+    // Every file of the data directory exists now: say which ones others can read.
+    crate::permissions::warn_if_open(&config.data_dir);
     let engine = Arc::new(Engine::new(dyn_store.clone(), options));
     let rules_line = rules_banner(&config, &engine).await?;
     {
@@ -136,6 +143,13 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .context("server failed")?;
     if let Some(trimmer) = trimmer {
         trimmer.abort();
+        // The log has every event now: empty the journal, or the next start appends the last
+        // second's lines of writes to the log once more.
+        if let Some(log) = engine.audit_log()
+            && let Err(e) = audit::journal::trim_once(engine.store().as_ref(), log).await
+        {
+            tracing::warn!("trimming the audit journal at shutdown: {e}");
+        }
     }
     if let Some(log) = engine.audit_log()
         && let Err(e) = log.close().await
@@ -162,7 +176,7 @@ fn dev_token_hint(
         env.push_str(&format!("CLAIMDB_PUBLIC_URL={iss} "));
     }
     let store = match &config.storage {
-        crate::storage::Storage::Sqlite { dir } => {
+        crate::storage::Storage::Sqlite { dir, .. } => {
             format!(" --data-dir {}", shell_word(&dir.display().to_string()))
         }
         crate::storage::Storage::Postgres(pg) => {

@@ -47,7 +47,7 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
     // The user records, so a revoked user's token is refused here as by the server.
     let revocation: Arc<dyn Revocation> = match (&keys, &config.storage) {
         (Some(k), _) => Arc::new(StoreRevocation(k.store.clone())),
-        (None, crate::storage::Storage::Sqlite { dir })
+        (None, crate::storage::Storage::Sqlite { dir, .. })
             if dir.join(claimdb_store::sqlite::DB_FILE).exists() =>
         {
             let store = claimdb_store::SqliteStore::open_read_only(dir)

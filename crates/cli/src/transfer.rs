@@ -109,7 +109,7 @@ pub async fn load_key_ring(
     storage: &Storage,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<Option<String>> {
-    if let Storage::Sqlite { dir } = storage
+    if let Storage::Sqlite { dir, .. } = storage
         && !key_file(dir).exists()
     {
         return Ok(None);
@@ -141,7 +141,7 @@ pub async fn save_key_ring(
 
 /// Deletes the key file beside an SQLite store (a PostgreSQL key ring goes with the records).
 pub fn remove_key_ring(storage: &Storage) -> anyhow::Result<()> {
-    if let Storage::Sqlite { dir } = storage {
+    if let Storage::Sqlite { dir, .. } = storage {
         let file = key_file(dir);
         match std::fs::remove_file(&file) {
             Ok(()) => {}
@@ -165,7 +165,7 @@ pub async fn holdings(storage: &Storage, store: &dyn Store) -> anyhow::Result<Ve
             r.namespace, r.key
         ));
     }
-    if let Storage::Sqlite { dir } = storage
+    if let Storage::Sqlite { dir, .. } = storage
         && key_file(dir).exists()
     {
         held.push(format!("a signing key ring ({})", key_file(dir).display()));

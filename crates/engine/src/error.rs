@@ -74,9 +74,16 @@ pub enum EngineError {
         reason: &'static str,
         retry_after_secs: u64,
     },
-    /// A bug or corruption. The message is for logs, never for clients.
+    /// A bug. The message is for logs, never for clients.
     #[error("{message}")]
     Internal {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// The stored data is damaged: writes are refused until an operator restores it. The
+    /// message says what to do (run `claimdb check`, restore from a backup).
+    #[error("{message}")]
+    DataLoss {
         message: String,
         write_index: Option<usize>,
     },
@@ -126,6 +133,7 @@ impl EngineError {
                 "unavailable"
             }
             EngineError::Internal { .. } => "internal",
+            EngineError::DataLoss { .. } => "data-loss",
         }
     }
 
@@ -188,6 +196,10 @@ impl EngineError {
             | EngineError::Internal {
                 message,
                 write_index,
+            }
+            | EngineError::DataLoss {
+                message,
+                write_index,
             } => (message, *write_index),
         }
     }
@@ -204,7 +216,8 @@ impl EngineError {
             | EngineError::Aborted { write_index, .. }
             | EngineError::ResourceExhausted { write_index, .. }
             | EngineError::Unavailable { write_index, .. }
-            | EngineError::Internal { write_index, .. } => Some(write_index),
+            | EngineError::Internal { write_index, .. }
+            | EngineError::DataLoss { write_index, .. } => Some(write_index),
         }
     }
 }
@@ -240,6 +253,10 @@ impl From<StoreError> for EngineError {
                 write_index,
             },
             StoreError::Unavailable(_) => EngineError::Unavailable {
+                message,
+                write_index,
+            },
+            StoreError::DataLoss(_) => EngineError::DataLoss {
                 message,
                 write_index,
             },

@@ -119,10 +119,11 @@ impl From<EngineError> for ApiError {
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let code = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            "internal"
-        } else {
-            e.code()
+        let code = match &e {
+            // Says what an operator must do; shown to clients (see `into_response`).
+            EngineError::DataLoss { .. } => "data-loss",
+            _ if status == StatusCode::INTERNAL_SERVER_ERROR => "internal",
+            _ => e.code(),
         };
         let mut error = ApiError::new(status, code, e.message());
         match &e {
@@ -158,18 +159,21 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message =
-            if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
-                // The span around this request carries its id, which the client also has.
-                tracing::error!(code = self.code, detail = %self.message, "internal error");
-                "internal error; the server log has the details under this request's x-request-id"
-                    .to_string()
-            } else {
-                if self.status == StatusCode::SERVICE_UNAVAILABLE && !self.quiet {
-                    tracing::warn!(detail = %self.message, "unavailable");
-                }
-                self.message
-            };
+        let message = if self.code == "data-loss" {
+            // A damaged store: the message names no secret and tells the operator what to do.
+            tracing::error!(detail = %self.message, "the store is damaged");
+            self.message
+        } else if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
+            // The span around this request carries its id, which the client also has.
+            tracing::error!(code = self.code, detail = %self.message, "internal error");
+            "internal error; the server log has the details under this request's x-request-id"
+                .to_string()
+        } else {
+            if self.status == StatusCode::SERVICE_UNAVAILABLE && !self.quiet {
+                tracing::warn!(detail = %self.message, "unavailable");
+            }
+            self.message
+        };
         let envelope = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code,

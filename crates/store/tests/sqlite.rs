@@ -525,3 +525,11 @@ async fn reads_are_never_older_than_an_acknowledged_write() {
         r.await.unwrap();
     }
 }
+
+// SQLite-specific behaviour beyond the conformance suite, one file per concern.
+#[path = "sqlite/damage.rs"]
+mod damage;
+#[path = "sqlite/files.rs"]
+mod files;
+#[path = "sqlite/wal.rs"]
+mod wal;

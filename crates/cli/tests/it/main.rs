@@ -18,4 +18,5 @@ mod ops;
 mod pg;
 mod revocation;
 mod signin;
+mod storage;
 mod util;

@@ -2,6 +2,11 @@
 //! records cache and the writer's counters rely on. [`DirLock`] holds it; dropping it releases
 //! it, and so does the end of the process.
 //!
+//! The lock file (0600) also says how the last holder stopped: its pid while it runs (written and
+//! synced before anything else), [`CLEAN_MARK`] after a clean close
+//! ([`DirLock::release_clean`]). Anything but the mark means the previous run stopped
+//! uncleanly (or predates the mark): `open` then checks the database first.
+//!
 //! Why a POSIX record lock (`fcntl(F_SETLK)`) and not `flock`: a `flock` belongs to the open
 //! file description, and a child process that any other thread forks duplicates the descriptor
 //! until it calls `exec`. So a store closed and reopened at once failed with "in use by another
@@ -23,6 +28,9 @@ use crate::StoreError;
 /// The name of the lock file in the data directory; it names the holder's pid.
 pub const LOCK_FILE: &str = "claimdb.lock";
 
+/// What the lock file holds after a clean close.
+const CLEAN_MARK: &str = "clean";
+
 /// The lock files this process holds.
 static HELD: Mutex<Vec<FileId>> = Mutex::new(Vec::new());
 
@@ -32,6 +40,8 @@ pub(crate) struct DirLock {
     /// `Option` only so that `drop` can close it while the registry is locked.
     file: Option<File>,
     id: FileId,
+    /// Whether the previous holder closed cleanly.
+    pub(crate) was_clean: bool,
 }
 
 impl DirLock {
@@ -48,18 +58,13 @@ impl DirLock {
         {
             return Err(in_use(dir, std::process::id().to_string().as_str()));
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot open the lock file {}: {e}",
-                    path.display()
-                ))
-            })?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open the lock file {}: {e}", path.display()))
+        })?;
         let id = file_id(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot stat {}: {e}", path.display())))?;
         match try_lock(&file) {
@@ -76,16 +81,39 @@ impl DirLock {
                 )));
             }
         }
-        // Best effort: the pid is only for the message above.
-        let _ = file
-            .set_len(0)
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        let was_clean = previous.trim() == CLEAN_MARK;
+        // Durable before anything is written: a crash from here on must not look like a clean
+        // stop.
+        file.set_len(0)
             .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()));
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot write the lock file {}: {e}",
+                    path.display()
+                ))
+            })?;
         held.push(id);
         Ok(DirLock {
             file: Some(file),
             id,
+            was_clean,
         })
+    }
+
+    /// Records a clean close in the lock file, then releases the lock (best effort: without
+    /// the mark, the next start checks the database once more than needed).
+    pub(crate) fn release_clean(mut self) {
+        if let Some(file) = self.file.as_mut() {
+            let _ = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| writeln!(file, "{CLEAN_MARK}"))
+                .and_then(|()| file.sync_data());
+        }
     }
 }
 
