@@ -246,8 +246,11 @@ impl ProviderKeys {
             s.last_on_demand = Some(now);
             self.on_demand.fetch_add(1, Ordering::Relaxed);
         }
-        self.fetch_now(now).await;
+        // Counted when the fetch starts, not when it ends: a caller that queued while an older
+        // fetch was already under way must not take that fetch's answer as fresh (it may have
+        // asked the IdP before a new key was published), only one that began after it queued.
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.fetch_now(now).await;
         Refreshed::Fetched
     }
 

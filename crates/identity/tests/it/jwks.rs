@@ -216,6 +216,43 @@ async fn forged_kids_cannot_make_us_hammer_the_idp() {
     assert_eq!(m.rate_limited, 96);
 }
 
+/// Regression: a token naming a new key that arrived while an older fetch was under way (one
+/// that had asked the IdP before the key was published) took that fetch's answer as fresh and
+/// was refused with `unknown-key`; it must get a fetch of its own.
+#[tokio::test]
+async fn a_new_kid_seen_during_an_older_fetch_gets_a_fetch_of_its_own() {
+    let k1 = TestKey::rsa("k1", "RS256");
+    let k2 = TestKey::rsa("k2", "RS256");
+    let idp = Idp::start().await;
+    idp.publish(&[&k1]);
+    let h = harness(&[simple_provider(&idp, &["RS256"])], Default::default());
+    h.verifier.start().await;
+    // A scheduled refresh asks the IdP, which answers (k1 only) slowly.
+    idp.state.delay_ms.store(400, Ordering::SeqCst);
+    let v = h.verifier.clone();
+    let scheduled = tokio::spawn(async move { v.refresh_due(now() + secs(100_000)).await });
+    let asked = Instant::now() + Duration::from_secs(5);
+    while idp.jwks_hits() < 2 {
+        assert!(
+            Instant::now() < asked,
+            "the scheduled refresh never asked the IdP"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Meanwhile the IdP publishes k2 and a token signed with it arrives.
+    idp.publish(&[&k1, &k2]);
+    idp.state.delay_ms.store(0, Ordering::SeqCst);
+    let t2 = k2.token(&claims(&idp.base, "api"));
+    let verified = h.verifier.verify(&t2, now()).await;
+    scheduled.await.unwrap();
+    assert!(verified.is_ok(), "{:?}", verified.err().map(|e| e.reason()));
+    assert_eq!(
+        idp.jwks_hits(),
+        3,
+        "start, the scheduled refresh, and the token's own fetch"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_requests_share_one_first_fetch() {
     let k = TestKey::rsa("k1", "RS256");
