@@ -37,12 +37,13 @@ pub struct KeyMetrics {
 }
 
 /// Why a refresh is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshKind {
     /// Startup or the background schedule: always fetches (unless another fetch just finished).
     Scheduled,
-    /// A request needs keys it does not find: rate limited per provider.
-    OnDemand,
+    /// A request needs a key it does not find (`kid`; `None`: any key): rate limited per
+    /// provider.
+    OnDemand { kid: Option<String> },
 }
 
 /// How a [`ProviderKeys::refresh`] call ended.
@@ -81,6 +82,10 @@ pub(crate) struct ProviderKeys {
     state: RwLock<State>,
     /// Held for the whole of a fetch: concurrent refreshes queue here and share its result.
     fetch_lock: tokio::sync::Mutex<()>,
+    /// Fetches begun and fetches ended: a caller that queued behind a fetch takes its answer
+    /// only if that fetch began after the caller queued, or (begun earlier) brought what the
+    /// caller needs — an older fetch may have asked the IdP before a new key was published.
+    started: AtomicU64,
     generation: AtomicU64,
     fetches: AtomicU64,
     failures: AtomicU64,
@@ -106,6 +111,7 @@ impl ProviderKeys {
             persistence,
             state: RwLock::new(State::default()),
             fetch_lock: tokio::sync::Mutex::new(()),
+            started: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -224,14 +230,30 @@ impl ProviderKeys {
         kind: RefreshKind,
         wait: Duration,
     ) -> Refreshed {
+        let started = self.started.load(Ordering::Acquire);
         let seen = self.generation.load(Ordering::Acquire);
         let Ok(_guard) = tokio::time::timeout(wait, self.fetch_lock.lock()).await else {
             return Refreshed::StillFetching;
         };
-        if self.generation.load(Ordering::Acquire) != seen {
+        if self.started.load(Ordering::Acquire) != started {
+            // A fetch began after we queued, and has ended (we hold the lock): it is fresh.
             return Refreshed::Shared;
         }
-        if kind == RefreshKind::OnDemand {
+        if self.generation.load(Ordering::Acquire) != seen {
+            // A fetch already under way when we queued has ended: enough, unless it lacks the
+            // key asked for (it may have asked the IdP before that key was published).
+            let enough = match &kind {
+                RefreshKind::Scheduled => true,
+                RefreshKind::OnDemand { kid } => self.state.read().is_ok_and(|s| match kid {
+                    Some(kid) => s.keys.contains_kid(kid),
+                    None => !s.keys.is_empty(),
+                }),
+            };
+            if enough {
+                return Refreshed::Shared;
+            }
+        }
+        if matches!(kind, RefreshKind::OnDemand { .. }) {
             let interval = Duration::from_secs(self.cfg.unknown_kid_refetch_secs);
             let Ok(mut s) = self.state.write() else {
                 return Refreshed::RateLimited;
@@ -246,11 +268,9 @@ impl ProviderKeys {
             s.last_on_demand = Some(now);
             self.on_demand.fetch_add(1, Ordering::Relaxed);
         }
-        // Counted when the fetch starts, not when it ends: a caller that queued while an older
-        // fetch was already under way must not take that fetch's answer as fresh (it may have
-        // asked the IdP before a new key was published), only one that began after it queued.
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::AcqRel);
         self.fetch_now(now).await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Refreshed::Fetched
     }
 

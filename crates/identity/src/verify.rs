@@ -396,8 +396,10 @@ impl Verifier {
         // the IdP hangs, the request is answered within that bound while the fetch goes on
         // (bounded by `fetch_timeout_ms`), and what it brings serves the next request.
         let keys = Arc::clone(&entry.keys);
-        let refetch =
-            tokio::spawn(async move { keys.refresh(now, RefreshKind::OnDemand, wait).await });
+        let kind = RefreshKind::OnDemand {
+            kid: kid.map(str::to_owned),
+        };
+        let refetch = tokio::spawn(async move { keys.refresh(now, kind, wait).await });
         let answered = matches!(
             tokio::time::timeout(wait, refetch).await,
             Ok(Ok(Refreshed::Fetched
