@@ -43,6 +43,7 @@ const KEYS: &[&str] = &[
     "postgres_url",
     "postgres_schema",
     "postgres_pool_size",
+    "query_max_examined",
 ];
 
 /// The file's keys as written, before defaults and validation.
@@ -72,7 +73,12 @@ struct RawConfig {
     postgres_url: Option<String>,
     postgres_schema: Option<String>,
     postgres_pool_size: Option<usize>,
+    query_max_examined: Option<usize>,
 }
+
+/// The smallest work bound a query page may be given: below it, ordinary queries would end
+/// most pages early.
+const MIN_QUERY_MAX_EXAMINED: usize = 100;
 
 /// Overrides given as command-line flags.
 #[derive(Debug, Default, Clone)]
@@ -123,6 +129,9 @@ pub struct Config {
     pub custom_token_signers: Vec<CustomTokenSignerConfig>,
     /// Where documents live: `storage = "sqlite"` (in `data_dir`) or `"postgres"`.
     pub storage: Storage,
+    /// Documents one page of a query may examine before it ends early with a continuation
+    /// token (`query_max_examined`).
+    pub query_max_examined: usize,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -185,6 +194,15 @@ impl Config {
         }
         let key_cache = raw.key_cache.unwrap_or_default();
         key_cache.validate().context("invalid [key_cache]")?;
+        let query_max_examined = raw
+            .query_max_examined
+            .unwrap_or(claimdb_engine::DEFAULT_MAX_EXAMINED);
+        if query_max_examined < MIN_QUERY_MAX_EXAMINED {
+            bail!(
+                "query_max_examined = {query_max_examined} is too small; use at least \
+                 {MIN_QUERY_MAX_EXAMINED}"
+            );
+        }
         // Without public_url, a dev instance issues for its own loopback address.
         let public_url_configured = raw.public_url.is_some();
         let public_url = raw.public_url.unwrap_or_else(|| loopback_url(listen));
@@ -236,6 +254,7 @@ impl Config {
             issuer_settings,
             app_redirects: raw.app_redirects,
             custom_token_signers,
+            query_max_examined,
         })
     }
 }
@@ -434,5 +453,28 @@ mod tests {
             let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
         }
+    }
+
+    #[test]
+    fn query_work_bound_and_token_cache_budget() {
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.query_max_examined, claimdb_engine::DEFAULT_MAX_EXAMINED);
+        assert_eq!(c.key_cache.token_cache_bytes, 64 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "query_max_examined = 500\n[key_cache]\ntoken_cache_bytes = 1048576\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.query_max_examined, 500);
+        assert_eq!(c.key_cache.token_cache_bytes, 1 << 20);
+        let env = |k: &str| (k == "CLAIMDB_QUERY_MAX_EXAMINED").then(|| "99".to_string());
+        let err = Config::load(Some(&file), env, &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("query_max_examined = 99"),
+            "{err:#}"
+        );
     }
 }

@@ -79,6 +79,7 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     options.explain_denials = config.explain_denials;
     options.admin_roles = config.admin_roles.clone();
     options.admin_key_sha256 = Some(admin_key.sha256());
+    options.query_max_examined = config.query_max_examined;
     if config.audit {
         let dir = audit::audit_dir(&config.data_dir);
         options.audit = Some(

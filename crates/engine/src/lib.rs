@@ -20,6 +20,7 @@ pub mod identity_store;
 mod ids;
 pub mod issuer_keys;
 mod list;
+mod page_token;
 mod query;
 pub mod signin;
 pub mod users;
@@ -27,11 +28,13 @@ pub mod users;
 pub use admin::{MAX_USERS_PAGE, compile_rules};
 pub use auth::{Credential, Principal, plain_value};
 pub use authz::ActiveRules;
+pub use claimdb_store::query::limits::DEFAULT_MAX_EXAMINED;
 pub use context::RequestContext;
 pub use engine::{Engine, EngineOptions, SetOutcome, WriteCondition};
 pub use error::EngineError;
 pub use ids::generate_id;
 pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};
+pub use query::{QueryPaging, QueryResults};
 pub use signin::{LoginDone, SignIn};
 
 /// Re-exported so callers name one set of domain types.

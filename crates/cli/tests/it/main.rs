@@ -7,6 +7,7 @@ mod cli;
 mod durability;
 mod enforce;
 mod idp;
+mod limits;
 mod migrate;
 mod multinode;
 mod multinode_enforce;
