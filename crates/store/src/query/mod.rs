@@ -209,3 +209,75 @@ pub struct QueryPage {
     /// that reached its work bound may hold fewer documents than asked, or none.
     pub next: Option<Position>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(q: &Query) -> Vec<(String, Direction)> {
+        q.effective_order()
+            .into_iter()
+            .map(|o| (o.field.to_string(), o.direction))
+            .collect()
+    }
+
+    fn f(field: &str, op: Op) -> Filter {
+        Filter {
+            field: FieldPath::parse(field).unwrap(),
+            op,
+            value: Value::Int(1),
+        }
+    }
+
+    fn by(field: &str, direction: Direction) -> Order {
+        Order {
+            field: FieldPath::parse(field).unwrap(),
+            direction,
+        }
+    }
+
+    /// Firestore's normalized order, on each point where the engine's former copy and the
+    /// store's disagreed: inequality fields in field order (not filter order), kept after an
+    /// explicit `__name__`, a `__name__` inequality not moving the name forward, and implicit
+    /// orders in the last explicit direction.
+    #[test]
+    fn the_effective_order_is_firestores() {
+        use Direction::{Asc, Desc};
+        let mut q = Query::collection(CollectionPath::parse("c").unwrap());
+        assert_eq!(order(&q), [("__name__".into(), Asc)]);
+        q.filters = vec![
+            f("x", Op::Gt),
+            f("a", Op::Ne),
+            f("e", Op::Eq),
+            f("x", Op::Lt),
+        ];
+        assert_eq!(
+            order(&q),
+            [
+                ("a".into(), Asc),
+                ("x".into(), Asc),
+                ("__name__".into(), Asc)
+            ]
+        );
+        q.order_by = vec![by("__name__", Desc)];
+        assert_eq!(
+            order(&q),
+            [
+                ("__name__".into(), Desc),
+                ("a".into(), Desc),
+                ("x".into(), Desc)
+            ]
+        );
+        q.order_by = vec![by("x", Desc), by("y", Asc)];
+        q.filters = vec![f("__name__", Op::Gt), f("b", Op::NotIn), f("x", Op::Ge)];
+        assert_eq!(
+            order(&q),
+            [
+                ("x".into(), Desc),
+                ("y".into(), Asc),
+                ("b".into(), Asc),
+                ("__name__".into(), Asc)
+            ]
+        );
+    }
+}
