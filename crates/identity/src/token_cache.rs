@@ -49,8 +49,9 @@ pub(crate) struct Entry {
     pub dead_at: i64,
 }
 
+/// 64 bytes: one cache line per slot. The token's hash is not kept (the table's control bytes
+/// hold 7 of its bits for probing); a table that grows hashes its tokens again.
 struct Slot {
-    hash: u64,
     /// The exact token this entry was verified from; a hit must equal it byte for byte.
     token: Box<str>,
     entry: Entry,
@@ -127,15 +128,13 @@ impl TokenCache {
         let shard = self.shard(k).read().ok()?;
         shard
             .table
-            .find(k.0, |s| s.hash == k.0 && *s.token == *token)
+            .find(k.0, |s| *s.token == *token)
             .map(|s| s.entry.clone())
     }
 
     pub fn remove(&self, token: &str, k: Key) {
         if let Ok(mut s) = self.shard(k).write()
-            && let Ok(found) = s
-                .table
-                .find_entry(k.0, |s| s.hash == k.0 && *s.token == *token)
+            && let Ok(found) = s.table.find_entry(k.0, |s| *s.token == *token)
         {
             let (slot, _) = found.remove();
             s.bytes -= slot.cost;
@@ -155,10 +154,7 @@ impl TokenCache {
             return;
         };
         let s = &mut *s;
-        if let Ok(mut found) = s
-            .table
-            .find_entry(k.0, |s| s.hash == k.0 && *s.token == *token)
-        {
+        if let Ok(mut found) = s.table.find_entry(k.0, |s| *s.token == *token) {
             let slot = found.get_mut();
             s.bytes = s.bytes - slot.cost + cost;
             slot.entry = e;
@@ -178,15 +174,15 @@ impl TokenCache {
             );
         }
         s.bytes += cost;
+        let hasher = &self.hasher;
         s.table.insert_unique(
             k.0,
             Slot {
-                hash: k.0,
                 token: token.into(),
                 entry: e,
                 cost,
             },
-            |slot| slot.hash,
+            |slot| hasher.hash_one(&*slot.token),
         );
     }
 
@@ -398,6 +394,21 @@ mod tests {
         // from the middle was dropped by a later eviction in its shard.
         assert!(has(&cache, "t0"));
         assert!(!has(&cache, "t1000"));
+    }
+
+    #[test]
+    fn a_slot_is_one_cache_line() {
+        assert_eq!(size_of::<Slot>(), 64);
+    }
+
+    /// A table that grows hashes its tokens again: every token stays findable.
+    #[test]
+    fn tokens_stay_findable_as_the_table_grows() {
+        let cache = TokenCache::new(usize::MAX, 100_000);
+        for i in 0..5_000 {
+            put(&cache, &format!("t{i}"), 10, 0);
+        }
+        assert!((0..5_000).all(|i| has(&cache, &format!("t{i}"))));
     }
 
     #[test]
