@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use claimdb_identity::{
@@ -31,6 +32,7 @@ const KEYS: &[&str] = &[
     "providers",
     "key_cache",
     "rules",
+    "rules_from",
     "audit",
     "admin_key",
     "admin_roles",
@@ -43,8 +45,25 @@ const KEYS: &[&str] = &[
     "postgres_url",
     "postgres_schema",
     "postgres_pool_size",
+    "header_read_timeout_ms",
+    "idle_timeout_ms",
+    "body_read_timeout_ms",
+    "shutdown_timeout_ms",
+    "max_connections",
+    "wal_max_bytes",
+    "audit_max_bytes",
+    "audit_retention_days",
     "query_max_examined",
 ];
+
+/// Every configuration key, for `claimdb serve --help`.
+pub fn keys_help() -> String {
+    format!(
+        "Configuration keys (TOML file, or environment variables CLAIMDB_<KEY>): {}. See the \
+         README's configuration section.",
+        KEYS.join(", ")
+    )
+}
 
 /// The file's keys as written, before defaults and validation.
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +77,7 @@ struct RawConfig {
     providers: Vec<ProviderConfig>,
     key_cache: Option<KeyCacheConfig>,
     rules: Option<PathBuf>,
+    rules_from: Option<String>,
     audit: Option<bool>,
     admin_key: Option<String>,
     #[serde(default)]
@@ -73,7 +93,79 @@ struct RawConfig {
     postgres_url: Option<String>,
     postgres_schema: Option<String>,
     postgres_pool_size: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    wal_max_bytes: Option<u64>,
+    audit_max_bytes: Option<u64>,
+    audit_retention_days: Option<u64>,
     query_max_examined: Option<usize>,
+}
+
+/// How long a client may take and how much it may hold (validated; defaults in
+/// `claimdb_server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `header_read_timeout_ms`: a request head must be complete this long after its first byte.
+    pub header_read_timeout: Duration,
+    /// `idle_timeout_ms`: a connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    /// `body_read_timeout_ms`: a request body must be complete this long after its head.
+    pub body_read_timeout: Duration,
+    /// `shutdown_timeout_ms`: how long requests in progress get after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// `max_connections`: most connections open at once (lowered at start to fit the open-file
+    /// limit).
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    fn from_raw(raw: &RawConfig) -> anyhow::Result<ConnectionLimits> {
+        // A client timeout under 100 ms would cut off ordinary clients on a slow network.
+        let timeout = |key: &str,
+                       value: Option<u64>,
+                       default: Duration|
+         -> anyhow::Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(ms) if (100..=3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+                Some(ms) => bail!("{key} = {ms} is out of range; use 100 to 3600000 (one hour)"),
+            }
+        };
+        let shutdown_timeout = match raw.shutdown_timeout_ms {
+            None => claimdb_server::DEFAULT_SHUTDOWN_TIMEOUT,
+            Some(ms) if ms <= 600_000 => Duration::from_millis(ms),
+            Some(ms) => {
+                bail!("shutdown_timeout_ms = {ms} is out of range; use 0 to 600000 (ten minutes)")
+            }
+        };
+        let max_connections = match raw.max_connections {
+            None => claimdb_server::DEFAULT_MAX_CONNECTIONS,
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(n) => bail!("max_connections = {n} is out of range; use 1 to 1000000"),
+        };
+        Ok(ConnectionLimits {
+            header_read_timeout: timeout(
+                "header_read_timeout_ms",
+                raw.header_read_timeout_ms,
+                claimdb_server::DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            idle_timeout: timeout(
+                "idle_timeout_ms",
+                raw.idle_timeout_ms,
+                claimdb_server::DEFAULT_IDLE_TIMEOUT,
+            )?,
+            body_read_timeout: timeout(
+                "body_read_timeout_ms",
+                raw.body_read_timeout_ms,
+                claimdb_server::DEFAULT_BODY_READ_TIMEOUT,
+            )?,
+            shutdown_timeout,
+            max_connections,
+        })
+    }
 }
 
 /// The smallest work bound a query page may be given: below it, ordinary queries would end
@@ -85,6 +177,41 @@ const MIN_QUERY_MAX_EXAMINED: usize = 100;
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub rules: Option<PathBuf>,
+}
+
+/// The known name closest to `name`, if one is close enough to be a likely misspelling.
+pub fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// Environment variables that look like claimdb settings but are none: `CLAIMDB_<KEY>` for no
+/// key (a misspelling silently ignored otherwise), each with a suggestion when one is close.
+/// `CLAIMDB_CONFIG`, the providers' client secrets and the test suite's `CLAIMDB_TEST_*` are
+/// known.
+pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(|k| format!("CLAIMDB_{}", k.to_uppercase()))
+        .collect();
+    names
+        .filter(|n| n.starts_with("CLAIMDB_"))
+        .filter(|n| n != "CLAIMDB_CONFIG" && !n.starts_with("CLAIMDB_TEST_"))
+        .filter(|n| !(n.starts_with("CLAIMDB_PROVIDER_") && n.ends_with("_CLIENT_SECRET")))
+        .filter(|n| !known.contains(n))
+        .map(|n| {
+            // Compared without the common prefix, which would make every name look close.
+            let suffix = n.trim_start_matches("CLAIMDB_").to_lowercase();
+            let hint = did_you_mean(&suffix, KEYS.iter().copied().chain(["config"]))
+                .map(|k| format!(" (did you mean CLAIMDB_{}?)", k.to_uppercase()))
+                .unwrap_or_default();
+            format!("environment variable {n} is not a claimdb setting and is ignored{hint}")
+        })
+        .collect()
 }
 
 /// Validated configuration.
@@ -98,14 +225,21 @@ pub struct Config {
     )]
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// Client timeouts, the connection cap and the shutdown deadline.
+    pub connections: ConnectionLimits,
     /// A `tracing` filter such as `info` or `claimdb=debug,info`.
     pub log: String,
     /// Identity providers whose tokens are accepted (`[[providers]]`), validated.
     pub providers: Vec<ProviderConfig>,
     /// JWKS and verified-token cache behaviour (`[key_cache]`).
     pub key_cache: KeyCacheConfig,
-    /// The Firestore rules file (hot-reloaded); `None`: locked-down rules (deny everything).
+    /// The Firestore rules file (hot-reloaded); `None`: locked-down rules (deny everything)
+    /// until rules are stored through the API.
     pub rules: Option<PathBuf>,
+    /// Whether the rules in force are the file's (`rules_from = "file"`, the default with a
+    /// rules file) or the newest version stored in the database (`"database"`, the default
+    /// without one; a configured file then only seeds version 1 of an empty database).
+    pub rules_in_database: bool,
     /// Whether every decision is appended to the audit log in `<data_dir>/audit` (default on).
     pub audit: bool,
     /// The admin key; `None`: one is created at first start and stored only as a hash.
@@ -129,6 +263,11 @@ pub struct Config {
     pub custom_token_signers: Vec<CustomTokenSignerConfig>,
     /// Where documents live: `storage = "sqlite"` (in `data_dir`) or `"postgres"`.
     pub storage: Storage,
+    /// The audit log keeps at most about this many bytes (`audit_max_bytes`, default 1 GiB).
+    pub audit_max_bytes: u64,
+    /// The audit log deletes events older than this (`audit_retention_days`, default 90;
+    /// `None` with 0: no age limit).
+    pub audit_retention: Option<std::time::Duration>,
     /// Documents one page of a query may examine before it ends early with a continuation
     /// token (`query_max_examined`).
     pub query_max_examined: usize,
@@ -154,8 +293,11 @@ impl Config {
         };
         if let Some(unknown) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
             bail!(
-                "unknown config key `{unknown}`{}; known keys: {}",
+                "unknown config key `{unknown}`{}{}; known keys: {}",
                 file.map(|p| format!(" in {}", p.display()))
+                    .unwrap_or_default(),
+                did_you_mean(unknown, KEYS.iter().copied())
+                    .map(|k| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default(),
                 KEYS.join(", ")
             );
@@ -167,6 +309,7 @@ impl Config {
             }
         }
         let raw: RawConfig = table.try_into().context("invalid configuration")?;
+        let connections = ConnectionLimits::from_raw(&raw)?;
         let listen_text = overrides
             .listen
             .clone()
@@ -223,6 +366,16 @@ impl Config {
             }
             s.load().context("invalid [[custom_token_signers]]")?;
         }
+        let rules = overrides.rules.clone().or(raw.rules);
+        let rules_in_database = match raw.rules_from.as_deref() {
+            None => rules.is_none(),
+            Some("database") => true,
+            Some("file") if rules.is_some() => false,
+            Some("file") => {
+                bail!("rules_from = \"file\" needs a rules file: set rules = \"firestore.rules\"")
+            }
+            Some(other) => bail!("rules_from = {other:?}: use \"file\" or \"database\""),
+        };
         let data_dir = overrides
             .data_dir
             .clone()
@@ -234,16 +387,38 @@ impl Config {
             raw.postgres_url.as_deref(),
             raw.postgres_schema.as_deref(),
             raw.postgres_pool_size,
+            raw.wal_max_bytes,
         )?;
+        let audit_max_bytes = raw
+            .audit_max_bytes
+            .unwrap_or(claimdb_engine::audit::DEFAULT_MAX_BYTES);
+        if audit_max_bytes < claimdb_engine::audit::MIN_MAX_BYTES {
+            bail!(
+                "audit_max_bytes = {audit_max_bytes} is too small; use at least {}",
+                claimdb_engine::audit::MIN_MAX_BYTES
+            );
+        }
+        let audit_retention = match raw.audit_retention_days {
+            None => Some(claimdb_engine::audit::DEFAULT_MAX_AGE),
+            Some(0) => None,
+            Some(days) if days > 100 * 365 => {
+                bail!("audit_retention_days = {days} is too large; use 0 for no age limit")
+            }
+            Some(days) => Some(std::time::Duration::from_secs(days * 86_400)),
+        };
         Ok(Config {
             providers,
             key_cache,
             listen,
             storage,
+            audit_max_bytes,
+            audit_retention,
             data_dir,
             max_body_bytes,
+            connections,
             log: raw.log.unwrap_or_else(|| "info".into()),
-            rules: raw.rules,
+            rules,
+            rules_in_database,
             audit: raw.audit.unwrap_or(true),
             admin_key: raw.admin_key,
             admin_roles: raw.admin_roles,
@@ -324,6 +499,59 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            c.connections.max_connections,
+            claimdb_server::DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(
+            c.connections.idle_timeout,
+            claimdb_server::DEFAULT_IDLE_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn connection_limits_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "header_read_timeout_ms = 2000\nidle_timeout_ms = 30000\nbody_read_timeout_ms = 9000\n\
+             shutdown_timeout_ms = 0\nmax_connections = 64\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "CLAIMDB_MAX_CONNECTIONS").then(|| "128".to_string());
+        let c = Config::load(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                body_read_timeout: Duration::from_secs(9),
+                shutdown_timeout: Duration::ZERO,
+                max_connections: 128,
+            }
+        );
+        for (text, want) in [
+            (
+                "header_read_timeout_ms = 5\n",
+                "header_read_timeout_ms = 5 is out of range",
+            ),
+            (
+                "idle_timeout_ms = 0\n",
+                "idle_timeout_ms = 0 is out of range",
+            ),
+            ("body_read_timeout_ms = 3600001\n", "body_read_timeout_ms"),
+            ("shutdown_timeout_ms = 600001\n", "shutdown_timeout_ms"),
+            (
+                "max_connections = 0\n",
+                "max_connections = 0 is out of range",
+            ),
+            ("max_connections = -1\n", "invalid configuration"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
+        }
     }
 
     #[test]
@@ -347,9 +575,116 @@ mod tests {
         let flags = Overrides {
             listen: Some("127.0.0.1:1".into()),
             data_dir: Some("/c".into()),
+            rules: None,
         };
         let c = Config::load(Some(&file), env, &flags).unwrap();
         assert_eq!((c.listen.port(), c.data_dir), (1, PathBuf::from("/c")));
+    }
+
+    #[test]
+    fn storage_and_audit_retention_keys() {
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.audit_max_bytes, claimdb_engine::audit::DEFAULT_MAX_BYTES);
+        assert_eq!(
+            c.audit_retention,
+            Some(claimdb_engine::audit::DEFAULT_MAX_AGE)
+        );
+        let Storage::Sqlite { wal_max_bytes, .. } = c.storage else {
+            panic!("{:?}", c.storage)
+        };
+        assert_eq!(wal_max_bytes, claimdb_store::sqlite::DEFAULT_WAL_MAX_BYTES);
+        let env = |k: &str| match k {
+            "CLAIMDB_WAL_MAX_BYTES" => Some("4194304".to_string()),
+            "CLAIMDB_AUDIT_MAX_BYTES" => Some("1048576".to_string()),
+            "CLAIMDB_AUDIT_RETENTION_DAYS" => Some("0".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!((c.audit_max_bytes, c.audit_retention), (1_048_576, None));
+        assert!(matches!(
+            c.storage,
+            Storage::Sqlite {
+                wal_max_bytes: 4_194_304,
+                ..
+            }
+        ));
+        for (key, value, want) in [
+            ("CLAIMDB_WAL_MAX_BYTES", "1000", "wal_max_bytes"),
+            ("CLAIMDB_AUDIT_MAX_BYTES", "1000", "audit_max_bytes"),
+            (
+                "CLAIMDB_AUDIT_RETENTION_DAYS",
+                "100000",
+                "audit_retention_days",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| value.to_string());
+            let err = Config::load(None, env, &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{key}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn misspelled_keys_and_environment_variables_get_a_suggestion() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "admin_keys = \"0123456789abcdef0\"\n").unwrap();
+        let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("(did you mean `admin_key`?)"),
+            "{err:#}"
+        );
+        std::fs::write(&file, "zzz = 1\n").unwrap();
+        let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
+        assert!(!format!("{err:#}").contains("did you mean"), "{err:#}");
+        let vars = [
+            "CLAIMDB_LISTEN",
+            "CLAIMDB_DATADIR",
+            "CLAIMDB_CONFIG",
+            "CLAIMDB_PROVIDER_AUTH0_CLIENT_SECRET",
+            "CLAIMDB_TEST_POSTGRES_URL",
+            "CLAIMDB_WHATEVER_ELSE",
+            "PATH",
+        ];
+        let warnings = unknown_env_vars(vars.iter().map(|v| (*v).to_owned()));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("CLAIMDB_DATADIR") && warnings[0].contains("CLAIMDB_DATA_DIR"),
+            "{warnings:?}"
+        );
+        assert!(!warnings[1].contains("did you mean"), "{warnings:?}");
+    }
+
+    #[test]
+    fn rules_come_from_the_file_or_the_database_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), no_env, &Overrides::default())
+        };
+        assert!(load("").unwrap().rules_in_database);
+        assert!(!load("rules = \"f.rules\"\n").unwrap().rules_in_database);
+        assert!(
+            load("rules = \"f.rules\"\nrules_from = \"database\"\n")
+                .unwrap()
+                .rules_in_database
+        );
+        let err = load("rules_from = \"file\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("needs a rules file"), "{err:#}");
+        let err = load("rules_from = \"db\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("\"file\" or \"database\""),
+            "{err:#}"
+        );
+        // `serve --rules FILE` overrides the file's setting.
+        let flags = Overrides {
+            rules: Some("g.rules".into()),
+            ..Overrides::default()
+        };
+        std::fs::write(&file, "").unwrap();
+        let c = Config::load(Some(&file), no_env, &flags).unwrap();
+        assert_eq!(c.rules.as_deref(), Some(Path::new("g.rules")));
+        assert!(!c.rules_in_database);
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //! with, publishes and rotates one key ring (a key ring found in the data directory is adopted
 //! into an empty database, so tokens it signed stay valid).
 //!
+//! [`ring_storage`] names the same places for a store specification alone (`migrate`,
+//! `export`, `import` carry the key ring from one store to another).
+//!
 //! Every function here blocks on the store: call it from a thread that may block (the main
 //! thread of a CLI command, or inside `block_in_place` / `spawn_blocking` in the server).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,6 +22,30 @@ use tokio::runtime::Handle;
 
 use crate::config::Config;
 use crate::storage::Storage;
+
+/// The key file beside an SQLite store in `dir`.
+pub fn key_file(dir: &Path) -> PathBuf {
+    dir.join("issuer").join(KEY_FILE)
+}
+
+/// Where the key ring of `storage` lives: `<dir>/issuer/keys.json` (0600, in a 0700 directory
+/// created if missing) beside an SQLite store, `store`'s records with PostgreSQL. Unlike
+/// [`key_storage`], no key ring is adopted from a data directory.
+pub fn ring_storage(
+    storage: &Storage,
+    store: &Arc<dyn Store>,
+    handle: Handle,
+) -> anyhow::Result<Arc<dyn KeyStorage>> {
+    match storage {
+        Storage::Sqlite { dir, .. } => {
+            let dir = dir.join("issuer");
+            Ok(Arc::new(DirKeyStorage::open(&dir).with_context(|| {
+                format!("cannot open the issuer key directory {}", dir.display())
+            })?))
+        }
+        Storage::Postgres(_) => Ok(Arc::new(StoreKeyStorage::new(store.clone(), handle))),
+    }
+}
 
 /// The key storage for this configuration; `store` (with the runtime it runs on) is used when
 /// the storage is PostgreSQL.

@@ -2,18 +2,26 @@
 //! 0 success, 1 a negative verdict (reserved for checks such as `rules test`), 2 usage or
 //! operational error.
 
+mod admin_key;
 mod audit;
+mod check;
 mod config;
+mod doctor;
 mod export;
 mod import;
 mod issuer_keys;
 mod jsonl;
 mod migrate;
+mod nofile;
+mod permissions;
+mod progress;
 mod rules;
+mod rules_versions;
 mod serve;
 mod signin;
 mod storage;
 mod token;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,12 +53,8 @@ struct Cli {
 /// Where the configuration comes from; shared by every command that opens the data directory.
 #[derive(clap::Args, Clone)]
 struct ConfigArgs {
-    /// TOML configuration file. Without one, defaults apply; every key can also be set as
-    /// CLAIMDB_<KEY> (CLAIMDB_LISTEN, CLAIMDB_DATA_DIR, CLAIMDB_MAX_BODY_BYTES, CLAIMDB_LOG,
-    /// CLAIMDB_PROVIDERS, CLAIMDB_KEY_CACHE, CLAIMDB_RULES, CLAIMDB_ADMIN_KEY, CLAIMDB_ADMIN_ROLES,
-    /// CLAIMDB_EXPLAIN_DENIALS, CLAIMDB_PUBLIC_URL, CLAIMDB_APP_REDIRECTS, CLAIMDB_ISSUER,
-    /// CLAIMDB_CUSTOM_TOKEN_SIGNERS, CLAIMDB_STORAGE, CLAIMDB_POSTGRES_URL,
-    /// CLAIMDB_POSTGRES_SCHEMA, CLAIMDB_POSTGRES_POOL_SIZE).
+    /// TOML configuration file (see `claimdb serve --help` for the keys; each can also be set
+    /// as an environment variable CLAIMDB_<KEY>). Without one, defaults apply.
     #[arg(long, short = 'c', env = "CLAIMDB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (overrides the file and CLAIMDB_DATA_DIR) [default: ./claimdb-data]
@@ -62,34 +66,59 @@ struct ConfigArgs {
 enum Command {
     /// Run the server. With no configuration: data in ./claimdb-data, listening on
     /// 127.0.0.1:8787. Stops gracefully on Ctrl-C / SIGTERM.
+    #[command(after_help = config::keys_help())]
     Serve {
         #[command(flatten)]
         config: ConfigArgs,
         /// Address to listen on, IP:PORT (port 0 picks a free port) [default: 127.0.0.1:8787]
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// A Firestore rules file to enforce, reloaded when it changes (overrides `rules` in the
+        /// file and CLAIMDB_RULES).
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
     },
-    /// Write every document as JSON lines ({"path","data","create_time","update_time","version"}),
-    /// in path order. Safe while the server runs.
+    /// Check a configuration as an operator would before going live: the file, the store and
+    /// its permissions, every provider's keys and clock, the rules, the public URL, cookies and
+    /// redirects, admin access. One line per check; exit 0 all ok, 1 a check failed, 2 error.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Manage the generated admin key.
+    #[command(subcommand)]
+    AdminKey(AdminKeyCommand),
+    /// Back up everything: the signing key ring (private keys), every system record (users,
+    /// custom claims, revocations, the admin key's hash, stored rules, sessions) and every
+    /// document with its metadata, as JSON lines with a header and an end line. Safe while the
+    /// server runs. The audit log is not included.
     Export {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Output file; `-` or omitted writes to standard output.
+        /// Output file, created readable by its owner only (it holds private keys) and replaced
+        /// only once complete; `-` or omitted writes to standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Load documents from JSON lines made by `claimdb export` (or by hand: "path" and "data" are
-    /// required; times and versions are kept when given). The whole file is checked first: a bad
-    /// line writes nothing.
+    /// Restore a backup made by `claimdb export` into an empty store, exactly: documents with
+    /// their times and versions, system records, and the signing keys (into <data_dir>/issuer
+    /// with SQLite, into the database with PostgreSQL). The whole file is checked first: a bad
+    /// or truncated file writes nothing. Older backups (document lines only, no header) and
+    /// hand-written lines ("path" and "data" required) are read too.
     Import {
         #[command(flatten)]
         config: ConfigArgs,
         /// Input file; `-` reads standard input.
         #[arg(value_name = "FILE")]
         input: PathBuf,
+        /// Import into a store that already holds data: documents and records replace those at
+        /// the same paths and keys, others stay; a signing key ring already there is kept.
+        #[arg(long)]
+        merge: bool,
     },
-    /// Copy every document and system record from one store to another (SQLite ⇄ PostgreSQL),
-    /// then verify that the target matches. Stop the nodes writing to the source first. A
+    /// Copy every document, system record and the signing keys from one store to another
+    /// (SQLite ⇄ PostgreSQL), then verify that the target matches; tokens issued before still
+    /// verify after. Stop the nodes writing to the source first. A
     /// non-empty target is refused unless --resume or --rollback says what to do with it.
     /// Exit 0 copied and verified, 1 verification found a difference, 2 error.
     Migrate {
@@ -143,6 +172,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the data directory's database for damage (SQLite's integrity check). Works while
+    /// the server runs (it reads one snapshot). Exit 0 sound, 1 damaged, 2 cannot check.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only SQLite's quick check (pages and B-trees, not index contents): faster.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Check and test Firestore security rules offline.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -187,10 +225,22 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+enum AdminKeyCommand {
+    /// Make a new admin key, print it once and replace the stored hash: the old key stops
+    /// working at once on every node. Needs the store (with SQLite, stop the server first: it
+    /// holds the data directory). Refused when admin_key is set in the configuration.
+    Reset {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum RulesCommand {
     /// Compile a rules file and report every error with line:column and a caret.
     /// Exit 0 when it compiles, 1 when it does not.
     Check {
+        /// The Firestore rules file.
         #[arg(value_name = "RULES")]
         file: PathBuf,
     },
@@ -198,19 +248,68 @@ enum RulesCommand {
     /// expect}]`) against a rules file; prints each failure with its explanation, then the
     /// coverage of every allow statement. Exit 0 when all pass, 1 otherwise.
     Test {
+        /// The Firestore rules file.
         #[arg(value_name = "RULES")]
         rules: PathBuf,
+        /// The test cases file (YAML or JSON).
         #[arg(value_name = "CASES")]
         cases: PathBuf,
+    },
+    /// Store a rules file as the next version in the database and put it in force (every node
+    /// follows within seconds). With SQLite, stop the server first or use PUT /v1/admin/rules.
+    Set {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The Firestore rules file.
+        #[arg(value_name = "RULES")]
+        file: PathBuf,
+    },
+    /// List the rules versions stored in the database, newest first. Safe while the server
+    /// runs.
+    Versions {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// At most this many versions.
+        #[arg(long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u64).range(1..=100))]
+        limit: u64,
+    },
+    /// Print the source of one stored rules version. Safe while the server runs.
+    Get {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The version number (see `claimdb rules versions`).
+        #[arg(value_name = "VERSION")]
+        version: u64,
+    },
+    /// Put an earlier stored version back in force, as a new version. With SQLite, stop the
+    /// server first or use POST /v1/admin/rules/rollback.
+    Rollback {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The version to go back to.
+        #[arg(value_name = "VERSION")]
+        version: u64,
     },
 }
 
 fn main() -> ExitCode {
+    permissions::restrict_umask();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, listen } => serve::run(&config, listen),
+        Command::Serve {
+            config,
+            listen,
+            rules,
+        } => serve::run(&config, listen, rules),
+        Command::Doctor { config } => doctor::run(&config),
+        Command::AdminKey(AdminKeyCommand::Reset { config }) => admin_key::reset(&config),
         Command::Export { config, output } => export::run(&config, output.as_deref()),
-        Command::Import { config, input } => import::run(&config, &input),
+        Command::Import {
+            config,
+            input,
+            merge,
+        } => import::run(&config, &input, merge),
         Command::Migrate {
             from,
             to,
@@ -245,8 +344,19 @@ fn main() -> ExitCode {
                 json,
             },
         ),
+        Command::Check { config, quick } => check::run(&config, quick),
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file),
         Command::Rules(RulesCommand::Test { rules, cases }) => rules::test(&rules, &cases),
+        Command::Rules(RulesCommand::Set { config, file }) => rules_versions::set(&config, &file),
+        Command::Rules(RulesCommand::Versions { config, limit }) => {
+            rules_versions::list(&config, usize::try_from(limit).unwrap_or(20))
+        }
+        Command::Rules(RulesCommand::Get { config, version }) => {
+            rules_versions::get(&config, version)
+        }
+        Command::Rules(RulesCommand::Rollback { config, version }) => {
+            rules_versions::rollback(&config, version)
+        }
         Command::Token(TokenCommand::Inspect { config, token }) => {
             token::inspect_command(&config, &token)
         }
@@ -269,15 +379,49 @@ fn main() -> ExitCode {
 
 impl ConfigArgs {
     fn load(&self, listen: Option<String>) -> anyhow::Result<config::Config> {
+        self.load_with(config::Overrides {
+            listen,
+            ..config::Overrides::default()
+        })
+    }
+
+    /// Loads the configuration with command-line overrides (the data directory is this
+    /// struct's), warning on stderr about `CLAIMDB_*` variables that set nothing.
+    fn load_with(&self, overrides: config::Overrides) -> anyhow::Result<config::Config> {
+        for warning in config::unknown_env_vars(std::env::vars().map(|(k, _)| k)) {
+            eprintln!("claimdb: warning: {warning}");
+        }
         config::Config::load(
             self.config.as_deref(),
             |k| std::env::var(k).ok(),
             &config::Overrides {
-                listen,
                 data_dir: self.data_dir.clone(),
+                ..overrides
             },
         )
     }
+}
+
+/// How the operator runs this binary again, for hints printed to them: `claimdb` when that is
+/// what the `PATH` finds, else the path they used (`target/release/claimdb`).
+fn self_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "claimdb".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            std::fs::canonicalize(dir.join("claimdb"))
+                .is_ok_and(|p| std::fs::canonicalize(&exe).is_ok_and(|e| e == p))
+        })
+    });
+    if on_path {
+        return "claimdb".into();
+    }
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(std::path::Path::to_path_buf))
+        .unwrap_or(exe);
+    shown.display().to_string()
 }
 
 /// A multi-threaded runtime for the commands that need one.

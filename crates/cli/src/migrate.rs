@@ -1,14 +1,16 @@
-//! `claimdb migrate`: copies every document and system record from one store to another
-//! (SQLite ⇄ PostgreSQL, or SQLite → SQLite), then verifies that the target holds exactly what
-//! the source does. Stop the nodes writing to the source first: the copy is page by page, not
-//! one snapshot.
+//! `claimdb migrate`: copies every document and system record, and the issuer's signing key
+//! ring, from one store to another (SQLite ⇄ PostgreSQL, or SQLite → SQLite), then verifies
+//! that the target holds exactly what the source does. Stop the nodes writing to the source
+//! first: the copy is page by page, not one snapshot.
 //!
 //! Documents are copied in path order in atomic batches ([`Store::restore`], metadata kept), so
 //! an interrupted run leaves the target holding a prefix of the source: `--resume` continues
 //! after the last document present there. `--rollback` instead empties the target (every
-//! document and record deleted). A non-empty target is refused without one of the two, so a
-//! migration never mixes into a live store by accident. Records are few and copied whole after
-//! the documents (setting a record twice is harmless).
+//! document and record deleted, and the key file beside an SQLite target). A non-empty target
+//! is refused without one of the two, so a migration never mixes into a live store by
+//! accident. Records are few and copied whole after the documents (setting a record twice is
+//! harmless), then the key ring, to where the target's backend keeps it (`transfer.rs`): so
+//! every unexpired token claimdb issued before the migration verifies after it.
 //!
 //! Exit codes: 0 copied and verified, 1 verification found a difference, 2 usage or
 //! operational error.
@@ -19,11 +21,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use claimdb_model::DocPath;
 use claimdb_model::limits::MAX_BATCH_WRITES;
-use claimdb_store::{Record, RecordCondition, Store, Write, WriteOp};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use claimdb_store::{RecordCondition, Store, Write, WriteOp};
 
+use crate::progress::Progress;
 use crate::storage::Storage;
-use crate::{jsonl, runtime};
+use crate::{jsonl, runtime, transfer};
 
 const PAGE: usize = MAX_BATCH_WRITES;
 
@@ -41,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.rollback {
         return runtime()?.block_on(async {
             let target = to.open().await?;
-            rollback(target.as_ref()).await?;
+            rollback(&to, target.as_ref()).await?;
             target.close().await?;
             Ok(ExitCode::SUCCESS)
         });
@@ -56,38 +58,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let source = from.open_read_only().await?;
         let target = to.open().await?;
-        let code = copy_and_verify(source.clone(), target.clone(), &args).await;
+        let ends = Ends {
+            from: &from,
+            source: &source,
+            to: &to,
+            target: &target,
+        };
+        let code = copy_and_verify(&ends, &args).await;
         source.close().await?;
         target.close().await?;
         code
     })
 }
 
-async fn copy_and_verify(
-    source: Arc<dyn Store>,
-    target: Arc<dyn Store>,
-    args: &Args,
-) -> anyhow::Result<ExitCode> {
-    let target_empty =
-        target.scan(None, 1).await?.is_empty() && target.scan_records(None, 1).await?.is_empty();
+/// Both sides of a migration.
+struct Ends<'a> {
+    from: &'a Storage,
+    source: &'a Arc<dyn Store>,
+    to: &'a Storage,
+    target: &'a Arc<dyn Store>,
+}
+
+async fn copy_and_verify(ends: &Ends<'_>, args: &Args) -> anyhow::Result<ExitCode> {
+    let (source, target) = (ends.source.as_ref(), ends.target.as_ref());
+    let held = transfer::holdings(ends.to, target).await?;
     let mut after: Option<DocPath> = None;
-    if !target_empty {
+    if !held.is_empty() {
         if !args.resume {
             bail!(
-                "the target is not empty. To continue an interrupted migration into it, run \
-                 again with --resume; to empty it (undoing an interrupted migration), run \
-                 `claimdb migrate --to ... --rollback`"
+                "the target is not empty (it holds {}). To continue an interrupted migration \
+                 into it, run again with --resume; to empty it (undoing an interrupted \
+                 migration), run `claimdb migrate --to ... --rollback`",
+                held.join(", ")
             );
         }
-        after = last_path(target.as_ref()).await?;
+        after = last_path(target).await?;
     }
-    let (documents, records) = count(source.as_ref()).await?;
-    let progress = ProgressBar::with_draw_target(Some(documents), ProgressDrawTarget::stderr());
-    progress.set_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} documents ({eta} left)",
-    )?);
+    let documents = count_documents(source).await?;
+    let records = transfer::count_records(source).await?;
+    let mut progress = Progress::new("copied", "documents", Some(documents));
     if let Some(last) = &after {
-        let done = count_until(source.as_ref(), last).await?;
+        let done = count_until(source, last).await?;
         progress.set_position(done);
         eprintln!("resuming after {last} ({done} documents already copied)");
     }
@@ -97,7 +108,7 @@ async fn copy_and_verify(
         if let Some(max) = args.max_documents {
             let left = max.saturating_sub(copied);
             if left == 0 {
-                progress.finish_and_clear();
+                progress.finish();
                 eprintln!(
                     "stopped after {copied} documents as asked (--max-documents); continue with \
                      --resume"
@@ -122,39 +133,37 @@ async fn copy_and_verify(
             break;
         }
     }
-    progress.finish_and_clear();
-    let mut record_after: Option<(String, String)> = None;
-    loop {
-        let page = source
-            .scan_records(
-                record_after.as_ref().map(|(n, k)| (n.as_str(), k.as_str())),
-                PAGE,
-            )
-            .await?;
-        for r in &page {
-            target
-                .put_record(
-                    &r.namespace,
-                    &r.key,
-                    Some(r.value.clone()),
-                    RecordCondition::Any,
-                )
-                .await
-                .with_context(|| format!("writing record {}/{}", r.namespace, r.key))?;
-        }
-        match page.last() {
-            Some(r) if page.len() == PAGE => {
-                record_after = Some((r.namespace.clone(), r.key.clone()))
-            }
-            _ => break,
-        }
+    progress.finish();
+    transfer::copy_records(source, target).await?;
+    let key_ring = transfer::load_key_ring(ends.from, ends.source).await?;
+    if let Some(text) = &key_ring {
+        transfer::save_key_ring(ends.to, ends.target, text.clone()).await?;
     }
-    eprintln!("copied {copied} documents and {records} records; verifying");
-    match verify(source.as_ref(), target.as_ref()).await? {
+    eprintln!(
+        "copied {copied} documents, {records} records and {}; verifying",
+        if key_ring.is_some() {
+            "the signing key ring"
+        } else {
+            "no signing key ring (the source has none)"
+        }
+    );
+    match verify(ends).await? {
         None => {
             eprintln!(
-                "verified: the target holds the same {documents} documents and {records} records"
+                "verified: the target holds the same {documents} documents and {records} \
+                 records{}",
+                if key_ring.is_some() {
+                    ", and the same signing key ring"
+                } else {
+                    ""
+                }
             );
+            if let (Some(_), Storage::Sqlite { dir, .. }) = (&key_ring, ends.to) {
+                eprintln!(
+                    "the signing keys are in {} (readable by its owner only)",
+                    crate::issuer_keys::key_file(dir).display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(difference) => {
@@ -164,8 +173,8 @@ async fn copy_and_verify(
     }
 }
 
-/// Documents and records in a store.
-async fn count(store: &dyn Store) -> anyhow::Result<(u64, u64)> {
+/// Documents in a store.
+async fn count_documents(store: &dyn Store) -> anyhow::Result<u64> {
     let mut documents = 0u64;
     let mut after = None;
     loop {
@@ -173,22 +182,9 @@ async fn count(store: &dyn Store) -> anyhow::Result<(u64, u64)> {
         documents += page.len() as u64;
         match page.last() {
             Some(d) if page.len() == 1000 => after = Some(d.path.clone()),
-            _ => break,
+            _ => return Ok(documents),
         }
     }
-    let mut records = 0u64;
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page = store
-            .scan_records(after.as_ref().map(|(n, k)| (n.as_str(), k.as_str())), 1000)
-            .await?;
-        records += page.len() as u64;
-        match page.last() {
-            Some(r) if page.len() == 1000 => after = Some((r.namespace.clone(), r.key.clone())),
-            _ => break,
-        }
-    }
-    Ok((documents, records))
 }
 
 /// Documents of `store` up to and including `last`.
@@ -223,9 +219,10 @@ async fn last_path(store: &dyn Store) -> anyhow::Result<Option<DocPath>> {
     }
 }
 
-/// Compares both stores document by document (path, data, times, version) and record by
-/// record; the first difference, if any.
-async fn verify(source: &dyn Store, target: &dyn Store) -> anyhow::Result<Option<String>> {
+/// Compares both stores document by document (path, data, times, version), record by record
+/// and their key rings; the first difference, if any.
+async fn verify(ends: &Ends<'_>) -> anyhow::Result<Option<String>> {
+    let (source, target) = (ends.source.as_ref(), ends.target.as_ref());
     let mut after: Option<DocPath> = None;
     loop {
         let a = source.scan(after.as_ref(), 1000).await?;
@@ -259,36 +256,47 @@ async fn verify(source: &dyn Store, target: &dyn Store) -> anyhow::Result<Option
             _ => break,
         }
     }
-    let mut after: Option<(String, String)> = None;
+    let (mut a, mut b) = (
+        transfer::Records::new(source),
+        transfer::Records::new(target),
+    );
     loop {
-        let at = after.as_ref().map(|(n, k)| (n.as_str(), k.as_str()));
-        let a: Vec<Record> = source.scan_records(at, 1000).await?;
-        let b: Vec<Record> = target.scan_records(at, 1000).await?;
-        if let Some((x, y)) = a.iter().zip(&b).find(|(x, y)| x != y) {
-            return Ok(Some(format!(
-                "record {}/{} in the source does not match record {}/{} in the target",
-                x.namespace, x.key, y.namespace, y.key
-            )));
-        }
-        if a.len() != b.len() {
-            return Ok(Some(format!(
-                "the source has {} more records than the target in this range",
-                a.len() as i64 - b.len() as i64
-            )));
-        }
-        match a.last() {
-            Some(r) if a.len() == 1000 => after = Some((r.namespace.clone(), r.key.clone())),
-            _ => return Ok(None),
+        match (a.next().await?, b.next().await?) {
+            (None, None) => break,
+            (Some(x), None) => {
+                return Ok(Some(format!(
+                    "record {}/{} is missing from the target",
+                    x.namespace, x.key
+                )));
+            }
+            (None, Some(y)) => {
+                return Ok(Some(format!(
+                    "record {}/{} is in the target but not in the source",
+                    y.namespace, y.key
+                )));
+            }
+            (Some(x), Some(y)) if x != y => {
+                return Ok(Some(format!(
+                    "record {}/{} in the source does not match record {}/{} in the target",
+                    x.namespace, x.key, y.namespace, y.key
+                )));
+            }
+            _ => {}
         }
     }
+    let source_keys = transfer::load_key_ring(ends.from, ends.source).await?;
+    let target_keys = transfer::load_key_ring(ends.to, ends.target).await?;
+    if source_keys != target_keys {
+        return Ok(Some(
+            "the signing key rings of source and target differ".into(),
+        ));
+    }
+    Ok(None)
 }
 
-/// Deletes every document and record of `store`.
-async fn rollback(store: &dyn Store) -> anyhow::Result<()> {
-    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    progress.set_style(ProgressStyle::with_template(
-        "{spinner} deleted {pos} documents and records ({per_sec})",
-    )?);
+/// Deletes every document and record of `store`, and the key file beside an SQLite store.
+async fn rollback(storage: &Storage, store: &dyn Store) -> anyhow::Result<()> {
+    let mut progress = Progress::new("deleted", "documents and records", None);
     loop {
         let page = store.scan(None, PAGE).await?;
         if page.is_empty() {
@@ -318,7 +326,8 @@ async fn rollback(store: &dyn Store) -> anyhow::Result<()> {
         }
         progress.inc(page.len() as u64);
     }
-    progress.finish_and_clear();
+    progress.finish();
+    transfer::remove_key_ring(storage)?;
     eprintln!("rolled back: the target is empty");
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use claimdb_rules::{Ruleset, TestCase, render, render_report, run_cases};
+use claimdb_rules::{Ruleset, TestCase, render, render_report, render_warnings, run_cases};
 
 /// Reads and compiles a rules file; `Err` carries the rendered diagnostics.
 fn compile(path: &Path) -> anyhow::Result<Result<Ruleset, String>> {
@@ -30,6 +30,10 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
                 path.display(),
                 rules.allow_statements().len()
             );
+            // Firebase compiles these too; the rules fail where they use them.
+            if !rules.warnings().is_empty() {
+                eprintln!("{}", render_warnings(rules.warnings()));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(report) => {
@@ -49,8 +53,7 @@ pub fn test(rules_path: &Path, cases_path: &Path) -> anyhow::Result<ExitCode> {
     };
     let text = std::fs::read_to_string(cases_path)
         .with_context(|| format!("cannot read test cases {}", cases_path.display()))?;
-    // JSON is valid YAML, so one parser reads both.
-    let value: serde_json::Value = serde_norway::from_str(&text)
+    let value = parse_cases(&text)
         .with_context(|| format!("{} is not valid YAML or JSON", cases_path.display()))?;
     let cases = TestCase::all_from_json(&value)
         .map_err(|e| anyhow::anyhow!("{}: {e}", cases_path.display()))?;
@@ -62,4 +65,21 @@ pub fn test(rules_path: &Path, cases_path: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Reads a case file: JSON first, then YAML. JSON is valid YAML, but YAML escapes are 16-bit
+/// or 32-bit code points, so JSON's escaped surrogate pairs (`"\ud83d\ude00"`) only read as
+/// JSON.
+fn parse_cases(text: &str) -> anyhow::Result<serde_json::Value> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok(value),
+        Err(json) => serde_norway::from_str(text).map_err(|yaml| {
+            let looks_like_json = text.trim_start().starts_with(['{', '[']);
+            if looks_like_json {
+                anyhow::anyhow!("{json}")
+            } else {
+                anyhow::anyhow!("{yaml}")
+            }
+        }),
+    }
 }

@@ -9,17 +9,24 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine as _;
-use claimdb_engine::{Engine, EngineOptions, audit, compile_rules};
+use claimdb_engine::{Engine, EngineOptions, RulesSource, admin_key, audit, compile_rules};
 use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
-use claimdb_store::{RecordCondition, Store};
+use claimdb_store::Store;
 use tracing_subscriber::EnvFilter;
 
 use crate::ConfigArgs;
 
-pub fn run(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<ExitCode> {
-    let config = args.load(listen)?;
+pub fn run(
+    args: &ConfigArgs,
+    listen: Option<String>,
+    rules: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let config = args.load_with(crate::config::Overrides {
+        listen,
+        rules,
+        ..Default::default()
+    })?;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log))?,
@@ -35,13 +42,45 @@ use crate::runtime;
 async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     let store = config.storage.open().await?;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let (ruleset, origin) = load_rules(config.rules.as_deref())?;
-    let admin_key = admin_key(&dyn_store, config.admin_key.as_deref()).await?;
+    // A rules file in force is compiled before anything else can fail on it.
+    let (ruleset, origin) = match (&config.rules, config.rules_in_database) {
+        (Some(path), false) => load_rules(path)?,
+        _ => (Ruleset::locked(), "default (locked)".to_owned()),
+    };
+    // Bind before the admin key: a key is created only by a server that can show it.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let identity = crate::signin::build(&config, addr, &dyn_store)?;
+    let mut options = EngineOptions::new(ruleset, origin);
+    options.rules_source = match (&config.rules, config.rules_in_database) {
+        (Some(path), false) => RulesSource::File(path.clone()),
+        _ => RulesSource::Database,
+    };
+    options.verifier = Some(identity.verifier.clone());
+    options.sign_in = Some(identity.sign_in.clone());
+    options.explain_denials = config.explain_denials;
+    options.admin_roles = config.admin_roles.clone();
+    options.admin_key_sha256 = config.admin_key.as_deref().map(claimdb_identity::sha256);
+    options.admin_key_stored = config.admin_key.is_none();
+    options.query_max_examined = config.query_max_examined;
+    if config.audit {
+        let dir = audit::audit_dir(&config.data_dir);
+        let audit_config = audit::AuditConfig {
+            max_bytes: config.audit_max_bytes,
+            max_age: config.audit_retention,
+            ..audit::AuditConfig::default()
+        };
+        options.audit = Some(
+            audit::AuditLog::open(&dir, audit_config)
+                .with_context(|| format!("cannot open the audit log in {}", dir.display()))?,
+        );
+    }
+    // Every file of the data directory exists now: say which ones others can read.
+    crate::permissions::warn_if_open(&config.data_dir);
+    let engine = Arc::new(Engine::new(dyn_store.clone(), options));
+    let rules_line = rules_banner(&config, &engine).await?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -49,22 +88,15 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             "claimdb listening on http://{addr} ({})",
             config.storage.describe()
         )?;
-        match &config.rules {
-            Some(path) => writeln!(out, "rules: {} (reloaded when it changes)", path.display())?,
-            None => writeln!(
-                out,
-                "rules: none configured, so every request is denied (set `rules = \"firestore.rules\"` or PUT /v1/admin/rules)"
-            )?,
-        }
-        if config.source.is_none() {
-            writeln!(out, "{}", dev_token_hint(&identity, &config, addr))?;
-        }
-        if let AdminKey::Created(key) = &admin_key {
-            writeln!(
-                out,
-                "admin key (shown only this once; claimdb keeps only its hash): {key}\n  send it as X-Claimdb-Admin-Key to use /v1/admin"
-            )?;
-        }
+        writeln!(out, "{rules_line}")?;
+        out.flush()?;
+    }
+    if config.admin_key.is_none() {
+        create_admin_key_if_none(&dyn_store).await?;
+    }
+    if config.source.is_none() {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", dev_token_hint(&identity, &config, addr))?;
         out.flush()?;
     }
     let config_file = config
@@ -73,21 +105,6 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(none)".into());
     tracing::info!(%addr, storage = %config.storage.describe(), config = %config_file, "claimdb started");
-    let mut options = EngineOptions::new(ruleset, origin);
-    options.verifier = Some(identity.verifier.clone());
-    options.sign_in = Some(identity.sign_in.clone());
-    options.explain_denials = config.explain_denials;
-    options.admin_roles = config.admin_roles.clone();
-    options.admin_key_sha256 = Some(admin_key.sha256());
-    options.query_max_examined = config.query_max_examined;
-    if config.audit {
-        let dir = audit::audit_dir(&config.data_dir);
-        options.audit = Some(
-            audit::AuditLog::open(&dir, audit::AuditConfig::default())
-                .with_context(|| format!("cannot open the audit log in {}", dir.display()))?,
-        );
-    }
-    let engine = Arc::new(Engine::new(dyn_store, options));
     // Audit events of writes a previous run committed but may not have synced to its log.
     let trimmer = match engine.audit_log() {
         Some(log) if engine.journals_audit() => {
@@ -105,17 +122,35 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     // Keys are fetched after the listener is up: /readyz says "not ready" until every
     // provider has keys, and a request arriving meanwhile waits for the first fetch.
     identity.spawn();
-    if let Some(path) = config.rules.clone() {
-        tokio::spawn(watch_rules(path, engine.clone()));
+    match engine.rules_source() {
+        RulesSource::File(path) => {
+            tokio::spawn(watch_rules(path.clone(), engine.clone()));
+        }
+        RulesSource::Database => {
+            engine.spawn_rules_follower(RULES_POLL);
+        }
     }
+    let limits = config.connections;
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
+        header_read_timeout: limits.header_read_timeout,
+        idle_timeout: limits.idle_timeout,
+        body_read_timeout: limits.body_read_timeout,
+        max_connections: crate::nofile::prepare(limits.max_connections),
+        shutdown_timeout: limits.shutdown_timeout,
     };
     claimdb_server::run(listener, engine.clone(), server_config, shutdown_signal())
         .await
         .context("server failed")?;
     if let Some(trimmer) = trimmer {
         trimmer.abort();
+        // The log has every event now: empty the journal, or the next start appends the last
+        // second's lines of writes to the log once more.
+        if let Some(log) = engine.audit_log()
+            && let Err(e) = audit::journal::trim_once(engine.store().as_ref(), log).await
+        {
+            tracing::warn!("trimming the audit journal at shutdown: {e}");
+        }
     }
     if let Some(log) = engine.audit_log()
         && let Err(e) = log.close().await
@@ -127,8 +162,9 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The dev instance's one line on getting a token: `claimdb token mint` with the data directory
-/// (and the public URL when the bound address is not the default one the CLI would assume).
+/// The dev instance's one line on getting a token: `claimdb token mint` for the same store
+/// (the data directory, or the PostgreSQL database whose records hold the issuer's keys), and
+/// the public URL when the bound address is not the default one the CLI would assume.
 fn dev_token_hint(
     identity: &crate::signin::Identity,
     config: &crate::config::Config,
@@ -136,22 +172,77 @@ fn dev_token_hint(
 ) -> String {
     let iss = identity.sign_in.public_url();
     let default_iss = format!("http://{}", crate::config::DEFAULT_LISTEN);
-    let env = if config.public_url_configured || iss == default_iss {
-        String::new()
-    } else {
-        format!("CLAIMDB_PUBLIC_URL={iss} ")
+    let mut env = String::new();
+    if !config.public_url_configured && iss != default_iss {
+        env.push_str(&format!("CLAIMDB_PUBLIC_URL={iss} "));
+    }
+    let store = match &config.storage {
+        crate::storage::Storage::Sqlite { dir, .. } => {
+            format!(" --data-dir {}", shell_word(&dir.display().to_string()))
+        }
+        crate::storage::Storage::Postgres(pg) => {
+            env.push_str(&format!(
+                "CLAIMDB_STORAGE=postgres CLAIMDB_POSTGRES_URL={} ",
+                pg.url_for_display()
+            ));
+            String::new()
+        }
     };
     format!(
-        "dev token: TOKEN=$({env}claimdb token mint --uid alice --data-dir {dir}); curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/v1/me",
-        dir = config.data_dir.display(),
+        "dev token: TOKEN=$({env}{bin} token mint --uid alice{store}); curl -H \"Authorization: Bearer $TOKEN\" http://{addr}/v1/me",
+        bin = crate::self_command(),
     )
 }
 
-/// Compiles the rules file, or the locked-down rules when none is configured.
-fn load_rules(path: Option<&Path>) -> anyhow::Result<(Ruleset, String)> {
-    let Some(path) = path else {
-        return Ok((Ruleset::locked(), "default (locked)".into()));
+/// `text` quoted for a POSIX shell when it needs it.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@=+,".contains(c))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// The rules line of the startup banner: where the rules in force come from and how to change
+/// them. With rules in the database, puts the newest stored version in force first (seeding
+/// version 1 from a configured file into an empty database).
+async fn rules_banner(config: &crate::config::Config, engine: &Engine) -> anyhow::Result<String> {
+    if let RulesSource::File(path) = engine.rules_source() {
+        return Ok(format!(
+            "rules: file {} (reloaded when it changes; rules_from = \"file\", so PUT /v1/admin/rules is refused)",
+            path.display()
+        ));
+    }
+    let seed = match &config.rules {
+        Some(path) => Some((
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the rules file {}", path.display()))?,
+            path.display().to_string(),
+        )),
+        None => None,
     };
+    let version = engine
+        .load_stored_rules(seed.as_ref().map(|(s, n)| (s.as_str(), n.as_str())))
+        .await
+        .map_err(|e| anyhow::anyhow!("the stored rules: {e}"))?;
+    Ok(match (version, &config.rules) {
+        (Some(v), Some(path)) => format!(
+            "rules: database version {v} (rules_from = \"database\": {} only seeds an empty database; change rules with PUT /v1/admin/rules or `claimdb rules set`)",
+            path.display()
+        ),
+        (Some(v), None) => format!(
+            "rules: database version {v} (change them with PUT /v1/admin/rules or `claimdb rules set FILE`)"
+        ),
+        (None, _) => "rules: none yet, so every request is denied (PUT /v1/admin/rules or `claimdb rules set FILE` stores them; or `serve --rules FILE`)".to_owned(),
+    })
+}
+
+/// Compiles the rules file.
+fn load_rules(path: &Path) -> anyhow::Result<(Ruleset, String)> {
     let source = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the rules file {}", path.display()))?;
     let ruleset = compile_rules(&source).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -196,64 +287,32 @@ async fn watch_rules(path: PathBuf, engine: Arc<Engine>) {
     }
 }
 
-/// The record holding the SHA-256 of a generated admin key (hex).
-const ADMIN_KEY_RECORD: (&str, &str) = ("system", "admin_key_sha256");
-
-enum AdminKey {
-    Configured([u8; 32]),
-    Stored([u8; 32]),
-    Created(String),
-}
-
-impl AdminKey {
-    fn sha256(&self) -> [u8; 32] {
-        match self {
-            AdminKey::Configured(h) | AdminKey::Stored(h) => *h,
-            AdminKey::Created(key) => claimdb_identity::sha256(key),
-        }
+/// Without a configured admin key and none stored yet: makes one, shows it, and only then
+/// stores its hash — a key that was never shown is never stored (if the process dies in
+/// between, the next start makes another). If another node stored one meanwhile, says the
+/// key shown is not valid.
+async fn create_admin_key_if_none(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    if admin_key::stored_hash(&**store).await?.is_some() {
+        return Ok(());
     }
-}
-
-/// The configured admin key; else the stored hash of the generated one; else a new key,
-/// created now, stored only as its hash and shown once.
-async fn admin_key(store: &Arc<dyn Store>, configured: Option<&str>) -> anyhow::Result<AdminKey> {
-    if let Some(key) = configured {
-        return Ok(AdminKey::Configured(claimdb_identity::sha256(key)));
-    }
-    let (ns, name) = ADMIN_KEY_RECORD;
-    let parse = |hex: &str| -> anyhow::Result<[u8; 32]> {
-        let bytes = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .context("the stored admin key hash is corrupt")?;
-        bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the stored admin key hash has the wrong length"))
-    };
-    if let Some(hex) = store.get_record(ns, name).await? {
-        return Ok(AdminKey::Stored(parse(&hex)?));
-    }
-    let mut raw = [0u8; 32];
-    rand::fill(&mut raw);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let hex: String = claimdb_identity::sha256(&key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if store
-        .put_record(ns, name, Some(hex), RecordCondition::Absent)
-        .await?
+    let (key, hash) = admin_key::generate();
     {
-        Ok(AdminKey::Created(key))
-    } else {
-        // Another node created one first: use theirs.
-        let hex = store
-            .get_record(ns, name)
-            .await?
-            .context("the admin key record vanished")?;
-        Ok(AdminKey::Stored(parse(&hex)?))
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "admin key (shown only this once; claimdb keeps only its hash): {key}\n  send it as X-Claimdb-Admin-Key to use /v1/admin (lost it? `claimdb admin-key reset`)"
+        )?;
+        out.flush()?;
     }
+    if !admin_key::store_hash(&**store, &hash, false).await? {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "the admin key above is NOT valid: another node stored its admin key first; use that one (or `claimdb admin-key reset`)"
+        )?;
+        out.flush()?;
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use claimdb_store::Store;
-use claimdb_store::sqlite::SqliteStore;
+use claimdb_store::sqlite::{DEFAULT_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES, SqliteOptions, SqliteStore};
 use claimdb_store_postgres::{PgOptions, PostgresStore};
 
 /// Connections one node keeps to PostgreSQL by default.
@@ -24,7 +24,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A validated store choice.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Storage {
-    Sqlite { dir: PathBuf },
+    /// The data directory, and the bound of its write-ahead log (`wal_max_bytes`).
+    Sqlite {
+        dir: PathBuf,
+        wal_max_bytes: u64,
+    },
     Postgres(Postgres),
 }
 
@@ -36,7 +40,29 @@ pub struct Postgres {
     pub pool_size: usize,
 }
 
-// Never print the URL: it may hold a password.
+impl Postgres {
+    /// The URL (with its schema) for a command line shown to the operator: a password is
+    /// replaced by `PASSWORD`, and the whole quoted for a shell.
+    pub fn url_for_display(&self) -> String {
+        let mut url = self.url.clone();
+        if let Some((scheme, rest)) = url.split_once("://") {
+            let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Some((userinfo, host)) = authority.rsplit_once('@')
+                && let Some((user, _password)) = userinfo.split_once(':')
+            {
+                url = format!("{scheme}://{user}:PASSWORD@{host}/{tail}");
+            }
+        }
+        if let Some(schema) = &self.schema {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("schema=");
+            url.push_str(schema);
+        }
+        format!("'{}'", url.replace('\'', "'\\''"))
+    }
+}
+
+// Never print the URL as it is: it may hold a password.
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Postgres")
@@ -54,9 +80,17 @@ impl Storage {
         postgres_url: Option<&str>,
         postgres_schema: Option<&str>,
         postgres_pool_size: Option<usize>,
+        wal_max_bytes: Option<u64>,
     ) -> anyhow::Result<Storage> {
+        let wal_max_bytes = wal_max_bytes.unwrap_or(DEFAULT_WAL_MAX_BYTES);
+        if wal_max_bytes < MIN_WAL_MAX_BYTES {
+            bail!("wal_max_bytes = {wal_max_bytes} is too small; use at least {MIN_WAL_MAX_BYTES}");
+        }
         match storage.unwrap_or("sqlite") {
-            "sqlite" => Ok(Storage::Sqlite { dir: data_dir }),
+            "sqlite" => Ok(Storage::Sqlite {
+                dir: data_dir,
+                wal_max_bytes,
+            }),
             "postgres" => {
                 let Some(url) = postgres_url else {
                     bail!(
@@ -88,6 +122,7 @@ impl Storage {
             }
             return Ok(Storage::Sqlite {
                 dir: PathBuf::from(path),
+                wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
             });
         }
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
@@ -99,7 +134,7 @@ impl Storage {
     /// Says where the data is, without secrets.
     pub fn describe(&self) -> String {
         match self {
-            Storage::Sqlite { dir } => format!("data in {}", dir.display()),
+            Storage::Sqlite { dir, .. } => format!("data in {}", dir.display()),
             Storage::Postgres(pg) => format!(
                 "data in PostgreSQL{}",
                 pg.schema
@@ -123,11 +158,14 @@ impl Storage {
 
     async fn open_with(&self, read_only: bool) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
-            Storage::Sqlite { dir } => Arc::new(
+            Storage::Sqlite { dir, wal_max_bytes } => Arc::new(
                 if read_only {
                     SqliteStore::open_read_only(dir)
                 } else {
-                    SqliteStore::open(dir)
+                    SqliteStore::open_with(
+                        dir,
+                        SqliteOptions::default().with_wal_max_bytes(*wal_max_bytes),
+                    )
                 }
                 .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
             ),
@@ -185,7 +223,8 @@ mod tests {
         assert_eq!(
             Storage::from_spec("sqlite:/tmp/x").unwrap(),
             Storage::Sqlite {
-                dir: "/tmp/x".into()
+                dir: "/tmp/x".into(),
+                wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
             }
         );
         let Storage::Postgres(pg) =
@@ -203,28 +242,34 @@ mod tests {
             Some("postgres://u:secret@h/db?schema=a"),
             Some("b"),
             Some(4),
+            None,
         )
         .unwrap();
         let Storage::Postgres(pg) = &s else { panic!() };
         assert_eq!((pg.schema.as_deref(), pg.pool_size), (Some("b"), 4));
         assert!(!format!("{s:?}").contains("secret"), "the password leaks");
         assert!(!s.describe().contains("secret"));
-        let err = Storage::from_keys(Some("postgres"), "d".into(), None, None, None).unwrap_err();
+        let err =
+            Storage::from_keys(Some("postgres"), "d".into(), None, None, None, None).unwrap_err();
         assert!(err.to_string().contains("needs postgres_url"), "{err}");
-        assert!(Storage::from_keys(Some("pg"), "d".into(), None, None, None).is_err());
+        assert!(Storage::from_keys(Some("pg"), "d".into(), None, None, None, None).is_err());
         assert!(
             Storage::from_keys(
                 Some("postgres"),
                 "d".into(),
                 Some("postgres://h"),
                 None,
-                Some(0)
+                Some(0),
+                None
             )
             .is_err()
         );
         assert_eq!(
-            Storage::from_keys(None, "d".into(), None, None, None).unwrap(),
-            Storage::Sqlite { dir: "d".into() }
+            Storage::from_keys(None, "d".into(), None, None, None, None).unwrap(),
+            Storage::Sqlite {
+                dir: "d".into(),
+                wal_max_bytes: DEFAULT_WAL_MAX_BYTES
+            }
         );
     }
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
+use claimdb_engine::users::StoreRevocation;
+use claimdb_identity::io::{NoPersistence, NoRevocation, Revocation, SystemClock};
 use claimdb_identity::issuer::parse_ttl;
 use claimdb_identity::{
     HttpFetcher, Issuer, IssuerError, MintRequest, Verifier, VerifierDeps, inspect,
@@ -43,6 +44,18 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
     } else {
         None
     };
+    // The user records, so a revoked user's token is refused here as by the server.
+    let revocation: Arc<dyn Revocation> = match (&keys, &config.storage) {
+        (Some(k), _) => Arc::new(StoreRevocation(k.store.clone())),
+        (None, crate::storage::Storage::Sqlite { dir, .. })
+            if dir.join(claimdb_store::sqlite::DB_FILE).exists() =>
+        {
+            let store = claimdb_store::SqliteStore::open_read_only(dir)
+                .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
+            Arc::new(StoreRevocation(Arc::new(store)))
+        }
+        _ => Arc::new(NoRevocation),
+    };
     let inspection = runtime()?.block_on(async {
         let verifier = if config.providers.is_empty() && issuer.is_none() {
             None
@@ -53,7 +66,7 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
                         .context("cannot create the HTTP client")?,
                 ),
                 persistence: Arc::new(NoPersistence),
-                revocation: Arc::new(NoRevocation),
+                revocation,
                 clock: Arc::new(SystemClock),
             };
             let mut providers =

@@ -41,7 +41,7 @@ fn open(name: &str) -> AuditLog {
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("claimdb-audit-bench-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     let config = AuditConfig {
-        max_files: 4,
+        max_bytes: 4 * 64 * 1024 * 1024,
         ..AuditConfig::default()
     };
     AuditLog::open(&dir, config).unwrap()

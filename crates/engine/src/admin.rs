@@ -1,6 +1,8 @@
 //! The admin operations (users, custom claims, revocation, rules, explain) and `/v1/me`. Each
 //! admin operation first checks the admin condition ([`Engine::authorize_admin`]).
 
+use std::time::{Duration, SystemTime};
+
 use claimdb_rules::{Method, Ruleset, TestCase};
 use serde_json::{Map, Value as Json, json};
 
@@ -106,20 +108,31 @@ impl Engine {
         Ok(())
     }
 
-    /// Revokes every token of the user issued before now (to the second, like Firebase), every
-    /// session begun up to now, and every refresh token issued up to now.
+    /// Revokes every credential of the user issued before this call returns: bearer tokens,
+    /// claimdb tokens, sessions, refresh tokens (takes up to a second: see below).
     /// Returns the new `tokens_valid_after` in Unix seconds.
     pub async fn admin_revoke(&self, ctx: &RequestContext, uid: &str) -> Result<i64, EngineError> {
         self.authorize_admin(ctx).await?;
-        let now = users::unix_now();
+        // `iat` has one-second resolution: every credential issued in this second may predate
+        // the call, so the boundary is the next second, and the call returns only once that
+        // second has begun — then every credential issued before it returned is refused, and
+        // every one claimdb issues after it (stamped with the current second) is not.
+        let valid_after = users::unix_now().saturating_add(1);
         users::modify(&**self.store(), uid, |r| {
-            r.tokens_valid_after = Some(r.tokens_valid_after.map_or(now, |t| t.max(now)));
+            r.tokens_valid_after = Some(
+                r.tokens_valid_after
+                    .map_or(valid_after, |t| t.max(valid_after)),
+            );
             true
         })
         .await?;
         self.revoke_refresh_tokens(uid).await?;
-        tracing::info!(request_id = %ctx.request_id, uid, "tokens revoked");
-        Ok(now)
+        let boundary = SystemTime::UNIX_EPOCH + Duration::from_secs(valid_after.unsigned_abs());
+        if let Ok(wait) = boundary.duration_since(SystemTime::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        tracing::info!(request_id = %ctx.request_id, uid, valid_after, "tokens revoked");
+        Ok(valid_after)
     }
 
     /// Decisions from the audit log matching `filter` (newest first when it says so).
@@ -143,30 +156,6 @@ impl Engine {
             .await
             .map_err(|e| EngineError::internal(format!("audit query task: {e}")))?
             .map_err(|e| EngineError::internal(format!("reading the audit log: {e}")))
-    }
-
-    /// The active rules' source and origin.
-    pub async fn admin_get_rules(
-        &self,
-        ctx: &RequestContext,
-    ) -> Result<(String, String), EngineError> {
-        self.authorize_admin(ctx).await?;
-        let rules = self.rules();
-        Ok((rules.ruleset.source().to_owned(), rules.origin.clone()))
-    }
-
-    /// Compiles `source` and, if it compiles, makes it the active rules at once; otherwise
-    /// refuses it with the compile errors and the running rules stay.
-    pub async fn admin_put_rules(
-        &self,
-        ctx: &RequestContext,
-        source: &str,
-    ) -> Result<(), EngineError> {
-        self.authorize_admin(ctx).await?;
-        let ruleset = compile_rules(source)?;
-        self.replace_rules(ruleset, "admin API");
-        tracing::info!(request_id = %ctx.request_id, "rules replaced through the admin API");
-        Ok(())
     }
 
     /// Decides a hypothetical request (the rules-test case format: `auth`, `method`, `path`,

@@ -5,14 +5,16 @@
 //! claims are overlaid on the token's claims — so a change made through the admin API applies
 //! from the very next request, with the same token — and the provider's role mappings are
 //! evaluated on the result. A session cookie stands for the identity the login verified
-//! (`signin.rs` looks it up); the same overlay applies.
+//! (`signin.rs` looks it up); the same overlay applies. A claimdb token minted with the user's
+//! stored custom claims names them in its `claimdb_custom` claim; those are dropped before the
+//! overlay, so the current custom claims apply to claimdb's own tokens as to any other.
 //!
 //! `request.auth.provider` is the provider the user signed in with. For claimdb's own tokens
 //! that is the `provider` claim claimdb wrote when it minted the token from a provider's token,
 //! a custom token or a login (only claimdb can sign it, and custom claims may not use the name);
 //! tokens minted directly (`claimdb token mint`, the admin API) have none and show `claimdb`.
 
-use claimdb_identity::issuer::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM};
+use claimdb_identity::issuer::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM, STORED_CLAIMS_CLAIM};
 use claimdb_identity::{Verifier, roles::roles_for};
 use claimdb_model::{Map as DocMap, Value};
 use serde_json::{Map, Value as Json};
@@ -64,14 +66,31 @@ pub(crate) fn principal(
     token: &claimdb_identity::VerifiedToken,
     custom: Map<String, Json>,
 ) -> Principal {
+    let mut claims = token.claims.clone();
+    if token.provider == ISSUER_PROVIDER_NAME {
+        drop_stored_claims(&mut claims);
+    }
     principal_of(
         Some(verifier),
         token.uid.clone(),
         source_provider(token),
-        token.claims.clone(),
+        claims,
         token.roles.clone(),
         custom,
     )
+}
+
+/// Removes from a claimdb token's claims the custom claims it was minted with (named by its
+/// `claimdb_custom` claim, which goes too): the user's current custom claims are overlaid
+/// instead, so a deleted custom claim stops working on the next request, as with any token.
+fn drop_stored_claims(claims: &mut Map<String, Json>) {
+    if let Some(Json::Array(names)) = claims.remove(STORED_CLAIMS_CLAIM) {
+        for name in names {
+            if let Json::String(name) = name {
+                claims.remove(&name);
+            }
+        }
+    }
 }
 
 /// The provider rules see for a verified token (see the module docs).

@@ -23,8 +23,11 @@ const MAX_ROUNDS: usize = 24;
 /// The active rules and where they came from. Swapped atomically as a whole.
 pub struct ActiveRules {
     pub ruleset: Ruleset,
-    /// Where the source came from (a file name, `admin API`, `default`), for explanations.
+    /// Where the source came from (a file name, `rules v3` for a stored version, `default`),
+    /// for explanations and the audit log.
     pub origin: String,
+    /// The stored version in force, when the rules come from the database.
+    pub version: Option<u64>,
 }
 
 /// The rules holder: readers take a snapshot (`load`) per request; a reload swaps in a new one.

@@ -74,14 +74,19 @@ pub struct EngineOptions {
     pub rules: Ruleset,
     /// Where they came from (a file name, `default`), for explanations and the audit log.
     pub rules_origin: String,
+    /// Whether rules are managed in a file or in the database (see [`RulesSource`]).
+    pub rules_source: RulesSource,
     /// Verifies bearer tokens; `None` refuses every bearer token (`unknown-issuer`).
     pub verifier: Option<Arc<Verifier>>,
     /// Whether a `permission-denied` error carries the denial's explanation.
     pub explain_denials: bool,
     /// Callers holding any of these roles may use the admin API.
     pub admin_roles: Vec<String>,
-    /// SHA-256 of the admin key; `None`: no admin key is accepted.
+    /// SHA-256 of the configured admin key; it wins over a stored one.
     pub admin_key_sha256: Option<[u8; 32]>,
+    /// Without a configured key: accept the generated key whose hash is stored in the store's
+    /// records (read on every admin request, so a reset applies at once on every node).
+    pub admin_key_stored: bool,
     /// Where every decision is recorded; `None`: no audit log.
     pub audit: Option<AuditLog>,
     /// claimdb as an issuer: token grants, login, sessions; `None`: refused (404), and
@@ -98,10 +103,12 @@ impl EngineOptions {
         EngineOptions {
             rules,
             rules_origin: rules_origin.into(),
+            rules_source: RulesSource::Database,
             verifier: None,
             explain_denials: true,
             admin_roles: Vec::new(),
             admin_key_sha256: None,
+            admin_key_stored: false,
             audit: None,
             sign_in: None,
             query_max_examined: claimdb_store::query::limits::DEFAULT_MAX_EXAMINED,
@@ -109,14 +116,27 @@ impl EngineOptions {
     }
 }
 
+/// Where the active rules are managed, and so how they may be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    /// A rules file, reloaded when it changes; the admin API and `claimdb rules set` are
+    /// refused (edit the file).
+    File(std::path::PathBuf),
+    /// Versions stored in the database, set through the admin API or `claimdb rules set`;
+    /// the newest is in force on every node.
+    Database,
+}
+
 /// Executes requests against a store.
 pub struct Engine {
     store: Arc<dyn Store>,
     rules: RulesCell,
+    rules_source: RulesSource,
     verifier: Option<Arc<Verifier>>,
     explain_denials: bool,
     admin_roles: Vec<String>,
     admin_key_sha256: Option<[u8; 32]>,
+    admin_key_stored: bool,
     audit: Option<AuditLog>,
     /// The audit events of allowed writes go into the store's journal (`audit::journal`).
     journal_audit: bool,
@@ -132,11 +152,14 @@ impl Engine {
             rules: RulesCell::new(ActiveRules {
                 ruleset: options.rules,
                 origin: options.rules_origin,
+                version: None,
             }),
+            rules_source: options.rules_source,
             verifier: options.verifier,
             explain_denials: options.explain_denials,
             admin_roles: options.admin_roles,
             admin_key_sha256: options.admin_key_sha256,
+            admin_key_stored: options.admin_key_stored,
             journal_audit,
             audit: options.audit,
             sign_in: options.sign_in,
@@ -180,7 +203,22 @@ impl Engine {
         self.rules.store(ActiveRules {
             ruleset,
             origin: origin.into(),
+            version: None,
         });
+    }
+
+    /// Swaps in a stored version of the rules (see `rules_admin.rs`).
+    pub(crate) fn install_rules_version(&self, ruleset: Ruleset, version: u64) {
+        self.rules.store(ActiveRules {
+            ruleset,
+            origin: format!("rules v{version}"),
+            version: Some(version),
+        });
+    }
+
+    /// Where the rules are managed.
+    pub fn rules_source(&self) -> &RulesSource {
+        &self.rules_source
     }
 
     /// Who is asking: `None` without a credential; `unauthenticated` for a refused one.
@@ -203,31 +241,32 @@ impl Engine {
             .verify(token, std::time::SystemTime::now())
             .await
             .map_err(|e| {
-                if e.is_operational() {
-                    tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
-                }
                 metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
                     .increment(1);
-                EngineError::Unauthenticated {
-                    message: e.to_string(),
-                    reason: e.reason(),
+                match e.retry_after_secs() {
+                    // Our side could not check the token: retryable, not "sign in again".
+                    Some(retry_after_secs) if e.is_operational() => {
+                        tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
+                        EngineError::CredentialUnavailable {
+                            message: e.to_string(),
+                            reason: e.reason(),
+                            retry_after_secs,
+                        }
+                    }
+                    _ => EngineError::Unauthenticated {
+                        message: e.to_string(),
+                        reason: e.reason(),
+                    },
                 }
             })?;
         // One read of the user record serves both revocation and the custom-claims overlay.
-        let record = users::load(&*self.store, &verified.uid).await?;
-        let (custom, valid_after) = match record {
-            Some(r) => (r.custom_claims, r.tokens_valid_after),
-            None => (Default::default(), None),
+        let custom = match users::load(&*self.store, &verified.uid).await? {
+            Some(r) => {
+                users::check_not_revoked(&r, verified.iat)?;
+                r.custom_claims
+            }
+            None => Default::default(),
         };
-        if let Some(valid_after) = valid_after
-            && let Err(e) = claimdb_identity::check_not_revoked(verified.iat, valid_after)
-        {
-            metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason()).increment(1);
-            return Err(EngineError::Unauthenticated {
-                message: e.to_string(),
-                reason: e.reason(),
-            });
-        }
         Ok(Some(auth::principal(verifier, &verified, custom)))
     }
 
@@ -266,7 +305,17 @@ impl Engine {
         ctx: &RequestContext,
     ) -> (Option<Principal>, Result<(), EngineError>) {
         if let Some(key) = &ctx.admin_key {
-            let matches = self.admin_key_sha256.is_some_and(|want| {
+            let want = match self.admin_key_sha256 {
+                Some(h) => Some(h),
+                None if self.admin_key_stored => {
+                    match crate::admin_key::stored_hash(&*self.store).await {
+                        Ok(h) => h,
+                        Err(e) => return (None, Err(e)),
+                    }
+                }
+                None => None,
+            };
+            let matches = want.is_some_and(|want| {
                 let got = claimdb_identity::sha256(key);
                 aws_lc_rs::constant_time::verify_slices_are_equal(&got, &want).is_ok()
             });

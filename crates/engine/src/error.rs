@@ -64,9 +64,26 @@ pub enum EngineError {
         message: String,
         write_index: Option<usize>,
     },
-    /// A bug or corruption. The message is for logs, never for clients.
+    /// The credential could not be checked because what checking needs cannot be had right
+    /// now (the provider's keys while its IdP hangs or fails, the revocation record). Nothing
+    /// is known against the credential: retry after `retry_after_secs`, do not sign in again.
+    /// `reason` is the identity layer's (`idp-unreachable`, `keys-unavailable`, …).
+    #[error("{message}")]
+    CredentialUnavailable {
+        message: String,
+        reason: &'static str,
+        retry_after_secs: u64,
+    },
+    /// A bug. The message is for logs, never for clients.
     #[error("{message}")]
     Internal {
+        message: String,
+        write_index: Option<usize>,
+    },
+    /// The stored data is damaged: writes are refused until an operator restores it. The
+    /// message says what to do (run `claimdb check`, restore from a backup).
+    #[error("{message}")]
+    DataLoss {
         message: String,
         write_index: Option<usize>,
     },
@@ -112,8 +129,11 @@ impl EngineError {
             EngineError::PermissionDenied { .. } => "permission-denied",
             EngineError::Aborted { .. } => "aborted",
             EngineError::ResourceExhausted { .. } => "resource-exhausted",
-            EngineError::Unavailable { .. } => "unavailable",
+            EngineError::Unavailable { .. } | EngineError::CredentialUnavailable { .. } => {
+                "unavailable"
+            }
             EngineError::Internal { .. } => "internal",
+            EngineError::DataLoss { .. } => "data-loss",
         }
     }
 
@@ -138,7 +158,8 @@ impl EngineError {
 
     fn parts(&self) -> (&str, Option<usize>) {
         match self {
-            EngineError::Unauthenticated { message, .. } => (message, None),
+            EngineError::Unauthenticated { message, .. }
+            | EngineError::CredentialUnavailable { message, .. } => (message, None),
             EngineError::PermissionDenied {
                 message,
                 write_index,
@@ -175,6 +196,10 @@ impl EngineError {
             | EngineError::Internal {
                 message,
                 write_index,
+            }
+            | EngineError::DataLoss {
+                message,
+                write_index,
             } => (message, *write_index),
         }
     }
@@ -183,7 +208,7 @@ impl EngineError {
         match self {
             EngineError::PermissionDenied { write_index, .. } => Some(write_index),
             // Authentication concerns the whole request, not one write.
-            EngineError::Unauthenticated { .. } => None,
+            EngineError::Unauthenticated { .. } | EngineError::CredentialUnavailable { .. } => None,
             EngineError::InvalidArgument { write_index, .. }
             | EngineError::NotFound { write_index, .. }
             | EngineError::AlreadyExists { write_index, .. }
@@ -191,7 +216,8 @@ impl EngineError {
             | EngineError::Aborted { write_index, .. }
             | EngineError::ResourceExhausted { write_index, .. }
             | EngineError::Unavailable { write_index, .. }
-            | EngineError::Internal { write_index, .. } => Some(write_index),
+            | EngineError::Internal { write_index, .. }
+            | EngineError::DataLoss { write_index, .. } => Some(write_index),
         }
     }
 }
@@ -227,6 +253,10 @@ impl From<StoreError> for EngineError {
                 write_index,
             },
             StoreError::Unavailable(_) => EngineError::Unavailable {
+                message,
+                write_index,
+            },
+            StoreError::DataLoss(_) => EngineError::DataLoss {
                 message,
                 write_index,
             },

@@ -9,6 +9,7 @@
 //! live in `server`.
 
 mod admin;
+pub mod admin_key;
 pub mod audit;
 mod auth;
 mod authz;
@@ -22,6 +23,8 @@ pub mod issuer_keys;
 mod list;
 mod page_token;
 mod query;
+mod rules_admin;
+pub mod rules_store;
 pub mod signin;
 pub mod users;
 
@@ -30,11 +33,12 @@ pub use auth::{Credential, Principal, plain_value};
 pub use authz::ActiveRules;
 pub use claimdb_store::query::limits::DEFAULT_MAX_EXAMINED;
 pub use context::RequestContext;
-pub use engine::{Engine, EngineOptions, SetOutcome, WriteCondition};
+pub use engine::{Engine, EngineOptions, RulesSource, SetOutcome, WriteCondition};
 pub use error::EngineError;
 pub use ids::generate_id;
 pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};
 pub use query::{QueryPaging, QueryResults};
+pub use rules_admin::RulesInfo;
 pub use signin::{LoginDone, SignIn};
 
 /// Re-exported so callers name one set of domain types.

@@ -14,14 +14,14 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_identity::exchange::{OAuthErrorCode, UserClaims};
+use claimdb_identity::exchange::OAuthErrorCode;
 use claimdb_identity::issuer::RESERVED_CLAIMS as ISSUER_RESERVED_CLAIMS;
 use claimdb_identity::records::{
     NS_LOGIN, NS_REFRESH, NS_REFRESH_FAMILY, NS_REFRESH_USER, NS_SESSION, sweep_expired_after,
 };
 use claimdb_identity::{
     CallbackParams, Grant, Issuer, IssuerError, LoginClient, LoginError, MintRequest, Records,
-    RecordsError, SessionIdentity, Sessions, Subject, TokenService,
+    RecordsError, SessionIdentity, Sessions, Subject, TokenService, UserState, Users,
 };
 use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
@@ -199,21 +199,40 @@ pub struct LoginDone {
     pub redirect: String,
 }
 
-/// The user's stored custom claims, for the claims of minted tokens. Names claimdb writes into
-/// its own tokens (`provider`, `roles`) are left out: they would make the mint fail, and the
-/// request path overlays every stored custom claim anyway.
-struct StoreUserClaims<'a>(&'a dyn Store);
+/// The token grants' view of the store's user records: custom claims for the claims of minted
+/// tokens, `tokens_valid_after` for revocation, and the user's record noted at exchange.
+/// Names claimdb writes into its own tokens (`provider`, `roles`) are left out of the custom
+/// claims: they would make the mint fail, and the request path overlays every stored custom
+/// claim anyway.
+struct StoreUsers<'a>(&'a dyn Store);
 
-#[async_trait]
-impl UserClaims for StoreUserClaims<'_> {
-    async fn custom_claims(&self, uid: &str) -> Result<Map<String, Json>, String> {
-        let record = users::load(self.0, uid).await.map_err(|e| e.to_string())?;
-        Ok(record
-            .map(|r| r.custom_claims)
-            .unwrap_or_default()
+fn user_state(record: Option<users::UserRecord>) -> UserState {
+    let Some(r) = record else {
+        return UserState::default();
+    };
+    UserState {
+        custom_claims: r
+            .custom_claims
             .into_iter()
             .filter(|(k, _)| !ISSUER_RESERVED_CLAIMS.contains(&k.as_str()))
-            .collect())
+            .collect(),
+        tokens_valid_after: r.tokens_valid_after,
+    }
+}
+
+#[async_trait]
+impl Users for StoreUsers<'_> {
+    async fn state(&self, uid: &str) -> Result<UserState, String> {
+        let record = users::load(self.0, uid).await.map_err(|e| e.to_string())?;
+        Ok(user_state(record))
+    }
+
+    async fn signed_in(&self, subject: &Subject) -> Result<UserState, String> {
+        let email = subject.carried.get("email").and_then(Json::as_str);
+        let record = note_user(self.0, &subject.uid, &subject.provider, email)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(user_state(Some(record)))
     }
 }
 
@@ -258,13 +277,13 @@ fn login_error(e: LoginError) -> EngineError {
 }
 
 /// Records the user as seen at sign-in: created if new, the first provider kept, the email
-/// updated. Writes only when something changed.
+/// updated. Writes only when something changed. Returns the record.
 async fn note_user(
     store: &dyn Store,
     uid: &str,
     provider: &str,
     email: Option<&str>,
-) -> Result<(), EngineError> {
+) -> Result<users::UserRecord, EngineError> {
     users::modify(store, uid, |r| {
         let mut changed = r.provider.is_none();
         if r.provider.is_none() {
@@ -278,8 +297,7 @@ async fn note_user(
         }
         changed
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 impl Engine {
@@ -337,31 +355,11 @@ impl Engine {
                 "claimdb's issuer is not enabled on this server".into(),
             ));
         };
-        let now = SystemTime::now();
-        let claims = StoreUserClaims(&**self.store());
-        match grant {
-            Grant::RefreshToken { refresh_token } => {
-                sign_in.tokens.refresh(&refresh_token, &claims, now).await
-            }
-            Grant::TokenExchange {
-                subject_token,
-                subject_token_type,
-            } => {
-                let subject: Subject = sign_in
-                    .tokens
-                    .verify_subject(&subject_token, &subject_token_type, now)
-                    .await?;
-                let email = subject.carried.get("email").and_then(Json::as_str);
-                note_user(&**self.store(), &subject.uid, &subject.provider, email)
-                    .await
-                    .map_err(|e| oauth_server_error(format!("the user record: {e}")))?;
-                let custom = claims
-                    .custom_claims(&subject.uid)
-                    .await
-                    .map_err(|e| oauth_server_error(format!("the user's custom claims: {e}")))?;
-                sign_in.tokens.issue(&subject, &custom, now).await
-            }
-        }
+        let users = StoreUsers(&**self.store());
+        sign_in
+            .tokens
+            .grant(&grant, &users, SystemTime::now())
+            .await
     }
 
     /// Mints a claimdb ID token for `uid` (admin only): `claims` (an object, or null) become
@@ -453,7 +451,11 @@ impl Engine {
         };
         let token = &outcome.token;
         let email = token.claims.get("email").and_then(Json::as_str);
-        note_user(&**self.store(), &token.uid, &outcome.provider, email).await?;
+        let record = note_user(&**self.store(), &token.uid, &outcome.provider, email).await?;
+        // The ID token the login produced is a credential like any other: one issued before
+        // the user's revocation starts no session. (A revocation landing after this check is
+        // caught when the session is used: it carries the ID token's `iat`.)
+        users::check_not_revoked(&record, token.iat)?;
         let identity = SessionIdentity {
             uid: token.uid.clone(),
             provider: outcome.provider.clone(),
@@ -508,22 +510,25 @@ impl Engine {
             .ok_or_else(unknown)?;
         let identity = session.identity;
         let record = users::load(&**self.store(), &identity.uid).await?;
-        let (valid_after, custom) = record
-            .map(|r| (r.tokens_valid_after, r.custom_claims))
-            .unwrap_or_default();
-        if let Some(after) = valid_after
-            && claimdb_identity::io::unix_secs(session.created) <= after
-        {
-            // Revoked: the session is dead for good.
-            sign_in.sessions.end(id).await.map_err(storage)?;
-            metrics::counter!("claimdb_auth_failures_total", "reason" => "revoked").increment(1);
-            return Err(EngineError::Unauthenticated {
-                message: format!(
-                    "the session was revoked: it began before the user's tokens_valid_after ({after}); sign in again"
-                ),
-                reason: "revoked",
-            });
-        }
+        // A session is as old as the credential it began with: the login's ID token (its
+        // `iat`), or the session itself if that is older.
+        let created = claimdb_identity::io::unix_secs(session.created);
+        let issued_at = identity
+            .claims
+            .get("iat")
+            .and_then(Json::as_i64)
+            .map_or(created, |iat| iat.min(created));
+        let custom = match record {
+            Some(r) => {
+                if let Err(e) = users::check_not_revoked(&r, Some(issued_at)) {
+                    // Revoked: the session is dead for good.
+                    sign_in.sessions.end(id).await.map_err(storage)?;
+                    return Err(e);
+                }
+                r.custom_claims
+            }
+            None => Map::new(),
+        };
         Ok(Some(auth::principal_of(
             self.verifier().map(|v| &**v),
             identity.uid,

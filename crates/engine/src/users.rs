@@ -38,6 +38,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "nbf",
     "nonce",
     "sub",
+    claimdb_identity::issuer::STORED_CLAIMS_CLAIM,
 ];
 
 /// One user's record.
@@ -55,9 +56,49 @@ pub struct UserRecord {
     /// Custom claims set through the admin API (an object, at most 1,000 bytes).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub custom_claims: Map<String, Value>,
-    /// Unix seconds: tokens issued before this are refused.
+    /// Unix seconds: every credential issued before this second is refused (bearer tokens by
+    /// their `iat`, exchanged and custom tokens, refresh-token sign-ins, login sessions). A
+    /// revocation sets it to the second *after* the one it runs in and returns only once that
+    /// second has begun (see `Engine::admin_revoke`), so a token issued in the same second
+    /// before the revocation returned is refused, and one issued after it returned is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_valid_after: Option<i64>,
+}
+
+/// Refuses a credential of the user issued at `issued_at` (Unix seconds; unknown counts as
+/// before) if the user's tokens issued then are revoked: the one revocation rule every way to
+/// authenticate applies.
+pub fn check_not_revoked(record: &UserRecord, issued_at: Option<i64>) -> Result<(), EngineError> {
+    let Some(valid_after) = record.tokens_valid_after else {
+        return Ok(());
+    };
+    claimdb_identity::check_not_revoked(issued_at, valid_after).map_err(|e| {
+        metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason()).increment(1);
+        EngineError::Unauthenticated {
+            message: e.to_string(),
+            reason: e.reason(),
+        }
+    })
+}
+
+/// The user records as the identity layer's [`claimdb_identity::io::Revocation`], for
+/// verifiers outside the request path (`claimdb token inspect --config`), so they agree with
+/// the server on revoked users.
+pub struct StoreRevocation(pub std::sync::Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl claimdb_identity::io::Revocation for StoreRevocation {
+    async fn tokens_valid_after(
+        &self,
+        uid: &str,
+    ) -> Result<Option<SystemTime>, claimdb_identity::RevocationError> {
+        let record = load(&*self.0, uid)
+            .await
+            .map_err(|e| claimdb_identity::RevocationError(e.to_string()))?;
+        Ok(record.and_then(|r| r.tokens_valid_after).map(|s| {
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0).unsigned_abs())
+        }))
+    }
 }
 
 /// The current time in Unix seconds.

@@ -45,6 +45,19 @@ pub enum RefreshKind {
     OnDemand,
 }
 
+/// How a [`ProviderKeys::refresh`] call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// This call fetched (successfully or not: see `last_error`).
+    Fetched,
+    /// A fetch that was in flight when the call came finished meanwhile; its outcome stands.
+    Shared,
+    /// An on-demand refetch inside the rate-limit interval: nothing was fetched.
+    RateLimited,
+    /// A fetch is still in flight after the wait (the IdP is slow or hangs).
+    StillFetching,
+}
+
 #[derive(Debug, Default)]
 struct State {
     keys: Arc<KeySet>,
@@ -144,6 +157,14 @@ impl ProviderKeys {
         fresh && kid.is_none_or(|k| s.keys.contains_kid(k))
     }
 
+    /// Why the most recent fetch failed; `None` if it succeeded (or none ran yet).
+    pub(crate) fn last_error(&self) -> Option<String> {
+        match self.state.read() {
+            Ok(s) => s.last_error.clone(),
+            Err(_) => Some("key state poisoned".to_owned()),
+        }
+    }
+
     pub(crate) fn has_usable_keys(&self, now: SystemTime) -> bool {
         self.current(now).is_ok_and(|k| !k.is_empty())
     }
@@ -196,33 +217,38 @@ impl ProviderKeys {
     }
 
     /// Fetches unless a fetch finished while we queued, or (on demand) the rate limit says no.
-    /// Waits for an in-flight fetch at most `wait`. Returns whether a fetch completed meanwhile.
-    pub(crate) async fn refresh(&self, now: SystemTime, kind: RefreshKind, wait: Duration) -> bool {
+    /// Waits for an in-flight fetch at most `wait`.
+    pub(crate) async fn refresh(
+        &self,
+        now: SystemTime,
+        kind: RefreshKind,
+        wait: Duration,
+    ) -> Refreshed {
         let seen = self.generation.load(Ordering::Acquire);
         let Ok(_guard) = tokio::time::timeout(wait, self.fetch_lock.lock()).await else {
-            return false;
+            return Refreshed::StillFetching;
         };
         if self.generation.load(Ordering::Acquire) != seen {
-            return true;
+            return Refreshed::Shared;
         }
         if kind == RefreshKind::OnDemand {
             let interval = Duration::from_secs(self.cfg.unknown_kid_refetch_secs);
             let Ok(mut s) = self.state.write() else {
-                return false;
+                return Refreshed::RateLimited;
             };
             let recent = s.last_on_demand.is_some_and(|t| {
                 now.duration_since(t).unwrap_or(Duration::ZERO) < interval && t <= now
             });
             if recent {
                 self.rate_limited.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return Refreshed::RateLimited;
             }
             s.last_on_demand = Some(now);
             self.on_demand.fetch_add(1, Ordering::Relaxed);
         }
         self.fetch_now(now).await;
         self.generation.fetch_add(1, Ordering::AcqRel);
-        true
+        Refreshed::Fetched
     }
 
     async fn fetch_now(&self, now: SystemTime) {

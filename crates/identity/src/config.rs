@@ -306,7 +306,9 @@ pub struct KeyCacheConfig {
     /// After a failed fetch, the background task retries after this many seconds (doubling).
     pub retry_min_secs: u64,
     /// A request that arrives while a provider's keys are being fetched for the first time (or
-    /// refetched for an unknown `kid`) waits at most this long.
+    /// refetched for an unknown `kid`) waits at most this long; then, if the key is still not
+    /// known, it is refused as retryable (`keys-unavailable`, or `idp-unreachable` while the
+    /// IdP hangs or fails) rather than as a forged token. The fetch itself goes on.
     pub first_fetch_wait_ms: u64,
     /// One HTTP fetch is abandoned after this long.
     pub fetch_timeout_ms: u64,
@@ -326,7 +328,7 @@ impl Default for KeyCacheConfig {
             unknown_kid_refetch_secs: 30,
             max_stale_secs: 3 * 24 * 3600,
             retry_min_secs: 5,
-            first_fetch_wait_ms: 5_000,
+            first_fetch_wait_ms: 1_000,
             fetch_timeout_ms: 5_000,
             token_cache_entries: 100_000,
             token_cache_bytes: 64 << 20,

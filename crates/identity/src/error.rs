@@ -2,8 +2,11 @@
 //! machine-readable reason and a sentence a newcomer understands), why a provider configuration
 //! is invalid ([`ConfigError`]), and the failures of the injected IO traits.
 //!
-//! This file does not decide HTTP statuses: the server maps every `VerifyError` to 401 with
-//! `details.reason = err.reason()`.
+//! This file does not decide HTTP statuses: the server maps a `VerifyError` to 401 with
+//! `details.reason = err.reason()`, except the operational ones ([`VerifyError::is_operational`]:
+//! our side could not check the token, so nothing is known against it), which become a
+//! retryable 503 `unavailable` with the same `details.reason` and a `Retry-After` of
+//! [`VerifyError::retry_after_secs`].
 
 use std::time::Duration;
 
@@ -50,7 +53,23 @@ pub enum VerifyError {
         alg: String,
     },
     #[error("provider \"{provider}\" has no signing keys yet: {detail}")]
-    KeysUnavailable { provider: String, detail: String },
+    KeysUnavailable {
+        provider: String,
+        detail: String,
+        retry_after_secs: u64,
+    },
+    /// The token names a key the cache does not hold, and the provider could not be asked for
+    /// its current keys (its key endpoint hangs or fails): the token may well be genuine.
+    #[error(
+        "provider \"{provider}\" could not be reached to fetch key {}: {detail}; the token could not be checked, retry later",
+        kid.as_deref().map_or_else(|| "(no kid)".to_owned(), |k| format!("{k:?}"))
+    )]
+    IdpUnreachable {
+        provider: String,
+        kid: Option<String>,
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error(
         "the signature does not match provider \"{provider}\"'s key {kid:?}; the token was altered or signed by someone else"
     )]
@@ -117,6 +136,7 @@ impl VerifyError {
             Self::TenantNotAllowed(_) => "tenant-not-allowed",
             Self::UnknownKey { .. } => "unknown-key",
             Self::KeysUnavailable { .. } => "keys-unavailable",
+            Self::IdpUnreachable { .. } => "idp-unreachable",
             Self::BadSignature { .. } => "bad-signature",
             Self::MissingExpiry => "missing-expiry",
             Self::Expired { .. } => "expired",
@@ -130,12 +150,28 @@ impl VerifyError {
     }
 
     /// True when the refusal is our side's fault (keys or revocation data could not be had),
-    /// not the token's; the server may want to log these louder.
+    /// not the token's: the caller should retry later rather than sign in again (503, not 401).
     pub fn is_operational(&self) -> bool {
         matches!(
             self,
-            Self::KeysUnavailable { .. } | Self::RevocationUnavailable(_)
+            Self::KeysUnavailable { .. }
+                | Self::IdpUnreachable { .. }
+                | Self::RevocationUnavailable(_)
         )
+    }
+
+    /// For an operational refusal, how many seconds a client should wait before retrying.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::KeysUnavailable {
+                retry_after_secs, ..
+            }
+            | Self::IdpUnreachable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::RevocationUnavailable(_) => Some(1),
+            _ => None,
+        }
     }
 }
 

@@ -222,22 +222,40 @@ pub struct Subject {
     /// Claims carried into claimdb's token (profile claims, developer claims).
     pub carried: Map<String, Value>,
     pub auth_time: Option<i64>,
+    /// The subject token's `iat` (Unix seconds), checked against the user's revocation.
+    pub issued_at: Option<i64>,
 }
 
-/// The user's stored custom claims (the admin API's overlay), looked up per mint.
+/// What claimdb keeps about a user that decides what it issues for them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserState {
+    /// The custom claims set through the admin API, minted into the user's tokens.
+    pub custom_claims: Map<String, Value>,
+    /// Unix seconds: credentials issued before this second are revoked.
+    pub tokens_valid_after: Option<i64>,
+}
+
+/// Where the token grants look users up (the store's user records, in the engine).
 #[async_trait]
-pub trait UserClaims: Send + Sync {
-    async fn custom_claims(&self, uid: &str) -> Result<Map<String, Value>, String>;
+pub trait Users: Send + Sync {
+    /// The user's current state.
+    async fn state(&self, uid: &str) -> Result<UserState, String>;
+
+    /// Notes a sign-in by token exchange (the engine creates the user's record) and returns
+    /// the user's state. By default only looks the state up.
+    async fn signed_in(&self, subject: &Subject) -> Result<UserState, String> {
+        self.state(&subject.uid).await
+    }
 }
 
-/// No stored custom claims.
+/// No stored custom claims, no revocations.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoUserClaims;
+pub struct NoUsers;
 
 #[async_trait]
-impl UserClaims for NoUserClaims {
-    async fn custom_claims(&self, _: &str) -> Result<Map<String, Value>, String> {
-        Ok(Map::new())
+impl Users for NoUsers {
+    async fn state(&self, _: &str) -> Result<UserState, String> {
+        Ok(UserState::default())
     }
 }
 
@@ -271,14 +289,20 @@ impl TokenService {
         &self.refresh
     }
 
-    /// Runs a grant end to end, looking the user's custom claims up through `claims`.
+    /// Runs a grant end to end, looking the user up through `users`.
+    ///
+    /// A revoked user gets nothing: the credential the grant presents (the subject token, or
+    /// the sign-in a refresh token belongs to) must have been issued at or after the user's
+    /// `tokens_valid_after`. The check runs before minting and once more after, so a
+    /// revocation that lands while the grant runs is not outlived by what it minted (the
+    /// refresh family is revoked and the answer is an error).
     pub async fn grant(
         &self,
         grant: &Grant,
-        claims: &dyn UserClaims,
+        users: &dyn Users,
         now: SystemTime,
     ) -> Result<TokenResponse, OAuthError> {
-        match grant {
+        let (uid, issued_at, response) = match grant {
             Grant::TokenExchange {
                 subject_token,
                 subject_token_type,
@@ -286,11 +310,34 @@ impl TokenService {
                 let subject = self
                     .verify_subject(subject_token, subject_token_type, now)
                     .await?;
-                let custom = lookup(claims, &subject.uid).await?;
-                self.issue(&subject, &custom, now).await
+                let state = users
+                    .signed_in(&subject)
+                    .await
+                    .map_err(|e| OAuthError::server(format!("the user's record: {e}")))?;
+                check_not_revoked(subject.issued_at, &state)?;
+                let response = self.issue(&subject, &state.custom_claims, now).await?;
+                (subject.uid, subject.issued_at, response)
             }
-            Grant::RefreshToken { refresh_token } => self.refresh(refresh_token, claims, now).await,
+            Grant::RefreshToken { refresh_token } => {
+                let (grant, next) = self.refresh.redeem(refresh_token, now).await?;
+                let state = lookup(users, &grant.uid).await?;
+                if let Err(e) = check_not_revoked(grant.issued_at, &state) {
+                    self.refresh.revoke(&next.token).await?;
+                    return Err(e);
+                }
+                let minted = self.mint(&grant, &state.custom_claims, now)?;
+                (
+                    grant.uid,
+                    grant.issued_at,
+                    self.response(minted, next.token),
+                )
+            }
+        };
+        if let Err(e) = check_not_revoked(issued_at, &lookup(users, &uid).await?) {
+            self.refresh.revoke(&response.refresh_token).await?;
+            return Err(e);
         }
+        Ok(response)
     }
 
     /// Verifies an RFC 8693 subject token: a custom token when its `iss` is a configured
@@ -324,6 +371,7 @@ impl TokenService {
                 roles: Vec::new(),
                 carried: c.claims,
                 auth_time: Some(c.iat),
+                issued_at: Some(c.iat),
             });
         }
         let v = self.verifier.verify(subject_token, now).await?;
@@ -345,6 +393,7 @@ impl TokenService {
             roles: v.roles.clone(),
             carried,
             auth_time: v.claims.get("auth_time").and_then(Value::as_i64).or(v.iat),
+            issued_at: v.iat,
         })
     }
 
@@ -362,25 +411,12 @@ impl TokenService {
             roles: subject.roles.clone(),
             claims: subject.carried.clone(),
             auth_time: subject.auth_time,
+            issued_at: subject.issued_at,
         };
         // Mint first: a subject whose claims cannot be minted gets no refresh token.
         let minted = self.mint(&grant, custom_claims, now)?;
         let refresh = self.refresh.issue(&grant, now).await?;
         Ok(self.response(minted, refresh.token))
-    }
-
-    /// The refresh grant: rotates the refresh token and mints a fresh ID token with the
-    /// user's current custom claims.
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        claims: &dyn UserClaims,
-        now: SystemTime,
-    ) -> Result<TokenResponse, OAuthError> {
-        let (grant, next) = self.refresh.redeem(refresh_token, now).await?;
-        let custom = lookup(claims, &grant.uid).await?;
-        let minted = self.mint(&grant, &custom, now)?;
-        Ok(self.response(minted, next.token))
     }
 
     fn mint(
@@ -404,6 +440,7 @@ impl TokenService {
             provider: grant.provider.clone(),
             audience: None,
             auth_time: grant.auth_time,
+            claims_are_stored: true,
         };
         Ok(self.issuer.mint(&req, now)?)
     }
@@ -420,11 +457,24 @@ impl TokenService {
     }
 }
 
-async fn lookup(claims: &dyn UserClaims, uid: &str) -> Result<Map<String, Value>, OAuthError> {
-    claims
-        .custom_claims(uid)
+async fn lookup(users: &dyn Users, uid: &str) -> Result<UserState, OAuthError> {
+    users
+        .state(uid)
         .await
-        .map_err(|e| OAuthError::server(format!("the user's custom claims could not be read: {e}")))
+        .map_err(|e| OAuthError::server(format!("the user's record could not be read: {e}")))
+}
+
+/// Refuses a credential issued (Unix seconds) before the user's `tokens_valid_after`.
+fn check_not_revoked(issued_at: Option<i64>, state: &UserState) -> Result<(), OAuthError> {
+    match state.tokens_valid_after {
+        Some(after) => crate::claims::check_not_revoked(issued_at, after).map_err(|e| {
+            OAuthError::invalid_grant(
+                format!("the user's tokens were revoked; sign in again ({e})"),
+                e.reason(),
+            )
+        }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

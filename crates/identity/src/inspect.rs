@@ -207,7 +207,9 @@ fn hint(e: &VerifyError, v: &Verifier) -> String {
         VerifyError::UnknownKey { .. } => {
             "the key that signed this token is not published by the provider (rotated out, or the token is forged or from another environment)".into()
         }
-        VerifyError::KeysUnavailable { .. } => "check that this machine can reach the provider's key URL".into(),
+        VerifyError::KeysUnavailable { .. } | VerifyError::IdpUnreachable { .. } => {
+            "check that this machine can reach the provider's key URL".into()
+        }
         VerifyError::BadSignature { .. } => "the token was changed after signing, or comes from a different key pair".into(),
         VerifyError::Revoked { .. } => "the user's sessions were revoked; sign in again".into(),
         VerifyError::BadSubject { .. } => "check uid_claim in the provider configuration".into(),

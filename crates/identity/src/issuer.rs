@@ -33,8 +33,13 @@ pub const ISSUER_PROVIDER_NAME: &str = "claimdb";
 pub const PROVIDER_CLAIM: &str = "provider";
 /// The claim holding the roles in a claimdb token.
 pub const ROLES_CLAIM: &str = "roles";
+/// The claim listing which claims of a claimdb token are the user's stored custom claims as
+/// they were at minting. Whoever authenticates the token drops those names and overlays the
+/// user's *current* custom claims instead, so a claim deleted through the admin API stops
+/// working on the next request, not when the token expires.
+pub const STORED_CLAIMS_CLAIM: &str = "claimdb_custom";
 /// Claim names custom claims may not use: the registered and OpenID names Firebase reserves,
-/// and the two claimdb writes itself.
+/// and the three claimdb writes itself.
 pub const RESERVED_CLAIMS: &[&str] = &[
     "acr",
     "amr",
@@ -54,6 +59,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "sub",
     PROVIDER_CLAIM,
     ROLES_CLAIM,
+    STORED_CLAIMS_CLAIM,
 ];
 /// Clock skew the verifier allows for claimdb's tokens; retired keys stay published this much
 /// longer than the longest token they may have signed.
@@ -221,6 +227,9 @@ pub struct MintRequest {
     pub audience: Option<String>,
     /// When the user authenticated (`auth_time`), if known.
     pub auth_time: Option<i64>,
+    /// `claims` are the user's stored custom claims (exchange, refresh), not claims chosen for
+    /// this one token (admin minting): their names are listed in [`STORED_CLAIMS_CLAIM`].
+    pub claims_are_stored: bool,
 }
 
 /// A minted token.
@@ -512,6 +521,10 @@ impl Issuer {
         }
         if let Some(p) = &req.provider {
             payload.insert(PROVIDER_CLAIM.into(), Value::String(p.clone()));
+        }
+        if req.claims_are_stored && !req.claims.is_empty() {
+            let names: Vec<&String> = req.claims.keys().collect();
+            payload.insert(STORED_CLAIMS_CLAIM.into(), json!(names));
         }
         let ring = self.ring()?;
         let key = &ring.active;

@@ -85,7 +85,7 @@ pub use config::{
 };
 pub use custom_token::{CustomTokenSignerConfig, CustomTokens};
 pub use error::{ConfigError, FetchError, IssuerError, PersistError, RevocationError, VerifyError};
-pub use exchange::{Grant, OAuthError, Subject, TokenResponse, TokenService, UserClaims};
+pub use exchange::{Grant, OAuthError, Subject, TokenResponse, TokenService, UserState, Users};
 pub use http::{HttpFetcher, MAX_DOCUMENT_BYTES, parse_max_age};
 pub use inspect::{Inspection, Verdict, inspect};
 pub use issuer::{Issuer, IssuerConfig, IssuerSettings, MintRequest, Minted};

@@ -5,8 +5,8 @@
 //!
 //! Records (all JSON, times in Unix milliseconds):
 //! - `auth.refresh` / SHA-256(token): `{uid, family, expires_ms, used_ms}`
-//! - `auth.refresh_family` / family id: `{uid, provider, roles, claims, auth_time, created_ms,
-//!   expires_ms, revoked}` — what each refresh mints again
+//! - `auth.refresh_family` / family id: `{uid, provider, roles, claims, auth_time, issued_at,
+//!   created_ms, expires_ms, revoked}` — what each refresh mints again
 //! - `auth.refresh_user` / uid: `{valid_after_ms, expires_ms}` — families created before are dead
 //!
 //! Minting the ID token that goes with a refresh is the exchange's business (`exchange.rs`).
@@ -36,6 +36,11 @@ pub struct RefreshGrant {
     /// every refresh; the user's stored custom claims are added by the caller each time.
     pub claims: Map<String, Value>,
     pub auth_time: Option<i64>,
+    /// When the credential this sign-in began with was issued (its `iat`, Unix seconds; for
+    /// families stored before this was recorded, when the family was created). A family is
+    /// dead once the user's tokens issued at that time are revoked; the caller checks it on
+    /// every refresh against the user's current revocation.
+    pub issued_at: Option<i64>,
 }
 
 /// A newly issued refresh token (give `token` to the client; it is not stored).
@@ -92,6 +97,8 @@ struct FamilyRecord {
     roles: Vec<String>,
     claims: Map<String, Value>,
     auth_time: Option<i64>,
+    #[serde(default)]
+    issued_at: Option<i64>,
     created_ms: i64,
     expires_ms: i64,
     revoked: bool,
@@ -140,6 +147,7 @@ impl RefreshTokens {
             roles: grant.roles.clone(),
             claims: grant.claims.clone(),
             auth_time: grant.auth_time,
+            issued_at: grant.issued_at,
             created_ms: unix_millis(now),
             expires_ms: self.expiry_ms(now),
             revoked: false,
@@ -266,6 +274,7 @@ impl RefreshTokens {
             roles: fam.roles,
             claims: fam.claims,
             auth_time: fam.auth_time,
+            issued_at: Some(fam.issued_at.unwrap_or(fam.created_ms.div_euclid(1000))),
         };
         Ok((grant, next))
     }
@@ -373,7 +382,21 @@ mod tests {
         let a = rt.issue(&grant(), t(0)).await.unwrap();
         let other = rt.issue(&grant(), t(0)).await.unwrap();
         let (g, b) = rt.redeem(&a.token, t(10)).await.unwrap();
-        assert_eq!(g, grant());
+        // A family stored without the sign-in's `iat` counts from its creation.
+        let created = Some(1_800_000_000);
+        assert_eq!(
+            g,
+            RefreshGrant {
+                issued_at: created,
+                ..grant()
+            }
+        );
+        let with_iat = RefreshGrant {
+            issued_at: Some(1_700_000_000),
+            ..grant()
+        };
+        let c = rt.issue(&with_iat, t(0)).await.unwrap();
+        assert_eq!(rt.redeem(&c.token, t(10)).await.unwrap().0, with_iat);
         assert_ne!(a.token, b.token);
         // The attacker replays the first token: refused, and the family dies with it.
         assert_eq!(

@@ -156,9 +156,9 @@ impl Sessions {
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Max-Age, and Secure unless
-/// `public_url` is plain http (allowed only on loopback by the issuer settings).
+/// `public_url` is plain http on loopback (see [`cookies_need_secure`]).
 pub fn set_cookie(name: &str, value: &str, max_age: Duration, public_url: &str) -> String {
-    let secure = if public_url.starts_with("https://") {
+    let secure = if cookies_need_secure(public_url) {
         "; Secure"
     } else {
         ""
@@ -167,6 +167,25 @@ pub fn set_cookie(name: &str, value: &str, max_age: Duration, public_url: &str) 
         "{name}={value}; Max-Age={}; Path=/; HttpOnly; SameSite=Lax{secure}",
         max_age.as_secs()
     )
+}
+
+/// Whether claimdb's cookies carry `Secure` for `public_url`: always, except when it is plain
+/// http on a loopback host (`localhost`, 127.0.0.0/8, `[::1]`) — a dev instance, where the
+/// browser talks to claimdb without TLS. The scheme and host are compared as parsed (any
+/// case), and anything that does not parse gets `Secure` too.
+pub fn cookies_need_secure(public_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(public_url) else {
+        return true;
+    };
+    // The parser lowercases host names and normalizes addresses (`127.1` is 127.0.0.1).
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !(url.scheme() == "http" && loopback)
 }
 
 /// A `Set-Cookie` value that deletes the cookie.
@@ -234,5 +253,38 @@ mod tests {
         );
         assert!(!c.contains("Secure") && c.contains("HttpOnly"));
         assert!(clear_cookie(LOGIN_COOKIE, "https://x").contains("Max-Age=0"));
+    }
+
+    /// Regression: `Secure` was decided by `public_url.starts_with("https://")`, so a public URL
+    /// written `HTTPS://…` (which the configuration accepts) sent session cookies without it.
+    #[test]
+    fn cookies_are_secure_unless_plain_http_on_loopback() {
+        for url in [
+            "https://db.example.com",
+            "HTTPS://DB.example.com",
+            "Https://db.example.com:8443/",
+            "http://db.example.com",
+            "http://10.0.0.5:8787",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "not a url",
+            "",
+        ] {
+            assert!(cookies_need_secure(url), "{url}");
+            assert!(
+                set_cookie(SESSION_COOKIE, "v", Duration::from_secs(1), url).ends_with("; Secure"),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:8787",
+            "HTTP://127.0.0.1:8787",
+            "http://127.1.2.3",
+            "http://localhost:8787",
+            "http://LOCALHOST",
+            "http://[::1]:8787",
+        ] {
+            assert!(!cookies_need_secure(url), "{url}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use crate::cache::{KeyMetrics, ProviderKeys, RefreshKind};
+use crate::cache::{KeyMetrics, ProviderKeys, RefreshKind, Refreshed};
 use crate::claims::{check_audience, check_times, check_uid};
 use crate::config::{
     Alg, IssuerMatch, KeyCacheConfig, KeySource, Provider, ProviderConfig, validate_providers,
@@ -53,7 +53,8 @@ pub struct VerifierDeps {
 
 struct ProviderSlot {
     provider: Provider,
-    keys: ProviderKeys,
+    /// Shared with the on-demand refetch task, which may outlive the request that started it.
+    keys: Arc<ProviderKeys>,
 }
 
 /// Verifies tokens for a fixed set of providers. Share it in an `Arc`.
@@ -105,14 +106,14 @@ impl Verifier {
                 (KeySource::Discovery(_), IssuerMatch::Exact(iss)) => Some(iss.clone()),
                 _ => None,
             };
-            let keys = ProviderKeys::new(
+            let keys = Arc::new(ProviderKeys::new(
                 p.name.clone(),
                 discovery_issuer,
                 p.keys.clone(),
                 Arc::clone(&cfg),
                 Arc::clone(&deps.fetcher),
                 Arc::clone(&deps.persistence),
-            );
+            ));
             entries.push(ProviderSlot { provider: p, keys });
         }
         Ok(Self {
@@ -397,21 +398,53 @@ impl Verifier {
             return Ok(Arc::clone(k));
         }
         // No keys yet, or an unknown kid: wait for an in-flight fetch, or refetch (rate limited).
-        entry.keys.refresh(now, RefreshKind::OnDemand, wait).await;
+        // The refetch runs in its own task and the request waits for it at most `wait`: when
+        // the IdP hangs, the request is answered within that bound while the fetch goes on
+        // (bounded by `fetch_timeout_ms`), and what it brings serves the next request.
+        let keys = Arc::clone(&entry.keys);
+        let refetch =
+            tokio::spawn(async move { keys.refresh(now, RefreshKind::OnDemand, wait).await });
+        let answered = matches!(
+            tokio::time::timeout(wait, refetch).await,
+            Ok(Ok(Refreshed::Fetched
+                | Refreshed::Shared
+                | Refreshed::RateLimited))
+        );
+        let retry_after_secs = self.cfg.retry_min_secs;
         let keys = entry
             .keys
             .current(now)
             .map_err(|detail| VerifyError::KeysUnavailable {
                 provider: name.clone(),
                 detail,
+                retry_after_secs,
             })?;
-        keys.find(kid, alg)
-            .cloned()
-            .ok_or_else(|| VerifyError::UnknownKey {
+        if let Some(k) = keys.find(kid, alg) {
+            return Ok(Arc::clone(k));
+        }
+        // The key is not among the last keys fetched. That proves the token wrong only if the
+        // provider could be asked: while its key endpoint hangs or fails, the kid may be new.
+        let unreachable = if answered {
+            entry.keys.last_error()
+        } else {
+            Some(format!(
+                "its key endpoint did not answer within {} ms",
+                wait.as_millis()
+            ))
+        };
+        match unreachable {
+            Some(detail) => Err(VerifyError::IdpUnreachable {
+                provider: name.clone(),
+                kid: kid.map(str::to_owned),
+                detail,
+                retry_after_secs,
+            }),
+            None => Err(VerifyError::UnknownKey {
                 provider: name.clone(),
                 kid: kid.map(str::to_owned),
                 alg: alg.name().to_owned(),
-            })
+            }),
+        }
     }
 }
 

@@ -1,15 +1,18 @@
 //! The syntax tree the parser produces: a faithful, unresolved picture of the source with spans.
 //!
-//! Nothing here is checked: names are strings, calls are not yet told apart from methods, and
-//! limits are not enforced. `check`/`compile` turn it into the program the evaluator runs.
+//! Nothing here is resolved: names are strings and calls are only told apart by their form
+//! (`f()`, `ns.f()`, `x.m()`). The parser has enforced the grammar and its nesting limits;
+//! `check`/`compile` resolve names and turn the tree into the program the evaluator runs.
 
 use crate::lexer::Span;
 
 /// A whole rules file.
 #[derive(Debug, Clone, Default)]
 pub struct File {
-    /// `rules_version = '…'` if present (`None` means version 1).
-    pub version: Option<String>,
+    /// `rules_version = '…'` if present (`None` means version 1), and where it was written.
+    pub version: Option<(String, Span)>,
+    /// Functions declared outside any service: visible to every service.
+    pub functions: Vec<Function>,
     pub services: Vec<Service>,
 }
 
@@ -41,7 +44,8 @@ pub enum Segment {
 
 #[derive(Debug, Clone)]
 pub struct Match {
-    pub segments: Vec<Segment>,
+    /// Each segment with its span (for `{name}` the name's).
+    pub segments: Vec<(Segment, Span)>,
     pub span: Span,
     pub body: Block,
 }
@@ -87,7 +91,10 @@ impl AllowMethod {
 
 #[derive(Debug, Clone)]
 pub struct Allow {
+    /// The methods named that exist.
     pub methods: Vec<AllowMethod>,
+    /// Names that are no method (a warning in Firebase; they allow nothing).
+    pub unknown_methods: Vec<(String, Span)>,
     /// `None` for a bare `allow read;`, which always grants.
     pub condition: Option<Expr>,
     pub span: Span,
@@ -96,6 +103,7 @@ pub struct Allow {
 #[derive(Debug, Clone)]
 pub struct Function {
     pub name: String,
+    pub name_span: Span,
     pub params: Vec<(String, Span)>,
     pub lets: Vec<(String, Expr, Span)>,
     pub body: Expr,
@@ -150,6 +158,7 @@ impl BinOp {
 /// One piece of a path literal.
 #[derive(Debug, Clone)]
 pub enum PathPart {
+    /// A literal segment, as written (URL-decoded when evaluated).
     Literal(String),
     Interp(Expr),
 }
@@ -158,45 +167,82 @@ pub enum PathPart {
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
-    /// Height of this tree (a leaf is 1); the parser keeps it within its nesting limit so that
-    /// later recursive passes cannot overflow the stack.
-    pub depth: u32,
+    /// Nesting level below this node as Firebase counts it for "Expression is too complex"
+    /// (operands, arguments, list and map items, `$( )` parts and parentheses count one level;
+    /// the object of a member, index or method call does not).
+    pub level: u32,
+    /// Height of the tree counting every node (a leaf is 1).
+    pub height: u32,
+    /// Parentheses written around this expression.
+    pub parens: u32,
 }
 
 impl Expr {
-    /// Builds a node, computing its height from its children.
+    /// Builds a node, computing its level and height from its children.
     pub fn new(kind: ExprKind, span: Span) -> Expr {
-        let child = |e: &Expr| e.depth;
-        let below = match &kind {
-            ExprKind::List(items) => items.iter().map(child).max().unwrap_or(0),
-            ExprKind::Map(entries) => entries
-                .iter()
-                .map(|(k, v)| k.depth.max(v.depth))
-                .max()
-                .unwrap_or(0),
-            ExprKind::Path(parts) => parts
-                .iter()
-                .map(|p| match p {
-                    PathPart::Interp(e) => e.depth,
-                    PathPart::Literal(_) => 0,
-                })
-                .max()
-                .unwrap_or(0),
-            ExprKind::Member(e, _) | ExprKind::Unary(_, e) | ExprKind::Is(e, _) => e.depth,
-            ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => a.depth.max(b.depth),
-            ExprKind::Slice(a, b, c) => a
-                .depth
-                .max(b.as_ref().map_or(0, |e| e.depth))
-                .max(c.as_ref().map_or(0, |e| e.depth)),
-            ExprKind::Call(f, args) => args.iter().map(child).max().unwrap_or(0).max(f.depth),
-            ExprKind::Cond(a, b, c) => a.depth.max(b.depth).max(c.depth),
-            _ => 0,
+        let mut level = 0u32;
+        let mut height = 0u32;
+        let mut see = |e: &Expr, counts: bool| {
+            level = level.max(e.level + u32::from(counts));
+            height = height.max(e.height);
         };
+        match &kind {
+            ExprKind::List(items) | ExprKind::Call(_, items) | ExprKind::NsCall(_, _, items) => {
+                items.iter().for_each(|e| see(e, true));
+            }
+            ExprKind::Map(entries) => entries.iter().for_each(|(k, v)| {
+                see(k, true);
+                see(v, true);
+            }),
+            ExprKind::Path(parts) => parts.iter().for_each(|p| {
+                if let PathPart::Interp(e) = p {
+                    see(e, true);
+                }
+            }),
+            ExprKind::Member(e, _) => see(e, false),
+            ExprKind::Index(a, b) => {
+                see(a, false);
+                see(b, true);
+            }
+            ExprKind::Slice(a, b, c) => {
+                see(a, false);
+                see(b, true);
+                see(c, true);
+            }
+            ExprKind::Method(r, _, args) => {
+                see(r, false);
+                args.iter().for_each(|e| see(e, true));
+            }
+            // `-(x)`: the first parenthesis under a negation does not count.
+            ExprKind::Unary(UnOp::Neg, e) => {
+                level = level.max(e.level + 1 - u32::from(e.parens > 0));
+                height = height.max(e.height);
+            }
+            ExprKind::Unary(UnOp::Not, e) | ExprKind::Is(e, _) => see(e, true),
+            ExprKind::Binary(_, a, b) => {
+                see(a, true);
+                see(b, true);
+            }
+            ExprKind::Cond(a, b, c) => {
+                see(a, true);
+                see(b, true);
+                see(c, true);
+            }
+            _ => {}
+        }
         Expr {
             kind,
             span,
-            depth: below + 1,
+            level,
+            height: height + 1,
+            parens: 0,
         }
+    }
+
+    /// Records one pair of parentheses around this expression.
+    pub fn parenthesize(&mut self) {
+        self.parens += 1;
+        self.level += 1;
     }
 }
 
@@ -214,9 +260,15 @@ pub enum ExprKind {
     Ident(String),
     Member(Box<Expr>, String),
     Index(Box<Expr>, Box<Expr>),
-    Slice(Box<Expr>, Option<Box<Expr>>, Option<Box<Expr>>),
-    /// `f(args)` or `recv.m(args)`: the callee is an `Ident` or a `Member`.
-    Call(Box<Expr>, Vec<Expr>),
+    /// `a[i:j]`: both bounds are written (either may evaluate to null).
+    Slice(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `f(args)`: a function of the rules file or a global built-in.
+    Call(String, Vec<Expr>),
+    /// `math.abs(x)`: a function of a namespace (`math`, `duration`, `timestamp`, `latlng`,
+    /// `hashing`).
+    NsCall(String, String, Vec<Expr>),
+    /// `recv.m(args)`.
+    Method(Box<Expr>, String, Vec<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Is(Box<Expr>, String),

@@ -8,73 +8,97 @@
 use std::sync::Arc;
 
 use crate::ast::{self, Segment};
-use crate::check::{Checker, MAX_CAPTURES, MAX_MATCH_NESTING};
+use crate::check::Checker;
 use crate::decide::Mode;
 use crate::error::Diagnostic;
 use crate::eval::{Ctx, Frame};
 use crate::eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS};
-use crate::lexer::Span;
 use crate::parser::parse;
 use crate::program::{LiteralIndex, MatchNode, Node, NodeKind, PatSeg, PathNode, Program};
 use crate::request::{Decision, DocumentReader, Request};
 
 /// The source [`Ruleset::locked`] stands for.
-pub const LOCKED_SOURCE: &str = "rules_version = '2';\nservice cloud.firestore {\n  match /databases/{database}/documents {\n    // Nothing is allowed until rules are deployed.\n  }\n}\n";
+/// (Firebase refuses an empty `match` body, so it says `if false` explicitly.)
+pub const LOCKED_SOURCE: &str = "rules_version = '2';\nservice cloud.firestore {\n  match /databases/{database}/documents {\n    // Nothing is allowed until rules are deployed.\n    match /{document=**} {\n      allow read, write: if false;\n    }\n  }\n}\n";
 
 /// Most path segments across a chain of nested match patterns.
 pub const MAX_PATH_SEGMENTS: usize = 100;
+/// Most wildcards across a chain of nested match patterns.
+pub const MAX_CAPTURES: usize = 20;
+/// Most nested match blocks (counting the one of `/databases/{database}/documents`).
+pub const MAX_MATCH_NESTING: usize = 10;
 
 /// A compiled, immutable rules program; cheap to share between threads.
 #[derive(Debug, Clone)]
 pub struct Ruleset {
     pub(crate) program: Program,
     source: Arc<str>,
+    warnings: Arc<[Diagnostic]>,
 }
 
 impl Ruleset {
-    /// Compiles rules source, or returns every problem found.
+    /// Compiles rules source, or returns every problem found. A file compiles here exactly
+    /// when it compiles in Firebase (what Firebase only warns about compiles).
     pub fn compile(src: &str) -> Result<Ruleset, Vec<Diagnostic>> {
         let (file, mut diags) = parse(src);
         if !diags.is_empty() {
+            diags.sort_by_key(|d| (d.line, d.column));
             return Err(diags);
         }
-        let v1 = file.version.as_deref() != Some("2");
+        let v1 = match &file.version {
+            None => true,
+            Some((v, _)) if v == "1" => true,
+            Some((v, _)) if v == "2" => false,
+            Some((v, span)) => {
+                return Err(vec![Diagnostic::new(
+                    src,
+                    *span,
+                    format!(
+                        "unsupported rules_version '{}'; use '1' or '2'",
+                        crate::parser::shorten(v)
+                    ),
+                )]);
+            }
+        };
         let mut b = Builder {
-            ck: Checker::new(src),
+            ck: Checker::new(src, v1),
             matches: Vec::new(),
             v1,
             max_slots: 0,
+            keep: true,
         };
+        b.ck.push_functions(&file.functions);
         let mut roots_by_literal = LiteralIndex::default();
         let mut roots_wild = Vec::new();
-        let mut seen_firestore = false;
+        let mut seen: Vec<&str> = Vec::new();
         for service in &file.services {
-            if service.name != "cloud.firestore" {
-                b.ck.error(
+            if service.name != "cloud.firestore" && service.name != "firebase.storage" {
+                b.ck.warn(
                     service.span,
                     format!(
-                        "service '{}' is not supported; claimdb runs 'cloud.firestore' rules",
+                        "unknown service '{}'; claimdb decides with 'cloud.firestore'",
                         service.name
                     ),
                 );
-                continue;
             }
-            seen_firestore = true;
-            for a in &service.body.allows {
-                b.ck.error(a.span, "an allow statement must be inside a match block");
+            if seen.contains(&service.name.as_str()) {
+                b.ck.error(
+                    service.span,
+                    format!("service '{}' is declared twice", service.name),
+                );
             }
-            let (lit, wild) = b.block(&service.body, "", 0, 0);
-            for (k, v) in lit {
-                roots_by_literal.entry(k).or_insert_with(Vec::new).extend(v);
+            seen.push(&service.name);
+            // Other services (Firebase warns about unknown names) are checked, not kept.
+            b.keep = service.name == "cloud.firestore";
+            let (lit, wild) = b.block(&service.body, "", 0, 0, 0, 0);
+            if b.keep {
+                for (k, v) in lit {
+                    roots_by_literal.entry(k).or_insert_with(Vec::new).extend(v);
+                }
+                roots_wild.extend(wild);
             }
-            roots_wild.extend(wild);
         }
-        if !seen_firestore && b.ck.diags.is_empty() {
-            b.ck.error(
-                Span::new(0, 0),
-                "no 'service cloud.firestore { … }' block found",
-            );
-        }
+        b.ck.pop_functions();
         b.ck.check_calls();
         diags.append(&mut b.ck.diags);
         if !diags.is_empty() {
@@ -82,8 +106,11 @@ impl Ruleset {
             return Err(diags);
         }
         let functions = b.ck.functions.into_iter().flatten().collect();
+        let mut warnings = b.ck.warnings;
+        warnings.sort_by_key(|d| (d.line, d.column));
         Ok(Ruleset {
             source: Arc::from(src),
+            warnings: Arc::from(warnings),
             program: Program {
                 functions,
                 matches: b.matches,
@@ -99,6 +126,7 @@ impl Ruleset {
     pub fn locked() -> Ruleset {
         Ruleset {
             source: Arc::from(LOCKED_SOURCE),
+            warnings: Arc::from(Vec::new()),
             program: Program {
                 functions: Vec::new(),
                 matches: Vec::new(),
@@ -160,6 +188,13 @@ impl Ruleset {
         )
     }
 
+    /// What Firebase warns about in the source (unknown names, functions and methods, calls
+    /// with the wrong number of arguments): the file compiles, and the rules fail where they
+    /// use these.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
     /// The source this ruleset was compiled from.
     pub fn source(&self) -> &str {
         &self.source
@@ -197,22 +232,39 @@ struct Builder<'s> {
     matches: Vec<MatchNode>,
     v1: bool,
     max_slots: usize,
+    /// Whether the service being built is the one the program keeps (`cloud.firestore`).
+    keep: bool,
 }
 
 type Children = (LiteralIndex, Vec<usize>);
 
+/// Firebase's limits on nested matches: the depth (the first match of a service is 1) at
+/// which it refuses, and the most path segments and wildcards along a chain of matches.
+const REFUSED_MATCH_DEPTH: usize = MAX_MATCH_NESTING + 2;
+
 impl Builder<'_> {
     /// Checks a block's functions and builds its child matches; returns the children index.
-    fn block(&mut self, block: &ast::Block, prefix: &str, nesting: usize, segs: usize) -> Children {
+    /// `depth`, `segs`, `vars` and `globs` describe the enclosing matches.
+    fn block(
+        &mut self,
+        block: &ast::Block,
+        prefix: &str,
+        depth: usize,
+        segs: usize,
+        vars: usize,
+        globs: usize,
+    ) -> Children {
         self.ck.push_functions(&block.functions);
         let mut by_literal = LiteralIndex::default();
         let mut wild = Vec::new();
         for m in &block.matches {
-            let Some(idx) = self.match_node(m, prefix, nesting + 1, segs) else {
+            let Some(idx) = self.match_node(m, prefix, depth + 1, segs, vars, globs) else {
                 continue;
             };
             match m.segments.first() {
-                Some(Segment::Literal(l)) => by_literal.entry(l.clone()).or_default().push(idx),
+                Some((Segment::Literal(l), _)) => {
+                    by_literal.entry(l.clone()).or_default().push(idx)
+                }
                 _ => wild.push(idx),
             }
         }
@@ -224,29 +276,42 @@ impl Builder<'_> {
         &mut self,
         m: &ast::Match,
         prefix: &str,
-        nesting: usize,
+        depth: usize,
         segs: usize,
+        vars: usize,
+        outer_globs: usize,
     ) -> Option<usize> {
-        if nesting > MAX_MATCH_NESTING {
+        if depth == REFUSED_MATCH_DEPTH {
             self.ck.error(
                 m.span,
-                format!("match blocks nest deeper than {MAX_MATCH_NESTING}"),
+                format!("match blocks nest deeper than {}", REFUSED_MATCH_DEPTH - 1),
             );
-            return None;
         }
-        let segs = segs + m.segments.len();
-        if segs > MAX_PATH_SEGMENTS {
+        let total_segs = segs + m.segments.len();
+        if total_segs > MAX_PATH_SEGMENTS && segs <= MAX_PATH_SEGMENTS {
             self.ck.error(
                 m.span,
                 format!("nested match patterns exceed {MAX_PATH_SEGMENTS} segments"),
             );
-            return None;
+        }
+        let own_vars = m
+            .segments
+            .iter()
+            .filter(|(s, _)| !matches!(s, Segment::Literal(_)))
+            .count();
+        if vars + own_vars > MAX_CAPTURES && vars <= MAX_CAPTURES {
+            self.ck.error(
+                m.span,
+                format!("more than {MAX_CAPTURES} wildcards across nested matches"),
+            );
         }
         let saved = self.ck.wildcards.len();
         let mut pattern = Vec::new();
         let mut text = prefix.to_string();
-        let mut rests = 0;
-        for (i, seg) in m.segments.iter().enumerate() {
+        let mut globs = 0;
+        let mut names: Vec<&str> = Vec::new();
+        let last = m.segments.len().saturating_sub(1);
+        for (i, (seg, span)) in m.segments.iter().enumerate() {
             let slot = self.ck.wildcards.len() as u16;
             match seg {
                 Segment::Literal(l) => {
@@ -255,21 +320,27 @@ impl Builder<'_> {
                     pattern.push(PatSeg::Literal(l.clone()));
                 }
                 Segment::Single(name) | Segment::Rest(name) => {
-                    if self.ck.wildcards.iter().any(|w| w == name) {
+                    if names.contains(&name.as_str()) {
                         self.ck.error(
-                            m.span,
-                            format!("wildcard '{name}' is already bound by an enclosing match"),
+                            *span,
+                            format!("wildcard '{name}' appears twice in this match path"),
                         );
                     }
+                    names.push(name);
                     self.ck.wildcards.push(name.clone());
                     if let Segment::Rest(_) = seg {
-                        rests += 1;
-                        if self.v1 && i + 1 != m.segments.len() {
+                        if self.v1 && i != last {
                             self.ck.error(
-                                m.span,
+                                *span,
                                 "in rules_version 1 a {name=**} wildcard must be the last segment; add rules_version = '2'",
                             );
+                        } else if !self.v1 && outer_globs + globs > 0 {
+                            self.ck.error(
+                                *span,
+                                "only one {name=**} wildcard is allowed along a path of nested matches",
+                            );
                         }
+                        globs += 1;
                         text.push_str(&format!("/{{{name}=**}}"));
                         pattern.push(PatSeg::Rest(slot));
                     } else {
@@ -279,44 +350,45 @@ impl Builder<'_> {
                 }
             }
         }
-        if rests > 1 {
-            self.ck.error(
-                m.span,
-                "a match pattern may hold only one {name=**} wildcard",
-            );
-        }
-        if self.ck.wildcards.len() > MAX_CAPTURES {
-            self.ck.error(
-                m.span,
-                format!("more than {MAX_CAPTURES} wildcards across nested matches"),
-            );
-        }
         self.max_slots = self.max_slots.max(self.ck.wildcards.len());
         let idx = self.matches.len();
-        self.matches.push(MatchNode {
-            pattern,
-            text: Arc::from(text.as_str()),
-            line: self.ck.line(m.span),
-            allows: Vec::new(),
-            by_literal: LiteralIndex::default(),
-            wild: Vec::new(),
-        });
+        if self.keep {
+            self.matches.push(MatchNode {
+                pattern,
+                text: Arc::from(text.as_str()),
+                line: self.ck.line(m.span),
+                slots: self.ck.wildcards.len() as u16,
+                allows: Vec::new(),
+                by_literal: LiteralIndex::default(),
+                wild: Vec::new(),
+            });
+        }
         // Functions of this block must be visible to its allows, so check them first.
         self.ck.push_functions(&m.body.functions);
-        let allows = m.body.allows.iter().map(|a| self.ck.allow(a)).collect();
+        let allows: Vec<_> = m.body.allows.iter().map(|a| self.ck.allow(a)).collect();
         let mut by_literal = LiteralIndex::default();
         let mut wild = Vec::new();
         for child in &m.body.matches {
-            let Some(c) = self.match_node(child, &text, nesting + 1, segs) else {
+            let Some(c) = self.match_node(
+                child,
+                &text,
+                depth + 1,
+                total_segs,
+                vars + own_vars,
+                outer_globs + globs,
+            ) else {
                 continue;
             };
             match child.segments.first() {
-                Some(Segment::Literal(l)) => by_literal.entry(l.clone()).or_default().push(c),
+                Some((Segment::Literal(l), _)) => by_literal.entry(l.clone()).or_default().push(c),
                 _ => wild.push(c),
             }
         }
         self.ck.pop_functions();
         self.ck.wildcards.truncate(saved);
+        if !self.keep {
+            return None;
+        }
         if let Some(node) = self.matches.get_mut(idx) {
             node.allows = allows;
             node.by_literal = by_literal;
@@ -327,10 +399,11 @@ impl Builder<'_> {
 }
 
 fn is_const(n: &Node) -> bool {
-    matches!(n.kind, NodeKind::Const(_))
+    matches!(n.kind, NodeKind::Const(..))
 }
 
-/// Replaces a pure node whose inputs are all constants by its value.
+/// Replaces a pure node whose inputs are all constants by its value, keeping the count of
+/// expressions Firebase would evaluate for it.
 pub(crate) fn fold(node: Node) -> Node {
     let foldable = match &node.kind {
         NodeKind::List(items) => items.iter().all(is_const),
@@ -344,33 +417,21 @@ pub(crate) fn fold(node: Node) -> Node {
         | NodeKind::Is(o, _)
         | NodeKind::Matches(o, _) => is_const(o),
         NodeKind::Index(a, b) | NodeKind::Binary(_, a, b) => is_const(a) && is_const(b),
-        NodeKind::Slice(a, b, c) => {
-            is_const(a) && b.as_deref().is_none_or(is_const) && c.as_deref().is_none_or(is_const)
+        NodeKind::Slice(a, b, c) | NodeKind::Cond(a, b, c) => {
+            is_const(a) && is_const(b) && is_const(c)
         }
         NodeKind::Method(r, _, args) => is_const(r) && args.iter().all(is_const),
         NodeKind::Builtin(b, args) => b.is_pure() && args.iter().all(is_const),
-        NodeKind::Cond(c, _, _) => is_const(c),
         _ => false,
     };
     if !foldable {
         return node;
     }
-    // A constant condition picks its branch without evaluating the other.
-    if let NodeKind::Cond(c, a, b) = node.kind {
-        return match &c.kind {
-            NodeKind::Const(crate::value::Val::Bool(true)) => *a,
-            NodeKind::Const(crate::value::Val::Bool(false)) => *b,
-            _ => Node {
-                kind: NodeKind::Cond(c, a, b),
-                span: node.span,
-            },
-        };
-    }
     let mut ctx = Ctx::constant();
     let value = ctx.eval(&node, &mut Frame::top());
     match value {
         Ok(v) => Node {
-            kind: NodeKind::Const(detach(v)),
+            kind: NodeKind::Const(detach(v), ctx.count()),
             span: node.span,
         },
         Err(_) => node,
@@ -408,7 +469,6 @@ fn detach(v: crate::value::Val<'_>) -> crate::value::Val<'static> {
                 _ => Val::Null,
             }
         }
-        Val::Request => Val::Request,
-        Val::Resource(_) | Val::QueryData(_) => Val::Null,
+        Val::Constraint(_) | Val::Unknown | Val::Request | Val::Resource(_) => Val::Null,
     }
 }

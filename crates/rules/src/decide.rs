@@ -1,30 +1,62 @@
-//! Deciding a request: walk the match tree along the request path (children found by their first
-//! literal segment, plus wildcard-led children), bind wildcards, and evaluate the `allow`s of every
-//! match that covers the whole path for the request's method until one grants.
+//! Deciding a request as the Firestore emulator does: find every match that covers the request
+//! path (walking the match tree: children found by their first literal segment, plus
+//! wildcard-led children), collect the `allow` statements for the request's method, and
+//! evaluate them in source order until one grants.
 //!
-//! Semantics: any granting allow wins; an allow whose condition errors does not grant but others
-//! still may; a limit error (expression budget, access calls, call depth) denies the request.
-//! For `list`, the request path is the collection plus an unknown document id, which a `{id}`
-//! wildcard matches but leaves unbound.
+//! - A match covers a path when its segments, after those of the matches around it, take the
+//!   whole path. A `{name=**}` wildcard takes a run of segments (one or more in rules version 1,
+//!   zero or more in version 2); a match that covers the path in several ways counts once,
+//!   with the first way (fewest segments to earlier recursive wildcards).
+//! - Any granting allow wins; an allow whose condition errors does not grant, others still may.
+//! - A `list` is checked on its collection's path followed by an unknown document id (a
+//!   collection group's also holds an unknown run of parents): only a `{name}` wildcard takes
+//!   the unknown id, and leaves it unbound; a `{name=**}` takes it as a path holding an unknown
+//!   part. Rules are not filters: the query's filters are taken apart into the ways a document
+//!   may satisfy them (each value of an `in` or `array-contains-any` is a way of its own), and
+//!   every way must be allowed, with `resource` as `{data: …}` holding only the fields the
+//!   filters name — a field's value when they pin it to one, else a constraint of them
+//!   (`crate::constraint`). A way with `__name__ ==` a document is decided on that document as
+//!   stored. Each way counts its expressions from zero.
+
+use std::sync::Arc;
 
 use claimdb_model::{FieldPath, Value};
 
-use crate::eval::{Ctx, Frame};
+use crate::constraint::{Comparator, Simple, simples, value_simples};
+use crate::eval::{Ctx, Frame, View};
 use crate::explain::Explainer;
-use crate::program::{MatchNode, PatSeg, Program};
+use crate::ops::{UNKNOWN_ID, UNKNOWN_RUN};
+use crate::program::{AllowDef, MatchNode, PatSeg, Program};
 use crate::request::{
-    Decision, DocumentReader, FilterOp, Matched, Method, Outcome, Query, Request, Target, Tried,
+    Decision, DocumentReader, Filter, FilterOp, Matched, Method, Outcome, Request, Target, Tried,
 };
-use crate::value::{MapV, StrV, Val};
+use crate::value::{MapV, OwnedMap, StrV, Val};
 
-/// One request path segment; `None` is the unknown document id of a list request.
-type Seg<'a> = Option<&'a str>;
+/// One segment of the path to cover.
+#[derive(Clone, Copy, PartialEq)]
+enum Seg<'a> {
+    /// A segment of the request's path or query (bound without copying).
+    Lit(&'a str),
+    /// A list's unknown document id: any one segment.
+    UnknownId,
+    /// A collection group's unknown parents: any run of segments.
+    UnknownRun,
+}
+
+impl Seg<'_> {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Seg::Lit(s) => Some(s),
+            Seg::UnknownId | Seg::UnknownRun => None,
+        }
+    }
+}
 
 /// Most match-block visits while matching one request path.
 pub const MAX_MATCH_STEPS: u32 = 10_000;
 
-/// Most combinations of `in` values a list query may expand to when proving it allowed.
-pub const MAX_QUERY_COMBINATIONS: usize = 100;
+/// Most ways a list query's filters may be taken apart into (Firestore allows 30 disjunctions).
+pub const MAX_QUERY_WAYS: usize = 1_000;
 
 /// How to run one decision: whether to explain it, and the document-read allowance.
 #[derive(Clone, Copy)]
@@ -33,291 +65,69 @@ pub(crate) struct Mode<'s> {
     pub access_limit: u32,
 }
 
+fn empty_decision() -> Decision {
+    Decision {
+        allowed: false,
+        granted_by: None,
+        matched: Vec::with_capacity(2),
+        tried: Vec::with_capacity(2),
+        limit: None,
+        debug: Vec::new(),
+        reasons: Vec::new(),
+        reads: 0,
+    }
+}
+
 pub(crate) fn decide(
     prog: &Program,
     req: &Request,
     reader: &dyn DocumentReader,
     mode: Mode<'_>,
 ) -> Decision {
-    if req.method != Method::List {
-        return walk(prog, req, reader, mode, None);
-    }
-    // Rules are not filters: a list is allowed only if it is allowed for every document the
-    // query could return. Equality filters pin fields down; each `in` multiplies the cases.
-    let constraints = match query_constraints(req.query.as_ref()) {
-        Ok(c) => c,
-        Err(limit) => {
-            let mut d = walk(
-                prog,
-                req,
-                reader,
-                Mode {
-                    explain_with: None,
-                    ..mode
-                },
-                None,
-            );
-            d.allowed = false;
-            d.granted_by = None;
-            d.limit = Some(limit);
-            return d;
-        }
-    };
-    // Every combination of one value per constraint, the last constraint varying fastest.
-    let mut choice = vec![0usize; constraints.len()];
-    let mut pins: Vec<(&[String], &Value)> = Vec::with_capacity(constraints.len());
-    let mut last: Option<Decision> = None;
-    let mut reads = 0;
-    // An `in []` leaves no case at all (the query returns nothing).
-    let any = constraints.iter().all(|c| !c.values.is_empty());
-    if any {
-        loop {
-            pins.clear();
-            pins.extend(
-                constraints
-                    .iter()
-                    .zip(&choice)
-                    .filter_map(|(c, &i)| Some((c.field.segments(), c.values.get(i)?))),
-            );
-            let mut d = walk(prog, req, reader, mode, Some(pinned(&pins)));
-            reads = reads.max(d.reads);
-            d.reads = reads;
-            if !d.allowed {
-                return d;
-            }
-            last = Some(d);
-            if !next_choice(&mut choice, &constraints) {
-                break;
-            }
-        }
-    }
-    last.unwrap_or_else(|| walk(prog, req, reader, mode, None))
-}
-
-/// Moves to the next combination (the last position that can still move is bumped, those after
-/// it reset); false once every combination has been visited.
-fn next_choice(choice: &mut [usize], constraints: &[Constraint<'_>]) -> bool {
-    for (i, c) in choice.iter_mut().zip(constraints).rev() {
-        *i += 1;
-        if *i < c.values.len() {
-            return true;
-        }
-        *i = 0;
-    }
-    false
-}
-
-/// A filtered field path: the filter's own text when it is one plain name, else parsed.
-enum Field<'q> {
-    Plain(&'q String),
-    Parsed(FieldPath),
-}
-
-impl Field<'_> {
-    fn segments(&self) -> &[String] {
-        match self {
-            Field::Plain(s) => std::slice::from_ref(*s),
-            Field::Parsed(p) => p.segments(),
-        }
-    }
-}
-
-/// One field the query's constraints fix, and the values it may take (one for `==`, each
-/// alternative for `in`).
-struct Constraint<'q> {
-    field: Field<'q>,
-    values: &'q [Value],
-}
-
-/// The documents a query could return, as the field values its constraints fix: every
-/// combination of one value per constraint is one case to prove.
-fn query_constraints(query: Option<&Query>) -> Result<Vec<Constraint<'_>>, String> {
-    let mut out = Vec::new();
-    let Some(q) = query else {
-        return Ok(out);
-    };
-    let mut cases: usize = 1;
-    for f in &q.filters {
-        let values: &[Value] = match (f.op, &f.value) {
-            (FilterOp::Eq, v) => std::slice::from_ref(v),
-            (FilterOp::In, Value::Array(items)) => items,
-            _ => continue,
-        };
-        // A plain name (no dot, no backtick) parses to itself; skip the parser for it.
-        let plain = !f.field.is_empty()
-            && f.field.len() <= claimdb_model::limits::MAX_FIELD_NAME_BYTES
-            && !f.field.bytes().any(|b| b == b'.' || b == b'`');
-        let field = if plain {
-            if f.field == claimdb_model::field::DOCUMENT_ID {
-                continue;
-            }
-            Field::Plain(&f.field)
-        } else {
-            let Ok(field) = FieldPath::parse(&f.field) else {
-                continue;
-            };
-            if field.is_document_id() {
-                continue;
-            }
-            Field::Parsed(field)
-        };
-        if cases.saturating_mul(values.len()) > MAX_QUERY_COMBINATIONS {
-            return Err(format!(
-                "the query's 'in' filters expand to more than {MAX_QUERY_COMBINATIONS} cases to prove"
-            ));
-        }
-        cases *= values.len();
-        out.push(Constraint { field, values });
-    }
-    Ok(out)
-}
-
-/// The partially known document for one case: pinned fields hold their values; maps that only
-/// lead to pinned fields are themselves partially known (so `nested.size()` is not provable
-/// from `nested.x == 1`). Where a field is pinned twice, the first pin counts.
-fn pinned<'q>(pins: &[(&[String], &'q Value)]) -> Val<'q> {
-    let mut fields: std::collections::BTreeMap<String, Val<'q>> = std::collections::BTreeMap::new();
-    for (i, (path, _)) in pins.iter().enumerate() {
-        let Some(first) = path.first() else {
-            continue;
-        };
-        if fields.contains_key(first.as_str()) {
-            continue;
-        }
-        let group = pins
-            .get(i..)
-            .unwrap_or(&[])
-            .iter()
-            .filter(|(p, _)| p.first() == Some(first));
-        let value = match group.clone().find(|(p, _)| p.len() == 1) {
-            Some((_, v)) => Val::from_value(v),
-            None => {
-                let below: Vec<(&[String], &'q Value)> = group
-                    .map(|(p, v)| (p.get(1..).unwrap_or(&[]), *v))
-                    .collect();
-                pinned(&below)
-            }
-        };
-        fields.insert(first.clone(), value);
-    }
-    Val::QueryData(MapV::O(std::sync::Arc::new(fields)))
-}
-
-fn walk(
-    prog: &Program,
-    req: &Request,
-    reader: &dyn DocumentReader,
-    mode: Mode<'_>,
-    list_data: Option<Val<'_>>,
-) -> Decision {
-    let (path, list) = match &req.target {
-        Target::Doc(p) => (p.as_str(), false),
-        Target::Collection(c) => (c.as_str(), true),
-        Target::Group {
-            under,
-            collection_id,
-        } => {
-            let mut segs: Vec<Seg<'_>> = vec![
-                Some("databases"),
-                Some(req.database.as_str()),
-                Some("documents"),
-            ];
-            if let Some(u) = under {
-                segs.extend(u.segments().map(Some));
-            }
-            segs.extend([Some(ANY_RUN), Some(collection_id.as_str()), None]);
-            let mut ctx = Ctx::new(prog, req, reader);
-            return walk_segments(prog, req, &mut ctx, &segs, mode, list_data);
-        }
-    };
-    // The path's segments, on the stack unless the path is unusually deep.
-    let n = 3 + 1 + path.bytes().filter(|b| *b == b'/').count() + usize::from(list);
-    let mut inline: [Seg<'_>; INLINE_SEGMENTS] = [None; INLINE_SEGMENTS];
-    let mut heap: Vec<Seg<'_>> = Vec::new();
-    let segs: &mut [Seg<'_>] = match inline.get_mut(..n) {
-        Some(s) => s,
-        None => {
-            heap.resize(n, None);
-            &mut heap
-        }
-    };
-    fill_segments(segs, &req.database, path);
-    // The context lives in this frame; the walker borrows it (no large moves).
     let mut ctx = Ctx::new(prog, req, reader);
-    walk_segments(prog, req, &mut ctx, segs, mode, list_data)
-}
-
-/// Walks the match tree over the request path's segments and decides.
-fn walk_segments<'a, 'p>(
-    prog: &'p Program,
-    req: &'a Request,
-    ctx: &mut Ctx<'a, 'p>,
-    segs: &[Seg<'a>],
-    mode: Mode<'p>,
-    list_data: Option<Val<'a>>,
-) -> Decision {
-    let explain_with = mode.explain_with;
-    let mut w = Walker {
-        prog,
-        ctx,
-        segs,
-        bit: req.method.bit(),
-        decision: Decision {
-            allowed: false,
-            granted_by: None,
-            matched: Vec::with_capacity(2),
-            tried: Vec::with_capacity(2),
-            limit: None,
-            debug: Vec::new(),
-            reasons: Vec::new(),
-            reads: 0,
-        },
-        done: false,
-        source: explain_with,
-        steps: 0,
+    ctx.set_access_limit(mode.access_limit);
+    let mut d = if req.method == Method::List {
+        decide_list(prog, req, &mut ctx, mode)
+    } else {
+        let path = match &req.target {
+            Target::Doc(p) => p.as_str(),
+            Target::Collection(c) => c.as_str(),
+            Target::Group { collection_id, .. } => collection_id.as_str(),
+        };
+        // The path's segments, on the stack unless the path is unusually deep.
+        let n = 3 + 1 + path.bytes().filter(|b| *b == b'/').count();
+        let mut inline: [Seg<'_>; INLINE_SEGMENTS] = [Seg::UnknownId; INLINE_SEGMENTS];
+        let mut heap: Vec<Seg<'_>> = Vec::new();
+        let segs: &mut [Seg<'_>] = match inline.get_mut(..n) {
+            Some(s) => s,
+            None => {
+                heap.resize(n, Seg::UnknownId);
+                &mut heap
+            }
+        };
+        fill_segments(segs, &req.database, path);
+        let mut d = empty_decision();
+        walk(prog, req, &mut ctx, segs, mode, &mut d);
+        d
     };
-    w.ctx.set_access_limit(mode.access_limit);
-    if let Some(data) = list_data {
-        w.ctx.set_list_data(data);
+    d.debug = std::mem::take(&mut ctx.debug);
+    d.reads = ctx.access_calls();
+    if d.allowed {
+        d.reasons.clear();
     }
-    let first = w.segs.first().copied().flatten();
-    let literal: &[usize] = first
-        .and_then(|s| prog.roots_by_literal.get(s))
-        .map_or(&[], Vec::as_slice);
-    for &r in literal.iter().chain(prog.roots_wild.iter()) {
-        w.visit(r, 0);
-        if w.done {
-            break;
-        }
-    }
-    w.decision.debug = std::mem::take(&mut w.ctx.debug);
-    w.decision.reads = w.ctx.access_calls();
-    if w.decision.allowed {
-        w.decision.reasons.clear();
-    }
-    w.decision
-}
-
-/// The segment standing for the unknown part of a collection group's paths (any number of
-/// segments). Real segments never hold a control character, so it cannot collide with one; only
-/// a `{name=**}` wildcard can match it.
-const ANY_RUN: &str = "\u{0}**";
-
-fn is_any_run(s: &str) -> bool {
-    s == ANY_RUN
+    d
 }
 
 /// Request paths up to this many segments (with `databases/<db>/documents`) are matched
 /// without allocating.
 const INLINE_SEGMENTS: usize = 24;
 
-/// Writes `databases`, the database id, `documents` and the path's segments into `out`; a
-/// slot left over (a list request's unknown document id) stays `None`.
+/// Writes `databases`, the database id, `documents` and the path's segments into `out`.
 fn fill_segments<'a>(out: &mut [Seg<'a>], database: &'a str, path: &'a str) {
     let mut slots = out.iter_mut();
-    for seg in [Some("databases"), Some(database), Some("documents")] {
+    for seg in ["databases", database, "documents"] {
         if let Some(slot) = slots.next() {
-            *slot = seg;
+            *slot = Seg::Lit(seg);
         }
     }
     // Split by hand: `str::split(char)` sets up a searcher that costs more than these few bytes.
@@ -325,37 +135,228 @@ fn fill_segments<'a>(out: &mut [Seg<'a>], database: &'a str, path: &'a str) {
     for (i, b) in path.bytes().enumerate() {
         if b == b'/' {
             if let Some(slot) = slots.next() {
-                *slot = path.get(start..i);
+                *slot = Seg::Lit(path.get(start..i).unwrap_or(""));
             }
             start = i + 1;
         }
     }
     if let Some(slot) = slots.next() {
-        *slot = path.get(start..);
+        *slot = Seg::Lit(path.get(start..).unwrap_or(""));
     }
+}
+
+/// A match covering the path, with the wildcard bindings it was reached with (those of its
+/// chain of matches: the first slots).
+struct Covering<'a> {
+    node: usize,
+    /// How many slots its chain of matches binds.
+    slots: u16,
+    /// A copy of those slots; `None` while they are still in the context as bound.
+    bindings: Option<crate::eval::Slots<'a, 4>>,
+}
+
+/// Finds the matches covering `segs`, then evaluates their statements for the request's
+/// method in source order until one grants.
+fn walk<'a, 'p>(
+    prog: &'p Program,
+    req: &'a Request,
+    ctx: &mut Ctx<'a, 'p>,
+    segs: &[Seg<'a>],
+    mode: Mode<'p>,
+    decision: &mut Decision,
+) {
+    let mut w = Walker {
+        prog,
+        ctx,
+        segs,
+        found: Found {
+            first: None,
+            more: Vec::new(),
+        },
+        live: false,
+        steps: 0,
+        limit: None,
+    };
+    let first = w.segs.first().and_then(Seg::text);
+    let literal: &[usize] = first
+        .and_then(|s| prog.roots_by_literal.get(s))
+        .map_or(&[], Vec::as_slice);
+    for &r in literal.iter().chain(prog.roots_wild.iter()) {
+        w.visit(r, 0);
+    }
+    let Walker {
+        ctx, found, limit, ..
+    } = w;
+    if let Some(l) = limit {
+        decision.limit = Some(l);
+        return;
+    }
+    let bit = req.method.bit();
+    let Found { first, more } = found;
+    let Some(first) = first else {
+        return;
+    };
+    for c in std::iter::once(&first).chain(more.iter()) {
+        if let Some(node) = prog.matches.get(c.node) {
+            decision.matched.push(Matched {
+                line: node.line,
+                pattern: node.text.clone(),
+            });
+        }
+    }
+    if more.is_empty() {
+        // One match covers the path (the usual case): its statements are in source order.
+        let Some(node) = prog.matches.get(first.node) else {
+            return;
+        };
+        if let Some(b) = first.bindings {
+            restore(ctx, b);
+        }
+        for allow in node.allows.iter().filter(|a| a.mask & bit != 0) {
+            if try_allow(ctx, allow, mode, decision) {
+                return;
+            }
+        }
+        return;
+    }
+    // The statements that apply, in source order (every covering's bindings were copied out
+    // but the last's, which is in the context; copy it too).
+    let mut found: Vec<Covering<'a>> = std::iter::once(first).chain(more).collect();
+    if let Some(last) = found.last_mut()
+        && last.bindings.is_none()
+    {
+        let n = last.slots as usize;
+        let mut b = crate::eval::Slots::new(n);
+        for i in 0..n {
+            if let (Some(dst), Some(src)) = (b.get_mut(i), ctx.bindings.get(i)) {
+                dst.clone_from(src);
+            }
+        }
+        last.bindings = Some(b);
+    }
+    let mut statements: Vec<(&'p AllowDef, usize)> = Vec::new();
+    for (i, c) in found.iter().enumerate() {
+        if let Some(node) = prog.matches.get(c.node) {
+            statements.extend(
+                node.allows
+                    .iter()
+                    .filter(|a| a.mask & bit != 0)
+                    .map(|a| (a, i)),
+            );
+        }
+    }
+    statements.sort_by_key(|(a, _)| a.id);
+    for (allow, i) in statements {
+        if let Some(b) = found.get(i).and_then(|c| c.bindings.clone()) {
+            restore(ctx, b);
+        }
+        if try_allow(ctx, allow, mode, decision) {
+            return;
+        }
+    }
+}
+
+/// Puts a covering's bindings back into the context's first slots.
+fn restore<'a>(ctx: &mut Ctx<'a, '_>, mut bound: crate::eval::Slots<'a, 4>) {
+    for i in 0..bound.len() {
+        if let (Some(slot), Some(v)) = (ctx.bindings.get_mut(i), bound.get_mut(i)) {
+            *slot = v.take();
+        }
+    }
+}
+
+/// Evaluates one statement into `decision`; whether it granted.
+fn try_allow<'a, 'p>(
+    ctx: &mut Ctx<'a, 'p>,
+    allow: &'p AllowDef,
+    mode: Mode<'p>,
+    decision: &mut Decision,
+) -> bool {
+    let outcome = match &allow.condition {
+        None => Ok(true),
+        Some(cond) => match ctx.eval(cond, &mut Frame::top()) {
+            Ok(Val::Bool(b)) => Ok(b),
+            Ok(other) => Err(crate::error::EvalError::ty(format!(
+                "the condition is a {}, not a bool",
+                other.type_name()
+            ))),
+            Err(e) => Err(e),
+        },
+    };
+    let outcome = match outcome {
+        Ok(true) => Outcome::True,
+        Ok(false) => Outcome::False,
+        Err(e) => {
+            if e.is_fatal() && decision.limit.is_none() {
+                decision.limit = Some(e.to_string());
+            }
+            Outcome::Error(e.to_string())
+        }
+    };
+    let granted = outcome == Outcome::True;
+    decision.tried.push(Tried {
+        allow: allow.id,
+        line: allow.line,
+        methods: allow.methods_text.clone(),
+        outcome,
+    });
+    if granted {
+        decision.allowed = true;
+        decision.granted_by = Some(allow.line);
+        decision.limit = None;
+        return true;
+    }
+    if let (Some(src), Some(cond)) = (mode.explain_with, &allow.condition)
+        && !ctx.over()
+    {
+        let saved = ctx.count();
+        let mut ex = Explainer {
+            ctx: &mut *ctx,
+            src,
+            allow_line: allow.line,
+            out: Vec::new(),
+            depth: 0,
+            needed: None,
+        };
+        ex.explain(cond);
+        decision.reasons.extend(ex.out);
+        ctx.set_count(saved);
+    }
+    false
+}
+
+/// The matches covering the path: the first inline (the usual case is one).
+struct Found<'a> {
+    first: Option<Covering<'a>>,
+    more: Vec<Covering<'a>>,
 }
 
 struct Walker<'a, 'p, 's> {
     prog: &'p Program,
     ctx: &'s mut Ctx<'a, 'p>,
     segs: &'s [Seg<'a>],
-    bit: u8,
-    decision: Decision,
-    done: bool,
-    /// The rules source, when explanations are wanted.
-    source: Option<&'p str>,
+    found: Found<'a>,
+    /// The last covering's bindings are only in the context.
+    live: bool,
     steps: u32,
+    limit: Option<String>,
 }
 
 impl<'a, 'p> Walker<'a, 'p, '_> {
-    fn visit(&mut self, idx: usize, pos: usize) {
+    fn step(&mut self) -> bool {
         // Nested `{x=**}` wildcards multiply the ways a path can match; bound the walk.
         self.steps += 1;
         if self.steps > MAX_MATCH_STEPS {
-            self.decision.limit = Some(format!(
-                "matching this path tried more than {MAX_MATCH_STEPS} match blocks; simplify nested {{name=**}} wildcards"
+            self.limit = Some(format!(
+                "matching this path tried more than {MAX_MATCH_STEPS} ways; simplify nested {{name=**}} wildcards"
             ));
-            self.done = true;
+            return false;
+        }
+        true
+    }
+
+    fn visit(&mut self, idx: usize, pos: usize) {
+        if self.limit.is_some() || !self.step() {
             return;
         }
         let prog = self.prog;
@@ -369,7 +370,11 @@ impl<'a, 'p> Walker<'a, 'p, '_> {
         else {
             // Fixed-length pattern: match and bind in place, no allocation.
             if self.bind_fixed(&node.pattern, pos) {
-                self.matched(node, pos + node.pattern.len());
+                let end = pos + node.pattern.len();
+                if end == self.segs.len() {
+                    self.cover(idx);
+                }
+                self.children(node, end);
             }
             return;
         };
@@ -383,32 +388,99 @@ impl<'a, 'p> Walker<'a, 'p, '_> {
         }
         let start = pos + prefix.len();
         let available = self.segs.len().saturating_sub(start + suffix.len());
+        let mut covered = false;
         // v1: one or more segments; v2: zero or more.
         for len in usize::from(prog.v1)..=available {
-            self.steps += 1;
-            if self.steps > MAX_MATCH_STEPS {
-                self.decision.limit = Some(format!(
-                    "matching this path tried more than {MAX_MATCH_STEPS} ways; simplify nested {{name=**}} wildcards"
-                ));
-                self.done = true;
+            if !self.step() {
                 return;
             }
             if !self.bind_fixed(suffix, start + len) {
                 continue;
             }
-            // A run holding the unknown part of a group's path binds nothing usable.
-            let bound = self.segs[start..start + len]
+            let bound: Vec<String> = self
+                .segs
+                .get(start..start + len)
+                .unwrap_or(&[])
                 .iter()
-                .map(|s| s.filter(|s| !is_any_run(s)).map(str::to_string))
-                .collect::<Option<Vec<String>>>()
-                .map(Val::path);
-            if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
-                *b = bound;
+                .map(|s| match s {
+                    Seg::Lit(s) => (*s).to_string(),
+                    Seg::UnknownId => UNKNOWN_ID.to_string(),
+                    Seg::UnknownRun => UNKNOWN_RUN.to_string(),
+                })
+                .collect();
+            self.set(*slot, Some(Val::path(bound)));
+            let end = start + len + suffix.len();
+            if end == self.segs.len() && !covered {
+                covered = true;
+                self.cover(idx);
             }
-            self.matched(node, start + len + suffix.len());
-            if self.done {
-                return;
+            self.children(node, end);
+        }
+    }
+
+    /// Records that match `idx` covers the path, with the bindings as they are now.
+    fn cover(&mut self, idx: usize) {
+        // The bindings stay in the context (no copy) until a later step would change them.
+        self.snapshot();
+        let slots = self.prog.matches.get(idx).map_or(0, |m| m.slots);
+        let c = Covering {
+            node: idx,
+            slots,
+            bindings: None,
+        };
+        if self.found.first.is_none() {
+            self.found.first = Some(c);
+        } else {
+            self.found.more.push(c);
+        }
+        self.live = true;
+    }
+
+    /// Copies the bindings of the last covering out of the context, if they are still only
+    /// there.
+    fn snapshot(&mut self) {
+        if !std::mem::take(&mut self.live) {
+            return;
+        }
+        let found = &mut self.found;
+        let Some(c) = found.more.last_mut().or(found.first.as_mut()) else {
+            return;
+        };
+        let n = c.slots as usize;
+        let mut bindings = crate::eval::Slots::new(n);
+        for i in 0..n {
+            if let (Some(dst), Some(src)) = (bindings.get_mut(i), self.ctx.bindings.get(i)) {
+                dst.clone_from(src);
             }
+        }
+        c.bindings = Some(bindings);
+    }
+
+    /// Binds wildcard `slot`, first saving the last covering's bindings if it used the slot.
+    fn set(&mut self, slot: u16, v: Option<Val<'a>>) {
+        if self.live {
+            let found = &self.found;
+            let used = found
+                .more
+                .last()
+                .or(found.first.as_ref())
+                .is_some_and(|c| slot < c.slots);
+            if used {
+                self.snapshot();
+            }
+        }
+        if let Some(b) = self.ctx.bindings.get_mut(slot as usize) {
+            *b = v;
+        }
+    }
+
+    fn children(&mut self, node: &'p MatchNode, end: usize) {
+        let next = self.segs.get(end).and_then(Seg::text);
+        let literal: &'p [usize] = next
+            .and_then(|s| node.by_literal.get(s))
+            .map_or(&[], Vec::as_slice);
+        for &c in literal.iter().chain(node.wild.iter()) {
+            self.visit(c, end);
         }
     }
 
@@ -419,101 +491,498 @@ impl<'a, 'p> Walker<'a, 'p, '_> {
         };
         for (p, s) in pat.iter().zip(segs) {
             match (p, s) {
-                (_, Some(s)) if is_any_run(s) => return false,
-                (PatSeg::Literal(l), Some(s)) if l == s => {}
-                (PatSeg::Single(slot), s) => {
-                    if let Some(b) = self.ctx.bindings.get_mut(*slot as usize) {
-                        *b = s.map(|s| Val::Str(StrV::B(s)));
-                    }
-                }
+                (PatSeg::Literal(l), s) if s.text() == Some(l.as_str()) => {}
+                (PatSeg::Single(slot), Seg::Lit(s)) => self.set(*slot, Some(Val::Str(StrV::B(s)))),
+                (PatSeg::Single(slot), Seg::UnknownId) => self.set(*slot, None),
                 _ => return false,
             }
         }
         true
     }
+}
 
-    /// `node` matched up to `end`: apply it if that is the whole path, then try its children.
-    fn matched(&mut self, node: &'p MatchNode, end: usize) {
-        if end == self.segs.len() {
-            self.apply(node);
-            if self.done {
-                return;
-            }
+// ----- lists
+
+/// A filtered field: one plain name borrowed from the query, or a parsed dotted path.
+#[derive(Clone, PartialEq)]
+enum FieldKey<'q> {
+    Plain(&'q str),
+    Path(Vec<String>),
+}
+
+impl FieldKey<'_> {
+    fn of(f: &Filter) -> Option<FieldKey<'_>> {
+        let plain = !f.field.is_empty() && !f.field.bytes().any(|b| b == b'.' || b == b'`');
+        if plain {
+            return Some(FieldKey::Plain(&f.field));
         }
-        let next = self.segs.get(end).copied().flatten();
-        let literal: &'p [usize] = next
-            .and_then(|s| node.by_literal.get(s))
-            .map_or(&[], Vec::as_slice);
-        for &c in literal.iter().chain(node.wild.iter()) {
-            self.visit(c, end);
-            if self.done {
-                return;
-            }
+        FieldPath::parse(&f.field)
+            .ok()
+            .map(|p| FieldKey::Path(p.segments().to_vec()))
+    }
+
+    fn is_name(&self) -> bool {
+        match self {
+            FieldKey::Plain(s) => *s == claimdb_model::field::DOCUMENT_ID,
+            FieldKey::Path(p) => p.len() == 1 && p[0] == claimdb_model::field::DOCUMENT_ID,
         }
     }
 
-    fn apply(&mut self, node: &'p MatchNode) {
-        self.decision.matched.push(Matched {
-            line: node.line,
-            pattern: node.text.clone(),
-        });
-        for allow in &node.allows {
-            if allow.mask & self.bit == 0 {
-                continue;
+    fn text(&self) -> String {
+        match self {
+            FieldKey::Plain(s) => (*s).to_string(),
+            FieldKey::Path(p) => p.join("\u{1}"),
+        }
+    }
+}
+
+/// One filter of a way: a field and what it tells of it, or a named document (its path
+/// from `databases`).
+#[derive(Clone)]
+enum Atom<'q> {
+    Field(FieldKey<'q>, Vec<Simple<'q>>),
+    Name(Vec<&'q str>),
+}
+
+/// A way a document may satisfy the query's filters.
+enum Way<'q> {
+    /// `__name__ ==` this document (its path from `databases`).
+    Document(Vec<&'q str>),
+    /// Each field the filters name, with what they tell of it, in order of appearance.
+    Fields(Vec<(FieldKey<'q>, Vec<Simple<'q>>)>),
+}
+
+/// The document a `__name__` filter value names, from `databases`.
+fn named<'q>(req: &'q Request, v: &'q Value) -> Option<Vec<&'q str>> {
+    let mut segs = vec!["databases", req.database.as_str(), "documents"];
+    match v {
+        Value::Reference(p) => segs.extend(p.segments()),
+        Value::String(id) if !id.is_empty() && !id.contains('/') => match &req.target {
+            Target::Collection(c) => {
+                segs.extend(c.as_str().split('/'));
+                segs.push(id);
             }
-            let outcome = match &allow.condition {
-                None => Ok(true),
-                Some(cond) => match self.ctx.eval(cond, &mut Frame::top()) {
-                    Ok(Val::Bool(b)) => Ok(b),
-                    Ok(other) => Err(crate::error::EvalError::ty(format!(
-                        "the condition is a {}, not a bool",
-                        other.type_name()
-                    ))),
-                    Err(e) => Err(e),
-                },
+            _ => return None,
+        },
+        _ => return None,
+    }
+    Some(segs)
+}
+
+/// What one filter gives the ways of a query.
+enum Alternatives<'q> {
+    /// Nothing: it constrains no field the rules can see.
+    Nothing,
+    /// One more filter for every way.
+    One(Atom<'q>),
+    /// Each way splits into one per alternative (`in`, `array-contains-any`).
+    Split(Vec<Atom<'q>>),
+}
+
+/// The alternatives one filter gives.
+fn alternatives<'q>(req: &'q Request, f: &'q Filter) -> Alternatives<'q> {
+    let Some(field) = FieldKey::of(f) else {
+        return Alternatives::Nothing;
+    };
+    if field.is_name() {
+        return match (f.op, &f.value) {
+            (FilterOp::Eq, v) => match named(req, v) {
+                Some(p) => Alternatives::One(Atom::Name(p)),
+                None => Alternatives::Nothing,
+            },
+            (FilterOp::In, Value::Array(items)) => Alternatives::Split(
+                items
+                    .iter()
+                    .filter_map(|v| named(req, v).map(Atom::Name))
+                    .collect(),
+            ),
+            _ => Alternatives::Nothing,
+        };
+    }
+    match (f.op, &f.value) {
+        (FilterOp::In, Value::Array(items)) => Alternatives::Split(
+            items
+                .iter()
+                .map(|v| Atom::Field(field.clone(), value_simples(FilterOp::Eq, v)))
+                .collect(),
+        ),
+        (FilterOp::ArrayContainsAny, Value::Array(items)) => Alternatives::Split(
+            items
+                .iter()
+                .map(|v| Atom::Field(field.clone(), value_simples(FilterOp::ArrayContains, v)))
+                .collect(),
+        ),
+        (op, v) => Alternatives::One(Atom::Field(field, simples(op, v))),
+    }
+}
+
+/// A way's filters as one text, to tell repeated ways apart.
+fn signature(atoms: &[Atom<'_>]) -> Option<String> {
+    let mut parts = Vec::with_capacity(atoms.len());
+    for a in atoms {
+        let Atom::Field(field, simples) = a else {
+            return None;
+        };
+        let mut s = field.text();
+        for x in simples {
+            let v = match &x.value {
+                Val::Float(f) if f.is_nan() => "NaN".to_string(),
+                v => format!("{}:{v}", v.type_name()),
             };
-            let (outcome, fatal) = match outcome {
-                Ok(true) => (Outcome::True, false),
-                Ok(false) => (Outcome::False, false),
-                Err(e) => (Outcome::Error(e.to_string()), e.is_fatal()),
-            };
-            let granted = outcome == Outcome::True;
-            if fatal {
-                self.decision.limit = match &outcome {
-                    Outcome::Error(e) => Some(e.clone()),
-                    _ => None,
-                };
-            }
-            self.decision.tried.push(Tried {
-                allow: allow.id,
-                line: allow.line,
-                methods: allow.methods_text.clone(),
-                outcome,
-            });
-            if fatal {
-                self.done = true;
-                return;
-            }
-            if !granted && let (Some(src), Some(cond)) = (self.source, &allow.condition) {
-                let mut ex = Explainer {
-                    ctx: &mut *self.ctx,
-                    src,
-                    allow_line: allow.line,
-                    out: Vec::new(),
-                    depth: 0,
-                    needed: None,
-                };
-                ex.explain(cond);
-                self.decision.reasons.extend(ex.out);
-            }
-            if granted {
-                self.decision.allowed = true;
-                self.decision.granted_by = Some(allow.line);
-                self.done = true;
-                return;
+            s.push_str(&format!("\u{2}{}\u{3}{v}", x.comparator.name()));
+        }
+        parts.push(s);
+    }
+    parts.sort();
+    Some(parts.join("\u{4}"))
+}
+
+/// The ways the query's filters may be satisfied, each once; `None` if there are too many.
+fn ways(req: &Request) -> Option<Vec<Way<'_>>> {
+    let mut product: Vec<Vec<Atom<'_>>> = vec![Vec::new()];
+    if let Some(q) = &req.query {
+        for f in &q.filters {
+            match alternatives(req, f) {
+                Alternatives::Nothing => {}
+                Alternatives::One(atom) => {
+                    // The usual filter: one more atom in every way.
+                    if let [w] = product.as_mut_slice() {
+                        w.push(atom);
+                    } else {
+                        for w in &mut product {
+                            w.push(atom.clone());
+                        }
+                    }
+                }
+                Alternatives::Split(alts) => {
+                    if product.len().saturating_mul(alts.len()) > MAX_QUERY_WAYS {
+                        return None;
+                    }
+                    let mut next = Vec::with_capacity(product.len() * alts.len());
+                    for left in &product {
+                        for right in &alts {
+                            let mut w = left.clone();
+                            w.push(right.clone());
+                            next.push(w);
+                        }
+                    }
+                    product = next;
+                }
             }
         }
     }
+    if product.len() == 1 {
+        return Some(product.into_iter().map(way).collect());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(product.len());
+    for atoms in product {
+        if let Some(sig) = signature(&atoms)
+            && !seen.insert(sig)
+        {
+            continue;
+        }
+        out.push(way(atoms));
+    }
+    if out.is_empty() {
+        out.push(Way::Fields(Vec::new()));
+    }
+    Some(out)
+}
+
+fn way(atoms: Vec<Atom<'_>>) -> Way<'_> {
+    let mut fields: Vec<(FieldKey<'_>, Vec<Simple<'_>>)> = Vec::with_capacity(atoms.len());
+    for atom in atoms {
+        match atom {
+            Atom::Name(p) => return Way::Document(p),
+            Atom::Field(field, simples) => match fields.iter_mut().find(|(f, _)| *f == field) {
+                Some((_, all)) => all.extend(simples),
+                None => fields.push((field, simples)),
+            },
+        }
+    }
+    Way::Fields(fields)
+}
+
+/// What a field's filters tell of it: its value when they are one `EQ`, or a constraint of
+/// them, each once.
+fn known<'q>(filters: &[Simple<'q>]) -> Val<'q> {
+    if let [
+        Simple {
+            comparator: Comparator::Eq,
+            value,
+        },
+    ] = filters
+    {
+        return value.clone();
+    }
+    let mut distinct: Vec<Simple<'q>> = Vec::with_capacity(filters.len());
+    for s in filters {
+        if !distinct.iter().any(|d| d.same_as(s)) {
+            distinct.push(s.clone());
+        }
+    }
+    if let [
+        Simple {
+            comparator: Comparator::Eq,
+            value,
+        },
+    ] = distinct.as_slice()
+    {
+        return value.clone();
+    }
+    Val::Constraint(Arc::from(distinct))
+}
+
+/// A nested map being built from field paths.
+enum Node<'q> {
+    Value(Val<'q>),
+    Map(OwnedNodes<'q>),
+}
+
+/// Keys in the order first written.
+type OwnedNodes<'q> = Vec<(String, Node<'q>)>;
+
+fn insert<'q>(map: &mut OwnedNodes<'q>, field: &[String], value: Val<'q>) {
+    let Some((first, rest)) = field.split_first() else {
+        return;
+    };
+    let i = match map.iter().position(|(k, _)| k == first) {
+        Some(i) => i,
+        None => {
+            map.push((first.clone(), Node::Map(Vec::new())));
+            map.len() - 1
+        }
+    };
+    let Some((_, node)) = map.get_mut(i) else {
+        return;
+    };
+    if rest.is_empty() {
+        *node = Node::Value(value);
+        return;
+    }
+    if let Node::Value(_) = node {
+        *node = Node::Map(Vec::new());
+    }
+    if let Node::Map(inner) = node {
+        insert(inner, rest, value);
+    }
+}
+
+fn freeze(map: OwnedNodes<'_>) -> Val<'_> {
+    Val::Map(MapV::O(Arc::new(
+        map.into_iter()
+            .map(|(k, node)| {
+                let v = match node {
+                    Node::Value(v) => v,
+                    Node::Map(inner) => freeze(inner),
+                };
+                (k, v)
+            })
+            .collect(),
+    )))
+}
+
+/// `resource` for one way of fields: `{data: …}` with only the fields the filters name.
+fn partial_resource<'q>(fields: &[(FieldKey<'q>, Vec<Simple<'q>>)]) -> Val<'q> {
+    let data = if fields.iter().all(|(f, _)| matches!(f, FieldKey::Plain(_))) {
+        // Plain names: one flat map.
+        let mut m = OwnedMap::with_capacity(fields.len());
+        for (f, filters) in fields {
+            if let FieldKey::Plain(name) = f {
+                m.insert(*name, known(filters));
+            }
+        }
+        Val::Map(MapV::O(Arc::new(m)))
+    } else {
+        let mut root = Vec::new();
+        for (field, filters) in fields {
+            match field {
+                FieldKey::Plain(name) => insert(&mut root, &[(*name).to_string()], known(filters)),
+                FieldKey::Path(p) => insert(&mut root, p, known(filters)),
+            }
+        }
+        freeze(root)
+    };
+    let mut m = OwnedMap::with_capacity(1);
+    m.insert("data", data);
+    Val::Map(MapV::O(Arc::new(m)))
+}
+
+fn decide_list<'a, 'p>(
+    prog: &'p Program,
+    req: &'a Request,
+    ctx: &mut Ctx<'a, 'p>,
+    mode: Mode<'p>,
+) -> Decision {
+    let Some(ways) = ways(req) else {
+        let mut d = empty_decision();
+        d.limit = Some(format!(
+            "the query's filters take more than {MAX_QUERY_WAYS} ways apart (each 'in' and 'array-contains-any' value is one) to prove"
+        ));
+        return d;
+    };
+    // The collection's path (or a group's parents, unknown run and collection id), then the
+    // unknown document id.
+    let mut segs: Vec<Seg<'a>> = Vec::with_capacity(INLINE_SEGMENTS);
+    segs.extend([
+        Seg::Lit("databases"),
+        Seg::Lit(&req.database),
+        Seg::Lit("documents"),
+    ]);
+    let group = match &req.target {
+        Target::Doc(p) => {
+            segs.extend(p.segments().map(Seg::Lit));
+            false
+        }
+        Target::Collection(c) => {
+            segs.extend(c.as_str().split('/').map(Seg::Lit));
+            false
+        }
+        Target::Group {
+            under,
+            collection_id,
+        } => {
+            if let Some(u) = under {
+                segs.extend(u.segments().map(Seg::Lit));
+            }
+            segs.push(Seg::UnknownRun);
+            segs.push(Seg::Lit(collection_id));
+            true
+        }
+    };
+    segs.push(Seg::UnknownId);
+    let mut last = None;
+    for w in &ways {
+        ctx.set_count(0);
+        let mut d = empty_decision();
+        match w {
+            Way::Fields(fields) => {
+                ctx.set_view(View {
+                    resource: partial_resource(fields),
+                    path: group.then_some(Val::Unknown),
+                    target: None,
+                });
+                walk(prog, req, ctx, &segs, mode, &mut d);
+            }
+            Way::Document(path) => {
+                let rel = path.get(3..).unwrap_or(&[]).join("/");
+                let stored = match claimdb_model::DocPath::parse(&rel) {
+                    Ok(p) => ctx.read_document(&p).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match stored {
+                    // Not a limit: the engine loads what was wanted and decides again.
+                    Err(e) => d.tried.push(Tried {
+                        allow: 0,
+                        line: 0,
+                        methods: Arc::from("list"),
+                        outcome: Outcome::Error(format!("reading {rel}: {e}")),
+                    }),
+                    Ok(doc) => {
+                        let full: Arc<[String]> = path.iter().map(|s| (*s).to_string()).collect();
+                        ctx.set_view(View {
+                            resource: doc,
+                            path: Some(Val::Path(full.clone())),
+                            target: Some(full),
+                        });
+                        let segs: Vec<Seg<'a>> = path.iter().map(|s| Seg::Lit(s)).collect();
+                        walk(prog, req, ctx, &segs, mode, &mut d);
+                    }
+                }
+            }
+        }
+        if !d.allowed {
+            return d;
+        }
+        last = Some(d);
+    }
+    last.unwrap_or_else(empty_decision)
+}
+
+/// `request.query`: the emulator's keys, in its order.
+pub(crate) fn query_value<'a>(req: &'a Request) -> Val<'a> {
+    let q = req.query.clone().unwrap_or_default();
+    let base = crate::value::target_segments(req);
+    let (kind, parent, group) = match &req.target {
+        Target::Group { collection_id, .. } => (Val::str(collection_id), base.clone(), true),
+        _ => match base.split_last() {
+            Some((id, parent)) => (Val::str(id), parent.to_vec(), false),
+            None => (Val::Null, Vec::new(), false),
+        },
+    };
+    // `databases/{id}/documents`, the root, is no document.
+    let parent = if parent.len() > 3 {
+        Val::path(parent)
+    } else {
+        Val::Null
+    };
+    let orders: Vec<(String, &'static str)> = q
+        .order_by
+        .iter()
+        .map(|(f, desc)| {
+            let field = match FieldPath::parse(f) {
+                Ok(p) => p.segments().join("."),
+                Err(_) => f.clone(),
+            };
+            (field, if *desc { "DESC" } else { "ASC" })
+        })
+        .collect();
+    let mut order_by = OwnedMap::new();
+    for i in java_hash_order(&orders.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>()) {
+        if let Some((f, d)) = orders.get(i) {
+            order_by.insert(f.clone(), Val::str(d));
+        }
+    }
+    let mut m = OwnedMap::with_capacity(9);
+    m.insert("distinct", Val::Bool(false));
+    m.insert("selectOnlyKeys", Val::Bool(false));
+    m.insert("groupBy", Val::Map(MapV::O(Arc::default())));
+    m.insert("kind", kind);
+    m.insert(if group { "ancestor" } else { "parent" }, parent);
+    m.insert("orderBy", Val::Map(MapV::O(Arc::new(order_by))));
+    m.insert("limit", q.limit.map_or(Val::Null, Val::Int));
+    m.insert("offset", Val::Int(q.offset.unwrap_or(0)));
+    m.insert("allDescendants", Val::Bool(group));
+    Val::Map(MapV::O(Arc::new(m)))
+}
+
+/// The order a Java `HashMap<String, …>` iterates distinct `keys` in (the emulator builds
+/// `request.query.orderBy` as one): by bucket of the spread string hash, then insertion.
+fn java_hash_order(keys: &[&str]) -> Vec<usize> {
+    let mut entries: Vec<(usize, u32)> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        if keys.get(..i).is_some_and(|before| before.contains(k)) {
+            continue;
+        }
+        let mut h: i32 = 0;
+        for unit in k.encode_utf16() {
+            h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+        }
+        let h = h as u32;
+        entries.push((i, h ^ (h >> 16)));
+    }
+    let mut capacity: u32 = 16;
+    while entries.len() as u32 > capacity / 4 * 3 {
+        capacity *= 2;
+    }
+    loop {
+        // A bucket reaching 8 entries makes a small table grow rather than become a tree.
+        let crowded = capacity < 64 && {
+            let mut counts = std::collections::HashMap::new();
+            entries.iter().any(|(_, h)| {
+                let c = counts.entry(h & (capacity - 1)).or_insert(0u32);
+                *c += 1;
+                *c >= 8
+            })
+        };
+        if !crowded {
+            break;
+        }
+        capacity *= 2;
+    }
+    entries.sort_by_key(|&(i, h)| (h & (capacity - 1), i));
+    entries.into_iter().map(|(i, _)| i).collect()
 }
 
 /// Evaluates the first allow condition of a probe ruleset (built by
@@ -548,157 +1017,18 @@ pub(crate) fn probe(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::eval::owned;
-    use crate::request::Filter;
-
-    type Pins = Vec<(Vec<String>, Value)>;
-
-    /// The cases as first written: one owned set of pins per combination of `in` values.
-    fn reference_cases(q: &Query) -> Option<Vec<Pins>> {
-        let mut cases: Vec<Pins> = vec![Vec::new()];
-        for f in &q.filters {
-            let Ok(field) = FieldPath::parse(&f.field) else {
-                continue;
-            };
-            if field.is_document_id() {
-                continue;
-            }
-            let alternatives: Vec<Value> = match (f.op, &f.value) {
-                (FilterOp::Eq, v) => vec![v.clone()],
-                (FilterOp::In, Value::Array(items)) => items.clone(),
-                _ => continue,
-            };
-            if cases.len().saturating_mul(alternatives.len()) > MAX_QUERY_COMBINATIONS {
-                return None;
-            }
-            let mut next = Vec::new();
-            for c in &cases {
-                for v in &alternatives {
-                    let mut c = c.clone();
-                    c.push((field.segments().to_vec(), v.clone()));
-                    next.push(c);
-                }
-            }
-            cases = next;
-        }
-        Some(cases)
-    }
-
-    /// The partially known document as first written (grouped in a map, values copied).
-    fn reference_pinned(pins: &[(&[String], &Value)]) -> Val<'static> {
-        let mut groups: std::collections::BTreeMap<&str, Vec<(&[String], &Value)>> =
-            std::collections::BTreeMap::new();
-        for (path, value) in pins {
-            if let Some((first, rest)) = path.split_first() {
-                groups
-                    .entry(first.as_str())
-                    .or_default()
-                    .push((rest, value));
-            }
-        }
-        let fields = groups
-            .into_iter()
-            .map(|(name, below)| {
-                let value = match below.iter().find(|(rest, _)| rest.is_empty()) {
-                    Some((_, v)) => owned(v),
-                    None => reference_pinned(&below),
-                };
-                (name.to_string(), value)
-            })
-            .collect();
-        Val::QueryData(MapV::O(std::sync::Arc::new(fields)))
-    }
-
-    fn cases(q: &Query) -> Option<Vec<String>> {
-        let constraints = query_constraints(Some(q)).ok()?;
-        let mut out = Vec::new();
-        if constraints.iter().any(|c| c.values.is_empty()) {
-            return Some(out);
-        }
-        let mut choice = vec![0; constraints.len()];
-        loop {
-            let pins: Vec<(&[String], &Value)> = constraints
-                .iter()
-                .zip(&choice)
-                .filter_map(|(c, &i)| Some((c.field.segments(), c.values.get(i)?)))
-                .collect();
-            out.push(pinned(&pins).to_string());
-            if !next_choice(&mut choice, &constraints) {
-                return Some(out);
-            }
-        }
-    }
+    use super::java_hash_order;
 
     #[test]
-    fn cases_match_the_reference() {
-        let f = |field: &str, op: FilterOp, value: Value| Filter {
-            field: field.into(),
-            op,
-            value,
-        };
-        let s = |x: &str| Value::String(x.into());
-        let arr = |xs: &[Value]| Value::Array(xs.to_vec());
-        let many: Vec<Value> = (0..11).map(Value::Int).collect();
-        let queries = vec![
-            vec![],
-            vec![f("a", FilterOp::Eq, s("x"))],
-            vec![f("a", FilterOp::In, arr(&[]))],
-            vec![
-                f("a", FilterOp::In, arr(&[s("x"), s("y")])),
-                f(
-                    "b.c",
-                    FilterOp::In,
-                    arr(&[Value::Int(1), Value::Int(2), Value::Int(3)]),
-                ),
-                f("b.d", FilterOp::Eq, Value::Bool(true)),
-                f("b", FilterOp::Lt, Value::Int(3)),
-            ],
-            vec![
-                f("a", FilterOp::Eq, s("first")),
-                f("a", FilterOp::Eq, s("second")),
-                f("a.b", FilterOp::Eq, s("below")),
-            ],
-            vec![
-                f("a.b", FilterOp::Eq, s("below")),
-                f("a", FilterOp::Eq, s("whole")),
-            ],
-            vec![
-                f("`x.y`.z", FilterOp::Eq, Value::Int(1)),
-                f("__name__", FilterOp::Eq, s("docs/d")),
-                f("`__name__`", FilterOp::Eq, s("quoted")),
-                f("bad..path", FilterOp::Eq, Value::Int(2)),
-                f("", FilterOp::Eq, Value::Int(3)),
-                f("in", FilterOp::In, Value::Int(4)),
-                f("tags", FilterOp::ArrayContains, s("t")),
-            ],
-            vec![
-                f("a", FilterOp::In, arr(&many)),
-                f("b", FilterOp::In, arr(&many)),
-            ],
-            vec![
-                f("a", FilterOp::In, arr(&many[..10])),
-                f("b", FilterOp::In, arr(&many[..10])),
-                f("c", FilterOp::In, arr(&[])),
-                f("d", FilterOp::In, arr(&many)),
-            ],
-        ];
-        for filters in queries {
-            let q = Query {
-                filters,
-                ..Query::default()
-            };
-            let want = reference_cases(&q).map(|cases| {
-                cases
-                    .iter()
-                    .map(|c| {
-                        let pins: Vec<(&[String], &Value)> =
-                            c.iter().map(|(p, v)| (p.as_slice(), v)).collect();
-                        reference_pinned(&pins).to_string()
-                    })
-                    .collect::<Vec<_>>()
-            });
-            assert_eq!(cases(&q), want, "{:?}", q.filters);
-        }
+    fn java_hash_map_order() {
+        // Java: new HashMap<>() with put("b"), put("a"), put("title"), put("year") iterates
+        // a, b, year, title ("a".hashCode() = 97, "b" = 98, "year" = 3704893,
+        // "title" = 110371416).
+        let keys = ["b", "a", "title", "year"];
+        let order: Vec<&str> = java_hash_order(&keys)
+            .into_iter()
+            .map(|i| keys[i])
+            .collect();
+        assert_eq!(order, ["a", "b", "year", "title"]);
     }
 }

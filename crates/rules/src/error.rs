@@ -57,8 +57,15 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, "error")
+    }
+}
+
+impl Diagnostic {
+    /// The conventional compiler form, as an `error` or a `warning`.
+    fn write(&self, f: &mut fmt::Formatter<'_>, kind: &str) -> fmt::Result {
         let gutter = self.line.to_string().len();
-        writeln!(f, "error: {}", self.message)?;
+        writeln!(f, "{kind}: {}", self.message)?;
         writeln!(f, "{:gutter$}--> line {}:{}", "", self.line, self.column)?;
         writeln!(f, "{:gutter$} |", "")?;
         writeln!(f, "{} | {}", self.line, self.source_line)?;
@@ -70,6 +77,24 @@ impl fmt::Display for Diagnostic {
             .collect();
         write!(f, "{:gutter$} | {}{}", "", pad, "^".repeat(self.width))
     }
+}
+
+/// A diagnostic shown as a warning.
+struct Warning<'d>(&'d Diagnostic);
+
+impl fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, "warning")
+    }
+}
+
+/// Renders warnings (see [`crate::Ruleset::warnings`]), separated by blank lines.
+pub fn render_warnings(warnings: &[Diagnostic]) -> String {
+    warnings
+        .iter()
+        .map(|d| Warning(d).to_string())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// Renders several diagnostics, separated by blank lines.

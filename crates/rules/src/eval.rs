@@ -1,10 +1,23 @@
-//! Expression evaluation with Firestore's semantics and limits.
+//! Expression evaluation with the Firestore emulator's semantics and limits.
 //!
-//! One [`Ctx`] lives for one request: it holds the wildcard bindings, the expression budget
-//! (1,000 evaluations), the document-access counter and cache (10 distinct documents; repeats
-//! are free), the call depth, the per-request regex cache and the `debug()` log. `&&`/`||`
-//! short-circuit and absorb a left-hand error when the right side decides; `?:` evaluates one
-//! branch; `let`s are evaluated lazily, once. Limit errors are fatal to the whole request.
+//! One [`Ctx`] lives for one decision: it holds the wildcard bindings, the expression count
+//! (1,000 per decision, counted as Firebase counts them), the document-access counter and cache
+//! (10 distinct documents, 20 for a list; repeats and the request's own document are free), the
+//! call depth, the per-request regex cache and the `debug()` log.
+//!
+//! - `&&`/`||` short-circuit and absorb an error when the other side decides (`err || true`).
+//! - `?:` evaluates one branch.
+//! - Every operand of an operator, literal or call is evaluated even when another fails (the
+//!   first error wins); a function's arguments and `let`s are all evaluated when it is called,
+//!   but an error in one only matters if the function uses it (`f(null.x, true)` with
+//!   `function f(a, b) { return b; }` is true).
+//! - The count follows Firebase: each expression evaluated once (parentheses not at all);
+//!   `&&`/`||` once more when they evaluate their right side; `?:` once more after its
+//!   condition and two more when it is false; `is` and each `let` once more; a path literal once
+//!   more per literal segment; an unknown function, or a call with the wrong number of
+//!   arguments, once without evaluating its arguments. Past 1,000 every expression fails, so the
+//!   decision's remaining conditions all fail (a bare `allow` still grants).
+//!
 //! Walking the match tree and collecting the decision is `decide.rs`'s job.
 
 use std::sync::Arc;
@@ -12,22 +25,24 @@ use std::sync::Arc;
 use claimdb_model::{DocPath, Value};
 
 use crate::ast::{BinOp, UnOp};
-use crate::builtins;
+use crate::builtins::{self, url_decode};
 use crate::error::EvalError;
-use crate::methods::{self, RegexCache, make_list, make_map};
+use crate::methods::{self, RegexCache, make_list, make_map, to_string};
 use crate::ops;
 use crate::program::{Builtin, FuncDef, Node, NodeKind, PathNode, Program, TypeName};
 use crate::request::{DocumentReader, Method, Request};
-use crate::value::{MapV, NameV, ResourceRef, ResourceV, StrV, Val, doc_name};
+use crate::value::{MapV, NameV, OwnedMap, ResourceRef, ResourceV, StrV, Val, doc_name};
 
-/// Expression evaluations allowed per request.
+/// Expressions a decision may evaluate.
 pub const MAX_EXPRESSIONS: u32 = 1_000;
 /// Distinct documents `get()`/`exists()`/`getAfter()`/`existsAfter()` may read per request.
 pub const MAX_ACCESS_CALLS: u32 = 10;
+/// Distinct documents the rules of a list request may read.
+pub const MAX_LIST_ACCESS_CALLS: u32 = 20;
 /// Distinct documents all the operations of one batch or transaction may read together.
 pub const MAX_BATCH_ACCESS_CALLS: u32 = 20;
 /// Deepest nesting of expression evaluation, across function calls. Firestore has no such
-/// limit; it keeps the native stack bounded (a few hundred bytes to ~2 KB per level).
+/// limit (its expression count bounds it); this keeps the native stack bounded.
 pub const MAX_EVAL_NESTING: u32 = 400;
 /// Deepest user-function call chain at run time.
 pub const MAX_CALL_DEPTH: u32 = 20;
@@ -37,34 +52,128 @@ pub(crate) struct Ctx<'a, 'p> {
     req: Option<&'a Request>,
     reader: Option<&'a dyn DocumentReader>,
     pub bindings: Slots<'a, INLINE_BINDINGS>,
-    budget: u32,
+    /// Expressions evaluated so far in this decision.
+    count: u32,
+    /// How many may be evaluated ([`MAX_EXPRESSIONS`]; more while explaining).
+    max_count: u32,
     access_calls: u32,
     access_limit: u32,
-    /// Documents read so far, by `(after, path)`: at most the access limit (10), so a list.
-    cache: Vec<(bool, String, Val<'a>)>,
+    /// Documents read so far, by `(after, path)`: at most the access limit (20), so a list.
+    cache: Vec<(bool, Arc<[String]>, Val<'a>)>,
     depth: u32,
     /// Active `eval` frames: bounds the native stack whatever the rules look like.
     nesting: u32,
     regexes: RegexCache,
     pub debug: Vec<String>,
-    /// A list request's `resource` stand-in, once built.
-    resource: Option<Val<'a>>,
-    /// For a list: the fields the query's constraints pin down (one combination of `in` values).
-    list_data: Option<Val<'a>>,
+    /// For a list: `resource` (the fields the query's filters tell of) and `request.path`.
+    view: Option<View<'a>>,
+    /// `request` as a map, once a rule needed all of it.
+    request_map: Option<Val<'a>>,
 }
 
-/// The locals of one function call (parameters, then lazily evaluated `let`s).
+/// How a list request looks to its rules for one case of its query.
+#[derive(Clone)]
+pub(crate) struct View<'a> {
+    pub resource: Val<'a>,
+    /// `request.path`, when not the request's own (a collection group's is unknown).
+    pub path: Option<Val<'a>>,
+    /// The document a lookup of which is free (a case decided on one named document).
+    pub target: Option<Arc<[String]>>,
+}
+
+/// The locals of one function call: parameters, then `let`s, each a value or the error it
+/// came to (which matters only if the function uses it).
 pub(crate) struct Frame<'a, 'p> {
     pub func: Option<&'p FuncDef>,
-    slots: Slots<'a, INLINE_LOCALS>,
+    slots: Results<'a>,
 }
 
-/// Function locals kept inline, so that calling a small function allocates nothing.
-const INLINE_LOCALS: usize = 4;
+type R<'a> = Result<Val<'a>, EvalError>;
+
+/// The function that evaluates one kind of node.
+type Step<'a, 'p> = fn(&mut Ctx<'a, 'p>, &'p Node, &mut Frame<'a, 'p>) -> R<'a>;
+
+#[cold]
+fn internal() -> EvalError {
+    EvalError::invalid("internal: a node of another kind")
+}
+
+/// Results kept inline up to this many (function locals, call and method arguments), so that
+/// calling a small function or method allocates nothing.
+const INLINE_RESULTS: usize = 4;
+
+/// Values or errors in order: inline up to [`INLINE_RESULTS`], on the heap beyond.
+#[derive(Clone)]
+pub(crate) enum Results<'a> {
+    Inline(usize, [Option<R<'a>>; INLINE_RESULTS]),
+    Heap(Vec<R<'a>>),
+}
+
+impl<'a> Results<'a> {
+    pub fn with_capacity(n: usize) -> Self {
+        if n <= INLINE_RESULTS {
+            Results::Inline(0, std::array::from_fn(|_| None))
+        } else {
+            Results::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    pub fn push(&mut self, r: R<'a>) {
+        match self {
+            Results::Inline(n, slots) => match slots.get_mut(*n) {
+                Some(slot) => {
+                    *slot = Some(r);
+                    *n += 1;
+                }
+                None => {
+                    let mut v: Vec<R<'a>> = slots.iter_mut().filter_map(Option::take).collect();
+                    v.push(r);
+                    *self = Results::Heap(v);
+                }
+            },
+            Results::Heap(v) => v.push(r),
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&R<'a>> {
+        match self {
+            Results::Inline(n, slots) => slots.get(..*n)?.get(i)?.as_ref(),
+            Results::Heap(v) => v.get(i),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Results::Inline(n, _) => *n,
+            Results::Heap(v) => v.len(),
+        }
+    }
+
+    fn take(&mut self, i: usize) -> R<'a> {
+        let missing = || Err(EvalError::invalid("internal: missing argument"));
+        match self {
+            Results::Inline(n, slots) => match slots.get_mut(..*n).and_then(|s| s.get_mut(i)) {
+                Some(slot) => slot.take().unwrap_or_else(missing),
+                None => missing(),
+            },
+            Results::Heap(v) => match v.get_mut(i) {
+                Some(slot) => std::mem::replace(slot, missing()),
+                None => missing(),
+            },
+        }
+    }
+
+    /// The first error, in order.
+    fn first_error(&self) -> Option<&EvalError> {
+        (0..self.len()).find_map(|i| self.get(i).and_then(|r| r.as_ref().err()))
+    }
+}
+
 /// Wildcard bindings kept inline in the request context.
 const INLINE_BINDINGS: usize = 8;
 
 /// A fixed number of value slots: inline up to `N`, on the heap beyond.
+#[derive(Clone)]
 pub(crate) enum Slots<'a, const N: usize> {
     Inline(usize, [Option<Val<'a>>; N]),
     Heap(Vec<Option<Val<'a>>>),
@@ -88,6 +197,13 @@ impl<'a, const N: usize> Slots<'a, N> {
         }
     }
 
+    pub fn len(&self) -> usize {
+        match self {
+            Slots::Inline(n, _) => *n,
+            Slots::Heap(s) => s.len(),
+        }
+    }
+
     pub fn get_mut(&mut self, i: usize) -> Option<&mut Option<Val<'a>>> {
         match self {
             Slots::Inline(n, s) => s.get_mut(..*n)?.get_mut(i),
@@ -96,35 +212,27 @@ impl<'a, const N: usize> Slots<'a, N> {
     }
 }
 
-impl Frame<'_, '_> {
+impl<'a, 'p> Frame<'a, 'p> {
     pub fn top() -> Self {
         Frame {
             func: None,
-            slots: Slots::new(0),
+            slots: Results::Heap(Vec::new()),
         }
     }
-}
 
-#[cold]
-fn no_matches(v: &Val<'_>) -> EvalError {
-    EvalError::ty(format!("{} has no method matches()", v.type_name()))
-}
-
-/// Appends an interpolated `$(…)` value to path segments.
-fn path_segment(v: Val<'_>, segs: &mut Vec<String>) -> Result<(), EvalError> {
-    match v {
-        Val::Str(s) => segs.push(s.as_str().to_string()),
-        Val::Int(i) => segs.push(i.to_string()),
-        Val::Path(p) => segs.extend(p.iter().cloned()),
-        Val::Null => return Err(EvalError::Null("null in a path".into())),
-        other => {
-            return Err(EvalError::ty(format!(
-                "cannot put a {} in a path",
-                other.type_name()
-            )));
+    /// The frame as the `let` in slot `n` sees it: only the locals before it.
+    pub fn prefix(&self, n: usize) -> Frame<'a, 'p> {
+        let mut slots = Results::with_capacity(n);
+        for i in 0..n.min(self.slots.len()) {
+            if let Some(r) = self.slots.get(i) {
+                slots.push(r.clone());
+            }
+        }
+        Frame {
+            func: self.func,
+            slots,
         }
     }
-    Ok(())
 }
 
 fn want_bool(v: Val<'_>) -> Result<bool, EvalError> {
@@ -157,6 +265,13 @@ pub(crate) fn owned(v: &Value) -> Val<'static> {
     }
 }
 
+/// Keeps the first error of several results.
+fn first_error(acc: &mut Option<EvalError>, e: EvalError) {
+    if acc.is_none() {
+        *acc = Some(e);
+    }
+}
+
 impl<'a, 'p> Ctx<'a, 'p> {
     #[inline]
     pub fn new(prog: &'p Program, req: &'a Request, reader: &'a dyn DocumentReader) -> Self {
@@ -165,16 +280,21 @@ impl<'a, 'p> Ctx<'a, 'p> {
             req: Some(req),
             reader: Some(reader),
             bindings: Slots::new(prog.wildcard_slots),
-            budget: MAX_EXPRESSIONS,
+            count: 0,
+            max_count: MAX_EXPRESSIONS,
             access_calls: 0,
-            access_limit: MAX_ACCESS_CALLS,
+            access_limit: if req.method == Method::List {
+                MAX_LIST_ACCESS_CALLS
+            } else {
+                MAX_ACCESS_CALLS
+            },
             cache: Vec::new(),
             depth: 0,
             nesting: 0,
             regexes: RegexCache::default(),
             debug: Vec::new(),
-            resource: None,
-            list_data: None,
+            view: None,
+            request_map: None,
         }
     }
 
@@ -185,8 +305,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
             req: None,
             reader: None,
             bindings: Slots::new(0),
-            // Folding is bounded by the source size, not by the per-request budget.
-            budget: u32::MAX,
+            count: 0,
+            max_count: MAX_EXPRESSIONS,
             access_calls: 0,
             access_limit: MAX_ACCESS_CALLS,
             cache: Vec::new(),
@@ -194,8 +314,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
             nesting: 0,
             regexes: RegexCache::default(),
             debug: Vec::new(),
-            resource: None,
-            list_data: None,
+            view: None,
+            request_map: None,
         }
     }
 
@@ -204,236 +324,60 @@ impl<'a, 'p> Ctx<'a, 'p> {
             .ok_or_else(|| EvalError::invalid("request is not available here"))
     }
 
-    fn resource(&mut self) -> Result<Val<'a>, EvalError> {
-        if let Some(v) = &self.resource {
-            return Ok(v.clone());
-        }
+    /// Expressions evaluated so far (what a folded constant stands for).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether the decision went past the expression limit (every evaluation now fails).
+    pub fn over(&self) -> bool {
+        self.count > self.max_count
+    }
+
+    /// Changes how many expressions may be evaluated (explanations run on a larger count).
+    pub fn set_count_limit(&mut self, max: u32) {
+        self.max_count = max;
+    }
+
+    /// Reads one stored document as `resource` (null if it does not exist), without counting
+    /// it as a lookup: the document a list names with `__name__ ==`.
+    pub fn read_document(&mut self, path: &DocPath) -> Result<Val<'a>, EvalError> {
         let req = self.request()?;
-        if req.method == Method::List {
-            let data = match &self.list_data {
-                Some(Val::Map(m) | Val::QueryData(m)) => m.clone(),
-                _ => MapV::O(Arc::default()),
-            };
-            let v = Val::Resource(ResourceRef::Shared(Arc::new(ResourceV {
-                name: NameV::of_target(req),
-                data,
-                in_query: true,
-            })));
-            self.resource = Some(v.clone());
-            return Ok(v);
-        }
-        // The request's own documents are viewed in place: nothing to build or cache.
-        Ok(match &req.existing {
-            Some(data) => Val::Resource(ResourceRef::Request { req, data }),
+        let reader = self
+            .reader
+            .ok_or_else(|| EvalError::invalid("documents are not available here"))?;
+        let doc = reader.get(path).map_err(|e| EvalError::Read(e.0))?;
+        Ok(match doc {
+            Some(m) => Val::Resource(ResourceRef::Shared(Arc::new(ResourceV {
+                name: NameV::Owned(doc_name(&req.database, path)),
+                data: match owned(&Value::Map(m)) {
+                    Val::Map(m) => m,
+                    _ => MapV::O(Arc::default()),
+                },
+            }))),
             None => Val::Null,
         })
     }
 
-    fn incoming(&self) -> Result<Val<'a>, EvalError> {
-        let req = self.request()?;
-        Ok(match (&req.incoming, req.method) {
-            (Some(data), Method::Create | Method::Update) => {
-                Val::Resource(ResourceRef::Request { req, data })
-            }
-            _ => Val::Null,
-        })
+    /// Resets the expression count (explanations run on their own count).
+    pub fn set_count(&mut self, count: u32) {
+        self.count = count;
     }
 
-    /// `obj.name`, including the fields of `request` and of resources.
-    fn member(&mut self, obj: Val<'a>, name: &str) -> Result<Val<'a>, EvalError> {
-        match obj {
-            Val::Request => {
-                let req = self.request()?;
-                match name {
-                    "auth" => Ok(req.auth.as_ref().map_or(Val::Null, Val::from_value)),
-                    "method" => Ok(Val::Str(StrV::B(req.method.name()))),
-                    "path" => Ok(Val::Path(NameV::of_target(req).segments())),
-                    "time" => Ok(Val::Timestamp(i128::from(req.time.micros()) * 1_000)),
-                    "resource" => self.incoming(),
-                    "query" => self.query(req),
-                    _ => Err(EvalError::MissingKey(format!("request.{name}"))),
-                }
-            }
-            Val::Resource(r) if r.in_query() && name != "data" => Err(EvalError::Null(format!(
-                "resource.{name} is unknown in a list request: the query could return any document id"
-            ))),
-            Val::Resource(r) if r.in_query() => Ok(Val::QueryData(r.data())),
-            Val::Resource(r) => match name {
-                "data" => Ok(Val::Map(r.data())),
-                "id" => Ok(r.name().id_val()),
-                "__name__" => Ok(Val::Path(r.name().segments())),
-                _ => Err(EvalError::MissingKey(name.to_string())),
-            },
-            other => ops::member(&other, name),
-        }
-    }
-
-    fn query(&self, req: &'a Request) -> Result<Val<'a>, EvalError> {
-        let Some(q) = &req.query else {
-            return Err(EvalError::Null(
-                "request.query exists only in list requests".into(),
-            ));
-        };
-        let opt = |v: Option<i64>| v.map_or(Val::Null, Val::Int);
-        let order = q
-            .order_by
-            .iter()
-            .map(|(f, desc)| {
-                make_map(vec![
-                    (Val::str("field"), Val::str(f)),
-                    (
-                        Val::str("direction"),
-                        Val::str(if *desc { "DESCENDING" } else { "ASCENDING" }),
-                    ),
-                ])
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        make_map(vec![
-            (Val::str("limit"), opt(q.limit)),
-            (Val::str("offset"), opt(q.offset)),
-            (Val::str("orderBy"), make_list(order)),
-        ])
-    }
-
-    #[inline(never)]
-    fn local(&mut self, i: u16, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
-        let i = i as usize;
-        if let Some(Some(v)) = f.slots.get(i) {
-            return Ok(v.clone());
-        }
-        let func = f
-            .func
-            .ok_or_else(|| EvalError::invalid("internal: local outside a function"))?;
-        let node = func
-            .lets
-            .get(i.saturating_sub(func.params))
-            .ok_or_else(|| EvalError::invalid("internal: bad local slot"))?;
-        let v = self.eval(node, f)?;
-        if let Some(slot) = f.slots.get_mut(i) {
-            *slot = Some(v.clone());
-        }
-        Ok(v)
-    }
-
-    /// `get`/`exists`/`getAfter`/`existsAfter`.
-    fn access(&mut self, b: Builtin, arg: Val<'a>) -> Result<Val<'a>, EvalError> {
-        let after = matches!(b, Builtin::GetAfter | Builtin::ExistsAfter);
-        let want_doc = matches!(b, Builtin::Get | Builtin::GetAfter);
-        let Val::Path(p) = &arg else {
-            return Err(EvalError::ty(format!(
-                "{b:?}() needs a path, found {}",
-                arg.type_name()
-            )));
-        };
-        let req = self.request()?;
-        let (Some("databases"), Some(db), Some("documents")) = (
-            p.first().map(String::as_str),
-            p.get(1),
-            p.get(2).map(String::as_str),
-        ) else {
-            return Err(EvalError::invalid(format!(
-                "document paths must start with /databases/$(database)/documents, got /{}",
-                p.join("/")
-            )));
-        };
-        if *db != req.database {
-            return Err(EvalError::invalid(format!(
-                "cannot read database '{db}' from rules of '{}'",
-                req.database
-            )));
-        }
-        let rel = p[3..].join("/");
-        let cached = self
-            .cache
-            .iter()
-            .find(|(a, r, _)| *a == after && *r == rel)
-            .map(|(_, _, v)| v.clone());
-        let found = match cached {
-            Some(v) => v,
-            None => {
-                if self.access_calls >= self.access_limit {
-                    return Err(EvalError::Limit(if self.access_limit < MAX_ACCESS_CALLS {
-                        format!(
-                            "more than {MAX_BATCH_ACCESS_CALLS} document reads (get/exists) in one batch"
-                        )
-                    } else {
-                        format!(
-                            "more than {MAX_ACCESS_CALLS} document reads (get/exists) in one request"
-                        )
-                    }));
-                }
-                let path = DocPath::parse(&rel).map_err(|e| EvalError::invalid(e.to_string()))?;
-                self.access_calls += 1;
-                let reader = self
-                    .reader
-                    .ok_or_else(|| EvalError::invalid("documents are not available here"))?;
-                let doc = if after {
-                    reader.get_after(&path)
-                } else {
-                    reader.get(&path)
-                }
-                .map_err(|e| EvalError::Read(e.0))?;
-                let v = match doc {
-                    Some(m) => Val::Resource(ResourceRef::Shared(Arc::new(ResourceV {
-                        name: NameV::Owned(p.clone()),
-                        in_query: false,
-                        data: match owned(&Value::Map(m)) {
-                            Val::Map(m) => m,
-                            _ => MapV::O(Arc::default()),
-                        },
-                    }))),
-                    None => Val::Null,
-                };
-                self.cache.push((after, rel, v.clone()));
-                v
-            }
-        };
-        Ok(if want_doc {
-            found
-        } else {
-            Val::Bool(!matches!(found, Val::Null))
-        })
-    }
-
-    #[inline(never)]
-    fn logic(
-        &mut self,
-        and: bool,
-        a: &'p Node,
-        b: &'p Node,
-        f: &mut Frame<'a, 'p>,
-    ) -> Result<Val<'a>, EvalError> {
-        // `and`: false decides; `or`: true decides.
-        let decisive = !and;
-        match self.eval(a, f).and_then(want_bool) {
-            Ok(x) if x == decisive => Ok(Val::Bool(x)),
-            Ok(_) => self.eval(b, f).and_then(want_bool).map(Val::Bool),
-            Err(e) if e.is_fatal() => Err(e),
-            Err(e) => match self.eval(b, f).and_then(want_bool) {
-                Ok(y) if y == decisive => Ok(Val::Bool(y)),
-                Err(fatal) if fatal.is_fatal() => Err(fatal),
-                _ => Err(e),
-            },
-        }
-    }
-
-    pub fn eval(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
-        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+    /// Counts `n` expressions; an error once past the limit.
+    #[inline]
+    fn spend(&mut self, n: u32) -> Result<(), EvalError> {
+        self.count = self.count.saturating_add(n);
+        if self.count > self.max_count {
             return Err(self.limit_error());
         }
-        self.budget -= 1;
-        self.nesting += 1;
-        let r = self.eval_node(n, f);
-        self.nesting -= 1;
-        r
+        Ok(())
     }
 
-    /// A thin dispatcher: every arm that recurses lives in its own small function, so that the
-    /// native stack per nesting level stays small even in debug builds.
     #[cold]
     #[inline(never)]
     fn limit_error(&self) -> EvalError {
-        if self.budget == 0 {
+        if self.count > self.max_count {
             EvalError::Limit(format!(
                 "more than {MAX_EXPRESSIONS} expressions evaluated for one request"
             ))
@@ -444,38 +388,485 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
-    fn eval_node(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
-        match &n.kind {
-            NodeKind::Const(v) => Ok(v.clone()),
-            NodeKind::Local(i) => self.local(*i, f),
-            NodeKind::Wildcard(i) => self.wildcard(*i),
-            NodeKind::Request => Ok(Val::Request),
-            NodeKind::Resource => self.resource(),
-            NodeKind::List(items) => self.list_node(items, f),
-            NodeKind::Map(entries) => self.map_node(entries, f),
-            NodeKind::Path(parts) => self.path_node(parts, f),
-            NodeKind::Member(obj, name) => self.member_node(obj, name, f),
-            NodeKind::Index(obj, i) => self.index_node(obj, i, f),
-            NodeKind::Slice(obj, a, b) => self.slice_node(obj, a.as_deref(), b.as_deref(), f),
-            NodeKind::Method(recv, name, args) => self.method_node(recv, name, args, f),
-            NodeKind::Matches(recv, re) => self.matches_node(recv, re, f),
-            NodeKind::Builtin(b, args) => self.builtin_node(*b, args, f),
-            NodeKind::Call(id, args) => self.call(*id, args, f),
-            NodeKind::Unary(op, x) => self.unary_node(*op, x, f),
-            NodeKind::Binary(BinOp::And, a, b) => self.logic(true, a, b, f),
-            NodeKind::Binary(BinOp::Or, a, b) => self.logic(false, a, b, f),
-            NodeKind::Binary(op, a, b) => self.binary_node(*op, a, b, f),
-            NodeKind::Is(x, t) => self.is_node(x, *t, f),
-            NodeKind::Cond(c, a, b) => self.cond_node(c, a, b, f),
+    fn resource(&mut self) -> Result<Val<'a>, EvalError> {
+        if let Some(view) = &self.view {
+            return Ok(view.resource.clone());
+        }
+        let req = self.request()?;
+        // The request's own documents are viewed in place: nothing to build or cache.
+        Ok(match (&req.existing, &req.target) {
+            (Some(data), crate::request::Target::Doc(_)) => {
+                Val::Resource(ResourceRef::Request { req, data })
+            }
+            _ => Val::Null,
+        })
+    }
+
+    /// `request.resource`: defined for writes only (null for a delete).
+    fn incoming(&self) -> Result<Val<'a>, EvalError> {
+        let req = self.request()?;
+        match req.method {
+            Method::Create | Method::Update => Ok(match (&req.incoming, &req.target) {
+                (Some(data), crate::request::Target::Doc(_)) => {
+                    Val::Resource(ResourceRef::Request { req, data })
+                }
+                _ => Val::Null,
+            }),
+            Method::Delete => Ok(Val::Null),
+            Method::Get | Method::List => Err(EvalError::MissingKey("resource".into())),
         }
     }
 
-    fn wildcard(&self, i: u16) -> Result<Val<'a>, EvalError> {
-        match self.bindings.get(i as usize) {
-            Some(Some(v)) => Ok(v.clone()),
-            _ => Err(EvalError::Null(
-                "this wildcard is not bound (the document id is unknown in a list request)".into(),
-            )),
+    fn request_path(&self, req: &'a Request) -> Val<'a> {
+        match self.view.as_ref().and_then(|v| v.path.clone()) {
+            Some(p) => p,
+            None => match &req.target {
+                crate::request::Target::Doc(p) => Val::Path(doc_name(&req.database, p)),
+                _ => Val::path(crate::value::target_segments(req)),
+            },
+        }
+    }
+
+    /// `request.name`.
+    fn request_field(&mut self, name: &str) -> Result<Val<'a>, EvalError> {
+        let req = self.request()?;
+        match name {
+            "auth" => Ok(req.auth.as_ref().map_or(Val::Null, Val::from_value)),
+            "method" => Ok(Val::Str(StrV::B(req.method.name()))),
+            "path" => match self.request_path(req) {
+                Val::Unknown => Err(EvalError::Unprovable(
+                    "request.path of a collection group query is not known".into(),
+                )),
+                p => Ok(p),
+            },
+            "time" => Ok(Val::Timestamp(i128::from(req.time.micros()) * 1_000)),
+            "resource" => self.incoming(),
+            "query" if req.method == Method::List => Ok(crate::decide::query_value(req)),
+            _ => Err(EvalError::MissingKey(name.to_string())),
+        }
+    }
+
+    /// `request` as the map rules see (keys in the emulator's order, those claimdb has).
+    fn request_map(&mut self) -> Result<Val<'a>, EvalError> {
+        if let Some(m) = &self.request_map {
+            return Ok(m.clone());
+        }
+        let req = self.request()?;
+        let keys: &[&str] = match req.method {
+            Method::Get => &["time", "auth", "path", "method"],
+            Method::List => &["time", "auth", "query", "path", "method"],
+            _ => &["time", "auth", "path", "resource", "method"],
+        };
+        let mut m = OwnedMap::with_capacity(keys.len());
+        for k in keys {
+            let v = match *k {
+                "path" => self.request_path(req),
+                _ => self.request_field(k)?,
+            };
+            m.insert(*k, v);
+        }
+        let v = Val::Map(MapV::O(Arc::new(m)));
+        self.request_map = Some(v.clone());
+        Ok(v)
+    }
+
+    /// `request` and resources as the maps they are to rules.
+    #[inline(always)]
+    fn plain(&mut self, v: Val<'a>) -> Result<Val<'a>, EvalError> {
+        if matches!(v, Val::Request | Val::Resource(_)) {
+            self.plain_slow(v)
+        } else {
+            Ok(v)
+        }
+    }
+
+    #[inline(never)]
+    fn plain_slow(&mut self, v: Val<'a>) -> Result<Val<'a>, EvalError> {
+        Ok(match v {
+            Val::Request => self.request_map()?,
+            Val::Resource(r) => Val::Map(r.to_map()),
+            other => other,
+        })
+    }
+
+    /// `obj.name`, including the fields of `request` and of resources.
+    fn member(&mut self, obj: Val<'a>, name: &str) -> Result<Val<'a>, EvalError> {
+        match obj {
+            Val::Request => self.request_field(name),
+            Val::Resource(r) => match name {
+                "data" => Ok(Val::Map(r.data())),
+                "id" => Ok(match r.name() {
+                    NameV::Doc(_, p) => Val::Str(StrV::B(p.id())),
+                    NameV::Owned(s) => Val::str(s.last().map_or("", String::as_str)),
+                }),
+                "__name__" => Ok(Val::Path(r.name().segments())),
+                _ => Err(EvalError::MissingKey(name.to_string())),
+            },
+            other => ops::member(&other, name),
+        }
+    }
+
+    #[inline(never)]
+    fn wildcard(&mut self, slots: &[u16]) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        // The innermost wildcard of the name; one left unbound (a list's unknown document id)
+        // gives way to an enclosing one of the same name.
+        for &s in slots {
+            if let Some(Some(v)) = self.bindings.get(s as usize) {
+                return Ok(v.clone());
+            }
+        }
+        Err(EvalError::Null(
+            "this wildcard is not bound (the document id is unknown in a list request)".into(),
+        ))
+    }
+
+    /// `get`/`exists`/`getAfter`/`existsAfter`/`value`.
+    fn access(&mut self, b: Builtin, arg: &Val<'a>) -> Result<Val<'a>, EvalError> {
+        let after = matches!(b, Builtin::GetAfter | Builtin::ExistsAfter);
+        let want_doc = matches!(b, Builtin::Get | Builtin::GetAfter | Builtin::Value);
+        let Val::Path(p) = arg else {
+            return Err(EvalError::ty(format!(
+                "{}() needs a path, found {}",
+                b.name(),
+                arg.type_name()
+            )));
+        };
+        let req = self.request()?;
+        let document = p.len() >= 5
+            && p.len() % 2 == 1
+            && p.first().is_some_and(|s| s == "databases")
+            && p.get(1).is_some_and(|db| *db == req.database)
+            && p.get(2).is_some_and(|s| s == "documents");
+        if !document {
+            return Err(EvalError::invalid(format!(
+                "{}() needs the path of a document of this database, /databases/$(database)/documents/…, got /{}",
+                b.name(),
+                p.join("/")
+            )));
+        }
+        let cached = self
+            .cache
+            .iter()
+            .find(|(a, r, _)| *a == after && **r == **p)
+            .map(|(_, _, v)| v.clone());
+        if let Some(v) = cached {
+            return Ok(if want_doc {
+                v
+            } else {
+                Val::Bool(!matches!(v, Val::Null))
+            });
+        }
+        let target: Option<Arc<[String]>> = match &self.view {
+            Some(view) => view.target.clone(),
+            None => match &req.target {
+                crate::request::Target::Doc(d) => Some(doc_name(&req.database, d)),
+                _ => None,
+            },
+        };
+        let free = target.is_some_and(|t| *t == **p);
+        let seen = self.cache.iter().any(|(_, r, _)| **r == **p);
+        if !free && !seen {
+            if self.access_calls >= self.access_limit {
+                return Err(EvalError::invalid(
+                    if self.access_limit < MAX_ACCESS_CALLS {
+                        format!(
+                            "more than {MAX_BATCH_ACCESS_CALLS} document reads (get/exists) in one batch"
+                        )
+                    } else {
+                        format!(
+                            "more than {} document reads (get/exists) in one request",
+                            self.access_limit
+                        )
+                    },
+                ));
+            }
+            self.access_calls += 1;
+        }
+        let rel = p.get(3..).unwrap_or(&[]).join("/");
+        let path = DocPath::parse(&rel).map_err(|e| EvalError::invalid(e.to_string()))?;
+        let reader = self
+            .reader
+            .ok_or_else(|| EvalError::invalid("documents are not available here"))?;
+        let doc = if after {
+            reader.get_after(&path)
+        } else {
+            reader.get(&path)
+        }
+        .map_err(|e| EvalError::Read(e.0))?;
+        let v = match doc {
+            Some(m) => Val::Resource(ResourceRef::Shared(Arc::new(ResourceV {
+                name: NameV::Owned(p.clone()),
+                data: match owned(&Value::Map(m)) {
+                    Val::Map(m) => m,
+                    _ => MapV::O(Arc::default()),
+                },
+            }))),
+            None => Val::Null,
+        };
+        self.cache.push((after, p.clone(), v.clone()));
+        Ok(if want_doc {
+            v
+        } else {
+            Val::Bool(!matches!(v, Val::Null))
+        })
+    }
+
+    /// Evaluates one node: the count and nesting checks around [`Ctx::eval_node`].
+    pub fn eval(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
+        if self.count > self.max_count || self.nesting >= MAX_EVAL_NESTING {
+            return Err(self.limit_error());
+        }
+        self.nesting += 1;
+        let r = self.eval_node(n, f);
+        self.nesting -= 1;
+        r
+    }
+
+    /// A thin dispatcher: every arm that recurses lives in its own small function, so that the
+    /// native stack per nesting level stays small even in debug builds.
+    fn eval_node(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
+        // One call through a pointer: in a debug build each call of a `match` would keep a
+        // return slot of its own in this frame, which every level of nesting pays for.
+        let step: Step<'a, 'p> = match &n.kind {
+            NodeKind::Const(..) => Self::step_const,
+            NodeKind::Local(_) => Self::step_local,
+            NodeKind::Wildcard(_) => Self::step_wildcard,
+            NodeKind::Request => Self::step_request,
+            NodeKind::Resource => Self::step_resource,
+            NodeKind::Unknown(_) => Self::step_unknown,
+            NodeKind::BadCall(_) => Self::step_bad_call,
+            NodeKind::List(_) => Self::step_list,
+            NodeKind::Map(_) => Self::step_map,
+            NodeKind::Path(_) => Self::step_path,
+            NodeKind::Member(..) => Self::step_member,
+            NodeKind::Index(..) => Self::step_index,
+            NodeKind::Slice(..) => Self::step_slice,
+            NodeKind::Method(..) => Self::step_method,
+            NodeKind::Matches(..) => Self::step_matches,
+            NodeKind::Builtin(..) => Self::step_builtin,
+            NodeKind::Call(..) => Self::step_call,
+            NodeKind::Unary(..) => Self::step_unary,
+            NodeKind::Binary(BinOp::And | BinOp::Or, ..) => Self::step_logic,
+            NodeKind::Binary(..) => Self::step_binary,
+            NodeKind::Is(..) => Self::step_is,
+            NodeKind::Cond(..) => Self::step_cond,
+        };
+        step(self, n, f)
+    }
+
+    fn step_const(&mut self, n: &'p Node, _: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Const(v, cost) => self.const_node(v, *cost),
+            _ => Err(internal()),
+        }
+    }
+    fn step_local(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Local(i) => self.local(*i, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_wildcard(&mut self, n: &'p Node, _: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Wildcard(slots) => self.wildcard(slots),
+            _ => Err(internal()),
+        }
+    }
+    fn step_request(&mut self, _: &'p Node, _: &mut Frame<'a, 'p>) -> R<'a> {
+        self.leaf_request()
+    }
+    fn step_resource(&mut self, _: &'p Node, _: &mut Frame<'a, 'p>) -> R<'a> {
+        self.leaf_resource()
+    }
+    fn step_unknown(&mut self, n: &'p Node, _: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Unknown(name) => self.unknown(name),
+            _ => Err(internal()),
+        }
+    }
+    fn step_bad_call(&mut self, n: &'p Node, _: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::BadCall(msg) => self.bad_call(msg),
+            _ => Err(internal()),
+        }
+    }
+    fn step_list(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::List(items) => self.list_node(items, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_map(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Map(entries) => self.map_node(entries, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_path(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Path(parts) => self.path_node(parts, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_member(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Member(obj, name) => self.member_node(obj, name, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_index(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Index(obj, i) => self.index_node(obj, i, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_slice(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Slice(obj, a, b) => self.slice_node(obj, a, b, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_method(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Method(recv, name, args) => self.method_node(recv, name, args, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_matches(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Matches(recv, re) => self.matches_node(recv, re, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_builtin(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Builtin(b, args) => self.builtin_node(*b, args, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_call(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Call(id, args) => self.call(*id, args, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_unary(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Unary(op, x) => self.unary_node(*op, x, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_logic(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Binary(op, a, b) => self.logic(*op == BinOp::And, a, b, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_binary(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Binary(op, a, b) => self.binary_node(*op, a, b, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_is(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Is(x, t) => self.is_node(x, *t, f),
+            _ => Err(internal()),
+        }
+    }
+    fn step_cond(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> R<'a> {
+        match &n.kind {
+            NodeKind::Cond(c, a, b) => self.cond_node(c, a, b, f),
+            _ => Err(internal()),
+        }
+    }
+
+    #[inline(never)]
+    fn const_node(&mut self, v: &Val<'static>, cost: u32) -> Result<Val<'a>, EvalError> {
+        self.spend(cost)?;
+        Ok(v.clone())
+    }
+
+    #[inline(never)]
+    fn leaf_request(&mut self) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        Ok(Val::Request)
+    }
+
+    #[inline(never)]
+    fn leaf_resource(&mut self) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        self.resource()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unknown(&mut self, name: &str) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        Err(EvalError::Null(format!(
+            "'{name}' is not defined here (not a parameter, let, wildcard, request or resource)"
+        )))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_call(&mut self, msg: &str) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        Err(EvalError::invalid(msg.to_string()))
+    }
+
+    #[inline(never)]
+    fn local(&mut self, i: u16, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        match f.slots.get(i as usize) {
+            Some(r) => r.clone(),
+            None => Err(EvalError::invalid("internal: bad local slot")),
+        }
+    }
+
+    /// `&&` and `||`: the left side decides if it can; an error (or a non-bool) on the left is
+    /// absorbed when the right side decides. Evaluating the right side counts one more.
+    #[inline(never)]
+    fn logic(
+        &mut self,
+        and: bool,
+        a: &'p Node,
+        b: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        // `and`: false decides; `or`: true decides.
+        let decisive = !and;
+        let r = match self.eval_bool(a, f) {
+            Ok(x) if x == decisive => Ok(Val::Bool(x)),
+            // A limit ends the evaluation: nothing absorbs it.
+            Err(e) if e.is_fatal() => return Err(e),
+            left => self.logic_right(decisive, left.err(), b, f),
+        };
+        self.spend(1)?;
+        r
+    }
+
+    fn eval_bool(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<bool, EvalError> {
+        self.eval(n, f).and_then(want_bool)
+    }
+
+    /// The right side of `&&`/`||` when the left did not decide (`left`: its error, if any).
+    #[inline(never)]
+    fn logic_right(
+        &mut self,
+        decisive: bool,
+        left: Option<EvalError>,
+        b: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
+        self.spend(1)?;
+        let right = self.eval_bool(b, f);
+        match (left, right) {
+            (None, r) => r.map(Val::Bool),
+            (Some(_), Ok(y)) if y == decisive && !self.over() => Ok(Val::Bool(y)),
+            (Some(_), Err(limit)) if limit.is_fatal() => Err(limit),
+            (Some(e), _) => Err(e),
         }
     }
 
@@ -486,10 +877,18 @@ impl<'a, 'p> Ctx<'a, 'p> {
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
         let mut out = Vec::with_capacity(items.len());
+        let mut err = None;
         for i in items {
-            out.push(self.eval(i, f)?);
+            match self.eval(i, f) {
+                Ok(v) => out.push(v),
+                Err(e) => first_error(&mut err, e),
+            }
         }
-        Ok(make_list(out))
+        self.spend(1)?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(make_list(out)),
+        }
     }
 
     #[inline(never)]
@@ -499,12 +898,24 @@ impl<'a, 'p> Ctx<'a, 'p> {
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
         let mut out = Vec::with_capacity(entries.len());
+        let mut err = None;
         for (k, v) in entries {
-            out.push((self.eval(k, f)?, self.eval(v, f)?));
+            let k = self.eval(k, f);
+            let v = self.eval(v, f);
+            match (k, v) {
+                (Ok(k), Ok(v)) => out.push((k, v)),
+                (Err(e), _) | (_, Err(e)) => first_error(&mut err, e),
+            }
         }
-        make_map(out)
+        self.spend(1)?;
+        match err {
+            Some(e) => Err(e),
+            None => make_map(out),
+        }
     }
 
+    /// A path literal: literal segments are URL-decoded; `$(…)` adds a path's segments, or one
+    /// segment of anything `string()` converts.
     #[inline(never)]
     fn path_node(
         &mut self,
@@ -512,16 +923,29 @@ impl<'a, 'p> Ctx<'a, 'p> {
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
         let mut segs = Vec::with_capacity(parts.len());
+        let mut err = None;
+        let mut literals = 0;
         for p in parts {
             match p {
-                PathNode::Literal(s) => segs.push(s.clone()),
-                PathNode::Interp(e) => {
-                    let v = self.eval(e, f)?;
-                    path_segment(v, &mut segs)?;
+                PathNode::Literal(s) => {
+                    literals += 1;
+                    segs.push(url_decode(s));
                 }
+                PathNode::Interp(e) => match self.eval(e, f) {
+                    Ok(Val::Path(p)) => segs.extend(p.iter().cloned()),
+                    Ok(v) => match to_string(&v) {
+                        Ok(s) => segs.push(s),
+                        Err(e) => first_error(&mut err, e),
+                    },
+                    Err(e) => first_error(&mut err, e),
+                },
             }
         }
-        Ok(Val::path(segs))
+        self.spend(literals + 1)?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(Val::path(segs)),
+        }
     }
 
     #[inline(never)]
@@ -532,22 +956,25 @@ impl<'a, 'p> Ctx<'a, 'p> {
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
         let v = match obj.kind {
-            // `request.x` / `resource.x`: charge the leaf as `eval` would, without the dispatch
+            // `request.x` / `resource.x`: count the leaf as `eval` would, without the dispatch
             // (neither recurses, so the nesting count does not matter).
-            NodeKind::Request | NodeKind::Resource => {
-                if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
-                    return Err(self.limit_error());
-                }
-                self.budget -= 1;
-                if let NodeKind::Request = obj.kind {
-                    Val::Request
-                } else {
-                    self.resource()?
-                }
+            NodeKind::Request => {
+                self.spend(1)?;
+                Val::Request
             }
-            _ => self.eval(obj, f)?,
+            NodeKind::Resource => {
+                self.spend(1)?;
+                self.resource()?
+            }
+            _ => {
+                let v = self.eval(obj, f);
+                self.spend(1)?;
+                return self.member(v?, name);
+            }
         };
-        self.member(v, name)
+        let r = self.member(v, name);
+        self.spend(1)?;
+        r
     }
 
     #[inline(never)]
@@ -557,11 +984,16 @@ impl<'a, 'p> Ctx<'a, 'p> {
         i: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let v = self.eval(obj, f)?;
-        let i = self.eval(i, f)?;
+        let i = self.eval(i, f);
+        let v = self.eval(obj, f);
+        self.spend(1)?;
+        let (v, i) = (v?, i?);
         match (&v, &i) {
             (Val::Request | Val::Resource(_), Val::Str(k)) => self.member(v.clone(), k.as_str()),
-            _ => ops::index(&v, &i),
+            _ => {
+                let v = self.plain(v)?;
+                ops::index(&v, &i)
+            }
         }
     }
 
@@ -569,20 +1001,16 @@ impl<'a, 'p> Ctx<'a, 'p> {
     fn slice_node(
         &mut self,
         obj: &'p Node,
-        a: Option<&'p Node>,
-        b: Option<&'p Node>,
+        a: &'p Node,
+        b: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let v = self.eval(obj, f)?;
-        let a = match a {
-            Some(a) => Some(self.eval(a, f)?),
-            None => None,
-        };
-        let b = match b {
-            Some(b) => Some(self.eval(b, f)?),
-            None => None,
-        };
-        ops::slice(&v, a.as_ref(), b.as_ref())
+        let b = self.eval(b, f);
+        let a = self.eval(a, f);
+        let v = self.eval(obj, f);
+        self.spend(1)?;
+        let v = self.plain(v?)?;
+        ops::slice(&v, &a?, &b?)
     }
 
     #[inline(never)]
@@ -610,34 +1038,108 @@ impl<'a, 'p> Ctx<'a, 'p> {
             && &**diff == "diff"
             && methods::is_diff_keys(name)
         {
-            return self.diff_keys(x, y, name, f);
+            let operands = self.diff_operands(x, y, f);
+            self.spend(1)?;
+            let (a, b) = operands?;
+            return self.apply_diff_keys(a, b, name);
         }
-        let r = self.eval(recv, f)?;
-        // Methods take at most two arguments: keep them on the stack.
+        // Arguments first (the last first), then the receiver; a null receiver fails before
+        // the arguments' errors count. Up to two arguments stay on the stack.
         match args {
-            [] => methods::call(r, name, &[], &mut self.regexes),
+            [] => {
+                let r = self.eval(recv, f);
+                self.spend(1)?;
+                let r = self.receiver(r, name)?;
+                methods::call(r, name, &[], &mut self.regexes)
+            }
             [a] => {
-                let a = self.eval(a, f)?;
+                let a = self.eval(a, f);
+                let r = self.eval(recv, f);
+                self.spend(1)?;
+                let r = self.receiver(r, name)?;
+                let a = self.plain(a?)?;
                 methods::call(r, name, std::slice::from_ref(&a), &mut self.regexes)
             }
             [a, b] => {
-                let a = self.eval(a, f)?;
-                let b = self.eval(b, f)?;
+                let b = self.eval(b, f);
+                let a = self.eval(a, f);
+                let r = self.eval(recv, f);
+                self.spend(1)?;
+                let r = self.receiver(r, name)?;
+                let (a, b) = (a?, b?);
+                let (a, b) = (self.plain(a)?, self.plain(b)?);
                 methods::call(r, name, &[a, b], &mut self.regexes)
             }
             _ => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(self.eval(a, f)?);
-                }
-                methods::call(r, name, &vals, &mut self.regexes)
+                let vals = self.arguments(args, f);
+                let r = self.eval(recv, f);
+                self.spend(1)?;
+                let r = self.plain(r?)?;
+                self.method_apply(r, name, vals)
             }
         }
     }
 
-    /// `x.diff(y).<keys>().hasOnly(allowed)`: the same steps, budget and errors as evaluating
-    /// the `<keys>` node (see [`Ctx::diff_keys`]) and then `allowed`, without building the key
-    /// set when the operands are small maps.
+    /// A method's receiver: an error, null, or the value (`request` and resources as maps).
+    #[inline]
+    fn receiver(
+        &mut self,
+        r: Result<Val<'a>, EvalError>,
+        name: &str,
+    ) -> Result<Val<'a>, EvalError> {
+        match r? {
+            Val::Null => Err(EvalError::Null(format!("cannot call {name}() on null"))),
+            other => self.plain(other),
+        }
+    }
+
+    fn method_apply(
+        &mut self,
+        r: Val<'a>,
+        name: &str,
+        vals: Results<'a>,
+    ) -> Result<Val<'a>, EvalError> {
+        if let Val::Null = r {
+            return Err(EvalError::Null(format!("cannot call {name}() on null")));
+        }
+        self.with_values(vals, |ctx, args| {
+            methods::call(r, name, args, &mut ctx.regexes)
+        })
+    }
+
+    /// Calls `f` with the values of `vals` (`request` and resources as maps), or gives the
+    /// first error among them.
+    fn with_values(
+        &mut self,
+        mut vals: Results<'a>,
+        f: impl FnOnce(&mut Self, &[Val<'a>]) -> Result<Val<'a>, EvalError>,
+    ) -> Result<Val<'a>, EvalError> {
+        if let Some(e) = vals.first_error() {
+            return Err(e.clone());
+        }
+        match vals.len() {
+            0 => f(self, &[]),
+            1 => {
+                let a = self.plain(vals.take(0)?)?;
+                f(self, std::slice::from_ref(&a))
+            }
+            2 => {
+                let a = self.plain(vals.take(0)?)?;
+                let b = self.plain(vals.take(1)?)?;
+                f(self, &[a, b])
+            }
+            n => {
+                let mut all = Vec::with_capacity(n);
+                for i in 0..n {
+                    all.push(self.plain(vals.take(i)?)?);
+                }
+                f(self, &all)
+            }
+        }
+    }
+
+    /// `x.diff(y).<keys>().hasOnly(allowed)`: the same count and result as evaluating the
+    /// `<keys>` node and then `hasOnly`, without building the key set when it is small.
     #[inline(never)]
     fn diff_has_only(
         &mut self,
@@ -647,68 +1149,69 @@ impl<'a, 'p> Ctx<'a, 'p> {
         allowed: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        // What `eval` does around the `<keys>` node, whose receiver is the `diff` node.
-        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+        // `hasOnly`'s argument first, then its receiver (the `<keys>` node, whose receiver is
+        // the `diff` node).
+        let allowed = self.eval(allowed, f);
+        if self.count > self.max_count || self.nesting >= MAX_EVAL_NESTING {
             return Err(self.limit_error());
         }
-        self.budget -= 1;
         self.nesting += 1;
         let operands = self.diff_operands(x, y, f);
+        let keys_counted = self.spend(1);
         self.nesting -= 1;
+        keys_counted?;
+        self.spend(1)?;
         let (a, b) = operands?;
-        let (Val::Map(m), Val::Map(n)) = (&a, &b) else {
-            let d = methods::call(a, "diff", std::slice::from_ref(&b), &mut self.regexes)?;
-            let set = methods::call(d, keys, &[], &mut self.regexes)?;
-            let allowed = self.eval(allowed, f)?;
-            return methods::call(set, "hasOnly", &[allowed], &mut self.regexes);
-        };
-        // The key set of two maps cannot fail, so evaluating `allowed` after it is the same.
-        let allowed = self.eval(allowed, f)?;
-        if let Some(all) = methods::diff_has_only(m, n, keys, &allowed) {
+        let allowed = self.plain(allowed?)?;
+        if let (Val::Map(m), Val::Map(n)) = (&a, &b)
+            && let Some(all) = methods::diff_has_only(m, n, keys, &allowed)
+        {
             return Ok(Val::Bool(all));
         }
-        let set = methods::map_diff(m, n, keys)
-            .ok_or_else(|| EvalError::invalid("internal: not a map_diff method"))?;
-        methods::call(set, "hasOnly", &[allowed], &mut self.regexes)
+        let set = self.apply_diff_keys(a, b, keys)?;
+        let mut vals = Results::with_capacity(1);
+        vals.push(Ok(allowed));
+        self.method_apply(set, "hasOnly", vals)
     }
 
-    /// Evaluates the operands of a `diff` node with the budget and nesting `eval` would charge
-    /// for the node itself.
+    /// Evaluates the operands of a `diff` node (its argument first) with the count `eval`
+    /// would charge for the node itself.
     fn diff_operands(
         &mut self,
         x: &'p Node,
         y: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<(Val<'a>, Val<'a>), EvalError> {
-        if self.budget == 0 || self.nesting >= MAX_EVAL_NESTING {
+        if self.count > self.max_count || self.nesting >= MAX_EVAL_NESTING {
             return Err(self.limit_error());
         }
-        self.budget -= 1;
         self.nesting += 1;
-        let operands = self.eval(x, f).and_then(|a| Ok((a, self.eval(y, f)?)));
+        let b = self.eval(y, f);
+        let a = self.eval(x, f);
         self.nesting -= 1;
-        operands
+        self.spend(1)?;
+        let a = self.plain(a?)?;
+        if let Val::Null = a {
+            return Err(EvalError::Null("cannot call diff() on null".into()));
+        }
+        let b = self.plain(b?)?;
+        Ok((a, b))
     }
 
-    /// `x.diff(y).<keys>()` where `keys` is one of the map_diff key methods: the same steps,
-    /// budget and errors as evaluating the `diff` node and then calling `keys` on its value,
-    /// without building the map_diff in between.
-    #[inline(never)]
-    fn diff_keys(
+    /// The map_diff `<keys>` method of `a.diff(b)`.
+    fn apply_diff_keys(
         &mut self,
-        x: &'p Node,
-        y: &'p Node,
+        a: Val<'a>,
+        b: Val<'a>,
         keys: &str,
-        f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let (a, b) = self.diff_operands(x, y, f)?;
-        if let (Val::Map(m), Val::Map(n)) = (&a, &b)
-            && let Some(v) = methods::map_diff(m, n, keys)
-        {
-            return Ok(v);
+        if let (Val::Map(m), Val::Map(n)) = (&a, &b) {
+            return Ok(methods::map_diff(m, n, keys));
         }
-        let d = methods::call(a, "diff", std::slice::from_ref(&b), &mut self.regexes)?;
-        methods::call(d, keys, &[], &mut self.regexes)
+        let mut vals = Results::with_capacity(1);
+        vals.push(Ok(b));
+        let d = self.method_apply(a, "diff", vals)?;
+        self.method_apply(d, keys, Results::with_capacity(0))
     }
 
     #[inline(never)]
@@ -718,11 +1221,39 @@ impl<'a, 'p> Ctx<'a, 'p> {
         re: &regex::Regex,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        match self.eval(recv, f)? {
+        // The pattern literal counts as one expression.
+        self.spend(1)?;
+        let r = self.eval(recv, f);
+        self.spend(1)?;
+        match self.plain(r?)? {
             Val::Str(s) => Ok(Val::Bool(re.is_match(s.as_str()))),
             Val::Null => Err(EvalError::Null("cannot call matches() on null".into())),
-            other => Err(no_matches(&other)),
+            other => Err(EvalError::ty(format!(
+                "{} has no method matches()",
+                other.type_name()
+            ))),
         }
+    }
+
+    /// Evaluates every argument (the last first); the first error in order wins.
+    fn arguments(&mut self, args: &'p [Node], f: &mut Frame<'a, 'p>) -> Results<'a> {
+        let mut vals = Results::with_capacity(args.len());
+        match args {
+            [] => {}
+            [a] => vals.push(self.eval(a, f)),
+            [a, b] => {
+                let b = self.eval(b, f);
+                vals.push(self.eval(a, f));
+                vals.push(b);
+            }
+            _ => {
+                let mut rev: Vec<R<'a>> = args.iter().rev().map(|a| self.eval(a, f)).collect();
+                while let Some(r) = rev.pop() {
+                    vals.push(r);
+                }
+            }
+        }
+        vals
     }
 
     #[inline(never)]
@@ -732,41 +1263,52 @@ impl<'a, 'p> Ctx<'a, 'p> {
         args: &'p [Node],
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        // Most built-ins take one or two arguments: keep those on the stack.
         match args {
             [a] => {
-                let a = self.eval(a, f)?;
+                let a = self.eval(a, f);
+                self.spend(1)?;
+                let a = self.plain(a?)?;
                 self.builtin_apply(b, std::slice::from_ref(&a))
             }
             [a, b2] => {
-                let a = self.eval(a, f)?;
-                let b2 = self.eval(b2, f)?;
+                let b2 = self.eval(b2, f);
+                let a = self.eval(a, f);
+                self.spend(1)?;
+                let (a, b2) = (a?, b2?);
+                let (a, b2) = (self.plain(a)?, self.plain(b2)?);
                 self.builtin_apply(b, &[a, b2])
             }
             _ => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(self.eval(a, f)?);
-                }
-                self.builtin_apply(b, &vals)
+                let vals = self.arguments(args, f);
+                self.spend(1)?;
+                self.with_values(vals, |ctx, args| ctx.builtin_apply(b, args))
             }
         }
     }
 
-    /// Applies a built-in to its evaluated arguments (`get()`/`exists()`/`debug()` take the
-    /// last one, `Null` if none).
+    /// Applies a built-in to its evaluated arguments.
     fn builtin_apply(&mut self, b: Builtin, vals: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
-        let last = || vals.last().cloned().unwrap_or(Val::Null);
         match b {
-            Builtin::Get | Builtin::Exists | Builtin::GetAfter | Builtin::ExistsAfter => {
-                self.access(b, last())
-            }
-            Builtin::Debug => {
-                let last = last();
-                if self.debug.len() < 100 {
-                    self.debug.push(crate::value::short(&last));
+            Builtin::Get
+            | Builtin::Exists
+            | Builtin::GetAfter
+            | Builtin::ExistsAfter
+            | Builtin::Value
+            | Builtin::Debug => {
+                let [arg] = vals else {
+                    return Err(EvalError::ty(format!(
+                        "{}() takes 1 argument, given {}",
+                        b.name(),
+                        vals.len()
+                    )));
+                };
+                if b == Builtin::Debug {
+                    if self.debug.len() < 100 {
+                        self.debug.push(crate::value::short(arg));
+                    }
+                    return Ok(arg.clone());
                 }
-                Ok(last)
+                self.access(b, arg)
             }
             _ => builtins::call(b, vals),
         }
@@ -779,8 +1321,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         x: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let v = self.eval(x, f)?;
-        ops::unary(op, v)
+        let v = self.eval(x, f);
+        self.spend(1)?;
+        ops::unary(op, v?)
     }
 
     #[inline(never)]
@@ -791,8 +1334,24 @@ impl<'a, 'p> Ctx<'a, 'p> {
         b: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let x = self.eval(a, f)?;
-        let y = self.eval(b, f)?;
+        // `x in y` is `y`'s operation: its error comes first.
+        let (x, y) = if op == BinOp::In {
+            let x = self.eval(a, f);
+            let y = self.eval(b, f);
+            (x, y)
+        } else {
+            let y = self.eval(b, f);
+            let x = self.eval(a, f);
+            (x, y)
+        };
+        self.spend(1)?;
+        let (x, y) = if op == BinOp::In {
+            let y = y?;
+            (x?, y)
+        } else {
+            (x?, y?)
+        };
+        let (x, y) = (self.plain(x)?, self.plain(y)?);
         ops::binary(op, x, y)
     }
 
@@ -803,8 +1362,11 @@ impl<'a, 'p> Ctx<'a, 'p> {
         t: TypeName,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let v = self.eval(x, f)?;
-        Ok(Val::Bool(ops::is_type(&v, t)))
+        // The type counts as an expression, before the value.
+        self.spend(1)?;
+        let v = self.eval(x, f);
+        self.spend(1)?;
+        Ok(Val::Bool(ops::is_type(&v?, t)))
     }
 
     #[inline(never)]
@@ -815,15 +1377,24 @@ impl<'a, 'p> Ctx<'a, 'p> {
         b: &'p Node,
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
-        let v = self.eval(c, f)?;
-        if want_bool(v)? {
-            self.eval(a, f)
-        } else {
-            self.eval(b, f)
-        }
+        let v = self.eval(c, f);
+        self.spend(1)?;
+        let r = match v.and_then(want_bool) {
+            Ok(true) => self.eval(a, f),
+            Ok(false) => {
+                self.spend(1)?;
+                let r = self.eval(b, f);
+                self.spend(1)?;
+                r
+            }
+            Err(e) => Err(e),
+        };
+        self.spend(1)?;
+        r
     }
 
-    /// Evaluates a call's arguments into a new frame for the callee.
+    /// Evaluates a call's arguments (the last first) and the callee's `let`s (in order) into
+    /// a new frame; the call itself counts after its arguments, before its `let`s.
     pub fn call_frame(
         &mut self,
         id: u32,
@@ -834,28 +1405,38 @@ impl<'a, 'p> Ctx<'a, 'p> {
             .prog
             .and_then(|p| p.functions.get(id as usize))
             .ok_or_else(|| EvalError::invalid("internal: unknown function"))?;
-        let n = func.params + func.lets.len();
-        let slots = if n <= INLINE_LOCALS && args.len() <= n {
-            let mut slots = Slots::new(n);
-            for (i, a) in args.iter().enumerate() {
-                let v = self.eval(a, f)?;
-                if let Some(slot) = slots.get_mut(i) {
-                    *slot = Some(v);
+        let mut slots = Results::with_capacity(func.params + func.lets.len());
+        match args {
+            [] => {}
+            [a] => slots.push(self.eval(a, f)),
+            [a, b] => {
+                let b = self.eval(b, f);
+                slots.push(self.eval(a, f));
+                slots.push(b);
+            }
+            _ => {
+                let mut done = self.arguments(args, f);
+                for i in 0..done.len() {
+                    slots.push(done.take(i));
                 }
             }
-            slots
-        } else {
-            let mut slots = Vec::with_capacity(n);
-            for a in args {
-                slots.push(Some(self.eval(a, f)?));
-            }
-            slots.resize(n, None);
-            Slots::Heap(slots)
-        };
-        Ok(Frame {
+        }
+        self.spend(1)?;
+        let mut frame = Frame {
             func: Some(func),
             slots,
-        })
+        };
+        self.depth += 1;
+        for l in &func.lets {
+            let v = self.eval(l, &mut frame);
+            let counted = self.spend(1);
+            frame.slots.push(match (v, counted) {
+                (_, Err(limit)) => Err(limit),
+                (v, Ok(())) => v,
+            });
+        }
+        self.depth -= 1;
+        Ok(frame)
     }
 
     #[inline(never)]
@@ -866,7 +1447,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
         f: &mut Frame<'a, 'p>,
     ) -> Result<Val<'a>, EvalError> {
         if self.depth >= MAX_CALL_DEPTH {
-            return Err(EvalError::Limit(format!(
+            self.spend(1)?;
+            return Err(EvalError::invalid(format!(
                 "function calls nest deeper than {MAX_CALL_DEPTH}"
             )));
         }
@@ -880,18 +1462,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         r
     }
 
-    /// Remaining expression budget (explanations run on their own budget).
-    pub fn budget(&self) -> u32 {
-        self.budget
-    }
-
-    pub fn set_budget(&mut self, budget: u32) {
-        self.budget = budget;
-    }
-
     /// Lowers the access-call limit (for an operation inside a batch).
     pub fn set_access_limit(&mut self, limit: u32) {
-        self.access_limit = limit.min(MAX_ACCESS_CALLS);
+        self.access_limit = self.access_limit.min(limit);
     }
 
     /// Distinct documents read so far.
@@ -899,10 +1472,10 @@ impl<'a, 'p> Ctx<'a, 'p> {
         self.access_calls
     }
 
-    /// Sets what a list request's `resource.data` is known to hold.
-    pub fn set_list_data(&mut self, data: Val<'a>) {
-        self.list_data = Some(data);
-        self.resource = None;
+    /// Sets how a list request looks for one case of its query.
+    pub fn set_view(&mut self, view: View<'a>) {
+        self.view = Some(view);
+        self.request_map = None;
     }
 
     pub fn is_list(&self) -> bool {
@@ -974,21 +1547,42 @@ mod tests {
             "null".to_string(),
             "resource.data.missing".to_string(),
         ];
+        let ok = |r: Result<String, String>| r.ok();
         for (a, b) in operands {
             for which in ["added", "removed", "changed", "unchanged", "affected"] {
                 let fused = format!("{a}.diff({b}).{which}Keys()");
                 let plain = format!("keys({a}, {b}, '{which}')");
                 assert_eq!(
-                    Ruleset::evaluate_expression(&functions, &fused, &req, &NoDocuments),
-                    Ruleset::evaluate_expression(&functions, &plain, &req, &NoDocuments),
+                    ok(Ruleset::evaluate_expression(
+                        &functions,
+                        &fused,
+                        &req,
+                        &NoDocuments
+                    )),
+                    ok(Ruleset::evaluate_expression(
+                        &functions,
+                        &plain,
+                        &req,
+                        &NoDocuments
+                    )),
                     "{fused}"
                 );
                 for allowed in &allowed {
                     let fused = format!("{a}.diff({b}).{which}Keys().hasOnly({allowed})");
                     let plain = format!("only(keys({a}, {b}, '{which}'), {allowed})");
                     assert_eq!(
-                        Ruleset::evaluate_expression(&functions, &fused, &req, &NoDocuments),
-                        Ruleset::evaluate_expression(&functions, &plain, &req, &NoDocuments),
+                        ok(Ruleset::evaluate_expression(
+                            &functions,
+                            &fused,
+                            &req,
+                            &NoDocuments
+                        )),
+                        ok(Ruleset::evaluate_expression(
+                            &functions,
+                            &plain,
+                            &req,
+                            &NoDocuments
+                        )),
                         "{fused}"
                     );
                 }

@@ -98,10 +98,12 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
 
     /// Explains why the whole condition of an allow did not come out `true`.
     pub fn explain(&mut self, cond: &'p Node) {
-        let saved = self.ctx.budget();
-        self.ctx.set_budget(EXPLAIN_BUDGET);
+        let saved = self.ctx.count();
+        self.ctx.set_count(0);
+        self.ctx.set_count_limit(EXPLAIN_BUDGET);
         self.why(cond, &mut Frame::top(), true);
-        self.ctx.set_budget(saved);
+        self.ctx.set_count_limit(crate::eval::MAX_EXPRESSIONS);
+        self.ctx.set_count(saved);
     }
 
     /// `n` needed to be `want` but was not.
@@ -253,7 +255,10 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
                     && let Some(let_node) = func.lets.get((*i as usize).saturating_sub(func.params))
                     && (*i as usize) >= func.params
                 {
-                    return self.culprit(let_node, f, err);
+                    // The let's value is evaluated where it is declared: with the locals
+                    // before it.
+                    let mut before = f.prefix(*i as usize);
+                    return self.culprit(let_node, &mut before, err);
                 }
             }
             NodeKind::Binary(BinOp::And | BinOp::Or, a, b) => {
@@ -342,13 +347,14 @@ fn is_comparison(op: BinOp) -> bool {
 }
 
 fn is_literal(n: &Node) -> bool {
-    matches!(n.kind, NodeKind::Const(_))
+    matches!(n.kind, NodeKind::Const(..))
 }
 
 /// Sub-expressions in evaluation order (user calls and `let`s are handled by the caller).
 fn children(n: &Node) -> Vec<&Node> {
     match &n.kind {
         NodeKind::List(items) | NodeKind::Builtin(_, items) => items.iter().collect(),
+        NodeKind::Slice(a, b, c) => vec![a, b, c],
         NodeKind::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
         NodeKind::Path(parts) => parts
             .iter()
@@ -362,12 +368,6 @@ fn children(n: &Node) -> Vec<&Node> {
         | NodeKind::Is(o, _)
         | NodeKind::Matches(o, _) => vec![o],
         NodeKind::Index(a, b) | NodeKind::Binary(_, a, b) => vec![a, b],
-        NodeKind::Slice(a, b, c) => {
-            let mut v: Vec<&Node> = vec![a];
-            v.extend(b.as_deref());
-            v.extend(c.as_deref());
-            v
-        }
         NodeKind::Method(r, _, args) => std::iter::once(&**r).chain(args.iter()).collect(),
         NodeKind::Cond(c, a, b) => vec![c, a, b],
         _ => Vec::new(),

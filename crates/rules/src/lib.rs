@@ -48,6 +48,7 @@ mod builtins;
 mod cases;
 mod check;
 mod compile;
+mod constraint;
 mod coverage;
 mod decide;
 mod error;
@@ -67,9 +68,12 @@ mod value;
 pub use cases::{CaseOutcome, TestCase, render_report, run_cases};
 pub use compile::{LOCKED_SOURCE, MAX_PATH_SEGMENTS, Ruleset};
 pub use coverage::{AllowStatement, Coverage, CoverageLine};
-pub use error::{Diagnostic, EvalError, render};
-pub use eval::{MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS};
-pub use parser::{MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};
+pub use error::{Diagnostic, EvalError, render, render_warnings};
+pub use eval::{
+    MAX_ACCESS_CALLS, MAX_BATCH_ACCESS_CALLS, MAX_CALL_DEPTH, MAX_EXPRESSIONS,
+    MAX_LIST_ACCESS_CALLS,
+};
+pub use parser::{MAX_LEVEL, MAX_NESTING, MAX_SOURCE_BYTES, MAX_TREE_HEIGHT, parse};
 pub use prefetch::{Prefetch, decide_with_prefetch};
 pub use request::{
     Decision, DocumentReader, Filter, FilterOp, Matched, Method, NoDocuments, Outcome, Query,

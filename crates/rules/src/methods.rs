@@ -1,22 +1,25 @@
 //! Methods on values (`s.lower()`, `l.hasOnly([...])`, `m.diff(n).affectedKeys()`, …), with
-//! dispatch on the receiver's runtime type, and the bounded regex cache behind `matches`,
-//! `replace` and `split` (RE2 syntax, linear time, compiled-size limits).
+//! dispatch on the receiver's runtime type as the Firestore emulator has them, and the bounded
+//! regex cache behind `matches`, `replace` and `split` (RE2 syntax, linear time, compiled-size
+//! limits).
 //!
-//! Arity was checked at compile time; types are checked here and a mismatch is an error value.
+//! Each type has a fixed set of methods with fixed argument types: calling another is an error,
+//! and so are arguments of other types (`list.hasAll()` takes a list, `set.union()` a set).
+//! Strings are Java strings (sizes in UTF-16 units, `lower()`/`upper()`/`trim()` ASCII-only,
+//! `replace()` with `replaceAll`'s `$1` syntax, `split()` dropping trailing empty strings);
+//! list methods compare items without int/float conversion, set methods with it.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use claimdb_model::Value;
 use regex::{Regex, RegexBuilder};
 
+use crate::constraint;
 use crate::error::EvalError;
-use crate::ops::contains;
 use crate::value::{
-    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapKey, MapV, StrV, Val, check_size, equals,
-    short, total_cmp,
+    BytesV, ListV, MAX_LIST_LEN, MAX_STRING_BYTES, MapKey, MapV, OwnedMap, StrV, Val, check_size,
+    loose_eq, never_equal, same, set_contains, strict_cmp, utf16_cmp, utf16_len,
 };
 
 /// Longest regex pattern accepted, in bytes.
@@ -38,10 +41,17 @@ fn compile(pattern: &str, anchored: bool) -> Result<Regex, String> {
             pattern.len()
         ));
     }
+    if repeated_repetition(pattern) {
+        return Err(format!(
+            "invalid regular expression (a repetition of a repetition): {}",
+            crate::value::shorten_text(pattern)
+        ));
+    }
+    let rust = re2_to_rust(pattern);
     let full = if anchored {
-        format!("^(?:{pattern})$")
+        format!("^(?:{rust})$")
     } else {
-        pattern.to_string()
+        rust
     };
     RegexBuilder::new(&full)
         .size_limit(REGEX_SIZE_LIMIT)
@@ -53,6 +63,140 @@ fn compile(pattern: &str, anchored: bool) -> Result<Regex, String> {
 
 fn first_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().to_string()
+}
+
+/// An RE2 pattern in the `regex` crate's syntax: `\d`, `\w`, `\s` and `\b` are ASCII-only in
+/// RE2 (`'é'.matches('\\w')` is false), and a bracket, `&` or `~` inside a class is a literal.
+fn re2_to_rust(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut class = false;
+    let mut first = false;
+    while let Some(c) = chars.next() {
+        let at_first = std::mem::take(&mut first);
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                let ascii = match (class, e) {
+                    (false, 'd') => "[0-9]",
+                    (false, 'D') => "[^0-9]",
+                    (false, 'w') => "[0-9A-Za-z_]",
+                    (false, 'W') => "[^0-9A-Za-z_]",
+                    (false, 's') => "[\\t\\n\\f\\r ]",
+                    (false, 'S') => "[^\\t\\n\\f\\r ]",
+                    (false, 'b') => "(?-u:\\b)",
+                    (false, 'B') => "(?-u:\\B)",
+                    (true, 'd') => "0-9",
+                    (true, 'w') => "0-9A-Za-z_",
+                    (true, 's') => "\\t\\n\\f\\r ",
+                    _ => {
+                        out.push('\\');
+                        out.push(e);
+                        continue;
+                    }
+                };
+                out.push_str(ascii);
+            }
+            '[' if !class => {
+                out.push('[');
+                class = true;
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                first = true;
+            }
+            // `[]a]`: a bracket first in a class is a literal.
+            ']' if class && at_first => out.push_str("\\]"),
+            ']' if class => {
+                out.push(']');
+                class = false;
+            }
+            '[' if class && chars.peek() == Some(&':') => {
+                // A POSIX class, `[:alpha:]`, as both read it.
+                out.push('[');
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if c == ']' {
+                        break;
+                    }
+                }
+            }
+            '[' | '&' | '~' if class => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether a repetition operator repeats another (`a**`, `a++`, `a*{2}`), which RE2 refuses
+/// and the `regex` crate accepts. One `?` after an operator makes it lazy and is fine.
+pub fn repeated_repetition(pattern: &str) -> bool {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    let mut after_repetition = false;
+    let mut lazy = false;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            i += 2;
+            after_repetition = false;
+            continue;
+        }
+        if in_class {
+            in_class = c != ']';
+            i += 1;
+            continue;
+        }
+        let repetition = match c {
+            '*' | '+' | '?' => Some(1),
+            '{' => counted_repetition(&chars[i..]),
+            _ => None,
+        };
+        match repetition {
+            Some(_) if after_repetition && c == '?' && lazy => {
+                lazy = false;
+                i += 1;
+            }
+            Some(_) if after_repetition => return true,
+            Some(len) => {
+                after_repetition = true;
+                lazy = true;
+                i += len;
+            }
+            None => {
+                after_repetition = false;
+                lazy = false;
+                i += 1;
+                if c == '[' {
+                    in_class = true;
+                    if chars.get(i) == Some(&'^') {
+                        i += 1;
+                    }
+                    if chars.get(i) == Some(&']') {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The length of `{n}`, `{n,}` or `{n,m}` at the start of `chars`.
+fn counted_repetition(chars: &[char]) -> Option<usize> {
+    let close = chars.iter().position(|&c| c == '}')?;
+    let inner: String = chars.get(1..close)?.iter().collect();
+    let (min, max) = inner.split_once(',').unwrap_or((&inner, "0"));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    (!min.is_empty() && digits(min) && digits(max)).then_some(close + 1)
 }
 
 /// Patterns compiled while evaluating one request (at most [`MAX_DYNAMIC_REGEXES`], so a list
@@ -80,39 +224,73 @@ impl RegexCache {
     }
 }
 
-fn want_str<'v>(v: &'v Val<'_>, what: &str) -> Result<&'v str, EvalError> {
-    match v {
-        Val::Str(s) => Ok(s.as_str()),
-        other => Err(EvalError::ty(format!(
-            "{what} must be a string, found {}",
-            other.type_name()
-        ))),
-    }
-}
-
-fn elements<'a>(v: &Val<'a>, what: &str) -> Result<Vec<Val<'a>>, EvalError> {
-    v.elements().ok_or_else(|| {
-        EvalError::ty(format!(
-            "{what} needs a list or set, found {}",
-            v.type_name()
-        ))
+/// The argument types each method of each type takes ("any" matches anything); `None` if the
+/// type has no such method.
+fn signatures(type_name: &str, method: &str) -> Option<&'static [&'static [&'static str]]> {
+    const NONE: &[&[&str]] = &[&[]];
+    Some(match (type_name, method) {
+        ("string", "size" | "lower" | "upper" | "trim" | "toUtf8") => NONE,
+        ("string", "matches" | "split") => &[&["string"]],
+        ("string", "replace") => &[&["string", "string"]],
+        ("bytes", "size" | "toBase64" | "toHexString") => NONE,
+        ("list", "size" | "toSet") => NONE,
+        ("list", "hasAll" | "concat" | "removeAll" | "hasAny" | "hasOnly") => &[&["list"]],
+        ("list", "join") => &[&["string"]],
+        ("map", "get") => &[&["string", "any"], &["list", "any"]],
+        ("map", "size" | "keys" | "values") => NONE,
+        ("map", "diff") => &[&["map"]],
+        ("set", "size") => NONE,
+        ("set", "hasAll" | "hasAny" | "hasOnly") => &[&["set"], &["list"]],
+        ("set", "difference" | "intersection" | "union") => &[&["set"]],
+        (
+            "map_diff",
+            "addedKeys" | "affectedKeys" | "changedKeys" | "removedKeys" | "unchangedKeys",
+        ) => NONE,
+        (
+            "timestamp",
+            "date" | "time" | "toMillis" | "year" | "month" | "day" | "hours" | "minutes"
+            | "seconds" | "nanos" | "dayOfWeek" | "dayOfYear",
+        ) => NONE,
+        ("duration", "seconds" | "nanos") => NONE,
+        ("latlng", "distance") => &[&["latlng"]],
+        ("latlng", "latitude" | "longitude") => NONE,
+        ("path", "bind") => &[&["map"]],
+        ("constraint", "hasAny") => &[&["list"]],
+        _ => return None,
     })
 }
 
-/// A list or set argument as a set, for fast membership.
-fn as_set<'a>(v: &Val<'a>) -> Result<Val<'a>, EvalError> {
-    match v {
-        Val::Set(_) => Ok(v.clone()),
-        Val::List(l) => Ok(Val::set(l.to_vec())),
-        other => Err(EvalError::ty(format!(
-            "expected a list or set, found {}",
-            other.type_name()
-        ))),
+/// Whether some type has a method of this name.
+pub fn is_method(name: &str) -> bool {
+    [
+        "string",
+        "bytes",
+        "list",
+        "map",
+        "set",
+        "map_diff",
+        "timestamp",
+        "duration",
+        "latlng",
+        "path",
+        "constraint",
+    ]
+    .iter()
+    .any(|t| signatures(t, name).is_some())
+}
+
+fn no_method(recv: &Val<'_>, name: &str) -> EvalError {
+    EvalError::ty(format!("{} has no method {name}()", recv.type_name()))
+}
+
+fn str_arg<'v>(args: &'v [Val<'_>], i: usize) -> &'v str {
+    match args.get(i) {
+        Some(Val::Str(s)) => s.as_str(),
+        _ => "",
     }
 }
 
-/// Up to this many element comparisons, list/set membership tests scan instead of building a
-/// sorted set (the same answer: set membership is `total_cmp` equality, and NaN is in nothing).
+/// Up to this many element comparisons, list membership tests scan instead of sorting.
 const SCAN_LIMIT: usize = 64;
 
 fn seq_len(v: &Val<'_>) -> usize {
@@ -123,274 +301,361 @@ fn seq_len(v: &Val<'_>) -> usize {
     }
 }
 
-/// Whether `pred` holds for every element of a list or set (vacuously for anything else).
-fn all_elements<'a>(v: &Val<'a>, mut pred: impl FnMut(&Val<'a>) -> bool) -> bool {
-    match v {
-        Val::List(ListV::B(items)) => items.iter().all(|x| pred(&Val::from_value(x))),
-        Val::List(ListV::O(items)) | Val::Set(items) => items.iter().all(pred),
-        _ => true,
+/// Membership in a list (types matching exactly): a scan for small inputs, a sorted copy for
+/// large ones.
+struct ListLookup<'v, 'a> {
+    list: &'v ListV<'a>,
+    sorted: Option<Vec<Val<'a>>>,
+}
+
+impl<'v, 'a> ListLookup<'v, 'a> {
+    fn new(list: &'v ListV<'a>, probes: usize) -> Self {
+        let sorted = (list.len().saturating_mul(probes) > SCAN_LIMIT).then(|| {
+            let mut v: Vec<Val<'a>> = list.iter().filter(|x| !never_equal(x)).collect();
+            v.sort_by(strict_cmp);
+            v
+        });
+        ListLookup { list, sorted }
+    }
+
+    fn contains(&self, x: &Val<'_>) -> bool {
+        match &self.sorted {
+            Some(v) => !never_equal(x) && v.binary_search_by(|probe| strict_cmp(probe, x)).is_ok(),
+            None => self.list.iter().any(|v| same(&v, x, false)),
+        }
     }
 }
 
-/// Whether `needle` is a member of the list or set `hay` taken as a set, by scanning.
-fn scan_member(hay: &Val<'_>, needle: &Val<'_>) -> bool {
-    !matches!(needle, Val::Float(f) if f.is_nan())
-        && !all_elements(hay, |v| match (v, needle) {
-            // Strings are equal in the total order exactly when their bytes are.
-            (Val::Str(x), Val::Str(y)) => x.as_str() != y.as_str(),
-            _ => total_cmp(v, needle) != Ordering::Equal,
-        })
+fn items<'a>(v: &Val<'a>) -> Vec<Val<'a>> {
+    v.elements().unwrap_or_default()
 }
 
-fn not_a_sequence(v: &Val<'_>) -> EvalError {
-    EvalError::ty(format!("expected a list or set, found {}", v.type_name()))
-}
-
-fn no_method(recv: &Val<'_>, name: &str) -> EvalError {
-    EvalError::ty(format!("{} has no method {name}()", recv.type_name()))
-}
-
-/// Calls `recv.name(args)`.
+/// Calls `recv.name(args)` (receiver and arguments already evaluated, `request` and resources
+/// already turned into maps).
 pub fn call<'a>(
     recv: Val<'a>,
     name: &str,
     args: &[Val<'a>],
     regexes: &mut RegexCache,
 ) -> Result<Val<'a>, EvalError> {
-    let arg = |i: usize| args.get(i).cloned().unwrap_or(Val::Null);
-    match (&recv, name) {
-        (Val::Null, _) => Err(EvalError::Null(format!("cannot call {name}() on null"))),
-        (Val::QueryData(m), "get") => match arg(0) {
-            Val::Str(k) if m.contains(k.as_str()) => Ok(m.get(k.as_str()).unwrap_or(Val::Null)),
-            other => Err(EvalError::Unprovable(format!(
-                "resource.data.get({}, …) (the query does not fix that field)",
-                short(&other)
-            ))),
-        },
-        (Val::QueryData(_), _) => Err(EvalError::Unprovable(format!(
-            "resource.data.{name}() depends on fields the query does not fix"
-        ))),
-        (Val::Str(s), "size") => Ok(Val::Int(s.as_str().chars().count() as i64)),
-        (Val::Bytes(b), "size") => Ok(Val::Int(b.as_slice().len() as i64)),
-        (Val::List(l), "size") => Ok(Val::Int(l.len() as i64)),
-        (Val::Set(s), "size") => Ok(Val::Int(s.len() as i64)),
-        (Val::Map(m), "size") => Ok(Val::Int(m.len() as i64)),
-        (Val::Path(p), "size") => Ok(Val::Int(p.len() as i64)),
-        (Val::Str(s), "lower") => Ok(Val::str(&s.as_str().to_lowercase())),
-        (Val::Str(s), "upper") => Ok(Val::str(&s.as_str().to_uppercase())),
-        (Val::Str(s), "trim") => Ok(match s {
-            StrV::B(b) => Val::Str(StrV::B(b.trim())),
-            StrV::O(o) => Val::str(o.trim()),
-        }),
-        (Val::Str(s), "toUtf8") => Ok(Val::Bytes(BytesV::O(Arc::from(s.as_str().as_bytes())))),
-        (Val::Str(s), "matches") => {
-            let re = regexes.get(want_str(&arg(0), "the pattern")?, true)?;
-            Ok(Val::Bool(re.is_match(s.as_str())))
-        }
-        (Val::Str(s), "replace") => {
-            let re = regexes.get(want_str(&arg(0), "the pattern")?, false)?;
-            let sub = arg(1);
-            let sub = want_str(&sub, "the replacement")?;
-            let matches = re.find_iter(s.as_str()).count();
-            check_size(
-                "string",
-                s.as_str()
-                    .len()
-                    .saturating_add(matches.saturating_mul(sub.len())),
-                MAX_STRING_BYTES,
-            )?;
-            Ok(Val::str(&re.replace_all(s.as_str(), regex::NoExpand(sub))))
-        }
-        (Val::Str(s), "split") => {
-            let re = regexes.get(want_str(&arg(0), "the pattern")?, false)?;
-            Ok(Val::list(re.split(s.as_str()).map(Val::str).collect()))
-        }
-        // Membership goes through a sorted set so that two large lists cost n·log n, not n·m;
-        // small ones are scanned in place.
-        (Val::List(_) | Val::Set(_), "hasAll" | "hasAny")
-            if matches!(args.first(), Some(Val::List(_) | Val::Set(_)))
-                && seq_len(&recv).saturating_mul(seq_len(&args[0])) <= SCAN_LIMIT =>
-        {
-            let want = &args[0];
-            Ok(Val::Bool(if name == "hasAll" {
-                all_elements(want, |w| scan_member(&recv, w))
-            } else {
-                !all_elements(want, |w| !scan_member(&recv, w))
-            }))
-        }
-        (Val::List(_) | Val::Set(_), "hasAll") => {
-            let want = elements(&arg(0), "hasAll()")?;
-            let mine = as_set(&recv)?;
-            Ok(Val::Bool(
-                want.iter().all(|w| contains(&mine, w).unwrap_or(false)),
-            ))
-        }
-        (Val::List(_) | Val::Set(_), "hasAny") => {
-            let want = elements(&arg(0), "hasAny()")?;
-            let mine = as_set(&recv)?;
-            Ok(Val::Bool(
-                want.iter().any(|w| contains(&mine, w).unwrap_or(false)),
-            ))
-        }
-        (Val::List(_) | Val::Set(_), "hasOnly") => {
-            let allowed = args.first().unwrap_or(&Val::Null);
-            if !matches!(allowed, Val::List(_) | Val::Set(_)) {
-                return Err(not_a_sequence(allowed));
-            }
-            if seq_len(&recv).saturating_mul(seq_len(allowed)) <= SCAN_LIMIT {
-                return Ok(Val::Bool(all_elements(&recv, |m| scan_member(allowed, m))));
-            }
-            let allowed = as_set(allowed)?;
-            Ok(Val::Bool(all_elements(&recv, |m| {
-                contains(&allowed, m).unwrap_or(false)
-            })))
-        }
-        (Val::List(l), "join") => {
-            let sep = arg(0);
-            let sep = want_str(&sep, "the separator")?;
-            let mut parts = Vec::with_capacity(l.len());
-            let mut total = 0usize;
-            for v in l.iter() {
-                match v {
-                    Val::Str(s) => {
-                        total = total.saturating_add(s.as_str().len() + sep.len());
-                        check_size("string", total, MAX_STRING_BYTES)?;
-                        parts.push(s.as_str().to_string());
-                    }
-                    other => {
-                        return Err(EvalError::ty(format!(
-                            "join() needs a list of strings, found a {}",
-                            other.type_name()
-                        )));
-                    }
-                }
-            }
-            Ok(Val::str(&parts.join(sep)))
-        }
-        (Val::List(l), "concat") => {
-            let more = elements(&arg(0), "concat()")?;
-            check_size("list", l.len() + more.len(), MAX_LIST_LEN)?;
-            let mut v = l.to_vec();
-            v.extend(more);
-            Ok(Val::list(v))
-        }
-        (Val::List(l), "removeAll") => {
-            let drop = as_set(&arg(0))?;
-            Ok(Val::list(
-                l.iter()
-                    .filter(|v| !contains(&drop, v).unwrap_or(false))
-                    .collect(),
-            ))
-        }
-        (Val::List(l), "toSet") => Ok(Val::set(l.to_vec())),
-        (Val::Set(s), "union") => {
-            let more = elements(&arg(0), "union()")?;
-            check_size("set", s.len() + more.len(), MAX_LIST_LEN)?;
-            let mut v = s.to_vec();
-            v.extend(more);
-            Ok(Val::set(v))
-        }
-        (Val::Set(s), "intersection") => {
-            let other = Val::set(elements(&arg(0), "intersection()")?);
-            Ok(Val::set(
-                s.iter()
-                    .filter(|v| contains(&other, v).unwrap_or(false))
-                    .cloned()
-                    .collect(),
-            ))
-        }
-        (Val::Set(s), "difference") => {
-            let other = Val::set(elements(&arg(0), "difference()")?);
-            Ok(Val::set(
-                s.iter()
-                    .filter(|v| !contains(&other, v).unwrap_or(false))
-                    .cloned()
-                    .collect(),
-            ))
-        }
-        (Val::Map(m), "keys") => {
-            let mut keys = Vec::with_capacity(m.len());
-            m.push_keys(&mut keys, |_, _| true);
-            Ok(Val::list(keys))
-        }
-        (Val::Map(m), "values") => Ok(Val::list(m.entries().into_iter().map(|(_, v)| v).collect())),
-        (Val::Map(m), "get") => map_get(m, args.first().unwrap_or(&Val::Null), arg(1)),
-        (Val::Map(m), "diff") => match arg(0) {
-            Val::Map(other) => Ok(Val::MapDiff(Arc::new((m.clone(), other)))),
-            other => Err(EvalError::ty(format!(
-                "diff() needs a map, found {}",
-                other.type_name()
-            ))),
-        },
-        (Val::MapDiff(d), _) => map_diff(&d.0, &d.1, name).ok_or_else(|| no_method(&recv, name)),
-        (Val::Timestamp(ns), _) => {
-            crate::time::component(*ns, name).map_err(|_| no_method(&recv, name))
-        }
-        (Val::Duration(ns), "seconds") => Ok(Val::Int(
-            i64::try_from(ns / crate::time::NANOS_PER_SEC)
-                .map_err(|_| EvalError::Overflow("seconds()".into()))?,
-        )),
-        (Val::Duration(ns), "nanos") => Ok(Val::Int((ns % crate::time::NANOS_PER_SEC) as i64)),
-        (Val::LatLng(lat, _), "latitude") => Ok(Val::Float(*lat)),
-        (Val::LatLng(_, lng), "longitude") => Ok(Val::Float(*lng)),
-        (Val::LatLng(a1, o1), "distance") => match arg(0) {
-            Val::LatLng(a2, o2) => Ok(Val::Float(haversine(*a1, *o1, a2, o2))),
-            other => Err(EvalError::ty(format!(
-                "distance() needs a latlng, found {}",
-                other.type_name()
-            ))),
-        },
-        (Val::Bytes(b), "toBase64") => Ok(Val::str(
-            &base64::engine::general_purpose::URL_SAFE.encode(b.as_slice()),
-        )),
-        (Val::Bytes(b), "toHexString") => Ok(Val::str(
-            &b.as_slice()
+    if let Val::Null = recv {
+        return Err(EvalError::Null(format!("cannot call {name}() on null")));
+    }
+    let type_name = recv.type_name();
+    let Some(forms) = signatures(type_name, name) else {
+        return Err(no_method(&recv, name));
+    };
+    let fits = |params: &&[&str]| {
+        params.len() == args.len()
+            && params
                 .iter()
-                .map(|x| format!("{x:02X}"))
-                .collect::<String>(),
-        )),
-        (Val::Path(p), "bind") => match arg(0) {
-            Val::Map(m) => bind(p, &m),
-            other => Err(EvalError::ty(format!(
-                "bind() needs a map, found {}",
-                other.type_name()
-            ))),
+                .zip(args)
+                .all(|(p, a)| *p == "any" || *p == a.type_name())
+    };
+    if !forms.iter().any(fits) {
+        let given: Vec<&str> = args.iter().map(Val::type_name).collect();
+        let wanted: Vec<String> = forms
+            .iter()
+            .map(|p| format!("{type_name}.{name}({})", p.join(", ")))
+            .collect();
+        return Err(EvalError::ty(format!(
+            "{type_name}.{name}({}) is not defined; use {}",
+            given.join(", "),
+            wanted.join(" or ")
+        )));
+    }
+    match &recv {
+        Val::Str(s) => string_method(s, name, args, regexes),
+        Val::Bytes(b) => Ok(match name {
+            "size" => Val::Int(b.as_slice().len() as i64),
+            "toBase64" => Val::str(&base64::engine::general_purpose::URL_SAFE.encode(b.as_slice())),
+            _ => Val::str(
+                &b.as_slice()
+                    .iter()
+                    .map(|x| format!("{x:02X}"))
+                    .collect::<String>(),
+            ),
+        }),
+        Val::List(l) => list_method(l, name, args),
+        Val::Map(m) => map_method(m, name, args),
+        Val::Set(s) => set_method(s, name, args),
+        Val::MapDiff(d) => Ok(map_diff(&d.0, &d.1, name)),
+        Val::Timestamp(ns) => crate::time::component(*ns, name).map_err(|_| no_method(&recv, name)),
+        Val::Duration(ns) => Ok(Val::Int(match name {
+            "seconds" => (ns / crate::time::NANOS_PER_SEC) as i64,
+            _ => (ns % crate::time::NANOS_PER_SEC) as i64,
+        })),
+        Val::LatLng(lat, lng) => Ok(match (name, args) {
+            ("latitude", _) => Val::Float(*lat),
+            ("longitude", _) => Val::Float(*lng),
+            (_, [Val::LatLng(lat2, lng2)]) => Val::Float(haversine(*lat, *lng, *lat2, *lng2)),
+            _ => return Err(no_method(&recv, name)),
+        }),
+        Val::Path(p) => match args.first() {
+            Some(Val::Map(m)) if m.len() == 0 => Ok(Val::Path(p.clone())),
+            Some(Val::Map(m)) => {
+                let names: Vec<&str> = m.entries().into_iter().map(|(k, _)| k).collect();
+                Err(EvalError::invalid(format!(
+                    "bind(): {} {} not a variable of this path (paths written in rules have none)",
+                    names.join(", "),
+                    if names.len() == 1 { "is" } else { "are" }
+                )))
+            }
+            _ => Err(no_method(&recv, name)),
+        },
+        Val::Constraint(c) => match args.first() {
+            Some(Val::List(l)) => Ok(Val::Bool(constraint::has_any(c, &l.to_vec()))),
+            _ => Err(no_method(&recv, name)),
         },
         _ => Err(no_method(&recv, name)),
     }
 }
 
-/// `m.get(key, default)`; a list key walks nested maps.
-fn map_get<'a>(m: &MapV<'a>, key: &Val<'a>, default: Val<'a>) -> Result<Val<'a>, EvalError> {
-    match key {
-        Val::Str(s) => Ok(m.get(s.as_str()).unwrap_or(default)),
-        Val::List(l) => {
-            // Every key must be a string, even past the point where the walk stops.
-            for k in l.iter() {
-                if !matches!(k, Val::Str(_)) {
-                    return Err(EvalError::ty(format!(
-                        "get() key path must hold strings, found {}",
-                        k.type_name()
-                    )));
-                }
+fn string_method<'a>(
+    s: &StrV<'a>,
+    name: &str,
+    args: &[Val<'a>],
+    regexes: &mut RegexCache,
+) -> Result<Val<'a>, EvalError> {
+    let text = s.as_str();
+    Ok(match name {
+        "size" => Val::Int(utf16_len(text) as i64),
+        // Only ASCII letters change case.
+        "lower" => Val::str(&text.to_ascii_lowercase()),
+        "upper" => Val::str(&text.to_ascii_uppercase()),
+        // Java's `trim`: control characters and spaces, not other Unicode whitespace.
+        "trim" => match s {
+            StrV::B(b) => Val::Str(StrV::B(b.trim_matches(|c: char| c <= ' '))),
+            StrV::O(o) => Val::str(o.trim_matches(|c: char| c <= ' ')),
+        },
+        "toUtf8" => Val::Bytes(BytesV::O(Arc::from(text.as_bytes()))),
+        "matches" => Val::Bool(regexes.get(str_arg(args, 0), true)?.is_match(text)),
+        "split" => {
+            let re = regexes.get(str_arg(args, 0), false)?;
+            let mut parts: Vec<&str> = re.split(text).collect();
+            // Java's `split`: trailing empty strings are dropped (one stays for an empty result).
+            while parts.len() > 1 && parts.last() == Some(&"") {
+                parts.pop();
             }
-            let mut current = Val::Map(m.clone());
-            for k in l.iter() {
-                let (Val::Str(k), Val::Map(inner)) = (&k, &current) else {
-                    return Ok(default);
-                };
-                match inner.get(k.as_str()) {
-                    Some(v) => current = v,
-                    None => return Ok(default),
-                }
-            }
-            Ok(current)
+            check_size("list", parts.len(), MAX_LIST_LEN)?;
+            Val::list(parts.into_iter().map(Val::str).collect())
         }
-        other => Err(EvalError::ty(format!(
-            "get() key must be a string or list, found {}",
-            other.type_name()
-        ))),
+        _ => {
+            let re = regexes.get(str_arg(args, 0), false)?;
+            Val::str(&replace_all(&re, text, str_arg(args, 1))?)
+        }
+    })
+}
+
+/// `replace()`, with Java's `replaceAll` replacement syntax: `$1`, `${name}` and `\` escapes;
+/// a `$` not followed by a group is an error.
+fn replace_all(re: &Regex, s: &str, replacement: &str) -> Result<String, EvalError> {
+    let invalid = || {
+        EvalError::invalid(format!(
+            "invalid replacement string {:?} ($ must name a group of the pattern; write \\$ for a dollar sign)",
+            crate::value::shorten_text(replacement)
+        ))
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for caps in re.captures_iter(s) {
+        let Some(m) = caps.get(0) else {
+            continue;
+        };
+        out.push_str(s.get(last..m.start()).unwrap_or(""));
+        let mut chars = replacement.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next().ok_or_else(invalid)?),
+                '$' => {
+                    let group = if chars.peek() == Some(&'{') {
+                        chars.next();
+                        let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                        caps.name(&name).ok_or_else(invalid)?.as_str()
+                    } else {
+                        // The longest group number that exists, as Java reads it.
+                        let first = chars
+                            .next()
+                            .and_then(|c| c.to_digit(10))
+                            .ok_or_else(invalid)?;
+                        let mut number = first as usize;
+                        while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                            let longer = number * 10 + d as usize;
+                            if longer >= caps.len() {
+                                break;
+                            }
+                            number = longer;
+                            chars.next();
+                        }
+                        if number >= caps.len() {
+                            return Err(invalid());
+                        }
+                        caps.get(number).map_or("", |g| g.as_str())
+                    };
+                    out.push_str(group);
+                }
+                c => out.push(c),
+            }
+            check_size("string", out.len(), MAX_STRING_BYTES)?;
+        }
+        last = m.end();
     }
+    out.push_str(s.get(last..).unwrap_or(""));
+    check_size("string", out.len(), MAX_STRING_BYTES)?;
+    Ok(out)
+}
+
+/// `string(v)`: ints, floats (as Java prints them), null, strings, bools and paths.
+pub fn to_string(v: &Val<'_>) -> Result<String, EvalError> {
+    Ok(match v {
+        Val::Int(i) => i.to_string(),
+        Val::Float(f) => crate::value::java_double(*f),
+        Val::Null => "null".to_owned(),
+        Val::Str(s) => s.as_str().to_string(),
+        Val::Bool(b) => b.to_string(),
+        Val::Path(p) if p.is_empty() => "/".to_string(),
+        Val::Path(p) => p.iter().map(|s| format!("/{s}")).collect(),
+        other => {
+            return Err(EvalError::ty(format!(
+                "string() converts an int, float, null, string, bool or path, not a {}",
+                other.type_name()
+            )));
+        }
+    })
+}
+
+fn list_method<'a>(l: &ListV<'a>, name: &str, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
+    let other = args.first().map(items).unwrap_or_default();
+    Ok(match name {
+        "size" => Val::Int(l.len() as i64),
+        "toSet" => Val::set(l.to_vec()),
+        "hasAll" => {
+            let mine = ListLookup::new(l, other.len());
+            Val::Bool(other.iter().all(|x| mine.contains(x)))
+        }
+        "hasAny" => {
+            let mine = ListLookup::new(l, other.len());
+            Val::Bool(other.iter().any(|x| mine.contains(x)))
+        }
+        "hasOnly" | "removeAll" => {
+            let allowed = match args.first() {
+                Some(Val::List(a)) => a.clone(),
+                _ => ListV::O(Arc::new(Vec::new())),
+            };
+            let lookup = ListLookup::new(&allowed, l.len());
+            if name == "hasOnly" {
+                Val::Bool(l.iter().all(|x| lookup.contains(&x)))
+            } else {
+                Val::list(l.iter().filter(|x| !lookup.contains(x)).collect())
+            }
+        }
+        "concat" => {
+            check_size("list", l.len() + other.len(), MAX_LIST_LEN)?;
+            let mut v = l.to_vec();
+            v.extend(other);
+            Val::list(v)
+        }
+        _ => {
+            let sep = str_arg(args, 0);
+            let mut out = String::new();
+            for (i, v) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                out.push_str(&to_string(&v)?);
+                check_size("string", out.len(), MAX_STRING_BYTES)?;
+            }
+            Val::str(&out)
+        }
+    })
+}
+
+fn set_method<'a>(
+    s: &Arc<Vec<Val<'a>>>,
+    name: &str,
+    args: &[Val<'a>],
+) -> Result<Val<'a>, EvalError> {
+    // The argument as a set (a list argument of hasAll/hasAny/hasOnly is taken as one).
+    let other = match args.first() {
+        Some(Val::Set(o)) => o.clone(),
+        Some(Val::List(l)) => match Val::set(l.to_vec()) {
+            Val::Set(o) => o,
+            _ => Arc::new(Vec::new()),
+        },
+        _ => Arc::new(Vec::new()),
+    };
+    Ok(match name {
+        "size" => Val::Int(s.len() as i64),
+        "hasAll" => Val::Bool(other.iter().all(|x| set_contains(s, x))),
+        "hasAny" => Val::Bool(other.iter().any(|x| set_contains(s, x))),
+        "hasOnly" => Val::Bool(s.iter().all(|x| set_contains(&other, x))),
+        "union" => {
+            check_size("set", s.len() + other.len(), MAX_LIST_LEN)?;
+            let mut v = s.to_vec();
+            v.extend(other.iter().cloned());
+            Val::set(v)
+        }
+        "intersection" => Val::set(
+            s.iter()
+                .filter(|x| set_contains(&other, x))
+                .cloned()
+                .collect(),
+        ),
+        _ => Val::set(
+            s.iter()
+                .filter(|x| !set_contains(&other, x))
+                .cloned()
+                .collect(),
+        ),
+    })
+}
+
+fn map_method<'a>(m: &MapV<'a>, name: &str, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
+    Ok(match name {
+        "size" => Val::Int(m.len() as i64),
+        "keys" => {
+            let mut keys: Vec<MapKey<'_, 'a>> = m.iter().map(|(k, _)| k).collect();
+            // Keys come sorted (UTF-16 order); a document map is in byte order already.
+            let sorted = matches!(m, MapV::B(_))
+                && !keys.iter().any(|k| k.as_str().bytes().any(|b| b >= 0xEE));
+            if !sorted {
+                keys.sort_by(|a, b| utf16_cmp(a.as_str(), b.as_str()));
+            }
+            Val::list(keys.into_iter().map(MapKey::to_val).collect())
+        }
+        "values" => Val::list(m.iter().map(|(_, v)| v).collect()),
+        "get" => {
+            let default = args.get(1).cloned().unwrap_or(Val::Null);
+            match args.first() {
+                Some(Val::Str(k)) => m.get(k.as_str()).unwrap_or(default),
+                Some(Val::List(path)) => {
+                    let mut current = Val::Map(m.clone());
+                    for k in path.iter() {
+                        let Val::Str(k) = k else {
+                            return Err(EvalError::ty(format!(
+                                "get() key path must hold strings, found {}",
+                                k.type_name()
+                            )));
+                        };
+                        let next = match &current {
+                            Val::Map(inner) => inner.get(k.as_str()),
+                            _ => None,
+                        };
+                        match next {
+                            Some(v) => current = v,
+                            None => return Ok(default),
+                        }
+                    }
+                    current
+                }
+                _ => default,
+            }
+        }
+        _ => match args.first() {
+            Some(Val::Map(other)) => Val::MapDiff(Arc::new((m.clone(), other.clone()))),
+            _ => return Err(EvalError::ty("diff() needs a map")),
+        },
+    })
 }
 
 /// Whether `name` is a method of map_diff (each gives a set of keys).
@@ -401,18 +666,17 @@ pub fn is_diff_keys(name: &str) -> bool {
     )
 }
 
-/// `a.diff(b).<name>()`; `None` if `name` is not a map_diff method.
-pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Option<Val<'a>> {
+/// `a.diff(b).<name>()` (`name` one of the map_diff methods): values compare by value
+/// (numbers across int and float, at any depth).
+pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Val<'a> {
     let mut keys = Vec::new();
-    each_diff_key(a, b, name, |k| keys.push(k.to_val()))?;
-    // Keys come out in byte order without repeats, which is the set's order: no sorting.
-    debug_assert!(keys.is_sorted_by(|p, q| total_cmp(p, q) == Ordering::Less));
-    Some(Val::Set(Arc::new(keys)))
+    each_diff_key(a, b, name, |k| keys.push(k));
+    Val::set(keys)
 }
 
-/// `a.diff(b).<name>().hasOnly(allowed)` without building the key set, when that is cheap:
-/// `None` if `name` is not a map_diff method, `allowed` is not a list or set, or the operands
-/// are too large to scan (the caller then builds the set and calls `hasOnly`).
+/// `a.diff(b).<name>().hasOnly(allowed)` without building the key set when that is cheap:
+/// `None` if `allowed` is not a list or set, or the operands are too large to scan (the
+/// caller then builds the set and calls `hasOnly`).
 pub fn diff_has_only(a: &MapV<'_>, b: &MapV<'_>, name: &str, allowed: &Val<'_>) -> Option<bool> {
     if !matches!(allowed, Val::List(_) | Val::Set(_))
         || (a.len() + b.len()).saturating_mul(seq_len(allowed)) > SCAN_LIMIT
@@ -421,150 +685,111 @@ pub fn diff_has_only(a: &MapV<'_>, b: &MapV<'_>, name: &str, allowed: &Val<'_>) 
     }
     let mut all = true;
     each_diff_key(a, b, name, |k| {
-        all = all && scan_member(allowed, &Val::Str(StrV::B(k.as_str())));
-    })?;
+        if all {
+            all = match allowed {
+                Val::Set(s) => set_contains(s, &k),
+                // A list argument of set.hasOnly() is taken as a set: numbers by value.
+                Val::List(l) => l.iter().any(|v| loose_eq(&v, &k)),
+                _ => false,
+            };
+        }
+    });
     Some(all)
 }
 
-/// Calls `emit` with each key `a.diff(b).<name>()` holds, in key order; `None` if `name` is
-/// not a map_diff method.
-fn each_diff_key<'m, 'a>(
-    a: &'m MapV<'a>,
-    b: &'m MapV<'a>,
-    name: &str,
-    emit: impl FnMut(MapKey<'m, 'a>),
-) -> Option<()> {
+/// Calls `emit` with each key `a.diff(b).<name>()` holds.
+fn each_diff_key<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str, mut emit: impl FnMut(Val<'a>)) {
     // Which keys of `a` (by whether `b` has them and holds an equal value) and of `b` count.
     let (added, changed, unchanged, removed) = match name {
         "addedKeys" => (true, false, false, false),
         "removedKeys" => (false, false, false, true),
         "changedKeys" => (false, true, false, false),
         "unchangedKeys" => (false, false, true, false),
-        "affectedKeys" => (true, true, false, true),
-        _ => return None,
+        _ => (true, true, false, true),
     };
-    let pick = DiffPick {
-        added,
-        changed,
-        unchanged,
-        removed,
-    };
-    match (a, b) {
-        // Two document maps (the usual `request.resource.data.diff(resource.data)`): compare
-        // the stored values in place.
-        (MapV::B(x), MapV::B(y)) => merge_keys(
-            x.iter().map(|(k, v)| (MapKey::B(k.as_str()), v)),
-            y.iter().map(|(k, v)| (MapKey::B(k.as_str()), v)),
-            |p, q| match (p, q) {
-                // What `equals` answers for these, without making values.
-                (Value::String(s), Value::String(t)) => s == t,
-                (Value::Bool(s), Value::Bool(t)) => s == t,
-                (Value::Int(s), Value::Int(t)) => s == t,
-                (Value::Null, Value::Null) => true,
-                _ => equals(&Val::from_value(p), &Val::from_value(q)),
-            },
-            pick,
-            emit,
-        ),
-        _ => merge_keys(a.iter(), b.iter(), |p, q| equals(p, q), pick, emit),
+    if let (MapV::B(x), MapV::B(y)) = (a, b) {
+        // Two document maps (the usual `request.resource.data.diff(resource.data)`): walk the
+        // key-sorted entries together, comparing the stored values in place.
+        let (mut ia, mut ib) = (x.iter().peekable(), y.iter().peekable());
+        loop {
+            let order = match (ia.peek(), ib.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+            };
+            match order {
+                Ordering::Less => {
+                    if let Some((k, _)) = ia.next()
+                        && added
+                    {
+                        emit(Val::Str(StrV::B(k)));
+                    }
+                }
+                Ordering::Greater => {
+                    if let Some((k, _)) = ib.next()
+                        && removed
+                    {
+                        emit(Val::Str(StrV::B(k)));
+                    }
+                }
+                Ordering::Equal => {
+                    if let (Some((k, p)), Some((_, q))) = (ia.next(), ib.next()) {
+                        let eq = match (p, q) {
+                            (claimdb_model::Value::String(s), claimdb_model::Value::String(t)) => {
+                                s == t
+                            }
+                            (claimdb_model::Value::Int(s), claimdb_model::Value::Int(t)) => s == t,
+                            (claimdb_model::Value::Bool(s), claimdb_model::Value::Bool(t)) => {
+                                s == t
+                            }
+                            _ => loose_eq(&Val::from_value(p), &Val::from_value(q)),
+                        };
+                        if (eq && unchanged) || (!eq && changed) {
+                            emit(Val::Str(StrV::B(k)));
+                        }
+                    }
+                }
+            }
+        }
+        return;
     }
-    Some(())
-}
-
-/// Which keys a map_diff method reports.
-#[derive(Clone, Copy)]
-struct DiffPick {
-    /// Only in the first map.
-    added: bool,
-    /// In both, with unequal values.
-    changed: bool,
-    /// In both, with equal values.
-    unchanged: bool,
-    /// Only in the second map.
-    removed: bool,
-}
-
-/// Walks two key-sorted entry sequences together (one pass, no lookups) and emits the keys
-/// `pick` asks for, in key order.
-fn merge_keys<'m, 'a, V>(
-    a: impl Iterator<Item = (MapKey<'m, 'a>, V)>,
-    b: impl Iterator<Item = (MapKey<'m, 'a>, V)>,
-    eq: impl Fn(&V, &V) -> bool,
-    pick: DiffPick,
-    mut emit: impl FnMut(MapKey<'m, 'a>),
-) {
-    let (mut ia, mut ib) = (a.peekable(), b.peekable());
-    loop {
-        let order = match (ia.peek(), ib.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some((ka, _)), Some((kb, _))) => ka.as_str().cmp(kb.as_str()),
-        };
-        match order {
-            Ordering::Less => {
-                if let Some((k, _)) = ia.next()
-                    && pick.added
-                {
-                    emit(k);
-                }
+    for (k, v) in a.iter() {
+        match b.get(k.as_str()) {
+            None if added => emit(k.to_val()),
+            Some(w) if (loose_eq(&v, &w) && unchanged) || (!loose_eq(&v, &w) && changed) => {
+                emit(k.to_val())
             }
-            Ordering::Greater => {
-                if let Some((k, _)) = ib.next()
-                    && pick.removed
-                {
-                    emit(k);
-                }
-            }
-            Ordering::Equal => {
-                if let (Some((k, x)), Some((_, y))) = (ia.next(), ib.next())
-                    && (if eq(&x, &y) {
-                        pick.unchanged
-                    } else {
-                        pick.changed
-                    })
-                {
-                    emit(k);
-                }
+            _ => {}
+        }
+    }
+    if removed {
+        for (k, _) in b.iter() {
+            if !a.contains(k.as_str()) {
+                emit(k.to_val());
             }
         }
     }
 }
 
-fn bind<'a>(p: &[String], m: &MapV<'a>) -> Result<Val<'a>, EvalError> {
-    let mut out = Vec::with_capacity(p.len());
-    for seg in p {
-        let name = seg
-            .strip_prefix("$(")
-            .and_then(|s| s.strip_suffix(')'))
-            .or_else(|| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')));
-        match name.and_then(|n| m.get(n)) {
-            Some(Val::Str(s)) => out.push(s.as_str().to_string()),
-            Some(other) => out.push(other.to_string()),
-            None => out.push(seg.clone()),
-        }
-    }
-    Ok(Val::path(out))
-}
-
-/// Great-circle distance in metres (mean Earth radius).
+/// Great-circle distance in metres (the emulator's Earth radius).
 fn haversine(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
-    const R: f64 = 6_371_008.8;
+    const R: f64 = 6_371_009.0;
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
     let dp = (lat2 - lat1).to_radians();
     let dl = (lng2 - lng1).to_radians();
     let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * R * h.sqrt().min(1.0).asin()
+    2.0 * R * h.sqrt().asin()
 }
 
-/// Builds a map value from evaluated entries (keys must be strings).
+/// Builds a map value from evaluated entries (keys must be strings; a repeated key keeps the
+/// last value, in the place of the first).
 pub fn make_map<'a>(entries: Vec<(Val<'a>, Val<'a>)>) -> Result<Val<'a>, EvalError> {
-    let mut m = BTreeMap::new();
+    let mut m = OwnedMap::with_capacity(entries.len());
     for (k, v) in entries {
         match k {
-            Val::Str(s) => {
-                m.insert(s.as_str().to_string(), v);
-            }
+            Val::Str(StrV::B(s)) => m.insert(s, v),
+            Val::Str(StrV::O(s)) => m.insert(s.to_string(), v),
             other => {
                 return Err(EvalError::ty(format!(
                     "map keys must be strings, found {}",
@@ -585,47 +810,38 @@ pub fn make_list(items: Vec<Val<'_>>) -> Val<'_> {
 mod tests {
     use super::*;
 
-    fn tricky() -> Vec<Val<'static>> {
-        vec![
-            Val::Null,
-            Val::Bool(true),
-            Val::Int(0),
-            Val::Int(1),
-            Val::Float(1.0),
-            Val::Float(-0.0),
-            Val::Float(f64::NAN),
-            Val::Float(1.5),
-            Val::str("a"),
-            Val::str("b"),
-            Val::list(vec![Val::Int(1)]),
-            Val::list(vec![Val::Float(1.0)]),
-            Val::set(vec![Val::str("a"), Val::Int(2)]),
-        ]
+    #[test]
+    fn re2_patterns() {
+        for (re2, rust) in [
+            (r"\d+", "[0-9]+"),
+            (r"[\d_]", "[0-9_]"),
+            (r"\w\s\b", r"[0-9A-Za-z_][\t\n\f\r ](?-u:\b)"),
+            ("[]a]", r"[\]a]"),
+            ("[a&&b]", r"[a\&\&b]"),
+            (r"a\.b", r"a\.b"),
+        ] {
+            assert_eq!(re2_to_rust(re2), rust, "{re2}");
+        }
+        let re = |p: &str| compile_regex(p).unwrap();
+        assert!(!re(r"\w").is_match("é"));
+        assert!(!re(r"\d").is_match("٣"));
+        assert!(re(".").is_match("é"));
+        assert!(
+            repeated_repetition("a**")
+                && !repeated_repetition("a*?")
+                && !repeated_repetition("[*+]+")
+        );
     }
 
-    /// The scan used for small lists answers exactly as the sorted set used for large ones.
     #[test]
-    fn scanning_agrees_with_the_sorted_set() {
-        let vals = tricky();
-        let mut hays = vec![Vec::new()];
-        for a in &vals {
-            hays.push(vec![a.clone()]);
-            for b in &vals {
-                hays.push(vec![a.clone(), b.clone()]);
-                hays.push(vec![b.clone(), a.clone(), b.clone()]);
-            }
-        }
-        for items in &hays {
-            for hay in [Val::list(items.clone()), Val::set(items.clone())] {
-                let set = as_set(&hay).unwrap_or(Val::Null);
-                for needle in &vals {
-                    assert_eq!(
-                        scan_member(&hay, needle),
-                        contains(&set, needle).unwrap_or(false),
-                        "{needle} in {hay}"
-                    );
-                }
-            }
-        }
+    fn java_replacements() {
+        let re = Regex::new("(a)(b)?").unwrap();
+        assert_eq!(replace_all(&re, "xaby", "[$1$2]").unwrap(), "x[ab]y");
+        assert_eq!(replace_all(&re, "xa", "<$2>").unwrap(), "x<>");
+        assert_eq!(replace_all(&re, "a", "\\$").unwrap(), "$");
+        assert!(replace_all(&re, "a", "$").is_err());
+        assert!(replace_all(&re, "a", "$9").is_err());
+        // No match: the replacement is never read.
+        assert_eq!(replace_all(&re, "zzz", "$").unwrap(), "zzz");
     }
 }

@@ -1,31 +1,53 @@
-//! The declaration half of the parser: `rules_version`, `service`, `match` (with its raw path
-//! pattern), `allow` and `function`, plus error recovery and the size/depth guards.
+//! The declaration half of the parser: `rules_version`, top-level `function`s, `service`,
+//! `match` (with its path pattern), `allow` and `function`, plus error recovery and the size
+//! and depth guards. The grammar is Firebase's, so that a file compiles here exactly when it
+//! compiles there:
+//!
+//! - Semicolons after `allow` statements (and after `rules_version` and a function's `return`)
+//!   are optional; after a `let` one is required.
+//! - `function`s may be declared at the top of the file, in a service or in a match.
+//! - A `service` or `match` body must contain at least one declaration; a service holds only
+//!   functions and matches.
+//! - `allow` names any identifiers as methods; unknown ones are ignored (Firebase warns).
 //!
 //! Expressions live in `parser_expr.rs` (same `Parser` type). The parser never panics and never
-//! recurses without counting: every nested construct goes through [`Parser::enter`], and source
-//! larger than [`MAX_SOURCE_BYTES`] is refused before any work. It does not resolve names or
-//! enforce language limits other than nesting — that is `check`'s job.
+//! recurses without counting: nested expressions go through [`Parser::enter`], and source
+//! larger than [`MAX_SOURCE_BYTES`] is refused before any work. It does not resolve names —
+//! that is `check`'s job.
 
 use crate::ast::{Allow, AllowMethod, Block, File, Function, Match, Segment, Service};
 use crate::error::Diagnostic;
-use crate::lexer::{Cursor, Span, Tok, Token};
+use crate::lexer::{Span, Tok, Token, lex, unquote};
 
 /// The largest rules source accepted (Firestore's 256 KB ruleset limit).
 pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
-/// The deepest nesting of brackets, blocks and unary operators the parser will recurse into.
+/// The deepest nesting of expressions the parser recurses into. Firebase refuses an expression
+/// nested 99 levels deep ([`MAX_LEVEL`]); every recursion of the parser is at least one level.
 pub const MAX_NESTING: usize = 100;
-/// The tallest expression tree accepted (long `a && b && …` chains grow trees without nesting);
-/// it bounds the recursion of every later pass.
-pub const MAX_TREE_HEIGHT: usize = 250;
+/// Firebase's "Expression is too complex to evaluate safely": an expression whose operands,
+/// arguments, items and parentheses nest this many levels deep.
+pub const MAX_LEVEL: u32 = 99;
+/// The tallest expression tree accepted, counting member accesses and method receivers (which
+/// do not count as levels): Firebase's parser gives up on 2,000 accesses in a row.
+pub const MAX_TREE_HEIGHT: usize = 2_001;
+/// How deep `match` blocks may nest before the parser stops reading (the checker refuses far
+/// less deep; this only bounds recursion).
+const MAX_BLOCK_DEPTH: usize = 64;
 /// Parsing stops after this many errors.
 const MAX_DIAGNOSTICS: usize = 50;
 
 pub(crate) struct Parser<'s> {
-    pub(crate) cur: Cursor<'s>,
+    pub(crate) src: &'s str,
+    toks: Vec<Token>,
+    i: usize,
     pub(crate) diags: Vec<Diagnostic>,
     pub(crate) depth: usize,
     /// Set when a guard tripped: unwind quickly without more messages.
     pub(crate) abort: bool,
+    /// Set when the statement being read has an error: unwind to the end of the statement
+    /// without more messages, then go on.
+    pub(crate) bail: bool,
+    blocks: usize,
 }
 
 /// Parses a rules file. Returns the tree (possibly partial) and every error found.
@@ -40,11 +62,16 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
             vec![Diagnostic::new(src, Span::new(0, 0), msg)],
         );
     }
+    let (toks, lex_diags) = lex(src);
     let mut p = Parser {
-        cur: Cursor::new(src),
-        diags: Vec::new(),
+        src,
+        toks,
+        i: 0,
+        diags: lex_diags,
         depth: 0,
         abort: false,
+        bail: false,
+        blocks: 0,
     };
     let file = p.file();
     (file, p.diags)
@@ -52,15 +79,31 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
 
 impl<'s> Parser<'s> {
     pub(crate) fn error(&mut self, span: Span, msg: impl Into<String>) {
-        if self.abort {
+        if self.abort || self.bail {
             return;
         }
         if self.diags.len() >= MAX_DIAGNOSTICS {
             self.abort = true;
             return;
         }
-        let d = Diagnostic::new(self.cur.src(), span, msg);
+        let d = Diagnostic::new(self.src, span, msg);
         self.diags.push(d);
+    }
+
+    /// Whether expression parsing is unwinding (a guard tripped, or the statement failed).
+    pub(crate) fn stopped(&self) -> bool {
+        self.abort || self.bail
+    }
+
+    /// After a statement's expression: if it failed, skips to the next declaration and says
+    /// so (`true`).
+    fn statement_failed(&mut self) -> bool {
+        if !self.bail {
+            return false;
+        }
+        self.bail = false;
+        self.recover();
+        true
     }
 
     /// Counts one level of nesting; `false` (with an error, once) when too deep.
@@ -71,7 +114,9 @@ impl<'s> Parser<'s> {
         if self.depth >= MAX_NESTING {
             self.error(
                 span,
-                format!("nesting is deeper than {MAX_NESTING} levels; simplify this rule"),
+                format!(
+                    "expression is too complex: nested more than {MAX_LEVEL} levels deep; split it into functions"
+                ),
             );
             self.abort = true;
             return false;
@@ -84,21 +129,60 @@ impl<'s> Parser<'s> {
         self.depth = self.depth.saturating_sub(1);
     }
 
-    pub(crate) fn peek(&mut self) -> Token {
-        self.cur.peek()
+    /// The token `k` places ahead (0 is the current one).
+    pub(crate) fn nth(&self, k: usize) -> Token {
+        let last = self.toks.len().saturating_sub(1);
+        self.toks
+            .get((self.i + k).min(last))
+            .copied()
+            .unwrap_or(Token {
+                kind: Tok::Eof,
+                span: Span::new(self.src.len(), self.src.len()),
+            })
+    }
+
+    pub(crate) fn peek(&self) -> Token {
+        self.nth(0)
     }
 
     pub(crate) fn bump(&mut self) -> Token {
-        self.cur.next_token()
+        let t = self.peek();
+        if t.kind != Tok::Eof {
+            self.i += 1;
+        }
+        t
     }
 
-    pub(crate) fn at(&mut self, kind: Tok) -> bool {
+    /// The kind of the last consumed token.
+    pub(crate) fn nth_back(&self) -> Option<Tok> {
+        self.i
+            .checked_sub(1)
+            .and_then(|i| self.toks.get(i))
+            .map(|t| t.kind)
+    }
+
+    /// Where the last consumed token ended.
+    pub(crate) fn prev_end(&self) -> usize {
+        match self.i.checked_sub(1).and_then(|i| self.toks.get(i)) {
+            Some(t) => t.span.end as usize,
+            None => 0,
+        }
+    }
+
+    pub(crate) fn at(&self, kind: Tok) -> bool {
         self.peek().kind == kind
     }
 
-    pub(crate) fn at_word(&mut self, word: &str) -> bool {
+    pub(crate) fn text(&self, span: Span) -> &'s str {
+        self.src
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
+    }
+
+    /// Whether the current token is the keyword `word`.
+    pub(crate) fn at_keyword(&self, word: &str) -> bool {
         let t = self.peek();
-        t.kind == Tok::Ident && self.cur.text(t.span) == word
+        t.kind == Tok::Keyword && self.text(t.span) == word
     }
 
     pub(crate) fn eat(&mut self, kind: Tok) -> bool {
@@ -117,63 +201,83 @@ impl<'s> Parser<'s> {
         }
         let t = self.peek();
         let found = self.describe(t);
+        let hint = self.hint(t);
         self.error(
             t.span,
-            format!("expected {} {context}, found {found}", kind.describe()),
+            format!(
+                "expected {} {context}, found {found}{hint}",
+                kind.describe()
+            ),
         );
         false
     }
 
     pub(crate) fn describe(&self, t: Token) -> String {
         match t.kind {
-            Tok::Ident | Tok::Int | Tok::Float => format!("'{}'", self.cur.text(t.span)),
-            Tok::Error => format!("unexpected text '{}'", shorten(self.cur.text(t.span))),
+            Tok::Ident | Tok::Keyword | Tok::Int | Tok::Float | Tok::PathSegment => {
+                format!("'{}'", shorten(self.text(t.span)))
+            }
+            Tok::Unusable => format!("'{}'", self.text(t.span)),
             k => k.describe().to_string(),
         }
     }
 
     /// A suggestion for tokens people write by habit from other languages.
     pub(crate) fn hint(&self, t: Token) -> &'static str {
-        match (t.kind, self.cur.text(t.span)) {
+        match (t.kind, self.text(t.span)) {
             (Tok::Assign, _) => " (use '==' to compare)",
             (Tok::Ident, "and") => " (use '&&')",
             (Tok::Ident, "or") => " (use '||')",
             (Tok::Ident, "not") => " (use '!')",
-            (Tok::Error, "&" | "|") => " (use '&&' or '||')",
+            (Tok::Unusable, "++" | "--") => " (there are no increment or decrement operators)",
+            (Tok::PathSegment, _) => {
+                " (a '/' directly followed by a name is a path segment; write division with spaces: 'a / b')"
+            }
             _ => "",
         }
     }
 
+    /// A name (not a keyword) for `context`.
     pub(crate) fn ident(&mut self, context: &str) -> Option<(String, Span)> {
         let t = self.peek();
         if t.kind == Tok::Ident {
             self.bump();
-            Some((self.cur.text(t.span).to_string(), t.span))
+            Some((self.text(t.span).to_string(), t.span))
         } else {
             let found = self.describe(t);
-            self.error(t.span, format!("expected a name {context}, found {found}"));
+            let hint = if t.kind == Tok::Keyword {
+                " (a keyword cannot be used as a name)"
+            } else {
+                ""
+            };
+            self.error(
+                t.span,
+                format!("expected a name {context}, found {found}{hint}"),
+            );
             None
         }
     }
 
-    /// Skips to the end of the current statement: past a `;`, or up to a `}` or the next
-    /// declaration keyword at the same brace depth.
+    /// Skips to the next declaration at this brace depth: a `match`, `allow` or `function`
+    /// keyword, or the `}` that closes the block (not consumed).
     fn recover(&mut self) {
         let mut depth = 0usize;
         loop {
             let t = self.peek();
             match t.kind {
                 Tok::Eof => return,
+                Tok::RBrace if depth == 0 => return,
+                Tok::RBrace => depth -= 1,
+                Tok::LBrace => depth += 1,
                 Tok::Semi if depth == 0 => {
                     self.bump();
                     return;
                 }
-                Tok::RBrace if depth == 0 => return,
-                Tok::RBrace => depth -= 1,
-                Tok::LBrace => depth += 1,
-                Tok::Ident if depth == 0 => {
-                    let w = self.cur.text(t.span);
-                    if matches!(w, "allow" | "match" | "function") {
+                Tok::Keyword if depth == 0 => {
+                    if matches!(
+                        self.text(t.span),
+                        "allow" | "match" | "function" | "service"
+                    ) {
                         return;
                     }
                 }
@@ -185,37 +289,61 @@ impl<'s> Parser<'s> {
 
     fn file(&mut self) -> File {
         let mut file = File::default();
-        if self.at_word("rules_version") {
-            self.bump();
-            self.expect(Tok::Assign, "after rules_version");
-            let t = self.peek();
-            if t.kind == Tok::Str {
-                self.bump();
-                let text = self.cur.text(t.span);
-                let v = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
-                if v != "1" && v != "2" {
+        if self.at(Tok::Eof) {
+            self.error(
+                Span::new(0, 0),
+                "the rules file is empty; it needs a 'service cloud.firestore { … }' block",
+            );
+            return file;
+        }
+        if self.at_keyword("rules_version") {
+            let kw = self.bump();
+            if self.expect(Tok::Assign, "after rules_version") {
+                let t = self.peek();
+                if t.kind == Tok::Str {
+                    self.bump();
+                    let v = String::from_utf8_lossy(&unquote(self.text(t.span))).into_owned();
+                    file.version = Some((v, kw.span.to(t.span)));
+                } else {
+                    let found = self.describe(t);
                     self.error(
                         t.span,
-                        format!("unknown rules_version '{v}'; use '1' or '2'"),
+                        format!(
+                            "expected '1' or '2' (a string) after rules_version =, found {found}"
+                        ),
                     );
                 }
-                file.version = Some(v.to_string());
-            } else {
-                self.error(t.span, "expected '1' or '2' after rules_version =");
             }
             self.eat(Tok::Semi);
         }
         while !self.abort && !self.at(Tok::Eof) {
-            if self.at_word("service") {
-                if let Some(s) = self.service() {
-                    file.services.push(s);
+            let t = self.peek();
+            match (t.kind, self.text(t.span)) {
+                (Tok::Keyword, "service") => {
+                    if let Some(s) = self.service() {
+                        file.services.push(s);
+                    }
                 }
-            } else {
-                let t = self.bump();
-                let found = self.describe(t);
-                self.error(t.span, format!("expected 'service', found {found}"));
-                self.recover();
-                self.eat(Tok::RBrace);
+                (Tok::Keyword, "function") => {
+                    if let Some(f) = self.function() {
+                        file.functions.push(f);
+                    }
+                }
+                (Tok::Keyword, "import") => {
+                    self.bump();
+                    self.error(t.span, "import statements are not allowed in rules");
+                    self.recover();
+                }
+                _ => {
+                    self.bump();
+                    let found = self.describe(t);
+                    self.error(
+                        t.span,
+                        format!("expected 'service' or 'function', found {found}"),
+                    );
+                    self.recover();
+                    self.eat(Tok::RBrace);
+                }
             }
         }
         file
@@ -224,27 +352,42 @@ impl<'s> Parser<'s> {
     fn service(&mut self) -> Option<Service> {
         let kw = self.bump();
         let (mut name, _) = self.ident("after 'service'")?;
-        while self.eat(Tok::Dot) {
-            let (part, _) = self.ident("in the service name")?;
+        while self.at(Tok::Dot) && self.nth(1).kind == Tok::Ident {
+            self.bump();
+            let part = self.bump();
             name.push('.');
-            name.push_str(&part);
+            name.push_str(self.text(part.span));
         }
-        let span = kw.span.to(Span::new(self.cur.prev_end, self.cur.prev_end));
-        let body = self.braced_block("to open the service body")?;
+        let span = kw.span.to(Span::new(self.prev_end(), self.prev_end()));
+        let body = self.braced_block("to open the service body", true, span)?;
         Some(Service { name, span, body })
     }
 
-    fn braced_block(&mut self, context: &str) -> Option<Block> {
+    fn braced_block(&mut self, context: &str, service: bool, owner: Span) -> Option<Block> {
         if !self.expect(Tok::LBrace, context) {
             self.recover();
             return None;
         }
-        let open = Span::new(self.cur.prev_end.saturating_sub(1), self.cur.prev_end);
-        if !self.enter(open) {
+        if self.at(Tok::RBrace) {
+            let close = self.bump();
+            let what = if service { "service" } else { "match" };
+            self.error(
+                owner.to(close.span),
+                format!("the '{what}' body must contain at least one declaration"),
+            );
+            return Some(Block::default());
+        }
+        if self.blocks >= MAX_BLOCK_DEPTH {
+            self.error(
+                owner,
+                "match blocks nest too deep; the limit is 10 nested matches",
+            );
+            self.abort = true;
             return None;
         }
-        let block = self.block();
-        self.leave();
+        self.blocks += 1;
+        let block = self.block(service);
+        self.blocks -= 1;
         if !self.eat(Tok::RBrace) && !self.abort {
             let t = self.peek();
             self.error(t.span, "expected '}' to close this block");
@@ -252,48 +395,59 @@ impl<'s> Parser<'s> {
         Some(block)
     }
 
-    fn block(&mut self) -> Block {
+    fn block(&mut self, service: bool) -> Block {
         let mut block = Block::default();
         loop {
             if self.abort {
                 return block;
             }
             let t = self.peek();
-            match t.kind {
-                Tok::RBrace | Tok::Eof => return block,
-                Tok::Ident => match self.cur.text(t.span) {
-                    "match" => {
-                        if let Some(m) = self.match_block() {
-                            block.matches.push(m);
-                        }
+            match (t.kind, self.text(t.span)) {
+                (Tok::RBrace | Tok::Eof, _) => return block,
+                (Tok::Keyword, "match") => {
+                    if let Some(m) = self.match_block() {
+                        block.matches.push(m);
                     }
-                    "allow" => {
-                        if let Some(a) = self.allow() {
-                            block.allows.push(a);
-                        }
+                }
+                (Tok::Keyword, "allow") if !service => {
+                    if let Some(a) = self.allow() {
+                        block.allows.push(a);
                     }
-                    "function" => {
-                        if let Some(f) = self.function() {
-                            block.functions.push(f);
-                        }
+                }
+                (Tok::Keyword, "function") => {
+                    if let Some(f) = self.function() {
+                        block.functions.push(f);
                     }
-                    other => {
-                        let msg = format!(
-                            "expected 'match', 'allow' or 'function', found '{}'",
-                            shorten(other)
-                        );
-                        self.bump();
-                        self.error(t.span, msg);
-                        self.recover();
-                    }
-                },
+                }
+                (Tok::Keyword, "allow") => {
+                    self.bump();
+                    self.error(t.span, "an allow statement must be inside a match block");
+                    self.recover();
+                }
+                (Tok::PathSegment | Tok::Slash, text) => {
+                    let adjacent = self.prev_end() == t.span.start as usize
+                        && !matches!(self.nth_back(), Some(Tok::RBrace | Tok::Semi | Tok::LBrace));
+                    self.bump();
+                    let msg = if text.starts_with("/*") {
+                        "this comment is never closed ('/*' without '*/')"
+                    } else if adjacent {
+                        "a '/' directly followed by a name is a path segment; write division with spaces: 'a / b'"
+                    } else {
+                        "missing 'match' keyword before this path"
+                    };
+                    self.error(t.span, msg);
+                    self.recover();
+                }
                 _ => {
                     self.bump();
                     let found = self.describe(t);
-                    self.error(
-                        t.span,
-                        format!("expected 'match', 'allow' or 'function', found {found}"),
-                    );
+                    let hint = self.hint(t);
+                    let expected = if service {
+                        "'match' or 'function'"
+                    } else {
+                        "'match', 'allow' or 'function'"
+                    };
+                    self.error(t.span, format!("expected {expected}, found {found}{hint}"));
                     self.recover();
                 }
             }
@@ -303,7 +457,7 @@ impl<'s> Parser<'s> {
     fn match_block(&mut self) -> Option<Match> {
         let kw = self.bump();
         let start = self.peek();
-        if start.kind != Tok::Slash {
+        if !matches!(start.kind, Tok::PathSegment | Tok::Slash) {
             let found = self.describe(start);
             self.error(
                 start.span,
@@ -312,9 +466,9 @@ impl<'s> Parser<'s> {
             self.recover();
             return None;
         }
-        let segments = self.match_path(start.span.start as usize)?;
-        let span = kw.span.to(Span::new(self.cur.prev_end, self.cur.prev_end));
-        let body = self.braced_block("to open the match body")?;
+        let segments = self.match_path()?;
+        let span = kw.span.to(Span::new(self.prev_end(), self.prev_end()));
+        let body = self.braced_block("to open the match body", false, span)?;
         Some(Match {
             segments,
             span,
@@ -322,77 +476,70 @@ impl<'s> Parser<'s> {
         })
     }
 
-    /// Reads `/seg/{x}/{y=**}` as raw text from `start`, then resumes tokenising after it.
-    fn match_path(&mut self, start: usize) -> Option<Vec<Segment>> {
-        let src = self.cur.src();
-        let bytes = src.as_bytes();
-        let mut pos = start;
+    /// `/literal`, `/{name}`, `/{name=*}` and `/{name=**}` segments.
+    fn match_path(&mut self) -> Option<Vec<(Segment, Span)>> {
         let mut segments = Vec::new();
-        let mut ok = true;
-        while bytes.get(pos) == Some(&b'/') {
-            pos += 1;
-            if bytes.get(pos) == Some(&b'{') {
-                let close = src[pos + 1..]
-                    .find(['}', '{', '/', '\n'])
-                    .map(|i| pos + 1 + i)
-                    .filter(|&i| bytes.get(i) == Some(&b'}'));
-                let Some(close) = close else {
-                    self.error(
-                        Span::new(pos, pos + 1),
-                        "this '{' in the path is never closed",
-                    );
-                    ok = false;
-                    pos = src.len();
-                    break;
-                };
-                let inner = &src[pos + 1..close];
-                let span = Span::new(pos, close + 1);
-                let (name, rest) = match inner.split_once('=') {
-                    Some((n, r)) => (n.trim(), Some(r.trim())),
-                    None => (inner.trim(), None),
-                };
-                if !is_ident(name) {
-                    self.error(
-                        span,
-                        format!("'{}' is not a valid wildcard name", shorten(name)),
-                    );
-                    ok = false;
+        loop {
+            let t = self.peek();
+            match t.kind {
+                Tok::PathSegment => {
+                    self.bump();
+                    let text = self.text(t.span);
+                    segments.push((Segment::Literal(text[1..].to_string()), t.span));
                 }
-                match rest {
-                    None | Some("*") => segments.push(Segment::Single(name.to_string())),
-                    Some("**") => segments.push(Segment::Rest(name.to_string())),
-                    Some(other) => {
-                        self.error(
-                            span,
-                            format!(
-                                "'{}' is not a wildcard form; use {{{name}}} or {{{name}=**}}",
-                                shorten(other)
-                            ),
-                        );
-                        ok = false;
+                Tok::Slash => {
+                    self.bump();
+                    let binding = self.binding();
+                    match binding {
+                        Some(b) => segments.push(b),
+                        None => {
+                            self.error(
+                                t.span,
+                                "a '/' in a match path must be followed by a name or a {wildcard}",
+                            );
+                            self.recover();
+                            return None;
+                        }
                     }
                 }
-                pos = close + 1;
-            } else {
-                let len = src[pos..]
-                    .find(|c: char| c == '/' || c == '{' || c == '}' || c.is_whitespace())
-                    .unwrap_or(src.len() - pos);
-                if len == 0 {
-                    self.error(Span::new(pos.saturating_sub(1), pos), "empty path segment");
-                    ok = false;
-                    break;
-                }
-                segments.push(Segment::Literal(src[pos..pos + len].to_string()));
-                pos += len;
+                _ => return Some(segments),
             }
         }
-        self.cur.seek(pos);
-        ok.then_some(segments)
+    }
+
+    /// `{name}`, `{name=*}` or `{name=**}` after a slash.
+    fn binding(&mut self) -> Option<(Segment, Span)> {
+        if self.peek().kind != Tok::LBrace || self.nth(1).kind != Tok::Ident {
+            return None;
+        }
+        let length = match (
+            self.nth(2).kind,
+            self.nth(3).kind,
+            self.nth(4).kind,
+            self.nth(5).kind,
+        ) {
+            (Tok::RBrace, ..) => 3,
+            (Tok::Assign, Tok::Star, Tok::RBrace, _) => 5,
+            (Tok::Assign, Tok::Star, Tok::Star, Tok::RBrace) => 6,
+            _ => return None,
+        };
+        let name_token = self.nth(1);
+        let name = self.text(name_token.span).to_string();
+        for _ in 0..length {
+            self.bump();
+        }
+        let seg = if length == 6 {
+            Segment::Rest(name)
+        } else {
+            Segment::Single(name)
+        };
+        Some((seg, name_token.span))
     }
 
     fn allow(&mut self) -> Option<Allow> {
         let kw = self.bump();
         let mut methods = Vec::new();
+        let mut unknown_methods = Vec::new();
         loop {
             let (name, span) = match self.ident("naming a method after 'allow'") {
                 Some(x) => x,
@@ -401,46 +548,68 @@ impl<'s> Parser<'s> {
                     return None;
                 }
             };
+            // An unknown method is a warning in Firebase; it allows nothing.
             match AllowMethod::parse(&name) {
                 Some(m) => methods.push(m),
-                None => self.error(
-                    span,
-                    format!(
-                        "unknown method '{}'; use read, write, get, list, create, update or delete",
-                        shorten(&name)
-                    ),
-                ),
+                None => unknown_methods.push((name, span)),
             }
             if !self.eat(Tok::Comma) {
                 break;
             }
         }
-        let condition = if self.eat(Tok::Colon) {
-            if !self.at_word("if") {
-                let t = self.peek();
-                let found = self.describe(t);
-                self.error(t.span, format!("expected 'if' after ':', found {found}"));
+        let t = self.peek();
+        let condition = match (t.kind, self.text(t.span)) {
+            (Tok::Colon, _) => {
+                self.bump();
+                if !self.at_keyword("if") {
+                    let t = self.peek();
+                    let found = self.describe(t);
+                    self.error(t.span, format!("expected 'if' after ':', found {found}"));
+                    self.recover();
+                    return None;
+                }
+                self.bump();
+                if !starts_expression(self, self.peek()) {
+                    let t = self.peek();
+                    let found = self.describe(t);
+                    let hint = self.hint(t);
+                    self.error(
+                        t.span,
+                        format!("expected a condition after 'if', found {found}{hint}"),
+                    );
+                    self.recover();
+                    return None;
+                }
+                let e = self.expr();
+                if self.statement_failed() {
+                    return None;
+                }
+                Some(e)
+            }
+            (Tok::Keyword, "if") => {
+                self.error(t.span, "expected ':' before 'if'");
                 self.recover();
                 return None;
             }
-            self.bump();
-            Some(self.expr())
-        } else {
-            None
+            (Tok::Semi | Tok::RBrace | Tok::Eof | Tok::PathSegment | Tok::Slash, _) => None,
+            (Tok::Keyword, "allow" | "match" | "function" | "service" | "import") => None,
+            _ => {
+                let found = self.describe(t);
+                self.error(
+                    t.span,
+                    format!(
+                        "expected ':', ';' or another declaration after the methods, found {found}"
+                    ),
+                );
+                self.recover();
+                return None;
+            }
         };
-        let span = kw.span.to(Span::new(self.cur.prev_end, self.cur.prev_end));
-        if !self.eat(Tok::Semi) && !self.at(Tok::RBrace) {
-            let t = self.peek();
-            let found = self.describe(t);
-            let hint = self.hint(t);
-            self.error(
-                t.span,
-                format!("expected ';' after the allow statement, found {found}{hint}"),
-            );
-            self.recover();
-        }
+        let span = kw.span.to(Span::new(self.prev_end(), self.prev_end()));
+        self.eat(Tok::Semi);
         Some(Allow {
             methods,
+            unknown_methods,
             condition,
             span,
         })
@@ -457,7 +626,7 @@ impl<'s> Parser<'s> {
     }
 
     fn function_inner(&mut self, kw: Span) -> Option<Function> {
-        let (name, _) = self.ident("after 'function'")?;
+        let (name, name_span) = self.ident("after 'function'")?;
         if !self.expect(Tok::LParen, "after the function name") {
             return None;
         }
@@ -473,23 +642,35 @@ impl<'s> Parser<'s> {
                 }
             }
         }
-        let span = kw.to(Span::new(self.cur.prev_end, self.cur.prev_end));
+        let span = kw.to(Span::new(self.prev_end(), self.prev_end()));
         if !self.expect(Tok::LBrace, "to open the function body") {
             return None;
         }
         let mut lets = Vec::new();
-        while self.at_word("let") {
+        while self.at_keyword("let") {
             let kw = self.bump();
             let (var, _) = self.ident("after 'let'")?;
             if !self.expect(Tok::Assign, "after the let name") {
                 return None;
             }
+            if !starts_expression(self, self.peek()) {
+                let t = self.peek();
+                let found = self.describe(t);
+                self.error(t.span, format!("expected an expression, found {found}"));
+                return None;
+            }
             let value = self.expr();
+            if self.bail {
+                self.bail = false;
+                return None;
+            }
             let span = kw.span.to(value.span);
-            self.expect(Tok::Semi, "after the let binding");
+            if !self.expect(Tok::Semi, "after the let binding") {
+                return None;
+            }
             lets.push((var, value, span));
         }
-        if !self.at_word("return") {
+        if !self.at_keyword("return") {
             let t = self.peek();
             let found = self.describe(t);
             self.error(
@@ -499,7 +680,20 @@ impl<'s> Parser<'s> {
             return None;
         }
         self.bump();
+        if !starts_expression(self, self.peek()) {
+            let t = self.peek();
+            let found = self.describe(t);
+            self.error(
+                t.span,
+                format!("expected an expression after 'return', found {found}"),
+            );
+            return None;
+        }
         let body = self.expr();
+        if self.bail {
+            self.bail = false;
+            return None;
+        }
         self.eat(Tok::Semi);
         if !self.expect(
             Tok::RBrace,
@@ -509,6 +703,7 @@ impl<'s> Parser<'s> {
         }
         Some(Function {
             name,
+            name_span,
             params,
             lets,
             body,
@@ -517,10 +712,24 @@ impl<'s> Parser<'s> {
     }
 }
 
-pub(crate) fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// Whether an expression can start with `t`.
+pub(crate) fn starts_expression(p: &Parser<'_>, t: Token) -> bool {
+    match t.kind {
+        Tok::Minus
+        | Tok::Bang
+        | Tok::LBrace
+        | Tok::LBracket
+        | Tok::LParen
+        | Tok::Slash
+        | Tok::PathSegment
+        | Tok::Ident
+        | Tok::Int
+        | Tok::Float
+        | Tok::Str
+        | Tok::Bytes => true,
+        Tok::Keyword => matches!(p.text(t.span), "true" | "false" | "null"),
+        _ => false,
+    }
 }
 
 pub(crate) fn shorten(s: &str) -> String {

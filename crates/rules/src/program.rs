@@ -12,17 +12,20 @@ use crate::ast::{AllowMethod, BinOp, UnOp};
 use crate::lexer::Span;
 use crate::value::Val;
 
-/// Functions of the global and namespaced library (`get`, `math.abs`, …).
+/// Functions of the global and namespaced library (`get`, `math.abs`, …), as the Firestore
+/// emulator has them. The reference also lists `math.isInfinite` and a `bool()` conversion; the
+/// emulator has neither (calling them is a "function not found" error), so neither is here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builtin {
     Get,
     Exists,
     GetAfter,
     ExistsAfter,
+    /// `value(path)`: the emulator's alias of `get`.
+    Value,
     String,
     Int,
     Float,
-    Bool,
     Path,
     Debug,
     MathAbs,
@@ -32,7 +35,6 @@ pub enum Builtin {
     MathSqrt,
     MathPow,
     MathIsNaN,
-    MathIsInfinite,
     TimestampDate,
     TimestampValue,
     DurationValue,
@@ -54,10 +56,10 @@ impl Builtin {
             (None, "exists") => (Exists, 1),
             (None, "getAfter") => (GetAfter, 1),
             (None, "existsAfter") => (ExistsAfter, 1),
+            (None, "value") => (Value, 1),
             (None, "string") => (String, 1),
             (None, "int") => (Int, 1),
             (None, "float") => (Float, 1),
-            (None, "bool") => (Bool, 1),
             (None, "path") => (Path, 1),
             (None, "debug") => (Debug, 1),
             (Some("math"), "abs") => (MathAbs, 1),
@@ -67,7 +69,6 @@ impl Builtin {
             (Some("math"), "sqrt") => (MathSqrt, 1),
             (Some("math"), "pow") => (MathPow, 2),
             (Some("math"), "isNaN") => (MathIsNaN, 1),
-            (Some("math"), "isInfinite") => (MathIsInfinite, 1),
             (Some("timestamp"), "date") => (TimestampDate, 3),
             (Some("timestamp"), "value") => (TimestampValue, 1),
             (Some("duration"), "value") => (DurationValue, 2),
@@ -82,11 +83,38 @@ impl Builtin {
         })
     }
 
-    pub fn is_namespace(name: &str) -> bool {
-        matches!(
-            name,
-            "math" | "timestamp" | "duration" | "latlng" | "hashing"
-        )
+    /// The function's name as written (`math.abs`), for messages.
+    pub fn name(self) -> &'static str {
+        use Builtin::*;
+        match self {
+            Get => "get",
+            Exists => "exists",
+            GetAfter => "getAfter",
+            ExistsAfter => "existsAfter",
+            Value => "value",
+            String => "string",
+            Int => "int",
+            Float => "float",
+            Path => "path",
+            Debug => "debug",
+            MathAbs => "math.abs",
+            MathCeil => "math.ceil",
+            MathFloor => "math.floor",
+            MathRound => "math.round",
+            MathSqrt => "math.sqrt",
+            MathPow => "math.pow",
+            MathIsNaN => "math.isNaN",
+            TimestampDate => "timestamp.date",
+            TimestampValue => "timestamp.value",
+            DurationValue => "duration.value",
+            DurationTime => "duration.time",
+            DurationAbs => "duration.abs",
+            LatLngValue => "latlng.value",
+            HashCrc32 => "hashing.crc32",
+            HashCrc32c => "hashing.crc32c",
+            HashMd5 => "hashing.md5",
+            HashSha256 => "hashing.sha256",
+        }
     }
 
     /// Pure builtins may be folded at compile time.
@@ -97,24 +125,10 @@ impl Builtin {
                 | Builtin::Exists
                 | Builtin::GetAfter
                 | Builtin::ExistsAfter
+                | Builtin::Value
                 | Builtin::Debug
         )
     }
-}
-
-/// Minimum and maximum argument counts of a method name (any receiver type).
-pub fn method_arity(name: &str) -> Option<(usize, usize)> {
-    Some(match name {
-        "size" | "lower" | "upper" | "trim" | "toUtf8" | "toSet" | "keys" | "values"
-        | "addedKeys" | "removedKeys" | "changedKeys" | "unchangedKeys" | "affectedKeys"
-        | "year" | "month" | "day" | "hours" | "minutes" | "seconds" | "nanos" | "dayOfWeek"
-        | "dayOfYear" | "date" | "time" | "toMillis" | "latitude" | "longitude" | "toBase64"
-        | "toHexString" => (0, 0),
-        "matches" | "split" | "hasAll" | "hasAny" | "hasOnly" | "join" | "concat" | "removeAll"
-        | "diff" | "union" | "intersection" | "difference" | "distance" | "bind" => (1, 1),
-        "replace" | "get" => (2, 2),
-        _ => return None,
-    })
 }
 
 #[derive(Debug, Clone)]
@@ -131,24 +145,32 @@ pub struct Node {
 
 #[derive(Debug, Clone)]
 pub enum NodeKind {
-    Const(Val<'static>),
+    /// A constant, and how many expressions Firebase counts to evaluate what it was folded from.
+    Const(Val<'static>, u32),
     /// A function parameter or `let` (index into the current frame).
     Local(u16),
-    /// A match wildcard (index into the request's captured bindings).
-    Wildcard(u16),
+    /// A match wildcard: its slot, then the slots of enclosing wildcards of the same name
+    /// (used when the inner one is unbound, as a list's document id is).
+    Wildcard(Box<[u16]>),
     Request,
     Resource,
+    /// A name that is nothing in scope: Firebase compiles it (with a warning) and evaluating
+    /// it is a null value error.
+    Unknown(Arc<str>),
     List(Vec<Node>),
     Map(Vec<(Node, Node)>),
     Path(Vec<PathNode>),
     Member(Box<Node>, Arc<str>),
     Index(Box<Node>, Box<Node>),
-    Slice(Box<Node>, Option<Box<Node>>, Option<Box<Node>>),
+    Slice(Box<Node>, Box<Node>, Box<Node>),
     Method(Box<Node>, Arc<str>, Vec<Node>),
     /// `s.matches(<constant>)` with the pattern compiled once.
     Matches(Box<Node>, Arc<regex::Regex>),
     Builtin(Builtin, Vec<Node>),
     Call(u32, Vec<Node>),
+    /// A call that fails when evaluated without evaluating its arguments: an unknown function
+    /// (a warning in Firebase), or a function of the file given the wrong number of arguments.
+    BadCall(Arc<str>),
     Unary(UnOp, Box<Node>),
     Binary(BinOp, Box<Node>, Box<Node>),
     Is(Box<Node>, TypeName),
@@ -165,13 +187,15 @@ pub enum TypeName {
     String,
     List,
     Map,
-    Set,
+    /// Nothing is a `set` to `is` (as the emulator measures it), nor a `vector`.
+    Never,
     Timestamp,
     Duration,
     Path,
     LatLng,
     Bytes,
     MapDiff,
+    Constraint,
 }
 
 impl TypeName {
@@ -184,13 +208,14 @@ impl TypeName {
             "string" => TypeName::String,
             "list" => TypeName::List,
             "map" => TypeName::Map,
-            "set" => TypeName::Set,
+            "set" | "vector" => TypeName::Never,
             "timestamp" => TypeName::Timestamp,
             "duration" => TypeName::Duration,
             "path" => TypeName::Path,
             "latlng" => TypeName::LatLng,
             "bytes" => TypeName::Bytes,
             "map_diff" => TypeName::MapDiff,
+            "constraint" => TypeName::Constraint,
             _ => return None,
         })
     }
@@ -201,7 +226,8 @@ impl TypeName {
 pub struct FuncDef {
     pub name: String,
     pub params: usize,
-    /// `let` expressions, evaluated lazily (slots `params..params+lets`).
+    /// `let` expressions, evaluated in order when the function is called (slots
+    /// `params..params+lets`); an error in one matters only if the function uses it.
     pub lets: Vec<Node>,
     pub body: Node,
     pub line: usize,
@@ -284,6 +310,8 @@ pub struct MatchNode {
     /// The full pattern as written, for traces.
     pub text: Arc<str>,
     pub line: usize,
+    /// Wildcard slots bound along the chain of matches down to this one.
+    pub slots: u16,
     pub allows: Vec<AllowDef>,
     /// Children whose pattern starts with a literal, by that literal.
     pub by_literal: LiteralIndex,

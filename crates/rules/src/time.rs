@@ -92,6 +92,75 @@ pub fn component(ns: i128, name: &str) -> Result<crate::value::Val<'static>, Eva
     })
 }
 
+/// `timestamp.value('…')`: `yyyy-MM-ddTHH:mm:ss`, an optional fraction, and `Z` or `±HH:mm`,
+/// read leniently as the emulator reads it (a month, day or hour too large runs into the next;
+/// fraction digits past the ninth are dropped). Nanoseconds since the epoch, before any range
+/// check.
+pub fn parse_rfc3339(s: &str) -> Option<i128> {
+    let (date, rest) = s.split_once('T')?;
+    let mut fields = date.split('-');
+    let (year, month, day) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() {
+        return None;
+    }
+    let (time, offset) = if let Some(time) = rest.strip_suffix('Z') {
+        (time, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (time, zone) = rest.split_at(at);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let (h, m) = zone.get(1..)?.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        (
+            time,
+            sign * (lenient_number(h)? * 3600 + lenient_number(m)? * 60),
+        )
+    };
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut fields = clock.split(':');
+    let (hour, minute, second) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() {
+        return None;
+    }
+    let (year, month, day) = (
+        lenient_number(year)?,
+        lenient_number(month)?,
+        lenient_number(day)?,
+    );
+    // Months and days past their end roll over.
+    let months = year * 12 + month - 1;
+    let days = days_from_civil(months.div_euclid(12), months.rem_euclid(12) + 1) + day - 1;
+    let seconds = i128::from(days) * 86_400
+        + i128::from(
+            lenient_number(hour)? * 3600 + lenient_number(minute)? * 60 + lenient_number(second)?,
+        )
+        - i128::from(offset);
+    let digits = fraction.get(..fraction.len().min(9)).unwrap_or("");
+    let nanos: i128 = format!("{digits:0<9}").parse().ok()?;
+    Some(seconds * NANOS_PER_SEC + nanos)
+}
+
+fn lenient_number(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Days from 1970-01-01 to the first of `month` (1 to 12) of `year`.
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
 /// Nanoseconds in one `unit` of `duration.value(n, unit)`.
 pub fn unit_nanos(unit: &str) -> Result<i128, EvalError> {
     Ok(match unit {
@@ -128,5 +197,17 @@ mod tests {
         assert_eq!(day("dayOfWeek"), 4); // a Thursday
         assert_eq!(day("dayOfYear"), 60);
         assert!(unit_nanos("fortnight").is_err());
+        let at = |s| parse_rfc3339(s).map(|ns| ns / NANOS_PER_SEC);
+        assert_eq!(at("2020-01-02T03:04:05Z"), Some(1_577_934_245));
+        assert_eq!(at("2020-01-02T03:04:05+01:00"), Some(1_577_934_245 - 3600));
+        assert_eq!(at("2020-13-02T03:04:05Z"), at("2021-01-02T03:04:05Z"));
+        assert_eq!(at("2020-02-30T00:00:00Z"), at("2020-03-01T00:00:00Z"));
+        for bad in [
+            "2020-01-02",
+            "2020-01-02T03:04:05",
+            "2020-01-02T03:04:05+0100",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -1,18 +1,26 @@
 //! Runtime values of the rules language: the document model's types plus set, duration, path,
-//! map-diff and resource, with equality, ordering and printing.
+//! map-diff, constraint and resource, with the emulator's equalities, ordering and printing.
 //!
 //! Values borrow from the request and its documents (`'a`) wherever they can, so reading
 //! `request.resource.data.title` copies nothing; computed values are reference-counted (`Arc`,
 //! so compiled constants can live in a `Send + Sync` ruleset). Operators and methods are in
 //! `ops.rs` and `methods.rs`.
+//!
+//! Semantics worth knowing (Java underneath the emulator):
+//! - Strings are measured, indexed and ordered in UTF-16 code units.
+//! - `==` compares an int and a float by value, but inside lists and maps types must match
+//!   (`[1] == [1.0]` is false); sets (and map diffs) compare numbers by value at any depth.
+//! - Maps built by rules keep their keys in the order written; documents' maps come in key
+//!   order (claimdb stores them sorted).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use claimdb_model::{CollectionPath, DocPath, Map, Value};
 
+use crate::constraint::Simple;
 use crate::request::{Request, Target};
 
 /// Largest string or bytes value an expression may build (documents are at most 1 MiB).
@@ -91,11 +99,99 @@ impl<'a> ListV<'a> {
     }
 }
 
-/// A map: a borrowed document map or a computed one. Keys are strings.
+/// A map built by rules: keys in the order they were first written (a repeated key keeps its
+/// place and takes the last value). Small maps are a list searched in order; past
+/// [`INDEXED_MAP`] entries a key index is kept too.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedMap<'a> {
+    /// Keys borrow the request's or the rules' strings where they can.
+    entries: Vec<(Cow<'a, str>, Val<'a>)>,
+    index: Option<std::collections::HashMap<String, usize>>,
+}
+
+/// Maps with more entries than this keep a key index.
+const INDEXED_MAP: usize = 16;
+
+impl<'a> OwnedMap<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        OwnedMap {
+            entries: Vec::with_capacity(n),
+            index: None,
+        }
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
+
+    pub fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Val<'a>) {
+        let key = key.into();
+        if let Some(i) = self.position(&key) {
+            if let Some(e) = self.entries.get_mut(i) {
+                e.1 = value;
+            }
+            return;
+        }
+        if let Some(ix) = &mut self.index {
+            ix.insert(key.to_string(), self.entries.len());
+        } else if self.entries.len() >= INDEXED_MAP {
+            let mut ix: std::collections::HashMap<String, usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.to_string(), i))
+                .collect();
+            ix.insert(key.to_string(), self.entries.len());
+            self.index = Some(ix);
+        }
+        self.entries.push((key, value));
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Val<'a>> {
+        self.position(key)
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, (Cow<'a, str>, Val<'a>)> {
+        self.entries.iter()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Val<'a>> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+}
+
+impl<'a, K: Into<Cow<'a, str>>> FromIterator<(K, Val<'a>)> for OwnedMap<'a> {
+    fn from_iter<I: IntoIterator<Item = (K, Val<'a>)>>(iter: I) -> Self {
+        let mut m = OwnedMap::new();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+/// A map: a borrowed document map (key order) or a computed one (insertion order).
 #[derive(Debug, Clone)]
 pub enum MapV<'a> {
     B(&'a Map),
-    O(Arc<BTreeMap<String, Val<'a>>>),
+    O(Arc<OwnedMap<'a>>),
 }
 
 impl<'a> MapV<'a> {
@@ -117,32 +213,11 @@ impl<'a> MapV<'a> {
             MapV::O(m) => m.contains_key(key),
         }
     }
-    /// The entries in key order (both kinds of map are sorted by key bytes).
+    /// The entries in the map's order.
     pub fn iter(&self) -> MapIter<'_, 'a> {
         match self {
             MapV::B(m) => MapIter::B(m.iter()),
             MapV::O(m) => MapIter::O(m.iter()),
-        }
-    }
-
-    /// Appends the keys `keep` accepts (given each key and its value), in key order, as string
-    /// values: borrowed from a document map, shared copies from a computed one.
-    pub fn push_keys(&self, out: &mut Vec<Val<'a>>, mut keep: impl FnMut(&str, Val<'a>) -> bool) {
-        match self {
-            MapV::B(m) => {
-                for (k, v) in m.iter() {
-                    if keep(k, Val::from_value(v)) {
-                        out.push(Val::Str(StrV::B(k)));
-                    }
-                }
-            }
-            MapV::O(m) => {
-                for (k, v) in m.iter() {
-                    if keep(k, v.clone()) {
-                        out.push(Val::str(k));
-                    }
-                }
-            }
         }
     }
 
@@ -152,15 +227,24 @@ impl<'a> MapV<'a> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), Val::from_value(v)))
                 .collect(),
-            MapV::O(m) => m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+            MapV::O(m) => m.iter().map(|(k, v)| (k.as_ref(), v.clone())).collect(),
         }
+    }
+
+    /// The entries sorted by key (for comparisons that ignore order).
+    pub fn sorted_entries(&self) -> Vec<(&str, Val<'a>)> {
+        let mut e = self.entries();
+        if let MapV::O(_) = self {
+            e.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        e
     }
 }
 
-/// The entries of a [`MapV`], in key order.
+/// The entries of a [`MapV`], in its order.
 pub enum MapIter<'m, 'a> {
     B(std::collections::btree_map::Iter<'a, String, Value>),
-    O(std::collections::btree_map::Iter<'m, String, Val<'a>>),
+    O(std::slice::Iter<'m, (Cow<'a, str>, Val<'a>)>),
 }
 
 /// A key of a [`MapV`]: borrowed from a document map, or from a computed one.
@@ -195,7 +279,7 @@ impl<'m, 'a> Iterator for MapIter<'m, 'a> {
             MapIter::B(it) => it
                 .next()
                 .map(|(k, v)| (MapKey::B(k.as_str()), Val::from_value(v))),
-            MapIter::O(it) => it.next().map(|(k, v)| (MapKey::O(k.as_str()), v.clone())),
+            MapIter::O(it) => it.next().map(|(k, v)| (MapKey::O(k.as_ref()), v.clone())),
         }
     }
 }
@@ -205,8 +289,6 @@ impl<'m, 'a> Iterator for MapIter<'m, 'a> {
 pub enum NameV<'a> {
     /// A document of the request: the database id and the document path.
     Doc(&'a str, &'a DocPath),
-    /// The collection of a list request (the document id is unknown).
-    Collection(&'a str, &'a CollectionPath),
     /// `databases/<db>/documents/<coll>/<id>…` as segments.
     Owned(Arc<[String]>),
 }
@@ -215,66 +297,62 @@ impl NameV<'_> {
     pub fn segments(&self) -> Arc<[String]> {
         match self {
             NameV::Doc(db, p) => doc_name(db, p),
-            NameV::Collection(db, c) => {
-                let mut segs = vec![
-                    "databases".to_string(),
-                    db.to_string(),
-                    "documents".to_string(),
-                ];
-                segs.extend(c.as_str().split('/').map(str::to_string));
-                Arc::from(segs)
-            }
             NameV::Owned(s) => s.clone(),
         }
     }
 }
 
-impl<'a> NameV<'a> {
-    /// The name of the document (or, for a list, the collection) a request targets.
-    pub fn of_target(req: &'a Request) -> NameV<'a> {
-        match &req.target {
-            Target::Doc(p) => NameV::Doc(&req.database, p),
-            Target::Collection(c) => NameV::Collection(&req.database, c),
-            Target::Group {
-                under,
-                collection_id,
-            } => {
-                let mut segs = vec![
-                    "databases".to_string(),
-                    req.database.clone(),
-                    "documents".to_string(),
-                ];
-                if let Some(u) = under {
-                    segs.extend(u.segments().map(str::to_string));
-                }
-                segs.push(collection_id.clone());
-                NameV::Owned(Arc::from(segs))
-            }
-        }
-    }
+/// `databases/<db>/documents/<collection…>` as segments.
+pub fn collection_name(database: &str, c: &CollectionPath) -> Vec<String> {
+    let mut segs = vec![
+        "databases".to_string(),
+        database.to_string(),
+        "documents".to_string(),
+    ];
+    segs.extend(c.as_str().split('/').map(str::to_string));
+    segs
+}
 
-    /// The document id (last segment) as a value, `null` if unknown.
-    pub fn id_val(&self) -> Val<'a> {
-        match self {
-            NameV::Doc(_, p) => Val::Str(StrV::B(p.id())),
-            NameV::Collection(..) => Val::Null,
-            NameV::Owned(s) => s.last().map_or(Val::Null, |id| Val::str(id)),
+/// The path a request is checked on (`request.path`): the document, or for a list its
+/// collection; for a collection group, the document (or root) below which it looks.
+pub fn target_segments(req: &Request) -> Vec<String> {
+    match &req.target {
+        Target::Doc(p) => doc_name(&req.database, p).to_vec(),
+        Target::Collection(c) => collection_name(&req.database, c),
+        Target::Group { under, .. } => {
+            let mut segs = vec![
+                "databases".to_string(),
+                req.database.clone(),
+                "documents".to_string(),
+            ];
+            if let Some(u) = under {
+                segs.extend(u.segments().map(str::to_string));
+            }
+            segs
         }
     }
 }
 
 /// A `resource` value: the request's own document (stored, or as it would be after the
-/// write), viewed in place; or a document read by `get()` or a list's stand-in, shared.
+/// write), viewed in place; or a document read by `get()`, shared. Rules see it as the map
+/// `{data, __name__, id}`.
 #[derive(Debug, Clone)]
 pub enum ResourceRef<'a> {
-    Request { req: &'a Request, data: &'a Map },
+    /// A document of the request (its target is a document).
+    Request {
+        req: &'a Request,
+        data: &'a Map,
+    },
     Shared(Arc<ResourceV<'a>>),
 }
 
 impl<'a> ResourceRef<'a> {
     pub fn name(&self) -> NameV<'a> {
         match self {
-            ResourceRef::Request { req, .. } => NameV::of_target(req),
+            ResourceRef::Request { req, .. } => match &req.target {
+                Target::Doc(p) => NameV::Doc(&req.database, p),
+                _ => NameV::Owned(Arc::from(target_segments(req))),
+            },
             ResourceRef::Shared(r) => r.name.clone(),
         }
     }
@@ -286,22 +364,24 @@ impl<'a> ResourceRef<'a> {
         }
     }
 
-    pub fn in_query(&self) -> bool {
-        match self {
-            ResourceRef::Request { .. } => false,
-            ResourceRef::Shared(r) => r.in_query,
-        }
+    /// The resource as the map rules see.
+    pub fn to_map(&self) -> MapV<'a> {
+        let name = self.name();
+        let mut m = OwnedMap::with_capacity(3);
+        m.insert("data", Val::Map(self.data()));
+        let segs = name.segments();
+        let id = segs.last().map_or("", String::as_str).to_string();
+        m.insert("__name__", Val::Path(segs));
+        m.insert("id", Val::str(&id));
+        MapV::O(Arc::new(m))
     }
 }
 
-/// A document as rules see it: `data`, `id` and `__name__`.
+/// A document read by `get()`: `data`, `id` and `__name__`.
 #[derive(Debug, Clone)]
 pub struct ResourceV<'a> {
     pub name: NameV<'a>,
     pub data: MapV<'a>,
-    /// A stand-in for "any document a list query could return": its id is unknown and its data
-    /// holds only what the query's equality constraints pin down.
-    pub in_query: bool,
 }
 
 /// One runtime value.
@@ -315,7 +395,8 @@ pub enum Val<'a> {
     Bytes(BytesV<'a>),
     List(ListV<'a>),
     Map(MapV<'a>),
-    /// Distinct elements, sorted by [`total_cmp`].
+    /// Distinct elements (by value, numbers across int and float), sorted by [`set_cmp`];
+    /// elements that equal nothing (holding NaN) are kept as they come.
     Set(Arc<Vec<Val<'a>>>),
     /// Nanoseconds since the Unix epoch.
     Timestamp(i128),
@@ -326,10 +407,11 @@ pub enum Val<'a> {
     Path(Arc<[String]>),
     /// `a.diff(b)`.
     MapDiff(Arc<(MapV<'a>, MapV<'a>)>),
-    /// `resource.data` in a list request: only the fields the query's equality filters fix are
-    /// known; anything that depends on the rest of the document cannot be proven.
-    QueryData(MapV<'a>),
-    /// The `request` variable.
+    /// What a list query's filters tell of a field they do not pin to one value.
+    Constraint(Arc<[Simple<'a>]>),
+    /// What the emulator cannot know (a collection group's `request.path`): reading it fails.
+    Unknown,
+    /// The `request` variable (a map to rules; built only when a rule needs all of it).
     Request,
     Resource(ResourceRef<'a>),
 }
@@ -360,18 +442,26 @@ impl<'a> Val<'a> {
         Val::List(ListV::O(Arc::new(items)))
     }
 
-    /// A set from any values (sorted, duplicates dropped).
+    /// A set from any values: duplicates (by value) dropped.
     pub fn set(mut items: Vec<Val<'a>>) -> Val<'a> {
-        items.sort_by(total_cmp);
-        items.dedup_by(|a, b| total_cmp(a, b) == Ordering::Equal);
-        Val::Set(Arc::new(items))
+        items.sort_by(set_cmp);
+        let mut out: Vec<Val<'a>> = Vec::with_capacity(items.len());
+        for v in items {
+            let dup = out
+                .last()
+                .is_some_and(|last| set_cmp(last, &v) == Ordering::Equal && !never_equal(&v));
+            if !dup {
+                out.push(v);
+            }
+        }
+        Val::Set(Arc::new(out))
     }
 
     pub fn path(segments: Vec<String>) -> Val<'a> {
         Val::Path(Arc::from(segments))
     }
 
-    /// The name used by `is` and in error messages.
+    /// The name used by `is`, method dispatch and error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
             Val::Null => "null",
@@ -381,16 +471,15 @@ impl<'a> Val<'a> {
             Val::Str(_) => "string",
             Val::Bytes(_) => "bytes",
             Val::List(_) => "list",
-            Val::Map(_) => "map",
+            Val::Map(_) | Val::Request | Val::Resource(_) => "map",
             Val::Set(_) => "set",
             Val::Timestamp(_) => "timestamp",
             Val::Duration(_) => "duration",
             Val::LatLng(..) => "latlng",
             Val::Path(_) => "path",
             Val::MapDiff(_) => "map_diff",
-            Val::Request => "request",
-            Val::Resource(_) => "resource",
-            Val::QueryData(_) => "map",
+            Val::Constraint(_) => "constraint",
+            Val::Unknown => "unknown",
         }
     }
 
@@ -415,29 +504,130 @@ pub fn doc_name(database: &str, path: &DocPath) -> Arc<[String]> {
     Arc::from(segs)
 }
 
-fn rank(v: &Val<'_>) -> u8 {
+// ----- equality and order
+
+/// Whether a value equals nothing, itself included: a NaN, a map diff, a constraint, or a
+/// container holding one.
+pub fn never_equal(v: &Val<'_>) -> bool {
+    match v {
+        Val::Float(f) => f.is_nan(),
+        Val::MapDiff(_) | Val::Constraint(_) | Val::Unknown => true,
+        Val::List(ListV::B(items)) => items.iter().any(value_never_equal),
+        Val::List(ListV::O(items)) | Val::Set(items) => items.iter().any(never_equal),
+        Val::Map(MapV::B(m)) => m.values().any(value_never_equal),
+        Val::Map(MapV::O(m)) => m.values().any(never_equal),
+        Val::LatLng(a, b) => a.is_nan() || b.is_nan(),
+        _ => false,
+    }
+}
+
+fn value_never_equal(v: &Value) -> bool {
+    match v {
+        Value::Double(d) => d.is_nan(),
+        Value::Array(items) => items.iter().any(value_never_equal),
+        Value::Map(m) => m.values().any(value_never_equal),
+        Value::GeoPoint { lat, lng } => lat.is_nan() || lng.is_nan(),
+        _ => false,
+    }
+}
+
+/// `request` and resources are maps to rules: their map, for comparisons.
+fn as_plain<'v, 'a>(v: &'v Val<'a>) -> std::borrow::Cow<'v, Val<'a>> {
+    match v {
+        Val::Resource(r) => std::borrow::Cow::Owned(Val::Map(r.to_map())),
+        _ => std::borrow::Cow::Borrowed(v),
+    }
+}
+
+/// `==` of the language: an int equals a float of the same value, values of different types
+/// are unequal, NaN equals nothing, and inside lists and maps types must match.
+pub fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Int(x), Val::Float(y)) | (Val::Float(y), Val::Int(x)) => (*x as f64) == *y,
+        _ => same(a, b, false),
+    }
+}
+
+/// Equality without int/float conversion (list items, map values, `in` a list, the list
+/// methods), or with it at every depth (`loose`: sets and map diffs).
+pub fn same(a: &Val<'_>, b: &Val<'_>, loose: bool) -> bool {
+    let inner = |x: &Val<'_>, y: &Val<'_>| {
+        if loose {
+            loose_eq(x, y)
+        } else {
+            same(x, y, false)
+        }
+    };
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Int(x), Val::Int(y)) => x == y,
+        (Val::Float(x), Val::Float(y)) => x == y,
+        (Val::Str(x), Val::Str(y)) => x.as_str() == y.as_str(),
+        (Val::Bytes(x), Val::Bytes(y)) => x.as_slice() == y.as_slice(),
+        (Val::List(x), Val::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| inner(&p, &q))
+        }
+        (Val::Map(x), Val::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k.as_str()).is_some_and(|w| inner(&v, &w)))
+        }
+        (Val::Set(x), Val::Set(y)) => {
+            x.len() == y.len() && x.iter().all(|v| !never_equal(v) && set_contains(y, v))
+        }
+        (Val::Timestamp(x), Val::Timestamp(y)) | (Val::Duration(x), Val::Duration(y)) => x == y,
+        (Val::LatLng(a1, o1), Val::LatLng(a2, o2)) => a1 == a2 && o1 == o2,
+        (Val::Path(x), Val::Path(y)) => x == y,
+        (Val::Request, Val::Request) => true,
+        (Val::Resource(_), _) | (_, Val::Resource(_)) => {
+            let (x, y) = (as_plain(a), as_plain(b));
+            matches!((&*x, &*y), (Val::Map(_), Val::Map(_))) && same(&x, &y, loose)
+        }
+        _ => false,
+    }
+}
+
+/// Equality with numbers compared by value at any depth (sets, map diffs).
+pub fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Int(x), Val::Float(y)) | (Val::Float(y), Val::Int(x)) => (*x as f64) == *y,
+        _ => same(a, b, true),
+    }
+}
+
+/// Whether a set (sorted by [`set_cmp`]) holds `v` (by value).
+pub fn set_contains(set: &[Val<'_>], v: &Val<'_>) -> bool {
+    if never_equal(v) {
+        return false;
+    }
+    set.binary_search_by(|probe| set_cmp(probe, v)).is_ok()
+}
+
+fn rank(v: &Val<'_>, strict: bool) -> u8 {
     match v {
         Val::Null => 0,
         Val::Bool(_) => 1,
-        Val::Int(_) | Val::Float(_) => 2,
-        Val::Timestamp(_) => 3,
-        Val::Duration(_) => 4,
-        Val::Str(_) => 5,
-        Val::Bytes(_) => 6,
-        Val::Path(_) => 7,
-        Val::LatLng(..) => 8,
-        Val::List(_) => 9,
-        Val::Set(_) => 10,
-        Val::Map(_) => 11,
-        Val::MapDiff(_) => 12,
-        Val::Resource(_) => 13,
+        Val::Int(_) => 2,
+        Val::Float(_) => 2 + u8::from(strict),
+        Val::Timestamp(_) => 4,
+        Val::Duration(_) => 5,
+        Val::Str(_) => 6,
+        Val::Bytes(_) => 7,
+        Val::Path(_) => 8,
+        Val::LatLng(..) => 9,
+        Val::List(_) => 10,
+        Val::Set(_) => 11,
+        Val::Map(_) | Val::Resource(_) => 12,
+        Val::MapDiff(_) => 13,
         Val::Request => 14,
-        Val::QueryData(_) => 15,
+        Val::Constraint(_) => 15,
+        Val::Unknown => 16,
     }
 }
 
 fn num_cmp(a: f64, b: f64) -> Ordering {
-    // NaN sorts first and equals itself, so sets stay well-formed.
+    // NaN sorts first and equals itself, so sorting stays total.
     match (a.is_nan(), b.is_nan()) {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Less,
@@ -463,13 +653,24 @@ fn int_float_cmp(i: i64, f: f64) -> Ordering {
     }
 }
 
-/// A total order over all values: by type, then by value. Used for sets and sorting; numbers
-/// compare numerically across int and float.
-pub fn total_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
+/// The order of set elements: by type, then value, numbers across int and float (values that
+/// compare equal are equal by [`loose_eq`], unless one of them [`never_equal`]s).
+pub fn set_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
+    order(a, b, false)
+}
+
+/// A total order in which values compare equal exactly when they are the same without
+/// int/float conversion (unless one of them [`never_equal`]s): for membership tests on
+/// large lists.
+pub fn strict_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
+    order(a, b, true)
+}
+
+fn order(a: &Val<'_>, b: &Val<'_>, strict: bool) -> Ordering {
     match (a, b) {
         (Val::Int(x), Val::Int(y)) => x.cmp(y),
-        (Val::Int(x), Val::Float(y)) => int_float_cmp(*x, *y),
-        (Val::Float(x), Val::Int(y)) => int_float_cmp(*y, *x).reverse(),
+        (Val::Int(x), Val::Float(y)) if !strict => int_float_cmp(*x, *y),
+        (Val::Float(x), Val::Int(y)) if !strict => int_float_cmp(*y, *x).reverse(),
         (Val::Float(x), Val::Float(y)) => num_cmp(*x, *y),
         (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
         (Val::Str(x), Val::Str(y)) => x.as_str().cmp(y.as_str()),
@@ -479,30 +680,30 @@ pub fn total_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
         (Val::LatLng(a1, o1), Val::LatLng(a2, o2)) => {
             num_cmp(*a1, *a2).then_with(|| num_cmp(*o1, *o2))
         }
-        (Val::List(x), Val::List(y)) => seq_cmp(&x.to_vec(), &y.to_vec()),
-        (Val::Set(x), Val::Set(y)) => seq_cmp(x, y),
-        (Val::Map(x), Val::Map(y)) => {
-            let (ex, ey) = (x.entries(), y.entries());
+        (Val::List(x), Val::List(y)) => seq_order(&x.to_vec(), &y.to_vec(), strict),
+        // Set elements compare by value whatever the outer equality.
+        (Val::Set(x), Val::Set(y)) => seq_order(x, y, false),
+        (Val::Map(_) | Val::Resource(_), Val::Map(_) | Val::Resource(_)) => {
+            let (x, y) = (as_plain(a), as_plain(b));
+            let (Val::Map(x), Val::Map(y)) = (&*x, &*y) else {
+                return Ordering::Equal;
+            };
+            let (ex, ey) = (x.sorted_entries(), y.sorted_entries());
             for ((kx, vx), (ky, vy)) in ex.iter().zip(ey.iter()) {
-                let o = kx.cmp(ky).then_with(|| total_cmp(vx, vy));
+                let o = kx.cmp(ky).then_with(|| order(vx, vy, strict));
                 if o != Ordering::Equal {
                     return o;
                 }
             }
             ex.len().cmp(&ey.len())
         }
-        (Val::Resource(x), Val::Resource(y)) => x
-            .name()
-            .segments()
-            .cmp(&y.name().segments())
-            .then_with(|| total_cmp(&Val::Map(x.data()), &Val::Map(y.data()))),
-        _ => rank(a).cmp(&rank(b)),
+        _ => rank(a, strict).cmp(&rank(b, strict)),
     }
 }
 
-fn seq_cmp(x: &[Val<'_>], y: &[Val<'_>]) -> Ordering {
+fn seq_order(x: &[Val<'_>], y: &[Val<'_>], strict: bool) -> Ordering {
     for (a, b) in x.iter().zip(y.iter()) {
-        let o = total_cmp(a, b);
+        let o = order(a, b, strict);
         if o != Ordering::Equal {
             return o;
         }
@@ -510,30 +711,140 @@ fn seq_cmp(x: &[Val<'_>], y: &[Val<'_>]) -> Ordering {
     x.len().cmp(&y.len())
 }
 
-/// `==` of the language: numbers compare numerically, NaN equals nothing, values of different
-/// types are simply unequal.
-pub fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
-    match (a, b) {
-        // The common cases first, without ranking and ordering.
-        (Val::Str(x), Val::Str(y)) => x.as_str() == y.as_str(),
-        (Val::Bool(x), Val::Bool(y)) => x == y,
-        (Val::Int(x), Val::Int(y)) => x == y,
-        (Val::Null, Val::Null) => true,
-        (Val::Float(x), _) if x.is_nan() => false,
-        (_, Val::Float(y)) if y.is_nan() => false,
-        (Val::List(x), Val::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equals(&p, &q))
-        }
-        (Val::Map(x), Val::Map(y)) => {
-            x.len() == y.len()
-                && x.entries()
-                    .iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| equals(v, &w)))
-        }
-        (Val::MapDiff(_), _) | (_, Val::MapDiff(_)) => false,
-        _ => rank(a) == rank(b) && total_cmp(a, b) == Ordering::Equal,
+// ----- strings as Java sees them
+
+/// A string's length in UTF-16 code units.
+pub fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().map(char::len_utf16).sum()
     }
 }
+
+/// Code units `from..to` of `s`; a surrogate pair cut in half becomes U+FFFD.
+pub fn utf16_slice(s: &str, from: usize, to: usize) -> String {
+    if s.is_ascii() {
+        return s.get(from..to).unwrap_or("").to_string();
+    }
+    let units: Vec<u16> = s.encode_utf16().collect();
+    String::from_utf16_lossy(units.get(from..to).unwrap_or(&[]))
+}
+
+/// Java's `String.compareTo`: UTF-16 code unit order.
+pub fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    // UTF-8 byte order is code point order, which differs from UTF-16 order only where a
+    // character at or above U+E000 meets a supplementary one.
+    let tricky = |s: &str| s.bytes().any(|b| b >= 0xEE);
+    if tricky(a) && tricky(b) {
+        a.encode_utf16().cmp(b.encode_utf16())
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// A float as Java's `Double.toString` writes it: `1.0`, `0.001`, `1.0E7`, `1.0E-4`,
+/// `Infinity`, `NaN`, with the shortest digits that read back the same.
+pub fn java_double(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
+    }
+    let sign = if f < 0.0 { "-" } else { "" };
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if (1e-3..1e7).contains(&f.abs()) {
+        let point = exponent + 1;
+        let (int, frac) = if point <= 0 {
+            (
+                "0".to_owned(),
+                format!("{}{digits}", "0".repeat(point.unsigned_abs() as usize)),
+            )
+        } else {
+            let point = point as usize;
+            let padded = format!("{digits:0<point$}");
+            (
+                padded.get(..point).unwrap_or("").to_owned(),
+                padded.get(point..).unwrap_or("").to_owned(),
+            )
+        };
+        let frac = if frac.is_empty() {
+            "0".to_owned()
+        } else {
+            frac
+        };
+        format!("{sign}{int}.{frac}")
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let rest = if rest.is_empty() { "0" } else { rest };
+        format!("{sign}{first}.{rest}E{exponent}")
+    }
+}
+
+/// Java's `Double.parseDouble`: surrounding control characters and spaces are ignored, and
+/// `NaN`, `Infinity` and a trailing `d` or `f` are accepted.
+pub fn parse_java_double(s: &str) -> Option<f64> {
+    let t = s.trim_matches(|c: char| c <= ' ');
+    let (sign, body) = match t.as_bytes().first() {
+        Some(b'-') => (-1.0, &t[1..]),
+        Some(b'+') => (1.0, &t[1..]),
+        _ => (1.0, t),
+    };
+    match body {
+        "NaN" => return Some(f64::NAN),
+        "Infinity" => return Some(sign * f64::INFINITY),
+        _ => {}
+    }
+    let body = body.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(body);
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < bytes.len() && bytes[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut count = digits(&mut i);
+    if i < bytes.len() && bytes[i] == b'.' {
+        i += 1;
+        count += digits(&mut i);
+    }
+    if count == 0 {
+        return None;
+    }
+    if i < bytes.len() && matches!(bytes[i], b'e' | b'E') {
+        i += 1;
+        if i < bytes.len() && matches!(bytes[i], b'+' | b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if i != bytes.len() {
+        return None;
+    }
+    body.parse::<f64>().ok().map(|f| sign * f)
+}
+
+/// Java's `Long.parseLong`: an optional sign and decimal digits, nothing else (no spaces).
+pub fn parse_java_long(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.strip_prefix('+').unwrap_or(s).parse().ok()
+}
+
+// ----- printing
 
 /// A value rendered for an error message, cut to a readable length (values can be 1 MiB).
 pub fn short(v: &Val<'_>) -> String {
@@ -551,23 +862,6 @@ pub fn shorten_text(s: &str) -> String {
     }
 }
 
-/// Formats a float the way people expect to read it: `1.0`, `0.5`, `1e+100`.
-pub fn fmt_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
-    } else if f == f.trunc() && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
-    }
-}
-
 impl fmt::Display for Val<'_> {
     /// A readable, rules-like rendering used by `debug()`, traces and messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -575,7 +869,7 @@ impl fmt::Display for Val<'_> {
             Val::Null => f.write_str("null"),
             Val::Bool(b) => write!(f, "{b}"),
             Val::Int(i) => write!(f, "{i}"),
-            Val::Float(x) => f.write_str(&fmt_float(*x)),
+            Val::Float(x) => f.write_str(&java_double(*x)),
             Val::Str(s) => write!(f, "{:?}", s.as_str()),
             Val::Bytes(b) => {
                 f.write_str("b'")?;
@@ -606,15 +900,19 @@ impl fmt::Display for Val<'_> {
             Val::LatLng(a, o) => write!(f, "latlng({a}, {o})"),
             Val::Path(p) => write!(f, "/{}", p.join("/")),
             Val::MapDiff(_) => f.write_str("map_diff"),
+            Val::Constraint(c) => {
+                f.write_str("constraint(")?;
+                for (i, s) in c.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{} {}", s.comparator.name(), s.value)?;
+                }
+                f.write_str(")")
+            }
+            Val::Unknown => f.write_str("(unknown)"),
             Val::Request => f.write_str("request"),
             Val::Resource(r) => write!(f, "resource(/{})", r.name().segments().join("/")),
-            Val::QueryData(m) => {
-                f.write_str("{")?;
-                for (k, v) in m.entries() {
-                    write!(f, "{k:?}: {v}, ")?;
-                }
-                f.write_str("…}")
-            }
         }
     }
 }
@@ -633,4 +931,54 @@ fn write_seq<'v>(
         write!(f, "{v}")?;
     }
     f.write_str(close)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_doubles() {
+        for (f, s) in [
+            (1.0, "1.0"),
+            (1.5, "1.5"),
+            (-2.25, "-2.25"),
+            (1_000_000.0, "1000000.0"),
+            (10_000_000.0, "1.0E7"),
+            (123_456_789.0, "1.23456789E8"),
+            (0.001, "0.001"),
+            (0.0001, "1.0E-4"),
+            (-0.0, "-0.0"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(java_double(f), s, "{f}");
+        }
+    }
+
+    #[test]
+    fn java_parsing() {
+        assert_eq!(parse_java_double(" 1.5 "), Some(1.5));
+        assert_eq!(parse_java_double("1e3"), Some(1000.0));
+        assert_eq!(parse_java_double("-.5"), Some(-0.5));
+        assert_eq!(parse_java_double("2."), Some(2.0));
+        assert_eq!(parse_java_double("1.5d"), Some(1.5));
+        for bad in ["inf", "abc", "", ".", "1e", "0x10", "nan"] {
+            assert_eq!(parse_java_double(bad), None, "{bad}");
+        }
+        assert_eq!(parse_java_long("+12"), Some(12));
+        for bad in [" 12", "1.5", "", "+", "9223372036854775808"] {
+            assert_eq!(parse_java_long(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn utf16_strings() {
+        assert_eq!(utf16_len("😀"), 2);
+        assert_eq!(utf16_slice("a😀b", 1, 3), "😀");
+        assert_eq!(utf16_slice("a😀b", 1, 2), "\u{fffd}");
+        // U+FF21 sorts after U+1F600 in code points, before it in UTF-16.
+        assert_eq!(utf16_cmp("\u{ff21}", "😀"), Ordering::Greater);
+    }
 }

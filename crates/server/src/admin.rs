@@ -1,11 +1,10 @@
-//! `/v1/me`, the admin API under `/v1/admin` (users, custom claims, revocation, rules) and
-//! `/v1/rules/explain`. The engine checks the admin condition on every admin call; handlers
+//! `/v1/me`, the admin API under `/v1/admin` (users, custom claims, revocation; rules are in
+//! `rules.rs`) and `/v1/rules/explain`. The engine checks the admin condition on every admin call; handlers
 //! only translate.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json_, json};
 
@@ -107,47 +106,6 @@ pub async fn revoke(
 ) -> Result<Json<Json_>, ApiError> {
     let after = state.engine.admin_revoke(&ctx, &uid).await?;
     Ok(Json(json!({ "uid": uid, "tokens_valid_after": after })))
-}
-
-/// `GET /v1/admin/rules`: the active rules' source and where they came from.
-pub async fn get_rules(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-) -> Result<Json<Json_>, ApiError> {
-    let (source, origin) = state.engine.admin_get_rules(&ctx).await?;
-    Ok(Json(json!({ "source": source, "origin": origin })))
-}
-
-/// `PUT /v1/admin/rules`: new rules as the body (text), or `{"source": "..."}` as JSON. They are
-/// compiled and swapped in atomically, or refused with the compile errors (the active rules
-/// stay).
-pub async fn put_rules(
-    State(state): State<AppState>,
-    Ctx(ctx): Ctx,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Json_>, ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    let source = if json {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct RulesIn {
-            source: String,
-        }
-        crate::extract::json_body::<RulesIn>(&body)
-            .map_err(|e| {
-                ApiError::invalid(format!("expected {{\"source\": \"...\"}}: {}", e.message))
-            })?
-            .source
-    } else {
-        String::from_utf8(body.to_vec())
-            .map_err(|_| ApiError::invalid("the rules are not UTF-8 text"))?
-    };
-    state.engine.admin_put_rules(&ctx, &source).await?;
-    Ok(Json(json!({ "status": "active" })))
 }
 
 /// `POST /v1/rules/explain`: decides and explains a hypothetical request (admin only).

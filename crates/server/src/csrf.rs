@@ -7,13 +7,24 @@
 //!
 //! The same trusted origins get CORS with credentials ([`TrustedOrigins::cors`]), so an app on
 //! one of them can call claimdb from the browser with its session cookie (or a bearer token)
-//! and read the answers; any other origin gets no CORS headers, so browsers keep its pages from
-//! reading claimdb's responses or sending preflighted requests.
+//! and read the answers. A request from any other origin (or with none) never reaches the CORS
+//! layer, so it gets no `Access-Control-*` header at all — its preflight is routed like any
+//! OPTIONS request — and browsers keep its pages from reading claimdb's responses or sending
+//! preflighted requests. Every response still says `Vary: origin, …`, so a cache never hands one
+//! origin's answer to another.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use axum::body::Body;
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
+use tower::{Layer, Service};
+use tower_http::cors::{self, AllowOrigin, Cors, CorsLayer};
 
 use crate::error::ApiError;
 
@@ -41,8 +52,9 @@ impl TrustedOrigins {
         &self.0
     }
 
-    /// CORS for the trusted origins, with credentials; `None` when there are none.
-    pub fn cors(&self) -> Option<CorsLayer> {
+    /// CORS for the trusted origins, with credentials; `None` when there are none. Requests
+    /// from other origins pass it untouched (no CORS headers).
+    pub fn cors(&self) -> Option<TrustedCorsLayer> {
         let origins: Vec<HeaderValue> = self
             .0
             .iter()
@@ -52,28 +64,30 @@ impl TrustedOrigins {
             return None;
         }
         let request_id = HeaderName::from_static(crate::extract::REQUEST_ID);
-        Some(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_credentials(true)
-                .allow_methods([
-                    Method::GET,
-                    Method::HEAD,
-                    Method::POST,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::DELETE,
-                ])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    header::IF_MATCH,
-                    header::IF_NONE_MATCH,
-                    request_id.clone(),
-                ])
-                .expose_headers([header::ETAG, header::LOCATION, request_id])
-                .max_age(Duration::from_secs(600)),
-        )
+        let cors = CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.clone()))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                request_id.clone(),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, request_id])
+            .max_age(Duration::from_secs(600));
+        Some(TrustedCorsLayer {
+            cors,
+            origins: origins.into(),
+        })
     }
 
     /// Refuses (403) a request whose `Origin`, or `Referer` when there is no `Origin`, is not
@@ -103,6 +117,96 @@ impl TrustedOrigins {
             None => Err(refused(&format!(
                 "the {from} header is not an http(s) origin; requests authenticated by the session cookie must come from a trusted origin"
             ))),
+        }
+    }
+}
+
+/// CORS ([`Cors`]) for requests whose `Origin` is trusted; every other request goes straight to
+/// the inner service, gaining only a `Vary` header.
+#[derive(Clone)]
+pub struct TrustedCorsLayer {
+    cors: CorsLayer,
+    origins: Arc<[HeaderValue]>,
+}
+
+impl<S: Clone> Layer<S> for TrustedCorsLayer {
+    type Service = TrustedCors<S>;
+
+    fn layer(&self, inner: S) -> TrustedCors<S> {
+        TrustedCors {
+            cors: self.cors.layer(inner.clone()),
+            plain: inner,
+            origins: self.origins.clone(),
+        }
+    }
+}
+
+/// See [`TrustedCorsLayer`].
+#[derive(Clone)]
+pub struct TrustedCors<S> {
+    cors: Cors<S>,
+    plain: S,
+    origins: Arc<[HeaderValue]>,
+}
+
+/// What `tower-http` sends as `Vary` with CORS, sent on every response so a cache keeps the
+/// answers to different origins apart.
+const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+impl<S> Service<Request<Body>> for TrustedCors<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Unpin,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = TrustedCorsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        match self.cors.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let trusted = request
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|o| self.origins.contains(o));
+        if trusted {
+            TrustedCorsFuture::Cors(Box::pin(self.cors.call(request)))
+        } else {
+            TrustedCorsFuture::Plain(self.plain.call(request))
+        }
+    }
+}
+
+/// The response future of [`TrustedCors`].
+pub enum TrustedCorsFuture<F> {
+    /// A trusted origin's request (rare: boxed to keep the common path unboxed).
+    Cors(Pin<Box<cors::ResponseFuture<F>>>),
+    Plain(F),
+}
+
+impl<F, E> Future for TrustedCorsFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>> + Unpin,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            TrustedCorsFuture::Cors(f) => f.as_mut().poll(cx),
+            TrustedCorsFuture::Plain(f) => match Pin::new(f).poll(cx) {
+                Poll::Ready(Ok(mut response)) => {
+                    response.headers_mut().append(header::VARY, CORS_VARY);
+                    Poll::Ready(Ok(response))
+                }
+                other => other,
+            },
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct ApiError {
     pub details: Map<String, Json>,
     /// Not logged when sent (expected, frequent answers such as a not-ready `/readyz`).
     pub quiet: bool,
+    /// Sent as `Retry-After` (seconds) with a retryable answer.
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,7 @@ impl ApiError {
             message: message.into(),
             details: Map::new(),
             quiet: false,
+            retry_after_secs: None,
         }
     }
 
@@ -111,18 +114,29 @@ impl From<EngineError> for ApiError {
             EngineError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             EngineError::FailedPrecondition { .. } => StatusCode::PRECONDITION_FAILED,
             EngineError::ResourceExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
-            EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Unavailable { .. } | EngineError::CredentialUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let code = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            "internal"
-        } else {
-            e.code()
+        let code = match &e {
+            // Says what an operator must do; shown to clients (see `into_response`).
+            EngineError::DataLoss { .. } => "data-loss",
+            _ if status == StatusCode::INTERNAL_SERVER_ERROR => "internal",
+            _ => e.code(),
         };
         let mut error = ApiError::new(status, code, e.message());
         match &e {
             EngineError::Unauthenticated { reason, .. } => {
                 error = error.with_detail("reason", Json::from(*reason));
+            }
+            EngineError::CredentialUnavailable {
+                reason,
+                retry_after_secs,
+                ..
+            } => {
+                error = error.with_detail("reason", Json::from(*reason));
+                error.retry_after_secs = Some(*retry_after_secs);
             }
             EngineError::PermissionDenied {
                 details: Some(details),
@@ -145,18 +159,21 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message =
-            if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
-                // The span around this request carries its id, which the client also has.
-                tracing::error!(code = self.code, detail = %self.message, "internal error");
-                "internal error; the server log has the details under this request's x-request-id"
-                    .to_string()
-            } else {
-                if self.status == StatusCode::SERVICE_UNAVAILABLE && !self.quiet {
-                    tracing::warn!(detail = %self.message, "unavailable");
-                }
-                self.message
-            };
+        let message = if self.code == "data-loss" {
+            // A damaged store: the message names no secret and tells the operator what to do.
+            tracing::error!(detail = %self.message, "the store is damaged");
+            self.message
+        } else if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
+            // The span around this request carries its id, which the client also has.
+            tracing::error!(code = self.code, detail = %self.message, "internal error");
+            "internal error; the server log has the details under this request's x-request-id"
+                .to_string()
+        } else {
+            if self.status == StatusCode::SERVICE_UNAVAILABLE && !self.quiet {
+                tracing::warn!(detail = %self.message, "unavailable");
+            }
+            self.message
+        };
         let envelope = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code,
@@ -172,6 +189,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -269,5 +291,20 @@ mod tests {
         }
         let api = ApiError::from(EngineError::not_found("x").at_write(3));
         assert_eq!(api.details["write_index"], Json::from(3));
+    }
+
+    /// A token our side could not check (the IdP hangs) is a retryable 503 with the identity
+    /// layer's reason and `Retry-After`, never a 401 that reads as "your token is forged".
+    #[test]
+    fn unavailable_credential_is_a_503_with_reason_and_retry_after() {
+        let api = ApiError::from(EngineError::CredentialUnavailable {
+            message: "provider could not be reached".into(),
+            reason: "idp-unreachable",
+            retry_after_secs: 5,
+        });
+        assert_eq!((api.status.as_u16(), api.code), (503, "unavailable"));
+        assert_eq!(api.details["reason"], Json::from("idp-unreachable"));
+        let response = api.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 }

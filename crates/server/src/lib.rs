@@ -1,7 +1,8 @@
 //! claimdb's HTTP API — the only crate that knows HTTP, status codes and JSON wire types.
 //!
-//! [`app`] builds the router over an [`AppState`]; [`run`] serves it on a listener until the
-//! shutdown future resolves, letting in-flight requests finish. Handlers are thin: extract,
+//! [`app`] builds the router over an [`AppState`]; [`run`] serves it on a listener (HTTP/1.1 and
+//! h2c, with the connection limits of [`ServerConfig`]: `listener.rs` and `connection.rs`) until
+//! the shutdown future resolves, then shuts down within `shutdown_timeout`. Handlers are thin: extract,
 //! make one [`Engine`] call, map the result. Every error leaves as the JSON shape of
 //! [`error::ApiError`], including axum's own rejections, unknown routes and wrong methods.
 //!
@@ -12,20 +13,24 @@
 
 mod admin;
 mod batch;
+mod connection;
 pub mod csrf;
 mod docs;
 pub mod error;
 mod extract;
 mod health;
+mod listener;
 mod login;
 pub mod metrics;
 mod query;
 mod request_id;
+mod rules;
 mod tokens;
 pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,7 +40,7 @@ use claimdb_engine::Engine;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
@@ -43,18 +48,49 @@ pub use extract::REQUEST_ID;
 
 /// Default largest request body: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Default time a request head may take from its first byte.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a connection may stay open with no request in progress: longer than the 60 s
+/// idle timeout common in load balancers, so they, not claimdb, close a pooled connection.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default time a request body may take after its head (10 MiB in 60 s is ≈ 175 KB/s).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on open connections (lowered at start to fit the open-file limit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time requests in progress get to finish after the shutdown signal.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Largest request body accepted; larger bodies get 413 (code `invalid-argument`).
     pub max_body_bytes: usize,
+    /// A request head must be complete this long after its first byte, else the connection is
+    /// closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress (and none started) is closed after this long;
+    /// so is one whose client stops reading a response for this long.
+    pub idle_timeout: Duration,
+    /// A request body must be complete this long after its head, else the request is answered
+    /// `408 deadline-exceeded` and the connection closed.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; at the cap the longest-idle connection makes room for a
+    /// new one, or new ones wait in the listen backlog when all are busy.
+    pub max_connections: usize,
+    /// After the shutdown signal, how long requests in progress get to finish before they are
+    /// answered 503 and every connection is closed.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -124,8 +160,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/logout", post(login::logout))
         .route(
             "/v1/admin/rules",
-            get(admin::get_rules).put(admin::put_rules),
+            get(rules::get_rules).put(rules::put_rules),
         )
+        .route("/v1/admin/rules/versions", get(rules::versions))
+        .route("/v1/admin/rules/versions/{version}", get(rules::version))
+        .route("/v1/admin/rules/rollback", post(rules::rollback))
         .route("/v1/admin/audit", get(admin::audit))
         .route("/v1/rules/explain", post(admin::explain))
         .route("/v1/batch", post(batch::commit))
@@ -154,7 +193,10 @@ pub fn app(state: AppState) -> Router {
                 })
                 // One line per response only at debug: at the target of tens of thousands of
                 // requests a second, an access line each is a cost to opt into.
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                // A 5xx is not news at ERROR level: `/readyz` answers 503 by design until the
+                // keys are loaded, and the JSON error layer logs the cause of every 500 itself.
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(axum::middleware::from_fn_with_state(
@@ -165,15 +207,16 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit));
     let cors = state.origins.cors();
     let router = routes.layer(layers).with_state(state);
-    // Outermost, so a preflight is answered before routing.
+    // Outermost, so a trusted origin's preflight is answered before routing.
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves; requests in flight then finish
-/// before this returns.
+/// Serves the API on `listener` until `shutdown` resolves; then stops accepting, closes idle
+/// connections and lets requests in progress finish, up to `config.shutdown_timeout` (after
+/// which they are answered 503 and every connection is closed).
 pub async fn run(
     listener: tokio::net::TcpListener,
     engine: Arc<Engine>,
@@ -181,10 +224,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, max_connections = config.max_connections, "listening");
     }
-    let router = app(AppState::new(engine, config));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = app(AppState::new(engine, config.clone()));
+    listener::serve(listener, router, &config, shutdown).await;
+    Ok(())
 }

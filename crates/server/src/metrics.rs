@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text format: HTTP requests by route, method and status with
 //! their latency, rules decisions and authentication failures (counted by the engine), and the
 //! identity layer's key state per provider (fetches, failures, keys, key age) and token cache,
-//! and the audit log's health (events written/failed, write errors, queue depth).
+//! and the audit log's health (events written/failed, write errors, queue depth) and what its
+//! retention keeps (bytes, files, oldest event, the limits).
 //!
 //! The `metrics` facade records; one process-wide Prometheus recorder renders. Installing it is
 //! idempotent, so several routers in one process (tests) share it.
@@ -120,6 +121,19 @@ pub async fn render(State(state): State<AppState>) -> Response {
         metrics::counter!("claimdb_audit_groups_synced_total").absolute(st.groups_synced);
         metrics::gauge!("claimdb_audit_queue_depth").set(st.queue_depth as f64);
         metrics::gauge!("claimdb_audit_healthy").set(if st.healthy { 1.0 } else { 0.0 });
+        // What retention keeps, and the limits it keeps it by (0: no age limit).
+        metrics::gauge!("claimdb_audit_retained_bytes").set(st.retained_bytes as f64);
+        metrics::gauge!("claimdb_audit_retained_files").set(st.retained_files as f64);
+        if let Some(oldest) = st.oldest_event {
+            let seconds = oldest
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            metrics::gauge!("claimdb_audit_oldest_event_timestamp_seconds").set(seconds);
+        }
+        metrics::counter!("claimdb_audit_files_deleted_total").absolute(st.files_deleted);
+        metrics::gauge!("claimdb_audit_max_bytes").set(st.max_bytes as f64);
+        metrics::gauge!("claimdb_audit_max_age_seconds")
+            .set(st.max_age.map_or(0.0, |a| a.as_secs_f64()));
     }
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     (

@@ -27,9 +27,13 @@ pub enum StoreError {
     /// The backend cannot be reached right now; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
-    /// A bug or corruption; details are logged, not shown to clients.
+    /// A bug; details are logged, not shown to clients.
     #[error("{0}")]
     Internal(String),
+    /// The stored data is damaged (the database file is corrupt). The message says what to do;
+    /// a backend that reports it refuses writes from then on.
+    #[error("{0}")]
+    DataLoss(String),
     /// Write `index` of a multi-write commit failed with `source`; nothing was applied.
     #[error("write {index} ({path}): {source}")]
     AtWrite {

@@ -227,6 +227,84 @@ async fn one_process_at_a_time_writes_a_data_directory() {
     assert!(err.to_string().contains("no claimdb database"), "{err}");
 }
 
+/// Regression: `migrate::rollback_empties_the_target…` (claimdb's CLI tests) failed once with
+/// "data directory in use by another claimdb process" right after the test itself had closed
+/// the store. The lock was a `flock`, which a child process forked by any other thread holds
+/// until it execs, so an immediate reopen failed while another thread started a program (a third
+/// of the time with one thread spawning `/bin/true` in a loop). The lock now belongs to the
+/// process and is not inherited: every reopen succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_reopens_at_once_while_other_threads_start_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+    };
+    let mut failures = Vec::new();
+    for _ in 0..100 {
+        match SqliteStore::open(dir.path()) {
+            Ok(store) => store.close().await.unwrap(),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spawner.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of 100 reopens failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+}
+
+/// Within one process the lock still excludes a second writer, and a refused open does not
+/// release the holder's lock (closing any descriptor of a record-locked file would): another
+/// process is still refused afterwards.
+#[test]
+fn a_refused_second_open_in_the_same_process_keeps_the_first_ones_lock() {
+    if let Ok(dir) = std::env::var("CLAIMDB_STORE_LOCK_CHILD") {
+        // The child: report whether the directory could be opened.
+        match SqliteStore::open(std::path::Path::new(&dir)) {
+            Ok(_) => println!("child opened"),
+            Err(e) => println!("child refused: {e}"),
+        }
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    for _ in 0..3 {
+        assert!(SqliteStore::open(dir.path()).is_err());
+        // Through another name of the same directory, too.
+        assert!(SqliteStore::open(&dir.path().join(".")).is_err());
+    }
+    let child = || {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_refused_second_open_in_the_same_process_keeps_the_first_ones_lock",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("CLAIMDB_STORE_LOCK_CHILD", dir.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = child();
+    assert!(
+        said.contains("child refused") && said.contains("in use by another claimdb process"),
+        "{said}"
+    );
+    rt.block_on(store.close()).unwrap();
+    assert!(child().contains("child opened"));
+}
+
 /// Records are cached by the store; every write is seen by the next read, absent or present,
 /// including after conditional writes that did not apply and deletes.
 #[tokio::test]
@@ -453,3 +531,11 @@ async fn reads_are_never_older_than_an_acknowledged_write() {
         r.await.unwrap();
     }
 }
+
+// SQLite-specific behaviour beyond the conformance suite, one file per concern.
+#[path = "sqlite/damage.rs"]
+mod damage;
+#[path = "sqlite/files.rs"]
+mod files;
+#[path = "sqlite/wal.rs"]
+mod wal;

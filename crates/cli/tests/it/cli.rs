@@ -83,7 +83,8 @@ fn export_then_import_round_trips_documents_and_metadata() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&export).unwrap();
-    assert_eq!(text.lines().count(), 3, "{text}");
+    let documents = text.lines().filter(|l| l.contains(r#""path":"#));
+    assert_eq!(documents.count(), 3, "{text}");
 
     let target = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
@@ -214,6 +215,37 @@ fn rules_test_reads_yaml_cases_and_exits_1_on_a_failing_case() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Regression: `claimdb rules test` refused a JSON case file whose strings hold escaped
+/// surrogate pairs (`"\ud83d\ude00"`, what `JSON.stringify` and many tools write for emoji) as
+/// "not valid YAML or JSON": it read every file with the YAML parser, whose escapes are code
+/// points, not UTF-16 units.
+#[test]
+fn rules_test_reads_json_cases_with_escaped_surrogate_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("firestore.rules");
+    std::fs::write(
+        &rules,
+        "rules_version = '2';\nservice cloud.firestore { match /databases/{db}/documents { match /notes/{id} { allow create: if request.resource.data.mood == '😀' && request.resource.data.mood.size() == 2; } } }\n",
+    )
+    .unwrap();
+    let cases = dir.path().join("cases.json");
+    std::fs::write(
+        &cases,
+        r#"{"cases": [{"name": "emoji \ud83d\ude00", "auth": null, "method": "create", "path": "notes/n1", "data": {"mood": "\ud83d\ude00"}, "expect": "allow"}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "test"])
+        .arg(&rules)
+        .arg(&cases)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("ok    emoji 😀 (allow)"), "{stdout}");
 }
 
 /// A JWT with the given header and payload and a signature that cannot verify.

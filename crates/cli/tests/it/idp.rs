@@ -68,6 +68,7 @@ pub struct Idp {
     pub base: String,
     keys: Arc<Mutex<Vec<Value>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
     _thread: std::thread::JoinHandle<()>,
 }
 
@@ -78,7 +79,8 @@ impl Idp {
     pub fn start(keys: &[&Key]) -> Idp {
         let published = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()));
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let state = (published.clone(), down.clone());
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let state = (published.clone(), down.clone(), hang.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -99,6 +101,7 @@ impl Idp {
             base: format!("http://{addr}"),
             keys: published,
             down,
+            hang,
             _thread: thread,
         }
     }
@@ -112,14 +115,26 @@ impl Idp {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// A hanging outage: connections are accepted and requests read, but never answered.
+    pub fn set_hanging(&self, hang: bool) {
+        self.hang.store(hang, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn jwks_uri(&self) -> String {
         format!("{}/jwks", self.base)
     }
 }
 
-type IdpState = (Arc<Mutex<Vec<Value>>>, Arc<std::sync::atomic::AtomicBool>);
+type IdpState = (
+    Arc<Mutex<Vec<Value>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
 
-async fn jwks(State((keys, down)): State<IdpState>) -> axum::response::Response {
+async fn jwks(State((keys, down, hang)): State<IdpState>) -> axum::response::Response {
+    if hang.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     if down.load(std::sync::atomic::Ordering::SeqCst) {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
     }

@@ -3,14 +3,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod backup;
 mod cli;
+mod differential;
 mod durability;
 mod enforce;
 mod idp;
+mod idp_outage;
 mod limits;
 mod migrate;
 mod multinode;
 mod multinode_enforce;
+mod net;
+mod ops;
 mod pg;
+mod revocation;
 mod signin;
+mod storage;
 mod util;

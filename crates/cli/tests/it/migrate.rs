@@ -1,6 +1,7 @@
-//! `claimdb migrate` both ways between SQLite and PostgreSQL: documents (metadata included) and
-//! system records arrive intact and verified; an interrupted run is refused without --resume,
-//! resumed with it, and --rollback empties a target.
+//! `claimdb migrate` both ways between SQLite and PostgreSQL: documents (metadata included),
+//! system records and the signing keys arrive intact and verified (tokens issued before verify
+//! after); an interrupted run is refused without --resume, resumed with it, and --rollback
+//! empties a target.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -9,8 +10,9 @@ use claimdb_model::{DocPath, Map, Value};
 use claimdb_store::sqlite::SqliteStore;
 use claimdb_store::{Document, Record, RecordCondition, Store, Write, WriteOp};
 
+use crate::backup::{PUBLIC_URL, claimdb, mode, ok, pg_env};
 use crate::pg;
-use crate::util::BIN;
+use crate::util::{BIN, Server, request};
 
 fn migrate(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -196,4 +198,112 @@ fn rollback_empties_the_target_and_a_mismatch_fails_verification() {
     // Usage errors are exit code 2.
     assert_eq!(code(&migrate(&["--from", "mysql://x", "--to", &to])), 2);
     assert_eq!(code(&migrate(&["--from", &from, "--to", &from])), 2);
+}
+
+/// `GET /v1/me` with `token`: the status.
+fn me(server: &Server, token: &str) -> u16 {
+    request(
+        "GET",
+        &server.url("/v1/me"),
+        None,
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .unwrap()
+    .0
+}
+
+/// Regression (issue 13, item 4): SQLite → PostgreSQL left the key file behind, so the
+/// PostgreSQL node made a new key and every earlier token failed with `unknown-key`;
+/// PostgreSQL → SQLite copied the key ring as a record the SQLite server ignores, into the
+/// world-readable database file. Now every token issued before a migration verifies after it,
+/// both ways — with a rotated (retired) key too — and the keys land owner-only.
+#[test]
+fn tokens_issued_before_a_migration_verify_after_it_in_both_directions() {
+    let Some(schema) = pg::schema("migkeys") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let env = [("CLAIMDB_PUBLIC_URL", PUBLIC_URL)];
+    let server = Server::start_env(&src, &env);
+    assert!(server.stop_with("TERM").success());
+    let mint = |dir: &Path, env: &[(&str, &str)]| {
+        let out = ok(claimdb(
+            &[
+                "token",
+                "mint",
+                "--uid",
+                "bob",
+                "--data-dir",
+                dir.to_str().unwrap(),
+            ],
+            env,
+        ));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let from_sqlite = mint(&src, &[]);
+
+    // SQLite → PostgreSQL.
+    let out = migrate(&[
+        "--from",
+        &format!("sqlite:{}", src.display()),
+        "--to",
+        &schema.spec(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the signing key ring"),
+        "{}",
+        stderr(&out)
+    );
+    let pg = pg_env(&schema);
+    let pg_dir = tmp.path().join("pg-node");
+    let mut node_env = pg.clone();
+    node_env.push(("CLAIMDB_PUBLIC_URL", PUBLIC_URL));
+    let server = Server::start_env(&pg_dir, &node_env);
+    assert_eq!(
+        me(&server, &from_sqlite),
+        200,
+        "an SQLite-era token on PostgreSQL"
+    );
+    drop(server);
+    // A rotation on PostgreSQL: the old key is retired, a new one signs.
+    ok(claimdb(
+        &[
+            "token",
+            "rotate-keys",
+            "--data-dir",
+            pg_dir.to_str().unwrap(),
+        ],
+        &pg,
+    ));
+    let from_postgres = mint(&pg_dir, &pg);
+
+    // PostgreSQL → SQLite.
+    let back = tmp.path().join("back");
+    let back_spec = format!("sqlite:{}", back.display());
+    let out = migrate(&["--from", &schema.spec(), "--to", &back_spec]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(mode(&back.join("issuer")), 0o700);
+    assert_eq!(mode(&back.join("issuer/keys.json")), 0o600);
+    let (_, records) = contents(&back);
+    assert!(
+        records.iter().all(|r| r.namespace != "issuer_keys"),
+        "the key ring must not sit in the SQLite database: {records:?}"
+    );
+    let server = Server::start_env(&back, &env);
+    assert_eq!(me(&server, &from_sqlite), 200, "a token of the retired key");
+    assert_eq!(
+        me(&server, &from_postgres),
+        200,
+        "a token of the active key"
+    );
+    drop(server);
+
+    // A rollback empties the target, its key file included.
+    let out = migrate(&["--to", &back_spec, "--rollback"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!back.join("issuer/keys.json").exists());
+    let out = migrate(&["--from", &schema.spec(), "--to", &back_spec]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

@@ -31,7 +31,7 @@ const PUBLIC_URL: &str = "https://db.example.com";
 const APP: &str = "https://app.example.com/";
 const APP_ORIGIN: &str = "https://app.example.com";
 const CLIENT_SECRET: &str = "a-long-client-secret-for-the-e2e-test";
-const SIGNER: &str = "svc@demo-claimdb.iam.gserviceaccount.com";
+pub(crate) const SIGNER: &str = "svc@demo-claimdb.iam.gserviceaccount.com";
 const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 const FIREBASE_ADMIN_VERSION: &str = "7.7.0";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -60,14 +60,14 @@ service cloud.firestore {
 // ---------------------------------------------------------------------------------------------
 // HTTP: no redirects followed, all headers kept.
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) text: String,
 }
 
 impl Resp {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 
@@ -94,14 +94,14 @@ impl Resp {
     }
 
     #[track_caller]
-    fn error(&self, status: u16, code: &str) -> &Self {
+    pub(crate) fn error(&self, status: u16, code: &str) -> &Self {
         assert_eq!(self.status, status, "{}", self.text);
         assert_eq!(self.json()["error"]["code"], code, "{}", self.text);
         self
     }
 
     #[track_caller]
-    fn reason(&self, reason: &str) {
+    pub(crate) fn reason(&self, reason: &str) {
         assert_eq!(
             self.json()["error"]["details"]["reason"],
             reason,
@@ -151,7 +151,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-fn payload(jwt: &str) -> Value {
+pub(crate) fn payload(jwt: &str) -> Value {
     let part = jwt.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
@@ -160,22 +160,22 @@ fn payload(jwt: &str) -> Value {
 // The world: an ES256 IdP, optionally oidc-provider, optionally a custom-token signer key, and
 // claimdb configured for all of them.
 
-struct World {
-    server: Server,
-    key: Key,
-    config: PathBuf,
+pub(crate) struct World {
+    pub(crate) server: Server,
+    pub(crate) key: Key,
+    pub(crate) config: PathBuf,
     _idp: Idp,
     _op: Option<Op>,
     _dir: tempfile::TempDir,
 }
 
-struct Options {
-    op: bool,
+pub(crate) struct Options {
+    pub(crate) op: bool,
     /// A PEM public key file of the custom-token signer.
-    signer_pem: Option<PathBuf>,
+    pub(crate) signer_pem: Option<PathBuf>,
 }
 
-fn world(opts: Options, dir: tempfile::TempDir) -> World {
+pub(crate) fn world(opts: Options, dir: tempfile::TempDir) -> World {
     let key = Key::new("k1");
     let idp = Idp::start(&[&key]);
     let op = opts.op.then(Op::start);
@@ -255,12 +255,18 @@ impl World {
         )
     }
 
-    fn as_user(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    pub(crate) fn as_user(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let auth = format!("Bearer {token}");
         self.call(method, path, &[("authorization", &auth)], body)
     }
 
-    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+    pub(crate) fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         self.call(method, path, &[("x-claimdb-admin-key", ADMIN_KEY)], body)
     }
 
@@ -273,7 +279,7 @@ impl World {
         )
     }
 
-    fn exchange(&self, subject_token: &str) -> Resp {
+    pub(crate) fn exchange(&self, subject_token: &str) -> Resp {
         self.token_endpoint(&[
             ("grant_type", EXCHANGE),
             ("subject_token", subject_token),
@@ -281,7 +287,7 @@ impl World {
         ])
     }
 
-    fn refresh(&self, refresh_token: &str) -> Resp {
+    pub(crate) fn refresh(&self, refresh_token: &str) -> Resp {
         self.token_endpoint(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
@@ -310,7 +316,7 @@ impl World {
 }
 
 #[track_caller]
-fn oauth_error(r: &Resp, error: &str, reason: Option<&str>) {
+pub(crate) fn oauth_error(r: &Resp, error: &str, reason: Option<&str>) {
     assert_eq!(r.status, 400, "{}", r.text);
     let v = r.json();
     assert_eq!(v["error"], error, "{}", r.text);
@@ -371,7 +377,7 @@ fn python() -> Command {
     c
 }
 
-fn run_python(script: &str, input: &Value) -> String {
+pub(crate) fn run_python(script: &str, input: &Value) -> String {
     let mut child = python()
         .args(["-c", script])
         .stdin(Stdio::piped())
@@ -420,7 +426,7 @@ fn pyjwt_verify(jwks: &Value, tokens: &[&str]) -> Vec<String> {
     .collect()
 }
 
-const FIREBASE_MINT: &str = r#"
+pub(crate) const FIREBASE_MINT: &str = r#"
 import json, sys, firebase_admin
 from firebase_admin import credentials, auth
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -693,7 +699,7 @@ fn parse_form(html: &str) -> (String, Vec<(String, String)>) {
     (action, fields)
 }
 
-fn plain_world() -> World {
+pub(crate) fn plain_world() -> World {
     world(
         Options {
             op: false,
@@ -1280,7 +1286,13 @@ fn the_dev_instance_prints_a_working_mint_command() {
         command.env(k, v);
         words.next();
     }
-    assert_eq!(words.next(), Some("claimdb"), "{hint}");
+    // The binary as the operator would run it again: this one, by its path.
+    let bin = words.next().unwrap();
+    assert_eq!(
+        std::fs::canonicalize(bin).unwrap(),
+        std::fs::canonicalize(BIN).unwrap(),
+        "{hint}"
+    );
     let out = command.args(words).output().unwrap();
     assert!(
         out.status.success(),
@@ -1296,6 +1308,78 @@ fn the_dev_instance_prints_a_working_mint_command() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["uid"], "alice");
+}
+
+/// Regression (issue 12): an untrusted origin got no `Access-Control-Allow-Origin` but still
+/// `Access-Control-Allow-Credentials`, `Access-Control-Expose-Headers` and, on preflights,
+/// `Allow-Methods`/`Allow-Headers`/`Max-Age`. It must get no CORS header at all — on simple
+/// requests, on preflights and with no `Origin` — while the app's origin keeps them.
+#[test]
+fn untrusted_origins_get_no_cors_headers_at_all() {
+    let w = plain_world();
+    let cors_headers = |r: &Resp| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("access-control-"))
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect()
+    };
+    let preflight = |origin: &str| {
+        w.call(
+            "OPTIONS",
+            "/v1/docs/notes/alice",
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type,if-match"),
+            ],
+            None,
+        )
+    };
+    for origin in [
+        "https://evil.example",
+        "null",
+        "https://app.example.com.evil.example",
+    ] {
+        let r = preflight(origin);
+        assert_eq!(
+            cors_headers(&r),
+            Vec::<String>::new(),
+            "preflight from {origin}"
+        );
+        for (method, body) in [("GET", None), ("PUT", Some(json!({"text": "x"})))] {
+            let r = w.call(method, "/v1/docs/notes/alice", &[("origin", origin)], body);
+            assert_eq!(
+                cors_headers(&r),
+                Vec::<String>::new(),
+                "{method} from {origin}"
+            );
+            assert!(r.header("vary").is_some_and(|v| v.contains("origin")));
+        }
+    }
+    let r = w.call("GET", "/healthz", &[], None);
+    assert_eq!(cors_headers(&r), Vec::<String>::new(), "no Origin");
+    let r = preflight(APP_ORIGIN);
+    let trusted = cors_headers(&r).join("\n").to_ascii_lowercase();
+    for want in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-max-age",
+    ] {
+        assert!(trusted.contains(want), "{want} missing: {trusted}");
+    }
+    let r = w.call("GET", "/healthz", &[("origin", APP_ORIGIN)], None);
+    let trusted = cors_headers(&r).join("\n").to_ascii_lowercase();
+    assert!(
+        trusted.contains("access-control-allow-credentials: true"),
+        "{trusted}"
+    );
+    assert!(
+        trusted.contains("access-control-expose-headers"),
+        "{trusted}"
+    );
 }
 
 /// The app origins (`app_redirects`) get CORS with credentials, so a browser app there can

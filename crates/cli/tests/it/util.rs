@@ -182,6 +182,20 @@ pub fn request(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Result<(u16, String), ureq::Error> {
+    let (status, _, text) = request_with_headers(method, url, body, headers)?;
+    Ok((status, text))
+}
+
+/// Response headers as (lowercase name, value) pairs.
+pub type Headers = Vec<(String, String)>;
+
+/// [`request`], also returning the response headers.
+pub fn request_with_headers(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Headers, String), ureq::Error> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
@@ -197,8 +211,13 @@ pub fn request(
         None => agent.run(builder.body(()).unwrap())?,
     };
     let status = response.status().as_u16();
+    let response_headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
     let text = response.into_body().read_to_string()?;
-    Ok((status, text))
+    Ok((status, response_headers, text))
 }
 
 pub fn json(text: &str) -> serde_json::Value {

@@ -9,23 +9,29 @@
 //! nothing is dropped and no tokio worker thread is blocked.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, oneshot};
 
+use super::event::system_time_from_micros;
 use super::{AuditError, AuditEvent, writer};
 
 /// Settings of an [`AuditLog`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
-    /// A file is rotated before it would grow past this size (a single event larger than this
-    /// gets a file of its own). Default 64 MiB.
+    /// A file is rotated before it would grow past this size or an eighth of `max_bytes`,
+    /// whichever is smaller (a single event larger than this gets a file of its own), and once a
+    /// day. Default 64 MiB.
     pub max_file_bytes: u64,
-    /// How many files are kept, the one being written included; older ones are deleted.
-    /// Default 20.
-    pub max_files: usize,
+    /// The log keeps at most about this many bytes: beyond, its oldest files are deleted (never
+    /// the one being written). However many files or restarts: retention is by size and age,
+    /// never by count. Default 1 GiB.
+    pub max_bytes: u64,
+    /// Files whose every event is older than this are deleted; `None` keeps events whatever
+    /// their age (up to `max_bytes`). Default 90 days.
+    pub max_age: Option<Duration>,
     /// Longest time an event recorded with [`AuditLog::record`] waits in memory before it is
     /// written and synced. Default 50 ms.
     pub flush_interval: Duration,
@@ -37,7 +43,8 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             max_file_bytes: 64 * 1024 * 1024,
-            max_files: 20,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_age: Some(DEFAULT_MAX_AGE),
             flush_interval: Duration::from_millis(50),
             queue_capacity: 16_384,
         }
@@ -52,8 +59,19 @@ impl AuditConfig {
                 self.max_file_bytes
             )));
         }
-        if self.max_files < 1 {
-            return Err(AuditError::Config("max_files must be at least 1".into()));
+        if self.max_bytes < MIN_MAX_BYTES {
+            return Err(AuditError::Config(format!(
+                "max_bytes = {} is too small; use at least {MIN_MAX_BYTES}",
+                self.max_bytes
+            )));
+        }
+        if self
+            .max_age
+            .is_some_and(|age| age < Duration::from_secs(3600))
+        {
+            return Err(AuditError::Config(
+                "max_age must be at least an hour".into(),
+            ));
         }
         if self.flush_interval > Duration::from_secs(60) {
             return Err(AuditError::Config(format!(
@@ -67,6 +85,21 @@ impl AuditConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Default [`AuditConfig::max_bytes`].
+pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// Default [`AuditConfig::max_age`].
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+/// Smallest [`AuditConfig::max_bytes`]: room for eight files of 4 KiB.
+pub const MIN_MAX_BYTES: u64 = 32 * 1024;
+
+impl AuditConfig {
+    /// The size at which files rotate: `max_file_bytes`, or an eighth of `max_bytes` if that is
+    /// smaller, so that retention by size deletes a small part of the log at a time.
+    pub(crate) fn file_limit(&self) -> u64 {
+        self.max_file_bytes.min((self.max_bytes / 8).max(4096))
     }
 }
 
@@ -85,6 +118,17 @@ pub struct AuditStats {
     pub queue_depth: usize,
     /// False from a failed write until the next group is written successfully.
     pub healthy: bool,
+    /// Bytes in the log's files now (what retention keeps).
+    pub retained_bytes: u64,
+    /// The log's files now.
+    pub retained_files: u64,
+    /// Time of the oldest event kept (the first line of the oldest file), if any.
+    pub oldest_event: Option<SystemTime>,
+    /// Files deleted by retention since the log was opened.
+    pub files_deleted: u64,
+    /// The retention settings: [`AuditConfig::max_bytes`] and [`AuditConfig::max_age`].
+    pub max_bytes: u64,
+    pub max_age: Option<Duration>,
 }
 
 /// A shared handle on an audit log directory. Cheap to clone; the writer thread stops (after
@@ -107,7 +151,9 @@ impl AuditLog {
     /// thread. Blocking IO: call it at startup.
     pub fn open(dir: &Path, config: AuditConfig) -> Result<AuditLog, AuditError> {
         config.validate()?;
-        let shared = Arc::new(Shared::new(dir, config.queue_capacity));
+        let mut shared = Shared::new(dir, config.queue_capacity);
+        shared.retention = (config.max_bytes, config.max_age);
+        let shared = Arc::new(shared);
         writer::start(Arc::clone(&shared), config)?;
         Ok(AuditLog {
             handle: Arc::new(Handle { shared }),
@@ -210,6 +256,16 @@ impl AuditLog {
             groups_synced: c.groups_synced.load(Ordering::Relaxed),
             queue_depth: shared.lock().events.len(),
             healthy: c.healthy(),
+            retained_bytes: c.closed_bytes.load(Ordering::Relaxed)
+                + c.current_bytes.load(Ordering::Relaxed),
+            retained_files: c.retained_files.load(Ordering::Relaxed),
+            oldest_event: match c.oldest_event.load(Ordering::Relaxed) {
+                i64::MIN => None,
+                micros => Some(system_time_from_micros(micros)),
+            },
+            files_deleted: c.files_deleted.load(Ordering::Relaxed),
+            max_bytes: shared.retention.0,
+            max_age: shared.retention.1,
         }
     }
 
@@ -248,13 +304,15 @@ pub(crate) type Waiter = oneshot::Sender<Result<(), AuditError>>;
 pub(crate) struct Shared {
     pub dir: PathBuf,
     pub capacity: usize,
+    /// `max_bytes` and `max_age` of the configuration, for [`AuditStats`].
+    pub retention: (u64, Option<Duration>),
     pub queue: Mutex<Queue>,
     /// Wakes the writer: a durable record, a flush, a close, a half-full queue, or the first
     /// event after the writer went idle.
     pub wake: Condvar,
     /// Signalled by the writer each time it empties the queue.
     pub space: Notify,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
     /// Tests hold this to stop the writer just before it takes the queue.
     #[cfg(test)]
     pub gate: Mutex<()>,
@@ -280,7 +338,6 @@ pub(crate) enum State {
     Exited,
 }
 
-#[derive(Default)]
 pub(crate) struct Counters {
     pub events_written: AtomicU64,
     pub events_failed: AtomicU64,
@@ -288,6 +345,31 @@ pub(crate) struct Counters {
     pub groups_synced: AtomicU64,
     /// Set while the last write failed.
     pub failing: AtomicBool,
+    /// Bytes of the files other than the one being written, as of the last retention pass.
+    pub closed_bytes: AtomicU64,
+    /// Bytes synced to the file being written.
+    pub current_bytes: AtomicU64,
+    pub retained_files: AtomicU64,
+    /// µs since the epoch of the oldest event kept; `i64::MIN`: none known.
+    pub oldest_event: AtomicI64,
+    pub files_deleted: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            events_written: AtomicU64::new(0),
+            events_failed: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            groups_synced: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            closed_bytes: AtomicU64::new(0),
+            current_bytes: AtomicU64::new(0),
+            retained_files: AtomicU64::new(0),
+            oldest_event: AtomicI64::new(i64::MIN),
+            files_deleted: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Counters {
@@ -306,6 +388,7 @@ impl Shared {
         Shared {
             dir: dir.to_path_buf(),
             capacity,
+            retention: (DEFAULT_MAX_BYTES, Some(DEFAULT_MAX_AGE)),
             queue: Mutex::new(Queue {
                 events: Vec::new(),
                 waiters: Vec::new(),
@@ -315,7 +398,7 @@ impl Shared {
             }),
             wake: Condvar::new(),
             space: Notify::new(),
-            counters: Counters::default(),
+            counters: Arc::default(),
             #[cfg(test)]
             gate: Mutex::new(()),
         }

@@ -23,13 +23,16 @@ mod files;
 pub mod journal;
 mod log;
 mod query;
+mod retention;
 mod scan;
 mod timespec;
 mod writer;
 
 pub use error::AuditError;
 pub use event::{AuditEvent, Decision, decode_line, encode_line, format_time};
-pub use log::{AuditConfig, AuditLog, AuditStats};
+pub use log::{
+    AuditConfig, AuditLog, AuditStats, DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, MIN_MAX_BYTES,
+};
 pub use query::{AuditFilter, DEFAULT_QUERY_LIMIT, query};
 pub use timespec::parse_time_spec;
 

@@ -1,6 +1,7 @@
 //! The writer thread: takes the whole queue at once, encodes it as JSON lines, appends them to
 //! the current file and fdatasyncs, then answers every waiter the group covered. It rotates files
-//! by size, deletes files beyond the retention count, and survives write errors.
+//! by size and daily, applies retention (`retention`: by size and age, at each rotation and
+//! every minute) and survives write errors.
 //!
 //! A dedicated OS thread rather than a tokio task: fdatasync blocks for a millisecond or more and
 //! must not occupy a runtime worker.
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant, SystemTime};
 use super::event::{encode_line, micros_since_epoch};
 use super::files;
 use super::log::{Counters, Queue, Shared, State};
-use super::{AuditConfig, AuditError, AuditEvent};
+use super::query::AuditFilter;
+use super::retention::{self, Entry, Policy};
+use super::{AuditConfig, AuditError, AuditEvent, scan};
 
 /// The longest a sync waits for more durable events after the first (see `run`).
 const MAX_LINGER: Duration = Duration::from_millis(1);
@@ -30,9 +33,15 @@ const MAX_LINGER: Duration = Duration::from_millis(1);
 /// Error logs while failing are at most this frequent.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How often retention runs besides at each rotation (so age applies to an idle log too).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A file older than this is rotated, so retention by age can delete a day at a time.
+const ROTATE_AFTER_MICROS: i64 = 86_400_000_000;
+
 /// Prepares the directory, starts the first file and spawns the writer thread.
 pub(crate) fn start(shared: Arc<Shared>, config: AuditConfig) -> Result<(), AuditError> {
-    let output = Output::open(&shared.dir, &config)?;
+    let output = Output::open(&shared.dir, &config, shared.counters.clone())?;
     let interval = config.flush_interval;
     let dir = shared.dir.clone();
     std::thread::Builder::new()
@@ -44,7 +53,11 @@ pub(crate) fn start(shared: Arc<Shared>, config: AuditConfig) -> Result<(), Audi
 
 impl Output {
     /// Prepares the directory and starts the run's first file.
-    fn open(dir: &std::path::Path, config: &AuditConfig) -> Result<Output, AuditError> {
+    fn open(
+        dir: &std::path::Path,
+        config: &AuditConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Output, AuditError> {
         files::prepare_dir(dir)?;
         let existing = files::list(dir)?;
         // The previous run's events are no newer than its last write (the file's mtime), unless the
@@ -57,8 +70,14 @@ impl Output {
             .map_or(i64::MIN, micros_since_epoch);
         let mut output = Output {
             dir: dir.to_path_buf(),
-            max_file_bytes: config.max_file_bytes,
-            max_files: config.max_files,
+            max_file_bytes: config.file_limit(),
+            policy: Policy {
+                max_bytes: config.max_bytes,
+                max_age: config.max_age,
+                reserve: config.file_limit(),
+            },
+            last_retention: Instant::now(),
+            counters,
             file: None,
             size: 0,
             last_name: existing.last().map(|f| f.micros),
@@ -81,13 +100,19 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
     loop {
         let closing = {
             let mut q = shared.lock();
-            // Idle: sleep without a timer until something is queued.
+            // Idle: sleep until something is queued, waking only to apply retention.
             while q.events.is_empty() && q.waiters.is_empty() && q.state == State::Open {
                 q.writer_idle = true;
-                q = shared
+                let (guard, waited) = shared
                     .wake
-                    .wait(q)
+                    .wait_timeout(q, RETENTION_INTERVAL)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
+                q = guard;
+                if waited.timed_out() && output.retention_due() {
+                    drop(q);
+                    output.apply_retention();
+                    q = shared.lock();
+                }
             }
             q.writer_idle = false;
             // Gather for up to one flush interval unless asked to write now.
@@ -123,6 +148,9 @@ fn run(shared: &Shared, mut output: Output, interval: Duration) {
         for waiter in waiters.drain(..) {
             // A waiter whose caller gave up is fine to ignore.
             let _ = waiter.send(result.clone());
+        }
+        if output.retention_due() {
+            output.apply_retention();
         }
         let written = batch.len();
         batch.clear();
@@ -196,7 +224,9 @@ impl Drop for StopGuard<'_> {
 struct Output {
     dir: PathBuf,
     max_file_bytes: u64,
-    max_files: usize,
+    policy: Policy,
+    last_retention: Instant,
+    counters: Arc<Counters>,
     /// `None` after a failure or when the next line must start a new file.
     file: Option<(File, PathBuf)>,
     /// Bytes synced to the current file.
@@ -229,8 +259,16 @@ impl Output {
         }
         let mut result = Ok(());
         buf.clear();
+        if self.file.is_some()
+            && self.last_name.is_some_and(|started| {
+                micros_since_epoch(SystemTime::now()).saturating_sub(started) > ROTATE_AFTER_MICROS
+            })
+        {
+            // A day-old file: the next line starts a new one.
+            self.file = None;
+        }
         let mut lines = 0u64;
-        let mut newest = i64::MIN;
+        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
         for event in events {
             let start = buf.len();
             encode_line(event, buf);
@@ -238,32 +276,34 @@ impl Output {
             if current + buf.len() as u64 > self.max_file_bytes && current + start as u64 > 0 {
                 // This line does not fit: finish the current file with what precedes it.
                 if start > 0 {
-                    if let Err(e) = self.commit(&buf[..start], lines, newest, counters) {
+                    if let Err(e) = self.commit(&buf[..start], lines, (oldest, newest), counters) {
                         result = Err(e);
                     }
                     buf.drain(..start);
                 }
                 self.file = None;
                 lines = 0;
-                newest = i64::MIN;
+                (oldest, newest) = (i64::MAX, i64::MIN);
             }
             lines += 1;
-            newest = newest.max(micros_since_epoch(event.time));
+            let time = micros_since_epoch(event.time);
+            oldest = oldest.min(time);
+            newest = newest.max(time);
         }
         if !buf.is_empty()
-            && let Err(e) = self.commit(buf, lines, newest, counters)
+            && let Err(e) = self.commit(buf, lines, (oldest, newest), counters)
         {
             result = Err(e);
         }
         result
     }
 
-    /// Appends and syncs `bytes` (`lines` events, the newest at `newest`), retrying once.
+    /// Appends and syncs `bytes` (`lines` events, from `oldest` to `newest`), retrying once.
     fn commit(
         &mut self,
         bytes: &[u8],
         lines: u64,
-        newest: i64,
+        (oldest, newest): (i64, i64),
         counters: &Counters,
     ) -> Result<(), AuditError> {
         // Before writing: even a failed write may have left these events in the file.
@@ -278,6 +318,15 @@ impl Output {
             Ok(()) => {
                 counters.events_written.fetch_add(lines, Ordering::Relaxed);
                 counters.groups_synced.fetch_add(1, Ordering::Relaxed);
+                counters.current_bytes.store(self.size, Ordering::Relaxed);
+                // The first events of an empty log are its oldest (retention finds them in the
+                // oldest file otherwise).
+                let _ = counters.oldest_event.compare_exchange(
+                    i64::MIN,
+                    oldest,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 if counters.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!(dir = %self.dir.display(), "audit log writes succeed again");
                 }
@@ -358,8 +407,9 @@ impl Output {
                     })?;
                     self.file = Some((file, path));
                     self.size = 0;
+                    self.counters.current_bytes.store(0, Ordering::Relaxed);
                     self.last_name = Some(micros);
-                    self.prune();
+                    self.apply_retention();
                     return Ok(());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => micros += 1,
@@ -377,23 +427,93 @@ impl Output {
         )))
     }
 
-    /// Deletes the oldest files beyond `max_files`. The current file is the newest by
-    /// construction, so it is never among them.
-    fn prune(&self) {
-        let files = match files::list(&self.dir) {
+    fn retention_due(&self) -> bool {
+        self.last_retention.elapsed() >= RETENTION_INTERVAL
+    }
+
+    /// Deletes what the retention policy no longer keeps (see `retention`), then records what
+    /// is kept for [`AuditStats`](super::AuditStats).
+    fn apply_retention(&mut self) {
+        self.last_retention = Instant::now();
+        let listed = match files::list(&self.dir) {
             Ok(files) => files,
             Err(e) => {
                 tracing::warn!(error = %e, "audit retention: cannot list the directory");
                 return;
             }
         };
-        let excess = files.len().saturating_sub(self.max_files);
-        for old in &files[..excess] {
-            if let Err(e) = std::fs::remove_file(&old.path) {
-                tracing::warn!(file = %old.path.display(), error = %e, "audit retention: cannot delete");
+        let sized: Vec<Entry> = listed
+            .into_iter()
+            .filter_map(|file| {
+                let meta = std::fs::metadata(&file.path).ok()?;
+                Some(Entry {
+                    file,
+                    len: meta.len(),
+                    modified: meta.modified().ok().map(micros_since_epoch),
+                })
+            })
+            .collect();
+        let current = self.file.as_ref().map(|(_, path)| path.clone());
+        let now = micros_since_epoch(SystemTime::now());
+        let doomed = retention::to_delete(&sized, current.as_deref(), now, self.policy);
+        let mut deleted = 0;
+        let mut kept = Vec::with_capacity(sized.len());
+        for (i, entry) in sized.into_iter().enumerate() {
+            if doomed.binary_search(&i).is_ok() {
+                match std::fs::remove_file(&entry.file.path) {
+                    Ok(()) => {
+                        deleted += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %entry.file.path.display(), error = %e, "audit retention: cannot delete");
+                    }
+                }
             }
+            kept.push(entry);
+        }
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                kept = kept.len(),
+                "audit retention deleted the oldest log files (audit_max_bytes / audit_retention_days)"
+            );
+        }
+        let closed: u64 = kept
+            .iter()
+            .filter(|e| Some(&e.file.path) != current.as_ref())
+            .map(|e| e.len)
+            .sum();
+        let c = &self.counters;
+        c.files_deleted.fetch_add(deleted, Ordering::Relaxed);
+        c.closed_bytes.store(closed, Ordering::Relaxed);
+        c.retained_files.store(kept.len() as u64, Ordering::Relaxed);
+        c.oldest_event.store(oldest_event(&kept), Ordering::Relaxed);
+    }
+}
+
+/// The time of the first event in the oldest file that has one (µs), or `i64::MIN`.
+fn oldest_event(files: &[Entry]) -> i64 {
+    let first = AuditFilter {
+        limit: 1,
+        ..AuditFilter::default()
+    };
+    for entry in files {
+        if entry.len == 0 {
+            continue;
+        }
+        let mut found = None;
+        if scan::forward(&entry.file, &first, |event| {
+            found = Some(micros_since_epoch(event.time));
+            false
+        })
+        .is_ok()
+            && let Some(micros) = found
+        {
+            return micros;
         }
     }
+    i64::MIN
 }
 
 #[cfg(test)]
@@ -419,7 +539,7 @@ mod tests {
     #[test]
     fn a_failed_write_is_retried_in_a_new_file_and_leaves_no_torn_line() {
         let dir = tempfile::tempdir().unwrap();
-        let mut output = Output::open(dir.path(), &AuditConfig::default()).unwrap();
+        let mut output = Output::open(dir.path(), &AuditConfig::default(), Arc::default()).unwrap();
         let counters = Counters::default();
         let mut buf = Vec::new();
         output

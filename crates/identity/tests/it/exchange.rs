@@ -17,9 +17,9 @@ use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
 use claimdb_identity::{
     CustomTokenSignerConfig, CustomTokens, Grant, HttpFetcher, Issuer, KeyCacheConfig,
     MemoryKeyStorage, MemoryRecords, MintRequest, OAuthError, RefreshTokens, SigningAlg,
-    TokenResponse, TokenService, UserClaims, Verifier, VerifierDeps, validate_providers,
+    TokenResponse, TokenService, UserState, Users, Verifier, VerifierDeps, validate_providers,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::issuer::{PUBLIC_URL, issuer_config};
 use crate::support::*;
@@ -28,20 +28,31 @@ const SIGNER: &str = "svc@demo-claimdb.iam.gserviceaccount.com";
 const X509_SIGNER: &str = "other@demo-claimdb.iam.gserviceaccount.com";
 
 #[derive(Default)]
-struct Claims(Mutex<HashMap<String, Map<String, Value>>>);
+struct Claims(Mutex<HashMap<String, UserState>>);
 
 impl Claims {
     fn set(&self, uid: &str, v: Value) {
         self.0
             .lock()
             .unwrap()
-            .insert(uid.into(), v.as_object().cloned().unwrap());
+            .entry(uid.into())
+            .or_default()
+            .custom_claims = v.as_object().cloned().unwrap();
+    }
+
+    fn revoke(&self, uid: &str, valid_after: i64) {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(uid.into())
+            .or_default()
+            .tokens_valid_after = Some(valid_after);
     }
 }
 
 #[async_trait]
-impl UserClaims for Claims {
-    async fn custom_claims(&self, uid: &str) -> Result<Map<String, Value>, String> {
+impl Users for Claims {
+    async fn state(&self, uid: &str) -> Result<UserState, String> {
         Ok(self.0.lock().unwrap().get(uid).cloned().unwrap_or_default())
     }
 }
@@ -231,6 +242,118 @@ async fn refresh_rotates_picks_up_new_claims_and_reuse_revokes_the_family() {
     assert_eq!(err.reason, Some("revoked"));
     let err = e.run(&refresh("not-a-token"), t1).await.unwrap_err();
     assert_eq!(err.http_status(), 400);
+}
+
+/// Regression: a revoked user's still-unexpired provider token was exchanged for fresh claimdb
+/// tokens (and a refresh token) after the revocation. A subject token issued before the
+/// user's `tokens_valid_after` is refused; one issued at or after it is exchanged.
+#[tokio::test]
+async fn a_revoked_users_token_is_not_exchanged_and_their_refresh_tokens_die() {
+    let e = env(now()).await;
+    let old = e.key.token(&claims(&e.idp.base, "api")); // iat = NOW - 10
+    let before = e.run(&exchange(&old, TOKEN_TYPE_JWT), now()).await.unwrap();
+    let valid_after = i64::try_from(NOW).unwrap() - 5;
+    e.claims.revoke("alice", valid_after);
+    let err = e
+        .run(&exchange(&old, TOKEN_TYPE_JWT), now())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.error, err.reason),
+        (OAuthErrorCode::InvalidGrant, Some("revoked"))
+    );
+    // The sign-in from before the revocation cannot be refreshed, and its family is dead
+    // (refused again even if the revocation were lifted).
+    let err = e
+        .run(&refresh(&before.refresh_token), now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, Some("revoked"));
+    // A token issued at the boundary second is a new sign-in and works, refresh included.
+    let mut fresh = claims(&e.idp.base, "api");
+    fresh["iat"] = json!(valid_after);
+    let r = e
+        .run(&exchange(&e.key.token(&fresh), TOKEN_TYPE_JWT), now())
+        .await
+        .unwrap();
+    assert!(e.run(&refresh(&r.refresh_token), now()).await.is_ok());
+}
+
+/// A revocation that lands while a grant runs (after its first check, before it answers) must
+/// not be outlived by what the grant minted: the grant fails and its refresh family dies.
+#[tokio::test]
+async fn a_revocation_during_a_grant_refuses_what_it_minted() {
+    struct RevokedMidway {
+        calls: std::sync::atomic::AtomicUsize,
+        valid_after: i64,
+    }
+    #[async_trait]
+    impl Users for RevokedMidway {
+        async fn state(&self, _: &str) -> Result<UserState, String> {
+            // The first lookup sees no revocation, every later one sees it.
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(UserState {
+                tokens_valid_after: (n > 0).then_some(self.valid_after),
+                ..UserState::default()
+            })
+        }
+    }
+    let e = env(now()).await;
+    let subject = e.key.token(&claims(&e.idp.base, "api"));
+    let users = RevokedMidway {
+        calls: Default::default(),
+        valid_after: i64::try_from(NOW).unwrap(),
+    };
+    let err = e
+        .service
+        .grant(&exchange(&subject, TOKEN_TYPE_JWT), &users, now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, Some("revoked"));
+    // Refresh: first lookup before minting sees nothing, the one after sees the revocation.
+    let signed_in = e
+        .run(&exchange(&subject, TOKEN_TYPE_JWT), now())
+        .await
+        .unwrap();
+    users.calls.store(0, std::sync::atomic::Ordering::SeqCst);
+    let err = e
+        .service
+        .grant(&refresh(&signed_in.refresh_token), &users, now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, Some("revoked"));
+}
+
+/// Claims claimdb mints from the user's stored custom claims are named in `claimdb_custom`,
+/// so that whoever authenticates the token can replace them with the current ones.
+#[tokio::test]
+async fn minted_tokens_name_the_stored_custom_claims() {
+    let e = env(now()).await;
+    e.claims
+        .set("alice", json!({"moderator": true, "tier": "gold"}));
+    let mut c = claims(&e.idp.base, "api");
+    c["email"] = json!("alice@example.com");
+    let r = e
+        .run(&exchange(&e.key.token(&c), TOKEN_TYPE_JWT), now())
+        .await
+        .unwrap();
+    let v = e.verifier.verify(&r.id_token, now()).await.unwrap();
+    assert_eq!(v.claims["claimdb_custom"], json!(["moderator", "tier"]));
+    // Without stored claims there is nothing to name.
+    let r = e
+        .run(
+            &exchange(
+                &e.key
+                    .token(&json!({"iss": e.idp.base, "aud": "api", "sub": "bob",
+                    "iat": NOW - 10, "exp": NOW + 3600})),
+                TOKEN_TYPE_JWT,
+            ),
+            now(),
+        )
+        .await
+        .unwrap();
+    let v = e.verifier.verify(&r.id_token, now()).await.unwrap();
+    assert!(v.claims.get("claimdb_custom").is_none());
 }
 
 #[tokio::test]
@@ -460,6 +583,20 @@ async fn crafted_custom_tokens_are_refused() {
     let k = &e.signer_key;
     let ok = k.token(&base);
     assert!(e.run(&exchange(&ok, TOKEN_TYPE_JWT), now()).await.is_ok());
+    // A custom token minted before the user's revocation is refused like any credential;
+    // one minted at the boundary second works.
+    e.claims.revoke("alice", i64::try_from(NOW).unwrap() - 5);
+    let err = e
+        .run(&exchange(&ok, TOKEN_TYPE_JWT), now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, Some("revoked"));
+    let after = k.token(&with(&|c| c["iat"] = json!(NOW - 5)));
+    assert!(
+        e.run(&exchange(&after, TOKEN_TYPE_JWT), now())
+            .await
+            .is_ok()
+    );
     let hs = format!(
         "{}.{}.{}",
         b64(br#"{"alg":"HS256","typ":"JWT"}"#),

@@ -25,6 +25,7 @@ const REASONS: &[&str] = &[
     "unknown-issuer",
     "unknown-key",
     "keys-unavailable",
+    "idp-unreachable",
     "bad-signature",
     "missing-expiry",
     "expired",

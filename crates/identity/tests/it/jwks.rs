@@ -317,3 +317,94 @@ async fn http_fetcher_limits_redirects_and_body_size() {
     let err = f.get(&format!("{}/missing", idp.base)).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
 }
+
+/// Regression (issue 19, item 4): while the IdP hung, a token naming a key id not fetched yet
+/// waited the whole fetch timeout (5 s) and was then refused as `unknown-key` — which a client
+/// reads as "your token is forged". Now the wait is bounded by `first_fetch_wait_ms` (1 s by
+/// default) and the refusal is the retryable, operational `idp-unreachable` — also when the
+/// IdP fails fast instead of hanging —, tokens whose key is cached keep verifying during the
+/// hang, and once the IdP answers again the new key is fetched. A kid the answering IdP does
+/// not publish is still `unknown-key`.
+#[tokio::test]
+async fn unknown_kid_while_the_idp_hangs_is_unreachable_within_the_wait_bound() {
+    let k1 = TestKey::ec("k1", "ES256");
+    let k2 = TestKey::ec("k2", "ES256");
+    let idp = Idp::start().await;
+    idp.publish(&[&k1]);
+    let cfg = KeyCacheConfig {
+        fetch_timeout_ms: 1_500,
+        ..Default::default()
+    };
+    assert_eq!(cfg.first_fetch_wait_ms, 1_000, "the default wait bound");
+    let h = harness(&[simple_provider(&idp, &["ES256"])], cfg);
+    h.verifier.start().await;
+    let user = |sub: &str| {
+        let mut c = claims(&idp.base, "api");
+        c["sub"] = json!(sub);
+        c
+    };
+
+    // The IdP accepts connections and answers nothing (for a minute).
+    idp.state.delay_ms.store(60_000, Ordering::SeqCst);
+    let started = Instant::now();
+    let err = h
+        .verifier
+        .verify(&k2.token(&user("new-key")), now())
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.reason(), "idp-unreachable", "{err}");
+    assert!(err.is_operational());
+    assert_eq!(err.retry_after_secs(), Some(5));
+    assert!(waited < Duration::from_millis(2_500), "waited {waited:?}");
+    // A key that is cached keeps working during the hang, at once (a fresh token: no cache hit).
+    let started = Instant::now();
+    assert!(
+        h.verifier
+            .verify(&k1.token(&user("bob")), now())
+            .await
+            .is_ok()
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // Another unknown kid while the refetch still hangs: the same bounded answer.
+    let started = Instant::now();
+    let err = h
+        .verifier
+        .verify(&k2.token(&user("other")), now() + secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "idp-unreachable", "{err}");
+    assert!(started.elapsed() < Duration::from_millis(2_500));
+
+    // The hung fetch gives up (fetch_timeout_ms); the IdP now fails fast instead.
+    idp.state.delay_ms.store(0, Ordering::SeqCst);
+    idp.set_down(true);
+    let deadline = Instant::now() + secs(10);
+    while h.verifier.metrics(now())[0].failures == 0 {
+        assert!(Instant::now() < deadline, "the hung fetch never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = h
+        .verifier
+        .verify(&k2.token(&user("down")), now() + secs(40))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "idp-unreachable", "{err}");
+
+    // Back, with the new key: the next refetch (past the rate limit) brings it.
+    idp.set_down(false);
+    idp.publish(&[&k1, &k2]);
+    assert!(
+        h.verifier
+            .verify(&k2.token(&user("back")), now() + secs(80))
+            .await
+            .is_ok()
+    );
+    let k3 = TestKey::ec("k3", "ES256");
+    let err = h
+        .verifier
+        .verify(&k3.token(&user("forged")), now() + secs(120))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "unknown-key", "{err}");
+}

@@ -45,10 +45,8 @@ const CASES: &[Case] = &[
     ("true", Ok("true")),
     ("42", Ok("42")),
     ("-9223372036854775808", Ok("-9223372036854775808")),
-    ("0x10", Ok("16")),
     ("1.5", Ok("1.5")),
     ("2.0", Ok("2.0")),
-    ("1e3", Ok("1000.0")),
     ("'single'", Ok("\"single\"")),
     ("\"double\"", Ok("\"double\"")),
     ("'a\\nb'", Ok("\"a\\nb\"")),
@@ -57,7 +55,7 @@ const CASES: &[Case] = &[
     ("b'\\xff'", Ok("b'\\xff'")),
     ("[1, 'a', null]", Ok("[1, \"a\", null]")),
     ("[]", Ok("[]")),
-    ("{'k': 1, 'j': [true]}", Ok("{\"j\": [true], \"k\": 1}")),
+    ("{'k': 1, 'j': [true]}", Ok("{\"k\": 1, \"j\": [true]}")),
     (
         "/databases/$(database)/documents/users/$(request.auth.uid)",
         Ok("/databases/(default)/documents/users/alice"),
@@ -71,7 +69,7 @@ const CASES: &[Case] = &[
     ("'/*' + '//'", Ok("\"/*//\"")),
     ("1-1", Ok("0")),
     ("[-1, -2.5]", Ok("[-1, -2.5]")),
-    ("1e-3 < 0.01", Ok("true")),
+    ("0.001 < 0.01", Ok("true")),
     ("{'in': 1, 'is': 2}.in", Ok("1")),
     ("resource.data.size() > 0", Ok("true")),
     ("request.auth.uid in [resource.data.owner]", Ok("true")),
@@ -97,14 +95,15 @@ const CASES: &[Case] = &[
     ("7.0 / 2", Ok("3.5")),
     ("1 + 0.5", Ok("1.5")),
     ("1 / 0", Err("division by zero")),
-    ("1 % 0", Err("modulo by zero")),
+    ("1 % 0", Err("division by zero")),
     ("9223372036854775807 + 1", Err("overflow")),
     ("-9223372036854775807 - 2", Err("overflow")),
     ("4611686018427387904 * 2", Err("overflow")),
     ("-(-9223372036854775807 - 1)", Err("overflow")),
     ("1.0 / 0", Ok("Infinity")),
     ("'a' + 'b'", Ok("\"ab\"")),
-    ("[1] + [2, 3]", Ok("[1, 2, 3]")),
+    ("[1] + [2, 3]", Err("not defined for list and list")),
+    ("[1].concat([2, 3])", Ok("[1, 2, 3]")),
     ("'a' + 1", Err("'+' is not defined for string and int")),
     ("'a' * 2", Err("not defined")),
     ("-'a'", Err("'-' needs a number")),
@@ -115,7 +114,7 @@ const CASES: &[Case] = &[
     ("'abc' < 'abd'", Ok("true")),
     ("'b' >= 'a'", Ok("true")),
     ("[1, 2] == [1, 2]", Ok("true")),
-    ("{'a': 1} == {'a': 1.0}", Ok("true")),
+    ("{'a': 1} == {'a': 1.0}", Ok("false")),
     ("{'a': 1} == {'a': 2}", Ok("false")),
     ("1 == '1'", Ok("false")),
     ("null == null", Ok("true")),
@@ -149,7 +148,7 @@ const CASES: &[Case] = &[
     ("true ? false ? 1 : 2 : 3", Ok("2")),
     // in and is.
     ("'a' in ['a', 'b']", Ok("true")),
-    ("1.0 in [1]", Ok("true")),
+    ("1.0 in [1]", Ok("false")),
     ("'k' in {'k': 1}", Ok("true")),
     ("'z' in {'k': 1}", Ok("false")),
     ("'a' in ['a'].toSet()", Ok("true")),
@@ -185,11 +184,13 @@ const CASES: &[Case] = &[
     ("resource.data.tags[2]", Err("out of range")),
     ("resource.data.tags[-1]", Err("out of range")),
     ("[1, 2, 3, 4][1:3]", Ok("[2, 3]")),
-    ("[1, 2, 3][:2]", Ok("[1, 2]")),
-    ("[1, 2, 3][1:]", Ok("[2, 3]")),
+    ("[1, 2, 3][null:2]", Ok("[1, 2]")),
+    ("[1, 2, 3][1:null]", Ok("[2, 3]")),
     ("'hello'[1:3]", Ok("\"el\"")),
     ("'hello'[0]", Ok("\"h\"")),
-    ("[1, 2][2:1]", Err("reversed")),
+    ("[1, 2][1:1]", Ok("[]")),
+    ("[1, 2][2:2]", Err("out of range")),
+    ("[1, 2, 3][2:1]", Err("reversed")),
     ("null.x", Err("Null value error")),
     ("request.auth.uid", Ok("\"alice\"")),
     ("request.auth.token.email", Ok("\"a@x.com\"")),
@@ -204,9 +205,12 @@ const CASES: &[Case] = &[
         Ok("/databases/(default)/documents/users/alice"),
     ),
     ("request.time", Ok("2026-01-01T12:00:00.000000000Z")),
-    ("request.resource", Ok("null")),
-    ("request.resource.data", Err("Null value error")),
-    ("request.query", Err("only in list requests")),
+    ("request.resource", Err("Property resource is undefined")),
+    (
+        "request.resource.data",
+        Err("Property resource is undefined"),
+    ),
+    ("request.query", Err("Property query is undefined")),
     ("database", Ok("\"(default)\"")),
     ("document", Ok("/users/alice")),
     ("/databases/$(database)/documents/x/y[3]", Ok("\"x\"")),
@@ -248,7 +252,7 @@ const CASES: &[Case] = &[
     ("'a1b22c'.replace('[0-9]+', '-')", Ok("\"a-b-c\"")),
     ("'a,b,,c'.split(',')", Ok("[\"a\", \"b\", \"\", \"c\"]")),
     ("'é'.toUtf8()", Ok("b'\\xc3\\xa9'")),
-    ("'abc'.toLowerCase()", Err("unknown method")),
+    ("'abc'.toLowerCase()", Err("no method toLowerCase()")),
     ("string(null)", Ok("\"null\"")),
     ("string(true)", Ok("\"true\"")),
     ("string(12)", Ok("\"12\"")),
@@ -259,9 +263,16 @@ const CASES: &[Case] = &[
     ("float(2)", Ok("2.0")),
     ("float('2.5')", Ok("2.5")),
     ("path('/users/alice')", Ok("/users/alice")),
+    // A path written in rules has no variables to bind (the emulator's `bind` only accepts an
+    // empty map); an unknown `$(name)` is a null value error.
     (
         "(/path/$(foo)/$(bar)).bind({'foo': 'something', 'bar': 'another'})",
-        Ok("/path/something/another"),
+        Err("Null value error"),
+    ),
+    ("(/path/x).bind({})", Ok("/path/x")),
+    (
+        "(/path/x).bind({'foo': 'y'})",
+        Err("not a variable of this path"),
     ),
     ("string(2.0)", Ok("\"2.0\"")),
     ("'banana'.replace('a', 'o')", Ok("\"bonono\"")),
@@ -286,16 +297,24 @@ const CASES: &[Case] = &[
     ("['a', 'b'].hasOnly(['a', 'b', 'c'])", Ok("true")),
     ("['a', 'd'].hasOnly(['a', 'b'])", Ok("false")),
     ("['a', 'b'].join('-')", Ok("\"a-b\"")),
-    ("[1].join('-')", Err("list of strings")),
+    ("[1].join('-')", Ok("\"1\"")),
+    ("[[1]].join('-')", Err("string() converts")),
     ("[1].concat([2])", Ok("[1, 2]")),
     ("[1, 2, 1, 3].removeAll([1])", Ok("[2, 3]")),
     ("[2, 1, 2].toSet()", Ok("set([1, 2])")),
     ("[2, 1, 2].toSet().size()", Ok("2")),
     ("resource.data.tags.hasAny(['b'])", Ok("true")),
     // Sets.
-    ("[1, 2].toSet().union([3])", Ok("set([1, 2, 3])")),
-    ("[1, 2].toSet().intersection([2, 3])", Ok("set([2])")),
-    ("[1, 2].toSet().difference([2])", Ok("set([1])")),
+    ("[1, 2].toSet().union([3].toSet())", Ok("set([1, 2, 3])")),
+    (
+        "[1, 2].toSet().union([3])",
+        Err("set.union(list) is not defined"),
+    ),
+    (
+        "[1, 2].toSet().intersection([2, 3].toSet())",
+        Ok("set([2])"),
+    ),
+    ("[1, 2].toSet().difference([2].toSet())", Ok("set([1])")),
     ("[1, 2].toSet().hasAll([1])", Ok("true")),
     ("[1, 2].toSet() == [2, 1].toSet()", Ok("true")),
     // Maps and MapDiff.
@@ -330,7 +349,7 @@ const CASES: &[Case] = &[
         "{'a': 1, 'b': 2}.diff({'a': 1, 'b': 3}).affectedKeys().hasOnly(['b'])",
         Ok("true"),
     ),
-    ("{'a': 1}.diff(1)", Err("diff() needs a map")),
+    ("{'a': 1}.diff(1)", Err("map.diff(int) is not defined")),
     (
         "resource.data.diff(resource.data).affectedKeys().size()",
         Ok("0"),
@@ -373,18 +392,21 @@ const CASES: &[Case] = &[
     // Math, latlng, bytes, hashing.
     ("math.abs(-3)", Ok("3")),
     ("math.abs(-2.5)", Ok("2.5")),
-    ("math.ceil(1.2)", Ok("2")),
+    ("math.ceil(1.2)", Ok("2.0")),
     ("math.ceil(2.0) == 2", Ok("true")),
-    ("math.floor(-1.2)", Ok("-2")),
-    ("math.floor(2.7)", Ok("2")),
+    ("math.floor(-1.2)", Ok("-2.0")),
+    ("math.floor(2.7)", Ok("2.0")),
     ("math.round(2.5)", Ok("3")),
-    ("math.round(-2.5)", Ok("-3")),
-    ("math.ceil(1e300)", Err("does not fit in an int")),
+    ("math.round(-2.5)", Ok("-2")),
+    ("math.ceil(1.0)", Ok("1.0")),
     ("math.pow(4, 0.5) == 2", Ok("true")),
     ("math.sqrt(16)", Ok("4.0")),
     ("math.pow(2, 10)", Ok("1024.0")),
     ("math.isNaN(math.sqrt(-1.0))", Ok("true")),
-    ("math.isInfinite(1.0 / 0)", Ok("true")),
+    (
+        "math.isInfinite(1.0 / 0)",
+        Err("there is no function math.isInfinite()"),
+    ),
     ("latlng.value(10, 20).latitude()", Ok("10.0")),
     ("latlng.value(91, 0)", Err("out of range")),
     (
@@ -399,10 +421,10 @@ const CASES: &[Case] = &[
     ("b'*' == b'\\052' && b'\\052' == b'\\x2A'", Ok("true")),
     ("b'€' == b'\\342\\202\\254'", Ok("true")),
     ("b'€'.size()", Ok("3")),
-    ("hashing.crc32('123456789')", Ok("b'\\xcb\\xf4\\x39\\x26'")),
+    ("hashing.crc32('123456789')", Ok("b'\\x26\\x39\\xf4\\xcb'")),
     (
         "hashing.crc32c(b'123456789').toHexString()",
-        Ok("\"E3069283\""),
+        Ok("\"839206E3\""),
     ),
     (
         "hashing.md5('').toHexString()",
@@ -412,7 +434,7 @@ const CASES: &[Case] = &[
         "hashing.sha256('abc').toHexString()",
         Ok("\"BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\""),
     ),
-    ("hashing.sha256(1)", Err("hashing needs a string or bytes")),
+    ("hashing.sha256(1)", Err("it takes a string or bytes")),
     // Functions, lets.
     ("double(21)", Ok("42")),
     ("isAdmin()", Ok("true")),
@@ -448,10 +470,13 @@ const CASES: &[Case] = &[
         "get(/databases/$(database)/documents/groups/g1/members/alice).id",
         Ok("\"alice\""),
     ),
-    ("get(/users/alice)", Err("must start with /databases")),
+    (
+        "get(/users/alice)",
+        Err("needs the path of a document of this database"),
+    ),
     (
         "get(/databases/other/documents/a/b)",
-        Err("cannot read database"),
+        Err("needs the path of a document of this database"),
     ),
     ("get('x')", Err("needs a path")),
 ];
@@ -485,6 +510,12 @@ fn expression_table() {
 
 #[test]
 fn duration_arithmetic_overflow_is_an_error() {
-    let e = ev("duration.value(1, 'w') * 9223372036854775807").unwrap_err();
-    assert!(e.contains("overflow") || e.contains("out of range"), "{e}");
+    let e = ev("duration.value(9223372036854775807, 'w')").unwrap_err();
+    assert!(e.contains("out of range"), "{e}");
+    let e =
+        ev("duration.value(300000000000, 's') + duration.value(300000000000, 's')").unwrap_err();
+    assert!(e.contains("out of range"), "{e}");
+    // Durations do not multiply (the emulator has no `duration * int`).
+    let e = ev("duration.value(1, 'w') * 2").unwrap_err();
+    assert!(e.contains("not defined"), "{e}");
 }

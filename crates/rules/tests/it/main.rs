@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cases;
+mod corpus;
 mod diagnostics;
+mod emulator;
 mod explain;
 mod exprs;
 mod hostile;

@@ -158,6 +158,7 @@ async fn axum_rejections_come_back_as_json_errors() {
 async fn bodies_over_the_limit_get_413_json() {
     let app = TestApp::with_config(ServerConfig {
         max_body_bytes: 1_024,
+        ..ServerConfig::default()
     });
     let big = json!({"s": "x".repeat(2_000)});
     let bytes = serde_json::to_vec(&big).unwrap();

@@ -72,6 +72,71 @@ async fn run_serves_until_shutdown() {
     );
 }
 
+/// One port serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c), which the gRPC front end
+/// will rely on; both answer through the same router.
+#[tokio::test]
+async fn run_serves_http1_and_h2c_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let engine = Arc::new(Engine::new(
+        store as Arc<dyn Store>,
+        crate::util::open_rules(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(claimdb_server::run(
+        listener,
+        engine,
+        ServerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let response = http_get(addr, "/healthz").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(connection);
+    for path in ["/healthz", "/v1/docs/h2/missing"] {
+        let request = axum::http::Request::get(format!("http://{addr}{path}"))
+            .body(http_body_util::Empty::<axum::body::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.version(), axum::http::Version::HTTP_2);
+        let status = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        match path {
+            "/healthz" => assert_eq!((status, text.as_ref()), (200, r#"{"status":"ok"}"#)),
+            _ => assert!(
+                status == 404 && text.contains("not-found"),
+                "{status} {text}"
+            ),
+        }
+    }
+    // Shutdown tells the HTTP/2 client with GOAWAY and finishes.
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the HTTP/2 connection ends after GOAWAY")
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_decisions() {
     let app = crate::util::TestApp::new();

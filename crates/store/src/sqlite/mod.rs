@@ -1,13 +1,26 @@
 //! The embedded default backend: one SQLite database file in WAL mode, where a commit is
 //! acknowledged only once its WAL frames are fsynced, so it survives a crash or power loss. Writes go through one writer thread
-//! with group commit (`writer`); reads use a small pool of read connections (`read`), point reads
-//! inline and queries/scans on the blocking pool. The query semantics come from the shared
-//! planner in [`crate::query`]; this module only executes its plans.
+//! with group commit (`writer`), which also keeps the WAL under its bound (`wal`); reads use a
+//! small pool of read connections (`read`), point reads inline and queries/scans on the blocking
+//! pool. The query semantics come from the shared planner in [`crate::query`]; this module only
+//! executes its plans.
+//!
+//! Files: the data directory is created owner-only (0700), and the database file owner-only
+//! (0600) before SQLite opens it, so the `-wal` and `-shm` files SQLite creates beside it copy
+//! that mode; the lock file is 0600 too.
+//!
+//! Damage: the lock file says whether the previous run stopped cleanly; after an unclean stop
+//! `open` runs `PRAGMA quick_check` before anything is written and refuses a damaged database.
+//! At run time a corrupt page marks the store damaged (`health`). [`SqliteStore::check`] is
+//! the full check behind `claimdb check`.
 
 mod cache;
+mod health;
+mod lock;
 mod read;
 mod readers;
 mod schema;
+mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,8 +33,12 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use cache::{Lookup, RecordCache};
+use health::Health;
+use lock::DirLock;
+pub use lock::LOCK_FILE;
 use readers::Readers;
-pub use schema::DB_FILE;
+pub use schema::{DB_FILE, Thoroughness};
+pub use wal::{DEFAULT_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES};
 use writer::{Job, Writer};
 
 use crate::query::PreparedQuery;
@@ -32,6 +49,31 @@ use crate::{
 
 /// Jobs that may wait for the writer before callers wait for room.
 const QUEUE_DEPTH: usize = 8192;
+
+/// Settings of [`SqliteStore::open_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// The write-ahead log is checkpointed so that it stays under about this many bytes (see
+    /// `wal`); at least [`MIN_WAL_MAX_BYTES`]. Default [`DEFAULT_WAL_MAX_BYTES`].
+    pub wal_max_bytes: u64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// The same options with [`SqliteOptions::wal_max_bytes`] set.
+    pub fn with_wal_max_bytes(mut self, bytes: u64) -> Self {
+        self.wal_max_bytes = bytes;
+        self
+    }
+}
 
 /// The SQLite-backed [`Store`].
 #[derive(Clone)]
@@ -44,13 +86,15 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     closed: AtomicBool,
     readers: Arc<Readers>,
+    /// Whether the database is known to be damaged (see `health`).
+    health: Arc<Health>,
     /// System records as last read; kept current by the writer (see `cache`). `None` when
     /// opened read-only: another process writes then.
     records: Option<Arc<RecordCache>>,
     /// Opened with [`SqliteStore::open_read_only`]: writes are refused.
     read_only: bool,
     /// The data directory's lock, held while the store is open for writing.
-    lock: Mutex<Option<std::fs::File>>,
+    lock: Mutex<Option<DirLock>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -63,23 +107,56 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `dir`, whose database file is [`DB_FILE`].
+    /// Opens (creating if needed) the store in `dir`, whose database file is [`DB_FILE`], with
+    /// the default [`SqliteOptions`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let lock = lock_dir(dir)?;
-        let conn = schema::open_writer(dir)?;
+        SqliteStore::open_with(dir, SqliteOptions::default())
+    }
+
+    /// Opens (creating if needed, owner-only) the store in `dir`. After an unclean stop of the
+    /// previous run the database is checked first (`PRAGMA quick_check`); a damaged one is
+    /// refused with [`StoreError::DataLoss`].
+    pub fn open_with(dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        if options.wal_max_bytes < MIN_WAL_MAX_BYTES {
+            return Err(StoreError::InvalidArgument(format!(
+                "wal_max_bytes = {} is too small; use at least {MIN_WAL_MAX_BYTES}",
+                options.wal_max_bytes
+            )));
+        }
+        create_private_dir(dir)?;
+        let lock = DirLock::acquire(dir)?;
+        let db = dir.join(DB_FILE);
+        let existed = std::fs::metadata(&db).is_ok_and(|m| m.len() > 0);
+        create_private_file(&db)?;
+        let conn = schema::connect_writer(dir)?;
+        if existed && !lock.was_clean {
+            let started = std::time::Instant::now();
+            // On a read connection: it maps the file, which reads it three times faster.
+            let checker = schema::open_reader(dir)?;
+            let problems = schema::integrity_problems(&checker, Thoroughness::Quick, 20)?;
+            drop(checker);
+            if !problems.is_empty() {
+                return Err(health::damaged(format_args!(
+                    "after an unclean stop, PRAGMA quick_check found: {}",
+                    problems.join("; ")
+                )));
+            }
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "the previous run did not stop cleanly; the database passed PRAGMA quick_check"
+            );
+        }
+        schema::create_schema(&conn)?;
         let records = Arc::new(RecordCache::default());
-        let readers = Arc::new(Readers::new(dir.to_path_buf(), true));
+        let health = Arc::new(Health::default());
+        let readers = Arc::new(Readers::new(dir.to_path_buf(), true, health.clone()));
         let writer = Writer::new(
             conn,
             dir.join(format!("{DB_FILE}-wal")),
+            options.wal_max_bytes,
             records.clone(),
             readers.clone(),
+            health.clone(),
         )?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
@@ -92,6 +169,7 @@ impl SqliteStore {
                 jobs,
                 closed: AtomicBool::new(false),
                 readers,
+                health,
                 records: Some(records),
                 read_only: false,
                 lock: Mutex::new(Some(lock)),
@@ -114,12 +192,14 @@ impl SqliteStore {
         // Fail now, not at the first read, if the file is not a database we can read.
         drop(schema::open_reader(dir)?);
         let (jobs, _) = mpsc::channel(1);
+        let health = Arc::new(Health::default());
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 jobs,
                 closed: AtomicBool::new(false),
-                readers: Arc::new(Readers::new(dir.to_path_buf(), false)),
+                readers: Arc::new(Readers::new(dir.to_path_buf(), false, health.clone())),
+                health,
                 records: None,
                 read_only: true,
                 lock: Mutex::new(None),
@@ -131,6 +211,23 @@ impl SqliteStore {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Runs SQLite's integrity check over the database in `dir` and returns the problems found
+    /// (none: the database is sound). Reads one snapshot without taking the directory's lock,
+    /// so it works while a server runs (whose write-ahead log may then outgrow its bound until
+    /// the check ends: the server cannot stop another process's read). A file too damaged to be
+    /// read at all fails with [`StoreError::DataLoss`]; a missing one with `Unavailable`.
+    pub fn check(dir: &Path, thoroughness: Thoroughness) -> Result<Vec<String>, StoreError> {
+        let file = dir.join(DB_FILE);
+        if !file.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "there is no claimdb database in {} (no {DB_FILE})",
+                dir.display()
+            )));
+        }
+        let conn = schema::open_reader(dir)?;
+        schema::integrity_problems(&conn, thoroughness, 100)
     }
 
     async fn submit<T>(
@@ -146,6 +243,7 @@ impl SqliteStore {
                 self.inner.dir.display()
             )));
         }
+        self.inner.health.check()?;
         let (reply, answer) = oneshot::channel();
         self.inner
             .jobs
@@ -189,54 +287,33 @@ pub(crate) fn check_record_name(namespace: &str, key: &str) -> Result<(), StoreE
     Ok(())
 }
 
-/// The name of the lock file in the data directory.
-pub const LOCK_FILE: &str = "claimdb.lock";
+/// Creates `dir` (and missing parents) owner-only; an existing directory keeps its mode (`serve`
+/// warns when it is wider).
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        ))
+    })
+}
 
-/// Takes the data directory's lock (an exclusive `flock` on [`LOCK_FILE`], released when the
-/// store closes or the process ends): one process at a time writes a database, which the
-/// records cache and the writer's counters rely on. The lock file names the holder's pid.
-fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
-    use std::io::{Read, Seek, Write};
-    let path = dir.join(LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| {
-            StoreError::Unavailable(format!("cannot open the lock file {}: {e}", path.display()))
-        })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let by = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
-            };
-            return Err(StoreError::Unavailable(format!(
-                "the data directory {} is in use by another claimdb process{by}; stop it first \
-                 (`claimdb export` works while it runs)",
-                dir.display()
-            )));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            )));
-        }
-    }
-    // Best effort: the pid is only for the message above.
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "{}", std::process::id()));
-    Ok(file)
+/// Creates `path` empty and owner-only if it does not exist (an existing file is untouched).
+/// Called before SQLite opens the database: closing a descriptor of the database file while
+/// SQLite holds its record locks would release them.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))
 }
 
 fn closed() -> StoreError {
@@ -324,6 +401,7 @@ impl Store for SqliteStore {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
+        self.inner.health.check()?;
         self.inner.with_reader(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(schema::internal)
@@ -411,8 +489,9 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let (reply, done) = oneshot::channel();
+        let mut clean = false;
         if !self.inner.read_only && self.inner.jobs.send(Job::Close { reply }).await.is_ok() {
-            let _ = done.await;
+            clean = done.await.unwrap_or(false);
         }
         let thread = self
             .inner
@@ -427,8 +506,11 @@ impl Store for SqliteStore {
                 .map_err(|_| StoreError::Internal("the writer thread panicked".into()))?;
         }
         // Another process may open the directory now.
-        if let Ok(mut lock) = self.inner.lock.lock() {
-            lock.take();
+        if let Ok(mut lock) = self.inner.lock.lock()
+            && let Some(lock) = lock.take()
+            && clean
+        {
+            lock.release_clean();
         }
         Ok(())
     }

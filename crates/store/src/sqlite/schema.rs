@@ -17,6 +17,7 @@ use std::path::Path;
 use claimdb_model::{DocPath, Timestamp, json};
 use rusqlite::{Connection, OpenFlags};
 
+use super::health::damaged;
 use crate::{Document, StoreError};
 
 /// The database file inside the data directory.
@@ -65,6 +66,9 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0)
 /// The columns every document read selects, in [`read_document`]'s order.
 pub const DOC_COLUMNS: &str = "path, data, create_us, update_us, version";
 
+/// An SQLite error as the store reports it: a corrupt file is [`StoreError::DataLoss`] (which
+/// marks the store damaged where it is noted, see `health`), a read stopped to checkpoint the
+/// write-ahead log is retryable.
 pub fn internal(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
@@ -73,6 +77,12 @@ pub fn internal(e: rusqlite::Error) -> StoreError {
         Some(rusqlite::ErrorCode::DiskFull) => {
             StoreError::ResourceExhausted(format!("the disk is full: {e}"))
         }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
+            damaged(e)
+        }
+        Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            StoreError::Unavailable(super::readers::INTERRUPTED.into())
+        }
         _ => StoreError::Internal(format!("sqlite: {e}")),
     }
 }
@@ -80,21 +90,80 @@ pub fn internal(e: rusqlite::Error) -> StoreError {
 // Page caches stay small (16 MiB for the writer, 8 MiB per reader, allocated as used): the OS page
 // cache holds the hot database anyway, and design.md budgets idle memory at 30 MiB.
 
-/// Opens the write connection and creates the schema, with `synchronous=FULL` until the writer
-/// starts its syncer thread (see `writer`).
+/// Opens the write connection and creates the schema (see [`connect_writer`]).
+#[cfg(test)]
 pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
+    let conn = connect_writer(dir)?;
+    create_schema(&conn)?;
+    Ok(conn)
+}
+
+/// Opens the write connection in WAL mode, with `synchronous=FULL` until the writer starts its
+/// syncer thread (see `writer`). Checkpoints are the writer's (`wal`): it replaces SQLite's
+/// automatic checkpoint with its own hook.
+pub fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(dir.join(DB_FILE)).map_err(internal)?;
+    no_checkpoint_on_close(&conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -16384;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA wal_autocheckpoint = 8192;",
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(internal)?;
-    conn.execute_batch(SCHEMA).map_err(internal)?;
     Ok(conn)
+}
+
+/// SQLite's last connection to close would copy the WAL into the database file: into a damaged
+/// one too (the writer truncates the WAL itself at a clean close).
+pub fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map(drop)
+    .map_err(internal)
+}
+
+/// Creates the tables that do not exist yet.
+pub fn create_schema(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA).map_err(internal)
+}
+
+/// How thoroughly [`integrity_problems`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thoroughness {
+    /// `PRAGMA quick_check`: every page and B-tree structure, not index contents (O(N)).
+    Quick,
+    /// `PRAGMA integrity_check`: also that every index matches its table (O(N log N)).
+    Full,
+}
+
+/// Runs SQLite's integrity check on `conn` and returns the problems it reports (at most `max`),
+/// none when the database is sound. A file too damaged to be checked at all fails with
+/// [`StoreError::DataLoss`].
+pub fn integrity_problems(
+    conn: &Connection,
+    thoroughness: Thoroughness,
+    max: usize,
+) -> Result<Vec<String>, StoreError> {
+    let pragma = match thoroughness {
+        Thoroughness::Quick => "quick_check",
+        Thoroughness::Full => "integrity_check",
+    };
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA {pragma}({})", max.max(1)))
+        .map_err(internal)?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(internal)?;
+    let lines = rows.collect::<Result<Vec<_>, _>>().map_err(internal)?;
+    Ok(if lines.len() == 1 && lines[0] == "ok" {
+        Vec::new()
+    } else {
+        lines
+    })
 }
 
 /// Opens a read-only connection (a WAL reader).
@@ -104,6 +173,7 @@ pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(internal)?;
+    no_checkpoint_on_close(&conn)?;
     // Readers map the file (up to 1 GiB): pages come straight from the OS page cache without a
     // read syscall each, which measured ~25% off queries and point reads at 10^5..10^6 documents.
     conn.execute_batch(
@@ -122,7 +192,12 @@ pub fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
     let create_us: i64 = row.get(2).map_err(internal)?;
     let update_us: i64 = row.get(3).map_err(internal)?;
     let version: i64 = row.get(4).map_err(internal)?;
-    let corrupt = |what: &str| StoreError::Internal(format!("stored document {path}: {what}"));
+    // SQLite has no checksums: a damaged page may surface as a row that no longer decodes. The
+    // path goes to the log only: the error reaches clients.
+    let corrupt = |what: &str| {
+        tracing::error!(path = %path, "a stored document does not decode: {what}");
+        damaged(format_args!("a stored document does not decode: {what}"))
+    };
     let json: serde_json::Value =
         serde_json::from_str(&data).map_err(|e| corrupt(&format!("bad JSON: {e}")))?;
     Ok(Document {

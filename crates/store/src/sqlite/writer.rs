@@ -10,6 +10,10 @@
 //! fsync. (A reader may see a committed write shortly before it is durable; a crash in that window
 //! loses it, but never an acknowledged one, and the WAL keeps commits in order.) If the syncer
 //! cannot start, the connection falls back to `synchronous=FULL` and replies directly.
+//!
+//! After each group the writer checkpoints the WAL so that it stays under its bound (`wal`).
+//! Once a statement meets a corrupt page the store is damaged (`health`): the group is rolled
+//! back, every later job refused, and nothing more is checkpointed into the database file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -23,8 +27,10 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::RecordCache;
+use super::health::Health;
 use super::readers::Readers;
 use super::schema::{document_version, get_document, get_record, internal};
+use super::wal::{self, WalControl};
 use crate::apply::apply_write;
 use crate::index::{self, IndexEntry};
 use crate::{CommitResult, Document, ReadCheck, RecordCondition, StoreError, Write, WriteResult};
@@ -56,8 +62,9 @@ pub enum Job {
         condition: RecordCondition,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
-    /// Finish the jobs queued before this one, then stop.
-    Close { reply: oneshot::Sender<()> },
+    /// Finish the jobs queued before this one, then stop; replies whether the store closes
+    /// cleanly (not damaged, no failed sync).
+    Close { reply: oneshot::Sender<bool> },
 }
 
 pub struct Writer {
@@ -74,7 +81,16 @@ pub struct Writer {
     records: Arc<RecordCache>,
     /// The read connections: told of each COMMIT (their open snapshots are outdated).
     readers: Arc<Readers>,
+    /// Keeps the WAL under its bound.
+    wal: WalControl,
+    /// Set once a statement met a corrupt page: every later job is refused.
+    health: Arc<Health>,
+    /// When a checkpoint failure was last logged.
+    last_checkpoint_error: Option<std::time::Instant>,
 }
+
+/// How long a clean close waits for readers before truncating the WAL.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 enum Acks {
     /// The syncer thread fsyncs the WAL, then replies.
@@ -176,13 +192,27 @@ fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf, broken: Arc
 }
 
 impl Writer {
-    /// Takes over the write connection of the database whose WAL file is `wal`.
+    /// Takes over the write connection of the database whose WAL file is `wal`, and truncates
+    /// that file (whatever a previous run left in it is copied into the database first).
     pub fn new(
-        conn: Connection,
+        mut conn: Connection,
         wal: PathBuf,
+        wal_max_bytes: u64,
         records: Arc<RecordCache>,
         readers: Arc<Readers>,
+        health: Arc<Health>,
     ) -> Result<Self, StoreError> {
+        let db = wal.with_file_name(super::DB_FILE);
+        let mut control = WalControl::install(&mut conn, &db, wal_max_bytes, health.clone())?;
+        // A reader in another process (`claimdb export`) may hold the log for now; it is
+        // truncated at the next restart then.
+        if control.truncate(&conn, &readers, std::time::Duration::from_millis(100))?
+            == wal::Outcome::Busy
+        {
+            tracing::info!(
+                "the write-ahead log could not be truncated at start: another process is reading the database"
+            );
+        }
         let read = |name: &str| -> Result<i64, StoreError> {
             conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -217,6 +247,9 @@ impl Writer {
             broken,
             records,
             readers,
+            wal: control,
+            health,
+            last_checkpoint_error: None,
         })
     }
 
@@ -263,11 +296,52 @@ impl Writer {
                 // Jobs still queued are dropped with the receiver: their callers see Unavailable.
                 drop(rx);
                 self.stop_syncer();
-                let _ = reply.send(());
+                self.truncate_wal();
+                let clean = !self.health.is_damaged() && !self.broken.load(Ordering::Acquire);
+                let _ = reply.send(clean);
                 return;
             }
         }
         self.stop_syncer();
+        self.truncate_wal();
+    }
+
+    /// At a clean close: copies the WAL into the database and truncates it, so the next start
+    /// reads nothing of it — unless the database is damaged or a sync failed, when nothing more
+    /// is written into the file.
+    fn truncate_wal(&mut self) {
+        self.wal.stop();
+        if self.health.is_damaged() || self.broken.load(Ordering::Acquire) {
+            return;
+        }
+        let r = self.wal.truncate(&self.conn, &self.readers, CLOSE_WAIT);
+        self.health.note(&r);
+        match r {
+            Ok(wal::Outcome::Done) => {}
+            Ok(wal::Outcome::Busy) => tracing::info!(
+                "the write-ahead log was not truncated at close: a reader still uses it; the next start truncates it"
+            ),
+            Err(e) => tracing::warn!("checkpointing the write-ahead log at close failed: {e}"),
+        }
+    }
+
+    /// After a committed group: keeps the WAL under its bound (see `wal`).
+    fn checkpoint(&mut self) {
+        if self.health.is_damaged() || self.broken.load(Ordering::Acquire) {
+            return;
+        }
+        let r = self.wal.after_commit(&self.conn, &self.readers);
+        self.health.note(&r);
+        if let Err(e) = r {
+            let now = std::time::Instant::now();
+            if self
+                .last_checkpoint_error
+                .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(10))
+            {
+                self.last_checkpoint_error = Some(now);
+                tracing::warn!("checkpointing the write-ahead log failed: {e}");
+            }
+        }
     }
 
     /// Applies `first` and every job that arrives while the group is being applied (up to
@@ -277,7 +351,7 @@ impl Writer {
         &mut self,
         first: Job,
         rx: &mut mpsc::Receiver<Job>,
-    ) -> Option<oneshot::Sender<()>> {
+    ) -> Option<oneshot::Sender<bool>> {
         if let Job::Close { reply } = first {
             return Some(reply);
         }
@@ -285,9 +359,15 @@ impl Writer {
             fail(first, wal_failed());
             return None;
         }
+        if let Err(e) = self.health.check() {
+            fail(first, e);
+            return None;
+        }
         let saved = (self.version, self.commit_us);
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            fail(first, internal(e));
+            let e = internal(e);
+            self.health.note::<()>(&Err(e.clone()));
+            fail(first, e);
             return None;
         }
         let mut outcomes = Vec::with_capacity(16);
@@ -325,6 +405,7 @@ impl Writer {
                         self.append_journal(&journal)?;
                         Ok(result)
                     });
+                    self.health.note(&r);
                     let ok = r.is_ok();
                     let dirty = r.as_ref().is_err_and(|e| !is_check_failure(e));
                     outcomes.push(Outcome::Commit(reply, r));
@@ -332,6 +413,7 @@ impl Writer {
                 }
                 Job::Restore { documents, reply } => {
                     let r = self.restore(&documents);
+                    self.health.note(&r);
                     let ok = r.is_ok();
                     outcomes.push(Outcome::Restore(reply, r));
                     (ok, true)
@@ -344,6 +426,7 @@ impl Writer {
                     reply,
                 } => {
                     let r = self.put_record(&ns, &key, value.as_deref(), &condition);
+                    self.health.note(&r);
                     let ok = r.is_ok();
                     if r == Ok(true) {
                         changed_records.push((ns, key));
@@ -353,12 +436,13 @@ impl Writer {
                 }
                 Job::TrimJournal { through, reply } => {
                     let r = self.trim_journal(through);
+                    self.health.note(&r);
                     let ok = r.is_ok();
                     outcomes.push(Outcome::Trim(reply, r));
                     (ok, !ok)
                 }
                 Job::Close { reply } => {
-                    let _ = reply.send(());
+                    let _ = reply.send(false);
                     (true, false)
                 }
             };
@@ -382,6 +466,11 @@ impl Writer {
                 self.abort_group(saved, outcomes, e);
                 return closing;
             }
+            if let Err(e) = self.health.check() {
+                // A damaged database: nothing of this group is committed.
+                self.abort_group(saved, outcomes, e);
+                return closing;
+            }
             if taken < MAX_GROUP {
                 next = rx.try_recv().ok();
             }
@@ -402,6 +491,7 @@ impl Writer {
             self.records.invalidate(ns, key);
         }
         self.acknowledge(outcomes);
+        self.checkpoint();
         closing
     }
 
@@ -412,6 +502,9 @@ impl Writer {
     }
 
     fn abort_group(&mut self, saved: (u64, i64), outcomes: Vec<Outcome>, e: StoreError) {
+        self.health.note::<()>(&Err(e.clone()));
+        // Every job of a group given up on a damaged database is told so.
+        let e = self.health.check().err().unwrap_or(e);
         let _ = self.conn.execute_batch("ROLLBACK");
         (self.version, self.commit_us) = saved;
         for outcome in outcomes {
@@ -676,7 +769,7 @@ fn fail(job: Job, e: StoreError) {
             let _ = reply.send(Err(e));
         }
         Job::Close { reply } => {
-            let _ = reply.send(());
+            let _ = reply.send(false);
         }
     }
 }
