@@ -53,6 +53,7 @@ const KEYS: &[&str] = &[
     "wal_max_bytes",
     "audit_max_bytes",
     "audit_retention_days",
+    "query_max_examined",
 ];
 
 /// Every configuration key, for `claimdb serve --help`.
@@ -100,6 +101,7 @@ struct RawConfig {
     wal_max_bytes: Option<u64>,
     audit_max_bytes: Option<u64>,
     audit_retention_days: Option<u64>,
+    query_max_examined: Option<usize>,
 }
 
 /// How long a client may take and how much it may hold (validated; defaults in
@@ -165,6 +167,10 @@ impl ConnectionLimits {
         })
     }
 }
+
+/// The smallest work bound a query page may be given: below it, ordinary queries would end
+/// most pages early.
+const MIN_QUERY_MAX_EXAMINED: usize = 100;
 
 /// Overrides given as command-line flags.
 #[derive(Debug, Default, Clone)]
@@ -262,6 +268,9 @@ pub struct Config {
     /// The audit log deletes events older than this (`audit_retention_days`, default 90;
     /// `None` with 0: no age limit).
     pub audit_retention: Option<std::time::Duration>,
+    /// Documents one page of a query may examine before it ends early with a continuation
+    /// token (`query_max_examined`).
+    pub query_max_examined: usize,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -328,6 +337,15 @@ impl Config {
         }
         let key_cache = raw.key_cache.unwrap_or_default();
         key_cache.validate().context("invalid [key_cache]")?;
+        let query_max_examined = raw
+            .query_max_examined
+            .unwrap_or(claimdb_engine::DEFAULT_MAX_EXAMINED);
+        if query_max_examined < MIN_QUERY_MAX_EXAMINED {
+            bail!(
+                "query_max_examined = {query_max_examined} is too small; use at least \
+                 {MIN_QUERY_MAX_EXAMINED}"
+            );
+        }
         // Without public_url, a dev instance issues for its own loopback address.
         let public_url_configured = raw.public_url.is_some();
         let public_url = raw.public_url.unwrap_or_else(|| loopback_url(listen));
@@ -411,6 +429,7 @@ impl Config {
             issuer_settings,
             app_redirects: raw.app_redirects,
             custom_token_signers,
+            query_max_examined,
         })
     }
 }
@@ -769,5 +788,28 @@ mod tests {
             let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
         }
+    }
+
+    #[test]
+    fn query_work_bound_and_token_cache_budget() {
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.query_max_examined, claimdb_engine::DEFAULT_MAX_EXAMINED);
+        assert_eq!(c.key_cache.token_cache_bytes, 64 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "query_max_examined = 500\n[key_cache]\ntoken_cache_bytes = 1048576\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.query_max_examined, 500);
+        assert_eq!(c.key_cache.token_cache_bytes, 1 << 20);
+        let env = |k: &str| (k == "CLAIMDB_QUERY_MAX_EXAMINED").then(|| "99".to_string());
+        let err = Config::load(Some(&file), env, &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("query_max_examined = 99"),
+            "{err:#}"
+        );
     }
 }

@@ -64,6 +64,7 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
     options.admin_roles = config.admin_roles.clone();
     options.admin_key_sha256 = config.admin_key.as_deref().map(claimdb_identity::sha256);
     options.admin_key_stored = config.admin_key.is_none();
+    options.query_max_examined = config.query_max_examined;
     if config.audit {
         let dir = audit::audit_dir(&config.data_dir);
         let audit_config = audit::AuditConfig {

@@ -15,8 +15,8 @@ use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
 use claimdb_rules::{Method, Request, Ruleset, Target};
 use claimdb_store::{
-    CommitResult, Document, Precondition, Query, Store, StoreError, Write, WriteOp, WriteResult,
-    apply_write,
+    CommitResult, Document, PageRequest, Precondition, Query, Store, StoreError, Write, WriteOp,
+    WriteResult, apply_write,
 };
 
 use crate::audit::{AuditEvent, AuditLog, Decision as AuditDecision};
@@ -27,7 +27,7 @@ use crate::context::RequestContext;
 use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
-use crate::query;
+use crate::query::{self, QueryPaging, QueryResults};
 use crate::signin::SignIn;
 use crate::users;
 
@@ -92,6 +92,9 @@ pub struct EngineOptions {
     /// claimdb as an issuer: token grants, login, sessions; `None`: refused (404), and
     /// session cookies are not credentials.
     pub sign_in: Option<Arc<SignIn>>,
+    /// The work bound of one page of a query: documents it may examine before it ends early
+    /// with a continuation token.
+    pub query_max_examined: usize,
 }
 
 impl EngineOptions {
@@ -108,6 +111,7 @@ impl EngineOptions {
             admin_key_stored: false,
             audit: None,
             sign_in: None,
+            query_max_examined: claimdb_store::query::limits::DEFAULT_MAX_EXAMINED,
         }
     }
 }
@@ -137,6 +141,7 @@ pub struct Engine {
     /// The audit events of allowed writes go into the store's journal (`audit::journal`).
     journal_audit: bool,
     sign_in: Option<Arc<SignIn>>,
+    query_max_examined: usize,
 }
 
 impl Engine {
@@ -158,6 +163,7 @@ impl Engine {
             journal_audit,
             audit: options.audit,
             sign_in: options.sign_in,
+            query_max_examined: options.query_max_examined.max(1),
         }
     }
 
@@ -642,13 +648,21 @@ impl Engine {
         })
     }
 
-    /// Runs a query.
+    /// Runs one page of a query: at most the page size of documents, after examining at most
+    /// the work bound, with a token to continue when more may follow.
     pub async fn query(
         &self,
         ctx: &RequestContext,
         query: &Query,
-    ) -> Result<Vec<Document>, EngineError> {
+        paging: &QueryPaging,
+    ) -> Result<QueryResults, EngineError> {
         query::validate(query)?;
+        let size = query::page_size(query, paging.page_size)?;
+        let resume = paging
+            .page_token
+            .as_deref()
+            .map(|token| crate::page_token::decode(query, token))
+            .transpose()?;
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
         let request = query::rules_request(query, auth.as_ref().map(Principal::rules_value))?;
@@ -661,7 +675,18 @@ impl Engine {
             false,
         )
         .await?;
-        Ok(self.store.query(query).await?)
+        let page = PageRequest {
+            size,
+            max_examined: self.query_max_examined,
+            resume,
+        };
+        let result = self.store.query(query, &page).await?;
+        Ok(QueryResults {
+            documents: result.documents,
+            next_page_token: result
+                .next
+                .map(|position| crate::page_token::encode(query, &position)),
+        })
     }
 
     /// Applies up to 500 writes atomically. On failure nothing is applied, and the error carries

@@ -1,16 +1,13 @@
-//! Listing a collection page by page: page-size bounds and the opaque page token (the last
-//! returned document id, base64url-encoded so clients treat it as opaque).
+//! Listing a collection page by page: page-size bounds (the same as a query's, defined once
+//! in [`claimdb_store::query::limits`]) and the opaque page token (the last returned document
+//! id, base64url-encoded so clients treat it as opaque).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use claimdb_store::Document;
+pub use claimdb_store::query::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 use crate::error::EngineError;
-
-/// Page size when the caller does not choose one.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// Largest page a caller may ask for.
-pub const MAX_PAGE_SIZE: usize = 1_000;
 
 /// One list request's paging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,13 +27,7 @@ pub struct ListPage {
 }
 
 pub(crate) fn page_size(requested: Option<usize>) -> Result<usize, EngineError> {
-    match requested {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        Some(n) => Err(EngineError::invalid_argument(format!(
-            "page_size {n} is out of range; it must be between 1 and {MAX_PAGE_SIZE}"
-        ))),
-    }
+    Ok(claimdb_store::query::limits::page_size(requested)?)
 }
 
 pub(crate) fn encode_token(last_id: &str) -> String {

@@ -1,39 +1,37 @@
-//! Checks on a query that do not need the store: operand shapes and cursors that match the
-//! effective order. The store's planner still decides how (and whether) a query can be served.
+//! Checks on a query that do not need the store — its limits (the store's one definition,
+//! [`claimdb_store::query::limits`]) and cursors that match the effective order (the store's
+//! [`Query::effective_order`]) — run before the rules decide, so a client hears about a bad
+//! query first; the page size of a query; and the rules' view of a query. The store's planner
+//! still decides how (and whether) a query can be served.
 
-use claimdb_model::{FieldPath, Value};
-use claimdb_store::{Cursor, Direction, Op, Query, Scope};
+use claimdb_model::Value;
+use claimdb_store::query::limits;
+use claimdb_store::{Cursor, Direction, Order, Query, Scope};
 
 use crate::error::EngineError;
 
-/// Most elements of an `in`, `not-in` or `array-contains-any` operand (Firestore's limit).
-pub const MAX_DISJUNCTION: usize = 30;
+/// One query request's paging.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryPaging {
+    /// 1..=[`limits::MAX_PAGE_SIZE`]; when `None`, the query's limit if it is at most that,
+    /// else [`limits::DEFAULT_PAGE_SIZE`].
+    pub page_size: Option<usize>,
+    /// The `next_page_token` of the previous page of the same query.
+    pub page_token: Option<String>,
+}
+
+/// One page of a query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResults {
+    pub documents: Vec<claimdb_store::Document>,
+    /// Present when more documents may follow (a page cut short by the work bound may hold
+    /// fewer documents than its size, even none).
+    pub next_page_token: Option<String>,
+}
 
 pub(crate) fn validate(query: &Query) -> Result<(), EngineError> {
-    for filter in &query.filters {
-        if matches!(filter.op, Op::In | Op::NotIn | Op::ArrayContainsAny) {
-            match &filter.value {
-                Value::Array(items) if !items.is_empty() && items.len() <= MAX_DISJUNCTION => {}
-                Value::Array(items) => {
-                    return Err(EngineError::invalid_argument(format!(
-                        "the operand of '{}' on {} has {} elements; it needs 1 to {MAX_DISJUNCTION}",
-                        filter.op.as_str(),
-                        filter.field,
-                        items.len()
-                    )));
-                }
-                other => {
-                    return Err(EngineError::invalid_argument(format!(
-                        "the operand of '{}' on {} must be an array, not {}",
-                        filter.op.as_str(),
-                        filter.field,
-                        other.type_name()
-                    )));
-                }
-            }
-        }
-    }
-    let order = effective_order(query);
+    limits::check(query)?;
+    let order = query.effective_order();
     for (name, cursor) in [("start", &query.start), ("end", &query.end)] {
         if let Some(cursor) = cursor {
             check_cursor(name, cursor, &order, &query.scope)?;
@@ -42,29 +40,18 @@ pub(crate) fn validate(query: &Query) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// The fields a query is ordered by, in order: the explicit `order_by`, then inequality-filtered
-/// fields not already ordered, then `__name__`.
-pub(crate) fn effective_order(query: &Query) -> Vec<FieldPath> {
-    let mut fields: Vec<FieldPath> = query.order_by.iter().map(|o| o.field.clone()).collect();
-    for filter in &query.filters {
-        let inequality = matches!(
-            filter.op,
-            Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::NotIn
-        );
-        if inequality && !fields.contains(&filter.field) {
-            fields.push(filter.field.clone());
-        }
+/// The page size of one query request.
+pub(crate) fn page_size(query: &Query, requested: Option<usize>) -> Result<usize, EngineError> {
+    match (requested, query.limit) {
+        (None, Some(limit)) if limit <= limits::MAX_PAGE_SIZE => Ok(limit.max(1)),
+        _ => Ok(limits::page_size(requested)?),
     }
-    if !fields.iter().any(FieldPath::is_document_id) {
-        fields.push(FieldPath::single(claimdb_model::field::DOCUMENT_ID));
-    }
-    fields
 }
 
 fn check_cursor(
     name: &str,
     cursor: &Cursor,
-    order: &[FieldPath],
+    order: &[Order],
     scope: &Scope,
 ) -> Result<(), EngineError> {
     if cursor.values.is_empty() {
@@ -73,7 +60,7 @@ fn check_cursor(
         )));
     }
     if cursor.values.len() > order.len() {
-        let shown: Vec<String> = order.iter().map(ToString::to_string).collect();
+        let shown: Vec<String> = order.iter().map(|o| o.field.to_string()).collect();
         return Err(EngineError::invalid_argument(format!(
             "the {name} cursor has {} values but the query is ordered by only {} field(s) ({}); \
              a cursor gives at most one value per order field",
@@ -82,7 +69,7 @@ fn check_cursor(
             shown.join(", ")
         )));
     }
-    for (field, value) in order.iter().zip(&cursor.values) {
+    for (field, value) in order.iter().map(|o| &o.field).zip(&cursor.values) {
         if !field.is_document_id() {
             continue;
         }
@@ -156,8 +143,8 @@ pub(crate) fn rules_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use claimdb_model::CollectionPath;
-    use claimdb_store::{Direction, Filter, Order};
+    use claimdb_model::{CollectionPath, FieldPath};
+    use claimdb_store::{Filter, Op};
 
     fn query() -> Query {
         Query::collection(CollectionPath::parse("movies").unwrap())
@@ -167,33 +154,94 @@ mod tests {
         FieldPath::parse(name).unwrap()
     }
 
+    fn filter(name: &str, op: Op, value: Value) -> Filter {
+        Filter {
+            field: field(name),
+            op,
+            value,
+        }
+    }
+
+    fn by(name: &str, direction: Direction) -> Order {
+        Order {
+            field: field(name),
+            direction,
+        }
+    }
+
+    fn at(values: Vec<Value>) -> Option<Cursor> {
+        Some(Cursor {
+            values,
+            inclusive: true,
+        })
+    }
+
+    fn ok_for_store(q: &Query) -> bool {
+        claimdb_store::query::PreparedQuery::new(q, &claimdb_store::PageRequest::first(10)).is_ok()
+    }
+
+    /// The engine once computed the query order with its own copy of the rules, which
+    /// disagreed with the store's on several inequality fields (filter order instead of field
+    /// order), on an explicit `__name__` order (the store then dropped the inequality fields,
+    /// Firestore appends them after it) and on an inequality filter on `__name__` (the engine
+    /// ordered by name first). A cursor valid for one was refused by the other. Both now use
+    /// `Query::effective_order`; each case below failed before.
     #[test]
-    fn effective_order_appends_inequalities_and_name() {
+    fn cursor_checks_follow_the_stores_order() {
+        let reference = Value::Reference(claimdb_model::DocPath::parse("movies/m1").unwrap());
+        // Several inequality fields: ordered by field path, not by filter position.
         let mut q = query();
-        q.order_by.push(Order {
-            field: field("year"),
-            direction: Direction::Desc,
-        });
-        q.filters.push(Filter {
-            field: field("rating"),
-            op: Op::Gt,
-            value: Value::Int(3),
-        });
-        q.filters.push(Filter {
-            field: field("genre"),
-            op: Op::Eq,
-            value: Value::Int(3),
-        });
-        q.filters.push(Filter {
-            field: field("year"),
-            op: Op::Lt,
-            value: Value::Int(3),
-        });
-        let order: Vec<String> = effective_order(&q)
+        q.filters = vec![
+            filter("x", Op::Gt, Value::Int(1)),
+            filter("a", Op::Ne, Value::String("s".into())),
+        ];
+        let order: Vec<String> = q
+            .effective_order()
             .iter()
-            .map(ToString::to_string)
+            .map(|o| o.field.to_string())
             .collect();
-        assert_eq!(order, ["year", "rating", "__name__"]);
+        assert_eq!(order, ["a", "x", "__name__"]);
+        q.start = at(vec![
+            Value::String("t".into()),
+            Value::Int(2),
+            reference.clone(),
+        ]);
+        assert!(validate(&q).is_ok() && ok_for_store(&q));
+        // An explicit __name__ order keeps the inequality field, after it, in its direction.
+        let mut q = query();
+        q.filters = vec![filter("year", Op::Gt, Value::Int(1))];
+        q.order_by = vec![by("__name__", Direction::Desc)];
+        assert_eq!(
+            q.effective_order(),
+            vec![by("__name__", Direction::Desc), by("year", Direction::Desc)]
+        );
+        q.start = at(vec![reference.clone(), Value::Int(2000)]);
+        assert!(validate(&q).is_ok() && ok_for_store(&q));
+        // A __name__ inequality does not put the name before the other fields.
+        let mut q = query();
+        q.filters = vec![
+            filter("__name__", Op::Gt, reference.clone()),
+            filter("year", Op::Gt, Value::Int(1)),
+        ];
+        q.start = at(vec![Value::Int(2000), reference.clone()]);
+        assert!(validate(&q).is_ok() && ok_for_store(&q));
+        q.start = at(vec![reference, Value::Int(2000)]);
+        assert!(validate(&q).is_err());
+        assert!(!ok_for_store(&q));
+    }
+
+    #[test]
+    fn page_size_defaults_to_a_small_limit() {
+        let mut q = query();
+        assert_eq!(page_size(&q, None).unwrap(), limits::DEFAULT_PAGE_SIZE);
+        q.limit = Some(500);
+        assert_eq!(page_size(&q, None).unwrap(), 500);
+        assert_eq!(page_size(&q, Some(20)).unwrap(), 20);
+        q.limit = Some(5_000);
+        assert_eq!(page_size(&q, None).unwrap(), limits::DEFAULT_PAGE_SIZE);
+        let e = page_size(&q, Some(limits::MAX_PAGE_SIZE + 1)).unwrap_err();
+        assert_eq!(e.code(), "invalid-argument");
+        assert!(e.message().contains("page_size"), "{e}");
     }
 
     #[test]
@@ -251,12 +299,7 @@ mod tests {
                 .contains("must be an array, not integer")
         );
         q.filters[0].value = Value::Array(vec![]);
-        assert!(
-            validate(&q)
-                .unwrap_err()
-                .message()
-                .contains("has 0 elements")
-        );
+        assert!(validate(&q).unwrap_err().message().contains("holds 0"));
         q.filters[0].value = Value::Array(vec![Value::Int(1)]);
         assert!(validate(&q).is_ok());
     }

@@ -312,8 +312,11 @@ pub struct KeyCacheConfig {
     pub first_fetch_wait_ms: u64,
     /// One HTTP fetch is abandoned after this long.
     pub fetch_timeout_ms: u64,
-    /// Verified tokens kept in memory (0 disables the cache).
+    /// Verified tokens kept in memory, at most (0 disables the cache).
     pub token_cache_entries: usize,
+    /// Heap bytes the verified tokens kept in memory may hold, each charged its token, claims
+    /// and bookkeeping (0 disables the cache). The cache's real bound: a token may be 16 KiB.
+    pub token_cache_bytes: usize,
 }
 
 impl Default for KeyCacheConfig {
@@ -328,6 +331,7 @@ impl Default for KeyCacheConfig {
             first_fetch_wait_ms: 1_000,
             fetch_timeout_ms: 5_000,
             token_cache_entries: 100_000,
+            token_cache_bytes: 64 << 20,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! as a JSON map, for tools that show it) and [`decode_for_verify`], the verifier's hot path,
 //! which reads the header in one strict pass straight into the few parameters the policy needs
 //! (no map) and returns the same reasons, in the same order, as `decode` + [`check_header`].
+//! The strict parsing itself is `claimdb_model::json_text`, the same code every JSON request
+//! body goes through.
 //!
 //! Signatures are not checked here; `verify` hands the signing input to aws-lc-rs.
 
@@ -14,9 +16,9 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{
-    self, Deserialize, DeserializeSeed as _, Deserializer, MapAccess, SeqAccess, Visitor,
-};
+use claimdb_model::ModelError;
+use claimdb_model::json_text::{StrictValue, StrictVisitor, duplicate_key, duplicate_key_in};
+use serde::de::{self, DeserializeSeed as _, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::config::Alg;
@@ -244,19 +246,25 @@ fn base64url(part: &str, what: &str) -> Result<Vec<u8>, VerifyError> {
 }
 
 fn json_error(e: &serde_json::Error, what: &str) -> VerifyError {
-    let text = e.to_string();
-    if let Some(name) = text.strip_prefix(DUPLICATE_MARK) {
-        let name = name.split(DUPLICATE_END).next().unwrap_or(name);
-        VerifyError::DuplicateClaim(name.to_owned())
-    } else {
-        VerifyError::Malformed(format!("the {what} is not valid JSON: {text}"))
+    match duplicate_key_in(e) {
+        Some(name) => VerifyError::DuplicateClaim(name),
+        None => VerifyError::Malformed(format!("the {what} is not valid JSON: {e}")),
     }
 }
 
 fn object(part: &str, what: &str) -> Result<Map<String, Value>, VerifyError> {
     let bytes = base64url(part, what)?;
-    let strict: Strict = serde_json::from_slice(&bytes).map_err(|e| json_error(&e, what))?;
-    match strict.0 {
+    let value = claimdb_model::json_text::parse_strict(&bytes).map_err(|e| match e {
+        ModelError::DuplicateKey(name) => VerifyError::DuplicateClaim(name),
+        other => VerifyError::Malformed(format!(
+            "the {what} is not valid JSON: {}",
+            match other {
+                ModelError::InvalidJson(text) => text,
+                other => other.to_string(),
+            }
+        )),
+    })?;
+    match value {
         Value::Object(m) => Ok(m),
         _ => Err(VerifyError::Malformed(format!(
             "the {what} is JSON but not an object"
@@ -333,9 +341,9 @@ impl<'de> Visitor<'de> for HeaderVisitor {
         let mut seen: Vec<String> = Vec::new();
         while let Some(k) = map.next_key::<String>()? {
             if seen.contains(&k) {
-                return Err(duplicate(&k));
+                return Err(duplicate_key(&k));
             }
-            let Strict(v) = map.next_value()?;
+            let StrictValue(v) = map.next_value()?;
             match k.as_str() {
                 "alg" | "kid" => {
                     let p = match v {
@@ -365,78 +373,6 @@ impl<'de> Visitor<'de> for HeaderVisitor {
             seen.push(k);
         }
         Ok(Ok(h))
-    }
-}
-
-fn duplicate<E: de::Error>(name: &str) -> E {
-    let shown: String = name.chars().take(64).collect();
-    E::custom(format!("{DUPLICATE_MARK}{shown}{DUPLICATE_END}"))
-}
-
-const DUPLICATE_MARK: &str = "duplicate name \u{1}";
-const DUPLICATE_END: char = '\u{1}';
-
-/// A JSON value that refuses repeated object names at any depth.
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(k) = map.next_key::<String>()? {
-            // One search per name: the slot found for the check is the one filled.
-            match out.entry(k) {
-                serde_json::map::Entry::Occupied(e) => return Err(duplicate(e.key())),
-                serde_json::map::Entry::Vacant(e) => {
-                    let Strict(v) = map.next_value()?;
-                    e.insert(v);
-                }
-            }
-        }
-        Ok(Value::Object(out))
     }
 }
 

@@ -120,7 +120,7 @@ impl Verifier {
             providers: entries,
             exact,
             templates,
-            cache: TokenCache::new(cfg.token_cache_entries),
+            cache: TokenCache::new(cfg.token_cache_bytes, cfg.token_cache_entries),
             cfg,
             revocation: deps.revocation,
             clock: deps.clock,
@@ -219,6 +219,12 @@ impl Verifier {
     /// Entries in the verified-token cache.
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Heap bytes the verified-token cache holds (as it charges them; bounded by
+    /// `token_cache_bytes`).
+    pub fn cached_token_bytes(&self) -> usize {
+        self.cache.bytes()
     }
 
     /// Verifies `token` at time `now`.

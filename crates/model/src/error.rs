@@ -13,6 +13,12 @@ pub enum ModelError {
     InvalidDocument(String),
     #[error("invalid value: {0}")]
     InvalidValue(String),
+    /// Text that is not one JSON value (serde_json's message).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// A name repeated in one JSON object.
+    #[error("duplicate key {0:?}: a name may appear only once in a JSON object")]
+    DuplicateKey(String),
 }
 
 impl ModelError {

@@ -145,7 +145,7 @@ fn decode_value_at(
     Ok(Some(match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => decode_number(n)?,
+        Json::Number(n) => decode_number(n, path)?,
         Json::String(s) => Value::String(s.clone()),
         Json::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
@@ -302,7 +302,7 @@ fn decode_tagged(
                     Transform::Delete
                 }
                 "$increment" => match inner {
-                    Json::Number(n) => Transform::Increment(decode_number(n)?),
+                    Json::Number(n) => Transform::Increment(decode_number(n, path)?),
                     _ => return Err(bad("a number")),
                 },
                 _ => {
@@ -335,19 +335,25 @@ fn decode_tagged(
     Ok(Some(value))
 }
 
-fn decode_number(n: &Number) -> Result<Value, ModelError> {
+/// A number at field `path` (empty for a bare value).
+fn decode_number(n: &Number, path: &[String]) -> Result<Value, ModelError> {
     if let Some(i) = n.as_i64() {
         return Ok(Value::Int(i));
     }
+    let at = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", FieldPath::from_segments(path.to_vec()))
+    };
     if n.is_u64() {
         return Err(ModelError::InvalidValue(format!(
-            "integer {n} is out of the 64-bit signed range"
+            "integer {n}{at} is outside the 64-bit signed range"
         )));
     }
     match n.as_f64() {
         Some(d) if d.is_finite() => Ok(Value::Double(d)),
         _ => Err(ModelError::InvalidValue(format!(
-            "number {n} is not a finite double"
+            "number {n}{at} is not a finite double"
         ))),
     }
 }
@@ -469,7 +475,10 @@ mod tests {
             (json!({"t": {"$bytes": "!!"}}), "base64"),
             (json!({"t": {"$ref": "users"}}), "names a collection"),
             (json!({"t": {"$geo": [91, 0]}}), "out of range"),
-            (json!({"i": 18446744073709551615u64}), "64-bit"),
+            (
+                json!({"i": 18446744073709551615u64}),
+                "at i is outside the 64-bit",
+            ),
             (json!({"t": {"$serverTimestamp": true}}), "not allowed here"),
         ];
         for (doc, why) in cases {

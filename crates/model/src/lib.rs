@@ -1,12 +1,14 @@
 //! The document model every other claimdb crate shares: typed values, document and collection
 //! paths, field paths, the JSON wire/storage form with its `$`-tagged values and write transforms,
-//! and the one total order (with its byte encoding) that queries and indexes use.
+//! the one strict reading of JSON text (no repeated names, integers within 64 bits), and the one
+//! total order (with its byte encoding) that queries and indexes use.
 //!
 //! This crate does no IO and knows nothing of HTTP, storage engines or rules.
 
 mod error;
 pub mod field;
 pub mod json;
+pub mod json_text;
 pub mod key;
 mod op;
 pub mod path;

@@ -17,7 +17,9 @@ use crate::error::ApiError;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// A JSON request body. Refuses a missing body, a content type other than JSON, malformed
-/// JSON and shapes `T` does not accept, each with a message saying which.
+/// JSON, a name repeated in any object, an integer literal outside the signed 64-bit range
+/// (both through `claimdb_model::json_text::parse_body`, the one strict reading of JSON that
+/// tokens get too) and shapes `T` does not accept, each with a message saying which.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
@@ -50,14 +52,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 format!("expected Content-Type: application/json, got {shown}"),
             ));
         }
-        let value = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::invalid(format!("invalid request body: {e}"))
-            }
-            _ => ApiError::invalid(format!("the request body is not valid JSON: {e}")),
-        })?;
-        Ok(ApiJson(value))
+        Ok(ApiJson(json_body(&bytes)?))
     }
+}
+
+/// Reads a JSON body strictly into `T`.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = claimdb_model::json_text::parse_body(bytes).map_err(|e| match e {
+        claimdb_model::ModelError::InvalidJson(e) => {
+            ApiError::invalid(format!("the request body is not valid JSON: {e}"))
+        }
+        other => ApiError::invalid(format!("invalid request body: {other}")),
+    })?;
+    T::deserialize(value).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
 }
 
 fn is_json_type(value: &str) -> bool {

@@ -111,6 +111,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
                 .set(m.key_age.map_or(-1.0, |a| a.as_secs_f64()));
         }
         metrics::gauge!("claimdb_token_cache_entries").set(verifier.cached_tokens() as f64);
+        metrics::gauge!("claimdb_token_cache_bytes").set(verifier.cached_token_bytes() as f64);
     }
     if let Some(log) = state.engine.audit_log() {
         let st = log.stats();

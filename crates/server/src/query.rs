@@ -1,5 +1,6 @@
-//! `POST /v1/query`: a JSON query (scope, `where`, `order_by`, cursors, offset, limit) converted
-//! to the domain [`Query`] and run by the engine. Shape errors are reported by `wire`.
+//! `POST /v1/query`: a JSON query (scope, `where`, `order_by`, cursors, offset, limit, and the
+//! paging `page_size` / `page_token`) converted to the domain [`Query`] and run by the engine,
+//! one page per request. Shape errors are reported by `wire`.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,14 +9,15 @@ use claimdb_engine::Query;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ctx};
-use crate::wire::{DocumentsOut, QueryRequest};
+use crate::wire::{QueryOut, QueryRequest};
 
 pub async fn run_query(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
-    ApiJson(request): ApiJson<QueryRequest>,
-) -> Result<Json<DocumentsOut>, ApiError> {
+    ApiJson(mut request): ApiJson<QueryRequest>,
+) -> Result<Json<QueryOut>, ApiError> {
+    let paging = request.take_paging();
     let query = Query::try_from(request)?;
-    let documents = state.engine.query(&ctx, &query).await?;
-    Ok(Json(DocumentsOut::from(documents.as_slice())))
+    let page = state.engine.query(&ctx, &query, &paging).await?;
+    Ok(Json(QueryOut::from(&page)))
 }

@@ -49,8 +49,10 @@ pub async fn put_rules(
         struct RulesIn {
             source: String,
         }
-        serde_json::from_slice::<RulesIn>(&body)
-            .map_err(|e| ApiError::invalid(format!("expected {{\"source\": \"...\"}}: {e}")))?
+        crate::extract::json_body::<RulesIn>(&body)
+            .map_err(|e| {
+                ApiError::invalid(format!("expected {{\"source\": \"...\"}}: {}", e.message))
+            })?
             .source
     } else {
         String::from_utf8(body.to_vec())

@@ -4,7 +4,7 @@
 
 use claimdb_engine::{
     CommitResult, Cursor, Direction, Document, Filter, ListPage, ListRequest, Op, Order,
-    Precondition, Query, Scope, Write, WriteCondition, WriteOp,
+    Precondition, Query, QueryPaging, QueryResults, Scope, Write, WriteCondition, WriteOp,
 };
 use claimdb_model::json::{decode_update, decode_value, decode_write};
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Value};
@@ -93,17 +93,35 @@ pub struct QueryRequest {
     #[serde(default)]
     pub offset: usize,
     pub limit: Option<usize>,
+    /// Documents in this response (1 to 1,000); default: `limit` when at most 1,000, else 100.
+    pub page_size: Option<usize>,
+    /// The `next_page_token` of the previous response to the same query.
+    pub page_token: Option<String>,
 }
 
+impl QueryRequest {
+    /// The paging part of the request (taken out; the rest converts into a [`Query`]).
+    pub fn take_paging(&mut self) -> QueryPaging {
+        QueryPaging {
+            page_size: self.page_size.take(),
+            page_token: self.page_token.take(),
+        }
+    }
+}
+
+/// The response of `POST /v1/query`: one page, and the token that continues the query when
+/// more may follow.
 #[derive(Debug, Serialize)]
-pub struct DocumentsOut {
+pub struct QueryOut {
     pub documents: Vec<DocumentOut>,
+    pub next_page_token: Option<String>,
 }
 
-impl From<&[Document]> for DocumentsOut {
-    fn from(docs: &[Document]) -> Self {
-        DocumentsOut {
-            documents: docs.iter().map(DocumentOut::from).collect(),
+impl From<&QueryResults> for QueryOut {
+    fn from(page: &QueryResults) -> Self {
+        QueryOut {
+            documents: page.documents.iter().map(DocumentOut::from).collect(),
+            next_page_token: page.next_page_token.clone(),
         }
     }
 }

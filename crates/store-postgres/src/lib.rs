@@ -35,7 +35,8 @@ use async_trait::async_trait;
 use claimdb_model::DocPath;
 use claimdb_store::query::PreparedQuery;
 use claimdb_store::{
-    CommitResult, Document, Query, ReadCheck, Record, RecordCondition, Store, StoreError, Write,
+    CommitResult, Document, PageRequest, Query, QueryPage, ReadCheck, Record, RecordCondition,
+    Store, StoreError, Write,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -308,8 +309,8 @@ impl Store for PostgresStore {
         answer.await.map_err(|_| closed())?
     }
 
-    async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {
-        let prepared = PreparedQuery::new(query)?;
+    async fn query(&self, query: &Query, page: &PageRequest) -> Result<QueryPage, StoreError> {
+        let prepared = PreparedQuery::new(query, page)?;
         with_retry!(self, c => read::query(&mut c, &self.sql, &prepared).await)
     }
 

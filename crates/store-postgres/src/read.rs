@@ -1,13 +1,14 @@
 //! Reads: point reads, multi-gets, scans, system records, and query execution following the
 //! shared planner's [`Plan`]. Every read is one statement, so it sees one snapshot; a streamed
-//! query that needs more rows than its first page runs again as a cursor (a portal) inside a
-//! read-only REPEATABLE READ transaction, still one snapshot.
+//! query that needs more rows than its first fetch runs again as a cursor (a portal) inside a
+//! read-only REPEATABLE READ transaction, still one snapshot. No page fetches more rows than
+//! its work bound allows.
 
 use std::collections::BTreeSet;
 
 use claimdb_model::DocPath;
 use claimdb_store::index::{self, KIND_CONTAINS, KIND_VALUE};
-use claimdb_store::query::{KeyRange, Plan, PreparedQuery, Scope, doc_bounds};
+use claimdb_store::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
 use claimdb_store::{Document, Record};
 use deadpool_postgres::Client;
 use tokio_postgres::IsolationLevel;
@@ -159,73 +160,131 @@ fn direction(descending: bool) -> &'static str {
     if descending { "DESC" } else { "ASC" }
 }
 
-pub async fn query(c: &mut Client, sql: &Sql, q: &PreparedQuery) -> Result<Vec<Document>, Failure> {
-    match q.plan() {
+pub async fn query(c: &mut Client, sql: &Sql, q: &PreparedQuery) -> Result<QueryPage, Failure> {
+    if let Plan::Lookup {
+        field,
+        contains,
+        keys,
+    } = q.plan()
+    {
+        if let Some(docs) = lookup(c, sql, q, field, *contains, keys).await? {
+            return Ok(q.finish(docs));
+        }
+        // Too many candidates to sort within the work bound: scan in order instead, which can
+        // stop there.
+        return run(c, sql, q, q.scan_plan()).await;
+    }
+    run(c, sql, q, q.plan()).await
+}
+
+/// The candidates of an index lookup in one statement, or `None` when there are more than the
+/// work bound (at most one more is read to tell).
+async fn lookup(
+    c: &mut Client,
+    sql: &Sql,
+    q: &PreparedQuery,
+    field: &claimdb_model::FieldPath,
+    contains: bool,
+    keys: &[Vec<u8>],
+) -> Result<Option<Vec<Document>>, Failure> {
+    let (column, scope, under) = scope_bounds(q.scope());
+    let kind = i16::from(if contains { KIND_CONTAINS } else { KIND_VALUE });
+    let bound = i64::try_from(q.max_examined()).unwrap_or(i64::MAX);
+    let mut params: Vec<Param> = vec![
+        scope,
+        Box::new(index::field_key(field)),
+        Box::new(kind),
+        Box::new(keys.to_vec()),
+        Box::new(bound.saturating_add(1)),
+    ];
+    let mut text = format!(
+        "SELECT {cols} FROM {docs} WHERE key IN (SELECT DISTINCT doc FROM {idx}
+         WHERE {column} = $1 AND field = $2 AND kind = $3 AND key = ANY($4)",
+        cols = Sql::doc_columns(&sql.docs),
+        docs = sql.docs,
+        idx = sql.idx,
+    );
+    if let Some((lo, hi)) = under {
+        params.push(Box::new(lo));
+        params.push(Box::new(hi));
+        text.push_str(" AND doc > $6 AND doc < $7");
+    }
+    text.push_str(" LIMIT $5)");
+    let stmt = c.prepare_cached(&text).await?;
+    let rows = c.query(&stmt, &refs(&params)).await?;
+    if i64::try_from(rows.len()).unwrap_or(i64::MAX) > bound {
+        return Ok(None);
+    }
+    let docs = rows
+        .iter()
+        .map(|r| read_document(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(docs))
+}
+
+async fn run(
+    c: &mut Client,
+    sql: &Sql,
+    q: &PreparedQuery,
+    plan: &Plan,
+) -> Result<QueryPage, Failure> {
+    match plan {
         Plan::Names(names) => {
             let unique: BTreeSet<Vec<u8>> = names.iter().map(DocPath::sort_key).collect();
             let keys: Vec<Vec<u8>> = unique.into_iter().collect();
             let docs = fetch_many(c, sql, &keys).await?;
             Ok(q.finish(docs.into_iter().map(|(_, d)| d).collect()))
         }
-        Plan::Lookup {
-            field,
-            contains,
-            keys,
-        } => {
-            let (column, scope, under) = scope_bounds(q.scope());
-            let kind = i16::from(if *contains { KIND_CONTAINS } else { KIND_VALUE });
-            let mut params: Vec<Param> = vec![
-                scope,
-                Box::new(index::field_key(field)),
-                Box::new(kind),
-                Box::new(keys.clone()),
-            ];
-            let mut text = format!(
-                "SELECT {cols} FROM {docs} WHERE key IN (SELECT doc FROM {idx}
-                 WHERE {column} = $1 AND field = $2 AND kind = $3 AND key = ANY($4)",
-                cols = Sql::doc_columns(&sql.docs),
-                docs = sql.docs,
-                idx = sql.idx,
-            );
-            if let Some((lo, hi)) = under {
-                params.push(Box::new(lo));
-                params.push(Box::new(hi));
-                text.push_str(" AND doc > $5 AND doc < $6");
-            }
-            text.push(')');
-            let stmt = c.prepare_cached(&text).await?;
-            let rows = c.query(&stmt, &refs(&params)).await?;
-            let docs = rows
-                .iter()
-                .map(|r| read_document(r, 0))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(q.finish(docs))
+        Plan::Lookup { .. } => {
+            // Never planned as a scan: a lookup's fallback is an ordered scan.
+            Err(Failure::from(claimdb_store::StoreError::Internal(
+                "a lookup is not an ordered scan".into(),
+            )))
         }
         Plan::Range {
             field,
             lo,
             hi,
             descending,
+            after,
         } => {
             let (column, scope, under) = scope_bounds(q.scope());
-            let mut params: Vec<Param> = vec![
-                scope,
-                Box::new(index::field_key(field)),
-                Box::new(lo.clone()),
-                Box::new(hi.clone()),
-            ];
+            let mut params: Vec<Param> = vec![scope, Box::new(index::field_key(field))];
+            let bounds = match (after, descending) {
+                // The seek replaces the bound on the side the scan starts from.
+                (Some((key, doc)), false) => {
+                    params.extend([
+                        Box::new(key.clone()) as Param,
+                        Box::new(doc.clone()),
+                        Box::new(hi.clone()),
+                    ]);
+                    "(i.key, i.doc) > ($3, $4) AND i.key < $5"
+                }
+                (Some((key, doc)), true) => {
+                    params.extend([
+                        Box::new(key.clone()) as Param,
+                        Box::new(doc.clone()),
+                        Box::new(lo.clone()),
+                    ]);
+                    "(i.key, i.doc) < ($3, $4) AND i.key >= $5"
+                }
+                (None, _) => {
+                    params.extend([Box::new(lo.clone()) as Param, Box::new(hi.clone())]);
+                    "i.key >= $3 AND i.key < $4"
+                }
+            };
             let mut text = format!(
                 "SELECT {cols} FROM {idx} i JOIN {docs} d ON d.key = i.doc
-                 WHERE i.{column} = $1 AND i.field = $2 AND i.kind = {KIND_VALUE}
-                   AND i.key >= $3 AND i.key < $4",
+                 WHERE i.{column} = $1 AND i.field = $2 AND i.kind = {KIND_VALUE} AND {bounds}",
                 cols = Sql::doc_columns("d"),
                 docs = sql.docs,
                 idx = sql.idx,
             );
             if let Some((ulo, uhi)) = under {
+                let n = params.len();
                 params.push(Box::new(ulo));
                 params.push(Box::new(uhi));
-                text.push_str(" AND i.doc > $5 AND i.doc < $6");
+                text.push_str(&format!(" AND i.doc > ${} AND i.doc < ${}", n + 1, n + 2));
             }
             let dir = direction(*descending);
             text.push_str(&format!(" ORDER BY i.key {dir}, i.doc {dir}"));
@@ -285,43 +344,34 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// Feeds the documents of an ordered statement to the query's stream until it is satisfied:
-/// first one statement limited to what the query wants (enough when the index serves every
-/// filter), and only if that was not enough, a cursor over the unlimited statement.
+/// Feeds the documents of an ordered statement to the query's stream until the page is decided
+/// or its work bound reached: first one statement limited to what the page wants (enough when
+/// the index serves every filter), and only if that was not enough, a cursor over the unlimited
+/// statement, fetching no further than the bound.
 async fn stream(
     c: &mut Client,
     text: &str,
     mut params: Vec<Param>,
     q: &PreparedQuery,
-) -> Result<Vec<Document>, Failure> {
-    let Some(wanted) = q.wanted() else {
-        let stmt = c.prepare_cached(text).await?;
-        let rows = c.query(&stmt, &refs(&params)).await?;
-        let mut stream = q.stream();
-        for row in &rows {
-            if !stream.push(read_document(row, 0)?) {
-                break;
-            }
-        }
-        return Ok(stream.finish());
-    };
-    let limit = i64::try_from(wanted.max(1)).unwrap_or(i64::MAX);
+) -> Result<QueryPage, Failure> {
+    let limit = i64::try_from(q.wanted().max(1)).unwrap_or(i64::MAX);
     let limited = format!("{text} LIMIT ${}", params.len() + 1);
     params.push(Box::new(limit));
     let stmt = c.prepare_cached(&limited).await?;
     let rows = c.query(&stmt, &refs(&params)).await?;
     let mut stream = q.stream();
-    let mut satisfied = false;
+    let mut stopped = false;
     for row in &rows {
         if !stream.push(read_document(row, 0)?) {
-            satisfied = true;
+            stopped = true;
             break;
         }
     }
-    if satisfied || i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit {
-        return Ok(stream.finish());
+    if stopped || i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit {
+        return Ok(stream.finish()?);
     }
-    // Filters the index does not serve dropped some rows: read on with a cursor.
+    // Filters the index does not serve dropped some rows: read on with a cursor over the same
+    // statement, past the rows already fed, up to the work bound.
     params.pop();
     let stmt = c.prepare_cached(text).await?;
     let tx = c
@@ -331,12 +381,19 @@ async fn stream(
         .start()
         .await?;
     let portal = tx.bind(&stmt, &refs(&params)).await?;
-    let mut stream = q.stream();
+    let mut to_skip = rows.len();
+    let mut left = q.max_examined().saturating_sub(rows.len());
     let mut page = FIRST_CURSOR_PAGE;
-    'fetch: loop {
-        let rows = tx.query_portal(&portal, page).await?;
-        let exhausted = rows.len() < usize::try_from(page).unwrap_or(usize::MAX);
+    'fetch: while left > 0 {
+        let ask = page.min(i32::try_from(left.saturating_add(to_skip)).unwrap_or(i32::MAX));
+        let rows = tx.query_portal(&portal, ask).await?;
+        let exhausted = rows.len() < usize::try_from(ask).unwrap_or(usize::MAX);
         for row in &rows {
+            if to_skip > 0 {
+                to_skip -= 1;
+                continue;
+            }
+            left = left.saturating_sub(1);
             if !stream.push(read_document(row, 0)?) {
                 break 'fetch;
             }
@@ -347,5 +404,5 @@ async fn stream(
         page = (page * 2).min(MAX_CURSOR_PAGE);
     }
     tx.commit().await?;
-    Ok(stream.finish())
+    Ok(stream.finish()?)
 }

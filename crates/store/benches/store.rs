@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Map, Timestamp, Value};
-use claimdb_store::{Document, Filter, Op, Query, SqliteStore, Store, Write, WriteOp};
+use claimdb_store::query::limits::MAX_PAGE_SIZE;
+use claimdb_store::{Document, Filter, Op, PageRequest, Query, SqliteStore, Store, Write, WriteOp};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
@@ -99,7 +100,8 @@ fn equality_query(c: &mut Criterion) {
                 }];
                 let store = &store;
                 async move {
-                    let docs = store.query(&q).await.unwrap();
+                    let page = PageRequest::first(MAX_PAGE_SIZE);
+                    let docs = store.query(&q, &page).await.unwrap().documents;
                     assert_eq!(docs.len() as u64, MATCHES);
                 }
             })
@@ -129,7 +131,8 @@ fn page_of_large_match(c: &mut Criterion) {
                 q.limit = Some(20);
                 let store = &store;
                 async move {
-                    assert_eq!(store.query(&q).await.unwrap().len(), 20);
+                    let page = PageRequest::first(20);
+                    assert_eq!(store.query(&q, &page).await.unwrap().documents.len(), 20);
                 }
             })
         });

@@ -18,7 +18,9 @@ pub use apply::apply_write;
 pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
-pub use query::{Cursor, Direction, Filter, Op, Order, Query, Scope};
+pub use query::{
+    Cursor, Direction, Filter, Op, Order, PageRequest, Position, Query, QueryPage, Scope,
+};
 pub use types::{
     CommitResult, Document, Precondition, ReadCheck, Record, RecordCondition, Write, WriteOp,
     WriteResult,
@@ -89,9 +91,12 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Runs a query from one consistent snapshot. Queries are answered from indexes, never by
-    /// scanning a whole collection for a filter.
-    async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError>;
+    /// Runs one page of a query from one consistent snapshot. Queries are answered from
+    /// indexes, never by scanning a whole collection for a filter; a page returns at most
+    /// `page.size` documents and examines at most `page.max_examined`, ending early with a
+    /// position to continue from (or `ResourceExhausted` when it cannot get anywhere within
+    /// that bound). The query's limits ([`query::limits`]) are checked first.
+    async fn query(&self, query: &Query, page: &PageRequest) -> Result<QueryPage, StoreError>;
 
     /// Checks that the store can serve requests (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
@@ -174,6 +179,12 @@ pub trait Store: Send + Sync + 'static {
                 inclusive: false,
             });
         }
-        self.query(&query).await
+        // Every document of the scan is a result: the page examines one per document returned.
+        let page = PageRequest {
+            size: page_size,
+            max_examined: page_size.saturating_add(1),
+            resume: None,
+        };
+        Ok(self.query(&query, &page).await?.documents)
     }
 }

@@ -510,7 +510,13 @@ async fn reads_are_never_older_than_an_acknowledged_write() {
                             .as_ref()
                             .unwrap(),
                     ),
-                    _ => n_of(&store.query(&query).await.unwrap()[0]),
+                    _ => n_of(
+                        &store
+                            .query(&query, &claimdb_store::PageRequest::first(10))
+                            .await
+                            .unwrap()
+                            .documents[0],
+                    ),
                 };
                 assert!(seen >= floor, "read {seen} after {floor} was acknowledged");
                 tokio::task::yield_now().await;

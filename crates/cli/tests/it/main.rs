@@ -10,6 +10,7 @@ mod durability;
 mod enforce;
 mod idp;
 mod idp_outage;
+mod limits;
 mod migrate;
 mod multinode;
 mod multinode_enforce;

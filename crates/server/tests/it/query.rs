@@ -206,3 +206,49 @@ async fn bad_queries_are_400_naming_the_problem() {
         assert!(message.contains(why), "{body}: {message}");
     }
 }
+
+/// A query answers a page at a time: `page_size` documents (the limit when small, else 100),
+/// and `next_page_token` while more may follow; the token continues only its own query.
+#[tokio::test]
+async fn pages_follow_next_page_token() {
+    let app = seeded().await;
+    let query = json!({"collection": "movies", "order_by": ["year"], "page_size": 2});
+    let mut body = query.clone();
+    let mut pages = Vec::new();
+    loop {
+        let r = app.post("/v1/query", &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        pages.push(titles(&r.json));
+        match r.json["next_page_token"].as_str() {
+            Some(token) => body["page_token"] = json!(token),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [vec!["Heat", "Up"], vec!["Drive", "Amour"], vec!["Her"]]
+    );
+    // The limit bounds the whole result, across pages.
+    let limited = json!({"collection": "movies", "order_by": ["year"], "limit": 3, "page_size": 2});
+    let r = app.post("/v1/query", &limited).await;
+    assert_eq!(titles(&r.json), ["Heat", "Up"]);
+    let mut next = limited.clone();
+    next["page_token"] = r.json["next_page_token"].clone();
+    let r = app.post("/v1/query", &next).await;
+    assert_eq!(titles(&r.json), ["Drive"]);
+    assert!(r.json["next_page_token"].is_null(), "{}", r.text);
+    // Without page_size, a limit up to 1,000 is the page size.
+    let r = app
+        .post("/v1/query", &json!({"collection": "movies", "limit": 4}))
+        .await;
+    assert_eq!(titles(&r.json).len(), 4);
+    assert!(r.json["next_page_token"].is_null());
+    // A token does not continue another query.
+    let mut other = json!({"collection": "movies", "order_by": ["title"], "page_size": 2});
+    other["page_token"] = body["page_token"].clone();
+    let message = app
+        .post("/v1/query", &other)
+        .await
+        .error(400, "invalid-argument");
+    assert!(message.contains("different query"), "{message}");
+}

@@ -1,7 +1,9 @@
 //! A differential check of the planner: pseudo-random documents and queries (filters, orders,
 //! cursors, offset, limit, collection and group scopes), each answered by the backend through
 //! its index plan and, as the oracle, by evaluating the same query over every document of the
-//! store. Index bounds, scan directions and early stops must never change an answer.
+//! store. Index bounds, scan directions and early stops must never change an answer, and
+//! neither may paging: the same query followed page by page with small random page sizes and
+//! work bounds must return the same documents.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,6 +13,46 @@
 
 use super::*;
 use crate::query::PreparedQuery;
+
+/// The oracle: every document of the store evaluated against the query, in one page.
+fn brute_force(q: &Query, all: &[Document]) -> Result<Vec<Document>, StoreError> {
+    let p = PreparedQuery::new(q, &PageRequest::first(usize::MAX))?;
+    Ok(p.finish(all.to_vec()).documents)
+}
+
+/// The query followed page by page. A page the work bound cannot finish (a run of equal first
+/// values longer than the bound, when more order fields follow) is asked again with a larger
+/// bound: what is checked here is that positions lose and repeat nothing.
+async fn paged<S: Store>(
+    store: &S,
+    q: &Query,
+    size: usize,
+    max_examined: usize,
+) -> Result<Vec<Document>, StoreError> {
+    let mut page = PageRequest {
+        size,
+        max_examined,
+        resume: None,
+    };
+    let mut out = Vec::new();
+    for _ in 0..1_000 {
+        let got = match store.query(q, &page).await {
+            Err(StoreError::ResourceExhausted(_)) => {
+                let mut larger = page.clone();
+                larger.max_examined = 10_000;
+                store.query(q, &larger).await?
+            }
+            other => other?,
+        };
+        assert!(got.documents.len() <= size);
+        out.extend(got.documents);
+        match got.next {
+            Some(next) => page.resume = Some(next),
+            None => return Ok(out),
+        }
+    }
+    panic!("pages never ended for {q:?}");
+}
 
 /// A small deterministic generator (no dependency, same sequence on every backend).
 struct Rng(u64);
@@ -166,8 +208,8 @@ pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
             let direction = *rng.pick(&[Direction::Asc, Direction::Desc]);
             q.order_by.push(order(field, direction));
         }
-        let Ok(prepared) = PreparedQuery::new(&q) else {
-            assert!(store.query(&q).await.is_err(), "round {round}: {q:?}");
+        let Ok(prepared) = PreparedQuery::new(&q, &PageRequest::first(10)) else {
+            assert!(run(&*store, &q).await.is_err(), "round {round}: {q:?}");
             continue;
         };
         // Cursors at the position of a random stored document (or a random value).
@@ -205,21 +247,32 @@ pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
         if rng.below(4) == 0 {
             q.offset = rng.below(3);
         }
-        let expected = match PreparedQuery::new(&q) {
-            Ok(p) => p.finish(all.clone()),
+        let expected = match brute_force(&q, &all) {
+            Ok(docs) => docs,
             Err(_) => {
                 // A cursor naming a document outside the scope: refused by both.
-                assert!(store.query(&q).await.is_err(), "round {round}: {q:?}");
+                assert!(run(&*store, &q).await.is_err(), "round {round}: {q:?}");
                 continue;
             }
         };
-        let got = store.query(&q).await.unwrap();
+        let got = run(&*store, &q).await.unwrap();
         let names = |docs: &[Document]| docs.iter().map(|d| d.path.to_string()).collect::<Vec<_>>();
+        let plan = PreparedQuery::new(&q, &PageRequest::first(10))
+            .unwrap()
+            .plan()
+            .clone();
         assert_eq!(
             names(&got),
             names(&expected),
-            "round {round}: plan {:?} for {q:?}",
-            PreparedQuery::new(&q).unwrap().plan()
+            "round {round}: plan {plan:?} for {q:?}"
+        );
+        let size = 1 + rng.below(4);
+        let max_examined = *rng.pick(&[3, 5, 12, 1_000]);
+        let got = paged(&*store, &q, size, max_examined).await.unwrap();
+        assert_eq!(
+            names(&got),
+            names(&expected),
+            "round {round}: pages of {size} examining {max_examined}, plan {plan:?} for {q:?}"
         );
         checked += 1;
     }

@@ -17,17 +17,20 @@ use claimdb_model::json::decode_document;
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Map, Timestamp, Transform, Value};
 use serde_json::json;
 
+use crate::query::limits;
 use crate::{
-    Cursor, Direction, Document, Filter, Op, Order, Precondition, Query, Scope, Store, StoreError,
-    Write, WriteOp,
+    Cursor, Direction, Document, Filter, Op, Order, PageRequest, Precondition, Query, Scope, Store,
+    StoreError, Write, WriteOp,
 };
 
 mod differential;
+mod paging;
 mod queries;
 mod records;
 mod writes;
 
 pub use differential::*;
+pub use paging::*;
 pub use queries::*;
 pub use records::*;
 pub use writes::*;
@@ -86,6 +89,13 @@ macro_rules! conformance_tests {
             group_name_order_descending_below_a_document,
             equality_pages_in_name_order,
             planned_queries_agree_with_brute_force,
+            query_pages_continue_where_they_stopped,
+            work_bound_ends_pages_early_and_they_continue,
+            lookups_over_the_work_bound_scan_in_order,
+            long_runs_of_equal_values_page_without_rereading,
+            unsortable_runs_over_the_work_bound_are_refused,
+            positions_that_do_not_fit_are_refused,
+            query_limits_are_enforced,
             close_stops_writes,
             records_round_trip_and_conditions,
             records_list_and_scan_in_key_order,
@@ -191,8 +201,22 @@ fn ids(docs: &[Document]) -> Vec<&str> {
     docs.iter().map(|d| d.path.id()).collect()
 }
 
+/// Every document of a query's result, following its pages.
+async fn run<S: Store + ?Sized>(store: &S, q: &Query) -> Result<Vec<Document>, StoreError> {
+    let mut page = PageRequest::first(limits::MAX_PAGE_SIZE);
+    let mut out = Vec::new();
+    loop {
+        let got = store.query(q, &page).await?;
+        out.extend(got.documents);
+        match got.next {
+            Some(next) => page.resume = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
 async fn ids_of<S: Store>(store: &S, q: &Query) -> Vec<String> {
-    let docs = store.query(q).await.unwrap();
+    let docs = run(store, q).await.unwrap();
     ids(&docs).into_iter().map(String::from).collect()
 }
 

@@ -1,15 +1,16 @@
 //! Query evaluation on documents, shared by every backend: matching a document against the
-//! compiled filters, the comparator over the effective order, cursor positions, offset and
-//! limit, both for an unordered candidate set ([`PreparedQuery::finish`]) and for documents
-//! streamed in the order of the plan's first key ([`Stream`]). Does no IO.
+//! compiled filters, the comparator over the effective order, cursor and resume positions,
+//! offset, limit, page size and the work bound, both for an unordered candidate set
+//! ([`PreparedQuery::finish`]) and for documents streamed in the order of the plan's first key
+//! ([`Stream`]). Does no IO.
 
 use std::cmp::Ordering;
 
 use claimdb_model::{FieldPath, Value, key};
 
-use super::Direction;
 use super::prepare::{CompiledCursor, PreparedQuery, Test, in_scope};
-use crate::Document;
+use super::{Direction, Position, QueryPage};
+use crate::{Document, StoreError};
 
 /// The index keys of a document's values for each field of the effective order.
 type SortKeys = Vec<Vec<u8>>;
@@ -37,6 +38,12 @@ impl PreparedQuery {
                 return None;
             }
         }
+        self.order_keys(doc)
+    }
+
+    /// The document's keys for every order field, whether or not it matches the filters: its
+    /// place in the order.
+    fn order_keys(&self, doc: &Document) -> Option<SortKeys> {
         let mut keys = Vec::with_capacity(self.order.len());
         for o in &self.order {
             keys.push(field_key(&o.field, doc)?);
@@ -64,11 +71,27 @@ impl PreparedQuery {
         self.compare_keys(&keys[..cursor.keys.len().min(keys.len())], &cursor.keys)
     }
 
+    /// Whether "everything up to `a`" covers more than "everything up to `b`" (both prefixes of
+    /// the order, exclusive): `a` is further, or equal on its length and shorter (a shorter
+    /// prefix covers every extension of itself).
+    fn beyond(&self, a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
+        let n = a.len().min(b.len());
+        match self.compare_keys(&a[..n], &b[..n]) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => a.len() < b.len(),
+        }
+    }
+
+    /// Before the start cursor, or at or before where the previous page ended.
     fn before_start(&self, keys: &[Vec<u8>]) -> bool {
-        self.start.as_ref().is_some_and(|c| {
-            let ord = self.compare_cursor(keys, c);
-            ord == Ordering::Less || (ord == Ordering::Equal && !c.inclusive)
-        })
+        [self.start.as_ref(), self.resume.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                let ord = self.compare_cursor(keys, c);
+                ord == Ordering::Less || (ord == Ordering::Equal && !c.inclusive)
+            })
     }
 
     fn after_end(&self, keys: &[Vec<u8>]) -> bool {
@@ -78,22 +101,21 @@ impl PreparedQuery {
         })
     }
 
-    /// Evaluates the query over an unordered set of candidates (each at most once): filters,
-    /// order, cursors, offset and limit.
-    pub fn finish(&self, candidates: Vec<Document>) -> Vec<Document> {
+    /// Evaluates one page over an unordered set of candidates (each at most once): filters,
+    /// order, cursors, the resume position, offset, limit and page size.
+    pub fn finish(&self, candidates: Vec<Document>) -> QueryPage {
         let mut keyed: Vec<(SortKeys, Document)> = candidates
             .into_iter()
             .filter_map(|d| self.sort_keys(&d).map(|k| (k, d)))
-            .filter(|(k, _)| !self.before_start(k) && !self.after_end(k))
             .collect();
         keyed.sort_by(|a, b| self.compare_keys(&a.0, &b.0));
-        let take = self.limit.unwrap_or(usize::MAX);
-        keyed
-            .into_iter()
-            .skip(self.offset)
-            .take(take)
-            .map(|(_, d)| d)
-            .collect()
+        let mut page = Emitter::new(self);
+        for (keys, doc) in keyed {
+            if page.offer(self, keys, doc) != Flow::Continue {
+                break;
+            }
+        }
+        page.into_page(self, None)
     }
 
     /// A collector for documents arriving in the order of the plan's first key.
@@ -109,82 +131,226 @@ impl PreparedQuery {
         Stream {
             query: self,
             run: Vec::new(),
+            run_key: None,
             presorted,
-            skipped: 0,
-            out: Vec::new(),
-            done: false,
+            page: Emitter::new(self),
+            examined: 0,
+            position: None,
+            state: State::Open,
         }
     }
 }
 
-/// Collects documents fed in the order of the first effective-order key (as [`super::Plan::Range`]
-/// and [`super::Plan::ScanNames`] produce them), sorting runs of equal first keys by the rest of
-/// the order, and says when nothing more can be returned.
-pub struct Stream<'q> {
-    query: &'q PreparedQuery,
-    run: Vec<(SortKeys, Document)>,
-    /// The input arrives in the full effective order: emit each document as it comes.
-    presorted: bool,
+/// What to do after offering a document to a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// Nothing more can be returned (the end cursor or the limit was reached).
+    Complete,
+    /// The page is full and another document follows it.
+    More,
+}
+
+/// The documents of one page, taken in order from matching documents: cursors, the resume
+/// position, what is left of the offset, the page size and the limit.
+struct Emitter {
     skipped: usize,
     out: Vec<Document>,
-    done: bool,
+    /// The sort keys of the last document in `out`.
+    last: Option<SortKeys>,
+    /// A document was found after a full page.
+    more: bool,
+}
+
+impl Emitter {
+    fn new(q: &PreparedQuery) -> Self {
+        Emitter {
+            skipped: q.skipped,
+            out: Vec::new(),
+            last: None,
+            more: false,
+        }
+    }
+
+    fn offer(&mut self, q: &PreparedQuery, keys: SortKeys, doc: Document) -> Flow {
+        if q.before_start(&keys) {
+            return Flow::Continue;
+        }
+        if q.after_end(&keys) {
+            return Flow::Complete;
+        }
+        if self.skipped < q.offset {
+            self.skipped += 1;
+            return Flow::Continue;
+        }
+        if self.full(q) {
+            self.more = true;
+            return Flow::More;
+        }
+        self.out.push(doc);
+        self.last = Some(keys);
+        if q.limit
+            .is_some_and(|l| q.returned.saturating_add(self.out.len()) >= l)
+        {
+            return Flow::Complete;
+        }
+        Flow::Continue
+    }
+
+    fn full(&self, q: &PreparedQuery) -> bool {
+        self.out.len() >= q.take
+    }
+
+    /// The page: it continues after its last document when another was found, else after
+    /// `stopped_at` when the work bound ended it there, else the result is complete.
+    fn into_page(mut self, q: &PreparedQuery, stopped_at: Option<SortKeys>) -> QueryPage {
+        let after = if self.more {
+            self.last.take()
+        } else {
+            stopped_at
+        };
+        QueryPage {
+            next: after.map(|keys| Position {
+                keys,
+                skipped: self.skipped,
+                returned: q.returned.saturating_add(self.out.len()),
+            }),
+            documents: self.out,
+        }
+    }
+}
+
+/// Where a stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// The page is decided (complete, or full with more to follow): stop scanning.
+    Decided,
+    /// The work bound was reached first.
+    Spent,
+}
+
+/// Collects documents fed in the order of the first effective-order key (as [`super::Plan::Range`],
+/// [`super::Plan::LookupByName`] and [`super::Plan::ScanNames`] produce them) into one page:
+/// sorts runs of equal first keys by the rest of the order, counts every document fed against
+/// the work bound, and says when to stop scanning.
+pub struct Stream<'q> {
+    query: &'q PreparedQuery,
+    /// Matching documents sharing the first key `run_key`, not yet in the page.
+    run: Vec<(SortKeys, Document)>,
+    /// The first key of the last document fed (matching or not).
+    run_key: Option<Vec<u8>>,
+    /// The input arrives in the full effective order: each document goes to the page at once.
+    presorted: bool,
+    page: Emitter,
+    examined: usize,
+    /// The furthest place in the order up to which every document fed is accounted for (a
+    /// prefix of the order's keys): where a page cut short by the work bound continues.
+    position: Option<SortKeys>,
+    state: State,
 }
 
 impl Stream<'_> {
-    /// Offers the next document; returns false once the result is complete (stop scanning).
+    /// Offers the next document; returns false once the page is decided or the work bound is
+    /// reached (stop scanning).
     pub fn push(&mut self, doc: Document) -> bool {
-        if self.done {
+        if self.state != State::Open {
             return false;
         }
-        let Some(keys) = self.query.sort_keys(&doc) else {
-            return true;
-        };
-        if self.presorted
-            || self
-                .run
-                .first()
-                .is_some_and(|(k, _)| k.first() != keys.first())
-        {
-            self.flush();
-            if self.done {
-                return false;
+        let q = self.query;
+        self.examined += 1;
+        let keys = q.sort_keys(&doc);
+        if self.presorted {
+            match keys {
+                Some(keys) => {
+                    self.position = Some(keys.clone());
+                    if self.page.offer(q, keys, doc) != Flow::Continue {
+                        self.state = State::Decided;
+                    }
+                }
+                None => {
+                    if let Some(place) = q.order_keys(&doc) {
+                        self.position = Some(place);
+                    }
+                }
+            }
+        } else {
+            let first = match &keys {
+                Some(k) => k.first().cloned(),
+                None => q.order.first().and_then(|o| field_key(&o.field, &doc)),
+            };
+            if first.is_some() && self.run_key != first {
+                // Every document with the previous first key has arrived: its run is whole.
+                self.flush();
+                if let Some(done) = self.run_key.take()
+                    && self.state == State::Open
+                {
+                    self.position = Some(vec![done]);
+                }
+                self.run_key = first;
+            }
+            if let Some(keys) = keys
+                && self.state == State::Open
+            {
+                self.run.push((keys, doc));
             }
         }
-        self.run.push((keys, doc));
-        if self.presorted {
-            self.flush();
-            return !self.done;
+        if self.state == State::Open && self.examined >= q.max_examined {
+            self.state = State::Spent;
         }
-        true
+        self.state == State::Open
     }
 
-    /// The query's result.
-    pub fn finish(mut self) -> Vec<Document> {
-        self.flush();
-        self.out
+    /// The page. Fails with `ResourceExhausted` when the work bound ended the page before it
+    /// got anywhere: a run of equal first keys longer than the bound (which must be sorted
+    /// whole) or a resume position the scan cannot seek to.
+    pub fn finish(mut self) -> Result<QueryPage, StoreError> {
+        let q = self.query;
+        match self.state {
+            State::Open => {
+                // The input ended: the last run is whole.
+                self.flush();
+                Ok(self.page.into_page(q, None))
+            }
+            State::Decided => Ok(self.page.into_page(q, None)),
+            State::Spent if self.page.full(q) => {
+                let last = self.page.last.clone();
+                Ok(self.page.into_page(q, last))
+            }
+            State::Spent => {
+                let progressed = match (&self.position, &q.resume) {
+                    (Some(p), Some(r)) => q.beyond(p, &r.keys),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if !progressed {
+                    let field = q
+                        .order
+                        .first()
+                        .map(|o| o.field.to_string())
+                        .unwrap_or_default();
+                    return Err(StoreError::ResourceExhausted(format!(
+                        "the query examined {} documents (its work bound) without getting \
+                         past one value of {field}: ordered by more fields after {field}, all \
+                         documents sharing a value of it are sorted together; narrow the query \
+                         with a filter, or order by {field} alone",
+                        q.max_examined
+                    )));
+                }
+                let position = self.position.take();
+                Ok(self.page.into_page(q, position))
+            }
+        }
     }
 
+    /// Puts the buffered run, sorted, into the page.
     fn flush(&mut self) {
         let mut run = std::mem::take(&mut self.run);
         run.sort_by(|a, b| self.query.compare_keys(&a.0, &b.0));
         for (keys, doc) in run {
-            if self.done {
+            if self.page.offer(self.query, keys, doc) != Flow::Continue {
+                self.state = State::Decided;
                 return;
-            }
-            if self.query.before_start(&keys) {
-                continue;
-            }
-            if self.query.after_end(&keys) {
-                self.done = true;
-                return;
-            }
-            if self.skipped < self.query.offset {
-                self.skipped += 1;
-                continue;
-            }
-            self.out.push(doc);
-            if self.query.limit.is_some_and(|l| self.out.len() >= l) {
-                self.done = true;
             }
         }
     }
@@ -225,7 +391,7 @@ mod tests {
     use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
 
     use super::*;
-    use crate::query::{Filter, Op, Order, Query};
+    use crate::query::{Filter, Op, Order, PageRequest, Query};
 
     fn doc(id: &str, v: Option<Value>) -> Document {
         let mut data = Map::new();
@@ -245,7 +411,7 @@ mod tests {
         let mut q = Query::collection(CollectionPath::parse("c").unwrap());
         q.filters = filters;
         q.order_by = order;
-        PreparedQuery::new(&q).unwrap()
+        PreparedQuery::new(&q, &PageRequest::first(1_000)).unwrap()
     }
 
     fn v(op: Op, value: Value) -> Filter {
@@ -296,7 +462,7 @@ mod tests {
         // sorting, so runs of equal values are buffered.
         q.order_by = vec![by("v", Direction::Desc), by("__name__", Direction::Asc)];
         q.limit = Some(2);
-        let p = PreparedQuery::new(&q).unwrap();
+        let p = PreparedQuery::new(&q, &PageRequest::first(1_000)).unwrap();
         let mut s = p.stream();
         assert!(s.push(doc("z", Some(Value::Int(2)))));
         assert!(s.push(doc("m", Some(Value::Int(2)))));
@@ -305,19 +471,31 @@ mod tests {
             !s.push(doc("a", Some(Value::Int(1)))),
             "two results are enough"
         );
-        let ids: Vec<String> = s.finish().iter().map(|d| d.path.id().to_string()).collect();
+        let ids: Vec<String> = s
+            .finish()
+            .unwrap()
+            .documents
+            .iter()
+            .map(|d| d.path.id().to_string())
+            .collect();
         assert_eq!(ids, vec!["b", "m"]);
         // One field then names in its direction: the scan order is the full order, so the
         // stream stops as soon as it has the limit, inside a run of equal values.
         q.order_by = vec![by("v", Direction::Desc)];
-        let p = PreparedQuery::new(&q).unwrap();
+        let p = PreparedQuery::new(&q, &PageRequest::first(1_000)).unwrap();
         let mut s = p.stream();
         assert!(s.push(doc("z", Some(Value::Int(2)))));
         assert!(
             !s.push(doc("m", Some(Value::Int(2)))),
             "stops within the run"
         );
-        let ids: Vec<String> = s.finish().iter().map(|d| d.path.id().to_string()).collect();
+        let ids: Vec<String> = s
+            .finish()
+            .unwrap()
+            .documents
+            .iter()
+            .map(|d| d.path.id().to_string())
+            .collect();
         assert_eq!(ids, vec!["z", "m"]);
     }
 
@@ -337,7 +515,7 @@ mod tests {
             inclusive: false,
         });
         q.offset = 1;
-        let p = PreparedQuery::new(&q).unwrap();
+        let p = PreparedQuery::new(&q, &PageRequest::first(1_000)).unwrap();
         let out = p.finish(vec![
             doc("c", Some(Value::Int(3))),
             doc("a", Some(Value::Int(1))),
@@ -345,7 +523,7 @@ mod tests {
             doc("d", Some(Value::Int(2))),
             doc("e", Some(Value::Int(4))),
         ]);
-        let ids: Vec<&str> = out.iter().map(|d| d.path.id()).collect();
+        let ids: Vec<&str> = out.documents.iter().map(|d| d.path.id()).collect();
         assert_eq!(ids, vec!["d", "c"]);
     }
 }

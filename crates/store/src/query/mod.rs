@@ -6,20 +6,28 @@
 //!   `>`, `>=`) only match values of the operand's type class (numbers, strings, …);
 //!   `!=`/`not-in` never match a document lacking the field (and `not-in` never matches null);
 //!   `array-contains`/`array-contains-any` match arrays holding an equal element.
-//! - The effective order is the explicit `order_by`, then any inequality-filtered fields not
-//!   already ordered, then `__name__` in the direction of the last explicit order (ascending by
-//!   default). A document lacking an ordered field is not returned.
+//! - The effective order ([`Query::effective_order`]) is the explicit `order_by`, then the
+//!   fields of range and inequality filters not already ordered (in field order), then
+//!   `__name__` unless ordered explicitly, the implicit ones in the direction of the last
+//!   explicit order (ascending by default). A document lacking an ordered field is not returned.
 //! - Cursors hold values for a prefix of the effective order; `__name__` cursor values are
 //!   references (or, for a collection scope, a bare document id).
+//! - A query is answered a page at a time ([`PageRequest`] → [`QueryPage`]): at most a page
+//!   size of documents, after examining at most a bound of documents; a page that stops early
+//!   says where the next one continues ([`Position`]). The limits every query must respect are
+//!   in [`limits`].
 
 mod eval;
+pub mod limits;
 mod prepare;
 
 pub use eval::Stream;
-pub use prepare::{MAX_IN_VALUES, MAX_NOT_IN_VALUES, Plan, PreparedQuery};
+pub use prepare::{Plan, PreparedQuery};
 
 pub use claimdb_model::Op;
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Value};
+
+use crate::Document;
 
 /// What a query ranges over.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,5 +126,158 @@ impl Query {
             offset: 0,
             limit: None,
         }
+    }
+}
+
+impl Query {
+    /// The order the query's results come in, Firestore's normalized order: the explicit
+    /// `order_by` as given; then every field with a range or inequality filter (`<`, `<=`, `>`,
+    /// `>=`, `!=`, `not-in`; `__name__` excepted) not explicitly ordered, in field-path order;
+    /// then `__name__` unless explicitly ordered. Implicit orders take the direction of the last
+    /// explicit order (ascending without one). The one definition used by the planner, the
+    /// evaluator, cursor checks and the engine.
+    pub fn effective_order(&self) -> Vec<Order> {
+        let mut order = self.order_by.clone();
+        let direction = order.last().map(|o| o.direction).unwrap_or_default();
+        let inequality_fields: std::collections::BTreeSet<&FieldPath> = self
+            .filters
+            .iter()
+            .filter(|f| limits::is_inequality(f.op) && !f.field.is_document_id())
+            .map(|f| &f.field)
+            .collect();
+        for field in inequality_fields {
+            if !self.order_by.iter().any(|o| &o.field == field) {
+                order.push(Order {
+                    field: field.clone(),
+                    direction,
+                });
+            }
+        }
+        if !self.order_by.iter().any(|o| o.field.is_document_id()) {
+            order.push(Order {
+                field: FieldPath::single(claimdb_model::field::DOCUMENT_ID),
+                direction,
+            });
+        }
+        order
+    }
+}
+
+/// What one call of [`crate::Store::query`] may return and do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Most documents in the page (the query's `limit` still bounds the whole result).
+    pub size: usize,
+    /// Most documents the page may examine (read and test against the filters) before it ends
+    /// early with a [`Position`] to continue from.
+    pub max_examined: usize,
+    /// Where the previous page of the same query ended.
+    pub resume: Option<Position>,
+}
+
+impl PageRequest {
+    /// The first page, of at most `size` documents, with the default work bound.
+    pub fn first(size: usize) -> Self {
+        PageRequest {
+            size,
+            max_examined: limits::DEFAULT_MAX_EXAMINED,
+            resume: None,
+        }
+    }
+}
+
+/// Where a page ended, in the query's effective order: every document up to this point has
+/// been returned, skipped by the offset, or passed over. Positions handed to clients come back
+/// untrusted; a backend validates one against the query before using it, and a position can
+/// only narrow the documents a query returns, never widen them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Index keys ([`claimdb_model::key::index_key`]) of a prefix of the effective order's
+    /// fields; the next page begins strictly after them.
+    pub keys: Vec<Vec<u8>>,
+    /// How many documents of the query's `offset` have been skipped so far.
+    pub skipped: usize,
+    /// How many documents earlier pages returned (counted against the query's `limit`).
+    pub returned: usize,
+}
+
+/// One page of a query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPage {
+    pub documents: Vec<Document>,
+    /// Present when the result may go on: pass it as the next [`PageRequest::resume`]. A page
+    /// that reached its work bound may hold fewer documents than asked, or none.
+    pub next: Option<Position>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(q: &Query) -> Vec<(String, Direction)> {
+        q.effective_order()
+            .into_iter()
+            .map(|o| (o.field.to_string(), o.direction))
+            .collect()
+    }
+
+    fn f(field: &str, op: Op) -> Filter {
+        Filter {
+            field: FieldPath::parse(field).unwrap(),
+            op,
+            value: Value::Int(1),
+        }
+    }
+
+    fn by(field: &str, direction: Direction) -> Order {
+        Order {
+            field: FieldPath::parse(field).unwrap(),
+            direction,
+        }
+    }
+
+    /// Firestore's normalized order, on each point where the engine's former copy and the
+    /// store's disagreed: inequality fields in field order (not filter order), kept after an
+    /// explicit `__name__`, a `__name__` inequality not moving the name forward, and implicit
+    /// orders in the last explicit direction.
+    #[test]
+    fn the_effective_order_is_firestores() {
+        use Direction::{Asc, Desc};
+        let mut q = Query::collection(CollectionPath::parse("c").unwrap());
+        assert_eq!(order(&q), [("__name__".into(), Asc)]);
+        q.filters = vec![
+            f("x", Op::Gt),
+            f("a", Op::Ne),
+            f("e", Op::Eq),
+            f("x", Op::Lt),
+        ];
+        assert_eq!(
+            order(&q),
+            [
+                ("a".into(), Asc),
+                ("x".into(), Asc),
+                ("__name__".into(), Asc)
+            ]
+        );
+        q.order_by = vec![by("__name__", Desc)];
+        assert_eq!(
+            order(&q),
+            [
+                ("__name__".into(), Desc),
+                ("a".into(), Desc),
+                ("x".into(), Desc)
+            ]
+        );
+        q.order_by = vec![by("x", Desc), by("y", Asc)];
+        q.filters = vec![f("__name__", Op::Gt), f("b", Op::NotIn), f("x", Op::Ge)];
+        assert_eq!(
+            order(&q),
+            [
+                ("x".into(), Desc),
+                ("y".into(), Asc),
+                ("b".into(), Asc),
+                ("__name__".into(), Asc)
+            ]
+        );
     }
 }

@@ -1,19 +1,16 @@
-//! Query validation and planning: turns a [`Query`] into a [`PreparedQuery`] (filters compiled to
-//! key tests, the effective order, cursors as keys) and a [`Plan`] saying how a backend should
-//! reach the candidate documents through its indexes. Does no IO; evaluation lives in `eval`.
+//! Query validation and planning: turns a [`Query`] and a [`PageRequest`] into a
+//! [`PreparedQuery`] (limits checked, filters compiled to key tests, the effective order,
+//! cursors and the resume position as keys) and a [`Plan`] saying how a backend should reach the
+//! candidate documents through its indexes. Does no IO; evaluation lives in `eval`.
 
 use std::collections::BTreeSet;
 
 use claimdb_model::key;
+use claimdb_model::limits::MAX_INDEX_KEY_BYTES;
 use claimdb_model::{DocPath, FieldPath, Value};
 
-use super::{Cursor, Direction, Filter, Op, Order, Query, Scope};
+use super::{Cursor, Direction, Filter, Op, Order, PageRequest, Position, Query, Scope, limits};
 use crate::StoreError;
-
-/// Most elements of an `in` or `array-contains-any` operand (Firestore's limit).
-pub const MAX_IN_VALUES: usize = 30;
-/// Most elements of a `not-in` operand (Firestore's limit).
-pub const MAX_NOT_IN_VALUES: usize = 10;
 
 /// How a backend reaches the candidate documents of a query.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +20,9 @@ pub enum Plan {
     Names(Vec<DocPath>),
     /// Exact-key lookups in one field's single-field index: value entries, or "contains" entries
     /// of arrays when `contains` is set. The candidates are the union over `keys`; they arrive in
-    /// no useful order, so the evaluator sorts them ([`PreparedQuery::finish`]).
+    /// no useful order, so the evaluator sorts them ([`PreparedQuery::finish`]). A backend that
+    /// finds more candidates than [`PreparedQuery::max_examined`] runs
+    /// [`PreparedQuery::scan_plan`] instead, which can stop early.
     Lookup {
         field: FieldPath,
         contains: bool,
@@ -49,6 +48,11 @@ pub enum Plan {
         lo: Vec<u8>,
         hi: Vec<u8>,
         descending: bool,
+        /// Where an earlier page of a query ordered by this field then the name (in the same
+        /// direction) stopped: a (value key, document key) entry. The scan begins strictly
+        /// after it in its direction, in place of `lo` (ascending) or `hi` (descending), so a
+        /// long run of equal values is not read again page after page.
+        after: Option<(Vec<u8>, Vec<u8>)>,
     },
     /// An ordered scan of the scope's documents by key ([`DocPath::sort_key`]), within the
     /// inclusive bounds when given, fed to a [`super::Stream`].
@@ -59,7 +63,7 @@ pub enum Plan {
     },
 }
 
-/// A validated query, ready to plan and evaluate.
+/// A validated query, ready to plan and evaluate one page.
 #[derive(Debug, Clone)]
 pub struct PreparedQuery {
     pub(super) scope: Scope,
@@ -67,9 +71,19 @@ pub struct PreparedQuery {
     pub(super) order: Vec<Order>,
     pub(super) start: Option<CompiledCursor>,
     pub(super) end: Option<CompiledCursor>,
+    /// Where the previous page ended (always exclusive).
+    pub(super) resume: Option<CompiledCursor>,
     pub(super) offset: usize,
+    /// Documents of the offset earlier pages skipped.
+    pub(super) skipped: usize,
+    /// Documents earlier pages returned.
+    pub(super) returned: usize,
     pub(super) limit: Option<usize>,
+    /// Most documents this page returns (the page size, within what the limit leaves).
+    pub(super) take: usize,
+    pub(super) max_examined: usize,
     pub(super) plan: Plan,
+    scan_plan: Plan,
 }
 
 #[derive(Debug, Clone)]
@@ -111,9 +125,11 @@ fn successor(k: &[u8]) -> Vec<u8> {
 }
 
 impl PreparedQuery {
-    /// Validates `query`, computes its effective order and chooses a plan.
-    pub fn new(query: &Query) -> Result<Self, StoreError> {
+    /// Validates `query` (shape and [`limits`]) and the page's resume position, computes the
+    /// effective order and chooses a plan.
+    pub fn new(query: &Query, page: &PageRequest) -> Result<Self, StoreError> {
         validate_scope(&query.scope)?;
+        limits::check(query)?;
         if query.limit == Some(0) {
             return Err(invalid("limit must be at least 1 (or absent)"));
         }
@@ -122,6 +138,11 @@ impl PreparedQuery {
             .is_some_and(|l| l.checked_add(query.offset).is_none())
         {
             return Err(invalid("offset plus limit is too large"));
+        }
+        if page.size == 0 || page.max_examined == 0 {
+            return Err(invalid(
+                "a page must be allowed at least one document and one examined document",
+            ));
         }
         let mut array_filters = 0;
         let mut not_in = 0;
@@ -149,25 +170,46 @@ impl PreparedQuery {
                 "a not-in filter cannot be combined with a != filter",
             ));
         }
-        let order = effective_order(query);
+        let order = query.effective_order();
         let start = compile_cursor(&query.scope, &order, query.start.as_ref(), "start")?;
         let end = compile_cursor(&query.scope, &order, query.end.as_ref(), "end")?;
-        let plan = choose_plan(
-            &query.filters,
-            &filters,
-            &order,
-            start.as_ref(),
-            end.as_ref(),
-        );
+        let (resume, skipped, returned) = match &page.resume {
+            None => (None, 0, 0),
+            Some(p) => {
+                check_position(p, &order, query)?;
+                let cursor = CompiledCursor {
+                    keys: p.keys.clone(),
+                    inclusive: false,
+                };
+                (Some(cursor), p.skipped, p.returned)
+            }
+        };
+        let take = match query.limit {
+            Some(l) => page.size.min(l - returned),
+            None => page.size,
+        };
+        let bounds = Bounds {
+            start: start.as_ref(),
+            end: end.as_ref(),
+            resume: resume.as_ref(),
+        };
+        let plan = choose_plan(&query.filters, &filters, &order, bounds);
+        let scan_plan = ordered_plan(&filters, &order, bounds);
         Ok(PreparedQuery {
             scope: query.scope.clone(),
             filters,
             order,
             start,
             end,
+            resume,
             offset: query.offset,
+            skipped,
+            returned,
             limit: query.limit,
+            take,
+            max_examined: page.max_examined,
             plan,
+            scan_plan,
         })
     }
 
@@ -176,18 +218,67 @@ impl PreparedQuery {
         &self.plan
     }
 
+    /// The ordered scan ([`Plan::Range`] or [`Plan::ScanNames`]) over the first order field,
+    /// for a [`Plan::Lookup`] whose candidates outnumber [`PreparedQuery::max_examined`]: it
+    /// stops at the work bound with a position to continue from.
+    pub fn scan_plan(&self) -> &Plan {
+        &self.scan_plan
+    }
+
     pub fn scope(&self) -> &Scope {
         &self.scope
     }
 
-    /// The effective order: explicit, then inequality fields, then `__name__`.
+    /// The effective order ([`Query::effective_order`]).
     pub fn order(&self) -> &[Order] {
         &self.order
     }
 
-    /// How many matching documents an ordered scan must produce before it can stop, if bounded.
-    pub fn wanted(&self) -> Option<usize> {
-        self.limit.map(|l| l.saturating_add(self.offset))
+    /// How many documents this page may examine before it ends early.
+    pub fn max_examined(&self) -> usize {
+        self.max_examined
+    }
+
+    /// How many matching documents an ordered scan must produce for this page to be complete:
+    /// what is left of the offset, the page, and one more that tells whether another page
+    /// follows — never more than the work bound.
+    pub fn wanted(&self) -> usize {
+        (self.offset - self.skipped)
+            .saturating_add(self.take)
+            .saturating_add(1)
+            .min(self.max_examined)
+    }
+}
+
+/// The cursors bounding a scan, in query order: `start` and `resume` where results begin,
+/// `end` where they stop.
+#[derive(Debug, Clone, Copy)]
+struct Bounds<'a> {
+    start: Option<&'a CompiledCursor>,
+    end: Option<&'a CompiledCursor>,
+    resume: Option<&'a CompiledCursor>,
+}
+
+/// A resume position is untrusted input (it travels through clients): it must be a prefix of
+/// the order made of index keys, and its counts must fit the query's offset and limit.
+fn check_position(p: &Position, order: &[Order], query: &Query) -> Result<(), StoreError> {
+    let why = if p.keys.is_empty() || p.keys.len() > order.len() {
+        Some("its position does not fit the query's order")
+    } else if p.keys.iter().any(|k| k.len() > MAX_INDEX_KEY_BYTES) {
+        Some("its position holds a key longer than any index key")
+    } else if p.skipped > query.offset || (p.skipped < query.offset && p.returned > 0) {
+        Some("it does not fit the query's offset")
+    } else if query.limit.is_some_and(|l| p.returned >= l) {
+        Some("it does not fit the query's limit")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(invalid(format!(
+            "the page token does not belong to this query ({why}); pass the next_page_token \
+             of the previous page together with the same query"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -201,7 +292,6 @@ fn validate_scope(scope: &Scope) -> Result<(), StoreError> {
     }
     Ok(())
 }
-
 /// Whether a document path lies in the scope.
 pub(super) fn in_scope(scope: &Scope, path: &DocPath) -> bool {
     match scope {
@@ -262,31 +352,26 @@ fn compile_filter(scope: &Scope, filter: &Filter) -> Result<CompiledFilter, Stor
             Ok(key::index_key(v))
         }
     };
-    let list = |max: usize| -> Result<BTreeSet<Vec<u8>>, StoreError> {
+    // Operand sizes were checked against the limits before compiling.
+    let list = || -> Result<BTreeSet<Vec<u8>>, StoreError> {
         let Value::Array(items) = &filter.value else {
             return Err(invalid(format!(
                 "the operand of {op} on {field} must be an array, not a {}",
                 filter.value.type_name()
             )));
         };
-        if items.is_empty() || items.len() > max {
-            return Err(invalid(format!(
-                "the operand of {op} on {field} must hold 1 to {max} values; it holds {}",
-                items.len()
-            )));
-        }
         items.iter().map(operand_key).collect()
     };
     let test = match filter.op {
         Op::Eq => Test::Eq(operand_key(&filter.value)?),
         Op::Ne => Test::Ne(operand_key(&filter.value)?),
-        Op::In => Test::In(list(MAX_IN_VALUES)?),
-        Op::NotIn => Test::NotIn(list(MAX_NOT_IN_VALUES)?),
+        Op::In => Test::In(list()?),
+        Op::NotIn => Test::NotIn(list()?),
         Op::ArrayContains | Op::ArrayContainsAny if is_name => {
             return Err(invalid(format!("{op} cannot filter on __name__")));
         }
         Op::ArrayContains => Test::Contains(key::index_key(&filter.value)),
-        Op::ArrayContainsAny => Test::ContainsAny(list(MAX_IN_VALUES)?),
+        Op::ArrayContainsAny => Test::ContainsAny(list()?),
         Op::Lt | Op::Le | Op::Gt | Op::Ge => match &filter.value {
             Value::Null => {
                 return Err(invalid(format!(
@@ -314,37 +399,6 @@ fn compile_filter(scope: &Scope, filter: &Filter) -> Result<CompiledFilter, Stor
         field: field.clone(),
         test,
     })
-}
-
-fn is_inequality(op: Op) -> bool {
-    matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Ne | Op::NotIn)
-}
-
-fn effective_order(query: &Query) -> Vec<Order> {
-    let mut order = query.order_by.clone();
-    let mut last = order.last().map(|o| o.direction).unwrap_or_default();
-    if !order.iter().any(|o| o.field.is_document_id()) {
-        let inequality_fields: BTreeSet<&FieldPath> = query
-            .filters
-            .iter()
-            .filter(|f| is_inequality(f.op) && !f.field.is_document_id())
-            .map(|f| &f.field)
-            .collect();
-        for field in inequality_fields {
-            if !order.iter().any(|o| &o.field == field) {
-                order.push(Order {
-                    field: field.clone(),
-                    direction: last,
-                });
-            }
-        }
-        last = order.last().map(|o| o.direction).unwrap_or_default();
-        order.push(Order {
-            field: FieldPath::single(claimdb_model::field::DOCUMENT_ID),
-            direction: last,
-        });
-    }
-    order
 }
 
 fn compile_cursor(
@@ -402,8 +456,7 @@ fn choose_plan(
     raw: &[Filter],
     filters: &[CompiledFilter],
     order: &[Order],
-    start: Option<&CompiledCursor>,
-    end: Option<&CompiledCursor>,
+    bounds: Bounds<'_>,
 ) -> Plan {
     // 1. Names from a `__name__ ==`/`in` filter.
     for (f, c) in raw.iter().zip(filters) {
@@ -457,7 +510,7 @@ fn choose_plan(
         if let ([key], [only]) = (keys.as_slice(), order)
             && only.field.is_document_id()
         {
-            let (lo, hi, descending) = first_field_bounds(filters, only, start, end);
+            let (lo, hi, descending) = first_field_bounds(filters, only, bounds);
             return Plan::LookupByName {
                 field: f.field.clone(),
                 contains,
@@ -473,7 +526,13 @@ fn choose_plan(
             keys,
         };
     }
-    // 3. An ordered scan of the first order field, bounded by its range filters and cursors.
+    // 3. An ordered scan of the first order field.
+    ordered_plan(filters, order, bounds)
+}
+
+/// An ordered scan of the first order field, bounded by its range filters, the cursors and
+/// the resume position.
+fn ordered_plan(filters: &[CompiledFilter], order: &[Order], bounds: Bounds<'_>) -> Plan {
     let Some(first) = order.first() else {
         return Plan::ScanNames {
             lo: None,
@@ -481,7 +540,7 @@ fn choose_plan(
             descending: false,
         };
     };
-    let (lo, hi, descending) = first_field_bounds(filters, first, start, end);
+    let (lo, hi, descending) = first_field_bounds(filters, first, bounds);
     if first.field.is_document_id() {
         return Plan::ScanNames {
             lo: name_bound(&lo).map(|p| p.sort_key()),
@@ -489,21 +548,37 @@ fn choose_plan(
             descending,
         };
     }
+    // Ordered by this field then the name, in one direction: the scan order is the full order,
+    // so an earlier page's last (value, name) is an exact place to continue from.
+    let after = match (order, bounds.resume) {
+        ([_, name], Some(resume))
+            if name.field.is_document_id()
+                && name.direction == first.direction
+                && resume.keys.len() == 2 =>
+        {
+            let k = &resume.keys[0];
+            name_from_key(&resume.keys[1])
+                .filter(|_| *k >= lo && *k < hi)
+                .map(|doc| (k.clone(), doc.sort_key()))
+        }
+        _ => None,
+    };
     Plan::Range {
         field: first.field.clone(),
         lo,
         hi,
         descending,
+        after,
     }
 }
 
-/// The key range `[lo, hi)` of the first order field allowed by its range filters and the first
-/// cursor values (inclusive bounds: evaluation is exact), and whether it runs descending.
+/// The key range `[lo, hi)` of the first order field allowed by its range filters, the cursors'
+/// and the resume position's first values (evaluation is exact, so these only need to hold
+/// every result), and whether it runs descending.
 fn first_field_bounds(
     filters: &[CompiledFilter],
     first: &Order,
-    start: Option<&CompiledCursor>,
-    end: Option<&CompiledCursor>,
+    bounds: Bounds<'_>,
 ) -> (Vec<u8>, Vec<u8>, bool) {
     let descending = first.direction == Direction::Desc;
     let (mut lo, mut hi) = key::full_range();
@@ -517,21 +592,30 @@ fn first_field_bounds(
             }
         }
     }
-    let (lower_cursor, upper_cursor) = if descending {
-        (end, start)
-    } else {
-        (start, end)
-    };
-    if let Some(k) = lower_cursor.and_then(|c| c.keys.first())
-        && *k > lo
-    {
-        lo = k.clone();
-    }
-    if let Some(k) = upper_cursor.and_then(|c| c.keys.first()) {
-        let s = successor(k);
-        if s < hi {
-            hi = s;
+    // In key order, a cursor where results begin bounds from below when ascending; one where
+    // they stop bounds from above. A cursor of one exclusive value excludes that value itself.
+    let mut narrow = |cursor: &CompiledCursor, begins: bool| {
+        let Some(k) = cursor.keys.first() else {
+            return;
+        };
+        let excludes_k = cursor.keys.len() == 1 && !cursor.inclusive;
+        if begins != descending {
+            let bound = if excludes_k { successor(k) } else { k.clone() };
+            if bound > lo {
+                lo = bound;
+            }
+        } else {
+            let bound = if excludes_k { k.clone() } else { successor(k) };
+            if bound < hi {
+                hi = bound;
+            }
         }
+    };
+    for begin in [bounds.start, bounds.resume].into_iter().flatten() {
+        narrow(begin, true);
+    }
+    if let Some(end) = bounds.end {
+        narrow(end, false);
     }
     (lo, hi, descending)
 }
@@ -569,6 +653,10 @@ mod tests {
     use super::*;
     use claimdb_model::CollectionPath;
 
+    fn page() -> PageRequest {
+        PageRequest::first(100)
+    }
+
     fn q() -> Query {
         Query::collection(CollectionPath::parse("c").unwrap())
     }
@@ -597,12 +685,12 @@ mod tests {
 
     #[test]
     fn effective_order_appends_inequality_fields_then_name_in_the_last_direction() {
-        let p = PreparedQuery::new(&q()).unwrap();
+        let p = PreparedQuery::new(&q(), &page()).unwrap();
         assert_eq!(names(&p), vec![("__name__".into(), Direction::Asc)]);
         let mut query = q();
         query.filters = vec![f("x", Op::Gt, Value::Int(1)), f("a", Op::Ne, Value::Int(1))];
         query.order_by = vec![o("y", Direction::Desc)];
-        let p = PreparedQuery::new(&query).unwrap();
+        let p = PreparedQuery::new(&query, &page()).unwrap();
         assert_eq!(
             names(&p),
             vec![
@@ -614,7 +702,7 @@ mod tests {
         );
         query.order_by = vec![o("__name__", Direction::Desc)];
         query.filters.clear();
-        let p = PreparedQuery::new(&query).unwrap();
+        let p = PreparedQuery::new(&query, &page()).unwrap();
         assert_eq!(names(&p), vec![("__name__".into(), Direction::Desc)]);
     }
 
@@ -630,7 +718,7 @@ mod tests {
             f("t", Op::ArrayContains, Value::String("x".into())),
             f("r", Op::Gt, Value::Int(0)),
         ];
-        let p = PreparedQuery::new(&query).unwrap();
+        let p = PreparedQuery::new(&query, &page()).unwrap();
         assert_eq!(
             p.plan(),
             &Plan::Lookup {
@@ -644,7 +732,7 @@ mod tests {
             field,
             contains,
             keys,
-        } = PreparedQuery::new(&query).unwrap().plan().clone()
+        } = PreparedQuery::new(&query, &page()).unwrap().plan().clone()
         else {
             panic!("expected a lookup");
         };
@@ -653,7 +741,7 @@ mod tests {
         assert_eq!(keys.len(), 2, "2 and 2.0 are one key");
         query.filters = vec![f("__name__", Op::Eq, Value::String("d".into()))];
         assert_eq!(
-            PreparedQuery::new(&query).unwrap().plan(),
+            PreparedQuery::new(&query, &page()).unwrap().plan(),
             &Plan::Names(vec![DocPath::parse("c/d").unwrap()])
         );
     }
@@ -668,7 +756,7 @@ mod tests {
         });
         query.order_by = vec![o("__name__", Direction::Desc)];
         assert_eq!(
-            PreparedQuery::new(&query).unwrap().plan(),
+            PreparedQuery::new(&query, &page()).unwrap().plan(),
             &Plan::LookupByName {
                 field: FieldPath::single("owner"),
                 contains: false,
@@ -682,7 +770,7 @@ mod tests {
         query.order_by = vec![o("age", Direction::Asc)];
         query.start = None;
         assert!(matches!(
-            PreparedQuery::new(&query).unwrap().plan(),
+            PreparedQuery::new(&query, &page()).unwrap().plan(),
             Plan::Lookup { .. }
         ));
     }
@@ -691,7 +779,7 @@ mod tests {
     fn ranges_scan_the_first_order_field_within_filter_and_cursor_bounds() {
         let mut query = q();
         query.filters = vec![f("v", Op::Gt, Value::Int(1)), f("v", Op::Le, Value::Int(9))];
-        let p = PreparedQuery::new(&query).unwrap();
+        let p = PreparedQuery::new(&query, &page()).unwrap();
         assert_eq!(
             p.plan(),
             &Plan::Range {
@@ -699,6 +787,7 @@ mod tests {
                 lo: successor(&key::index_key(&Value::Int(1))),
                 hi: successor(&key::index_key(&Value::Int(9))),
                 descending: false,
+                after: None,
             }
         );
         // Descending with a start cursor: the cursor bounds from above.
@@ -710,18 +799,21 @@ mod tests {
         });
         let (lo, _) = key::full_range();
         assert_eq!(
-            PreparedQuery::new(&query).unwrap().plan(),
+            PreparedQuery::new(&query, &page()).unwrap().plan(),
             &Plan::Range {
                 field: FieldPath::single("v"),
                 lo,
                 hi: successor(&key::index_key(&Value::Int(5))),
                 descending: true,
+                after: None,
             }
         );
         // A range on strings stays within strings.
         let mut query = q();
         query.filters = vec![f("s", Op::Lt, Value::String("m".into()))];
-        let Plan::Range { lo, hi, .. } = PreparedQuery::new(&query).unwrap().plan().clone() else {
+        let Plan::Range { lo, hi, .. } =
+            PreparedQuery::new(&query, &page()).unwrap().plan().clone()
+        else {
             panic!("expected a range");
         };
         assert_eq!(lo, key::type_range(&Value::String(String::new())).0);
@@ -730,7 +822,7 @@ mod tests {
 
     #[test]
     fn name_order_scans_documents_from_the_cursor() {
-        let p = PreparedQuery::new(&q()).unwrap();
+        let p = PreparedQuery::new(&q(), &page()).unwrap();
         assert_eq!(
             p.plan(),
             &Plan::ScanNames {
@@ -750,7 +842,7 @@ mod tests {
             Value::Reference(DocPath::parse("c/x").unwrap()),
         )];
         assert_eq!(
-            PreparedQuery::new(&query).unwrap().plan(),
+            PreparedQuery::new(&query, &page()).unwrap().plan(),
             &Plan::ScanNames {
                 lo: Some(DocPath::parse("c/m").unwrap().sort_key()),
                 hi: Some(DocPath::parse("c/x").unwrap().sort_key()),
@@ -761,7 +853,7 @@ mod tests {
 
     #[test]
     fn invalid_queries_name_the_problem() {
-        let err = |query: &Query| match PreparedQuery::new(query) {
+        let err = |query: &Query| match PreparedQuery::new(query, &page()) {
             Err(StoreError::InvalidArgument(m)) => m,
             other => panic!("expected InvalidArgument, got {other:?}"),
         };

@@ -43,7 +43,8 @@ use writer::{Job, Writer};
 
 use crate::query::PreparedQuery;
 use crate::{
-    CommitResult, Document, Query, ReadCheck, Record, RecordCondition, Store, StoreError, Write,
+    CommitResult, Document, PageRequest, Query, QueryPage, ReadCheck, Record, RecordCondition,
+    Store, StoreError, Write,
 };
 
 /// Jobs that may wait for the writer before callers wait for room.
@@ -390,8 +391,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn query(&self, query: &Query) -> Result<Vec<Document>, StoreError> {
-        let prepared = PreparedQuery::new(query)?;
+    async fn query(&self, query: &Query, page: &PageRequest) -> Result<QueryPage, StoreError> {
+        let prepared = PreparedQuery::new(query, page)?;
         self.read_blocking(move |conn| read::query(conn, &prepared))
             .await
     }

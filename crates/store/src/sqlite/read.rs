@@ -10,7 +10,7 @@ use rusqlite::types::Value as Sql;
 
 use super::schema::{DOC_COLUMNS, get_document, internal, read_document};
 use crate::index::{self, KIND_CONTAINS, KIND_VALUE};
-use crate::query::{KeyRange, Plan, PreparedQuery, Scope, doc_bounds};
+use crate::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
 use crate::{Document, Record, StoreError};
 
 /// Several documents from one snapshot (the caller's read transaction).
@@ -143,9 +143,13 @@ fn scope_sql(scope: &Scope, params: &mut Vec<Sql>) -> String {
     }
 }
 
-/// Runs a query in the caller's read transaction (one snapshot).
-pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<Vec<Document>, StoreError> {
-    let result = match q.plan() {
+/// Runs one page of a query in the caller's read transaction (one snapshot).
+pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<QueryPage, StoreError> {
+    run(conn, q, q.plan())
+}
+
+fn run(conn: &Connection, q: &PreparedQuery, plan: &Plan) -> Result<QueryPage, StoreError> {
+    match plan {
         Plan::Names(names) => {
             let unique: BTreeSet<&DocPath> = names.iter().collect();
             let mut docs = Vec::with_capacity(unique.len());
@@ -154,7 +158,7 @@ pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<Vec<Document>, Stor
                     docs.push(doc);
                 }
             }
-            q.finish(docs)
+            Ok(q.finish(docs))
         }
         Plan::Lookup {
             field,
@@ -186,6 +190,11 @@ pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<Vec<Document>, Stor
                     .map_err(internal)?;
                 while let Some(row) = rows.next().map_err(internal)? {
                     doc_keys.insert(row.get::<_, Vec<u8>>(0).map_err(internal)?);
+                    if doc_keys.len() > q.max_examined() {
+                        // Too many to sort within the work bound: scan in order instead, which
+                        // can stop there.
+                        return run(conn, q, q.scan_plan());
+                    }
                 }
                 params.pop();
             }
@@ -199,27 +208,35 @@ pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<Vec<Document>, Stor
                     docs.push(read_document(row)?);
                 }
             }
-            q.finish(docs)
+            Ok(q.finish(docs))
         }
         Plan::Range {
             field,
             lo,
             hi,
             descending,
+            after,
         } => {
             let (scope_column, scope_value, under) = scope_bounds(q.scope());
-            let mut params = vec![
-                scope_value,
-                Sql::Blob(index::field_key(field)),
-                Sql::Blob(lo.clone()),
-                Sql::Blob(hi.clone()),
-            ];
+            let mut params = vec![scope_value, Sql::Blob(index::field_key(field))];
+            match after {
+                // The seek replaces the bound on the side the scan starts from.
+                Some((key, doc)) => params.extend([
+                    Sql::Blob(key.clone()),
+                    Sql::Blob(doc.clone()),
+                    Sql::Blob(if *descending { lo.clone() } else { hi.clone() }),
+                ]),
+                None => params.extend([Sql::Blob(lo.clone()), Sql::Blob(hi.clone())]),
+            }
             if let Some((ulo, uhi)) = &under {
                 params.push(Sql::Blob(ulo.clone()));
                 params.push(Sql::Blob(uhi.clone()));
             }
-            let sql = range_sql(scope_column, *descending, under.is_some());
-            stream_doc_keys(conn, &sql, &params, q)?
+            let sql = match after {
+                Some(_) => range_after_sql(scope_column, *descending, under.is_some()),
+                None => range_sql(scope_column, *descending, under.is_some()),
+            };
+            stream_doc_keys(conn, &sql, &params, q)
         }
         Plan::LookupByName {
             field,
@@ -241,16 +258,15 @@ pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<Vec<Document>, Stor
                 Sql::Blob(hi),
             ];
             let sql = key_by_name_sql(scope_column, *descending);
-            stream_doc_keys(conn, &sql, &params, q)?
+            stream_doc_keys(conn, &sql, &params, q)
         }
         Plan::ScanNames { lo, hi, descending } => {
             let (scope_column, scope_value, under) = scope_bounds(q.scope());
             let (lo, hi) = doc_bounds(lo, hi, under);
             let sql = names_sql(scope_column, *descending);
-            stream_rows(conn, &sql, &[scope_value, Sql::Blob(lo), Sql::Blob(hi)], q)?
+            stream_rows(conn, &sql, &[scope_value, Sql::Blob(lo), Sql::Blob(hi)], q)
         }
-    };
-    Ok(result)
+    }
 }
 
 /// An ordered scan of one field's value entries. Row-value bounds instead of
@@ -267,6 +283,34 @@ fn range_sql(scope_column: &str, descending: bool, under: bool) -> String {
         "SELECT doc FROM idx
          WHERE ({scope_column}, field, kind, key) >= (?1, ?2, {KIND_VALUE}, ?3)
            AND ({scope_column}, field, kind, key) < (?1, ?2, {KIND_VALUE}, ?4){under}
+         ORDER BY {scope_column} {dir}, field {dir}, kind {dir}, key {dir}, doc {dir}"
+    )
+}
+
+/// [`range_sql`] continuing strictly after the entry (`?3` value key, `?4` document key) in
+/// the scan's direction, up to `?5` (exclusive `hi` ascending, inclusive `lo` descending).
+fn range_after_sql(scope_column: &str, descending: bool, under: bool) -> String {
+    let dir = if descending { "DESC" } else { "ASC" };
+    let under = if under {
+        " AND doc > ?6 AND doc < ?7"
+    } else {
+        ""
+    };
+    let (from, to) = if descending {
+        (
+            format!("({scope_column}, field, kind, key, doc) < (?1, ?2, {KIND_VALUE}, ?3, ?4)"),
+            format!("({scope_column}, field, kind, key) >= (?1, ?2, {KIND_VALUE}, ?5)"),
+        )
+    } else {
+        (
+            format!("({scope_column}, field, kind, key, doc) > (?1, ?2, {KIND_VALUE}, ?3, ?4)"),
+            format!("({scope_column}, field, kind, key) < (?1, ?2, {KIND_VALUE}, ?5)"),
+        )
+    };
+    format!(
+        "SELECT doc FROM idx
+         WHERE {from}
+           AND {to}{under}
          ORDER BY {scope_column} {dir}, field {dir}, kind {dir}, key {dir}, doc {dir}"
     )
 }
@@ -290,7 +334,7 @@ fn stream_doc_keys(
     sql: &str,
     params: &[Sql],
     q: &PreparedQuery,
-) -> Result<Vec<Document>, StoreError> {
+) -> Result<QueryPage, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(internal)?;
     let mut fetch = conn
         .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
@@ -308,7 +352,7 @@ fn stream_doc_keys(
             break;
         }
     }
-    Ok(stream.finish())
+    stream.finish()
 }
 
 /// An ordered scan of the scope's documents by key, within inclusive bounds.
@@ -327,7 +371,7 @@ fn stream_rows(
     sql: &str,
     params: &[Sql],
     q: &PreparedQuery,
-) -> Result<Vec<Document>, StoreError> {
+) -> Result<QueryPage, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(internal)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params.iter()))
@@ -338,7 +382,7 @@ fn stream_rows(
             break;
         }
     }
-    Ok(stream.finish())
+    stream.finish()
 }
 
 #[cfg(test)]
@@ -365,6 +409,20 @@ mod tests {
                     let mut stmt = conn.prepare_cached(&sql).unwrap();
                     for round in 0..3u8 {
                         params[2] = blob(round);
+                        let mut rows = stmt
+                            .query(rusqlite::params_from_iter(params.iter()))
+                            .unwrap();
+                        while rows.next().unwrap().is_some() {}
+                    }
+                    assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
+                    let sql = range_after_sql(column, descending, under);
+                    let mut params = vec![value.clone(), blob(2), blob(3), blob(4), blob(5)];
+                    if under {
+                        params.extend([blob(6), blob(7)]);
+                    }
+                    let mut stmt = conn.prepare_cached(&sql).unwrap();
+                    for round in 0..3u8 {
+                        params[3] = blob(round);
                         let mut rows = stmt
                             .query(rusqlite::params_from_iter(params.iter()))
                             .unwrap();

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use claimdb_model::{CollectionPath, DocPath, Map, Value};
 use claimdb_store::sqlite::{DB_FILE, LOCK_FILE, Thoroughness};
-use claimdb_store::{Query, SqliteStore, Store, StoreError, Write, WriteOp};
+use claimdb_store::{PageRequest, Query, SqliteStore, Store, StoreError, Write, WriteOp};
 
 fn set(path: &str, n: i64) -> Write {
     let mut data = Map::new();
@@ -83,7 +83,13 @@ async fn damage_found_at_run_time_stops_every_write_into_the_file() {
     corrupt_middle(&db);
     let (db_before, wal_before) = (checksum(&db), checksum(&wal));
     let everything = Query::collection(CollectionPath::parse("docs").unwrap());
-    let err = store.query(&everything).await.unwrap_err();
+    // One page over every document, so the scan meets the damaged page wherever it is.
+    let all = PageRequest {
+        size: usize::MAX,
+        max_examined: usize::MAX,
+        resume: None,
+    };
+    let err = store.query(&everything, &all).await.unwrap_err();
     assert!(is_data_loss(&err), "{err:?}");
     let err = store.ping().await.unwrap_err();
     assert!(is_data_loss(&err), "ping: {err:?}");

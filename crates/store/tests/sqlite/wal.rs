@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Map, Value};
 use claimdb_store::sqlite::{DB_FILE, SqliteOptions};
-use claimdb_store::{Filter, Op, Query, SqliteStore, Store, Write, WriteOp};
+use claimdb_store::{Filter, Op, PageRequest, Query, SqliteStore, Store, Write, WriteOp};
 
 fn set(path: String, n: i64) -> Write {
     let mut data = Map::new();
@@ -61,7 +61,7 @@ async fn the_wal_stays_under_its_bound_under_writes_and_queries() {
                     value: Value::Int(i % 5000),
                 });
                 q.limit = Some(200);
-                store.query(&q).await.unwrap();
+                store.query(&q, &PageRequest::first(200)).await.unwrap();
                 queries.fetch_add(1, Ordering::Relaxed);
                 i += 997 + r;
             }
