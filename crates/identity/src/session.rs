@@ -1,7 +1,7 @@
 //! Browser sessions after a login: an opaque random id (the `claimdb_session` cookie's value)
 //! stored only as its SHA-256 under `auth.session`, with the identity it stands for and an
-//! expiry. Lookup, end (logout), and the cookie header values with the attributes design.md
-//! requires (HttpOnly, SameSite=Lax, Secure unless the public URL is plain-http loopback).
+//! expiry. Lookup, end (logout), and the cookie header values with the attributes a session cookie
+//! needs (HttpOnly, SameSite=Lax, Secure unless the public URL is plain-http loopback).
 //!
 //! Whether a session is still honoured after a user's revocation is the engine's call: it
 //! compares [`Session::created`] with the user's `tokens_valid_after`.

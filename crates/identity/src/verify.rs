@@ -1,5 +1,5 @@
 //! The [`Verifier`]: routes a token by its exact `iss` to one provider, checks it against that
-//! provider's keys and policy (every check of design.md's Security section, in a fixed order),
+//! provider's keys and policy (signature, algorithm, issuer, audience, times, key id and the rest, in a fixed order),
 //! answers repeats from the verified-token cache, and runs the key caches' schedule (start,
 //! background refresh, readiness, metrics).
 //!

@@ -1,5 +1,5 @@
 //! Decision throughput for the example rule sets (no `get()`): decisions/s and median ns per
-//! decision, printed as a Markdown table for BENCHMARKS.md. Budget (shared/design.md): median
+//! decision, printed as a Markdown table for BENCHMARKS.md. Budget: median
 //! ≤ 1 µs per decision. Run with `cargo bench -p claimdb-rules --bench decisions`; under
 //! `cargo test` it only runs a few iterations as a smoke test. `--only <n>` runs just the n-th
 //! case (0-based), e.g. under `valgrind --tool=callgrind` for per-decision instruction counts.

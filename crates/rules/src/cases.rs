@@ -1,4 +1,4 @@
-//! Offline rule tests: the case format fixed in shared/design.md ("Rules test cases") read from a
+//! Offline rule tests: the case format of `claimdb rules test` (see the README) read from a
 //! JSON value (YAML parses to the same shape), and a runner that decides every case, explains each
 //! failure and gathers coverage. `claimdb rules test` is a thin shell around [`run_cases`].
 //!

@@ -13,7 +13,7 @@
 //! `builtins`, `time` hold the operator and library semantics) → `explain` (denial reasons).
 //! `cases` and `coverage` support offline rule tests.
 //!
-//! Semantics worth knowing (see shared/reference/firestore-rules.md §1):
+//! Semantics worth knowing (the Firestore emulator's, which claimdb follows):
 //! - Any applicable `allow` that evaluates to `true` grants; an error in a condition denies only
 //!   that allow; a *limit* (1,000 expressions, 10 document reads — 20 per batch —, call depth 20,
 //!   expression nesting 400, computed values over 2 MiB / 100,000 items) denies the request.

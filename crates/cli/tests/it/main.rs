@@ -20,4 +20,5 @@ mod pg;
 mod revocation;
 mod signin;
 mod storage;
+mod tidy;
 mod util;

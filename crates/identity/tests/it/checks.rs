@@ -1,4 +1,4 @@
-//! Every check of design.md's Security section, as one table of tokens against one provider
+//! Every check token verification makes (signature, algorithm, claims, times, keys), as one table of tokens against one provider
 //! served by a real IdP on loopback: each attack and each bad claim is refused with its own
 //! reason, and the good tokens pass.
 

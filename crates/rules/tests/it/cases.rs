@@ -1,5 +1,5 @@
 //! The example rule sets under the repository's examples/, each with its case file in the format of
-//! shared/design.md ("Rules test cases"), run through the library's case runner.
+//! `claimdb rules test`, run through the library's case runner.
 
 use claimdb_rules::{Ruleset, TestCase, render_report, run_cases};
 

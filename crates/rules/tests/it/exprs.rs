@@ -1,6 +1,6 @@
 //! The expression table: each case is an expression, evaluated in a `get` of `users/alice` by
-//! `alice`, and either its rendered value or a fragment of its error. Facts from the reference
-//! (shared/reference/firestore-rules.md §1.5–1.8).
+//! `alice`, and either its rendered value or a fragment of its error. Facts of the Firestore rules
+//! language's values, operators, functions and methods.
 
 use claimdb_model::Map;
 use claimdb_rules::Ruleset;

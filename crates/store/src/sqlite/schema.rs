@@ -88,7 +88,7 @@ pub fn internal(e: rusqlite::Error) -> StoreError {
 }
 
 // Page caches stay small (16 MiB for the writer, 8 MiB per reader, allocated as used): the OS page
-// cache holds the hot database anyway, and design.md budgets idle memory at 30 MiB.
+// cache holds the hot database anyway, and idle memory is budgeted at 30 MiB.
 
 /// Opens the write connection and creates the schema (see [`connect_writer`]).
 #[cfg(test)]
