@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use claimdb_identity::{
-    CustomTokenSignerConfig, IssuerConfig, IssuerSettings, KeyCacheConfig, ProviderConfig,
-    RedirectPolicy, validate_providers,
-};
+use claimdb_identity::{KeyCacheConfig, ProviderConfig, validate_providers};
+use claimdb_signin::{CustomTokenSignerConfig, IssuerConfig, IssuerSettings, RedirectPolicy};
 use serde::Deserialize;
 
 use crate::storage::Storage;

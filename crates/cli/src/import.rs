@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use claimdb_identity::{Issuer, KeyStorage, MemoryKeyStorage};
 use claimdb_model::Timestamp;
 use claimdb_model::limits::MAX_BATCH_WRITES;
+use claimdb_signin::{Issuer, KeyStorage, MemoryKeyStorage};
 use claimdb_store::Store;
 
 use crate::config::Config;

@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use claimdb_engine::issuer_keys::StoreKeyStorage;
-use claimdb_identity::signing::KEY_FILE;
-use claimdb_identity::{DirKeyStorage, Issuer, IssuerConfig, KeyStorage};
+use claimdb_signin::signing::KEY_FILE;
+use claimdb_signin::{DirKeyStorage, Issuer, IssuerConfig, KeyStorage, StoreKeyStorage};
 use claimdb_store::Store;
 use tokio::runtime::Handle;
 

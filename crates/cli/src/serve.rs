@@ -59,10 +59,13 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         _ => RulesSource::Database,
     };
     options.verifier = Some(identity.verifier.clone());
-    options.sign_in = Some(identity.sign_in.clone());
+    options.sign_in = Some(identity.sign_in.clone() as Arc<dyn claimdb_engine::SignInHooks>);
     options.explain_denials = config.explain_denials;
     options.admin_roles = config.admin_roles.clone();
-    options.admin_key_sha256 = config.admin_key.as_deref().map(claimdb_identity::sha256);
+    options.admin_key_sha256 = config
+        .admin_key
+        .as_deref()
+        .map(claimdb_engine::admin_key::sha256);
     options.admin_key_stored = config.admin_key.is_none();
     options.query_max_examined = config.query_max_examined;
     if config.audit {
@@ -139,9 +142,15 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         max_connections: crate::nofile::prepare(limits.max_connections),
         shutdown_timeout: limits.shutdown_timeout,
     };
-    claimdb_server::run(listener, engine.clone(), server_config, shutdown_signal())
-        .await
-        .context("server failed")?;
+    claimdb_server::run(
+        listener,
+        engine.clone(),
+        Some(identity.sign_in.clone()),
+        server_config,
+        shutdown_signal(),
+    )
+    .await
+    .context("server failed")?;
     if let Some(trimmer) = trimmer {
         trimmer.abort();
         // The log has every event now: empty the journal, or the next start appends the last

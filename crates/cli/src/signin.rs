@@ -9,14 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use claimdb_engine::SignIn;
-use claimdb_engine::identity_store::{StoreKeyPersistence, StoreRecords};
+use claimdb_engine::provider_keys::StoreKeyPersistence;
+use claimdb_identity::claim_names::ISSUER_PROVIDER_NAME;
 use claimdb_identity::io::SystemClock;
-use claimdb_identity::issuer::ISSUER_PROVIDER_NAME;
-use claimdb_identity::{
-    CustomTokens, HttpFetcher, LoginClient, LoginDeps, Records, RefreshTokens, TokenService,
-    Verifier, VerifierDeps, validate_providers,
-};
+use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps, validate_providers};
+use claimdb_signin::{CustomTokens, LoginClient, LoginDeps, RefreshTokens, SignIn, TokenService};
 use claimdb_store::Store;
 
 use crate::config::Config;
@@ -82,7 +79,7 @@ pub fn build(
                 .context("invalid [[custom_token_signers]]")?,
         ))
     };
-    let records: Arc<dyn Records> = Arc::new(StoreRecords(store.clone()));
+    let records: Arc<dyn Store> = store.clone();
     let tokens = TokenService::new(
         issuer.clone(),
         verifier.clone(),

@@ -15,11 +15,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use claimdb_engine::users::StoreRevocation;
 use claimdb_identity::io::{NoPersistence, NoRevocation, Revocation, SystemClock};
-use claimdb_identity::issuer::parse_ttl;
-use claimdb_identity::{
-    HttpFetcher, Issuer, IssuerError, MintRequest, Verifier, VerifierDeps, inspect,
-    validate_providers,
-};
+use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps, inspect, validate_providers};
+use claimdb_signin::issuer::parse_ttl;
+use claimdb_signin::{Issuer, IssuerError, MintRequest};
 
 use crate::{ConfigArgs, runtime};
 

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use claimdb_engine::issuer_keys::ISSUER_KEYS;
+use claimdb_signin::store_keys::ISSUER_KEYS;
 use claimdb_store::{Record, RecordCondition, Store};
 use tokio::runtime::Handle;
 

@@ -20,8 +20,16 @@ pub fn generate() -> (String, [u8; 32]) {
     let mut raw = [0u8; 32];
     rand::fill(&mut raw);
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let hash = claimdb_identity::sha256(&key);
+    let hash = sha256(&key);
     (key, hash)
+}
+
+/// SHA-256 of a text (the admin key's hash; also how sign-in stores its secrets).
+pub fn sha256(text: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// The stored hash, if a key was generated.

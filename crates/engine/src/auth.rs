@@ -5,7 +5,7 @@
 //! claims are overlaid on the token's claims — so a change made through the admin API applies
 //! from the very next request, with the same token — and the provider's role mappings are
 //! evaluated on the result. A session cookie stands for the identity the login verified
-//! (`signin.rs` looks it up); the same overlay applies. A claimdb token minted with the user's
+//! (`sign_in.rs` has the sign-in look it up); the same overlay applies. A claimdb token minted with the user's
 //! stored custom claims names them in its `claimdb_custom` claim; those are dropped before the
 //! overlay, so the current custom claims apply to claimdb's own tokens as to any other.
 //!
@@ -14,7 +14,7 @@
 //! a custom token or a login (only claimdb can sign it, and custom claims may not use the name);
 //! tokens minted directly (`claimdb token mint`, the admin API) have none and show `claimdb`.
 
-use claimdb_identity::issuer::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM, STORED_CLAIMS_CLAIM};
+use claimdb_identity::claim_names::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM, STORED_CLAIMS_CLAIM};
 use claimdb_identity::{Verifier, roles::roles_for};
 use claimdb_model::{Map as DocMap, Value};
 use serde_json::{Map, Value as Json};

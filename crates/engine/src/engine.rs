@@ -28,7 +28,7 @@ use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query::{self, QueryPaging, QueryResults};
-use crate::signin::SignIn;
+use crate::sign_in::SignInHooks;
 use crate::users;
 
 /// Times a write is decided again after a document it was decided on changed concurrently.
@@ -91,7 +91,7 @@ pub struct EngineOptions {
     pub audit: Option<AuditLog>,
     /// claimdb as an issuer: token grants, login, sessions; `None`: refused (404), and
     /// session cookies are not credentials.
-    pub sign_in: Option<Arc<SignIn>>,
+    pub sign_in: Option<Arc<dyn SignInHooks>>,
     /// The work bound of one page of a query: documents it may examine before it ends early
     /// with a continuation token.
     pub query_max_examined: usize,
@@ -140,7 +140,7 @@ pub struct Engine {
     audit: Option<AuditLog>,
     /// The audit events of allowed writes go into the store's journal (`audit::journal`).
     journal_audit: bool,
-    sign_in: Option<Arc<SignIn>>,
+    sign_in: Option<Arc<dyn SignInHooks>>,
     query_max_examined: usize,
 }
 
@@ -188,8 +188,8 @@ impl Engine {
         self.verifier.as_ref()
     }
 
-    /// claimdb's issuer, login and sessions, if enabled.
-    pub fn sign_in(&self) -> Option<&Arc<SignIn>> {
+    /// claimdb's sessions and refresh tokens, if its issuer is enabled.
+    pub(crate) fn sign_in(&self) -> Option<&Arc<dyn SignInHooks>> {
         self.sign_in.as_ref()
     }
 
@@ -316,7 +316,7 @@ impl Engine {
                 None => None,
             };
             let matches = want.is_some_and(|want| {
-                let got = claimdb_identity::sha256(key);
+                let got = crate::admin_key::sha256(key);
                 aws_lc_rs::constant_time::verify_slices_are_equal(&got, &want).is_ok()
             });
             if matches {

@@ -5,8 +5,10 @@
 //! This is the layer that authenticates the caller (identity: a bearer token, or a session
 //! cookie from a login), authorizes the operation (rules) and executes it against the
 //! [`Store`](claimdb_store::Store), atomically and pinned to the state it was decided on.
-//! claimdb's own token grants, login and sessions ([`signin`]) are engine operations too. It knows nothing of HTTP: status codes, headers and JSON wire types
-//! live in `server`.
+//! claimdb's own token grants, login and sessions are the `claimdb-signin` crate's, which
+//! builds on this one; the engine reaches sessions and refresh tokens only through
+//! [`SignInHooks`]. It knows nothing of HTTP: status codes, headers and JSON wire types live in
+//! `server`.
 
 mod admin;
 pub mod admin_key;
@@ -17,15 +19,14 @@ mod batch;
 mod context;
 mod engine;
 mod error;
-pub mod identity_store;
 mod ids;
-pub mod issuer_keys;
 mod list;
 mod page_token;
+pub mod provider_keys;
 mod query;
 mod rules_admin;
 pub mod rules_store;
-pub mod signin;
+mod sign_in;
 pub mod users;
 
 pub use admin::{MAX_USERS_PAGE, compile_rules};
@@ -39,7 +40,7 @@ pub use ids::generate_id;
 pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};
 pub use query::{QueryPaging, QueryResults};
 pub use rules_admin::RulesInfo;
-pub use signin::{LoginDone, SignIn};
+pub use sign_in::{LiveSession, SignInHooks};
 
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{

@@ -17,29 +17,7 @@ use crate::error::EngineError;
 /// The record namespace of users.
 pub const USERS: &str = "users";
 
-/// Most bytes of a user's custom claims, serialized (Firebase's limit).
-pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 1000;
-
-/// JWT and Firebase claim names custom claims may not use (Firebase's `setCustomUserClaims` list).
-pub const RESERVED_CLAIMS: &[&str] = &[
-    "acr",
-    "amr",
-    "at_hash",
-    "aud",
-    "auth_time",
-    "azp",
-    "cnf",
-    "c_hash",
-    "exp",
-    "firebase",
-    "iat",
-    "iss",
-    "jti",
-    "nbf",
-    "nonce",
-    "sub",
-    claimdb_identity::issuer::STORED_CLAIMS_CLAIM,
-];
+pub use claimdb_identity::claim_names::{MAX_CUSTOM_CLAIMS_BYTES, RESERVED_CLAIMS};
 
 /// One user's record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

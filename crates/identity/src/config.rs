@@ -556,7 +556,7 @@ fn parse_issuer(issuer: &str) -> Result<IssuerMatch, String> {
 }
 
 /// Key URLs must be https, except on loopback (local IdPs and tests).
-pub(crate) fn check_key_url(url: &str) -> Result<(), String> {
+pub fn check_key_url(url: &str) -> Result<(), String> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| format!("key URL {url:?} is not a URL: {e}"))?;
     let host = parsed.host_str().unwrap_or("");

@@ -196,7 +196,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(provider: &str, message: impl Into<String>) -> Self {
+    pub fn invalid(provider: &str, message: impl Into<String>) -> Self {
         Self::Invalid {
             provider: provider.to_owned(),
             message: message.into(),
@@ -227,19 +227,3 @@ pub struct PersistError(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("revocation lookup: {0}")]
 pub struct RevocationError(pub String);
-
-/// The issuer could not load, create, rotate or use its signing keys, or a mint request was
-/// refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum IssuerError {
-    #[error("signing keys: {0}")]
-    KeyFile(String),
-    #[error("cryptography: {0}")]
-    Crypto(String),
-    #[error("issuer settings: {0}")]
-    Config(String),
-    /// The mint request itself is invalid (TTL, uid, claims); the caller's fault.
-    #[error("{0}")]
-    InvalidRequest(String),
-}

@@ -2,11 +2,11 @@
 //! [`ApiError`] instead of axum's plain-text rejections: the JSON body, the wildcard path, the
 //! query string, the request context and the conditional headers.
 
+use crate::cookies::SESSION_COOKIE;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use claimdb_engine::signin::SESSION_COOKIE;
 use claimdb_engine::{Credential, RequestContext, WriteCondition};
 use serde::de::DeserializeOwned;
 
@@ -128,7 +128,7 @@ impl FromRequestParts<AppState> for Ctx {
             .to_string();
         let mut credential = credential(&parts.headers)?;
         if credential == Credential::None
-            && state.engine.sign_in().is_some()
+            && state.sign_in.is_some()
             && let Some(session) = crate::csrf::cookie(&parts.headers, SESSION_COOKIE)
             && !session.is_empty()
         {

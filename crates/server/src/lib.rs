@@ -14,6 +14,7 @@
 mod admin;
 mod batch;
 mod connection;
+pub mod cookies;
 pub mod csrf;
 mod docs;
 pub mod error;
@@ -22,6 +23,7 @@ mod health;
 mod listener;
 mod login;
 pub mod metrics;
+mod oauth;
 mod query;
 mod request_id;
 mod rules;
@@ -37,6 +39,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::routing::{get, post};
 use claimdb_engine::Engine;
+use claimdb_signin::SignIn;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -99,6 +102,9 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// claimdb as an issuer (token grants, login, sessions); `None`: those routes answer 404
+    /// (`/v1/token` a `server_error`) and session cookies are not credentials.
+    pub sign_in: Option<Arc<SignIn>>,
     pub config: Arc<ServerConfig>,
     /// Origins allowed to send cookie-authenticated writes: the public URL's and
     /// `app_redirects`' (empty when sign-in is off).
@@ -107,20 +113,38 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
-        let origins = engine
-            .sign_in()
-            .map(|s| {
-                csrf::TrustedOrigins::from_urls(
-                    std::iter::once(s.public_url())
-                        .chain(s.app_redirects().iter().map(String::as_str)),
-                )
-            })
-            .unwrap_or_default();
         AppState {
             engine,
+            sign_in: None,
             config: Arc::new(config),
-            origins: Arc::new(origins),
+            origins: Arc::new(csrf::TrustedOrigins::default()),
         }
+    }
+
+    /// Serves claimdb's issuer, login and sessions through `sign_in` (the same one the engine
+    /// was given as its `SignInHooks`); its public URL and `app_redirects` become the origins
+    /// trusted for cookie requests.
+    pub fn with_sign_in(mut self, sign_in: Option<Arc<SignIn>>) -> Self {
+        self.origins = Arc::new(
+            sign_in
+                .as_ref()
+                .map(|s| {
+                    csrf::TrustedOrigins::from_urls(
+                        std::iter::once(s.public_url())
+                            .chain(s.app_redirects().iter().map(String::as_str)),
+                    )
+                })
+                .unwrap_or_default(),
+        );
+        self.sign_in = sign_in;
+        self
+    }
+
+    /// The sign-in, or the error its routes answer with when it is not enabled.
+    pub(crate) fn sign_in(&self) -> Result<&Arc<SignIn>, ApiError> {
+        self.sign_in
+            .as_ref()
+            .ok_or_else(|| claimdb_signin::not_enabled().into())
     }
 }
 
@@ -220,13 +244,14 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(
     listener: tokio::net::TcpListener,
     engine: Arc<Engine>,
+    sign_in: Option<Arc<SignIn>>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = config.max_connections, "listening");
     }
-    let router = app(AppState::new(engine, config.clone()));
+    let router = app(AppState::new(engine, config.clone()).with_sign_in(sign_in));
     listener::serve(listener, router, &config, shutdown).await;
     Ok(())
 }

@@ -5,16 +5,18 @@
 //!
 //! Only the provider's public parameters and the allow-listed app URL ever appear in a URL; the
 //! session id travels only in an HttpOnly cookie (Secure unless the public URL is plain-http
-//! loopback, SameSite=Lax). The flow's checks are the identity layer's, reached through the
-//! engine; a failed callback answers with the API's JSON error and clears the login cookie.
+//! loopback, SameSite=Lax). The flow's checks are the sign-in's (`claimdb_signin`); a failed
+//! callback answers with the API's JSON error and clears the login cookie.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use claimdb_engine::signin::{LOGIN_COOKIE, LOGIN_TTL, SESSION_COOKIE, clear_cookie, set_cookie};
+use claimdb_signin::CallbackParams;
+use claimdb_signin::login::LOGIN_TTL;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::cookies::{LOGIN_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie};
 use crate::csrf::cookie;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Ctx};
@@ -27,12 +29,9 @@ pub struct StartParams {
     redirect: Option<String>,
 }
 
-fn public_url(state: &AppState) -> String {
-    state
-        .engine
-        .sign_in()
-        .map(|s| s.public_url().to_owned())
-        .unwrap_or_default()
+/// Whether the cookies must be `Secure` (as for an https public URL when there is no sign-in).
+fn secure(state: &AppState) -> bool {
+    state.sign_in.as_ref().is_none_or(|s| s.cookies_secure())
 }
 
 fn redirect(location: &str, cookies: &[String]) -> Result<Response, ApiError> {
@@ -57,14 +56,14 @@ pub async fn start(
     ApiQuery(params): ApiQuery<StartParams>,
 ) -> Result<Response, ApiError> {
     let start = state
-        .engine
+        .sign_in()?
         .login_start(&provider, params.redirect.as_deref())
         .await?;
     let binding = set_cookie(
         LOGIN_COOKIE,
         &start.browser_binding,
         LOGIN_TTL,
-        &public_url(&state),
+        secure(&state),
     );
     redirect(&start.authorization_url, &[binding])
 }
@@ -78,18 +77,23 @@ pub async fn callback(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let public = public_url(&state);
-    let clear_binding = clear_cookie(LOGIN_COOKIE, &public);
+    let secure = secure(&state);
+    let clear_binding = clear_cookie(LOGIN_COOKIE, secure);
     let result = async {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
                 .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))?;
         let binding = cookie(&headers, LOGIN_COOKIE);
         let done = state
-            .engine
-            .login_callback(&ctx, &provider, &pairs, binding.as_deref())
+            .sign_in()?
+            .login_callback(
+                &ctx,
+                &provider,
+                &CallbackParams::from_pairs(&pairs),
+                binding.as_deref(),
+            )
             .await?;
-        let session = set_cookie(SESSION_COOKIE, &done.session_id, done.session_ttl, &public);
+        let session = set_cookie(SESSION_COOKIE, &done.session_id, done.session_ttl, secure);
         redirect(&done.redirect, &[session, clear_binding.clone()])
     }
     .await;
@@ -113,11 +117,11 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let session = cookie(&headers, SESSION_COOKIE);
-    state.engine.logout(session.as_deref()).await?;
+    state.sign_in()?.logout(session.as_deref()).await?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&clear_cookie(SESSION_COOKIE, &public_url(&state))) {
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie(SESSION_COOKIE, secure(&state))) {
         h.append(header::SET_COOKIE, v);
     }
     Ok(r)

@@ -16,13 +16,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use claimdb_engine::RequestContext;
-use claimdb_engine::signin::{OAuthError, parse_ttl};
+use claimdb_signin::OAuthError;
+use claimdb_signin::issuer::parse_ttl;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json_, json};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Ctx, REQUEST_ID};
+use crate::oauth::{grant_from_form, status_of};
 
 /// Largest `/v1/token` body: a subject token is at most 16 KiB, so this is generous.
 pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
@@ -41,14 +43,14 @@ fn with_cache(mut response: Response, value: &'static str) -> Response {
 
 /// `GET /.well-known/jwks.json`: the issuer's public keys (active and still-valid retired).
 pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let body = state.engine.jwks_json()?;
+    let body = state.sign_in()?.jwks_json()?;
     let response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     Ok(with_cache(response, JWKS_MAX_AGE))
 }
 
 /// `GET /.well-known/openid-configuration`: the issuer's discovery document.
 pub async fn discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let doc = state.engine.discovery_document()?;
+    let doc = state.sign_in()?.discovery_document();
     Ok(with_cache(Json(doc).into_response(), DISCOVERY_MAX_AGE))
 }
 
@@ -137,13 +139,10 @@ pub async fn token(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let ctx = RequestContext::new(id);
-    match state.engine.token_grant(&ctx, &form).await {
+    let grant = grant_from_form(&form);
+    match claimdb_signin::token_grant(state.sign_in.as_deref(), &ctx, grant).await {
         Ok(answer) => oauth_response(StatusCode::OK, &answer),
-        Err(e) => {
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            oauth_error(status, &e)
-        }
+        Err(e) => oauth_error(status_of(&e), &e),
     }
 }
 
@@ -180,10 +179,15 @@ pub async fn admin_mint(
     ApiJson(body): ApiJson<MintIn>,
 ) -> Result<Response, ApiError> {
     let ttl = body.ttl.as_ref().map(ttl_of).transpose()?;
-    let minted = state
-        .engine
-        .admin_mint_token(&ctx, &uid, &body.claims, ttl)
-        .await?;
+    let minted = claimdb_signin::admin_mint_token(
+        state.sign_in.as_deref(),
+        &state.engine,
+        &ctx,
+        &uid,
+        &body.claims,
+        ttl,
+    )
+    .await?;
     let out = json!({
         "uid": uid,
         "id_token": minted.token,

@@ -4,13 +4,9 @@
 
 mod checks;
 mod config;
-mod exchange;
 mod hostile;
 mod inspect;
-mod issuer;
 mod jwks;
-mod login;
-mod oidc;
 mod pyjwt;
 mod routing;
 mod support;

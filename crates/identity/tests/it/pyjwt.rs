@@ -144,27 +144,3 @@ async fn tokens_signed_by_pyjwt_verify() {
         );
     }
 }
-
-/// Runs a Python `script` (with PyJWT importable) on `stdin`; returns its standard output.
-pub fn run_python(script: &str, stdin: &str) -> String {
-    let mut child = python()
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}

@@ -46,6 +46,7 @@ async fn run_serves_until_shutdown() {
     let server = tokio::spawn(claimdb_server::run(
         listener,
         engine,
+        None,
         ServerConfig::default(),
         async {
             let _ = stopped.await;
@@ -88,6 +89,7 @@ async fn run_serves_http1_and_h2c_on_one_port() {
     let server = tokio::spawn(claimdb_server::run(
         listener,
         engine,
+        None,
         ServerConfig::default(),
         async {
             let _ = stopped.await;

@@ -25,14 +25,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{IssuerMatch, ProviderConfig};
-use crate::error::{ConfigError, FetchError, VerifyError};
-use crate::io::{Fetcher, FormPoster};
-use crate::records::{
-    NS_LOGIN, RecordCondition, Records, RecordsError, random_token, secret_key, unix_millis,
-};
+use claimdb_identity::config::{IssuerMatch, ProviderConfig};
+use claimdb_identity::io::{Fetcher, FormPoster};
+use claimdb_identity::{ConfigError, FetchError, VerifiedToken, Verifier, VerifyError};
+use claimdb_store::{RecordCondition, Store, StoreError};
+
+use crate::records::{NS_LOGIN, RecordsError, random_token, secret_key, unix_millis};
 use crate::redirect::RedirectPolicy;
-use crate::verify::{VerifiedToken, Verifier};
 
 /// A login attempt must complete within this long.
 pub const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -90,6 +89,12 @@ pub enum LoginError {
     Storage(#[from] RecordsError),
 }
 
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Storage(e.into())
+    }
+}
+
 impl LoginError {
     pub fn reason(&self) -> &'static str {
         match self {
@@ -128,7 +133,7 @@ impl LoginError {
 pub struct LoginDeps {
     /// The verifier that knows every login provider (the same one the request path uses).
     pub verifier: Arc<Verifier>,
-    pub records: Arc<dyn Records>,
+    pub records: Arc<dyn Store>,
     pub fetcher: Arc<dyn Fetcher>,
     pub poster: Arc<dyn FormPoster>,
 }
@@ -272,7 +277,7 @@ impl LoginClient {
                     )
                 }
             };
-            crate::config::check_key_url(&discovery_url).map_err(|m| err(&m))?;
+            claimdb_identity::config::check_key_url(&discovery_url).map_err(|m| err(&m))?;
             let scopes = c
                 .scopes
                 .clone()
@@ -531,7 +536,7 @@ impl LoginClient {
         }
         if let Some(at_hash) = token.claims.get("at_hash") {
             let access = body.get("access_token").and_then(Value::as_str);
-            let alg = crate::jose::decode(id_token).ok().and_then(|d| {
+            let alg = claimdb_identity::jose::decode(id_token).ok().and_then(|d| {
                 d.header
                     .get("alg")
                     .and_then(Value::as_str)
@@ -585,7 +590,7 @@ impl LoginClient {
                 .get(field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| LoginError::Discovery(format!("it has no {field}")))?;
-            crate::config::check_key_url(u)
+            claimdb_identity::config::check_key_url(u)
                 .map_err(|m| LoginError::Discovery(format!("{field}: {m}")))?;
             Ok(u.to_owned())
         };

@@ -13,11 +13,12 @@ use async_trait::async_trait;
 use claimdb_identity::io::{
     FormPoster, ManualClock, MemoryPersistence, NoRevocation, PostResponse,
 };
-use claimdb_identity::records::NS_LOGIN;
-use claimdb_identity::{
-    CallbackParams, FetchError, HttpFetcher, KeyCacheConfig, LoginClient, LoginDeps, LoginError,
-    MemoryRecords, RecordCondition, Records, SessionIdentity, Sessions, Verifier, VerifierDeps,
+use claimdb_identity::{FetchError, HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
+use claimdb_signin::records::NS_LOGIN;
+use claimdb_signin::{
+    CallbackParams, LoginClient, LoginDeps, LoginError, SessionIdentity, Sessions,
 };
+use claimdb_store::{RecordCondition, Store};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -320,8 +321,9 @@ struct Env {
     op: Op,
     login: LoginClient,
     verifier: Arc<Verifier>,
-    records: Arc<MemoryRecords>,
+    records: Arc<dyn Store>,
     clock: Arc<ManualClock>,
+    _store_dir: tempfile::TempDir,
 }
 
 async fn env(tamper: bool) -> Env {
@@ -348,7 +350,7 @@ async fn env(tamper: bool) -> Env {
         .unwrap(),
     );
     verifier.start().await;
-    let records = Arc::new(MemoryRecords::default());
+    let (records, store_dir) = crate::store::temp_store();
     let login = LoginClient::new(
         PUBLIC_URL,
         &[APP.to_owned()],
@@ -370,6 +372,7 @@ async fn env(tamper: bool) -> Env {
         verifier,
         records,
         clock,
+        _store_dir: store_dir,
     }
 }
 
@@ -397,7 +400,7 @@ impl Env {
         &self,
         url: &reqwest::Url,
         binding: &str,
-    ) -> Result<claimdb_identity::LoginOutcome, LoginError> {
+    ) -> Result<claimdb_signin::LoginOutcome, LoginError> {
         self.login
             .callback("op", &params(url), Some(binding), self.clock.now())
             .await
@@ -447,7 +450,14 @@ async fn login_happy_path_yields_a_verified_identity_and_a_session() {
     assert_eq!(out.token.claims["aud"], "claimdb");
     assert_eq!(out.token.claims["iss"], e.op.issuer.as_str());
     assert_eq!(out.redirect, "https://app.example.com/after?tab=1");
-    assert_eq!(e.records.count(NS_LOGIN), 0, "the state is single use");
+    assert!(
+        e.records
+            .list_records(NS_LOGIN, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the state is single use"
+    );
 
     let sessions = Sessions::new(e.records.clone(), Duration::from_secs(3600));
     let s = sessions

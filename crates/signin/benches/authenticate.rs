@@ -7,12 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use claimdb_engine::identity_store::StoreRecords;
-use claimdb_engine::{Credential, Engine, EngineOptions, RequestContext, SignIn, users};
+use claimdb_engine::{Credential, Engine, EngineOptions, RequestContext, SignInHooks, users};
 use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
-use claimdb_identity::{
-    HttpFetcher, Issuer, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, MintRequest, Records,
-    RefreshTokens, SessionIdentity, TokenService, Verifier, VerifierDeps,
+use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
+use claimdb_signin::{
+    Issuer, IssuerSettings, MemoryKeyStorage, MintRequest, RefreshTokens, SessionIdentity, SignIn,
+    TokenService,
 };
 use claimdb_store::{SqliteStore, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -47,7 +47,7 @@ async fn setup() -> Option<Setup> {
     };
     let verifier =
         Arc::new(Verifier::new(vec![issuer.provider()], KeyCacheConfig::default(), deps).ok()?);
-    let records: Arc<dyn Records> = Arc::new(StoreRecords(store.clone()));
+    let records: Arc<dyn Store> = store.clone();
     let tokens = TokenService::new(
         issuer.clone(),
         verifier.clone(),
@@ -104,7 +104,7 @@ async fn setup() -> Option<Setup> {
     }
     let mut options = EngineOptions::new(claimdb_rules::Ruleset::locked(), "bench");
     options.verifier = Some(verifier);
-    options.sign_in = Some(sign_in);
+    options.sign_in = Some(sign_in as Arc<dyn SignInHooks>);
     Some(Setup {
         engine: Engine::new(store, options),
         bearer,

@@ -12,10 +12,8 @@ use claimdb_identity::io::{
     FetchedDocument, Fetcher, FormPoster, ManualClock, MemoryPersistence, NoRevocation,
     PostResponse,
 };
-use claimdb_identity::{
-    CallbackParams, FetchError, KeyCacheConfig, LoginClient, LoginDeps, MemoryRecords, Verifier,
-    VerifierDeps,
-};
+use claimdb_identity::{FetchError, KeyCacheConfig, Verifier, VerifierDeps};
+use claimdb_signin::{CallbackParams, LoginClient, LoginDeps};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -87,6 +85,7 @@ impl FormPoster for Fake {
 struct Env {
     fake: Arc<Fake>,
     login: LoginClient,
+    _store_dir: tempfile::TempDir,
 }
 
 fn provider(name: &str, host: &str) -> claimdb_identity::ProviderConfig {
@@ -118,19 +117,24 @@ fn env() -> Env {
         )
         .unwrap(),
     );
+    let (records, store_dir) = crate::store::temp_store();
     let login = LoginClient::new(
         "https://db.example.com",
         &["https://app.example.com/".to_owned()],
         &providers,
         LoginDeps {
             verifier,
-            records: Arc::new(MemoryRecords::default()),
+            records,
             fetcher: fake.clone(),
             poster: fake.clone(),
         },
     )
     .unwrap();
-    Env { fake, login }
+    Env {
+        fake,
+        login,
+        _store_dir: store_dir,
+    }
 }
 
 struct Started {
@@ -406,6 +410,7 @@ async fn login_configuration_is_checked() {
          jwks_uri = \"https://a.idp.test/jwks\"\nclient_id = \"client-a\"\nclient_secret = \"x\"\n",
     )];
     let e = env();
+    let (records, _store_dir) = crate::store::temp_store();
     let deps = || LoginDeps {
         verifier: Arc::new(
             Verifier::from_configs(
@@ -420,7 +425,7 @@ async fn login_configuration_is_checked() {
             )
             .unwrap(),
         ),
-        records: Arc::new(MemoryRecords::default()),
+        records: records.clone(),
         fetcher: e.fake.clone(),
         poster: e.fake.clone(),
     };

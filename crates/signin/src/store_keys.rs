@@ -1,6 +1,6 @@
 //! claimdb's own issuer keys in the store's system records, so that every node sharing a
 //! database signs with, publishes and rotates one key ring: [`StoreKeyStorage`], a
-//! [`KeyStorage`] (the key file of `claimdb_identity::Issuer`) kept in namespace
+//! [`KeyStorage`] (the key file of [`crate::Issuer`]) kept in namespace
 //! [`ISSUER_KEYS`], with a lease record as the cross-node lock the issuer takes around
 //! read-modify-write (rotation, pruning, first key).
 //!
@@ -22,10 +22,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use claimdb_identity::{IssuerError, KeyStorage};
 use claimdb_store::{RecordCondition, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
+
+use crate::error::IssuerError;
+use crate::signing::KeyStorage;
 
 /// The record namespace of the issuer's key file and its lock.
 pub const ISSUER_KEYS: &str = "issuer_keys";
@@ -259,7 +261,7 @@ impl KeyStorage for StoreKeyStorage {
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use claimdb_identity::{Issuer, IssuerConfig, SigningAlg};
+    use crate::{Issuer, IssuerConfig, SigningAlg};
     use claimdb_store::SqliteStore;
 
     use super::*;
@@ -424,8 +426,7 @@ mod tests {
         let rt = runtime();
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
-        let local =
-            Arc::new(claimdb_identity::DirKeyStorage::open(dir.path().join("issuer")).unwrap());
+        let local = Arc::new(crate::DirKeyStorage::open(dir.path().join("issuer")).unwrap());
         let shared = Arc::new(StoreKeyStorage::new(store, rt.handle().clone()));
         let t0 = SystemTime::now();
         rt.block_on(async move {
@@ -438,9 +439,8 @@ mod tests {
                 assert_eq!(active(&node), old);
                 // Once the store has keys, another local file does not replace them.
                 let other_dir = tempfile::tempdir().unwrap();
-                let other = Arc::new(
-                    claimdb_identity::DirKeyStorage::open(other_dir.path().join("issuer")).unwrap(),
-                );
+                let other =
+                    Arc::new(crate::DirKeyStorage::open(other_dir.path().join("issuer")).unwrap());
                 Issuer::open(config(), other.clone(), t0).unwrap();
                 assert!(!shared.adopt(other.as_ref()).unwrap());
                 let node = Issuer::open(config(), shared, t0).unwrap();

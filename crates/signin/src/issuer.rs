@@ -3,7 +3,7 @@
 //! and on command ([`Issuer::rotate`]), the JWKS and OpenID discovery documents, and minting of
 //! short-lived ID tokens.
 //!
-//! claimdb's tokens verify through the same [`crate::Verifier`] as every provider's: add
+//! claimdb's tokens verify through the same [`claimdb_identity::Verifier`] as every provider's: add
 //! [`Issuer::provider`] to the verifier's providers. Its key source is [`KeySource::Local`],
 //! read live, so a freshly rotated key verifies at once; an unknown `kid` re-reads the key file
 //! (rate limited), so a rotation by another process (`claimdb token rotate-keys`) is picked up.
@@ -16,51 +16,24 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::{Alg, IssuerMatch, KeySource, LocalKeySource, LocalKeys, OneOrMany, Provider};
+use claimdb_identity::claim_names::{
+    ISSUER_PROVIDER_NAME, ISSUER_WRITTEN_CLAIMS, MAX_CUSTOM_CLAIMS_BYTES, PROVIDER_CLAIM,
+    RESERVED_CLAIMS, ROLES_CLAIM, STORED_CLAIMS_CLAIM, reserved_for_minting,
+};
+use claimdb_identity::config::{
+    Alg, IssuerMatch, KeySource, LocalKeySource, LocalKeys, OneOrMany, Provider,
+};
+use claimdb_identity::io::unix_secs;
+use claimdb_identity::keys::KeySet;
+
 use crate::error::IssuerError;
-use crate::io::unix_secs;
-use crate::keys::KeySet;
 use crate::records::random_token;
 use crate::signing::{KeyFile, KeyStorage, SigningAlg, SigningKey, StoredKey, to_time};
 
+/// The RFC 8693 grant type (advertised in the discovery document, run by `exchange`).
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// ID tokens claimdb mints live at most this long.
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(3600);
-/// Custom claims, serialized as a JSON object, may be at most this long (as in Firebase).
-pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 1000;
-/// The verifier's name for claimdb's own tokens (`request.auth.provider`).
-pub const ISSUER_PROVIDER_NAME: &str = "claimdb";
-/// The claim holding the source provider's name in a claimdb token.
-pub const PROVIDER_CLAIM: &str = "provider";
-/// The claim holding the roles in a claimdb token.
-pub const ROLES_CLAIM: &str = "roles";
-/// The claim listing which claims of a claimdb token are the user's stored custom claims as
-/// they were at minting. Whoever authenticates the token drops those names and overlays the
-/// user's *current* custom claims instead, so a claim deleted through the admin API stops
-/// working on the next request, not when the token expires.
-pub const STORED_CLAIMS_CLAIM: &str = "claimdb_custom";
-/// Claim names custom claims may not use: the registered and OpenID names Firebase reserves,
-/// and the three claimdb writes itself.
-pub const RESERVED_CLAIMS: &[&str] = &[
-    "acr",
-    "amr",
-    "at_hash",
-    "aud",
-    "auth_time",
-    "azp",
-    "cnf",
-    "c_hash",
-    "exp",
-    "firebase",
-    "iat",
-    "iss",
-    "jti",
-    "nbf",
-    "nonce",
-    "sub",
-    PROVIDER_CLAIM,
-    ROLES_CLAIM,
-    STORED_CLAIMS_CLAIM,
-];
 /// Clock skew the verifier allows for claimdb's tokens; retired keys stay published this much
 /// longer than the longest token they may have signed.
 const SKEW: Duration = Duration::from_secs(60);
@@ -186,16 +159,13 @@ pub fn normalize_public_url(public_url: &str) -> Result<String, IssuerError> {
     Ok(public_url.trim_end_matches('/').to_owned())
 }
 
-/// Checks a custom-claims object: at most [`MAX_CUSTOM_CLAIMS_BYTES`] serialized, no name from
-/// [`RESERVED_CLAIMS`].
+/// Checks a custom-claims object: at most [`MAX_CUSTOM_CLAIMS_BYTES`] serialized, no name
+/// [`reserved_for_minting`].
 pub fn check_custom_claims(claims: &Map<String, Value>) -> Result<(), String> {
-    if let Some(name) = claims
-        .keys()
-        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
-    {
+    if let Some(name) = claims.keys().find(|k| reserved_for_minting(k)) {
         return Err(format!(
             "custom claim {name:?} is a reserved claim name; reserved: {}",
-            RESERVED_CLAIMS.join(", ")
+            minting_reserved_names().join(", ")
         ));
     }
     let size = Value::Object(claims.clone()).to_string().len();
@@ -205,6 +175,15 @@ pub fn check_custom_claims(claims: &Map<String, Value>) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Every name [`reserved_for_minting`], in the order the refusal lists them.
+fn minting_reserved_names() -> Vec<&'static str> {
+    RESERVED_CLAIMS
+        .iter()
+        .chain(ISSUER_WRITTEN_CLAIMS)
+        .copied()
+        .collect()
 }
 
 /// What to put in a minted token.
@@ -364,7 +343,7 @@ impl Issuer {
     /// dropped; failures are logged and retried on the next round.
     pub fn spawn_maintenance(
         self: &Arc<Self>,
-        clock: Arc<dyn crate::io::Clock>,
+        clock: Arc<dyn claimdb_identity::io::Clock>,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
@@ -425,7 +404,7 @@ impl Issuer {
             "token_endpoint": format!("{iss}/v1/token"),
             "grant_types_supported": [
                 "refresh_token",
-                crate::exchange::GRANT_TOKEN_EXCHANGE,
+                GRANT_TOKEN_EXCHANGE,
             ],
             "token_endpoint_auth_methods_supported": ["none"],
             "response_types_supported": ["code"],
@@ -439,7 +418,7 @@ impl Issuer {
         doc
     }
 
-    /// The provider to add to the [`crate::Verifier`] so claimdb's tokens verify through the
+    /// The provider to add to the [`claimdb_identity::Verifier`] so claimdb's tokens verify through the
     /// same path as every other provider's: exact issuer, the configured audiences, ES256 and
     /// RS256 (a key is bound to its own algorithm), `sub` as uid, `roles` claim trusted.
     pub fn provider(self: &Arc<Self>) -> Provider {
@@ -464,10 +443,10 @@ impl Issuer {
     /// Mints an ID token with the active key.
     pub fn mint(&self, req: &MintRequest, now: SystemTime) -> Result<Minted, IssuerError> {
         let invalid = |m: String| IssuerError::InvalidRequest(m);
-        if req.uid.is_empty() || req.uid.len() > crate::MAX_UID_BYTES {
+        if req.uid.is_empty() || req.uid.len() > claimdb_identity::MAX_UID_BYTES {
             return Err(invalid(format!(
                 "uid must be 1 to {} bytes; it is {}",
-                crate::MAX_UID_BYTES,
+                claimdb_identity::MAX_UID_BYTES,
                 req.uid.len()
             )));
         }
@@ -483,11 +462,7 @@ impl Issuer {
             return Err(invalid("ttl must be at least one second".into()));
         }
         check_custom_claims(&req.claims).map_err(invalid)?;
-        if let Some(name) = req
-            .carried
-            .keys()
-            .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
-        {
+        if let Some(name) = req.carried.keys().find(|k| reserved_for_minting(k)) {
             return Err(invalid(format!(
                 "carried claim {name:?} is a reserved claim name"
             )));
@@ -530,11 +505,11 @@ impl Issuer {
         let key = &ring.active;
         let header = json!({"alg": key.alg.name(), "typ": "JWT", "kid": key.kid});
         let token = key.sign_jws(&header, &Value::Object(payload))?;
-        if token.len() > crate::jose::MAX_TOKEN_BYTES {
+        if token.len() > claimdb_identity::jose::MAX_TOKEN_BYTES {
             return Err(invalid(format!(
                 "the token would be {} bytes; verifiers refuse tokens over {} bytes",
                 token.len(),
-                crate::jose::MAX_TOKEN_BYTES
+                claimdb_identity::jose::MAX_TOKEN_BYTES
             )));
         }
         Ok(Minted {

@@ -17,9 +17,11 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use claimdb_store::{RecordCondition, Store, StoreError};
+
 use crate::records::{
-    NS_REFRESH, NS_REFRESH_FAMILY, NS_REFRESH_USER, RecordCondition, Records, RecordsError,
-    random_token, secret_key, unix_millis,
+    NS_REFRESH, NS_REFRESH_FAMILY, NS_REFRESH_USER, RecordsError, random_token, secret_key,
+    unix_millis,
 };
 
 /// Random bytes in a refresh token.
@@ -110,6 +112,12 @@ struct UserRecord {
     expires_ms: i64,
 }
 
+impl From<StoreError> for RefreshError {
+    fn from(e: StoreError) -> Self {
+        RefreshError::Storage(e.into())
+    }
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<String, RecordsError> {
     serde_json::to_string(v).map_err(|e| RecordsError(format!("cannot encode a record: {e}")))
 }
@@ -118,15 +126,15 @@ fn from_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, RecordsError> {
     serde_json::from_str(s).map_err(|e| RecordsError(format!("a stored record is not valid: {e}")))
 }
 
-/// Issues, rotates and revokes refresh tokens over [`Records`].
+/// Issues, rotates and revokes refresh tokens over the store's system records.
 #[derive(Clone)]
 pub struct RefreshTokens {
-    records: Arc<dyn Records>,
+    records: Arc<dyn Store>,
     ttl: Duration,
 }
 
 impl RefreshTokens {
-    pub fn new(records: Arc<dyn Records>, ttl: Duration) -> Self {
+    pub fn new(records: Arc<dyn Store>, ttl: Duration) -> Self {
         Self { records, ttl }
     }
 
@@ -345,16 +353,16 @@ impl RefreshTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::MemoryRecords;
+    use crate::records::test_store;
 
     fn t(s: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
     }
 
-    fn setup() -> (Arc<MemoryRecords>, RefreshTokens) {
-        let r = Arc::new(MemoryRecords::default());
+    fn setup() -> (Arc<dyn Store>, RefreshTokens, tempfile::TempDir) {
+        let (r, dir) = test_store();
         let rt = RefreshTokens::new(r.clone(), Duration::from_secs(30 * 86_400));
-        (r, rt)
+        (r, rt, dir)
     }
 
     fn grant() -> RefreshGrant {
@@ -368,7 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_are_opaque_and_stored_hashed() {
-        let (r, rt) = setup();
+        let (r, rt, _dir) = setup();
         let a = rt.issue(&grant(), t(0)).await.unwrap();
         assert_eq!(a.token.len(), 43);
         let stored = r.list_records(NS_REFRESH, None, 10).await.unwrap();
@@ -378,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn rotation_and_reuse_revokes_the_family() {
-        let (_, rt) = setup();
+        let (_, rt, _dir) = setup();
         let a = rt.issue(&grant(), t(0)).await.unwrap();
         let other = rt.issue(&grant(), t(0)).await.unwrap();
         let (g, b) = rt.redeem(&a.token, t(10)).await.unwrap();
@@ -413,7 +421,7 @@ mod tests {
 
     #[tokio::test]
     async fn expiry_unknown_and_user_revocation() {
-        let (_, rt) = setup();
+        let (_, rt, _dir) = setup();
         let a = rt.issue(&grant(), t(0)).await.unwrap();
         assert_eq!(
             rt.redeem(&a.token, t(30 * 86_400)).await.unwrap_err(),
@@ -448,7 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_redeems_of_one_token_yield_one_winner() {
-        let (_, rt) = setup();
+        let (_, rt, _dir) = setup();
         let a = rt.issue(&grant(), t(0)).await.unwrap();
         let (x, y) = tokio::join!(rt.redeem(&a.token, t(1)), rt.redeem(&a.token, t(1)));
         assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1);

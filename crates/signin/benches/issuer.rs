@@ -8,10 +8,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
-use claimdb_identity::{
-    HttpFetcher, Issuer, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, MintRequest, SigningAlg,
-    Verifier, VerifierDeps,
-};
+use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
+use claimdb_signin::{Issuer, IssuerSettings, MemoryKeyStorage, MintRequest, SigningAlg};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 

@@ -1,41 +1,35 @@
-//! claimdb's own tokens and browser sessions as engine operations: the `/v1/token` grants
-//! (refresh, RFC 8693 exchange of a provider's token or a Firebase-format custom token), admin
-//! minting, the OIDC login (start, callback → user record + session) and logout, the issuer's
-//! JWKS and discovery documents, and authentication by session cookie (`Credential::Session`).
+//! claimdb's own tokens and browser sessions as operations: the `/v1/token` grants (refresh,
+//! RFC 8693 exchange of a provider's token or a Firebase-format custom token), admin minting,
+//! the OIDC login (start, callback → user record + session) and logout, the issuer's JWKS and
+//! discovery documents, and the sessions behind session cookies ([`SignInHooks`]).
 //!
-//! [`SignIn`] bundles the identity layer's pieces (issuer, token service, sessions, login
-//! client) over the store's system records; the CLI builds it and hands it to the engine in
-//! [`crate::EngineOptions::sign_in`]. The cryptography, the flows' checks and the record formats
-//! are the identity layer's; this file joins them to the store (user records, custom claims,
-//! revocation) and maps their failures to engine errors. HTTP (cookies, redirects, status codes)
-//! stays in `server`.
+//! [`SignIn`] bundles this crate's pieces (issuer, token service, sessions, login client) over
+//! the store's system records; the CLI builds it, hands it to the engine as its
+//! [`SignInHooks`] (so the engine authenticates session cookies and revokes refresh tokens) and
+//! to the server. This file joins the flows to the engine's user records (custom claims,
+//! revocation) and maps their failures to engine errors. HTTP (cookies, redirects, status
+//! codes, forms) stays in `server`.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_identity::exchange::OAuthErrorCode;
-use claimdb_identity::issuer::RESERVED_CLAIMS as ISSUER_RESERVED_CLAIMS;
-use claimdb_identity::records::{
-    NS_LOGIN, NS_REFRESH, NS_REFRESH_FAMILY, NS_REFRESH_USER, NS_SESSION, sweep_expired_after,
-};
-use claimdb_identity::{
-    CallbackParams, Grant, Issuer, IssuerError, LoginClient, LoginError, MintRequest, Records,
-    RecordsError, SessionIdentity, Sessions, Subject, TokenService, UserState, Users,
-};
+use claimdb_engine::{Engine, EngineError, LiveSession, RequestContext, SignInHooks, users};
+use claimdb_identity::claim_names::reserved_for_minting;
 use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
 
-pub use claimdb_identity::issuer::parse_ttl;
-pub use claimdb_identity::login::LOGIN_TTL;
-pub use claimdb_identity::session::{LOGIN_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie};
-pub use claimdb_identity::{LoginStart, Minted, OAuthError, TokenResponse};
-
-use crate::auth::{self, Principal};
-use crate::context::RequestContext;
-use crate::engine::Engine;
-use crate::error::EngineError;
-use crate::users;
+use crate::error::IssuerError;
+use crate::exchange::{
+    Grant, OAuthError, OAuthErrorCode, Subject, TokenResponse, TokenService, UserState, Users,
+};
+use crate::issuer::{Issuer, MintRequest, Minted};
+use crate::login::{CallbackParams, LoginClient, LoginError, LoginStart};
+use crate::records::{
+    NS_LOGIN, NS_REFRESH, NS_REFRESH_FAMILY, NS_REFRESH_USER, NS_SESSION, RecordsError,
+    sweep_expired_after,
+};
+use crate::session::{SessionIdentity, Sessions, cookies_need_secure};
 
 /// Records examined per namespace per sweep round (the next round resumes after the last).
 const SWEEP_SLICE: usize = 5_000;
@@ -50,21 +44,21 @@ pub struct SignIn {
     tokens: TokenService,
     sessions: Sessions,
     login: Option<LoginClient>,
-    records: Arc<dyn Records>,
+    records: Arc<dyn Store>,
     app_redirects: Vec<String>,
     /// When the JWKS route last re-read the key file.
     jwks_reloaded: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl SignIn {
-    /// `tokens` must mint with `issuer`; `records` is what `tokens` and `login` store in (the
-    /// store's system records, [`crate::identity_store::StoreRecords`]); `login` is `None`
-    /// when no provider is configured for login. Sessions live `issuer`'s `session_ttl`.
+    /// `tokens` must mint with `issuer`; `records` is the store `tokens` and `login` keep their
+    /// records in, and the one holding the user records; `login` is `None` when no provider is
+    /// configured for login. Sessions live `issuer`'s `session_ttl`.
     pub fn new(
         issuer: Arc<Issuer>,
         tokens: TokenService,
         login: Option<LoginClient>,
-        records: Arc<dyn Records>,
+        records: Arc<dyn Store>,
         app_redirects: Vec<String>,
     ) -> SignIn {
         let sessions = Sessions::new(records.clone(), issuer.config().session_ttl);
@@ -121,12 +115,17 @@ impl SignIn {
         &self.issuer.config().issuer
     }
 
+    /// Whether claimdb's cookies must carry `Secure`: everywhere but plain http on loopback.
+    pub fn cookies_secure(&self) -> bool {
+        cookies_need_secure(self.public_url())
+    }
+
     /// The configured `app_redirects` (login targets; their origins may send cookie requests).
     pub fn app_redirects(&self) -> &[String] {
         &self.app_redirects
     }
 
-    /// The browser sessions (created by [`Engine::login_callback`]).
+    /// The browser sessions (created by [`SignIn::login_callback`]).
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
     }
@@ -214,7 +213,7 @@ fn user_state(record: Option<users::UserRecord>) -> UserState {
         custom_claims: r
             .custom_claims
             .into_iter()
-            .filter(|(k, _)| !ISSUER_RESERVED_CLAIMS.contains(&k.as_str()))
+            .filter(|(k, _)| !reserved_for_minting(k))
             .collect(),
         tokens_valid_after: r.tokens_valid_after,
     }
@@ -236,7 +235,8 @@ impl Users for StoreUsers<'_> {
     }
 }
 
-fn not_enabled() -> EngineError {
+/// The error of a sign-in operation on a server whose issuer is not enabled.
+pub fn not_enabled() -> EngineError {
     EngineError::not_found("claimdb's issuer and login are not enabled on this server")
 }
 
@@ -300,18 +300,12 @@ async fn note_user(
     .await
 }
 
-impl Engine {
-    fn require_sign_in(&self) -> Result<&Arc<SignIn>, EngineError> {
-        self.sign_in().ok_or_else(not_enabled)
-    }
-
+impl SignIn {
     /// The JWKS of claimdb's issuer (`/.well-known/jwks.json`), including keys another process
     /// rotated in (the key file is re-read at most once a second).
     pub fn jwks_json(&self) -> Result<String, EngineError> {
-        let sign_in = self.require_sign_in()?;
-        sign_in.reload_keys_if_due();
-        sign_in
-            .issuer
+        self.reload_keys_if_due();
+        self.issuer
             .jwks_json()
             .map_err(|e| EngineError::internal(e.to_string()))
     }
@@ -319,86 +313,13 @@ impl Engine {
     /// The OpenID discovery document of claimdb's issuer. No `authorization_endpoint` is
     /// advertised: `/v1/login/{provider}` signs browsers in through their provider, it is not
     /// an OAuth authorization endpoint for third-party clients.
-    pub fn discovery_document(&self) -> Result<Json, EngineError> {
-        Ok(self.require_sign_in()?.issuer.discovery_document(None))
-    }
-
-    /// `POST /v1/token`: runs the grant in the form fields. Failures are OAuth errors (the one
-    /// API surface whose errors take RFC 6749's shape).
-    pub async fn token_grant(
-        &self,
-        ctx: &RequestContext,
-        form: &[(String, String)],
-    ) -> Result<TokenResponse, OAuthError> {
-        let grant = Grant::from_form(form);
-        let label = match &grant {
-            Ok(Grant::RefreshToken { .. }) => "refresh_token",
-            Ok(Grant::TokenExchange { .. }) => "token_exchange",
-            Err(_) => "invalid",
-        };
-        let result = match grant {
-            Ok(g) => self.run_grant(g).await,
-            Err(e) => Err(e),
-        };
-        let outcome = if result.is_ok() { "ok" } else { "refused" };
-        metrics::counter!("claimdb_token_grants_total", "grant" => label, "outcome" => outcome)
-            .increment(1);
-        if let Err(e) = &result {
-            tracing::debug!(request_id = %ctx.request_id, grant = label, error = ?e.error, reason = e.reason, "token grant refused");
-        }
-        result
+    pub fn discovery_document(&self) -> Json {
+        self.issuer.discovery_document(None)
     }
 
     async fn run_grant(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
-        let Some(sign_in) = self.sign_in() else {
-            return Err(oauth_server_error(
-                "claimdb's issuer is not enabled on this server".into(),
-            ));
-        };
-        let users = StoreUsers(&**self.store());
-        sign_in
-            .tokens
-            .grant(&grant, &users, SystemTime::now())
-            .await
-    }
-
-    /// Mints a claimdb ID token for `uid` (admin only): `claims` (an object, or null) become
-    /// custom claims of the token; `ttl` defaults to the issuer's token lifetime (at most an
-    /// hour). `request.auth.provider` of such a token is `claimdb`.
-    pub async fn admin_mint_token(
-        &self,
-        ctx: &RequestContext,
-        uid: &str,
-        claims: &Json,
-        ttl: Option<Duration>,
-    ) -> Result<Minted, EngineError> {
-        self.authorize_admin(ctx).await?;
-        let sign_in = self.require_sign_in()?;
-        users::validate_uid(uid)?;
-        let claims = match claims {
-            Json::Null => Map::new(),
-            Json::Object(m) => m.clone(),
-            _ => {
-                return Err(EngineError::invalid_argument(
-                    "claims must be a JSON object (or omitted)",
-                ));
-            }
-        };
-        let request = MintRequest {
-            uid: uid.to_owned(),
-            claims,
-            ttl,
-            ..MintRequest::default()
-        };
-        let minted = sign_in
-            .issuer
-            .mint(&request, SystemTime::now())
-            .map_err(|e| match e {
-                IssuerError::InvalidRequest(m) => EngineError::invalid_argument(m),
-                other => EngineError::internal(other.to_string()),
-            })?;
-        tracing::info!(request_id = %ctx.request_id, uid, kid = %minted.kid, "token minted through the admin API");
-        Ok(minted)
+        let users = StoreUsers(&*self.records);
+        self.tokens.grant(&grant, &users, SystemTime::now()).await
     }
 
     /// Starts a login through `provider`; `redirect` must be under one of `app_redirects`.
@@ -407,8 +328,7 @@ impl Engine {
         provider: &str,
         redirect: Option<&str>,
     ) -> Result<LoginStart, EngineError> {
-        let sign_in = self.require_sign_in()?;
-        let login = sign_in.login.as_ref().ok_or_else(|| {
+        let login = self.login.as_ref().ok_or_else(|| {
             EngineError::not_found(format!(
                 "no login provider is named {provider:?}: no provider has client_id/client_secret"
             ))
@@ -425,23 +345,14 @@ impl Engine {
         &self,
         ctx: &RequestContext,
         provider: &str,
-        query: &[(String, String)],
+        params: &CallbackParams,
         browser_binding: Option<&str>,
     ) -> Result<LoginDone, EngineError> {
-        let sign_in = self.require_sign_in()?;
-        let login = sign_in.login.as_ref().ok_or_else(|| {
+        let login = self.login.as_ref().ok_or_else(|| {
             EngineError::not_found(format!("no login provider is named {provider:?}"))
         })?;
         let now = SystemTime::now();
-        let outcome = match login
-            .callback(
-                provider,
-                &CallbackParams::from_pairs(query),
-                browser_binding,
-                now,
-            )
-            .await
-        {
+        let outcome = match login.callback(provider, params, browser_binding, now).await {
             Ok(o) => o,
             Err(e) => {
                 metrics::counter!("claimdb_logins_total", "outcome" => "refused").increment(1);
@@ -451,7 +362,7 @@ impl Engine {
         };
         let token = &outcome.token;
         let email = token.claims.get("email").and_then(Json::as_str);
-        let record = note_user(&**self.store(), &token.uid, &outcome.provider, email).await?;
+        let record = note_user(&*self.records, &token.uid, &outcome.provider, email).await?;
         // The ID token the login produced is a credential like any other: one issued before
         // the user's revocation starts no session. (A revocation landing after this check is
         // caught when the session is used: it carries the ID token's `iat`.)
@@ -462,7 +373,7 @@ impl Engine {
             roles: token.roles.clone(),
             claims: token.claims.clone(),
         };
-        let session = sign_in
+        let session = self
             .sessions
             .create(&identity, now)
             .await
@@ -472,44 +383,97 @@ impl Engine {
         Ok(LoginDone {
             uid: token.uid.clone(),
             session_id: session.id,
-            session_ttl: sign_in.sessions.ttl(),
+            session_ttl: self.sessions.ttl(),
             redirect: outcome.redirect,
         })
     }
 
     /// Ends the session a cookie names; returns whether there was one.
     pub async fn logout(&self, session_id: Option<&str>) -> Result<bool, EngineError> {
-        let sign_in = self.require_sign_in()?;
         match session_id {
-            Some(id) if !id.is_empty() => sign_in.sessions.end(id).await.map_err(storage),
+            Some(id) if !id.is_empty() => self.sessions.end(id).await.map_err(storage),
             _ => Ok(false),
         }
     }
+}
 
-    /// The caller behind a session cookie: the session's uid, provider, roles and ID-token
-    /// claims with the user's custom claims overlaid, as for a bearer token. A session created
-    /// at or before the user's `tokens_valid_after` (second) is refused and ended.
-    pub(crate) async fn authenticate_session(
-        &self,
-        id: &str,
-    ) -> Result<Option<Principal>, EngineError> {
-        let unknown = || {
-            EngineError::Unauthenticated {
-            message: "the session cookie names no live session (it expired, was ended by logout, or never existed); sign in again".into(),
-            reason: "unknown-session",
+/// `POST /v1/token`: runs the grant the server read from the form fields (or refuses what it
+/// could not read). Failures are OAuth errors (the one API surface whose errors take RFC 6749's
+/// shape); without an enabled issuer every grant fails with `server_error`.
+pub async fn token_grant(
+    sign_in: Option<&SignIn>,
+    ctx: &RequestContext,
+    grant: Result<Grant, OAuthError>,
+) -> Result<TokenResponse, OAuthError> {
+    let label = match &grant {
+        Ok(Grant::RefreshToken { .. }) => "refresh_token",
+        Ok(Grant::TokenExchange { .. }) => "token_exchange",
+        Err(_) => "invalid",
+    };
+    let result = match (grant, sign_in) {
+        (Ok(g), Some(s)) => s.run_grant(g).await,
+        (Ok(_), None) => Err(oauth_server_error(
+            "claimdb's issuer is not enabled on this server".into(),
+        )),
+        (Err(e), _) => Err(e),
+    };
+    let outcome = if result.is_ok() { "ok" } else { "refused" };
+    metrics::counter!("claimdb_token_grants_total", "grant" => label, "outcome" => outcome)
+        .increment(1);
+    if let Err(e) = &result {
+        tracing::debug!(request_id = %ctx.request_id, grant = label, error = ?e.error, reason = e.reason, "token grant refused");
+    }
+    result
+}
+
+/// Mints a claimdb ID token for `uid` (admin only): `claims` (an object, or null) become
+/// custom claims of the token; `ttl` defaults to the issuer's token lifetime (at most an
+/// hour). `request.auth.provider` of such a token is `claimdb`. The caller is authorized
+/// before anything else is looked at, so without an enabled issuer only an admin learns so.
+pub async fn admin_mint_token(
+    sign_in: Option<&SignIn>,
+    engine: &Engine,
+    ctx: &RequestContext,
+    uid: &str,
+    claims: &Json,
+    ttl: Option<Duration>,
+) -> Result<Minted, EngineError> {
+    engine.authorize_admin(ctx).await?;
+    let sign_in = sign_in.ok_or_else(not_enabled)?;
+    users::validate_uid(uid)?;
+    let claims = match claims {
+        Json::Null => Map::new(),
+        Json::Object(m) => m.clone(),
+        _ => {
+            return Err(EngineError::invalid_argument(
+                "claims must be a JSON object (or omitted)",
+            ));
         }
+    };
+    let request = MintRequest {
+        uid: uid.to_owned(),
+        claims,
+        ttl,
+        ..MintRequest::default()
+    };
+    let minted = sign_in
+        .issuer
+        .mint(&request, SystemTime::now())
+        .map_err(|e| match e {
+            IssuerError::InvalidRequest(m) => EngineError::invalid_argument(m),
+            other => EngineError::internal(other.to_string()),
+        })?;
+    tracing::info!(request_id = %ctx.request_id, uid, kid = %minted.kid, "token minted through the admin API");
+    Ok(minted)
+}
+
+#[async_trait]
+impl SignInHooks for SignIn {
+    async fn session(&self, id: &str, now: SystemTime) -> Result<Option<LiveSession>, EngineError> {
+        let Some(session) = self.sessions.get(id, now).await.map_err(storage)? else {
+            return Ok(None);
         };
-        let Some(sign_in) = self.sign_in() else {
-            return Err(unknown());
-        };
-        let session = sign_in
-            .sessions
-            .get(id, SystemTime::now())
-            .await
-            .map_err(storage)?
-            .ok_or_else(unknown)?;
         let identity = session.identity;
-        let record = users::load(&**self.store(), &identity.uid).await?;
         // A session is as old as the credential it began with: the login's ID token (its
         // `iat`), or the session itself if that is older.
         let created = claimdb_identity::io::unix_secs(session.created);
@@ -518,55 +482,41 @@ impl Engine {
             .get("iat")
             .and_then(Json::as_i64)
             .map_or(created, |iat| iat.min(created));
-        let custom = match record {
-            Some(r) => {
-                if let Err(e) = users::check_not_revoked(&r, Some(issued_at)) {
-                    // Revoked: the session is dead for good.
-                    sign_in.sessions.end(id).await.map_err(storage)?;
-                    return Err(e);
-                }
-                r.custom_claims
-            }
-            None => Map::new(),
-        };
-        Ok(Some(auth::principal_of(
-            self.verifier().map(|v| &**v),
-            identity.uid,
-            identity.provider,
-            identity.claims,
-            identity.roles,
-            custom,
-        )))
+        Ok(Some(LiveSession {
+            uid: identity.uid,
+            provider: identity.provider,
+            roles: identity.roles,
+            claims: identity.claims,
+            issued_at,
+        }))
     }
 
-    /// Revokes the user's refresh tokens (with [`Engine::admin_revoke`]).
-    pub(crate) async fn revoke_refresh_tokens(&self, uid: &str) -> Result<(), EngineError> {
-        if let Some(sign_in) = self.sign_in() {
-            sign_in
-                .tokens
-                .refresh_tokens()
-                .revoke_user(uid, SystemTime::now())
-                .await
-                .map_err(|e| EngineError::Unavailable {
-                    message: format!("revoking the refresh tokens of {uid}: {e}"),
-                    write_index: None,
-                })?;
-        }
+    async fn end_session(&self, id: &str) -> Result<(), EngineError> {
+        self.sessions.end(id).await.map_err(storage)?;
         Ok(())
+    }
+
+    async fn revoke_refresh_tokens(&self, uid: &str, now: SystemTime) -> Result<(), EngineError> {
+        self.tokens
+            .refresh_tokens()
+            .revoke_user(uid, now)
+            .await
+            .map_err(|e| EngineError::Unavailable {
+                message: format!("revoking the refresh tokens of {uid}: {e}"),
+                write_index: None,
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Credential;
-    use crate::identity_store::StoreRecords;
-    use crate::{EngineOptions, RequestContext};
+    use crate::issuer::IssuerSettings;
+    use crate::refresh::RefreshTokens;
+    use crate::signing::MemoryKeyStorage;
+    use claimdb_engine::{Credential, EngineOptions, RequestContext};
     use claimdb_identity::io::{NoPersistence, SystemClock};
-    use claimdb_identity::{
-        HttpFetcher, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, RefreshTokens, Verifier,
-        VerifierDeps,
-    };
+    use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
     use claimdb_store::SqliteStore;
     use serde_json::json;
 
@@ -597,7 +547,7 @@ mod tests {
         let verifier = Arc::new(
             Verifier::new(vec![issuer.provider()], KeyCacheConfig::default(), deps).unwrap(),
         );
-        let records: Arc<dyn Records> = Arc::new(StoreRecords(store.clone()));
+        let records: Arc<dyn Store> = store.clone();
         let tokens = TokenService::new(
             issuer.clone(),
             verifier.clone(),
@@ -607,7 +557,7 @@ mod tests {
         let sign_in = Arc::new(SignIn::new(issuer, tokens, None, records, Vec::new()));
         let mut options = EngineOptions::new(claimdb_rules::Ruleset::locked(), "test");
         options.verifier = Some(verifier);
-        options.sign_in = Some(sign_in.clone());
+        options.sign_in = Some(sign_in.clone() as Arc<dyn SignInHooks>);
         Env {
             engine: Engine::new(store, options),
             sign_in,

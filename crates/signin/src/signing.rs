@@ -213,7 +213,7 @@ impl StoredKey {
         StoredKey {
             kid: key.kid.clone(),
             alg: key.alg,
-            created: crate::io::unix_secs(key.created),
+            created: claimdb_identity::io::unix_secs(key.created),
             retired,
             pkcs8: STANDARD.encode(&key.pkcs8),
         }

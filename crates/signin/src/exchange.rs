@@ -4,9 +4,8 @@
 //! Answers are the OAuth token response ([`TokenResponse`]) or an OAuth error ([`OAuthError`],
 //! RFC 6749 §5.2 codes), both serializable as the RFC shapes them.
 //!
-//! The server parses the form body into pairs, calls [`Grant::from_form`] and
-//! [`TokenService::grant`], and writes the result with [`OAuthError::http_status`]. This file
-//! knows nothing of HTTP beyond those status numbers.
+//! The server parses the form body into a [`Grant`], calls [`TokenService::grant`], and picks
+//! the HTTP status of an [`OAuthError`] from its code. This file knows nothing of HTTP.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,14 +14,15 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::custom_token::CustomTokens;
-use crate::error::{IssuerError, VerifyError};
-use crate::issuer::{ISSUER_PROVIDER_NAME, Issuer, MintRequest, RESERVED_CLAIMS};
-use crate::refresh::{RefreshError, RefreshGrant, RefreshTokens};
-use crate::verify::Verifier;
+use claimdb_identity::claim_names::{ISSUER_PROVIDER_NAME, reserved_for_minting};
+use claimdb_identity::{Verifier, VerifyError};
 
-/// RFC 8693 token exchange grant type.
-pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+use crate::custom_token::CustomTokens;
+use crate::error::IssuerError;
+pub use crate::issuer::GRANT_TOKEN_EXCHANGE;
+use crate::issuer::{Issuer, MintRequest};
+use crate::refresh::{RefreshError, RefreshGrant, RefreshTokens};
+
 /// The refresh grant type.
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 /// Subject token types accepted (RFC 8693 §3).
@@ -41,72 +41,6 @@ pub enum Grant {
         subject_token: String,
         subject_token_type: String,
     },
-}
-
-impl Grant {
-    /// Parses the form fields (`application/x-www-form-urlencoded`, already decoded). A field
-    /// given twice is refused (RFC 6749 §3.2); unknown fields are ignored, as the RFC says.
-    pub fn from_form(fields: &[(String, String)]) -> Result<Grant, OAuthError> {
-        let get = |name: &str| -> Result<Option<&str>, OAuthError> {
-            let mut it = fields.iter().filter(|(k, _)| k == name);
-            let first = it.next().map(|(_, v)| v.as_str());
-            if it.next().is_some() {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {name} is given more than once"
-                )));
-            }
-            Ok(first)
-        };
-        let need = |name: &str| -> Result<String, OAuthError> {
-            match get(name)? {
-                Some(v) if !v.is_empty() => Ok(v.to_owned()),
-                _ => Err(OAuthError::invalid_request(format!(
-                    "parameter {name} is required"
-                ))),
-            }
-        };
-        match get("grant_type")? {
-            Some(GRANT_REFRESH_TOKEN) => Ok(Grant::RefreshToken {
-                refresh_token: need("refresh_token")?,
-            }),
-            Some(GRANT_TOKEN_EXCHANGE) => {
-                let subject_token_type = need("subject_token_type")?;
-                if subject_token_type != TOKEN_TYPE_JWT && subject_token_type != TOKEN_TYPE_ID_TOKEN
-                {
-                    return Err(OAuthError::invalid_request(format!(
-                        "subject_token_type must be {TOKEN_TYPE_JWT} or {TOKEN_TYPE_ID_TOKEN}"
-                    )));
-                }
-                if get("actor_token")?.is_some() {
-                    return Err(OAuthError::invalid_request(
-                        "delegation (actor_token) is not supported".into(),
-                    ));
-                }
-                if let Some(t) = get("requested_token_type")?
-                    && t != TOKEN_TYPE_ID_TOKEN
-                    && t != TOKEN_TYPE_JWT
-                {
-                    return Err(OAuthError::invalid_request(format!(
-                        "requested_token_type {t} is not offered; claimdb issues ID tokens"
-                    )));
-                }
-                Ok(Grant::TokenExchange {
-                    subject_token: need("subject_token")?,
-                    subject_token_type,
-                })
-            }
-            Some("") | None => Err(OAuthError::invalid_request(
-                "parameter grant_type is required".into(),
-            )),
-            Some(other) => Err(OAuthError {
-                error: OAuthErrorCode::UnsupportedGrantType,
-                error_description: format!(
-                    "grant_type {other:?} is not supported; use {GRANT_REFRESH_TOKEN} or {GRANT_TOKEN_EXCHANGE}"
-                ),
-                reason: None,
-            }),
-        }
-    }
 }
 
 /// The successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1). `access_token` and
@@ -165,17 +99,6 @@ impl OAuthError {
             error: OAuthErrorCode::ServerError,
             error_description: description,
             reason: None,
-        }
-    }
-
-    /// The HTTP status to answer with.
-    pub fn http_status(&self) -> u16 {
-        match self.error {
-            OAuthErrorCode::InvalidRequest
-            | OAuthErrorCode::InvalidGrant
-            | OAuthErrorCode::UnsupportedGrantType => 400,
-            OAuthErrorCode::ServerError => 500,
-            OAuthErrorCode::TemporarilyUnavailable => 503,
         }
     }
 }
@@ -354,7 +277,7 @@ impl TokenService {
             )));
         }
         // The issuer decides which verifier; the signature is checked by that verifier.
-        let iss = crate::jose::decode(subject_token)
+        let iss = claimdb_identity::jose::decode(subject_token)
             .map_err(OAuthError::from)?
             .claims
             .get("iss")
@@ -428,7 +351,7 @@ impl TokenService {
         let carried: Map<String, Value> = grant
             .claims
             .iter()
-            .filter(|(k, _)| !RESERVED_CLAIMS.contains(&k.as_str()))
+            .filter(|(k, _)| !reserved_for_minting(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let req = MintRequest {
@@ -467,7 +390,7 @@ async fn lookup(users: &dyn Users, uid: &str) -> Result<UserState, OAuthError> {
 /// Refuses a credential issued (Unix seconds) before the user's `tokens_valid_after`.
 fn check_not_revoked(issued_at: Option<i64>, state: &UserState) -> Result<(), OAuthError> {
     match state.tokens_valid_after {
-        Some(after) => crate::claims::check_not_revoked(issued_at, after).map_err(|e| {
+        Some(after) => claimdb_identity::check_not_revoked(issued_at, after).map_err(|e| {
             OAuthError::invalid_grant(
                 format!("the user's tokens were revoked; sign in again ({e})"),
                 e.reason(),
@@ -481,76 +404,6 @@ fn check_not_revoked(issued_at: Option<i64>, state: &UserState) -> Result<(), OA
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn grant_parsing_table() {
-        type Case<'a> = (Vec<(&'a str, &'a str)>, Result<(), OAuthErrorCode>);
-        let cases: Vec<Case> = vec![
-            (
-                vec![("grant_type", "refresh_token"), ("refresh_token", "x")],
-                Ok(()),
-            ),
-            (
-                vec![("grant_type", "refresh_token")],
-                Err(OAuthErrorCode::InvalidRequest),
-            ),
-            (
-                vec![
-                    ("grant_type", GRANT_TOKEN_EXCHANGE),
-                    ("subject_token", "t"),
-                    ("subject_token_type", TOKEN_TYPE_JWT),
-                ],
-                Ok(()),
-            ),
-            (
-                vec![
-                    ("grant_type", GRANT_TOKEN_EXCHANGE),
-                    ("subject_token", "t"),
-                    (
-                        "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:access_token",
-                    ),
-                ],
-                Err(OAuthErrorCode::InvalidRequest),
-            ),
-            (
-                vec![
-                    ("grant_type", GRANT_TOKEN_EXCHANGE),
-                    ("subject_token", "t"),
-                    ("subject_token", "u"),
-                    ("subject_token_type", TOKEN_TYPE_JWT),
-                ],
-                Err(OAuthErrorCode::InvalidRequest),
-            ),
-            (
-                vec![
-                    ("grant_type", GRANT_TOKEN_EXCHANGE),
-                    ("subject_token", "t"),
-                    ("subject_token_type", TOKEN_TYPE_JWT),
-                    ("actor_token", "a"),
-                ],
-                Err(OAuthErrorCode::InvalidRequest),
-            ),
-            (
-                vec![("grant_type", "password")],
-                Err(OAuthErrorCode::UnsupportedGrantType),
-            ),
-            (vec![], Err(OAuthErrorCode::InvalidRequest)),
-        ];
-        for (pairs, want) in cases {
-            let got = Grant::from_form(&form(&pairs))
-                .map(|_| ())
-                .map_err(|e| e.error);
-            assert_eq!(got, want, "{pairs:?}");
-        }
-    }
-
     #[test]
     fn errors_serialize_as_rfc6749_says() {
         let e = OAuthError::invalid_grant("nope".into(), "expired");
@@ -558,6 +411,5 @@ mod tests {
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({"error": "invalid_grant", "error_description": "nope", "reason": "expired"})
         );
-        assert_eq!(e.http_status(), 400);
     }
 }

@@ -1,7 +1,7 @@
 //! Browser sessions after a login: an opaque random id (the `claimdb_session` cookie's value)
 //! stored only as its SHA-256 under `auth.session`, with the identity it stands for and an
-//! expiry. Lookup, end (logout), and the cookie header values with the attributes a session cookie
-//! needs (HttpOnly, SameSite=Lax, Secure unless the public URL is plain-http loopback).
+//! expiry. Lookup, end (logout), and whether the cookies carrying sessions must be `Secure`
+//! ([`cookies_need_secure`]); the cookie names and `Set-Cookie` values are the server's.
 //!
 //! Whether a session is still honoured after a user's revocation is the engine's call: it
 //! compares [`Session::created`] with the user's `tokens_valid_after`.
@@ -12,14 +12,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::records::{
-    NS_SESSION, RecordCondition, Records, RecordsError, random_token, secret_key, unix_millis,
-};
+use claimdb_store::{RecordCondition, Store};
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "claimdb_session";
-/// The short-lived cookie that binds a login attempt to the browser that started it.
-pub const LOGIN_COOKIE: &str = "claimdb_login";
+use crate::records::{NS_SESSION, RecordsError, random_token, secret_key, unix_millis};
 
 /// Who a session is for.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -62,15 +57,15 @@ fn time_ms(ms: i64) -> SystemTime {
     })
 }
 
-/// Sessions over [`Records`].
+/// Sessions over the store's system records.
 #[derive(Clone)]
 pub struct Sessions {
-    records: Arc<dyn Records>,
+    records: Arc<dyn Store>,
     ttl: Duration,
 }
 
 impl Sessions {
-    pub fn new(records: Arc<dyn Records>, ttl: Duration) -> Self {
+    pub fn new(records: Arc<dyn Store>, ttl: Duration) -> Self {
         Self { records, ttl }
     }
 
@@ -155,20 +150,6 @@ impl Sessions {
     }
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Max-Age, and Secure unless
-/// `public_url` is plain http on loopback (see [`cookies_need_secure`]).
-pub fn set_cookie(name: &str, value: &str, max_age: Duration, public_url: &str) -> String {
-    let secure = if cookies_need_secure(public_url) {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{name}={value}; Max-Age={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-        max_age.as_secs()
-    )
-}
-
 /// Whether claimdb's cookies carry `Secure` for `public_url`: always, except when it is plain
 /// http on a loopback host (`localhost`, 127.0.0.0/8, `[::1]`) — a dev instance, where the
 /// browser talks to claimdb without TLS. The scheme and host are compared as parsed (any
@@ -188,19 +169,14 @@ pub fn cookies_need_secure(public_url: &str) -> bool {
     !(url.scheme() == "http" && loopback)
 }
 
-/// A `Set-Cookie` value that deletes the cookie.
-pub fn clear_cookie(name: &str, public_url: &str) -> String {
-    set_cookie(name, "", Duration::ZERO, public_url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::MemoryRecords;
+    use crate::records::test_store;
 
     #[tokio::test]
     async fn sessions_live_expire_and_end() {
-        let r = Arc::new(MemoryRecords::default());
+        let (r, _dir) = test_store();
         let s = Sessions::new(r.clone(), Duration::from_secs(3600));
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let ident = SessionIdentity {
@@ -222,37 +198,17 @@ mod tests {
             s.get(&a.id, t0 + Duration::from_secs(3600)).await.unwrap(),
             None
         );
-        assert_eq!(
-            r.count(NS_SESSION),
-            0,
+        assert!(
+            r.list_records(NS_SESSION, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
             "an expired session is removed on sight"
         );
         let b = s.create(&ident, t0).await.unwrap();
         assert!(s.end(&b.id).await.unwrap());
         assert!(!s.end(&b.id).await.unwrap());
         assert_eq!(s.get(&b.id, t0).await.unwrap(), None);
-    }
-
-    #[test]
-    fn cookies_carry_the_required_attributes() {
-        let c = set_cookie(
-            SESSION_COOKIE,
-            "v",
-            Duration::from_secs(60),
-            "https://db.example.com",
-        );
-        assert_eq!(
-            c,
-            "claimdb_session=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
-        );
-        let c = set_cookie(
-            SESSION_COOKIE,
-            "v",
-            Duration::from_secs(60),
-            "http://127.0.0.1:8787",
-        );
-        assert!(!c.contains("Secure") && c.contains("HttpOnly"));
-        assert!(clear_cookie(LOGIN_COOKIE, "https://x").contains("Max-Age=0"));
     }
 
     /// Regression: `Secure` was decided by `public_url.starts_with("https://")`, so a public URL
@@ -271,10 +227,6 @@ mod tests {
             "",
         ] {
             assert!(cookies_need_secure(url), "{url}");
-            assert!(
-                set_cookie(SESSION_COOKIE, "v", Duration::from_secs(1), url).ends_with("; Secure"),
-                "{url}"
-            );
         }
         for url in [
             "http://127.0.0.1:8787",

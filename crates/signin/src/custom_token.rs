@@ -16,11 +16,13 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{Alg, FixedKeys, IssuerMatch, KeyCacheConfig, KeySource, LocalKeys, Provider};
-use crate::error::{ConfigError, VerifyError};
+use claimdb_identity::config::{
+    Alg, FixedKeys, IssuerMatch, KeyCacheConfig, KeySource, LocalKeys, Provider,
+};
+use claimdb_identity::keys::KeySet;
+use claimdb_identity::{ConfigError, Verifier, VerifierDeps, VerifyError};
+
 use crate::issuer::check_custom_claims;
-use crate::keys::KeySet;
-use crate::verify::{Verifier, VerifierDeps};
 
 /// The `aud` of every Firebase custom token.
 pub const FIREBASE_CUSTOM_TOKEN_AUDIENCE: &str =
@@ -76,10 +78,10 @@ impl CustomTokenSignerConfig {
                 source: Arc::new(FixedKeys(Arc::new(set))),
             })
         } else if let Some(u) = &self.jwks_uri {
-            crate::config::check_key_url(u).map_err(err)?;
+            claimdb_identity::config::check_key_url(u).map_err(err)?;
             KeySource::Jwks(u.clone())
         } else if let Some(u) = &self.x509_uri {
-            crate::config::check_key_url(u).map_err(err)?;
+            claimdb_identity::config::check_key_url(u).map_err(err)?;
             KeySource::X509(u.clone())
         } else {
             return Err(err("no key source".into()));

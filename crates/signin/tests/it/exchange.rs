@@ -9,15 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_identity::custom_token::FIREBASE_CUSTOM_TOKEN_AUDIENCE;
-use claimdb_identity::exchange::{
-    GRANT_TOKEN_EXCHANGE, OAuthErrorCode, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT,
-};
 use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
-use claimdb_identity::{
-    CustomTokenSignerConfig, CustomTokens, Grant, HttpFetcher, Issuer, KeyCacheConfig,
-    MemoryKeyStorage, MemoryRecords, MintRequest, OAuthError, RefreshTokens, SigningAlg,
-    TokenResponse, TokenService, UserState, Users, Verifier, VerifierDeps, validate_providers,
+use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps, validate_providers};
+use claimdb_signin::custom_token::FIREBASE_CUSTOM_TOKEN_AUDIENCE;
+use claimdb_signin::exchange::{OAuthErrorCode, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT};
+use claimdb_signin::{
+    CustomTokenSignerConfig, CustomTokens, Grant, Issuer, MemoryKeyStorage, MintRequest,
+    OAuthError, RefreshTokens, SigningAlg, TokenResponse, TokenService, UserState, Users,
 };
 use serde_json::{Value, json};
 
@@ -67,6 +65,7 @@ struct Env {
     issuer: Arc<Issuer>,
     claims: Claims,
     _dir: tempfile::TempDir,
+    _store_dir: tempfile::TempDir,
 }
 
 async fn env(at: SystemTime) -> Env {
@@ -115,10 +114,8 @@ async fn env(at: SystemTime) -> Env {
     ];
     let custom = Arc::new(CustomTokens::new(&signers, KeyCacheConfig::default(), deps()).unwrap());
     custom.start().await;
-    let refresh = RefreshTokens::new(
-        Arc::new(MemoryRecords::default()),
-        Duration::from_secs(30 * 86_400),
-    );
+    let (store, store_dir) = crate::store::temp_store();
+    let refresh = RefreshTokens::new(store, Duration::from_secs(30 * 86_400));
     let service = TokenService::new(issuer.clone(), verifier.clone(), Some(custom), refresh);
     Env {
         idp,
@@ -130,16 +127,15 @@ async fn env(at: SystemTime) -> Env {
         issuer,
         claims: Claims::default(),
         _dir: dir,
+        _store_dir: store_dir,
     }
 }
 
 fn exchange(token: &str, ty: &str) -> Grant {
-    Grant::from_form(&[
-        ("grant_type".to_owned(), GRANT_TOKEN_EXCHANGE.to_owned()),
-        ("subject_token".to_owned(), token.to_owned()),
-        ("subject_token_type".to_owned(), ty.to_owned()),
-    ])
-    .unwrap()
+    Grant::TokenExchange {
+        subject_token: token.to_owned(),
+        subject_token_type: ty.to_owned(),
+    }
 }
 
 fn refresh(token: &str) -> Grant {
@@ -241,7 +237,8 @@ async fn refresh_rotates_picks_up_new_claims_and_reuse_revokes_the_family() {
     let err = e.run(&refresh(&third.refresh_token), t1).await.unwrap_err();
     assert_eq!(err.reason, Some("revoked"));
     let err = e.run(&refresh("not-a-token"), t1).await.unwrap_err();
-    assert_eq!(err.http_status(), 400);
+    // A client error (answered 400), not a server one.
+    assert_eq!(err.error, OAuthErrorCode::InvalidGrant);
 }
 
 /// Regression: a revoked user's still-unexpired provider token was exchanged for fresh claimdb

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
-use claimdb_identity::issuer::{MAX_TOKEN_TTL, parse_ttl};
 use claimdb_identity::{
-    DirKeyStorage, HttpFetcher, Issuer, IssuerConfig, IssuerSettings, KeyCacheConfig,
-    MemoryKeyStorage, MintRequest, Provider, SigningAlg, Verifier, VerifierDeps,
-    validate_providers,
+    HttpFetcher, KeyCacheConfig, Provider, Verifier, VerifierDeps, validate_providers,
+};
+use claimdb_signin::issuer::{MAX_TOKEN_TTL, parse_ttl};
+use claimdb_signin::{
+    DirKeyStorage, Issuer, IssuerConfig, IssuerSettings, MemoryKeyStorage, MintRequest, SigningAlg,
 };
 use serde_json::{Map, Value, json};
 
@@ -343,7 +344,7 @@ key = next(k for k in keys.keys if k.key_id == kid)
 print(json.dumps(jwt.decode(req["token"], key.key, algorithms=[req["alg"]], audience=req["aud"], issuer=req["iss"])))
 "#;
         let input = json!({"jwks": issuer.jwks_json().unwrap(), "token": token.token, "alg": alg.name(), "aud": PUBLIC_URL, "iss": PUBLIC_URL});
-        let out = crate::pyjwt::run_python(script, &input.to_string());
+        let out = crate::python::run_python(script, &input.to_string());
         let claims: Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(claims["sub"], "alice");
         assert_eq!(claims["tier"], "gold");
