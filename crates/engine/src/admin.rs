@@ -126,7 +126,11 @@ impl Engine {
             true
         })
         .await?;
-        self.revoke_refresh_tokens(uid).await?;
+        if let Some(sign_in) = self.sign_in() {
+            sign_in
+                .revoke_refresh_tokens(uid, SystemTime::now())
+                .await?;
+        }
         let boundary = SystemTime::UNIX_EPOCH + Duration::from_secs(valid_after.unsigned_abs());
         if let Ok(wait) = boundary.duration_since(SystemTime::now()) {
             tokio::time::sleep(wait).await;

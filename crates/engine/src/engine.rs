@@ -28,7 +28,7 @@ use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query::{self, QueryPaging, QueryResults};
-use crate::sign_in::SignInHooks;
+use crate::sign_in::{self, SignInHooks};
 use crate::users;
 
 /// Times a write is decided again after a document it was decided on changed concurrently.
@@ -89,8 +89,7 @@ pub struct EngineOptions {
     pub admin_key_stored: bool,
     /// Where every decision is recorded; `None`: no audit log.
     pub audit: Option<AuditLog>,
-    /// claimdb as an issuer: token grants, login, sessions; `None`: refused (404), and
-    /// session cookies are not credentials.
+    /// claimdb's sign-in (sessions, refresh tokens); `None`: session cookies are no credential.
     pub sign_in: Option<Arc<dyn SignInHooks>>,
     /// The work bound of one page of a query: documents it may examine before it ends early
     /// with a continuation token.
@@ -228,7 +227,10 @@ impl Engine {
     ) -> Result<Option<Principal>, EngineError> {
         let token = match &ctx.credential {
             Credential::None => return Ok(None),
-            Credential::Session(id) => return self.authenticate_session(id).await,
+            Credential::Session(id) => {
+                let (sign_in, verifier) = (self.sign_in.as_deref(), self.verifier.as_deref());
+                return sign_in::authenticate_session(sign_in, &*self.store, verifier, id).await;
+            }
             Credential::Bearer(token) => token,
         };
         let Some(verifier) = &self.verifier else {

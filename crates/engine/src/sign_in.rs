@@ -11,10 +11,11 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use claimdb_identity::Verifier;
+use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
 
 use crate::auth::{self, Principal};
-use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::users;
 
@@ -44,56 +45,47 @@ pub trait SignInHooks: Send + Sync {
     async fn revoke_refresh_tokens(&self, uid: &str, now: SystemTime) -> Result<(), EngineError>;
 }
 
-impl Engine {
-    /// The caller behind a session cookie: the session's uid, provider, roles and ID-token
-    /// claims with the user's custom claims overlaid, as for a bearer token. A session created
-    /// at or before the user's `tokens_valid_after` (second) is refused and ended.
-    pub(crate) async fn authenticate_session(
-        &self,
-        id: &str,
-    ) -> Result<Option<Principal>, EngineError> {
-        let unknown = || {
-            EngineError::Unauthenticated {
+/// The caller behind a session cookie: the session's uid, provider, roles and ID-token claims
+/// with the user's custom claims overlaid, as for a bearer token. A session created at or
+/// before the user's `tokens_valid_after` (second) is refused and ended. Without a sign-in
+/// every session is unknown.
+pub(crate) async fn authenticate_session(
+    sign_in: Option<&dyn SignInHooks>,
+    store: &dyn Store,
+    verifier: Option<&Verifier>,
+    id: &str,
+) -> Result<Option<Principal>, EngineError> {
+    let unknown = || {
+        EngineError::Unauthenticated {
             message: "the session cookie names no live session (it expired, was ended by logout, or never existed); sign in again".into(),
             reason: "unknown-session",
         }
-        };
-        let Some(sign_in) = self.sign_in() else {
-            return Err(unknown());
-        };
-        let session = sign_in
-            .session(id, SystemTime::now())
-            .await?
-            .ok_or_else(unknown)?;
-        let record = users::load(&**self.store(), &session.uid).await?;
-        let custom = match record {
-            Some(r) => {
-                if let Err(e) = users::check_not_revoked(&r, Some(session.issued_at)) {
-                    // Revoked: the session is dead for good.
-                    sign_in.end_session(id).await?;
-                    return Err(e);
-                }
-                r.custom_claims
+    };
+    let Some(sign_in) = sign_in else {
+        return Err(unknown());
+    };
+    let session = sign_in
+        .session(id, SystemTime::now())
+        .await?
+        .ok_or_else(unknown)?;
+    let record = users::load(store, &session.uid).await?;
+    let custom = match record {
+        Some(r) => {
+            if let Err(e) = users::check_not_revoked(&r, Some(session.issued_at)) {
+                // Revoked: the session is dead for good.
+                sign_in.end_session(id).await?;
+                return Err(e);
             }
-            None => Map::new(),
-        };
-        Ok(Some(auth::principal_of(
-            self.verifier().map(|v| &**v),
-            session.uid,
-            session.provider,
-            session.claims,
-            session.roles,
-            custom,
-        )))
-    }
-
-    /// Revokes the user's refresh tokens (with [`Engine::admin_revoke`]).
-    pub(crate) async fn revoke_refresh_tokens(&self, uid: &str) -> Result<(), EngineError> {
-        if let Some(sign_in) = self.sign_in() {
-            sign_in
-                .revoke_refresh_tokens(uid, SystemTime::now())
-                .await?;
+            r.custom_claims
         }
-        Ok(())
-    }
+        None => Map::new(),
+    };
+    Ok(Some(auth::principal_of(
+        verifier,
+        session.uid,
+        session.provider,
+        session.claims,
+        session.roles,
+        custom,
+    )))
 }

@@ -3,13 +3,26 @@
 //! (`sub` by default) non-empty and at most 128 bytes. Each failure is its own
 //! [`VerifyError`] reason.
 //!
-//! Issuer routing, tenants and revocation are the verifier's; this file sees one claims map.
+//! Issuer routing, tenants and revocation are the verifier's; this file sees one claims map, and
+//! defines what a verification yields ([`VerifiedToken`]).
 
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::error::VerifyError;
+
+/// A token that verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    pub uid: String,
+    pub claims: Map<String, Value>,
+    /// The name of the provider whose keys verified it.
+    pub provider: String,
+    pub roles: Vec<String>,
+    pub iat: Option<i64>,
+    pub exp: i64,
+}
 
 /// `sub` (or the configured uid claim) may be at most this long, as in Firebase.
 pub const MAX_UID_BYTES: usize = 128;

@@ -21,7 +21,7 @@ use claimdb_model::json_text::{StrictValue, StrictVisitor, duplicate_key, duplic
 use serde::de::{self, DeserializeSeed as _, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::config::Alg;
+use crate::alg::Alg;
 use crate::error::VerifyError;
 
 /// Tokens longer than this are refused before any decoding.

@@ -16,7 +16,7 @@ use jsonwebtoken::DecodingKeyKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use serde_json::Value;
 
-use crate::config::Alg;
+use crate::alg::Alg;
 
 /// One usable public key, pre-parsed for each algorithm it may verify.
 #[derive(Clone)]

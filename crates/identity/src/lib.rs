@@ -29,6 +29,7 @@
 //! rate-limited refetch when unknown) → signature → `exp`/`nbf`/`iat` with skew → `aud` →
 //! tenant (`tid`) for templated issuers → uid claim → revocation → roles.
 
+mod alg;
 mod cache;
 pub mod claim_names;
 mod claims;
@@ -42,15 +43,17 @@ pub mod keys;
 mod presets;
 pub mod roles;
 mod token_cache;
+pub mod validate;
 mod verify;
 
+pub use alg::Alg;
 pub use cache::KeyMetrics;
 pub use claims::{MAX_UID_BYTES, check_not_revoked};
 pub use config::{
-    Alg, FixedKeys, KeyCacheConfig, KeySource, LocalKeySource, LocalKeys, Provider, ProviderConfig,
-    validate_providers,
+    FixedKeys, KeyCacheConfig, KeySource, LocalKeySource, LocalKeys, Provider, ProviderConfig,
 };
 pub use error::{ConfigError, FetchError, PersistError, RevocationError, VerifyError};
 pub use http::{HttpFetcher, MAX_DOCUMENT_BYTES, parse_max_age};
 pub use inspect::{Inspection, Verdict, inspect};
+pub use validate::validate_providers;
 pub use verify::{VerifiedToken, Verifier, VerifierDeps};

@@ -31,7 +31,7 @@ use foldhash::quality::SeedableRandomState;
 use hashbrown::HashTable;
 use serde_json::{Map, Value};
 
-use crate::verify::VerifiedToken;
+use crate::claims::VerifiedToken;
 
 const SHARDS: usize = 16;
 

@@ -13,34 +13,22 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cache::{KeyMetrics, ProviderKeys, RefreshKind, Refreshed};
+pub use crate::claims::VerifiedToken;
 use crate::claims::{check_audience, check_times, check_uid};
-use crate::config::{
-    Alg, IssuerMatch, KeyCacheConfig, KeySource, Provider, ProviderConfig, validate_providers,
-};
+use crate::config::{Alg, IssuerMatch, KeyCacheConfig, KeySource, Provider, ProviderConfig};
 use crate::error::{ConfigError, VerifyError};
 use crate::io::{Clock, Fetcher, KeyPersistence, Revocation, unix_secs};
 use crate::jose::{self, MAX_TOKEN_BYTES};
 use crate::roles::roles_for;
 use crate::token_cache::{Entry, TokenCache};
+use crate::validate::validate_providers;
 
 /// Room for the longest signature of a supported key (RSA-8192: 1,024 bytes) plus what
 /// base64's conservative length estimate asks for.
 const SIGNATURE_BUFFER: usize = 1_032;
-
-/// A token that verified.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VerifiedToken {
-    pub uid: String,
-    pub claims: Map<String, Value>,
-    /// The name of the provider whose keys verified it.
-    pub provider: String,
-    pub roles: Vec<String>,
-    pub iat: Option<i64>,
-    pub exp: i64,
-}
 
 /// The verifier's IO.
 #[derive(Clone)]

@@ -78,10 +78,10 @@ impl CustomTokenSignerConfig {
                 source: Arc::new(FixedKeys(Arc::new(set))),
             })
         } else if let Some(u) = &self.jwks_uri {
-            claimdb_identity::config::check_key_url(u).map_err(err)?;
+            claimdb_identity::validate::check_key_url(u).map_err(err)?;
             KeySource::Jwks(u.clone())
         } else if let Some(u) = &self.x509_uri {
-            claimdb_identity::config::check_key_url(u).map_err(err)?;
+            claimdb_identity::validate::check_key_url(u).map_err(err)?;
             KeySource::X509(u.clone())
         } else {
             return Err(err("no key source".into()));

@@ -277,7 +277,7 @@ impl LoginClient {
                     )
                 }
             };
-            claimdb_identity::config::check_key_url(&discovery_url).map_err(|m| err(&m))?;
+            claimdb_identity::validate::check_key_url(&discovery_url).map_err(|m| err(&m))?;
             let scopes = c
                 .scopes
                 .clone()
@@ -590,7 +590,7 @@ impl LoginClient {
                 .get(field)
                 .and_then(Value::as_str)
                 .ok_or_else(|| LoginError::Discovery(format!("it has no {field}")))?;
-            claimdb_identity::config::check_key_url(u)
+            claimdb_identity::validate::check_key_url(u)
                 .map_err(|m| LoginError::Discovery(format!("{field}: {m}")))?;
             Ok(u.to_owned())
         };
