@@ -391,15 +391,15 @@ impl Config {
         )?;
         let audit_max_bytes = raw
             .audit_max_bytes
-            .unwrap_or(claimdb_engine::audit::DEFAULT_MAX_BYTES);
-        if audit_max_bytes < claimdb_engine::audit::MIN_MAX_BYTES {
+            .unwrap_or(claimdb_audit::DEFAULT_MAX_BYTES);
+        if audit_max_bytes < claimdb_audit::MIN_MAX_BYTES {
             bail!(
                 "audit_max_bytes = {audit_max_bytes} is too small; use at least {}",
-                claimdb_engine::audit::MIN_MAX_BYTES
+                claimdb_audit::MIN_MAX_BYTES
             );
         }
         let audit_retention = match raw.audit_retention_days {
-            None => Some(claimdb_engine::audit::DEFAULT_MAX_AGE),
+            None => Some(claimdb_audit::DEFAULT_MAX_AGE),
             Some(0) => None,
             Some(days) if days > 100 * 365 => {
                 bail!("audit_retention_days = {days} is too large; use 0 for no age limit")
@@ -584,11 +584,8 @@ mod tests {
     #[test]
     fn storage_and_audit_retention_keys() {
         let c = Config::load(None, no_env, &Overrides::default()).unwrap();
-        assert_eq!(c.audit_max_bytes, claimdb_engine::audit::DEFAULT_MAX_BYTES);
-        assert_eq!(
-            c.audit_retention,
-            Some(claimdb_engine::audit::DEFAULT_MAX_AGE)
-        );
+        assert_eq!(c.audit_max_bytes, claimdb_audit::DEFAULT_MAX_BYTES);
+        assert_eq!(c.audit_retention, Some(claimdb_audit::DEFAULT_MAX_AGE));
         let Storage::Sqlite { wal_max_bytes, .. } = c.storage else {
             panic!("{:?}", c.storage)
         };

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use claimdb_engine::{Engine, EngineOptions, RulesSource, admin_key, audit, compile_rules};
+use claimdb_audit as audit;
+use claimdb_engine::{Engine, EngineOptions, RulesSource, admin_key, compile_rules};
 use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
 use claimdb_store::Store;

@@ -139,8 +139,8 @@ impl Engine {
     pub async fn admin_audit(
         &self,
         ctx: &RequestContext,
-        filter: crate::audit::AuditFilter,
-    ) -> Result<Vec<crate::audit::AuditEvent>, EngineError> {
+        filter: claimdb_audit::AuditFilter,
+    ) -> Result<Vec<claimdb_audit::AuditEvent>, EngineError> {
         self.authorize_admin(ctx).await?;
         let Some(log) = self.audit_log() else {
             return Err(EngineError::failed_precondition(
@@ -152,7 +152,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::internal(format!("flushing the audit log: {e}")))?;
         let dir = log.dir().to_path_buf();
-        tokio::task::spawn_blocking(move || crate::audit::query(&dir, &filter))
+        tokio::task::spawn_blocking(move || claimdb_audit::query(&dir, &filter))
             .await
             .map_err(|e| EngineError::internal(format!("audit query task: {e}")))?
             .map_err(|e| EngineError::internal(format!("reading the audit log: {e}")))

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use claimdb_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
 use claimdb_identity::Verifier;
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
@@ -19,7 +20,6 @@ use claimdb_store::{
     WriteResult, apply_write,
 };
 
-use crate::audit::{AuditEvent, AuditLog, Decision as AuditDecision};
 use crate::auth::{self, Credential, Principal};
 use crate::authz::{self, ActiveRules, Loaded, RulesCell};
 use crate::batch;
@@ -138,7 +138,7 @@ pub struct Engine {
     admin_key_sha256: Option<[u8; 32]>,
     admin_key_stored: bool,
     audit: Option<AuditLog>,
-    /// The audit events of allowed writes go into the store's journal (`audit::journal`).
+    /// The audit events of allowed writes go into the store's journal (`claimdb_audit::journal`).
     journal_audit: bool,
     sign_in: Option<Arc<SignIn>>,
     query_max_examined: usize,
@@ -173,7 +173,7 @@ impl Engine {
     }
 
     /// Whether the audit events of allowed writes go into the store's journal: then the
-    /// journal needs [`crate::audit::journal::recover`] at startup and a trimmer.
+    /// journal needs [`claimdb_audit::journal::recover`] at startup and a trimmer.
     pub fn journals_audit(&self) -> bool {
         self.journal_audit
     }
@@ -439,7 +439,7 @@ impl Engine {
 
     /// Runs `commit` (given the journal lines to commit with it) while the events of its
     /// decisions are made durable: in the store's journal, committed with the writes, when the
-    /// store keeps one (`audit::journal`); otherwise by the audit log's own sync, alongside the
+    /// store keeps one (`claimdb_audit::journal`); otherwise by the audit log's own sync, alongside the
     /// commit. A failure of the log is reported (error log, metrics, health) but cannot undo
     /// the commit.
     async fn audited<T, F>(
@@ -457,7 +457,7 @@ impl Engine {
             let mut journal = Vec::with_capacity(events.len());
             for event in events {
                 let mut line = Vec::with_capacity(256);
-                crate::audit::encode_line(&event, &mut line);
+                claimdb_audit::encode_line(&event, &mut line);
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }

@@ -10,7 +10,6 @@
 
 mod admin;
 pub mod admin_key;
-pub mod audit;
 mod auth;
 mod authz;
 mod batch;
