@@ -131,14 +131,9 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             engine.spawn_rules_follower(RULES_POLL);
         }
     }
-    let limits = config.connections;
     let server_config = ServerConfig {
-        max_body_bytes: config.max_body_bytes,
-        header_read_timeout: limits.header_read_timeout,
-        idle_timeout: limits.idle_timeout,
-        body_read_timeout: limits.body_read_timeout,
-        max_connections: crate::nofile::prepare(limits.max_connections),
-        shutdown_timeout: limits.shutdown_timeout,
+        max_connections: crate::nofile::prepare(config.connections.max_connections),
+        ..config.server_config()
     };
     claimdb_server::run(listener, engine.clone(), server_config, shutdown_signal())
         .await
