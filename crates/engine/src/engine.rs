@@ -23,6 +23,7 @@ use claimdb_store::{
 use crate::auth::{self, Credential, Principal};
 use crate::authz::{self, ActiveRules, Loaded, RulesCell};
 use crate::batch;
+use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::error::EngineError;
 use crate::ids::generate_id;
@@ -95,6 +96,8 @@ pub struct EngineOptions {
     /// The work bound of one page of a query: documents it may examine before it ends early
     /// with a continuation token.
     pub query_max_examined: usize,
+    /// The time every decision, audit event and token check reads.
+    pub clock: Clock,
 }
 
 impl EngineOptions {
@@ -112,6 +115,7 @@ impl EngineOptions {
             audit: None,
             sign_in: None,
             query_max_examined: claimdb_store::query::limits::DEFAULT_MAX_EXAMINED,
+            clock: Clock::system(),
         }
     }
 }
@@ -142,6 +146,7 @@ pub struct Engine {
     journal_audit: bool,
     sign_in: Option<Arc<SignIn>>,
     query_max_examined: usize,
+    clock: Clock,
 }
 
 impl Engine {
@@ -164,6 +169,7 @@ impl Engine {
             audit: options.audit,
             sign_in: options.sign_in,
             query_max_examined: options.query_max_examined.max(1),
+            clock: options.clock,
         }
     }
 
@@ -176,6 +182,11 @@ impl Engine {
     /// journal needs [`claimdb_audit::journal::recover`] at startup and a trimmer.
     pub fn journals_audit(&self) -> bool {
         self.journal_audit
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The store requests run against.
@@ -238,7 +249,7 @@ impl Engine {
             });
         };
         let verified = verifier
-            .verify(token, std::time::SystemTime::now())
+            .verify(token, self.clock.now())
             .await
             .map_err(|e| {
                 metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
@@ -277,7 +288,7 @@ impl Engine {
         if self.audit.is_some() {
             let denied = result.as_ref().err();
             self.record(AuditEvent {
-                time: std::time::SystemTime::now(),
+                time: self.clock.now(),
                 request_id: ctx.request_id.clone(),
                 uid: who.as_ref().map(|p| p.uid.clone()),
                 provider: who.as_ref().map(|p| p.provider.clone()),
@@ -412,7 +423,7 @@ impl Engine {
         }
         self.audit.as_ref()?;
         Some(AuditEvent {
-            time: std::time::SystemTime::now(),
+            time: self.clock.now(),
             request_id: ctx.request_id.clone(),
             uid: who.map(|p| p.uid.clone()),
             provider: who.map(|p| p.provider.clone()),
@@ -491,7 +502,12 @@ impl Engine {
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
         let mut doc = self.store.get(path).await?;
-        let mut request = rules_request(Method::Get, Target::Doc(path.clone()), auth.as_ref());
+        let mut request = rules_request(
+            Method::Get,
+            Target::Doc(path.clone()),
+            auth.as_ref(),
+            self.clock.timestamp(),
+        );
         // The rules borrow the data (`resource.data`) and give it back: no copy per read.
         request.existing = doc.as_mut().map(|d| std::mem::take(&mut d.data));
         let mut loaded = Loaded::default();
@@ -612,6 +628,7 @@ impl Engine {
             Method::List,
             Target::Collection(collection.clone()),
             auth.as_ref(),
+            self.clock.timestamp(),
         );
         rules_request.query = Some(claimdb_rules::Query {
             limit: i64::try_from(page_size).ok(),
@@ -665,7 +682,11 @@ impl Engine {
             .transpose()?;
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
-        let request = query::rules_request(query, auth.as_ref().map(Principal::rules_value))?;
+        let request = query::rules_request(
+            query,
+            auth.as_ref().map(Principal::rules_value),
+            self.clock.timestamp(),
+        )?;
         self.check(
             ctx,
             auth.as_ref(),
@@ -738,7 +759,7 @@ impl Engine {
             loaded.insert(path.clone(), doc.as_ref());
             state.insert(path.clone(), doc);
         }
-        let now = Timestamp::now();
+        let now = self.clock.timestamp();
         let mut requests = Vec::with_capacity(writes.len());
         for w in writes {
             let current = state.get(&w.path).cloned().flatten();
@@ -815,7 +836,7 @@ impl Engine {
     pub async fn ready(&self, _ctx: &RequestContext) -> Result<(), EngineError> {
         self.store.ping().await?;
         if let Some(verifier) = &self.verifier {
-            let now = std::time::SystemTime::now();
+            let now = self.clock.now();
             if !verifier.ready(now) {
                 let waiting: Vec<String> = verifier
                     .metrics(now)
@@ -851,13 +872,13 @@ impl Engine {
             let current = self.store.get(&write.path).await?;
             let mut loaded = Loaded::default();
             loaded.insert(write.path.clone(), current.as_ref());
-            let now = Timestamp::now();
+            let now = self.clock.timestamp();
             let (method, existing, after) = simulate(current.as_ref(), &write, now);
             loaded
                 .prefetch
                 .insert_after(write.path.clone(), after.as_ref().map(|d| d.data.clone()));
-            let mut request = rules_request(method, Target::Doc(write.path.clone()), auth.as_ref());
-            request.time = now;
+            let mut request =
+                rules_request(method, Target::Doc(write.path.clone()), auth.as_ref(), now);
             request.existing = existing;
             request.incoming = after.map(|d| d.data);
             let event = self
@@ -946,9 +967,14 @@ fn conditional(error: EngineError, precondition: Precondition) -> EngineError {
     }
 }
 
-/// A rules request for `method` on `target` by `auth` at the current time.
-fn rules_request(method: Method, target: Target, auth: Option<&Principal>) -> Request {
-    let mut request = Request::new(method, target, Timestamp::now());
+/// A rules request for `method` on `target` by `auth` at `now`.
+fn rules_request(
+    method: Method,
+    target: Target,
+    auth: Option<&Principal>,
+    now: Timestamp,
+) -> Request {
+    let mut request = Request::new(method, target, now);
     request.auth = auth.map(Principal::rules_value);
     request
 }
