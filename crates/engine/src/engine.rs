@@ -20,7 +20,7 @@ use claimdb_store::{
     WriteResult, apply_write,
 };
 
-use crate::auth::{self, Credential, Principal};
+use crate::auth::{Authenticator, Principal};
 use crate::authz::{self, ActiveRules, Loaded, RulesCell};
 use crate::batch;
 use crate::clock::Clock;
@@ -30,7 +30,6 @@ use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query::{self, QueryPaging, QueryResults};
 use crate::signin::SignIn;
-use crate::users;
 
 /// Times a write is decided again after a document it was decided on changed concurrently.
 const MAX_DECIDE_ATTEMPTS: usize = 8;
@@ -136,11 +135,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     rules: RulesCell,
     rules_source: RulesSource,
-    verifier: Option<Arc<Verifier>>,
+    auth: Authenticator,
     explain_denials: bool,
-    admin_roles: Vec<String>,
-    admin_key_sha256: Option<[u8; 32]>,
-    admin_key_stored: bool,
     audit: Option<AuditLog>,
     /// The audit events of allowed writes go into the store's journal (`claimdb_audit::journal`).
     journal_audit: bool,
@@ -160,11 +156,13 @@ impl Engine {
                 version: None,
             }),
             rules_source: options.rules_source,
-            verifier: options.verifier,
+            auth: Authenticator::new(
+                options.verifier,
+                options.admin_roles,
+                options.admin_key_sha256,
+                options.admin_key_stored,
+            ),
             explain_denials: options.explain_denials,
-            admin_roles: options.admin_roles,
-            admin_key_sha256: options.admin_key_sha256,
-            admin_key_stored: options.admin_key_stored,
             journal_audit,
             audit: options.audit,
             sign_in: options.sign_in,
@@ -196,7 +194,12 @@ impl Engine {
 
     /// The token verifier, if any provider is configured.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
-        self.verifier.as_ref()
+        self.auth.verifier()
+    }
+
+    /// What turns the request's credential into a caller (`auth.rs`).
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.auth
     }
 
     /// claimdb's issuer, login and sessions, if enabled.
@@ -230,138 +233,6 @@ impl Engine {
     /// Where the rules are managed.
     pub fn rules_source(&self) -> &RulesSource {
         &self.rules_source
-    }
-
-    /// Who is asking: `None` without a credential; `unauthenticated` for a refused one.
-    pub async fn authenticate(
-        &self,
-        ctx: &RequestContext,
-    ) -> Result<Option<Principal>, EngineError> {
-        let token = match &ctx.credential {
-            Credential::None => return Ok(None),
-            Credential::Session(id) => return self.authenticate_session(id).await,
-            Credential::Bearer(token) => token,
-        };
-        let Some(verifier) = &self.verifier else {
-            return Err(EngineError::Unauthenticated {
-                message: "a bearer token was sent but no identity provider is configured".into(),
-                reason: "unknown-issuer",
-            });
-        };
-        let verified = verifier
-            .verify(token, self.clock.now())
-            .await
-            .map_err(|e| {
-                metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
-                    .increment(1);
-                match e.retry_after_secs() {
-                    // Our side could not check the token: retryable, not "sign in again".
-                    Some(retry_after_secs) if e.is_operational() => {
-                        tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
-                        EngineError::CredentialUnavailable {
-                            message: e.to_string(),
-                            reason: e.reason(),
-                            retry_after_secs,
-                        }
-                    }
-                    _ => EngineError::Unauthenticated {
-                        message: e.to_string(),
-                        reason: e.reason(),
-                    },
-                }
-            })?;
-        // One read of the user record serves both revocation and the custom-claims overlay.
-        let custom = match users::load(&*self.store, &verified.uid).await? {
-            Some(r) => {
-                users::check_not_revoked(&r, verified.iat)?;
-                r.custom_claims
-            }
-            None => Default::default(),
-        };
-        Ok(Some(auth::principal(verifier, &verified, custom)))
-    }
-
-    /// Whether the caller may use the admin API: the admin key, or a token with an admin role.
-    /// The decision is audited (method `admin`).
-    pub async fn authorize_admin(&self, ctx: &RequestContext) -> Result<(), EngineError> {
-        let (who, result) = self.admin_decision(ctx).await;
-        if self.audit.is_some() {
-            let denied = result.as_ref().err();
-            self.record(AuditEvent {
-                time: self.clock.now(),
-                request_id: ctx.request_id.clone(),
-                uid: who.as_ref().map(|p| p.uid.clone()),
-                provider: who.as_ref().map(|p| p.provider.clone()),
-                method: "admin".into(),
-                path: "admin".into(),
-                decision: if denied.is_some() {
-                    AuditDecision::Deny
-                } else {
-                    AuditDecision::Allow
-                },
-                rule: Some(if ctx.admin_key.is_some() {
-                    "admin key".into()
-                } else {
-                    "admin_roles".into()
-                }),
-                reason: denied.map(|e| e.message().to_owned()),
-            })
-            .await;
-        }
-        result
-    }
-
-    async fn admin_decision(
-        &self,
-        ctx: &RequestContext,
-    ) -> (Option<Principal>, Result<(), EngineError>) {
-        if let Some(key) = &ctx.admin_key {
-            let want = match self.admin_key_sha256 {
-                Some(h) => Some(h),
-                None if self.admin_key_stored => {
-                    match crate::admin_key::stored_hash(&*self.store).await {
-                        Ok(h) => h,
-                        Err(e) => return (None, Err(e)),
-                    }
-                }
-                None => None,
-            };
-            let matches = want.is_some_and(|want| {
-                let got = claimdb_identity::sha256(key);
-                aws_lc_rs::constant_time::verify_slices_are_equal(&got, &want).is_ok()
-            });
-            if matches {
-                return (None, Ok(()));
-            }
-            return (
-                None,
-                Err(EngineError::Unauthenticated {
-                    message: "the admin key is not valid".into(),
-                    reason: "bad-admin-key",
-                }),
-            );
-        }
-        let who = match self.authenticate(ctx).await {
-            Ok(who) => who,
-            Err(e) => return (None, Err(e)),
-        };
-        let result = match &who {
-            Some(p) if p.roles.iter().any(|r| self.admin_roles.contains(r)) => Ok(()),
-            Some(p) => Err(EngineError::PermissionDenied {
-                message: format!(
-                    "user {} has none of the admin roles ({}); send the admin key or a token with one",
-                    p.uid,
-                    self.admin_roles.join(", ")
-                ),
-                details: None,
-                write_index: None,
-            }),
-            None => Err(EngineError::Unauthenticated {
-                message: "the admin API needs the admin key (X-Claimdb-Admin-Key) or a bearer token with an admin role".into(),
-                reason: "missing-credential",
-            }),
-        };
-        (who, result)
     }
 
     /// Decides one request and reports a denial as `permission-denied`. Every decision goes to
@@ -835,7 +706,7 @@ impl Engine {
     /// has usable keys (fetched, or loaded from the persisted copy).
     pub async fn ready(&self, _ctx: &RequestContext) -> Result<(), EngineError> {
         self.store.ping().await?;
-        if let Some(verifier) = &self.verifier {
+        if let Some(verifier) = self.auth.verifier() {
             let now = self.clock.now();
             if !verifier.ready(now) {
                 let waiting: Vec<String> = verifier
