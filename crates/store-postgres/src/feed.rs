@@ -21,7 +21,7 @@ use claimdb_store::feed::Feed;
 use claimdb_store::{Change, Changes, CommitResult, Document, StoreError};
 use tokio::sync::{Notify, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 
 use crate::error;
 use crate::schema::{FEED_CHANNEL, Sql, quote_ident};
@@ -184,6 +184,8 @@ impl Reader {
 
     async fn run(mut self, client: Client, woken: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let mut connection = Some((client, woken));
+        // The reading statement, prepared once per connection.
+        let mut prepared: Option<Statement> = None;
         let mut last_trim = tokio::time::Instant::now();
         loop {
             let (client, woken) = match connection.take() {
@@ -202,8 +204,18 @@ impl Reader {
                     }
                 }
             };
+            let stmt = match prepared.take() {
+                Some(stmt) => stmt,
+                None => match client.prepare(&self.sql.feed_after).await {
+                    Ok(stmt) => stmt,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the change feed's connection failed");
+                        continue;
+                    }
+                },
+            };
             // Rows committed while there was no connection are read first.
-            if let Err(e) = self.read(&client).await {
+            if let Err(e) = self.read(&client, &stmt).await {
                 tracing::debug!(error = %e, "the change feed's connection failed; reconnecting");
                 continue;
             }
@@ -221,15 +233,19 @@ impl Reader {
             if client.is_closed() {
                 continue;
             }
+            prepared = Some(stmt);
             connection = Some((client, woken));
         }
     }
 
     /// Announces every row after the last one announced, in version order.
-    async fn read(&mut self, client: &Client) -> Result<(), tokio_postgres::Error> {
-        let stmt = client.prepare(&self.sql.feed_after).await?;
+    async fn read(
+        &mut self,
+        client: &Client,
+        stmt: &Statement,
+    ) -> Result<(), tokio_postgres::Error> {
         loop {
-            let rows = client.query(&stmt, &[&self.last, &PAGE]).await?;
+            let rows = client.query(stmt, &[&self.last, &PAGE]).await?;
             for row in &rows {
                 let (version, commit_us, body): (i64, i64, String) =
                     (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);

@@ -81,7 +81,10 @@ pub trait Documents: Send + Sync + 'static {
     /// Subscribes to the change feed: every commit acknowledged from now on (on PostgreSQL, by
     /// any node of the database) is announced once, in commit order, with what it changed
     /// ([`Changes`]). The buffer is bounded ([`feed::FEED_CAPACITY`] commits): a subscriber that
-    /// falls further behind gets [`FeedEvent::Lagged`] and continues with newer commits.
+    /// falls further behind gets [`FeedEvent::Lagged`] and continues with newer commits. A
+    /// backend that reads its feed back from the database (PostgreSQL) announces a commit
+    /// shortly after acknowledging it, so a commit acknowledged just before `subscribe` may
+    /// still arrive: compare versions.
     fn subscribe(&self) -> Subscription;
 
     /// Lists a collection in document-id order, `page_size` at a time, after the document id
