@@ -3,7 +3,7 @@
 //! executes it against the store and shapes the result.
 //!
 //! Writes are decided against the document states they will apply to: every document the rules
-//! looked at is pinned by a read check in the same atomic `commit_checked`, and a concurrent
+//! looked at is pinned by a read check in the same atomic `commit`, and a concurrent
 //! change makes the engine decide again on the new state. Preconditions are checked inside the
 //! store's transaction too: two racing `If-Match` writers cannot both win.
 
@@ -16,8 +16,8 @@ use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
 use claimdb_rules::{Method, Request, Ruleset, Target};
 use claimdb_store::{
-    CommitResult, Document, PageRequest, Precondition, Query, Store, StoreError, Write, WriteOp,
-    WriteResult, apply_write,
+    Commit, CommitResult, Document, PageRequest, Precondition, Query, Store, StoreError, Write,
+    WriteOp, WriteResult, apply_write,
 };
 
 use crate::auth::{Authenticator, Principal};
@@ -147,7 +147,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, options: EngineOptions) -> Self {
-        let journal_audit = options.audit.is_some() && store.keeps_journal();
+        let journal_audit = options.audit.is_some() && store.capabilities().journal;
         Engine {
             store,
             rules: RulesCell::new(ActiveRules {
@@ -681,7 +681,8 @@ impl Engine {
         journal: Vec<String>,
     ) -> Result<CommitResult, EngineError> {
         let preconditions: Vec<Precondition> = writes.iter().map(|w| w.precondition).collect();
-        match self.store.commit_journaled(checks, writes, journal).await {
+        let commit = Commit::from_parts(checks, writes, journal);
+        match self.store.commit(commit).await {
             Ok(result) => Ok(result),
             Err(e) => {
                 // A store names the failing write of a multi-write commit; a single write is 0.
@@ -758,7 +759,7 @@ impl Engine {
             let checks = loaded.checks;
             let commit = |journal| {
                 self.store
-                    .commit_journaled(checks, vec![write.clone()], journal)
+                    .commit(Commit::from_parts(checks, vec![write.clone()], journal))
             };
             match self.audited(event.into_iter().collect(), commit).await {
                 Ok(mut result) => {
