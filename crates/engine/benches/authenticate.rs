@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use claimdb_engine::identity_store::StoreRecords;
 use claimdb_engine::{Credential, Engine, EngineOptions, RequestContext, SignIn, users};
-use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
+use claimdb_identity::io::{NoPersistence, SystemClock};
 use claimdb_identity::{
     HttpFetcher, Issuer, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, MintRequest, Records,
     RefreshTokens, SessionIdentity, TokenService, Verifier, VerifierDeps,
@@ -42,7 +42,6 @@ async fn setup() -> Option<Setup> {
     let deps = VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(1)).ok()?),
         persistence: Arc::new(NoPersistence),
-        revocation: Arc::new(NoRevocation),
         clock: Arc::new(SystemClock),
     };
     let verifier =

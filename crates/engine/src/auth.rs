@@ -5,7 +5,8 @@
 //!
 //! A bearer token is verified by the identity layer (provider by exact `iss`, key by `kid`,
 //! every signature, time and audience check). Then one read of the user's record applies
-//! revocation (a token issued before the user's `tokens_valid_after` is refused) and overlays
+//! revocation (a token issued before the user's `tokens_valid_after` is refused — here only:
+//! the verifier looks up no revocations, cached verification or not) and overlays
 //! the user's stored custom claims on the token's claims — so a change made through the admin
 //! API applies from the very next request, with the same token — and the provider's role
 //! mappings are evaluated on the result. A session cookie stands for the identity the login

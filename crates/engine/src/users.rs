@@ -81,26 +81,6 @@ pub fn check_not_revoked(record: &UserRecord, issued_at: Option<i64>) -> Result<
     })
 }
 
-/// The user records as the identity layer's [`claimdb_identity::io::Revocation`], for
-/// verifiers outside the request path (`claimdb token inspect --config`), so they agree with
-/// the server on revoked users.
-pub struct StoreRevocation(pub std::sync::Arc<dyn Store>);
-
-#[async_trait::async_trait]
-impl claimdb_identity::io::Revocation for StoreRevocation {
-    async fn tokens_valid_after(
-        &self,
-        uid: &str,
-    ) -> Result<Option<SystemTime>, claimdb_identity::RevocationError> {
-        let record = load(&*self.0, uid)
-            .await
-            .map_err(|e| claimdb_identity::RevocationError(e.to_string()))?;
-        Ok(record.and_then(|r| r.tokens_valid_after).map(|s| {
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0).unsigned_abs())
-        }))
-    }
-}
-
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
     claimdb_identity::io::unix_secs(SystemTime::now())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
+use claimdb_identity::io::{NoPersistence, SystemClock};
 use claimdb_identity::{
     HttpFetcher, Issuer, IssuerSettings, KeyCacheConfig, MemoryKeyStorage, MintRequest, SigningAlg,
     Verifier, VerifierDeps,
@@ -67,7 +67,6 @@ fn bench(c: &mut Criterion) {
         let deps = VerifierDeps {
             fetcher: Arc::new(fetcher),
             persistence: Arc::new(NoPersistence),
-            revocation: Arc::new(NoRevocation),
             clock: Arc::new(SystemClock),
         };
         let cache = KeyCacheConfig {

@@ -13,7 +13,7 @@ use claimdb_identity::custom_token::FIREBASE_CUSTOM_TOKEN_AUDIENCE;
 use claimdb_identity::exchange::{
     GRANT_TOKEN_EXCHANGE, OAuthErrorCode, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT,
 };
-use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
+use claimdb_identity::io::{ManualClock, MemoryPersistence};
 use claimdb_identity::{
     CustomTokenSignerConfig, CustomTokens, Grant, HttpFetcher, Issuer, KeyCacheConfig,
     MemoryKeyStorage, MemoryRecords, MintRequest, OAuthError, RefreshTokens, SigningAlg,
@@ -91,7 +91,6 @@ async fn env(at: SystemTime) -> Env {
     let deps = || VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(5)).unwrap()),
         persistence: Arc::new(MemoryPersistence::default()),
-        revocation: Arc::new(MemoryRevocation::default()),
         clock: Arc::new(ManualClock::new(at)),
     };
     let mut providers = validate_providers(&[provider]).unwrap();

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_identity::io::{
-    FormPoster, ManualClock, MemoryPersistence, NoRevocation, PostResponse,
-};
+use claimdb_identity::io::{FormPoster, ManualClock, MemoryPersistence, PostResponse};
 use claimdb_identity::records::NS_LOGIN;
 use claimdb_identity::{
     CallbackParams, FetchError, HttpFetcher, KeyCacheConfig, LoginClient, LoginDeps, LoginError,
@@ -341,7 +339,6 @@ async fn env(tamper: bool) -> Env {
             VerifierDeps {
                 fetcher: fetcher.clone(),
                 persistence: Arc::new(MemoryPersistence::default()),
-                revocation: Arc::new(NoRevocation),
                 clock: clock.clone(),
             },
         )
