@@ -15,9 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODES=${MODES:-hit new write} R1=${R1:-300} R2=${R2:-1300} PORT=${PORT:-18897}
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 2; }
+TARGET=${CARGO_TARGET_DIR:-target}
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet -p claimdb
-  BIN=target/release/claimdb
+  BIN=$TARGET/release/claimdb
 fi
 cargo build --release --quiet -p claimdb --example bench_tokens
 WORK=$(mktemp -d)
@@ -25,7 +26,7 @@ PIDS=""
 trap 'kill $PIDS 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ISSUER="https://idp.bench.test/" AUD="claimdb-bench"
 # Enough distinct tokens for the `new` mode's R2 requests plus the `hit` mode's 200 users.
-target/release/examples/bench_tokens "$WORK" "$ISSUER" "$AUD" "$((R2 + 200))" 1
+"$TARGET/release/examples/bench_tokens" "$WORK" "$ISSUER" "$AUD" "$((R2 + 200))" 1
 (cd "$WORK" && exec python3 -m http.server "$((PORT + 2))" --bind 127.0.0.1 >/dev/null 2>&1) &
 PIDS="$PIDS $!"
 cat > "$WORK/bench.rules" <<'RULES'

@@ -158,12 +158,22 @@ pub async fn load(store: &dyn Store, uid: &str) -> Result<Option<UserRecord>, En
     }
 }
 
-/// Applies `change` to the user's record (a new one when there is none) with compare-and-set,
-/// retrying on a concurrent change. `change` returns false to leave the record as it is.
-/// Returns the record as stored afterwards.
+/// [`modify_at`] with the system clock's time (for sign-in, which holds no engine clock).
 pub async fn modify(
     store: &dyn Store,
     uid: &str,
+    change: impl FnMut(&mut UserRecord) -> bool,
+) -> Result<UserRecord, EngineError> {
+    modify_at(store, uid, unix_now(), change).await
+}
+
+/// Applies `change` to the user's record (a new one, created at `now` in Unix seconds, when
+/// there is none) with compare-and-set, retrying on a concurrent change. `change` returns false
+/// to leave the record as it is. Returns the record as stored afterwards.
+pub async fn modify_at(
+    store: &dyn Store,
+    uid: &str,
+    now: i64,
     mut change: impl FnMut(&mut UserRecord) -> bool,
 ) -> Result<UserRecord, EngineError> {
     validate_uid(uid)?;
@@ -175,7 +185,7 @@ pub async fn modify(
             })?,
             None => UserRecord {
                 uid: uid.to_owned(),
-                created: unix_now(),
+                created: now,
                 ..UserRecord::default()
             },
         };
