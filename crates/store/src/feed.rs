@@ -134,9 +134,14 @@ impl Feed {
 
     /// Announces one commit to every subscriber (nobody listening is fine).
     pub fn announce(&self, changes: Changes) {
-        if self.tx.receiver_count() > 0 {
+        if self.is_watched() {
             let _ = self.tx.send(Arc::new(changes));
         }
+    }
+
+    /// Whether anyone subscribes: with nobody, a backend need not build announcements.
+    pub fn is_watched(&self) -> bool {
+        self.tx.receiver_count() > 0
     }
 }
 

@@ -134,7 +134,9 @@ impl Outcome {
     fn reply(self, failure: Option<&StoreError>, feed: &Feed) {
         match self {
             Outcome::Commit(reply, r) => {
-                if let (None, Ok(result)) = (failure, &r) {
+                if let (None, Ok(result)) = (failure, &r)
+                    && feed.is_watched()
+                {
                     feed.announce(Changes::of(result));
                 }
                 answer(reply, r, failure)
