@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use claimdb_engine::audit::{self, AuditEvent, AuditFilter};
+use claimdb_audit::{self as audit, AuditEvent, AuditFilter};
 
 use crate::ConfigArgs;
 

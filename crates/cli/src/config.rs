@@ -18,8 +18,6 @@ use crate::storage::Storage;
 /// Default address: loopback only, so a fresh dev instance is never exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_DATA_DIR: &str = "./claimdb-data";
-/// Largest request body accepted, in bytes.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// Every top-level key the file may hold; each is overridable as `CLAIMDB_<KEY>`.
 const KEYS: &[&str] = &[
@@ -316,7 +314,9 @@ impl Config {
         let listen = listen_text.parse::<SocketAddr>().with_context(|| {
             format!("listen address {listen_text:?} is not IP:PORT (for example 127.0.0.1:8787)")
         })?;
-        let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let max_body_bytes = raw
+            .max_body_bytes
+            .unwrap_or(claimdb_server::DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes < 1024 {
             bail!("max_body_bytes = {max_body_bytes} is too small; use at least 1024");
         }
@@ -389,15 +389,15 @@ impl Config {
         )?;
         let audit_max_bytes = raw
             .audit_max_bytes
-            .unwrap_or(claimdb_engine::audit::DEFAULT_MAX_BYTES);
-        if audit_max_bytes < claimdb_engine::audit::MIN_MAX_BYTES {
+            .unwrap_or(claimdb_audit::DEFAULT_MAX_BYTES);
+        if audit_max_bytes < claimdb_audit::MIN_MAX_BYTES {
             bail!(
                 "audit_max_bytes = {audit_max_bytes} is too small; use at least {}",
-                claimdb_engine::audit::MIN_MAX_BYTES
+                claimdb_audit::MIN_MAX_BYTES
             );
         }
         let audit_retention = match raw.audit_retention_days {
-            None => Some(claimdb_engine::audit::DEFAULT_MAX_AGE),
+            None => Some(claimdb_audit::DEFAULT_MAX_AGE),
             Some(0) => None,
             Some(days) if days > 100 * 365 => {
                 bail!("audit_retention_days = {days} is too large; use 0 for no age limit")
@@ -433,6 +433,20 @@ impl Config {
 }
 
 impl Config {
+    /// The HTTP layer's settings. `max_connections` is as configured: `serve` lowers it to fit
+    /// the open-file limit.
+    pub fn server_config(&self) -> claimdb_server::ServerConfig {
+        let limits = self.connections;
+        claimdb_server::ServerConfig {
+            max_body_bytes: self.max_body_bytes,
+            header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            body_read_timeout: limits.body_read_timeout,
+            max_connections: limits.max_connections,
+            shutdown_timeout: limits.shutdown_timeout,
+        }
+    }
+
     /// The issuer for a server bound to `bound`: the configured one, or — without
     /// `public_url` — one for the address actually bound (so `--listen 127.0.0.1:0` issues for
     /// the port it got).
@@ -491,12 +505,24 @@ mod tests {
         None
     }
 
+    /// Regression: the default body limit was defined twice, here and in `claimdb_server`, so
+    /// the two could drift apart. The HTTP settings of an empty configuration must be the
+    /// server's own defaults, every one of them.
+    #[test]
+    fn an_empty_configuration_serves_with_the_servers_defaults() {
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(
+            format!("{:?}", c.server_config()),
+            format!("{:?}", claimdb_server::ServerConfig::default())
+        );
+    }
+
     #[test]
     fn defaults_with_no_file() {
         let c = Config::load(None, no_env, &Overrides::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
-        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.max_body_bytes, claimdb_server::DEFAULT_MAX_BODY_BYTES);
         assert_eq!(
             c.connections.max_connections,
             claimdb_server::DEFAULT_MAX_CONNECTIONS
@@ -582,11 +608,8 @@ mod tests {
     #[test]
     fn storage_and_audit_retention_keys() {
         let c = Config::load(None, no_env, &Overrides::default()).unwrap();
-        assert_eq!(c.audit_max_bytes, claimdb_engine::audit::DEFAULT_MAX_BYTES);
-        assert_eq!(
-            c.audit_retention,
-            Some(claimdb_engine::audit::DEFAULT_MAX_AGE)
-        );
+        assert_eq!(c.audit_max_bytes, claimdb_audit::DEFAULT_MAX_BYTES);
+        assert_eq!(c.audit_retention, Some(claimdb_audit::DEFAULT_MAX_AGE));
         let Storage::Sqlite { wal_max_bytes, .. } = c.storage else {
             panic!("{:?}", c.storage)
         };

@@ -307,7 +307,8 @@ async fn rollback(storage: &Storage, store: &dyn Store) -> anyhow::Result<()> {
             .commit(
                 page.into_iter()
                     .map(|d| Write::new(d.path, WriteOp::Delete))
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
             )
             .await
             .context("deleting documents from the target")?;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use claimdb_engine::{Engine, EngineOptions, RulesSource, admin_key, audit, compile_rules};
+use claimdb_audit as audit;
+use claimdb_engine::{Engine, EngineOptions, RulesSource, admin_key, compile_rules};
 use claimdb_rules::Ruleset;
 use claimdb_server::ServerConfig;
 use claimdb_store::Store;
@@ -133,14 +134,9 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             engine.spawn_rules_follower(RULES_POLL);
         }
     }
-    let limits = config.connections;
     let server_config = ServerConfig {
-        max_body_bytes: config.max_body_bytes,
-        header_read_timeout: limits.header_read_timeout,
-        idle_timeout: limits.idle_timeout,
-        body_read_timeout: limits.body_read_timeout,
-        max_connections: crate::nofile::prepare(limits.max_connections),
-        shutdown_timeout: limits.shutdown_timeout,
+        max_connections: crate::nofile::prepare(config.connections.max_connections),
+        ..config.server_config()
     };
     claimdb_server::run(
         listener,

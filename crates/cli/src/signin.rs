@@ -52,8 +52,6 @@ pub fn build(
     let deps = VerifierDeps {
         fetcher: fetcher.clone(),
         persistence: Arc::new(StoreKeyPersistence(store.clone())),
-        // Revocation is checked by the engine from the user record it reads anyway.
-        revocation: Arc::new(claimdb_identity::io::NoRevocation),
         clock: Arc::new(SystemClock),
     };
     if config

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use claimdb_engine::users::StoreRevocation;
-use claimdb_identity::io::{NoPersistence, NoRevocation, Revocation, SystemClock};
+use claimdb_identity::Verdict;
+use claimdb_identity::io::{NoPersistence, SystemClock};
 use claimdb_identity::{HttpFetcher, Verifier, VerifierDeps, inspect, validate_providers};
 use claimdb_signin::issuer::parse_ttl;
 use claimdb_signin::{Issuer, IssuerError, MintRequest};
@@ -43,16 +43,16 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
         None
     };
     // The user records, so a revoked user's token is refused here as by the server.
-    let revocation: Arc<dyn Revocation> = match (&keys, &config.storage) {
-        (Some(k), _) => Arc::new(StoreRevocation(k.store.clone())),
+    let users: Option<Arc<dyn claimdb_store::Store>> = match (&keys, &config.storage) {
+        (Some(k), _) => Some(k.store.clone()),
         (None, crate::storage::Storage::Sqlite { dir, .. })
             if dir.join(claimdb_store::sqlite::DB_FILE).exists() =>
         {
             let store = claimdb_store::SqliteStore::open_read_only(dir)
                 .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
-            Arc::new(StoreRevocation(Arc::new(store)))
+            Some(Arc::new(store))
         }
-        _ => Arc::new(NoRevocation),
+        _ => None,
     };
     let inspection = runtime()?.block_on(async {
         let verifier = if config.providers.is_empty() && issuer.is_none() {
@@ -64,7 +64,6 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
                         .context("cannot create the HTTP client")?,
                 ),
                 persistence: Arc::new(NoPersistence),
-                revocation,
                 clock: Arc::new(SystemClock),
             };
             let mut providers =
@@ -76,7 +75,16 @@ pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCod
             verifier.start().await;
             Some(verifier)
         };
-        anyhow::Ok(inspect(&token, verifier.as_ref(), SystemTime::now()).await)
+        let mut inspection = inspect(&token, verifier.as_ref(), SystemTime::now()).await;
+        if let (Verdict::Verified(t), Some(store)) = (&inspection.verdict, &users) {
+            let record = claimdb_engine::users::load(&**store, &t.uid)
+                .await
+                .with_context(|| format!("cannot read the record of user {}", t.uid))?;
+            if let Some(valid_after) = record.and_then(|r| r.tokens_valid_after) {
+                inspection.apply_revocation(valid_after);
+            }
+        }
+        anyhow::Ok(inspection)
     })?;
     print!("{}", inspection.render());
     if config.providers.is_empty() && issuer.is_none() {

@@ -65,7 +65,7 @@ impl Engine {
     ) -> Result<Map<String, Json>, EngineError> {
         self.authorize_admin(ctx).await?;
         let claims = users::validate_custom_claims(claims)?;
-        let record = users::modify(&**self.store(), uid, |r| {
+        let record = users::modify_at(&**self.store(), uid, self.clock().unix_secs(), |r| {
             r.custom_claims = claims.clone();
             true
         })
@@ -97,7 +97,7 @@ impl Engine {
         self.authorize_admin(ctx).await?;
         users::validate_uid(uid)?;
         if users::load(&**self.store(), uid).await?.is_some() {
-            users::modify(&**self.store(), uid, |r| {
+            users::modify_at(&**self.store(), uid, self.clock().unix_secs(), |r| {
                 let changed = !r.custom_claims.is_empty();
                 r.custom_claims.clear();
                 changed
@@ -117,8 +117,8 @@ impl Engine {
         // the call, so the boundary is the next second, and the call returns only once that
         // second has begun — then every credential issued before it returned is refused, and
         // every one claimdb issues after it (stamped with the current second) is not.
-        let valid_after = users::unix_now().saturating_add(1);
-        users::modify(&**self.store(), uid, |r| {
+        let valid_after = self.clock().unix_secs().saturating_add(1);
+        users::modify_at(&**self.store(), uid, self.clock().unix_secs(), |r| {
             r.tokens_valid_after = Some(
                 r.tokens_valid_after
                     .map_or(valid_after, |t| t.max(valid_after)),
@@ -132,7 +132,7 @@ impl Engine {
                 .await?;
         }
         let boundary = SystemTime::UNIX_EPOCH + Duration::from_secs(valid_after.unsigned_abs());
-        if let Ok(wait) = boundary.duration_since(SystemTime::now()) {
+        if let Ok(wait) = boundary.duration_since(self.clock().now()) {
             tokio::time::sleep(wait).await;
         }
         tracing::info!(request_id = %ctx.request_id, uid, valid_after, "tokens revoked");
@@ -143,8 +143,8 @@ impl Engine {
     pub async fn admin_audit(
         &self,
         ctx: &RequestContext,
-        filter: crate::audit::AuditFilter,
-    ) -> Result<Vec<crate::audit::AuditEvent>, EngineError> {
+        filter: claimdb_audit::AuditFilter,
+    ) -> Result<Vec<claimdb_audit::AuditEvent>, EngineError> {
         self.authorize_admin(ctx).await?;
         let Some(log) = self.audit_log() else {
             return Err(EngineError::failed_precondition(
@@ -156,7 +156,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::internal(format!("flushing the audit log: {e}")))?;
         let dir = log.dir().to_path_buf();
-        tokio::task::spawn_blocking(move || crate::audit::query(&dir, &filter))
+        tokio::task::spawn_blocking(move || claimdb_audit::query(&dir, &filter))
             .await
             .map_err(|e| EngineError::internal(format!("audit query task: {e}")))?
             .map_err(|e| EngineError::internal(format!("reading the audit log: {e}")))

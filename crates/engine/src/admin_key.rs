@@ -73,6 +73,7 @@ fn parse_hex(hex: &str) -> Result<[u8; 32], EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use claimdb_store::Records;
 
     #[tokio::test]
     async fn a_hash_is_stored_once_unless_replaced_and_read_back() {

@@ -3,33 +3,33 @@
 //! executes it against the store and shapes the result.
 //!
 //! Writes are decided against the document states they will apply to: every document the rules
-//! looked at is pinned by a read check in the same atomic `commit_checked`, and a concurrent
+//! looked at is pinned by a read check in the same atomic `commit`, and a concurrent
 //! change makes the engine decide again on the new state. Preconditions are checked inside the
 //! store's transaction too: two racing `If-Match` writers cannot both win.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use claimdb_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
 use claimdb_identity::Verifier;
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath, Map, Timestamp};
 use claimdb_rules::{Method, Request, Ruleset, Target};
 use claimdb_store::{
-    CommitResult, Document, PageRequest, Precondition, Query, Store, StoreError, Write, WriteOp,
-    WriteResult, apply_write,
+    Commit, CommitResult, Document, PageRequest, Precondition, Query, Store, StoreError, Write,
+    WriteOp, WriteResult, apply_write,
 };
 
-use crate::audit::{AuditEvent, AuditLog, Decision as AuditDecision};
-use crate::auth::{self, Credential, Principal};
+use crate::auth::{Authenticator, Principal};
 use crate::authz::{self, ActiveRules, Loaded, RulesCell};
 use crate::batch;
+use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::error::EngineError;
 use crate::ids::generate_id;
 use crate::list::{self, ListPage, ListRequest};
 use crate::query::{self, QueryPaging, QueryResults};
-use crate::sign_in::{self, SignInHooks};
-use crate::users;
+use crate::sign_in::SignInHooks;
 
 /// Times a write is decided again after a document it was decided on changed concurrently.
 const MAX_DECIDE_ATTEMPTS: usize = 8;
@@ -94,6 +94,8 @@ pub struct EngineOptions {
     /// The work bound of one page of a query: documents it may examine before it ends early
     /// with a continuation token.
     pub query_max_examined: usize,
+    /// The time every decision, audit event and token check reads.
+    pub clock: Clock,
 }
 
 impl EngineOptions {
@@ -111,6 +113,7 @@ impl EngineOptions {
             audit: None,
             sign_in: None,
             query_max_examined: claimdb_store::query::limits::DEFAULT_MAX_EXAMINED,
+            clock: Clock::system(),
         }
     }
 }
@@ -131,21 +134,19 @@ pub struct Engine {
     store: Arc<dyn Store>,
     rules: RulesCell,
     rules_source: RulesSource,
-    verifier: Option<Arc<Verifier>>,
+    auth: Authenticator,
     explain_denials: bool,
-    admin_roles: Vec<String>,
-    admin_key_sha256: Option<[u8; 32]>,
-    admin_key_stored: bool,
     audit: Option<AuditLog>,
-    /// The audit events of allowed writes go into the store's journal (`audit::journal`).
+    /// The audit events of allowed writes go into the store's journal (`claimdb_audit::journal`).
     journal_audit: bool,
     sign_in: Option<Arc<dyn SignInHooks>>,
     query_max_examined: usize,
+    clock: Clock,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, options: EngineOptions) -> Self {
-        let journal_audit = options.audit.is_some() && store.keeps_journal();
+        let journal_audit = options.audit.is_some() && store.capabilities().journal;
         Engine {
             store,
             rules: RulesCell::new(ActiveRules {
@@ -154,15 +155,18 @@ impl Engine {
                 version: None,
             }),
             rules_source: options.rules_source,
-            verifier: options.verifier,
+            auth: Authenticator::new(
+                options.verifier,
+                options.admin_roles,
+                options.admin_key_sha256,
+                options.admin_key_stored,
+            ),
             explain_denials: options.explain_denials,
-            admin_roles: options.admin_roles,
-            admin_key_sha256: options.admin_key_sha256,
-            admin_key_stored: options.admin_key_stored,
             journal_audit,
             audit: options.audit,
             sign_in: options.sign_in,
             query_max_examined: options.query_max_examined.max(1),
+            clock: options.clock,
         }
     }
 
@@ -172,9 +176,14 @@ impl Engine {
     }
 
     /// Whether the audit events of allowed writes go into the store's journal: then the
-    /// journal needs [`crate::audit::journal::recover`] at startup and a trimmer.
+    /// journal needs [`claimdb_audit::journal::recover`] at startup and a trimmer.
     pub fn journals_audit(&self) -> bool {
         self.journal_audit
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The store requests run against.
@@ -184,7 +193,12 @@ impl Engine {
 
     /// The token verifier, if any provider is configured.
     pub fn verifier(&self) -> Option<&Arc<Verifier>> {
-        self.verifier.as_ref()
+        self.auth.verifier()
+    }
+
+    /// What turns the request's credential into a caller (`auth.rs`).
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.auth
     }
 
     /// claimdb's sessions and refresh tokens, if its issuer is enabled.
@@ -218,141 +232,6 @@ impl Engine {
     /// Where the rules are managed.
     pub fn rules_source(&self) -> &RulesSource {
         &self.rules_source
-    }
-
-    /// Who is asking: `None` without a credential; `unauthenticated` for a refused one.
-    pub async fn authenticate(
-        &self,
-        ctx: &RequestContext,
-    ) -> Result<Option<Principal>, EngineError> {
-        let token = match &ctx.credential {
-            Credential::None => return Ok(None),
-            Credential::Session(id) => {
-                let (sign_in, verifier) = (self.sign_in.as_deref(), self.verifier.as_deref());
-                return sign_in::authenticate_session(sign_in, &*self.store, verifier, id).await;
-            }
-            Credential::Bearer(token) => token,
-        };
-        let Some(verifier) = &self.verifier else {
-            return Err(EngineError::Unauthenticated {
-                message: "a bearer token was sent but no identity provider is configured".into(),
-                reason: "unknown-issuer",
-            });
-        };
-        let verified = verifier
-            .verify(token, std::time::SystemTime::now())
-            .await
-            .map_err(|e| {
-                metrics::counter!("claimdb_auth_failures_total", "reason" => e.reason())
-                    .increment(1);
-                match e.retry_after_secs() {
-                    // Our side could not check the token: retryable, not "sign in again".
-                    Some(retry_after_secs) if e.is_operational() => {
-                        tracing::warn!(reason = e.reason(), "token check failed on our side: {e}");
-                        EngineError::CredentialUnavailable {
-                            message: e.to_string(),
-                            reason: e.reason(),
-                            retry_after_secs,
-                        }
-                    }
-                    _ => EngineError::Unauthenticated {
-                        message: e.to_string(),
-                        reason: e.reason(),
-                    },
-                }
-            })?;
-        // One read of the user record serves both revocation and the custom-claims overlay.
-        let custom = match users::load(&*self.store, &verified.uid).await? {
-            Some(r) => {
-                users::check_not_revoked(&r, verified.iat)?;
-                r.custom_claims
-            }
-            None => Default::default(),
-        };
-        Ok(Some(auth::principal(verifier, &verified, custom)))
-    }
-
-    /// Whether the caller may use the admin API: the admin key, or a token with an admin role.
-    /// The decision is audited (method `admin`).
-    pub async fn authorize_admin(&self, ctx: &RequestContext) -> Result<(), EngineError> {
-        let (who, result) = self.admin_decision(ctx).await;
-        if self.audit.is_some() {
-            let denied = result.as_ref().err();
-            self.record(AuditEvent {
-                time: std::time::SystemTime::now(),
-                request_id: ctx.request_id.clone(),
-                uid: who.as_ref().map(|p| p.uid.clone()),
-                provider: who.as_ref().map(|p| p.provider.clone()),
-                method: "admin".into(),
-                path: "admin".into(),
-                decision: if denied.is_some() {
-                    AuditDecision::Deny
-                } else {
-                    AuditDecision::Allow
-                },
-                rule: Some(if ctx.admin_key.is_some() {
-                    "admin key".into()
-                } else {
-                    "admin_roles".into()
-                }),
-                reason: denied.map(|e| e.message().to_owned()),
-            })
-            .await;
-        }
-        result
-    }
-
-    async fn admin_decision(
-        &self,
-        ctx: &RequestContext,
-    ) -> (Option<Principal>, Result<(), EngineError>) {
-        if let Some(key) = &ctx.admin_key {
-            let want = match self.admin_key_sha256 {
-                Some(h) => Some(h),
-                None if self.admin_key_stored => {
-                    match crate::admin_key::stored_hash(&*self.store).await {
-                        Ok(h) => h,
-                        Err(e) => return (None, Err(e)),
-                    }
-                }
-                None => None,
-            };
-            let matches = want.is_some_and(|want| {
-                let got = crate::admin_key::sha256(key);
-                aws_lc_rs::constant_time::verify_slices_are_equal(&got, &want).is_ok()
-            });
-            if matches {
-                return (None, Ok(()));
-            }
-            return (
-                None,
-                Err(EngineError::Unauthenticated {
-                    message: "the admin key is not valid".into(),
-                    reason: "bad-admin-key",
-                }),
-            );
-        }
-        let who = match self.authenticate(ctx).await {
-            Ok(who) => who,
-            Err(e) => return (None, Err(e)),
-        };
-        let result = match &who {
-            Some(p) if p.roles.iter().any(|r| self.admin_roles.contains(r)) => Ok(()),
-            Some(p) => Err(EngineError::PermissionDenied {
-                message: format!(
-                    "user {} has none of the admin roles ({}); send the admin key or a token with one",
-                    p.uid,
-                    self.admin_roles.join(", ")
-                ),
-                details: None,
-                write_index: None,
-            }),
-            None => Err(EngineError::Unauthenticated {
-                message: "the admin API needs the admin key (X-Claimdb-Admin-Key) or a bearer token with an admin role".into(),
-                reason: "missing-credential",
-            }),
-        };
-        (who, result)
     }
 
     /// Decides one request and reports a denial as `permission-denied`. Every decision goes to
@@ -414,7 +293,7 @@ impl Engine {
         }
         self.audit.as_ref()?;
         Some(AuditEvent {
-            time: std::time::SystemTime::now(),
+            time: self.clock.now(),
             request_id: ctx.request_id.clone(),
             uid: who.map(|p| p.uid.clone()),
             provider: who.map(|p| p.provider.clone()),
@@ -441,7 +320,7 @@ impl Engine {
 
     /// Runs `commit` (given the journal lines to commit with it) while the events of its
     /// decisions are made durable: in the store's journal, committed with the writes, when the
-    /// store keeps one (`audit::journal`); otherwise by the audit log's own sync, alongside the
+    /// store keeps one (`claimdb_audit::journal`); otherwise by the audit log's own sync, alongside the
     /// commit. A failure of the log is reported (error log, metrics, health) but cannot undo
     /// the commit.
     async fn audited<T, F>(
@@ -459,7 +338,7 @@ impl Engine {
             let mut journal = Vec::with_capacity(events.len());
             for event in events {
                 let mut line = Vec::with_capacity(256);
-                crate::audit::encode_line(&event, &mut line);
+                claimdb_audit::encode_line(&event, &mut line);
                 if line.last() == Some(&b'\n') {
                     line.pop();
                 }
@@ -493,7 +372,12 @@ impl Engine {
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
         let mut doc = self.store.get(path).await?;
-        let mut request = rules_request(Method::Get, Target::Doc(path.clone()), auth.as_ref());
+        let mut request = rules_request(
+            Method::Get,
+            Target::Doc(path.clone()),
+            auth.as_ref(),
+            self.clock.timestamp(),
+        );
         // The rules borrow the data (`resource.data`) and give it back: no copy per read.
         request.existing = doc.as_mut().map(|d| std::mem::take(&mut d.data));
         let mut loaded = Loaded::default();
@@ -614,6 +498,7 @@ impl Engine {
             Method::List,
             Target::Collection(collection.clone()),
             auth.as_ref(),
+            self.clock.timestamp(),
         );
         rules_request.query = Some(claimdb_rules::Query {
             limit: i64::try_from(page_size).ok(),
@@ -667,7 +552,11 @@ impl Engine {
             .transpose()?;
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules.load();
-        let request = query::rules_request(query, auth.as_ref().map(Principal::rules_value))?;
+        let request = query::rules_request(
+            query,
+            auth.as_ref().map(Principal::rules_value),
+            self.clock.timestamp(),
+        )?;
         self.check(
             ctx,
             auth.as_ref(),
@@ -740,7 +629,7 @@ impl Engine {
             loaded.insert(path.clone(), doc.as_ref());
             state.insert(path.clone(), doc);
         }
-        let now = Timestamp::now();
+        let now = self.clock.timestamp();
         let mut requests = Vec::with_capacity(writes.len());
         for w in writes {
             let current = state.get(&w.path).cloned().flatten();
@@ -791,7 +680,8 @@ impl Engine {
         journal: Vec<String>,
     ) -> Result<CommitResult, EngineError> {
         let preconditions: Vec<Precondition> = writes.iter().map(|w| w.precondition).collect();
-        match self.store.commit_journaled(checks, writes, journal).await {
+        let commit = Commit::from_parts(checks, writes, journal);
+        match self.store.commit(commit).await {
             Ok(result) => Ok(result),
             Err(e) => {
                 // A store names the failing write of a multi-write commit; a single write is 0.
@@ -816,8 +706,8 @@ impl Engine {
     /// has usable keys (fetched, or loaded from the persisted copy).
     pub async fn ready(&self, _ctx: &RequestContext) -> Result<(), EngineError> {
         self.store.ping().await?;
-        if let Some(verifier) = &self.verifier {
-            let now = std::time::SystemTime::now();
+        if let Some(verifier) = self.auth.verifier() {
+            let now = self.clock.now();
             if !verifier.ready(now) {
                 let waiting: Vec<String> = verifier
                     .metrics(now)
@@ -853,13 +743,13 @@ impl Engine {
             let current = self.store.get(&write.path).await?;
             let mut loaded = Loaded::default();
             loaded.insert(write.path.clone(), current.as_ref());
-            let now = Timestamp::now();
+            let now = self.clock.timestamp();
             let (method, existing, after) = simulate(current.as_ref(), &write, now);
             loaded
                 .prefetch
                 .insert_after(write.path.clone(), after.as_ref().map(|d| d.data.clone()));
-            let mut request = rules_request(method, Target::Doc(write.path.clone()), auth.as_ref());
-            request.time = now;
+            let mut request =
+                rules_request(method, Target::Doc(write.path.clone()), auth.as_ref(), now);
             request.existing = existing;
             request.incoming = after.map(|d| d.data);
             let event = self
@@ -868,7 +758,7 @@ impl Engine {
             let checks = loaded.checks;
             let commit = |journal| {
                 self.store
-                    .commit_journaled(checks, vec![write.clone()], journal)
+                    .commit(Commit::from_parts(checks, vec![write.clone()], journal))
             };
             match self.audited(event.into_iter().collect(), commit).await {
                 Ok(mut result) => {
@@ -948,9 +838,14 @@ fn conditional(error: EngineError, precondition: Precondition) -> EngineError {
     }
 }
 
-/// A rules request for `method` on `target` by `auth` at the current time.
-fn rules_request(method: Method, target: Target, auth: Option<&Principal>) -> Request {
-    let mut request = Request::new(method, target, Timestamp::now());
+/// A rules request for `method` on `target` by `auth` at `now`.
+fn rules_request(
+    method: Method,
+    target: Target,
+    auth: Option<&Principal>,
+    now: Timestamp,
+) -> Request {
+    let mut request = Request::new(method, target, now);
     request.auth = auth.map(Principal::rules_value);
     request
 }

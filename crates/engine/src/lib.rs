@@ -12,10 +12,10 @@
 
 mod admin;
 pub mod admin_key;
-pub mod audit;
 mod auth;
 mod authz;
 mod batch;
+mod clock;
 mod context;
 mod engine;
 mod error;
@@ -33,6 +33,7 @@ pub use admin::{MAX_USERS_PAGE, compile_rules};
 pub use auth::{Credential, Principal, plain_value};
 pub use authz::ActiveRules;
 pub use claimdb_store::query::limits::DEFAULT_MAX_EXAMINED;
+pub use clock::Clock;
 pub use context::RequestContext;
 pub use engine::{Engine, EngineOptions, RulesSource, SetOutcome, WriteCondition};
 pub use error::EngineError;

@@ -102,6 +102,7 @@ fn check_cursor(
 pub(crate) fn rules_request(
     query: &Query,
     auth: Option<claimdb_model::Value>,
+    now: claimdb_model::Timestamp,
 ) -> Result<claimdb_rules::Request, EngineError> {
     let target = match &query.scope {
         Scope::Collection(c) => claimdb_rules::Target::Collection(c.clone()),
@@ -113,11 +114,7 @@ pub(crate) fn rules_request(
             collection_id: collection_id.clone(),
         },
     };
-    let mut request = claimdb_rules::Request::new(
-        claimdb_rules::Method::List,
-        target,
-        claimdb_model::Timestamp::now(),
-    );
+    let mut request = claimdb_rules::Request::new(claimdb_rules::Method::List, target, now);
     request.auth = auth;
     request.query = Some(claimdb_rules::Query {
         limit: query.limit.and_then(|l| i64::try_from(l).ok()),

@@ -30,13 +30,15 @@ pub struct RulesInfo {
     pub version: Option<u64>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Engine {
+    /// The engine clock's time in Unix milliseconds, for stored rules versions.
+    fn now_ms(&self) -> i64 {
+        self.clock()
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// The active rules and where they are managed.
     pub async fn admin_get_rules(&self, ctx: &RequestContext) -> Result<RulesInfo, EngineError> {
         self.authorize_admin(ctx).await?;
@@ -110,7 +112,7 @@ impl Engine {
     ) -> Result<StoredRules, EngineError> {
         self.require_database_rules()?;
         let ruleset = compile_rules(source)?;
-        let stored = rules_store::save(&**self.store(), source, author, now_ms()).await?;
+        let stored = rules_store::save(&**self.store(), source, author, self.now_ms()).await?;
         self.install_if_newer(ruleset, stored.version);
         Ok(stored)
     }
@@ -132,7 +134,7 @@ impl Engine {
             &**self.store(),
             &old.source,
             &format!("rollback to v{version} ({author})"),
-            now_ms(),
+            self.now_ms(),
         )
         .await?;
         self.install_if_newer(ruleset, stored.version);
@@ -176,7 +178,7 @@ impl Engine {
             None => match seed {
                 Some((source, name)) => {
                     compile_rules(source)?;
-                    rules_store::save(store, source, &format!("file {name}"), now_ms())
+                    rules_store::save(store, source, &format!("file {name}"), self.now_ms())
                         .await?
                         .version
                 }

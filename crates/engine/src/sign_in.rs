@@ -54,6 +54,7 @@ pub(crate) async fn authenticate_session(
     store: &dyn Store,
     verifier: Option<&Verifier>,
     id: &str,
+    now: SystemTime,
 ) -> Result<Option<Principal>, EngineError> {
     let unknown = || {
         EngineError::Unauthenticated {
@@ -64,10 +65,7 @@ pub(crate) async fn authenticate_session(
     let Some(sign_in) = sign_in else {
         return Err(unknown());
     };
-    let session = sign_in
-        .session(id, SystemTime::now())
-        .await?
-        .ok_or_else(unknown)?;
+    let session = sign_in.session(id, now).await?.ok_or_else(unknown)?;
     let record = users::load(store, &session.uid).await?;
     let custom = match record {
         Some(r) => {

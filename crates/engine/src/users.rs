@@ -59,26 +59,6 @@ pub fn check_not_revoked(record: &UserRecord, issued_at: Option<i64>) -> Result<
     })
 }
 
-/// The user records as the identity layer's [`claimdb_identity::io::Revocation`], for
-/// verifiers outside the request path (`claimdb token inspect --config`), so they agree with
-/// the server on revoked users.
-pub struct StoreRevocation(pub std::sync::Arc<dyn Store>);
-
-#[async_trait::async_trait]
-impl claimdb_identity::io::Revocation for StoreRevocation {
-    async fn tokens_valid_after(
-        &self,
-        uid: &str,
-    ) -> Result<Option<SystemTime>, claimdb_identity::RevocationError> {
-        let record = load(&*self.0, uid)
-            .await
-            .map_err(|e| claimdb_identity::RevocationError(e.to_string()))?;
-        Ok(record.and_then(|r| r.tokens_valid_after).map(|s| {
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0).unsigned_abs())
-        }))
-    }
-}
-
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
     claimdb_identity::io::unix_secs(SystemTime::now())
@@ -136,12 +116,22 @@ pub async fn load(store: &dyn Store, uid: &str) -> Result<Option<UserRecord>, En
     }
 }
 
-/// Applies `change` to the user's record (a new one when there is none) with compare-and-set,
-/// retrying on a concurrent change. `change` returns false to leave the record as it is.
-/// Returns the record as stored afterwards.
+/// [`modify_at`] with the system clock's time (for sign-in, which holds no engine clock).
 pub async fn modify(
     store: &dyn Store,
     uid: &str,
+    change: impl FnMut(&mut UserRecord) -> bool,
+) -> Result<UserRecord, EngineError> {
+    modify_at(store, uid, unix_now(), change).await
+}
+
+/// Applies `change` to the user's record (a new one, created at `now` in Unix seconds, when
+/// there is none) with compare-and-set, retrying on a concurrent change. `change` returns false
+/// to leave the record as it is. Returns the record as stored afterwards.
+pub async fn modify_at(
+    store: &dyn Store,
+    uid: &str,
+    now: i64,
     mut change: impl FnMut(&mut UserRecord) -> bool,
 ) -> Result<UserRecord, EngineError> {
     validate_uid(uid)?;
@@ -153,7 +143,7 @@ pub async fn modify(
             })?,
             None => UserRecord {
                 uid: uid.to_owned(),
-                created: unix_now(),
+                created: now,
                 ..UserRecord::default()
             },
         };

@@ -22,7 +22,7 @@ use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use claimdb_identity::io::{FetchedDocument, Fetcher, NoPersistence, NoRevocation, SystemClock};
+use claimdb_identity::io::{FetchedDocument, Fetcher, NoPersistence, SystemClock};
 use claimdb_identity::{
     FetchError, KeyCacheConfig, ProviderConfig, VerifiedToken, Verifier, VerifierDeps, VerifyError,
 };
@@ -181,7 +181,6 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
     let deps = VerifierDeps {
         fetcher: Arc::new(StaticJwks(jwks.into_bytes())),
         persistence: Arc::new(NoPersistence),
-        revocation: Arc::new(NoRevocation),
         clock: Arc::new(SystemClock),
     };
     // A small cache: distinct tokens always miss and pay the insert (and an eviction).

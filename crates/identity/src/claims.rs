@@ -3,8 +3,9 @@
 //! (`sub` by default) non-empty and at most 128 bytes. Each failure is its own
 //! [`VerifyError`] reason.
 //!
-//! Issuer routing, tenants and revocation are the verifier's; this file sees one claims map, and
-//! defines what a verification yields ([`VerifiedToken`]).
+//! Issuer routing and tenants are the verifier's; revocation is applied by whoever reads the
+//! user's records, with [`check_not_revoked`]. This file sees one claims map, and defines what a
+//! verification yields ([`VerifiedToken`]).
 
 use std::time::Duration;
 

@@ -102,8 +102,6 @@ pub enum VerifyError {
         "the token was issued at {iat} (unix seconds), before the user's tokens were revoked at {valid_after}; sign in again"
     )]
     Revoked { iat: i64, valid_after: i64 },
-    #[error("the revocation check could not be made: {0}")]
-    RevocationUnavailable(String),
 }
 
 fn describe_kid(kid: &Option<String>) -> String {
@@ -145,18 +143,15 @@ impl VerifyError {
             Self::WrongAudience { .. } => "wrong-audience",
             Self::BadSubject { .. } => "bad-subject",
             Self::Revoked { .. } => "revoked",
-            Self::RevocationUnavailable(_) => "revocation-unavailable",
         }
     }
 
-    /// True when the refusal is our side's fault (keys or revocation data could not be had),
+    /// True when the refusal is our side's fault (keys could not be had),
     /// not the token's: the caller should retry later rather than sign in again (503, not 401).
     pub fn is_operational(&self) -> bool {
         matches!(
             self,
-            Self::KeysUnavailable { .. }
-                | Self::IdpUnreachable { .. }
-                | Self::RevocationUnavailable(_)
+            Self::KeysUnavailable { .. } | Self::IdpUnreachable { .. }
         )
     }
 
@@ -169,7 +164,6 @@ impl VerifyError {
             | Self::IdpUnreachable {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            Self::RevocationUnavailable(_) => Some(1),
             _ => None,
         }
     }
@@ -222,8 +216,3 @@ pub enum FetchError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("key persistence: {0}")]
 pub struct PersistError(pub String);
-
-/// The revocation lookup failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("revocation lookup: {0}")]
-pub struct RevocationError(pub String);

@@ -53,6 +53,21 @@ impl Inspection {
         }
     }
 
+    /// Applies the user's revocation to a verified token, as the server does after verifying:
+    /// one issued before `valid_after` (Unix seconds, the user's `tokens_valid_after`) is
+    /// refused.
+    pub fn apply_revocation(&mut self, valid_after: i64) {
+        if let Verdict::Verified(t) = &self.verdict
+            && let Err(e) = crate::claims::check_not_revoked(t.iat, valid_after)
+        {
+            self.verdict = Verdict::Refused {
+                reason: e.reason(),
+                explanation: e.to_string(),
+                hint: REVOKED_HINT.into(),
+            };
+        }
+    }
+
     /// The report a person reads.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -108,7 +123,11 @@ impl Inspection {
     }
 }
 
-/// Decodes and (with a verifier) verifies `token` at `now`.
+/// What to do about a revoked token.
+const REVOKED_HINT: &str = "the user's sessions were revoked; sign in again";
+
+/// Decodes and (with a verifier) verifies `token` at `now`. Revocation is not the verifier's:
+/// a caller that can read the user's records applies it with [`Inspection::apply_revocation`].
 pub async fn inspect(token: &str, verifier: Option<&Verifier>, now: SystemTime) -> Inspection {
     let token = token.trim();
     let mut ins = Inspection {
@@ -211,7 +230,7 @@ fn hint(e: &VerifyError, v: &Verifier) -> String {
             "check that this machine can reach the provider's key URL".into()
         }
         VerifyError::BadSignature { .. } => "the token was changed after signing, or comes from a different key pair".into(),
-        VerifyError::Revoked { .. } => "the user's sessions were revoked; sign in again".into(),
+        VerifyError::Revoked { .. } => REVOKED_HINT.into(),
         VerifyError::BadSubject { .. } => "check uid_claim in the provider configuration".into(),
         VerifyError::TenantMismatch { .. } => "the token's tid must be the tenant in its issuer".into(),
         VerifyError::TenantNotAllowed(_) => "add the tenant to the provider's tenants, if it should be let in".into(),

@@ -1,9 +1,10 @@
 //! The injected IO of the identity layer: fetching key documents ([`Fetcher`]), persisting
-//! last-known keys ([`KeyPersistence`]), looking up revocations ([`Revocation`]) and telling the
-//! time ([`Clock`]), with small in-memory implementations for tests and single-process use.
+//! last-known keys ([`KeyPersistence`]) and telling the time ([`Clock`]), with small in-memory
+//! implementations for tests and single-process use.
 //!
-//! The production fetcher lives in `http.rs`; the store-backed persistence and revocation
-//! belong to the engine, which knows the store.
+//! The production fetcher lives in `http.rs`; the store-backed persistence belongs to the
+//! engine, which knows the store. (No revocation lookup: the verifier does not apply
+//! revocation; whoever reads the user's records does, with `check_not_revoked`.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::error::{FetchError, PersistError, RevocationError};
+use crate::error::{FetchError, PersistError};
 
 /// A fetched key or discovery document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +60,6 @@ pub struct PersistedKeys {
 pub trait KeyPersistence: Send + Sync {
     async fn load(&self, provider: &str) -> Result<Option<PersistedKeys>, PersistError>;
     async fn save(&self, provider: &str, keys: &PersistedKeys) -> Result<(), PersistError>;
-}
-
-/// `tokens_valid_after(uid)`: tokens issued before the returned time are revoked.
-#[async_trait]
-pub trait Revocation: Send + Sync {
-    async fn tokens_valid_after(&self, uid: &str) -> Result<Option<SystemTime>, RevocationError>;
 }
 
 /// The time, injected so tests can move it.
@@ -136,40 +131,6 @@ impl KeyPersistence for NoPersistence {
     }
     async fn save(&self, _: &str, _: &PersistedKeys) -> Result<(), PersistError> {
         Ok(())
-    }
-}
-
-/// Revocations in memory, keyed by uid.
-#[derive(Debug, Default)]
-pub struct MemoryRevocation(Mutex<HashMap<String, SystemTime>>);
-
-impl MemoryRevocation {
-    pub fn revoke(&self, uid: &str, valid_after: SystemTime) {
-        if let Ok(mut g) = self.0.lock() {
-            g.insert(uid.to_owned(), valid_after);
-        }
-    }
-}
-
-#[async_trait]
-impl Revocation for MemoryRevocation {
-    async fn tokens_valid_after(&self, uid: &str) -> Result<Option<SystemTime>, RevocationError> {
-        let g = self
-            .0
-            .lock()
-            .map_err(|_| RevocationError("poisoned".into()))?;
-        Ok(g.get(uid).copied())
-    }
-}
-
-/// Nobody is ever revoked.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoRevocation;
-
-#[async_trait]
-impl Revocation for NoRevocation {
-    async fn tokens_valid_after(&self, _: &str) -> Result<Option<SystemTime>, RevocationError> {
-        Ok(None)
     }
 }
 

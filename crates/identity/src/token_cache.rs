@@ -19,8 +19,8 @@
 //! evicts (the dead first, then the soonest to expire) to stay within its share of the budget.
 //! The hit path is unchanged by the accounting: one hash, one read lock, one probe.
 //!
-//! A hit is not a verdict: the verifier still checks expiry, that the signing key is still
-//! published, and revocation. This file only stores and finds.
+//! A hit is not a verdict: the verifier still checks expiry and that the signing key is still
+//! published. This file only stores and finds.
 
 use std::hash::BuildHasher;
 use std::mem::size_of;

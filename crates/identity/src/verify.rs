@@ -5,7 +5,9 @@
 //!
 //! Signature math is aws-lc-rs's, with keys parsed once per key set (`keys.rs`); header and
 //! payload are decoded once, strictly, in `jose.rs` (`decode_for_verify`). This file does no IO of its own: keys come through
-//! the injected fetcher, revocation through the injected lookup.
+//! the injected fetcher. Revocation is not a property of the token: whoever knows the user's
+//! records applies it after verification (the engine, from the user record it reads anyway;
+//! `claimdb token inspect` likewise), with [`check_not_revoked`](crate::check_not_revoked).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -20,7 +22,7 @@ pub use crate::claims::VerifiedToken;
 use crate::claims::{check_audience, check_times, check_uid};
 use crate::config::{Alg, IssuerMatch, KeyCacheConfig, KeySource, Provider, ProviderConfig};
 use crate::error::{ConfigError, VerifyError};
-use crate::io::{Clock, Fetcher, KeyPersistence, Revocation, unix_secs};
+use crate::io::{Clock, Fetcher, KeyPersistence, unix_secs};
 use crate::jose::{self, MAX_TOKEN_BYTES};
 use crate::roles::roles_for;
 use crate::token_cache::{Entry, TokenCache};
@@ -35,7 +37,6 @@ const SIGNATURE_BUFFER: usize = 1_032;
 pub struct VerifierDeps {
     pub fetcher: Arc<dyn Fetcher>,
     pub persistence: Arc<dyn KeyPersistence>,
-    pub revocation: Arc<dyn Revocation>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -51,7 +52,6 @@ pub struct Verifier {
     exact: HashMap<String, usize>,
     templates: Vec<usize>,
     cfg: Arc<KeyCacheConfig>,
-    revocation: Arc<dyn Revocation>,
     clock: Arc<dyn Clock>,
     cache: TokenCache,
 }
@@ -110,7 +110,6 @@ impl Verifier {
             templates,
             cache: TokenCache::new(cfg.token_cache_bytes, cfg.token_cache_entries),
             cfg,
-            revocation: deps.revocation,
             clock: deps.clock,
         })
     }
@@ -246,14 +245,12 @@ impl Verifier {
                 .keys
                 .still_publishes(hit.kid.as_deref(), now);
             if still_published {
-                self.check_revocation(&hit.token.uid, hit.token.iat).await?;
                 return Ok(hit.token);
             }
             self.cache.remove(token, key);
         }
         let (entry, kid_owned) = self.verify_uncached(token, now).await?;
         let verified = Arc::new(entry.0);
-        self.check_revocation(&verified.uid, verified.iat).await?;
         let skew =
             i64::try_from(self.providers[entry.1].provider.clock_skew.as_secs()).unwrap_or(0);
         self.cache.insert(
@@ -270,19 +267,7 @@ impl Verifier {
         Ok(verified)
     }
 
-    async fn check_revocation(&self, uid: &str, iat: Option<i64>) -> Result<(), VerifyError> {
-        let after = self
-            .revocation
-            .tokens_valid_after(uid)
-            .await
-            .map_err(|e| VerifyError::RevocationUnavailable(e.to_string()))?;
-        match after {
-            Some(t) => crate::claims::check_not_revoked(iat, unix_secs(t)),
-            None => Ok(()),
-        }
-    }
-
-    /// Everything but the cache and revocation: returns the token, the provider index and kid.
+    /// Everything but the cache: returns the token, the provider index and kid.
     #[allow(clippy::type_complexity)]
     async fn verify_uncached(
         &self,

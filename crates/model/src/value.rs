@@ -81,6 +81,21 @@ impl Timestamp {
         Timestamp(micros.clamp(MIN_MICROS as i128, MAX_MICROS as i128) as i64)
     }
 
+    /// `time` to the microsecond (rounded down), clamped to the representable range: the
+    /// conversion for a time read from an injected clock.
+    pub fn from_system_time(time: std::time::SystemTime) -> Self {
+        let micros = match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i128::try_from(d.as_micros()).unwrap_or(i128::MAX),
+            // Before the epoch: round down, as for later times.
+            Err(e) => {
+                let d = e.duration();
+                let whole = i128::try_from(d.as_micros()).unwrap_or(i128::MAX);
+                -whole - i128::from(d.subsec_nanos() % 1_000 != 0)
+            }
+        };
+        Timestamp(micros.clamp(MIN_MICROS as i128, MAX_MICROS as i128) as i64)
+    }
+
     /// Parses RFC 3339 (`2026-01-01T00:00:00.000000Z`, any offset); precision below a microsecond
     /// is rounded down, as Firestore does.
     pub fn parse(text: &str) -> Result<Self, ModelError> {
@@ -117,6 +132,26 @@ impl fmt::Display for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_times_convert_to_the_microsecond_rounding_down_and_clamp() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |t| Timestamp::from_system_time(t).micros();
+        assert_eq!(
+            at(UNIX_EPOCH + Duration::from_nanos(1_500_001_999)),
+            1_500_001
+        );
+        assert_eq!(at(UNIX_EPOCH - Duration::from_nanos(1_500)), -2);
+        assert_eq!(at(UNIX_EPOCH - Duration::from_micros(3)), -3);
+        assert_eq!(
+            at(UNIX_EPOCH + Duration::from_secs(400_000_000_000)),
+            MAX_MICROS
+        );
+        assert_eq!(
+            at(UNIX_EPOCH - Duration::from_secs(400_000_000_000)),
+            MIN_MICROS
+        );
+    }
 
     #[test]
     fn timestamps_round_trip_and_round_down() {

@@ -142,7 +142,7 @@ pub async fn audit(
     Ctx(ctx): Ctx,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<Json_>, ApiError> {
-    use claimdb_engine::audit::{AuditFilter, format_time, parse_time_spec};
+    use claimdb_audit::{AuditFilter, format_time, parse_time_spec};
     let now = std::time::SystemTime::now();
     let when = |name: &str, v: &Option<String>| {
         v.as_deref()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use claimdb_engine::{Credential, Engine, EngineOptions, RequestContext, SignInHooks, users};
-use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
+use claimdb_identity::io::{NoPersistence, SystemClock};
 use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
 use claimdb_signin::{
     Issuer, IssuerSettings, MemoryKeyStorage, MintRequest, RefreshTokens, SessionIdentity, SignIn,
@@ -42,7 +42,6 @@ async fn setup() -> Option<Setup> {
     let deps = VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(1)).ok()?),
         persistence: Arc::new(NoPersistence),
-        revocation: Arc::new(NoRevocation),
         clock: Arc::new(SystemClock),
     };
     let verifier =

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-use claimdb_identity::io::{NoPersistence, NoRevocation, SystemClock};
+use claimdb_identity::io::{NoPersistence, SystemClock};
 use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
 use claimdb_signin::{Issuer, IssuerSettings, MemoryKeyStorage, MintRequest, SigningAlg};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -65,7 +65,6 @@ fn bench(c: &mut Criterion) {
         let deps = VerifierDeps {
             fetcher: Arc::new(fetcher),
             persistence: Arc::new(NoPersistence),
-            revocation: Arc::new(NoRevocation),
             clock: Arc::new(SystemClock),
         };
         let cache = KeyCacheConfig {

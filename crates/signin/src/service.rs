@@ -541,7 +541,6 @@ mod tests {
         let deps = VerifierDeps {
             fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(1)).unwrap()),
             persistence: Arc::new(NoPersistence),
-            revocation: Arc::new(claimdb_identity::io::NoRevocation),
             clock: Arc::new(SystemClock),
         };
         let verifier = Arc::new(

@@ -7,7 +7,8 @@
 //! A group is two round trips while the lock is held:
 //! 1. `BEGIN`, the counter update (which waits for the lock and returns the first version and
 //!    commit time) and the `SELECT` of every document the queued commits name, pipelined;
-//! 2. the net change of the whole group, the final counter values and `COMMIT`, pipelined.
+//! 2. the net change of the whole group, the final counter values, the group's change feed
+//!    rows with their NOTIFY (see `feed`) and `COMMIT`, pipelined.
 //!
 //! In between, the commits are applied in memory, in queue order, each against the state the
 //! ones before it left ([`write::apply_commit`]): each is all-or-nothing on its own, checks its
@@ -41,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 use crate::error::{self, Failure};
+use crate::feed::FeedRows;
 use crate::schema::Sql;
 use crate::write::{self, Stamp, Touched};
 use crate::{ATTEMPTS, PgOptions, pooled};
@@ -63,7 +65,7 @@ pub enum Msg {
     Close(oneshot::Sender<()>),
 }
 
-/// One `commit_checked` call.
+/// One `commit` call.
 pub struct Job {
     pub checks: Vec<ReadCheck>,
     pub writes: Vec<Write>,
@@ -255,10 +257,11 @@ impl Committer {
                 c.prepare_cached(&sql.bump).await?,
                 c.prepare_cached(&sql.get_many).await?,
                 c.prepare_cached(&sql.set_counters).await?,
+                c.prepare_cached(&sql.feed_insert).await?,
             ))
         }
         .await;
-        let (bump, get_many, set_counters) = match prepared {
+        let (bump, get_many, set_counters, feed_insert) = match prepared {
             Ok(s) => s,
             Err(e) => return Outcome::Failed(e.into()),
         };
@@ -344,8 +347,16 @@ impl Committer {
             }
         };
 
-        // Round trip 2: the net change, the counters, COMMIT.
-        let (stored, counted, committed) = tokio::join!(
+        let mut feed = FeedRows::default();
+        for result in results.iter().flatten() {
+            if let Err(e) = feed.push(result) {
+                return Outcome::Failed(e.into());
+            }
+        }
+        let feed = feed.params();
+
+        // Round trip 2: the net change, the counters, the feed rows, COMMIT.
+        let (stored, counted, announced, committed) = tokio::join!(
             biased;
             change.send(&*c, &stmts),
             async {
@@ -354,9 +365,10 @@ impl Committer {
                     None => Ok(()),
                 }
             },
+            c.execute(&feed_insert, &feed),
             c.batch_execute("COMMIT"),
         );
-        match (stored.and(counted), committed) {
+        match (stored.and(counted).and(announced.map(|_| ())), committed) {
             (Ok(()), Ok(())) => Outcome::Done {
                 results,
                 clean: true,

@@ -19,10 +19,17 @@
 //! after PostgreSQL's COMMIT returned, so with the server's default `synchronous_commit = on` no
 //! acknowledged write is lost.
 //!
+//! The change feed crosses nodes: each commit stores what it changed in the `changes` table and
+//! sends a NOTIFY carrying only its version, in its own transaction; each node's feed reader
+//! (see `feed`) listens, reads the rows after the last one it announced, in version order, and
+//! announces them to its subscribers — its own node's commits included, so every node sees one
+//! order.
+//!
 //! It does not do TLS: connect over a trusted network or a local socket.
 
 mod codec;
 mod error;
+mod feed;
 mod read;
 mod schema;
 mod write;
@@ -33,10 +40,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claimdb_model::DocPath;
+use claimdb_store::feed::Feed;
 use claimdb_store::query::PreparedQuery;
 use claimdb_store::{
-    CommitResult, Document, PageRequest, Query, QueryPage, ReadCheck, Record, RecordCondition,
-    Store, StoreError, Write,
+    Capabilities, Commit, CommitResult, Document, Documents, PageRequest, Query, QueryPage, Record,
+    RecordCondition, Records, Store, StoreError, Subscription,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -83,6 +91,10 @@ pub struct PostgresStore {
     closed: AtomicBool,
     /// The group committer, which applies every commit.
     committer: mpsc::Sender<group::Msg>,
+    /// The change feed, fed by the feed reader task.
+    feed: Feed,
+    /// Stops the feed reader when sent to or dropped.
+    stop_feed: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -139,6 +151,7 @@ impl PostgresStore {
         drop(client);
         let _ = driver.await;
         migrated.map_err(|f| f.error)?;
+        let feed_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -161,12 +174,17 @@ impl PostgresStore {
         );
         let sql = Arc::new(Sql::new(&schema));
         let committer = group::Committer::spawn(pool.clone(), sql.clone(), options.clone());
+        let feed = Feed::new();
+        let (stop_feed, stopped) = tokio::sync::watch::channel(false);
+        feed::Reader::start(feed_config, sql.clone(), feed.clone(), stopped).await?;
         Ok(PostgresStore {
             pool,
             sql,
             options,
             closed: AtomicBool::new(false),
             committer,
+            feed,
+            stop_feed,
         })
     }
 
@@ -270,7 +288,7 @@ fn check_record(namespace: &str, key: &str, value: Option<&str>) -> Result<(), S
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Documents for PostgresStore {
     async fn get(&self, path: &DocPath) -> Result<Option<Document>, StoreError> {
         let key = path.sort_key();
         with_retry!(self, c => read::get(&mut c, &self.sql, &key).await)
@@ -280,25 +298,18 @@ impl Store for PostgresStore {
         with_retry!(self, c => read::get_many(&mut c, &self.sql, paths).await)
     }
 
-    async fn commit_checked(
-        &self,
-        checks: Vec<ReadCheck>,
-        writes: Vec<Write>,
-    ) -> Result<CommitResult, StoreError> {
-        let max = claimdb_model::limits::MAX_BATCH_WRITES;
-        if writes.len() > max {
-            return Err(StoreError::InvalidArgument(format!(
-                "a commit holds at most {max} writes, not {}",
-                writes.len()
-            )));
+    async fn commit(&self, commit: Commit) -> Result<CommitResult, StoreError> {
+        claimdb_store::check_write_count(commit.writes.len())?;
+        if !commit.journal.is_empty() {
+            return Err(StoreError::Internal("this store keeps no journal".into()));
         }
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
         let (reply, answer) = oneshot::channel();
         let job = group::Job {
-            checks,
-            writes,
+            checks: commit.checks,
+            writes: commit.writes,
             reply,
         };
         self.committer
@@ -314,10 +325,6 @@ impl Store for PostgresStore {
         with_retry!(self, c => read::query(&mut c, &self.sql, &prepared).await)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        with_retry!(self, c => read::ping(&mut c).await)
-    }
-
     async fn scan(
         &self,
         after: Option<&DocPath>,
@@ -331,19 +338,13 @@ impl Store for PostgresStore {
         with_retry!(self, c => write::restore(&mut c, &self.sql, &documents).await)
     }
 
-    async fn close(&self) -> Result<(), StoreError> {
-        // New calls are refused from here on; commits already queued are finished (and so
-        // acknowledged, or refused, by the committer) before the pool closes. Other in-flight
-        // calls finish on the connections they hold.
-        self.closed.store(true, Ordering::Release);
-        let (reply, done) = oneshot::channel();
-        if self.committer.send(group::Msg::Close(reply)).await.is_ok() {
-            let _ = done.await;
-        }
-        self.pool.close();
-        Ok(())
+    fn subscribe(&self) -> Subscription {
+        self.feed.subscribe()
     }
+}
 
+#[async_trait]
+impl Records for PostgresStore {
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
         with_retry!(self, c => read::get_record(&mut c, &self.sql, namespace, key).await)
     }
@@ -379,5 +380,33 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
         with_retry!(self, c => read::scan_records(&mut c, &self.sql, after, limit).await)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            journal: false,
+            feed_across_processes: true,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        with_retry!(self, c => read::ping(&mut c).await)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // New calls are refused from here on; commits already queued are finished (and so
+        // acknowledged, or refused, by the committer) before the pool closes. Other in-flight
+        // calls finish on the connections they hold.
+        self.closed.store(true, Ordering::Release);
+        let (reply, done) = oneshot::channel();
+        if self.committer.send(group::Msg::Close(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        let _ = self.stop_feed.send(true);
+        self.pool.close();
+        Ok(())
     }
 }

@@ -26,6 +26,10 @@
 //!   the lock for two round trips plus its WAL flush; each node's group committer puts every
 //!   commit queued at that moment into one transaction, so the lock and the flush are paid per
 //!   group, not per commit.
+//! - `changes`: the change feed's log, one row per commit (its version, commit time and what it
+//!   changed as JSON text, see `feed`), written in the commit's transaction, which also sends a
+//!   NOTIFY on [`FEED_CHANNEL`] with the version. Rows are kept for [`FEED_RETENTION_US`] so a
+//!   node that missed notifications (a reconnect) catches up from the table.
 //! - `claimdb_migrations`: which migrations have run. Migrations run at start under a
 //!   transaction-scoped advisory lock, so nodes starting together apply each exactly once.
 
@@ -34,10 +38,11 @@ use tokio_postgres::Client;
 use crate::error::Failure;
 
 /// The migrations, in order; each runs once per schema, in its own transaction.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "documents, single-field index, records, counters",
-    "
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "documents, single-field index, records, counters",
+        "
 CREATE TABLE {s}.docs (
     key bytea PRIMARY KEY,
     parent bytea NOT NULL,
@@ -74,10 +79,30 @@ CREATE TABLE {s}.meta (
 );
 INSERT INTO {s}.meta (id, version, commit_us) VALUES (true, 0, 0);
 ",
-)];
+    ),
+    (
+        2,
+        "the change feed's log",
+        "
+CREATE TABLE {s}.changes (
+    version bigint PRIMARY KEY,
+    commit_us bigint NOT NULL,
+    body text NOT NULL
+);
+",
+    ),
+];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// The NOTIFY channel of the change feed. One for every schema of a database (a channel name
+/// cannot hold a 63-byte schema name and a prefix): a node woken by another schema's commit
+/// finds no new row in its own table, which costs one small query.
+pub const FEED_CHANNEL: &str = "claimdb_feed";
+
+/// How long the change feed's rows are kept, in µs of commit time.
+pub const FEED_RETENTION_US: i64 = 5 * 60 * 1_000_000;
 
 /// A name as a quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
@@ -159,6 +184,11 @@ pub struct Sql {
     pub record_insert_absent: String,
     pub record_update_equals: String,
     pub record_delete_equals: String,
+    /// Stores a group's feed rows and notifies the other nodes.
+    pub feed_insert: String,
+    pub feed_last: String,
+    pub feed_after: String,
+    pub feed_trim: String,
     /// `docs` with the schema, for the query statements built per shape.
     pub docs: String,
     pub idx: String,
@@ -235,6 +265,20 @@ impl Sql {
             ),
             record_delete_equals: format!(
                 "DELETE FROM {records} WHERE ns = $1 AND key = $2 AND value = $3"
+            ),
+            feed_insert: format!(
+                "WITH rows AS (INSERT INTO {s}.changes (version, commit_us, body)
+                    SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[]))
+                 SELECT pg_notify('{FEED_CHANNEL}', $4)"
+            ),
+            feed_last: format!("SELECT coalesce(max(version), 0) FROM {s}.changes"),
+            feed_after: format!(
+                "SELECT version, commit_us, body FROM {s}.changes WHERE version > $1
+                 ORDER BY version LIMIT $2"
+            ),
+            feed_trim: format!(
+                "DELETE FROM {s}.changes
+                 WHERE commit_us < (SELECT commit_us FROM {meta}) - {FEED_RETENTION_US}"
             ),
             docs,
             idx,

@@ -5,6 +5,7 @@
 //! in memory ([`apply_commit`]: read checks, preconditions, [`apply_write`]) and stores the net
 //! change per document with a few array statements sent together ([`NetChange`]). The group
 //! committer (`group`) runs many commits in one such transaction; [`commit`] runs one alone.
+//! Either stores each commit's change feed row in the same transaction (see `feed`).
 //! Records are single conditional statements.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -20,6 +21,7 @@ use tokio_postgres::{Row, Statement};
 
 use crate::codec;
 use crate::error::Failure;
+use crate::feed::FeedRows;
 use crate::schema::Sql;
 
 /// The documents a transaction touches: what each was at the start, and what it is now.
@@ -372,6 +374,10 @@ pub async fn commit(
     let change = touched.net_change()?;
     let stmts = change.prepare(&tx, sql).await?;
     change.send(&tx, &stmts).await?;
+    let mut feed = FeedRows::default();
+    feed.push(&result)?;
+    let feed_insert = tx.prepare_cached(&sql.feed_insert).await?;
+    tx.execute(&feed_insert, &feed.params()).await?;
     tx.commit().await.map_err(Failure::maybe_applied)?;
     Ok(result)
 }

@@ -13,6 +13,7 @@
     reason = "a benchmark; any failure should abort it"
 )]
 
+use claimdb_store::Documents;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,13 +199,16 @@ fn durable_writes(c: &mut Criterion) {
                                     let path = DocPath::parse(&format!("writes/w{}", i % 100_000))
                                         .unwrap();
                                     store
-                                        .commit(vec![Write::new(
-                                            path,
-                                            WriteOp::Set {
-                                                data,
-                                                transforms: vec![],
-                                            },
-                                        )])
+                                        .commit(
+                                            vec![Write::new(
+                                                path,
+                                                WriteOp::Set {
+                                                    data,
+                                                    transforms: vec![],
+                                                },
+                                            )]
+                                            .into(),
+                                        )
                                         .await
                                         .unwrap();
                                 }

@@ -3,12 +3,19 @@
 //! default backend on SQLite.
 //!
 //! A store knows nothing of HTTP, tokens or rules: it stores documents, applies atomic batches
-//! with preconditions and transforms, and answers queries from indexes.
+//! with preconditions and transforms, answers queries from indexes, and announces every commit
+//! on its change feed ([`feed`]).
+//!
+//! The trait is cut in three: [`Documents`] (reads, the one [`Documents::commit`], the change
+//! feed), [`Records`] (claimdb's own small state, compare-and-set) and [`Store`], their
+//! combination plus what concerns the store as a whole (capabilities, the journal, health,
+//! close). Callers hold an `Arc<dyn Store>`; code that needs only one side takes that trait.
 
 mod apply;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+pub mod feed;
 pub mod index;
 pub mod query;
 pub mod sqlite;
@@ -18,78 +25,37 @@ pub use apply::apply_write;
 pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
+pub use feed::{Change, Changes, FeedEvent, Subscription};
 pub use query::{
     Cursor, Direction, Filter, Op, Order, PageRequest, Position, Query, QueryPage, Scope,
 };
 pub use types::{
-    CommitResult, Document, Precondition, ReadCheck, Record, RecordCondition, Write, WriteOp,
-    WriteResult,
+    Capabilities, Commit, CommitResult, Document, Precondition, ReadCheck, Record, RecordCondition,
+    Write, WriteOp, WriteResult, check_write_count,
 };
 
 use async_trait::async_trait;
 use claimdb_model::{CollectionPath, DocPath};
 
-/// A document store. Every method is atomic on its own; `commit` applies all of its writes or
-/// none, and every write it acknowledges is durable (survives a crash of the process or machine).
+/// The documents of a store. Every method is atomic on its own; [`Documents::commit`] applies
+/// all of its writes or none, and every write it acknowledges is durable (survives a crash of
+/// the process or machine) and announced on the change feed ([`Documents::subscribe`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Documents: Send + Sync + 'static {
     /// Reads one document.
     async fn get(&self, path: &DocPath) -> Result<Option<Document>, StoreError>;
 
     /// Reads several documents from one consistent snapshot, in the order asked.
     async fn get_many(&self, paths: &[DocPath]) -> Result<Vec<Option<Document>>, StoreError>;
 
-    /// Applies up to [`claimdb_model::limits::MAX_BATCH_WRITES`] writes atomically, in order
-    /// (a later write sees the earlier ones). Any failing write or precondition fails the whole
-    /// commit and changes nothing.
-    async fn commit(&self, writes: Vec<Write>) -> Result<CommitResult, StoreError> {
-        self.commit_checked(Vec::new(), writes).await
-    }
-
-    /// [`Store::commit`], applied only if every document in `checks` is still at the version
-    /// (or still absent) that the check names, checked in the same transaction; otherwise fails
-    /// with [`StoreError::Aborted`] and changes nothing.
-    async fn commit_checked(
-        &self,
-        checks: Vec<ReadCheck>,
-        writes: Vec<Write>,
-    ) -> Result<CommitResult, StoreError>;
-
-    /// Whether this backend keeps a journal: lines committed in the same transaction as a
-    /// commit's writes ([`Store::commit_journaled`]), so exactly as durable as they are, until
-    /// trimmed. The audit log uses it for allowed writes instead of a sync of its own per write.
-    fn keeps_journal(&self) -> bool {
-        false
-    }
-
-    /// [`Store::commit_checked`], also appending `journal` lines in the same transaction (all or
-    /// nothing with the writes). A backend without a journal refuses lines.
-    async fn commit_journaled(
-        &self,
-        checks: Vec<ReadCheck>,
-        writes: Vec<Write>,
-        journal: Vec<String>,
-    ) -> Result<CommitResult, StoreError> {
-        if !journal.is_empty() {
-            return Err(StoreError::Internal("this store keeps no journal".into()));
-        }
-        self.commit_checked(checks, writes).await
-    }
-
-    /// Journal lines with sequence numbers above `after`, in order, at most `limit`.
-    async fn journal(&self, _after: u64, _limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    /// The highest sequence number in the journal (0 when empty).
-    async fn journal_last(&self) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    /// Deletes the journal lines numbered up to `through`.
-    async fn trim_journal(&self, _through: u64) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// Applies a [`Commit`] atomically, in one transaction: its read checks (every document a
+    /// decision looked at must still be at the version, or still absent, that the check names;
+    /// otherwise [`StoreError::Aborted`]), then its writes in order (a later write sees the
+    /// earlier ones; at most [`claimdb_model::limits::MAX_BATCH_WRITES`], see
+    /// [`check_write_count`]), then its journal lines (all or nothing with the writes; a store
+    /// whose [`Capabilities::journal`] is false refuses lines). Any failing check, write or
+    /// precondition fails the whole commit, which then changes and announces nothing.
+    async fn commit(&self, commit: Commit) -> Result<CommitResult, StoreError>;
 
     /// Runs one page of a query from one consistent snapshot. Queries are answered from
     /// indexes, never by scanning a whole collection for a filter; a page returns at most
@@ -97,9 +63,6 @@ pub trait Store: Send + Sync + 'static {
     /// position to continue from (or `ResourceExhausted` when it cannot get anywhere within
     /// that bound). The query's limits ([`query::limits`]) are checked first.
     async fn query(&self, query: &Query, page: &PageRequest) -> Result<QueryPage, StoreError>;
-
-    /// Checks that the store can serve requests (for `/readyz`).
-    async fn ping(&self) -> Result<(), StoreError>;
 
     /// Every document of the store in path order (segment-wise, as [`DocPath::sort_key`]
     /// orders), `limit` at a time, strictly after `after`: the basis of export and migration.
@@ -111,15 +74,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes documents exactly as given, metadata included (create/update time, version),
     /// replacing any at the same paths, atomically; later commits get versions above every
-    /// restored one. Used by import and migration; bypasses preconditions and transforms.
+    /// restored one. Used by import and migration; bypasses preconditions and transforms, and
+    /// is not announced on the change feed (it is not a commit).
     async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError>;
 
-    /// Stops accepting writes once every queued write is durable. Idempotent.
-    async fn close(&self) -> Result<(), StoreError>;
+    /// Subscribes to the change feed: every commit acknowledged from now on (on PostgreSQL, by
+    /// any node of the database) is announced once, in commit order, with what it changed
+    /// ([`Changes`]). The buffer is bounded ([`feed::FEED_CAPACITY`] commits): a subscriber that
+    /// falls further behind gets [`FeedEvent::Lagged`] and continues with newer commits. A
+    /// backend that reads its feed back from the database (PostgreSQL) announces a commit
+    /// shortly after acknowledging it, so a commit acknowledged just before `subscribe` may
+    /// still arrive: compare versions.
+    fn subscribe(&self) -> Subscription;
 
-    /// Reads one system record: claimdb's own small state (users and their custom claims,
-    /// revocations, persisted provider keys, refresh tokens, login attempts), kept apart from
-    /// documents — never visible through the document API, queries, export or rules.
+    /// Lists a collection in document-id order, `page_size` at a time, after the document id
+    /// `after` (exclusive) when given.
+    async fn list(
+        &self,
+        collection: &CollectionPath,
+        page_size: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<Document>, StoreError> {
+        let mut query = Query::collection(collection.clone());
+        query.limit = Some(page_size);
+        if let Some(id) = after {
+            query.start = Some(Cursor {
+                values: vec![claimdb_model::Value::Reference(collection.doc(id)?)],
+                inclusive: false,
+            });
+        }
+        // Every document of the scan is a result: the page examines one per document returned.
+        let page = PageRequest {
+            size: page_size,
+            max_examined: page_size.saturating_add(1),
+            resume: None,
+        };
+        Ok(self.query(&query, &page).await?.documents)
+    }
+}
+
+/// System records: claimdb's own small state (users and their custom claims, revocations,
+/// persisted provider keys, refresh tokens, login attempts), kept apart from documents — never
+/// visible through the document API, queries, export, rules or the change feed.
+#[async_trait]
+pub trait Records: Send + Sync + 'static {
+    /// Reads one system record.
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError>;
 
     /// The records of one namespace in key order, `limit` at a time, after `after`.
@@ -162,29 +161,34 @@ pub trait Store: Send + Sync + 'static {
             }
         }
     }
+}
 
-    /// Lists a collection in document-id order, `page_size` at a time, after the document id
-    /// `after` (exclusive) when given.
-    async fn list(
-        &self,
-        collection: &CollectionPath,
-        page_size: usize,
-        after: Option<&str>,
-    ) -> Result<Vec<Document>, StoreError> {
-        let mut query = Query::collection(collection.clone());
-        query.limit = Some(page_size);
-        if let Some(id) = after {
-            query.start = Some(Cursor {
-                values: vec![claimdb_model::Value::Reference(collection.doc(id)?)],
-                inclusive: false,
-            });
-        }
-        // Every document of the scan is a result: the page examines one per document returned.
-        let page = PageRequest {
-            size: page_size,
-            max_examined: page_size.saturating_add(1),
-            resume: None,
-        };
-        Ok(self.query(&query, &page).await?.documents)
+/// A whole store: its [`Documents`] and [`Records`], what it can do ([`Capabilities`]), its
+/// journal, health and shutdown.
+#[async_trait]
+pub trait Store: Documents + Records {
+    /// What this backend can do; fixed for the store's life, so callers read it once.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Journal lines (see [`Commit::journal`]) with sequence numbers above `after`, in order,
+    /// at most `limit`. Empty on a store without a journal.
+    async fn journal(&self, _after: u64, _limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(Vec::new())
     }
+
+    /// The highest sequence number in the journal (0 when empty).
+    async fn journal_last(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Deletes the journal lines numbered up to `through`.
+    async fn trim_journal(&self, _through: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Checks that the store can serve requests (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stops accepting writes once every queued write is durable. Idempotent.
+    async fn close(&self) -> Result<(), StoreError>;
 }

@@ -9,6 +9,7 @@
     reason = "test code, including helpers outside #[test] functions: a failure fails the test"
 )]
 
+use claimdb_store::{Documents, Records};
 use claimdb_store::{SqliteStore, Store, Write, WriteOp};
 
 #[allow(
@@ -38,7 +39,7 @@ async fn reopening_keeps_documents_and_versions_increasing() {
     };
     let first = {
         let store = SqliteStore::open(dir.path()).unwrap();
-        let r = store.commit(vec![write()]).await.unwrap();
+        let r = store.commit(vec![write()].into()).await.unwrap();
         store.close().await.unwrap();
         r
     };
@@ -47,7 +48,7 @@ async fn reopening_keeps_documents_and_versions_increasing() {
         store.get(&path).await.unwrap().unwrap().version,
         first.version
     );
-    let second = store.commit(vec![write()]).await.unwrap();
+    let second = store.commit(vec![write()].into()).await.unwrap();
     assert!(second.version > first.version);
     assert!(second.commit_time > first.commit_time);
     assert!(dir.path().join(claimdb_store::sqlite::DB_FILE).exists());
@@ -72,13 +73,16 @@ fn kill_9_child(dir: &str) {
                     let mut data = claimdb_model::Map::new();
                     data.insert("n".into(), claimdb_model::Value::Int(n));
                     let r = store
-                        .commit(vec![Write::new(
-                            path.clone(),
-                            WriteOp::Set {
-                                data,
-                                transforms: vec![],
-                            },
-                        )])
+                        .commit(
+                            vec![Write::new(
+                                path.clone(),
+                                WriteOp::Set {
+                                    data,
+                                    transforms: vec![],
+                                },
+                            )]
+                            .into(),
+                        )
                         .await
                         .unwrap();
                     use std::io::Write as _;
@@ -164,7 +168,7 @@ async fn one_process_at_a_time_writes_a_data_directory() {
             transforms: vec![],
         },
     );
-    store.commit(vec![set]).await.unwrap();
+    store.commit(vec![set].into()).await.unwrap();
     // A second writer (another process, or this one) is refused, naming the holder.
     let err = SqliteStore::open(dir.path()).unwrap_err();
     let message = err.to_string();
@@ -397,7 +401,7 @@ async fn cached_records_are_never_older_than_an_acknowledged_write() {
 async fn journal_lines_commit_with_their_writes() {
     use claimdb_store::{Precondition, ReadCheck};
     let (store, _dir) = make().await;
-    assert!(store.keeps_journal());
+    assert!(store.capabilities().journal);
     let path = claimdb_model::DocPath::parse("c/a").unwrap();
     let set = |precondition| {
         let mut w = Write::new(
@@ -411,20 +415,20 @@ async fn journal_lines_commit_with_their_writes() {
         w
     };
     store
-        .commit_journaled(
-            vec![],
-            vec![set(Precondition::None)],
-            vec!["one".into(), "two".into()],
-        )
+        .commit(claimdb_store::Commit {
+            checks: vec![],
+            writes: vec![set(Precondition::None)],
+            journal: vec!["one".into(), "two".into()],
+        })
         .await
         .unwrap();
     // A failed commit (precondition, then read check) stores none of its lines.
     store
-        .commit_journaled(
-            vec![],
-            vec![set(Precondition::Missing)],
-            vec!["lost".into()],
-        )
+        .commit(claimdb_store::Commit {
+            checks: vec![],
+            writes: vec![set(Precondition::Missing)],
+            journal: vec!["lost".into()],
+        })
         .await
         .unwrap_err();
     let stale = ReadCheck {
@@ -432,11 +436,11 @@ async fn journal_lines_commit_with_their_writes() {
         version: None,
     };
     let err = store
-        .commit_journaled(
-            vec![stale],
-            vec![set(Precondition::None)],
-            vec!["lost".into()],
-        )
+        .commit(claimdb_store::Commit {
+            checks: vec![stale],
+            writes: vec![set(Precondition::None)],
+            journal: vec!["lost".into()],
+        })
         .await
         .unwrap_err();
     assert!(
@@ -444,7 +448,11 @@ async fn journal_lines_commit_with_their_writes() {
         "{err:?}"
     );
     store
-        .commit_journaled(vec![], vec![set(Precondition::None)], vec!["three".into()])
+        .commit(claimdb_store::Commit {
+            checks: vec![],
+            writes: vec![set(Precondition::None)],
+            journal: vec!["three".into()],
+        })
         .await
         .unwrap();
     let lines = store.journal(0, 100).await.unwrap();
@@ -490,7 +498,7 @@ async fn reads_are_never_older_than_an_acknowledged_write() {
             },
         )
     };
-    store.commit(vec![write(0)]).await.unwrap();
+    store.commit(vec![write(0)].into()).await.unwrap();
     let acked = Arc::new(AtomicI64::new(0));
     let n_of = |doc: &claimdb_store::Document| match doc.data.get("n") {
         Some(claimdb_model::Value::Int(n)) => *n,
@@ -524,7 +532,7 @@ async fn reads_are_never_older_than_an_acknowledged_write() {
         }));
     }
     for n in 1..=300 {
-        store.commit(vec![write(n)]).await.unwrap();
+        store.commit(vec![write(n)].into()).await.unwrap();
         acked.store(n, Ordering::Release);
     }
     for r in readers {

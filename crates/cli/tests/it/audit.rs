@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use claimdb_engine::audit::{AuditConfig, AuditEvent, AuditLog, Decision, audit_dir};
+use claimdb_audit::{AuditConfig, AuditEvent, AuditLog, Decision, audit_dir};
 
 use crate::util::BIN;
 

@@ -5,6 +5,7 @@
 //! rules stored through the admin API are in force. And
 //! the file's safety: owner-only, complete or refused, older document-only files still read.
 
+use claimdb_store::{Documents, Records};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -353,13 +354,16 @@ fn small_store(dir: &Path) {
         let mut data = Map::new();
         data.insert("n".into(), Value::Int(1));
         store
-            .commit(vec![Write::new(
-                DocPath::parse("a/1").unwrap(),
-                WriteOp::Set {
-                    data,
-                    transforms: vec![],
-                },
-            )])
+            .commit(
+                vec![Write::new(
+                    DocPath::parse("a/1").unwrap(),
+                    WriteOp::Set {
+                        data,
+                        transforms: vec![],
+                    },
+                )]
+                .into(),
+            )
             .await
             .unwrap();
         store

@@ -3,6 +3,7 @@
 //! after); an interrupted run is refused without --resume, resumed with it, and --rollback
 //! empties a target.
 
+use claimdb_store::{Documents, Records};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -37,7 +38,7 @@ fn seed(dir: &Path, n: usize) {
     pg::block_on(async {
         let store = SqliteStore::open(dir).unwrap();
         for chunk in (0..n).collect::<Vec<_>>().chunks(40) {
-            let writes = chunk
+            let writes: Vec<Write> = chunk
                 .iter()
                 .map(|i| {
                     let mut data = Map::new();
@@ -61,7 +62,7 @@ fn seed(dir: &Path, n: usize) {
                     )
                 })
                 .collect();
-            store.commit(writes).await.unwrap();
+            store.commit(writes.into()).await.unwrap();
         }
         for (ns, key, value) in [
             ("users", "alice", r#"{"claims":{"role":"admin"}}"#),
@@ -135,10 +136,13 @@ fn sqlite_to_postgres_and_back_with_an_interrupted_run_resumed() {
         let store = SqliteStore::open(back.path()).unwrap();
         let top = docs.iter().map(|d| d.version).max().unwrap();
         let r = store
-            .commit(vec![Write::new(
-                DocPath::parse("items/new").unwrap(),
-                WriteOp::Delete,
-            )])
+            .commit(
+                vec![Write::new(
+                    DocPath::parse("items/new").unwrap(),
+                    WriteOp::Delete,
+                )]
+                .into(),
+            )
             .await
             .unwrap();
         assert!(r.version > top);
@@ -170,13 +174,16 @@ fn rollback_empties_the_target_and_a_mismatch_fails_verification() {
     pg::block_on(async {
         let store = SqliteStore::open(other.path()).unwrap();
         store
-            .commit(vec![Write::new(
-                DocPath::parse("zzz/extra").unwrap(),
-                WriteOp::Set {
-                    data: Map::new(),
-                    transforms: vec![],
-                },
-            )])
+            .commit(
+                vec![Write::new(
+                    DocPath::parse("zzz/extra").unwrap(),
+                    WriteOp::Set {
+                        data: Map::new(),
+                        transforms: vec![],
+                    },
+                )]
+                .into(),
+            )
             .await
             .unwrap();
         store.close().await.unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claimdb_identity::io::{FetchedDocument, Fetcher, NoPersistence, NoRevocation, SystemClock};
+use claimdb_identity::io::{FetchedDocument, Fetcher, NoPersistence, SystemClock};
 use claimdb_identity::{FetchError, KeyCacheConfig, Verifier, VerifierDeps};
 use proptest::prelude::*;
 use serde_json::json;
@@ -62,7 +62,6 @@ fn fixture() -> Fixture {
     let deps = VerifierDeps {
         fetcher: Arc::new(Static(jwks)),
         persistence: Arc::new(NoPersistence),
-        revocation: Arc::new(NoRevocation),
         clock: Arc::new(SystemClock),
     };
     // No token cache, so every case runs the full path.

@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
+use claimdb_identity::io::{ManualClock, MemoryPersistence};
 use claimdb_identity::{HttpFetcher, KeyCacheConfig, ProviderConfig, Verifier, VerifierDeps};
 use serde_json::{Value, json};
 
@@ -286,12 +286,11 @@ async fn x509(State(s): State<Arc<IdpState>>) -> axum::response::Response {
     serve_doc(&s, doc).await
 }
 
-/// A verifier over the real HTTP fetcher, with shared persistence/revocation and a manual clock.
+/// A verifier over the real HTTP fetcher, with shared persistence and a manual clock.
 pub struct Harness {
     pub verifier: Arc<Verifier>,
     pub clock: Arc<ManualClock>,
     pub persistence: Arc<MemoryPersistence>,
-    pub revocation: Arc<MemoryRevocation>,
 }
 
 pub fn provider_toml(toml_text: &str) -> ProviderConfig {
@@ -308,12 +307,10 @@ pub fn harness_with(
     persistence: Arc<MemoryPersistence>,
 ) -> Harness {
     let clock = Arc::new(ManualClock::new(now()));
-    let revocation = Arc::new(MemoryRevocation::default());
     let fetcher = Arc::new(HttpFetcher::new(Duration::from_secs(5)).unwrap());
     let deps = VerifierDeps {
         fetcher,
         persistence: persistence.clone(),
-        revocation: revocation.clone(),
         clock: clock.clone(),
     };
     let verifier = Arc::new(Verifier::from_configs(configs, cfg, deps).unwrap());
@@ -321,7 +318,6 @@ pub fn harness_with(
         verifier,
         clock,
         persistence,
-        revocation,
     }
 }
 

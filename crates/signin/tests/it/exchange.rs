@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
+use claimdb_identity::io::{ManualClock, MemoryPersistence};
 use claimdb_identity::{HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps, validate_providers};
 use claimdb_signin::custom_token::FIREBASE_CUSTOM_TOKEN_AUDIENCE;
 use claimdb_signin::exchange::{OAuthErrorCode, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT};
@@ -90,7 +90,6 @@ async fn env(at: SystemTime) -> Env {
     let deps = || VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(5)).unwrap()),
         persistence: Arc::new(MemoryPersistence::default()),
-        revocation: Arc::new(MemoryRevocation::default()),
         clock: Arc::new(ManualClock::new(at)),
     };
     let mut providers = validate_providers(&[provider]).unwrap();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use claimdb_identity::io::{ManualClock, MemoryPersistence, MemoryRevocation};
+use claimdb_identity::io::{ManualClock, MemoryPersistence};
 use claimdb_identity::{
     HttpFetcher, KeyCacheConfig, Provider, Verifier, VerifierDeps, validate_providers,
 };
@@ -39,7 +39,6 @@ pub fn verifier_with(
     let deps = VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(5)).unwrap()),
         persistence: Arc::new(MemoryPersistence::default()),
-        revocation: Arc::new(MemoryRevocation::default()),
         clock: clock.clone(),
     };
     let mut providers = others;

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lc_rs::digest;
 use claimdb_identity::io::{
-    FetchedDocument, Fetcher, FormPoster, ManualClock, MemoryPersistence, NoRevocation,
-    PostResponse,
+    FetchedDocument, Fetcher, FormPoster, ManualClock, MemoryPersistence, PostResponse,
 };
 use claimdb_identity::{FetchError, KeyCacheConfig, Verifier, VerifierDeps};
 use claimdb_signin::{CallbackParams, LoginClient, LoginDeps};
@@ -111,7 +110,6 @@ fn env() -> Env {
             VerifierDeps {
                 fetcher: fake.clone(),
                 persistence: Arc::new(MemoryPersistence::default()),
-                revocation: Arc::new(NoRevocation),
                 clock: Arc::new(ManualClock::new(now())),
             },
         )
@@ -419,7 +417,6 @@ async fn login_configuration_is_checked() {
                 VerifierDeps {
                     fetcher: e.fake.clone(),
                     persistence: Arc::new(MemoryPersistence::default()),
-                    revocation: Arc::new(NoRevocation),
                     clock: Arc::new(ManualClock::new(now())),
                 },
             )

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_identity::io::{
-    FormPoster, ManualClock, MemoryPersistence, NoRevocation, PostResponse,
-};
+use claimdb_identity::io::{FormPoster, ManualClock, MemoryPersistence, PostResponse};
 use claimdb_identity::{FetchError, HttpFetcher, KeyCacheConfig, Verifier, VerifierDeps};
 use claimdb_signin::records::NS_LOGIN;
 use claimdb_signin::{
@@ -343,7 +341,6 @@ async fn env(tamper: bool) -> Env {
             VerifierDeps {
                 fetcher: fetcher.clone(),
                 persistence: Arc::new(MemoryPersistence::default()),
-                revocation: Arc::new(NoRevocation),
                 clock: clock.clone(),
             },
         )

@@ -2,6 +2,7 @@
 //! cluster of our own, never the machine's shared server), an exhausted connection pool, and
 //! nodes migrating one schema at once.
 
+use claimdb_store::Documents;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -185,7 +186,7 @@ async fn a_postgres_restart_under_load_is_unavailable_then_recovers_losing_nothi
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let path = format!("load/w{w}-{n}");
-                match store.commit(vec![set(&path, n)]).await {
+                match store.commit(vec![set(&path, n)].into()).await {
                     Ok(_) => acked.lock().unwrap().push((path, n)),
                     Err(StoreError::Unavailable(_)) => {
                         unavailable.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +294,7 @@ async fn an_exhausted_pool_is_resource_exhausted_without_hanging() {
     .unwrap();
     let held = tokio::spawn({
         let store = store.clone();
-        async move { store.commit(vec![set("c/held", 1)]).await }
+        async move { store.commit(vec![set("c/held", 1)].into()).await }
     });
     // Let the commit take the connection and block.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -358,7 +359,7 @@ async fn nodes_starting_together_migrate_once() {
             Err(e) => panic!("{e:?}"),
         }
     }
-    let r = stores[0].commit(vec![set("c/a", 1)]).await.unwrap();
+    let r = stores[0].commit(vec![set("c/a", 1)].into()).await.unwrap();
     for s in &stores {
         assert_eq!(
             s.get(&DocPath::parse("c/a").unwrap())
@@ -414,7 +415,11 @@ async fn connections_killed_while_idle_are_replaced_without_an_error() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..8 {
         let store = store.clone();
-        tasks.spawn(async move { store.commit(vec![set(&format!("idle/a{i}"), i)]).await });
+        tasks.spawn(async move {
+            store
+                .commit(vec![set(&format!("idle/a{i}"), i)].into())
+                .await
+        });
     }
     while let Some(r) = tasks.join_next().await {
         r.unwrap().unwrap();
@@ -435,7 +440,11 @@ async fn connections_killed_while_idle_are_replaced_without_an_error() {
     assert!(killed >= 1, "no claimdb connection to kill");
     for i in 0..8 {
         let store = store.clone();
-        tasks.spawn(async move { store.commit(vec![set(&format!("idle/b{i}"), i)]).await });
+        tasks.spawn(async move {
+            store
+                .commit(vec![set(&format!("idle/b{i}"), i)].into())
+                .await
+        });
     }
     while let Some(r) = tasks.join_next().await {
         r.unwrap().unwrap();

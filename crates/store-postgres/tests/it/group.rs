@@ -7,6 +7,7 @@
 //! own: the committer's first group waits for it, and every commit sent meanwhile queues behind;
 //! releasing the row lets the first group through and the queued ones form the next group.
 
+use claimdb_store::Documents;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -56,7 +57,9 @@ fn queue(
 ) -> Pending {
     let store = store.clone();
     let mut fut: Pending = Box::pin(tokio::task::unconstrained(async move {
-        store.commit_checked(checks, writes).await
+        store
+            .commit(claimdb_store::Commit::new(writes).with_checks(checks))
+            .await
     }));
     let polled = futures_poll_once(&mut fut);
     assert!(
@@ -268,7 +271,7 @@ async fn queued_commits_share_one_transaction_and_keep_their_own_semantics() {
     let x = writers(&client, &guard.schema, &["g/b", "g/c", "g/g"]).await;
     assert!(x.iter().all(|t| *t == x[0]), "{x:?}");
     // The counter row holds the group's last stamp: the next commit follows it.
-    let next = store.commit(vec![set("g/next", 8)]).await.unwrap();
+    let next = store.commit(vec![set("g/next", 8)].into()).await.unwrap();
     assert!(next.version > last.0 && next.commit_time > last.1);
 }
 
@@ -308,7 +311,7 @@ async fn a_commit_postgres_refuses_fails_alone_in_its_group() {
     let store = std::sync::Arc::new(store);
     // Alone, it is refused as invalid.
     let err = store
-        .commit(vec![set_data("h/alone", unindexable())])
+        .commit(vec![set_data("h/alone", unindexable())].into())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidArgument(_)), "{err:?}");
@@ -383,7 +386,7 @@ async fn close_finishes_queued_commits_first() {
         assert!(Instant::now() < deadline, "the store never closed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let late = store.commit(vec![set("k/late", 2)]).await;
+    let late = store.commit(vec![set("k/late", 2)].into()).await;
     assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
     assert!(!closing.is_finished());
     holder.release().await;

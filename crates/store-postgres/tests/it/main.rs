@@ -1,6 +1,6 @@
 //! Integration tests of the PostgreSQL backend: the backend-independent conformance suite, and
-//! faults (a server restarting under load, an exhausted pool) on a throwaway cluster, and group
-//! commit.
+//! faults (a server restarting under load, an exhausted pool) on a throwaway cluster, group
+//! commit, and the change feed across nodes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,5 +10,6 @@
 
 mod conformance;
 mod faults;
+mod feed;
 mod group;
 mod support;

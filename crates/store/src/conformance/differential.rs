@@ -180,7 +180,7 @@ pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
             },
         ));
     }
-    store.commit(writes).await.unwrap();
+    store.commit(writes.into()).await.unwrap();
     let all = store.scan(None, 10_000).await.unwrap();
     let names: Vec<DocPath> = all.iter().map(|d| d.path.clone()).collect();
     let mut checked = 0;

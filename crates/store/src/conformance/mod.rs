@@ -24,12 +24,14 @@ use crate::{
 };
 
 mod differential;
+mod feed;
 mod paging;
 mod queries;
 mod records;
 mod writes;
 
 pub use differential::*;
+pub use feed::*;
 pub use paging::*;
 pub use queries::*;
 pub use records::*;
@@ -101,6 +103,9 @@ macro_rules! conformance_tests {
             records_list_and_scan_in_key_order,
             take_record_is_single_use,
             read_checks_guard_commits,
+            feed_announces_commits_in_order,
+            failed_commits_are_not_announced,
+            a_lagging_subscriber_is_told_and_goes_on,
         );
     };
     (@each $make:expr; $wrap:expr; $($name:ident),* $(,)?) => {
@@ -174,8 +179,8 @@ fn delete(p: &str) -> Write {
 }
 
 async fn put<S: Store>(store: &S, docs: &[(&str, serde_json::Value)]) {
-    let writes = docs.iter().map(|(p, j)| set(p, j.clone())).collect();
-    store.commit(writes).await.unwrap();
+    let writes: Vec<Write> = docs.iter().map(|(p, j)| set(p, j.clone())).collect();
+    store.commit(writes.into()).await.unwrap();
 }
 
 fn query(c: &str) -> Query {

@@ -17,7 +17,7 @@ async fn fill<S: Store>(store: &S, c: &str, n: usize, data: impl Fn(usize) -> se
         .map(|i| set(&format!("{c}/d{i:04}"), data(i)))
         .collect();
     for chunk in docs.chunks(claimdb_model::limits::MAX_BATCH_WRITES) {
-        store.commit(chunk.to_vec()).await.unwrap();
+        store.commit(chunk.to_vec().into()).await.unwrap();
     }
 }
 

@@ -246,7 +246,7 @@ pub async fn index_follows_updates_and_deletes<S: Store>(store: Arc<S>) {
     )
     .await;
     store
-        .commit(vec![update("c/a", &[("v", json!(2)), ("t", json!(["y"]))])])
+        .commit(vec![update("c/a", &[("v", json!(2)), ("t", json!(["y"]))])].into())
         .await
         .unwrap();
     assert_eq!(
@@ -270,7 +270,7 @@ pub async fn index_follows_updates_and_deletes<S: Store>(store: Arc<S>) {
         with_filters(&*store, "c", vec![filter("v", ">", json!(0))]).await,
         vec!["b", "a"]
     );
-    store.commit(vec![delete("c/b")]).await.unwrap();
+    store.commit(vec![delete("c/b")].into()).await.unwrap();
     assert!(
         with_filters(&*store, "c", vec![filter("v", "==", json!(1))])
             .await

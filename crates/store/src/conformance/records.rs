@@ -1,5 +1,5 @@
 //! Conformance checks of system records (`get_record` and friends) and of read checks
-//! (`commit_checked`), the two things the engine's enforcement stands on.
+//! (a `Commit` with read checks), the two things the engine's enforcement stands on.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -156,8 +156,8 @@ pub async fn read_checks_guard_commits<S: Store>(store: Arc<S>) {
     let a = store.get(&path("rc/a")).await.unwrap().unwrap();
     // Both checks hold: the write applies.
     store
-        .commit_checked(
-            vec![
+        .commit(
+            crate::Commit::new(vec![set("rc/b", json!({"n": 1}))]).with_checks(vec![
                 ReadCheck {
                     path: path("rc/a"),
                     version: Some(a.version),
@@ -166,32 +166,30 @@ pub async fn read_checks_guard_commits<S: Store>(store: Arc<S>) {
                     path: path("rc/missing"),
                     version: None,
                 },
-            ],
-            vec![set("rc/b", json!({"n": 1}))],
+            ]),
         )
         .await
         .unwrap();
     // The checked document changed: nothing applies.
     put(&*store, &[("rc/a", json!({"owner": "bob"}))]).await;
     let e = store
-        .commit_checked(
-            vec![ReadCheck {
-                path: path("rc/a"),
-                version: Some(a.version),
-            }],
-            vec![set("rc/b", json!({"n": 2})), set("rc/c", json!({}))],
+        .commit(
+            crate::Commit::new(vec![set("rc/b", json!({"n": 2})), set("rc/c", json!({}))])
+                .with_checks(vec![ReadCheck {
+                    path: path("rc/a"),
+                    version: Some(a.version),
+                }]),
         )
         .await
         .unwrap_err();
     assert!(matches!(e.root(), StoreError::Aborted(_)), "{e:?}");
     // A document that was absent now exists: nothing applies.
     let e = store
-        .commit_checked(
-            vec![ReadCheck {
+        .commit(
+            crate::Commit::new(vec![set("rc/d", json!({}))]).with_checks(vec![ReadCheck {
                 path: path("rc/b"),
                 version: None,
-            }],
-            vec![set("rc/d", json!({}))],
+            }]),
         )
         .await
         .unwrap_err();

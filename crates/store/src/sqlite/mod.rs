@@ -41,10 +41,11 @@ pub use schema::{DB_FILE, Thoroughness};
 pub use wal::{DEFAULT_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES};
 use writer::{Job, Writer};
 
+use crate::feed::Feed;
 use crate::query::PreparedQuery;
 use crate::{
-    CommitResult, Document, PageRequest, Query, QueryPage, ReadCheck, Record, RecordCondition,
-    Store, StoreError, Write,
+    Capabilities, Commit, CommitResult, Document, Documents, PageRequest, Query, QueryPage, Record,
+    RecordCondition, Records, Store, StoreError, Subscription,
 };
 
 /// Jobs that may wait for the writer before callers wait for room.
@@ -95,6 +96,8 @@ struct Inner {
     read_only: bool,
     /// The data directory's lock, held while the store is open for writing.
     lock: Mutex<Option<DirLock>>,
+    /// The change feed: the writer announces each commit once it is durable.
+    feed: Feed,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -150,6 +153,7 @@ impl SqliteStore {
         let records = Arc::new(RecordCache::default());
         let health = Arc::new(Health::default());
         let readers = Arc::new(Readers::new(dir.to_path_buf(), true, health.clone()));
+        let feed = Feed::new();
         let writer = Writer::new(
             conn,
             dir.join(format!("{DB_FILE}-wal")),
@@ -157,6 +161,7 @@ impl SqliteStore {
             records.clone(),
             readers.clone(),
             health.clone(),
+            feed.clone(),
         )?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
@@ -173,6 +178,7 @@ impl SqliteStore {
                 records: Some(records),
                 read_only: false,
                 lock: Mutex::new(Some(lock)),
+                feed,
                 writer_thread: Mutex::new(Some(thread)),
             }),
         })
@@ -203,6 +209,8 @@ impl SqliteStore {
                 records: None,
                 read_only: true,
                 lock: Mutex::new(None),
+                // Nothing is committed through this store: its feed stays silent.
+                feed: Feed::new(),
                 writer_thread: Mutex::new(None),
             }),
         })
@@ -321,7 +329,7 @@ fn closed() -> StoreError {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Documents for SqliteStore {
     async fn get(&self, path: &DocPath) -> Result<Option<Document>, StoreError> {
         self.inner
             .with_reader(|conn| schema::get_document(conn, path))
@@ -336,76 +344,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn commit_checked(
-        &self,
-        checks: Vec<ReadCheck>,
-        writes: Vec<Write>,
-    ) -> Result<CommitResult, StoreError> {
-        self.commit_journaled(checks, writes, Vec::new()).await
-    }
-
-    fn keeps_journal(&self) -> bool {
-        true
-    }
-
-    async fn commit_journaled(
-        &self,
-        checks: Vec<ReadCheck>,
-        writes: Vec<Write>,
-        journal: Vec<String>,
-    ) -> Result<CommitResult, StoreError> {
-        let max = claimdb_model::limits::MAX_BATCH_WRITES;
-        if writes.len() > max {
-            return Err(StoreError::InvalidArgument(format!(
-                "a commit holds at most {max} writes, not {}",
-                writes.len()
-            )));
-        }
-        self.submit(|reply| Job::Commit {
-            checks,
-            writes,
-            journal,
-            reply,
-        })
-        .await
-    }
-
-    async fn journal(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        self.inner
-            .with_reader(|conn| read::journal(conn, after, limit))
-    }
-
-    async fn journal_last(&self) -> Result<u64, StoreError> {
-        self.inner.with_reader(|conn| {
-            let last: i64 = conn
-                .query_row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| {
-                    r.get(0)
-                })
-                .map_err(schema::internal)?;
-            Ok(u64::try_from(last).unwrap_or(0))
-        })
-    }
-
-    async fn trim_journal(&self, through: u64) -> Result<(), StoreError> {
-        self.submit(|reply| Job::TrimJournal { through, reply })
-            .await
+    async fn commit(&self, commit: Commit) -> Result<CommitResult, StoreError> {
+        crate::check_write_count(commit.writes.len())?;
+        self.submit(|reply| Job::Commit { commit, reply }).await
     }
 
     async fn query(&self, query: &Query, page: &PageRequest) -> Result<QueryPage, StoreError> {
         let prepared = PreparedQuery::new(query, page)?;
         self.read_blocking(move |conn| read::query(conn, &prepared))
             .await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(closed());
-        }
-        self.inner.health.check()?;
-        self.inner.with_reader(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(schema::internal)
-        })
     }
 
     async fn scan(
@@ -422,6 +369,13 @@ impl Store for SqliteStore {
         self.submit(|reply| Job::Restore { documents, reply }).await
     }
 
+    fn subscribe(&self) -> Subscription {
+        self.inner.feed.subscribe()
+    }
+}
+
+#[async_trait]
+impl Records for SqliteStore {
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
         let read = || {
             self.inner
@@ -482,6 +436,48 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            journal: true,
+            feed_across_processes: false,
+        }
+    }
+
+    async fn journal(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        self.inner
+            .with_reader(|conn| read::journal(conn, after, limit))
+    }
+
+    async fn journal_last(&self) -> Result<u64, StoreError> {
+        self.inner.with_reader(|conn| {
+            let last: i64 = conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| {
+                    r.get(0)
+                })
+                .map_err(schema::internal)?;
+            Ok(u64::try_from(last).unwrap_or(0))
+        })
+    }
+
+    async fn trim_journal(&self, through: u64) -> Result<(), StoreError> {
+        self.submit(|reply| Job::TrimJournal { through, reply })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        self.inner.health.check()?;
+        self.inner.with_reader(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(schema::internal)
+        })
     }
 
     async fn close(&self) -> Result<(), StoreError> {

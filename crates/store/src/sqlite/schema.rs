@@ -8,7 +8,7 @@
 //!   primary key for collection queries, and a second B-tree on (grp, field, kind, key, doc) for
 //!   collection-group queries.
 //! - `records`: claimdb's system records (`Store::get_record`), keyed by (namespace, key).
-//! - `journal`: lines committed with a commit's writes until trimmed (`Store::commit_journaled`;
+//! - `journal`: lines committed with a commit's writes until trimmed (`Commit::journal`;
 //!   the audit log's events of allowed writes), numbered in commit order.
 //! - `meta`: the last version and commit time, so both stay strictly increasing across restarts.
 

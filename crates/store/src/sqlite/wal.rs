@@ -358,7 +358,7 @@ mod tests {
 
     use super::*;
     use crate::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
-    use crate::{Store, Write, WriteOp};
+    use crate::{Documents, Store, Write, WriteOp};
 
     /// "A long query holding a snapshot must not block the bound forever": with the WAL at its
     /// bound and a read holding its snapshot, writes wait at most about [`MAX_SNAPSHOT_AGE`];
@@ -384,7 +384,7 @@ mod tests {
                 },
             )
         };
-        rt.block_on(store.commit(vec![write(0)])).unwrap();
+        rt.block_on(store.commit(vec![write(0)].into())).unwrap();
         let readers = store.inner.readers.clone();
         let (began, holding) = std::sync::mpsc::channel();
         let long_read = std::thread::spawn(move || {
@@ -410,7 +410,7 @@ mod tests {
                 started.elapsed() < Duration::from_secs(15),
                 "writes are stuck"
             );
-            rt.block_on(store.commit(vec![write(n)])).unwrap();
+            rt.block_on(store.commit(vec![write(n)].into())).unwrap();
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             n += 1;
         }
@@ -421,7 +421,7 @@ mod tests {
         );
         // Writes go on and the log starts over.
         for _ in 0..200 {
-            rt.block_on(store.commit(vec![write(n)])).unwrap();
+            rt.block_on(store.commit(vec![write(n)].into())).unwrap();
             largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             n += 1;
         }
@@ -453,7 +453,7 @@ mod tests {
                 },
             )
         };
-        rt.block_on(store.commit(vec![write(0)])).unwrap();
+        rt.block_on(store.commit(vec![write(0)].into())).unwrap();
         let other = super::super::schema::open_reader(dir.path()).unwrap();
         other.execute_batch("BEGIN").unwrap();
         let _: i64 = other
@@ -462,7 +462,7 @@ mod tests {
         let mut slowest = Duration::ZERO;
         for n in 1..600 {
             let started = Instant::now();
-            rt.block_on(store.commit(vec![write(n)])).unwrap();
+            rt.block_on(store.commit(vec![write(n)].into())).unwrap();
             slowest = slowest.max(started.elapsed());
         }
         assert!(

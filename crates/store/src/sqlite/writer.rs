@@ -11,6 +11,10 @@
 //! loses it, but never an acknowledged one, and the WAL keeps commits in order.) If the syncer
 //! cannot start, the connection falls back to `synchronous=FULL` and replies directly.
 //!
+//! The syncer also announces each durable commit on the change feed (`crate::feed`), in commit
+//! order, just before it acknowledges it; a commit that failed, or whose group did not become
+//! durable, is never announced.
+//!
 //! After each group the writer checkpoints the WAL so that it stays under its bound (`wal`).
 //! Once a statement meets a corrupt page the store is damaged (`health`): the group is rolled
 //! back, every later job refused, and nothing more is checkpointed into the database file.
@@ -32,18 +36,18 @@ use super::readers::Readers;
 use super::schema::{document_version, get_document, get_record, internal};
 use super::wal::{self, WalControl};
 use crate::apply::apply_write;
+use crate::feed::{Changes, Feed};
 use crate::index::{self, IndexEntry};
-use crate::{CommitResult, Document, ReadCheck, RecordCondition, StoreError, Write, WriteResult};
+use crate::{
+    Commit, CommitResult, Document, ReadCheck, RecordCondition, StoreError, Write, WriteResult,
+};
 
 /// Most jobs made durable by one COMMIT.
 pub const MAX_GROUP: usize = 256;
 
 pub enum Job {
     Commit {
-        checks: Vec<ReadCheck>,
-        writes: Vec<Write>,
-        /// Journal lines stored with the writes.
-        journal: Vec<String>,
+        commit: Commit,
         reply: oneshot::Sender<Result<CommitResult, StoreError>>,
     },
     /// Delete journal lines up to this sequence number.
@@ -87,6 +91,8 @@ pub struct Writer {
     health: Arc<Health>,
     /// When a checkpoint failure was last logged.
     last_checkpoint_error: Option<std::time::Instant>,
+    /// Where durable commits are announced (by the syncer, or here when there is none).
+    feed: Feed,
 }
 
 /// How long a clean close waits for readers before truncating the WAL.
@@ -123,10 +129,18 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// Replies with the job's result, or with `failure` if the group failed after all.
-    fn reply(self, failure: Option<&StoreError>) {
+    /// Replies with the job's result, or with `failure` if the group failed after all; a
+    /// commit that stands is announced on `feed` first.
+    fn reply(self, failure: Option<&StoreError>, feed: &Feed) {
         match self {
-            Outcome::Commit(reply, r) => answer(reply, r, failure),
+            Outcome::Commit(reply, r) => {
+                if let (None, Ok(result)) = (failure, &r)
+                    && feed.is_watched()
+                {
+                    feed.announce(Changes::of(result));
+                }
+                answer(reply, r, failure)
+            }
             Outcome::Restore(reply, r) => answer(reply, r, failure),
             Outcome::Record(reply, r) => answer(reply, r, failure),
             Outcome::Trim(reply, r) => answer(reply, r, failure),
@@ -171,7 +185,12 @@ fn sync_wal(file: &mut Option<File>, path: &Path) -> Result<(), StoreError> {
 /// The syncer: for every batch of committed groups, one fdatasync of the WAL, then the replies.
 /// After a failed sync nothing is acknowledged again (`broken` is set): the kernel may have
 /// dropped the dirty pages, so a later sync that succeeds proves nothing.
-fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf, broken: Arc<AtomicBool>) {
+fn sync_loop(
+    groups: std_mpsc::Receiver<Vec<Outcome>>,
+    wal: PathBuf,
+    broken: Arc<AtomicBool>,
+    feed: Feed,
+) {
     let mut file = None;
     while let Ok(first) = groups.recv() {
         let mut batch = vec![first];
@@ -186,7 +205,7 @@ fn sync_loop(groups: std_mpsc::Receiver<Vec<Outcome>>, wal: PathBuf, broken: Arc
             broken.store(true, Ordering::Release);
         }
         for outcome in batch.into_iter().flatten() {
-            outcome.reply(synced.as_ref().err());
+            outcome.reply(synced.as_ref().err(), &feed);
         }
     }
 }
@@ -201,6 +220,7 @@ impl Writer {
         records: Arc<RecordCache>,
         readers: Arc<Readers>,
         health: Arc<Health>,
+        feed: Feed,
     ) -> Result<Self, StoreError> {
         let db = wal.with_file_name(super::DB_FILE);
         let mut control = WalControl::install(&mut conn, &db, wal_max_bytes, health.clone())?;
@@ -225,9 +245,10 @@ impl Writer {
         let (groups, pending) = std_mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let syncer_broken = broken.clone();
+        let syncer_feed = feed.clone();
         let acks = match std::thread::Builder::new()
             .name("claimdb-sqlite-sync".into())
-            .spawn(move || sync_loop(pending, wal, syncer_broken))
+            .spawn(move || sync_loop(pending, wal, syncer_broken, syncer_feed))
         {
             Ok(thread) => {
                 conn.execute_batch("PRAGMA synchronous = NORMAL")
@@ -250,6 +271,7 @@ impl Writer {
             wal: control,
             health,
             last_checkpoint_error: None,
+            feed,
         })
     }
 
@@ -262,7 +284,7 @@ impl Writer {
                 Err(std_mpsc::SendError(outcomes)) => {
                     let e = StoreError::Internal("the WAL syncer thread stopped".into());
                     for outcome in outcomes {
-                        outcome.reply(Some(&e));
+                        outcome.reply(Some(&e), &self.feed);
                     }
                     return;
                 }
@@ -271,13 +293,13 @@ impl Writer {
             Acks::Stopped => {
                 let e = StoreError::Unavailable("the store is closed".into());
                 for outcome in outcomes {
-                    outcome.reply(Some(&e));
+                    outcome.reply(Some(&e), &self.feed);
                 }
                 return;
             }
         };
         for outcome in outcomes {
-            outcome.reply(None);
+            outcome.reply(None, &self.feed);
         }
     }
 
@@ -388,23 +410,20 @@ impl Writer {
             let before = (self.version, self.commit_us);
             // A one-write commit fails in its checks before it changes anything, so it needs no
             // savepoint; if storing it fails (an SQL error), the whole group is given up below.
-            let savepoint = !matches!(&job, Job::Commit { writes, .. } if writes.len() <= 1)
+            let savepoint = !matches!(&job, Job::Commit { commit, .. } if commit.writes.len() <= 1)
                 && !matches!(&job, Job::Record { .. } | Job::TrimJournal { .. });
             if savepoint && let Err(e) = self.exec("SAVEPOINT job") {
                 fail(job, internal(e));
                 break;
             }
             let (ok, dirty) = match job {
-                Job::Commit {
-                    checks,
-                    writes,
-                    journal,
-                    reply,
-                } => {
-                    let r = self.commit(&checks, &writes).and_then(|result| {
-                        self.append_journal(&journal)?;
-                        Ok(result)
-                    });
+                Job::Commit { commit, reply } => {
+                    let r = self
+                        .commit(&commit.checks, &commit.writes)
+                        .and_then(|result| {
+                            self.append_journal(&commit.journal)?;
+                            Ok(result)
+                        });
                     self.health.note(&r);
                     let ok = r.is_ok();
                     let dirty = r.as_ref().is_err_and(|e| !is_check_failure(e));
@@ -508,7 +527,7 @@ impl Writer {
         let _ = self.conn.execute_batch("ROLLBACK");
         (self.version, self.commit_us) = saved;
         for outcome in outcomes {
-            outcome.reply(Some(&e));
+            outcome.reply(Some(&e), &self.feed);
         }
     }
 
@@ -586,13 +605,6 @@ impl Writer {
         checks: &[ReadCheck],
         writes: &[Write],
     ) -> Result<CommitResult, StoreError> {
-        if writes.len() > claimdb_model::limits::MAX_BATCH_WRITES {
-            return Err(StoreError::InvalidArgument(format!(
-                "a commit holds at most {} writes, not {}",
-                claimdb_model::limits::MAX_BATCH_WRITES,
-                writes.len()
-            )));
-        }
         let version = self
             .version
             .checked_add(1)
@@ -790,7 +802,7 @@ mod tests {
         let thread = {
             let broken = broken.clone();
             let wal = missing.clone();
-            std::thread::spawn(move || sync_loop(pending, wal, broken))
+            std::thread::spawn(move || sync_loop(pending, wal, broken, Feed::new()))
         };
         let (reply, answer) = oneshot::channel();
         groups.send(vec![Outcome::Restore(reply, Ok(()))]).unwrap();

@@ -1,6 +1,7 @@
 //! A damaged database file: found at start after an unclean stop, at run time by any statement,
 //! and on demand by `SqliteStore::check`; once found, nothing more is written into the file.
 
+use claimdb_store::{Documents, Records};
 use std::path::Path;
 
 use claimdb_model::{CollectionPath, DocPath, Map, Value};
@@ -27,10 +28,10 @@ fn set(path: &str, n: i64) -> Write {
 async fn filled(dir: &Path) {
     let store = SqliteStore::open(dir).unwrap();
     for chunk in 0..40 {
-        let writes = (0..100)
+        let writes: Vec<_> = (0..100)
             .map(|i| set(&format!("docs/d{:05}", chunk * 100 + i), chunk * 100 + i))
             .collect();
-        store.commit(writes).await.unwrap();
+        store.commit(writes.into()).await.unwrap();
     }
     store.close().await.unwrap();
 }
@@ -93,7 +94,10 @@ async fn damage_found_at_run_time_stops_every_write_into_the_file() {
     assert!(is_data_loss(&err), "{err:?}");
     let err = store.ping().await.unwrap_err();
     assert!(is_data_loss(&err), "ping: {err:?}");
-    let err = store.commit(vec![set("docs/new", 1)]).await.unwrap_err();
+    let err = store
+        .commit(vec![set("docs/new", 1)].into())
+        .await
+        .unwrap_err();
     assert!(is_data_loss(&err), "commit: {err:?}");
     let err = store
         .put_record(

@@ -1,5 +1,6 @@
 //! What the SQLite store leaves on disk: owner-only permissions, and the clean-stop mark.
 
+use claimdb_store::Documents;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -30,7 +31,7 @@ async fn every_file_and_directory_the_store_creates_is_owner_only() {
             transforms: vec![],
         },
     );
-    store.commit(vec![write]).await.unwrap();
+    store.commit(vec![write].into()).await.unwrap();
     store.get(&DocPath::parse("c/a").unwrap()).await.unwrap();
     assert_eq!(mode(&dir), 0o700, "data directory");
     for name in [

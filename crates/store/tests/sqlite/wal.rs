@@ -1,6 +1,7 @@
 //! The write-ahead log stays under its bound under concurrent writes and queries, and is
 //! truncated by a clean close.
 
+use claimdb_store::Documents;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -74,12 +75,15 @@ async fn the_wal_stays_under_its_bound_under_writes_and_queries() {
             for i in 0..150i64 {
                 let n = w * 100_000 + i * 11;
                 if i % 2 == 0 {
-                    store.commit(vec![set(format!("w/d{n}"), n)]).await.unwrap();
+                    store
+                        .commit(vec![set(format!("w/d{n}"), n)].into())
+                        .await
+                        .unwrap();
                 } else {
-                    let batch = (0..10)
+                    let batch: Vec<_> = (0..10)
                         .map(|k| set(format!("w/d{}", n + k), n + k))
                         .collect();
-                    store.commit(batch).await.unwrap();
+                    store.commit(batch.into()).await.unwrap();
                 }
             }
         }));

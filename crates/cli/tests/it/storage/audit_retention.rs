@@ -77,7 +77,7 @@ fn audit_files_older_than_audit_retention_days_are_deleted() {
     let day = Duration::from_secs(86_400);
     for (id, days) in [("old", 100u32), ("young", 10)] {
         let when = SystemTime::now() - day * days;
-        let stamp = claimdb_engine::audit::format_time(when);
+        let stamp = claimdb_audit::format_time(when);
         // audit-YYYYMMDDTHHMMSS.ffffffZ.jsonl
         let name = format!("audit-{}.jsonl", stamp.replace(['-', ':'], ""));
         let path = audit.join(name);

@@ -13,7 +13,7 @@
 //! - `audit_query/*`: reading a 200,000-event log (what `claimdb audit` and the admin API do).
 //!
 //! Files go under the target's tmp directory (the real disk, so fsync is real).
-//! Run: `cargo bench -p claimdb-engine --bench audit`.
+//! Run: `cargo bench -p claimdb-audit --bench audit`.
 #![allow(
     clippy::unwrap_used,
     reason = "a benchmark; any failure should abort it"
@@ -22,9 +22,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use claimdb_engine::audit::{
-    AuditConfig, AuditEvent, AuditFilter, AuditLog, Decision, encode_line, query,
-};
+use claimdb_audit::{AuditConfig, AuditEvent, AuditFilter, AuditLog, Decision, encode_line, query};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 

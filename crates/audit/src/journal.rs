@@ -1,7 +1,7 @@
 //! The audit events of allowed writes, made durable by the store's journal instead of a sync of
 //! the log's own per write.
 //!
-//! With a store that keeps a journal (`Store::keeps_journal`, the embedded backend), the engine
+//! With a store that keeps a journal (`Capabilities::journal`, the embedded backend), the engine
 //! queues a write's events in the log as usual (on disk within the flush interval) and commits
 //! their encoded lines in the same transaction as the write: the record of an applied write is
 //! exactly as durable as the write, at the cost of a row insert instead of an fdatasync of a

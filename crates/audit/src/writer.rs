@@ -520,7 +520,7 @@ fn oldest_event(files: &[Entry]) -> i64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::audit::Decision;
+    use crate::Decision;
 
     fn event(n: u64) -> AuditEvent {
         AuditEvent {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::event::system_time_from_micros;
 use super::files;
 use super::*;
+use claimdb_store::Documents;
 
 /// 2026-11-23T14:00:00Z.
 const T0: i64 = 1_795_442_400_000_000;
@@ -935,7 +936,11 @@ async fn recover_moves_journal_lines_into_the_log_then_deletes_them() {
         journal_line(&event(2, at(2))),
     ];
     store
-        .commit_journaled(vec![], one_write(), lines)
+        .commit(claimdb_store::Commit {
+            checks: vec![],
+            writes: one_write(),
+            journal: lines,
+        })
         .await
         .unwrap();
     let log = AuditLog::open(&dir.path().join("audit"), AuditConfig::default()).unwrap();
@@ -966,7 +971,11 @@ async fn the_trimmer_deletes_only_lines_whose_events_the_log_synced() {
     // As the engine does: queue the event, then commit its line with the write.
     log.record(e.clone()).await.unwrap();
     store
-        .commit_journaled(vec![], one_write(), vec![journal_line(&e)])
+        .commit(claimdb_store::Commit {
+            checks: vec![],
+            writes: one_write(),
+            journal: vec![journal_line(&e)],
+        })
         .await
         .unwrap();
     assert!(ids_where(&audit_dir, everything()).is_empty());
