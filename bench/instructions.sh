@@ -8,7 +8,7 @@
 # point reads each with a token never seen before (full ES256 verification and a cache insert);
 # `write` — owner-checked PUTs (the commit's fsync is a system call: not counted).
 # Usage: bench/instructions.sh            (env: BIN=path/to/claimdb to measure another build,
-#                                          MODES="hit new write" R1=300 R2=1300 PORT=18897)
+#          TOKENS_BIN=path/to/bench_tokens, MODES="hit new write" R1=300 R2=1300 PORT=18897)
 # Counts user-space instructions of every thread (valgrind runs them one at a time), including
 # the audit writer's; kernel work (TCP, fsync) is not counted.
 set -euo pipefail
@@ -20,13 +20,16 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet -p claimdb
   BIN=$TARGET/release/claimdb
 fi
-cargo build --release --quiet -p claimdb --example bench_tokens
+if [ -z "${TOKENS_BIN:-}" ]; then
+  cargo build --release --quiet -p claimdb --example bench_tokens
+  TOKENS_BIN=$TARGET/release/examples/bench_tokens
+fi
 WORK=$(mktemp -d)
 PIDS=""
 trap 'kill $PIDS 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ISSUER="https://idp.bench.test/" AUD="claimdb-bench"
 # Enough distinct tokens for the `new` mode's R2 requests plus the `hit` mode's 200 users.
-"$TARGET/release/examples/bench_tokens" "$WORK" "$ISSUER" "$AUD" "$((R2 + 200))" 1
+"$TOKENS_BIN" "$WORK" "$ISSUER" "$AUD" "$((R2 + 200))" 1
 (cd "$WORK" && exec python3 -m http.server "$((PORT + 2))" --bind 127.0.0.1 >/dev/null 2>&1) &
 PIDS="$PIDS $!"
 cat > "$WORK/bench.rules" <<'RULES'
