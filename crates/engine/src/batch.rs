@@ -1,9 +1,145 @@
-//! Batches: the limits checked before a commit. (Which write failed a commit is reported by the
-//! store itself, through `StoreError::write_index`.)
+//! Batches: up to 500 writes decided together — each against the state the writes before it
+//! leave, `getAfter()` seeing the whole batch — and committed atomically, pinned to the states
+//! they were decided on; and what a write is to the rules (`simulate`), which single writes
+//! share. (Which write failed a commit is reported by the store itself, through
+//! `StoreError::write_index`.)
 
-use claimdb_store::Write;
+use std::collections::HashMap;
 
+use claimdb_audit::AuditEvent;
+use claimdb_model::{DocPath, Map, Timestamp};
+use claimdb_rules::{Method, Request, Target};
+use claimdb_store::{Commit, CommitResult, Document, Precondition, Write, WriteOp, apply_write};
+
+use crate::auth::Principal;
+use crate::authz::{self, ActiveRules, Loaded};
+use crate::context::RequestContext;
+use crate::documents::conditional;
+use crate::engine::{Engine, MAX_DECIDE_ATTEMPTS};
 use crate::error::EngineError;
+
+impl Engine {
+    /// Applies up to 500 writes atomically. On failure nothing is applied, and the error carries
+    /// the index of the failing write when it can be determined.
+    pub async fn batch(
+        &self,
+        ctx: &RequestContext,
+        writes: Vec<Write>,
+    ) -> Result<CommitResult, EngineError> {
+        check_size(&writes)?;
+        let who = self.authenticate(ctx).await?;
+        let auth = who.as_ref().map(Principal::rules_value);
+        let rules = self.rules.load();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (checks, events) = self
+                .decide_batch(ctx, who.as_ref(), &rules, &writes, auth.as_ref())
+                .await?;
+            let commit = |journal| self.commit_batch(checks, writes.clone(), journal);
+            match self.audited(events, commit).await {
+                Err(EngineError::Aborted { .. }) if attempts < MAX_DECIDE_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Decides every write of a batch against the state it applies to — each write sees the
+    /// ones before it, and `getAfter()` sees the whole batch applied. Returns the read checks
+    /// that pin the decision for the commit.
+    async fn decide_batch(
+        &self,
+        ctx: &RequestContext,
+        who: Option<&Principal>,
+        rules: &ActiveRules,
+        writes: &[Write],
+        auth: Option<&claimdb_model::Value>,
+    ) -> Result<(Vec<claimdb_store::ReadCheck>, Vec<AuditEvent>), EngineError> {
+        let mut paths: Vec<DocPath> = Vec::new();
+        for w in writes {
+            if !paths.contains(&w.path) {
+                paths.push(w.path.clone());
+            }
+        }
+        let stored = self.store.get_many(&paths).await?;
+        let mut loaded = Loaded::default();
+        let mut state: HashMap<DocPath, Option<Document>> = HashMap::new();
+        for (path, doc) in paths.iter().zip(stored) {
+            loaded.insert(path.clone(), doc.as_ref());
+            state.insert(path.clone(), doc);
+        }
+        let now = self.clock.timestamp();
+        let mut requests = Vec::with_capacity(writes.len());
+        for w in writes {
+            let current = state.get(&w.path).cloned().flatten();
+            let (method, existing, after) = simulate(current.as_ref(), w, now);
+            let mut request = Request::new(method, Target::Doc(w.path.clone()), now);
+            request.auth = auth.cloned();
+            request.existing = existing;
+            request.incoming = after.as_ref().map(|d| d.data.clone());
+            requests.push(request);
+            if let Ok(next) = apply_write(current.as_ref(), &unconditional(w), now, 0) {
+                state.insert(w.path.clone(), next);
+            }
+        }
+        for (path, doc) in &state {
+            loaded
+                .prefetch
+                .insert_after(path.clone(), doc.as_ref().map(|d| d.data.clone()));
+        }
+        let decisions =
+            authz::decide_batch(&rules.ruleset, &requests, &mut loaded, &*self.store).await?;
+        let mut events = Vec::new();
+        for (request, decision) in requests.iter().zip(&decisions) {
+            if let Some(e) = self.decided(ctx, who, request, decision, &rules.origin) {
+                events.push(e);
+            }
+        }
+        if let Some(i) = decisions.iter().position(|d| !d.allowed) {
+            // Nothing is written: every decision of the batch is logged, none needs to wait.
+            for e in events {
+                self.record(e).await;
+            }
+            return Err(authz::denied(
+                rules,
+                &requests[i],
+                &decisions[i],
+                &loaded,
+                self.explain_denials,
+            )
+            .at_write(i));
+        }
+        Ok((loaded.checks, events))
+    }
+
+    async fn commit_batch(
+        &self,
+        checks: Vec<claimdb_store::ReadCheck>,
+        writes: Vec<Write>,
+        journal: Vec<String>,
+    ) -> Result<CommitResult, EngineError> {
+        let preconditions: Vec<Precondition> = writes.iter().map(|w| w.precondition).collect();
+        let commit = Commit::from_parts(checks, writes, journal);
+        match self.store.commit(commit).await {
+            Ok(result) => Ok(result),
+            Err(e) => {
+                // A store names the failing write of a multi-write commit; a single write is 0.
+                let index = match e.write_index() {
+                    Some(i) => Some(i),
+                    None if preconditions.len() == 1 => Some(0),
+                    None => None,
+                };
+                let e = EngineError::from(e);
+                Err(
+                    match index.and_then(|i| Some((i, *preconditions.get(i)?))) {
+                        Some((i, precondition)) => conditional(e, precondition).at_write(i),
+                        None => e,
+                    },
+                )
+            }
+        }
+    }
+}
 
 pub(crate) fn check_size(writes: &[Write]) -> Result<(), EngineError> {
     if writes.is_empty() {
@@ -14,6 +150,41 @@ pub(crate) fn check_size(writes: &[Write]) -> Result<(), EngineError> {
     // The store's own check, run before any rule is evaluated for the batch.
     claimdb_store::check_write_count(writes.len())?;
     Ok(())
+}
+
+/// The same write without its precondition (for computing what it would produce: the store
+/// checks the precondition itself at commit).
+pub(crate) fn unconditional(write: &Write) -> std::borrow::Cow<'_, Write> {
+    if write.precondition == Precondition::None {
+        return std::borrow::Cow::Borrowed(write);
+    }
+    let mut w = write.clone();
+    w.precondition = Precondition::None;
+    std::borrow::Cow::Owned(w)
+}
+
+/// What a write is to the rules: its method, `resource` (the stored data, absent for a create)
+/// and the document after it (`request.resource`; `None` for a delete, or when the write cannot
+/// apply — then the store reports why, if the rules allow it at all).
+pub(crate) fn simulate(
+    current: Option<&Document>,
+    write: &Write,
+    now: Timestamp,
+) -> (Method, Option<Map>, Option<Document>) {
+    let w = unconditional(write);
+    match (&write.op, current) {
+        (WriteOp::Create { .. }, _) | (WriteOp::Set { .. }, None) => (
+            Method::Create,
+            None,
+            apply_write(None, &w, now, 0).ok().flatten(),
+        ),
+        (WriteOp::Set { .. } | WriteOp::Update { .. }, _) => (
+            Method::Update,
+            authz::data(current),
+            apply_write(current, &w, now, 0).ok().flatten(),
+        ),
+        (WriteOp::Delete, _) => (Method::Delete, authz::data(current), None),
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,14 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use claimdb_model::CollectionPath;
+use claimdb_rules::{Method, Target};
 use claimdb_store::Document;
 pub use claimdb_store::query::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
+use crate::authz::Loaded;
+use crate::context::RequestContext;
+use crate::engine::{Engine, rules_request};
 use crate::error::EngineError;
 
 /// One list request's paging.
@@ -46,6 +51,59 @@ pub(crate) fn decode_token(token: &str) -> Result<String, EngineError> {
         return Err(bad());
     }
     Ok(id)
+}
+
+impl Engine {
+    /// One page of a collection in document-id order.
+    pub async fn list(
+        &self,
+        ctx: &RequestContext,
+        collection: &CollectionPath,
+        request: &ListRequest,
+    ) -> Result<ListPage, EngineError> {
+        let page_size = page_size(request.page_size)?;
+        let auth = self.authenticate(ctx).await?;
+        let rules = self.rules.load();
+        let mut rules_request = rules_request(
+            Method::List,
+            Target::Collection(collection.clone()),
+            auth.as_ref(),
+            self.clock.timestamp(),
+        );
+        rules_request.query = Some(claimdb_rules::Query {
+            limit: i64::try_from(page_size).ok(),
+            ..claimdb_rules::Query::default()
+        });
+        self.check(
+            ctx,
+            auth.as_ref(),
+            &rules,
+            &rules_request,
+            &mut Loaded::default(),
+            false,
+        )
+        .await?;
+        let after = request
+            .page_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        // One extra document tells whether another page follows.
+        let mut documents = self
+            .store
+            .list(collection, page_size + 1, after.as_deref())
+            .await?;
+        let next_page_token = if documents.len() > page_size {
+            documents.truncate(page_size);
+            documents.last().map(|d| encode_token(d.path.id()))
+        } else {
+            None
+        };
+        Ok(ListPage {
+            documents,
+            next_page_token,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,12 @@
 
 use claimdb_model::Value;
 use claimdb_store::query::limits;
-use claimdb_store::{Cursor, Direction, Order, Query, Scope};
+use claimdb_store::{Cursor, Direction, Order, PageRequest, Query, Scope};
 
+use crate::auth::Principal;
+use crate::authz::Loaded;
+use crate::context::RequestContext;
+use crate::engine::Engine;
 use crate::error::EngineError;
 
 /// One query request's paging.
@@ -135,6 +139,53 @@ pub(crate) fn rules_request(
             .collect(),
     });
     Ok(request)
+}
+
+impl Engine {
+    /// Runs one page of a query: at most the page size of documents, after examining at most
+    /// the work bound, with a token to continue when more may follow.
+    pub async fn query(
+        &self,
+        ctx: &RequestContext,
+        query: &Query,
+        paging: &QueryPaging,
+    ) -> Result<QueryResults, EngineError> {
+        validate(query)?;
+        let size = page_size(query, paging.page_size)?;
+        let resume = paging
+            .page_token
+            .as_deref()
+            .map(|token| crate::page_token::decode(query, token))
+            .transpose()?;
+        let auth = self.authenticate(ctx).await?;
+        let rules = self.rules.load();
+        let request = rules_request(
+            query,
+            auth.as_ref().map(Principal::rules_value),
+            self.clock.timestamp(),
+        )?;
+        self.check(
+            ctx,
+            auth.as_ref(),
+            &rules,
+            &request,
+            &mut Loaded::default(),
+            false,
+        )
+        .await?;
+        let page = PageRequest {
+            size,
+            max_examined: self.query_max_examined,
+            resume,
+        };
+        let result = self.store.query(query, &page).await?;
+        Ok(QueryResults {
+            documents: result.documents,
+            next_page_token: result
+                .next
+                .map(|position| crate::page_token::encode(query, &position)),
+        })
+    }
 }
 
 #[cfg(test)]
