@@ -384,7 +384,7 @@ pub(crate) enum PushError {
 }
 
 impl Shared {
-    pub fn new(dir: &Path, capacity: usize) -> Shared {
+    pub(crate) fn new(dir: &Path, capacity: usize) -> Shared {
         Shared {
             dir: dir.to_path_buf(),
             capacity,
@@ -404,7 +404,7 @@ impl Shared {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
         // The lock only guards plain pushes and swaps; a panic elsewhere cannot leave the queue
         // inconsistent, so a poisoned lock is still usable.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)

@@ -12,7 +12,7 @@ use claimdb_engine::admin_key;
 
 use crate::{ConfigArgs, runtime};
 
-pub fn reset(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn reset(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     if config.admin_key.is_some() {
         bail!(

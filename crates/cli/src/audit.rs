@@ -16,7 +16,7 @@ use claimdb_audit::{self as audit, AuditEvent, AuditFilter};
 use crate::ConfigArgs;
 
 /// The command's options, after clap.
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     pub deny: bool,
     pub since: Option<SystemTime>,
     pub until: Option<SystemTime>,
@@ -27,11 +27,11 @@ pub struct AuditArgs {
 }
 
 /// clap value parser for `--since` / `--until`.
-pub fn parse_when(text: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_when(text: &str) -> Result<SystemTime, String> {
     audit::parse_time_spec(text, SystemTime::now()).map_err(|e| e.to_string())
 }
 
-pub fn run(config: &ConfigArgs, args: AuditArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: &ConfigArgs, args: AuditArgs) -> anyhow::Result<ExitCode> {
     let config = config.load(None)?;
     let dir = audit::audit_dir(&config.data_dir);
     if let (Some(since), Some(until)) = (args.since, args.until)

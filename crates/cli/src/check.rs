@@ -20,7 +20,7 @@ use claimdb_store::sqlite::{DB_FILE, SqliteStore, Thoroughness};
 use crate::ConfigArgs;
 use crate::storage::Storage;
 
-pub fn run(args: &ConfigArgs, quick: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ConfigArgs, quick: bool) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     let dir = match &config.storage {
         Storage::Sqlite { dir, .. } => dir.clone(),

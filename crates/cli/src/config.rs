@@ -16,8 +16,8 @@ use serde::Deserialize;
 use crate::storage::Storage;
 
 /// Default address: loopback only, so a fresh dev instance is never exposed by accident.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
-pub const DEFAULT_DATA_DIR: &str = "./claimdb-data";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+pub(crate) const DEFAULT_DATA_DIR: &str = "./claimdb-data";
 
 /// Every top-level key the file may hold; each is overridable as `CLAIMDB_<KEY>`.
 const KEYS: &[&str] = &[
@@ -53,7 +53,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Every configuration key, for `claimdb serve --help`.
-pub fn keys_help() -> String {
+pub(crate) fn keys_help() -> String {
     format!(
         "Configuration keys (TOML file, or environment variables CLAIMDB_<KEY>): {}. See the \
          README's configuration section.",
@@ -103,7 +103,7 @@ struct RawConfig {
 /// How long a client may take and how much it may hold (validated; defaults in
 /// `claimdb_server`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// `header_read_timeout_ms`: a request head must be complete this long after its first byte.
     pub header_read_timeout: Duration,
     /// `idle_timeout_ms`: a connection with no request in progress is closed after this long.
@@ -170,14 +170,17 @@ const MIN_QUERY_MAX_EXAMINED: usize = 100;
 
 /// Overrides given as command-line flags.
 #[derive(Debug, Default, Clone)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub rules: Option<PathBuf>,
 }
 
 /// The known name closest to `name`, if one is close enough to be a likely misspelling.
-pub fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     known
         .map(|k| (strsim::jaro_winkler(name, k), k))
         .filter(|(score, _)| *score > 0.85)
@@ -189,7 +192,7 @@ pub fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Opt
 /// key (a misspelling silently ignored otherwise), each with a suggestion when one is close.
 /// `CLAIMDB_CONFIG`, the providers' client secrets and the test suite's `CLAIMDB_TEST_*` are
 /// known.
-pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
+pub(crate) fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
     let known: Vec<String> = KEYS
         .iter()
         .map(|k| format!("CLAIMDB_{}", k.to_uppercase()))
@@ -212,7 +215,7 @@ pub fn unknown_env_vars(names: impl Iterator<Item = String>) -> Vec<String> {
 
 /// Validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub listen: SocketAddr,
     #[allow(
         dead_code,
@@ -273,7 +276,7 @@ pub struct Config {
 
 impl Config {
     /// Loads `file` (if given), applies the environment `env`, then `overrides`.
-    pub fn load(
+    pub(crate) fn load(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
         overrides: &Overrides,
@@ -435,7 +438,7 @@ impl Config {
 impl Config {
     /// The HTTP layer's settings. `max_connections` is as configured: `serve` lowers it to fit
     /// the open-file limit.
-    pub fn server_config(&self) -> claimdb_server::ServerConfig {
+    pub(crate) fn server_config(&self) -> claimdb_server::ServerConfig {
         let limits = self.connections;
         claimdb_server::ServerConfig {
             max_body_bytes: self.max_body_bytes,
@@ -450,7 +453,7 @@ impl Config {
     /// The issuer for a server bound to `bound`: the configured one, or — without
     /// `public_url` — one for the address actually bound (so `--listen 127.0.0.1:0` issues for
     /// the port it got).
-    pub fn issuer_at(&self, bound: SocketAddr) -> anyhow::Result<IssuerConfig> {
+    pub(crate) fn issuer_at(&self, bound: SocketAddr) -> anyhow::Result<IssuerConfig> {
         if self.public_url_configured {
             return Ok(self.issuer.clone());
         }
@@ -472,7 +475,7 @@ fn loopback_url(addr: SocketAddr) -> String {
 
 /// `CLAIMDB_PROVIDER_<NAME>_CLIENT_SECRET`: the name upper-cased, other characters than
 /// letters and digits as `_`.
-pub fn client_secret_var(name: &str) -> String {
+pub(crate) fn client_secret_var(name: &str) -> String {
     let name: String = name
         .chars()
         .map(|c| {

@@ -66,7 +66,7 @@ impl Report {
     }
 }
 
-pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let mut report = Report::default();
     let config = match args.load(None) {
         Ok(c) => {

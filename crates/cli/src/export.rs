@@ -23,7 +23,7 @@ use crate::progress::Progress;
 use crate::storage::Storage;
 use crate::{ConfigArgs, jsonl, runtime, transfer};
 
-pub fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     let mut sink = Sink::open(output)?;
     let end = runtime()?.block_on(async {

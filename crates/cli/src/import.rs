@@ -28,7 +28,7 @@ use crate::jsonl::{self, End, Entry};
 use crate::progress::Progress;
 use crate::{ConfigArgs, runtime, transfer};
 
-pub fn run(args: &ConfigArgs, input: &Path, merge: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ConfigArgs, input: &Path, merge: bool) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     // Standard input cannot be read twice, so it is buffered; files are streamed twice.
     let stdin_text = if input == Path::new("-") {

@@ -23,14 +23,14 @@ use crate::config::Config;
 use crate::storage::Storage;
 
 /// The key file beside an SQLite store in `dir`.
-pub fn key_file(dir: &Path) -> PathBuf {
+pub(crate) fn key_file(dir: &Path) -> PathBuf {
     dir.join("issuer").join(KEY_FILE)
 }
 
 /// Where the key ring of `storage` lives: `<dir>/issuer/keys.json` (0600, in a 0700 directory
 /// created if missing) beside an SQLite store, `store`'s records with PostgreSQL. Unlike
 /// [`key_storage`], no key ring is adopted from a data directory.
-pub fn ring_storage(
+pub(crate) fn ring_storage(
     storage: &Storage,
     store: &Arc<dyn Store>,
     handle: Handle,
@@ -48,7 +48,7 @@ pub fn ring_storage(
 
 /// The key storage for this configuration; `store` (with the runtime it runs on) is used when
 /// the storage is PostgreSQL.
-pub fn key_storage(
+pub(crate) fn key_storage(
     config: &Config,
     store: Option<(&Arc<dyn Store>, Handle)>,
 ) -> anyhow::Result<Arc<dyn KeyStorage>> {
@@ -76,7 +76,7 @@ pub fn key_storage(
 }
 
 /// Opens (creating keys if there are none) claimdb's issuer over [`key_storage`].
-pub fn open_issuer(
+pub(crate) fn open_issuer(
     config: &Config,
     issuer: IssuerConfig,
     store: Option<(&Arc<dyn Store>, Handle)>,
@@ -87,7 +87,10 @@ pub fn open_issuer(
 }
 
 /// Whether the configured key storage holds any keys yet (without creating any).
-pub fn has_keys(config: &Config, store: Option<(&Arc<dyn Store>, Handle)>) -> anyhow::Result<bool> {
+pub(crate) fn has_keys(
+    config: &Config,
+    store: Option<(&Arc<dyn Store>, Handle)>,
+) -> anyhow::Result<bool> {
     match (&config.storage, store) {
         (Storage::Postgres(_), Some((store, handle))) => {
             Ok(StoreKeyStorage::new(store.clone(), handle)

@@ -21,11 +21,11 @@ use claimdb_store::{Document, Record};
 use serde_json::{Map, Value as Json, json};
 
 /// The format version `export` writes; `import` reads it and version 1.
-pub const VERSION: u64 = 2;
+pub(crate) const VERSION: u64 = 2;
 
 /// What the last line of a version 2 file counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct End {
+pub(crate) struct End {
     pub documents: u64,
     pub records: u64,
     pub key_ring: bool,
@@ -33,14 +33,14 @@ pub struct End {
 
 /// One line of a version 2 file after the header.
 #[derive(Debug, PartialEq)]
-pub enum Entry {
+pub(crate) enum Entry {
     KeyRing(String),
     Record(Record),
     Document(Document),
     End(End),
 }
 
-pub fn header_line(source: &str, created: Timestamp) -> Json {
+pub(crate) fn header_line(source: &str, created: Timestamp) -> Json {
     json!({
         "claimdb_backup": VERSION,
         "created": created.to_string(),
@@ -51,7 +51,7 @@ pub fn header_line(source: &str, created: Timestamp) -> Json {
 
 /// The format version a first line declares: `Some` for a header, `None` for a line that is
 /// not one (a version 1 file). A header of a version this claimdb cannot read is an error.
-pub fn parse_header(line: &str) -> anyhow::Result<Option<u64>> {
+pub(crate) fn parse_header(line: &str) -> anyhow::Result<Option<u64>> {
     let Ok(Json::Object(object)) = serde_json::from_str::<Json>(line) else {
         return Ok(None);
     };
@@ -68,20 +68,20 @@ pub fn parse_header(line: &str) -> anyhow::Result<Option<u64>> {
     }
 }
 
-pub fn key_ring_line(text: &str) -> Json {
+pub(crate) fn key_ring_line(text: &str) -> Json {
     json!({ "key_ring": text })
 }
 
-pub fn record_line(record: &Record) -> Json {
+pub(crate) fn record_line(record: &Record) -> Json {
     json!({ "namespace": record.namespace, "key": record.key, "value": record.value })
 }
 
-pub fn end_line(end: &End) -> Json {
+pub(crate) fn end_line(end: &End) -> Json {
     json!({ "end": { "documents": end.documents, "records": end.records, "key_ring": end.key_ring } })
 }
 
 /// Parses one line of a version 2 file (after the header); `now` as in [`from_line`].
-pub fn parse_entry(line: &str, now: Timestamp) -> anyhow::Result<Entry> {
+pub(crate) fn parse_entry(line: &str, now: Timestamp) -> anyhow::Result<Entry> {
     let value: Json = serde_json::from_str(line).context("not valid JSON")?;
     let Json::Object(object) = value else {
         bail!("a line must be a JSON object")
@@ -145,7 +145,7 @@ fn only(object: &Map<String, Json>, allowed: &[&str]) -> anyhow::Result<()> {
     }
 }
 
-pub fn to_line(doc: &Document) -> Json {
+pub(crate) fn to_line(doc: &Document) -> Json {
     json!({
         "path": doc.path.as_str(),
         "data": json::encode_document(&doc.data),
@@ -156,7 +156,7 @@ pub fn to_line(doc: &Document) -> Json {
 }
 
 /// Parses one document line; `now` fills missing times, and a missing version becomes 1.
-pub fn from_line(line: &str, now: Timestamp) -> anyhow::Result<Document> {
+pub(crate) fn from_line(line: &str, now: Timestamp) -> anyhow::Result<Document> {
     let value: Json = serde_json::from_str(line).context("not valid JSON")?;
     let Json::Object(object) = value else {
         bail!("a line must be a JSON object")

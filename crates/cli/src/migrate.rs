@@ -30,7 +30,7 @@ use crate::{jsonl, runtime, transfer};
 const PAGE: usize = MAX_BATCH_WRITES;
 
 /// What `claimdb migrate` was asked to do.
-pub struct Args {
+pub(crate) struct Args {
     pub from: Option<String>,
     pub to: String,
     pub resume: bool,
@@ -38,7 +38,7 @@ pub struct Args {
     pub max_documents: Option<u64>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let to = Storage::from_spec(&args.to).context("--to")?;
     if args.rollback {
         return runtime()?.block_on(async {

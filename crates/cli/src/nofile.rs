@@ -13,14 +13,14 @@ fn reserve(limit: u64) -> u64 {
 }
 
 /// The largest connection cap that fits `limit` open files.
-pub fn cap_for(limit: u64) -> usize {
+pub(crate) fn cap_for(limit: u64) -> usize {
     let room = limit.saturating_sub(reserve(limit)).max(16);
     usize::try_from(room).unwrap_or(usize::MAX)
 }
 
 /// Raises the soft open-file limit to the hard one, logs the outcome, and returns
 /// `max_connections` lowered (with a warning) if it does not fit the resulting limit.
-pub fn prepare(max_connections: usize) -> usize {
+pub(crate) fn prepare(max_connections: usize) -> usize {
     let before = rlimit::getrlimit(rlimit::Resource::NOFILE);
     let limit = match (before, rlimit::increase_nofile_limit(u64::MAX)) {
         (Ok((soft, hard)), Ok(now)) => {

@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 
 /// Makes every file and directory this process creates owner-only.
-pub fn restrict_umask() {
+pub(crate) fn restrict_umask() {
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Logs one warning per claimdb file or directory in `data_dir` that group or others may access.
-pub fn warn_if_open(data_dir: &Path) {
+pub(crate) fn warn_if_open(data_dir: &Path) {
     for open in open_to_others(data_dir) {
         tracing::warn!(
             "{path} can be read by other local users (mode {mode:03o}); it holds documents, \
@@ -28,7 +28,7 @@ pub fn warn_if_open(data_dir: &Path) {
 
 /// A file or directory whose mode is wider than owner-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Open {
+pub(crate) struct Open {
     pub path: PathBuf,
     pub mode: u32,
     /// The mode it should have: 0700 for a directory, 0600 for a file.
@@ -38,7 +38,7 @@ pub struct Open {
 /// claimdb's own entries of `data_dir` open to group or others: the directory itself, the
 /// database and its companions (`claimdb.*`), and the `audit` and `issuer` directories with
 /// their files. Other files an operator keeps there are not claimdb's business.
-pub fn open_to_others(data_dir: &Path) -> Vec<Open> {
+pub(crate) fn open_to_others(data_dir: &Path) -> Vec<Open> {
     let mut found = Vec::new();
     check(data_dir, &mut found);
     let Ok(entries) = std::fs::read_dir(data_dir) else {

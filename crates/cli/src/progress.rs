@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a plain progress line is printed when standard error is not a terminal.
-pub const LINE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const LINE_EVERY: Duration = Duration::from_secs(5);
 
 /// One running count, e.g. "exported 1200 records and documents".
-pub struct Progress {
+pub(crate) struct Progress {
     mode: Mode,
 }
 
@@ -23,7 +23,7 @@ enum Mode {
 
 impl Progress {
     /// `verb` and `unit` make up the lines: "{verb} {done} of {total} {unit}".
-    pub fn new(verb: &'static str, unit: &'static str, total: Option<u64>) -> Progress {
+    pub(crate) fn new(verb: &'static str, unit: &'static str, total: Option<u64>) -> Progress {
         let mode = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
             let template = if total.is_some() {
@@ -41,7 +41,7 @@ impl Progress {
         Progress { mode }
     }
 
-    pub fn inc(&mut self, n: u64) {
+    pub(crate) fn inc(&mut self, n: u64) {
         match &mut self.mode {
             Mode::Bar(bar) => bar.inc(n),
             Mode::Lines(lines) => {
@@ -51,7 +51,7 @@ impl Progress {
         }
     }
 
-    pub fn set_position(&mut self, done: u64) {
+    pub(crate) fn set_position(&mut self, done: u64) {
         match &mut self.mode {
             Mode::Bar(bar) => bar.set_position(done),
             Mode::Lines(lines) => lines.report(done, Instant::now()),
@@ -59,7 +59,7 @@ impl Progress {
     }
 
     /// Clears the bar (the command prints its own summary).
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Mode::Bar(bar) = &self.mode {
             bar.finish_and_clear();
         }

@@ -22,7 +22,7 @@ fn compile(path: &Path) -> anyhow::Result<Result<Ruleset, String>> {
     }))
 }
 
-pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn check(path: &Path) -> anyhow::Result<ExitCode> {
     match compile(path)? {
         Ok(rules) => {
             println!(
@@ -43,7 +43,7 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn test(rules_path: &Path, cases_path: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn test(rules_path: &Path, cases_path: &Path) -> anyhow::Result<ExitCode> {
     let rules = match compile(rules_path)? {
         Ok(rules) => rules,
         Err(report) => {

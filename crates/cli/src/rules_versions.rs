@@ -35,7 +35,7 @@ fn print_stored(action: &str, r: &StoredRules) {
     );
 }
 
-pub fn set(args: &ConfigArgs, file: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn set(args: &ConfigArgs, file: &Path) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     let source = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the rules file {}", file.display()))?;
@@ -49,7 +49,7 @@ pub fn set(args: &ConfigArgs, file: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn rollback(args: &ConfigArgs, version: u64) -> anyhow::Result<ExitCode> {
+pub(crate) fn rollback(args: &ConfigArgs, version: u64) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     runtime()?.block_on(async {
         let engine = engine(&config).await?;
@@ -73,7 +73,7 @@ async fn read_store(
     config.storage.open_read_only().await
 }
 
-pub fn list(args: &ConfigArgs, limit: usize) -> anyhow::Result<ExitCode> {
+pub(crate) fn list(args: &ConfigArgs, limit: usize) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     runtime()?.block_on(async {
         let store = read_store(&config).await?;
@@ -109,7 +109,7 @@ pub fn list(args: &ConfigArgs, limit: usize) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn get(args: &ConfigArgs, version: u64) -> anyhow::Result<ExitCode> {
+pub(crate) fn get(args: &ConfigArgs, version: u64) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     runtime()?.block_on(async {
         let store = read_store(&config).await?;

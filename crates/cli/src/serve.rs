@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::ConfigArgs;
 
-pub fn run(
+pub(crate) fn run(
     args: &ConfigArgs,
     listen: Option<String>,
     rules: Option<PathBuf>,

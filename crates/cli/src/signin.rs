@@ -26,14 +26,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(600);
 const KEY_REFRESH_POLL: Duration = Duration::from_secs(60);
 
 /// What `serve` hands the engine.
-pub struct Identity {
+pub(crate) struct Identity {
     pub verifier: Arc<Verifier>,
     pub sign_in: Arc<SignIn>,
     custom: Option<Arc<CustomTokens>>,
 }
 
 /// Builds the verifier and claimdb's issuer for a server bound to `bound` (no network yet).
-pub fn build(
+pub(crate) fn build(
     config: &Config,
     bound: SocketAddr,
     store: &Arc<dyn Store>,
@@ -120,7 +120,7 @@ impl Identity {
     /// Starts the background work: first key fetches then scheduled refreshes (the listener is
     /// already up; `/readyz` says "not ready" until every provider has keys), key rotation on
     /// schedule, and the sweep of expired records.
-    pub fn spawn(&self) {
+    pub(crate) fn spawn(&self) {
         let verifier = self.verifier.clone();
         tokio::spawn(async move {
             verifier.start().await;

@@ -17,13 +17,13 @@ use claimdb_store::sqlite::{DEFAULT_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES, SqliteOpti
 use claimdb_store_postgres::{PgOptions, PostgresStore};
 
 /// Connections one node keeps to PostgreSQL by default.
-pub const DEFAULT_POSTGRES_POOL_SIZE: usize = 16;
+pub(crate) const DEFAULT_POSTGRES_POOL_SIZE: usize = 16;
 /// How long a request waits for a free PostgreSQL connection before `resource-exhausted`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A validated store choice.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Storage {
+pub(crate) enum Storage {
     /// The data directory, and the bound of its write-ahead log (`wal_max_bytes`).
     Sqlite {
         dir: PathBuf,
@@ -33,7 +33,7 @@ pub enum Storage {
 }
 
 #[derive(Clone, PartialEq)]
-pub struct Postgres {
+pub(crate) struct Postgres {
     /// The URL without claimdb's own `schema` parameter.
     pub url: String,
     pub schema: Option<String>,
@@ -43,7 +43,7 @@ pub struct Postgres {
 impl Postgres {
     /// The URL (with its schema) for a command line shown to the operator: a password is
     /// replaced by `PASSWORD`, and the whole quoted for a shell.
-    pub fn url_for_display(&self) -> String {
+    pub(crate) fn url_for_display(&self) -> String {
         let mut url = self.url.clone();
         if let Some((scheme, rest)) = url.split_once("://") {
             let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -74,7 +74,7 @@ impl std::fmt::Debug for Postgres {
 
 impl Storage {
     /// Validates the storage keys of the configuration.
-    pub fn from_keys(
+    pub(crate) fn from_keys(
         storage: Option<&str>,
         data_dir: PathBuf,
         postgres_url: Option<&str>,
@@ -115,7 +115,7 @@ impl Storage {
 
     /// A store specification of `claimdb migrate`: `sqlite:PATH` (a data directory) or a
     /// `postgres://` / `postgresql://` URL.
-    pub fn from_spec(spec: &str) -> anyhow::Result<Storage> {
+    pub(crate) fn from_spec(spec: &str) -> anyhow::Result<Storage> {
         if let Some(path) = spec.strip_prefix("sqlite:") {
             if path.is_empty() {
                 bail!("`sqlite:` needs a data directory, e.g. sqlite:./claimdb-data");
@@ -132,7 +132,7 @@ impl Storage {
     }
 
     /// Says where the data is, without secrets.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Storage::Sqlite { dir, .. } => format!("data in {}", dir.display()),
             Storage::Postgres(pg) => format!(
@@ -146,13 +146,13 @@ impl Storage {
     }
 
     /// Opens the store (an SQLite data directory is locked against other writers meanwhile).
-    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+    pub(crate) async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
         self.open_with(false).await
     }
 
     /// Opens the store to read it while it may be in use (`export`, a migration's source): an
     /// SQLite data directory is not locked, and writes are refused.
-    pub async fn open_read_only(&self) -> anyhow::Result<Arc<dyn Store>> {
+    pub(crate) async fn open_read_only(&self) -> anyhow::Result<Arc<dyn Store>> {
         self.open_with(true).await
     }
 

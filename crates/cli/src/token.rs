@@ -21,7 +21,7 @@ use claimdb_signin::{Issuer, IssuerError, MintRequest};
 
 use crate::{ConfigArgs, runtime};
 
-pub fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCode> {
+pub(crate) fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     let token = if token == "-" {
         let mut text = String::new();
@@ -131,7 +131,7 @@ fn open_issuer(config: &crate::config::Config) -> anyhow::Result<(Arc<Issuer>, O
     Ok((issuer, keys))
 }
 
-pub fn mint_command(
+pub(crate) fn mint_command(
     args: &ConfigArgs,
     uid: &str,
     claims: Option<&str>,
@@ -173,7 +173,7 @@ pub fn mint_command(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn rotate_command(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn rotate_command(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
     let (issuer, _keys) = open_issuer(&config)?;
     let kid = issuer

@@ -22,16 +22,16 @@ use crate::issuer_keys::{key_file, ring_storage};
 use crate::storage::Storage;
 
 /// Records read per page.
-pub const PAGE: usize = 1000;
+pub(crate) const PAGE: usize = 1000;
 
 /// Whether a record travels as a record (the key ring's records do not: see the module docs).
-pub fn carried(record: &Record) -> bool {
+pub(crate) fn carried(record: &Record) -> bool {
     record.namespace != ISSUER_KEYS
 }
 
 /// The carried records of a store one by one, in (namespace, key) order, read a page at a
 /// time.
-pub struct Records<'a> {
+pub(crate) struct Records<'a> {
     store: &'a dyn Store,
     after: Option<(String, String)>,
     page: std::vec::IntoIter<Record>,
@@ -39,7 +39,7 @@ pub struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    pub fn new(store: &'a dyn Store) -> Records<'a> {
+    pub(crate) fn new(store: &'a dyn Store) -> Records<'a> {
         Records {
             store,
             after: None,
@@ -49,7 +49,7 @@ impl<'a> Records<'a> {
     }
 
     /// The next record, or `None` after the last.
-    pub async fn next(&mut self) -> anyhow::Result<Option<Record>> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Record>> {
         loop {
             if let Some(record) = self.page.by_ref().find(carried) {
                 return Ok(Some(record));
@@ -69,7 +69,7 @@ impl<'a> Records<'a> {
 }
 
 /// Sets a record in `target` as it was in the source.
-pub async fn put_record(target: &dyn Store, record: &Record) -> anyhow::Result<()> {
+pub(crate) async fn put_record(target: &dyn Store, record: &Record) -> anyhow::Result<()> {
     target
         .put_record(
             &record.namespace,
@@ -83,7 +83,7 @@ pub async fn put_record(target: &dyn Store, record: &Record) -> anyhow::Result<(
 }
 
 /// Copies every carried record of `source` into `target`; returns how many.
-pub async fn copy_records(source: &dyn Store, target: &dyn Store) -> anyhow::Result<u64> {
+pub(crate) async fn copy_records(source: &dyn Store, target: &dyn Store) -> anyhow::Result<u64> {
     let mut records = Records::new(source);
     let mut copied = 0u64;
     while let Some(record) = records.next().await? {
@@ -94,7 +94,7 @@ pub async fn copy_records(source: &dyn Store, target: &dyn Store) -> anyhow::Res
 }
 
 /// How many carried records a store holds.
-pub async fn count_records(store: &dyn Store) -> anyhow::Result<u64> {
+pub(crate) async fn count_records(store: &dyn Store) -> anyhow::Result<u64> {
     let mut records = Records::new(store);
     let mut n = 0u64;
     while records.next().await?.is_some() {
@@ -105,7 +105,7 @@ pub async fn count_records(store: &dyn Store) -> anyhow::Result<u64> {
 
 /// The key ring of the store `storage` names (the key file's text), if it has one. Never
 /// creates anything. Call it on a multi-threaded runtime.
-pub async fn load_key_ring(
+pub(crate) async fn load_key_ring(
     storage: &Storage,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<Option<String>> {
@@ -127,7 +127,7 @@ pub async fn load_key_ring(
 /// Writes `text` as the key ring of the store `storage` names: the key file (0600, in a 0700
 /// directory) beside an SQLite store, the key ring's record in PostgreSQL. Call it on a
 /// multi-threaded runtime.
-pub async fn save_key_ring(
+pub(crate) async fn save_key_ring(
     storage: &Storage,
     store: &Arc<dyn Store>,
     text: String,
@@ -140,7 +140,7 @@ pub async fn save_key_ring(
 }
 
 /// Deletes the key file beside an SQLite store (a PostgreSQL key ring goes with the records).
-pub fn remove_key_ring(storage: &Storage) -> anyhow::Result<()> {
+pub(crate) fn remove_key_ring(storage: &Storage) -> anyhow::Result<()> {
     if let Storage::Sqlite { dir, .. } = storage {
         let file = key_file(dir);
         match std::fs::remove_file(&file) {
@@ -154,7 +154,7 @@ pub fn remove_key_ring(storage: &Storage) -> anyhow::Result<()> {
 
 /// What a store already holds, in words (empty when it holds nothing): a document, a record
 /// (any namespace, the key ring's included), a key file beside it.
-pub async fn holdings(storage: &Storage, store: &dyn Store) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn holdings(storage: &Storage, store: &dyn Store) -> anyhow::Result<Vec<String>> {
     let mut held = Vec::new();
     if let Some(doc) = store.scan(None, 1).await?.first() {
         held.push(format!("documents (such as {})", doc.path));

@@ -31,32 +31,32 @@ pub struct ActiveRules {
 }
 
 /// The rules holder: readers take a snapshot (`load`) per request; a reload swaps in a new one.
-pub struct RulesCell(ArcSwap<ActiveRules>);
+pub(crate) struct RulesCell(ArcSwap<ActiveRules>);
 
 impl RulesCell {
-    pub fn new(rules: ActiveRules) -> Self {
+    pub(crate) fn new(rules: ActiveRules) -> Self {
         RulesCell(ArcSwap::from_pointee(rules))
     }
 
-    pub fn load(&self) -> Arc<ActiveRules> {
+    pub(crate) fn load(&self) -> Arc<ActiveRules> {
         self.0.load_full()
     }
 
-    pub fn store(&self, rules: ActiveRules) {
+    pub(crate) fn store(&self, rules: ActiveRules) {
         self.0.store(Arc::new(rules));
     }
 }
 
 /// Documents a decision has loaded, with the checks that pin them for the commit.
 #[derive(Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub prefetch: Prefetch,
     pub checks: Vec<ReadCheck>,
 }
 
 impl Loaded {
     /// Records a document read from the store (`None`: absent).
-    pub fn insert(&mut self, path: DocPath, doc: Option<&Document>) {
+    pub(crate) fn insert(&mut self, path: DocPath, doc: Option<&Document>) {
         if self.checks.iter().any(|c| c.path == path) {
             return;
         }
@@ -82,7 +82,7 @@ impl Loaded {
 }
 
 /// Decides one request, loading documents the rules read as needed.
-pub async fn decide(
+pub(crate) async fn decide(
     rules: &Ruleset,
     request: &Request,
     loaded: &mut Loaded,
@@ -101,7 +101,7 @@ pub async fn decide(
 }
 
 /// Decides the writes of a batch together (shared read budget), loading documents as needed.
-pub async fn decide_batch(
+pub(crate) async fn decide_batch(
     rules: &Ruleset,
     requests: &[Request],
     loaded: &mut Loaded,
@@ -129,7 +129,7 @@ pub async fn decide_batch(
 
 /// The `permission-denied` error for a denial. With `explain`, the rules are evaluated again in
 /// explaining mode (only denials pay for that) and the details carry why.
-pub fn denied(
+pub(crate) fn denied(
     rules: &ActiveRules,
     request: &Request,
     decision: &Decision,
@@ -164,7 +164,12 @@ pub fn denied(
 }
 
 /// The explanation of a decision as JSON (for 403 details and `/v1/rules/explain`).
-pub fn details(origin: &str, method: Method, target: &str, d: &Decision) -> serde_json::Value {
+pub(crate) fn details(
+    origin: &str,
+    method: Method,
+    target: &str,
+    d: &Decision,
+) -> serde_json::Value {
     json!({
         "method": method.name(),
         "path": target,
@@ -195,7 +200,7 @@ pub fn details(origin: &str, method: Method, target: &str, d: &Decision) -> serd
 
 /// Where a decision was made, for the audit log: `origin:line` of the granting allow, or of the
 /// allows tried for a denial.
-pub fn rule_location(origin: &str, d: &Decision) -> Option<String> {
+pub(crate) fn rule_location(origin: &str, d: &Decision) -> Option<String> {
     if let Some(line) = d.granted_by {
         return Some(format!("{origin}:{line}"));
     }
@@ -204,7 +209,7 @@ pub fn rule_location(origin: &str, d: &Decision) -> Option<String> {
 }
 
 /// A short reason for a denial, for the audit log.
-pub fn deny_reason(method: Method, d: &Decision) -> String {
+pub(crate) fn deny_reason(method: Method, d: &Decision) -> String {
     if let Some(l) = &d.limit {
         return l.clone();
     }
@@ -218,12 +223,12 @@ pub fn deny_reason(method: Method, d: &Decision) -> String {
 }
 
 /// The rules' view of a stored document's data.
-pub fn data(doc: Option<&Document>) -> Option<Map> {
+pub(crate) fn data(doc: Option<&Document>) -> Option<Map> {
     doc.map(|d| d.data.clone())
 }
 
 /// The request's target as a path for messages: `coll/doc`, `coll`, or `**/coll` for a group.
-pub fn target_name(target: &claimdb_rules::Target) -> String {
+pub(crate) fn target_name(target: &claimdb_rules::Target) -> String {
     match target {
         claimdb_rules::Target::Doc(p) => p.to_string(),
         claimdb_rules::Target::Collection(c) => c.to_string(),

@@ -5,7 +5,7 @@ use rand::Rng as _;
 use rand::distr::Alphanumeric;
 
 /// Length of a generated document id.
-pub const ID_LEN: usize = 20;
+pub(crate) const ID_LEN: usize = 20;
 
 /// A fresh random document id.
 pub fn generate_id() -> String {

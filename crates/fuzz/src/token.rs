@@ -23,9 +23,9 @@ use claimdb_identity::{FetchError, KeyCacheConfig, ProviderConfig, Verifier, Ver
 use serde_json::json;
 
 /// The fixed "now" of every verification: 2026-11-23T12:00:00Z.
-pub const NOW: u64 = 1_795_435_200;
+pub(crate) const NOW: u64 = 1_795_435_200;
 /// The exact issuer of the main provider.
-pub const ISSUER: &str = "https://idp.fuzz.example/";
+pub(crate) const ISSUER: &str = "https://idp.fuzz.example/";
 
 struct Harness {
     rt: tokio::runtime::Runtime,

@@ -38,7 +38,7 @@ pub struct KeyMetrics {
 
 /// Why a refresh is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshKind {
+pub(crate) enum RefreshKind {
     /// Startup or the background schedule: always fetches (unless another fetch just finished).
     Scheduled,
     /// A request needs a key it does not find (`kid`; `None`: any key): rate limited per

@@ -95,7 +95,7 @@ fn shared_seed() -> &'static SharedSeed {
 impl TokenCache {
     /// A cache of at most `max_bytes` (as [`entry_cost`] counts them) and `max_entries`
     /// entries; either at 0 disables it.
-    pub fn new(max_bytes: usize, max_entries: usize) -> Self {
+    pub(crate) fn new(max_bytes: usize, max_entries: usize) -> Self {
         let shards = (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect();
         Self {
             hasher: SeedableRandomState::with_seed(random_u64(), shared_seed()),
@@ -105,11 +105,11 @@ impl TokenCache {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.per_shard_bytes > 0 && self.per_shard_entries > 0
     }
 
-    pub fn key(&self, token: &str) -> Key {
+    pub(crate) fn key(&self, token: &str) -> Key {
         Key(self.hasher.hash_one(token))
     }
 
@@ -121,7 +121,7 @@ impl TokenCache {
     }
 
     /// The entry stored for exactly this token.
-    pub fn get(&self, token: &str, k: Key) -> Option<Entry> {
+    pub(crate) fn get(&self, token: &str, k: Key) -> Option<Entry> {
         if !self.enabled() {
             return None;
         }
@@ -132,7 +132,7 @@ impl TokenCache {
             .map(|s| s.entry.clone())
     }
 
-    pub fn remove(&self, token: &str, k: Key) {
+    pub(crate) fn remove(&self, token: &str, k: Key) {
         if let Ok(mut s) = self.shard(k).write()
             && let Ok(found) = s.table.find_entry(k.0, |s| *s.token == *token)
         {
@@ -141,7 +141,7 @@ impl TokenCache {
         }
     }
 
-    pub fn insert(&self, token: &str, k: Key, e: Entry, now: i64) {
+    pub(crate) fn insert(&self, token: &str, k: Key, e: Entry, now: i64) {
         if !self.enabled() {
             return;
         }
@@ -186,7 +186,7 @@ impl TokenCache {
         );
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
             .filter_map(|s| s.read().ok().map(|s| s.table.len()))
@@ -194,7 +194,7 @@ impl TokenCache {
     }
 
     /// The bytes the entries hold, as [`entry_cost`] counts them.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.shards
             .iter()
             .filter_map(|s| s.read().ok().map(|s| s.bytes))

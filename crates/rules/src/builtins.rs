@@ -34,7 +34,7 @@ fn number(v: &Val<'_>) -> Option<f64> {
 }
 
 /// Applies a pure builtin to evaluated arguments.
-pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
+pub(crate) fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
     let want = Builtin::lookup_arity(b);
     if args.len() != want {
         return Err(EvalError::ty(format!(
@@ -182,7 +182,7 @@ pub fn call<'a>(b: Builtin, args: &[Val<'a>]) -> Result<Val<'a>, EvalError> {
 
 impl Builtin {
     /// How many arguments the builtin takes.
-    pub fn lookup_arity(self) -> usize {
+    pub(crate) fn lookup_arity(self) -> usize {
         let name = self.name();
         let (ns, f) = match name.split_once('.') {
             Some((ns, f)) => (Some(ns), f),
@@ -210,7 +210,7 @@ fn parse_path<'a>(s: &str) -> Result<Val<'a>, EvalError> {
 }
 
 /// A path segment as Java's `URLDecoder` reads it: `%XX` escapes and `+` for a space.
-pub fn url_decode(text: &str) -> String {
+pub(crate) fn url_decode(text: &str) -> String {
     if !text.bytes().any(|b| b == b'%' || b == b'+') {
         return text.to_string();
     }

@@ -23,11 +23,11 @@ use crate::parser_expr::is_namespace;
 use crate::program::{AllowDef, Builtin, FuncDef, Node, NodeKind, PathNode, TypeName, mask_of};
 use crate::value::Val;
 
-pub const MAX_PARAMS: usize = 7;
+pub(crate) const MAX_PARAMS: usize = 7;
 /// Firebase refuses a function with more than this many `let`s (its message says 10).
-pub const MAX_LETS: usize = 11;
+pub(crate) const MAX_LETS: usize = 11;
 /// Firebase's compile-time bound on a chain of calls between the file's functions.
-pub const MAX_CALL_CHAIN: usize = 21;
+pub(crate) const MAX_CALL_CHAIN: usize = 21;
 
 pub(crate) struct Checker<'s> {
     pub src: &'s str,
@@ -66,7 +66,7 @@ pub(crate) fn line_of(src: &str, span: Span) -> usize {
 }
 
 impl<'s> Checker<'s> {
-    pub fn new(src: &'s str, v1: bool) -> Self {
+    pub(crate) fn new(src: &'s str, v1: bool) -> Self {
         let line_starts = std::iter::once(0)
             .chain(src.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -85,17 +85,17 @@ impl<'s> Checker<'s> {
     }
 
     /// The 1-based line of a span's start.
-    pub fn line(&self, span: Span) -> usize {
+    pub(crate) fn line(&self, span: Span) -> usize {
         self.line_starts
             .partition_point(|&start| start <= span.start as usize)
             .max(1)
     }
 
-    pub fn error(&mut self, span: Span, msg: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: Span, msg: impl Into<String>) {
         self.diags.push(Diagnostic::new(self.src, span, msg));
     }
 
-    pub fn warn(&mut self, span: Span, msg: impl Into<String>) {
+    pub(crate) fn warn(&mut self, span: Span, msg: impl Into<String>) {
         if self.warnings.len() < 100 {
             self.warnings.push(Diagnostic::new(self.src, span, msg));
         }
@@ -103,7 +103,7 @@ impl<'s> Checker<'s> {
 
     /// Declares a block's functions (so they may call each other in any order) and checks their
     /// bodies. Call before checking the block's allows and children; pair with `pop_functions`.
-    pub fn push_functions(&mut self, funcs: &[ast::Function]) {
+    pub(crate) fn push_functions(&mut self, funcs: &[ast::Function]) {
         let mut scope = HashMap::new();
         let mut ids = Vec::new();
         for f in funcs {
@@ -131,7 +131,7 @@ impl<'s> Checker<'s> {
         }
     }
 
-    pub fn pop_functions(&mut self) {
+    pub(crate) fn pop_functions(&mut self) {
         self.func_scopes.pop();
     }
 
@@ -214,7 +214,7 @@ impl<'s> Checker<'s> {
         })
     }
 
-    pub fn allow(&mut self, a: &ast::Allow) -> AllowDef {
+    pub(crate) fn allow(&mut self, a: &ast::Allow) -> AllowDef {
         for (name, span) in &a.unknown_methods {
             self.warn(
                 *span,
@@ -464,7 +464,7 @@ impl<'s> Checker<'s> {
     /// Rejects recursion and call chains longer than Firebase's check allows. Firebase walks
     /// the call graph depth first from each function in source order, skipping functions it
     /// has finished, so a chain is measured from where that walk first reaches it.
-    pub fn check_calls(&mut self) {
+    pub(crate) fn check_calls(&mut self) {
         let n = self.edges.len();
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| self.func_info[i].1.start);

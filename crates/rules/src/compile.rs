@@ -24,9 +24,9 @@ pub const LOCKED_SOURCE: &str = "rules_version = '2';\nservice cloud.firestore {
 /// Most path segments across a chain of nested match patterns.
 pub const MAX_PATH_SEGMENTS: usize = 100;
 /// Most wildcards across a chain of nested match patterns.
-pub const MAX_CAPTURES: usize = 20;
+pub(crate) const MAX_CAPTURES: usize = 20;
 /// Most nested match blocks (counting the one of `/databases/{database}/documents`).
-pub const MAX_MATCH_NESTING: usize = 10;
+pub(crate) const MAX_MATCH_NESTING: usize = 10;
 
 /// A compiled, immutable rules program; cheap to share between threads.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use crate::value::{Val, equals, same, utf16_cmp};
 
 /// How a filter of a constraint compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparator {
+pub(crate) enum Comparator {
     Eq,
     Neq,
     Lt,
@@ -38,7 +38,7 @@ pub enum Comparator {
 
 impl Comparator {
     /// The emulator's name: `EQ`, `NEQ`, `LT`, `LTE`, `GT`, `GTE` or `LIST_CONTAINS`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Eq => "EQ",
             Self::Neq => "NEQ",
@@ -53,7 +53,7 @@ impl Comparator {
 
 /// One filter of a constraint.
 #[derive(Debug, Clone)]
-pub struct Simple<'a> {
+pub(crate) struct Simple<'a> {
     pub comparator: Comparator,
     pub value: Val<'a>,
 }
@@ -61,7 +61,7 @@ pub struct Simple<'a> {
 impl Simple<'_> {
     /// Whether two filters are one: the same comparator and values of one type that are
     /// equal (every NaN alike, `1` apart from `1.0`).
-    pub fn same_as(&self, other: &Simple<'_>) -> bool {
+    pub(crate) fn same_as(&self, other: &Simple<'_>) -> bool {
         let nan = |v: &Val<'_>| matches!(v, Val::Float(f) if f.is_nan());
         self.comparator == other.comparator
             && ((nan(&self.value) && nan(&other.value)) || same(&self.value, &other.value, false))
@@ -75,7 +75,7 @@ impl Simple<'_> {
 /// `not-in` is each of its values' `!=` (where `!= NaN` is `NEQ null`); `array-contains` null
 /// or NaN is `LIST_CONTAINS []`. `in` and `array-contains-any` give no filter here: they split
 /// the query into one case per value ([`value_simples`]).
-pub fn simples<'a>(op: FilterOp, value: &'a Value) -> Vec<Simple<'a>> {
+pub(crate) fn simples<'a>(op: FilterOp, value: &'a Value) -> Vec<Simple<'a>> {
     let nan = matches!(value, Value::Double(f) if f.is_nan());
     let null = matches!(value, Value::Null);
     match op {
@@ -94,7 +94,7 @@ pub fn simples<'a>(op: FilterOp, value: &'a Value) -> Vec<Simple<'a>> {
 
 /// The constraint filters of a field filter as the emulator reads them (`in` and
 /// `array-contains-any` values become `==` and `array-contains` filters of their own).
-pub fn value_simples<'a>(op: FilterOp, value: &'a Value) -> Vec<Simple<'a>> {
+pub(crate) fn value_simples<'a>(op: FilterOp, value: &'a Value) -> Vec<Simple<'a>> {
     let one = |comparator, value| Simple { comparator, value };
     let nan = matches!(value, Value::Double(f) if f.is_nan());
     let null_or_nan = nan || matches!(value, Value::Null);
@@ -132,7 +132,11 @@ pub fn value_simples<'a>(op: FilterOp, value: &'a Value) -> Vec<Simple<'a>> {
 
 /// `l op r` when either side is a constraint; `None` when neither is, or the operator treats a
 /// constraint like any other value.
-pub fn binary<'a>(op: BinOp, l: &Val<'a>, r: &Val<'a>) -> Option<Result<Val<'a>, EvalError>> {
+pub(crate) fn binary<'a>(
+    op: BinOp,
+    l: &Val<'a>,
+    r: &Val<'a>,
+) -> Option<Result<Val<'a>, EvalError>> {
     let comparison = matches!(
         op,
         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
@@ -157,7 +161,7 @@ pub fn binary<'a>(op: BinOp, l: &Val<'a>, r: &Val<'a>) -> Option<Result<Val<'a>,
 }
 
 /// `c.hasAny(items)`.
-pub fn has_any(c: &[Simple<'_>], items: &[Val<'_>]) -> bool {
+pub(crate) fn has_any(c: &[Simple<'_>], items: &[Val<'_>]) -> bool {
     c.iter().any(|s| {
         s.comparator == Comparator::ListContains && items.iter().any(|i| same(&s.value, i, false))
     })

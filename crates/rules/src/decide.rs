@@ -53,10 +53,10 @@ impl Seg<'_> {
 }
 
 /// Most match-block visits while matching one request path.
-pub const MAX_MATCH_STEPS: u32 = 10_000;
+pub(crate) const MAX_MATCH_STEPS: u32 = 10_000;
 
 /// Most ways a list query's filters may be taken apart into (Firestore allows 30 disjunctions).
-pub const MAX_QUERY_WAYS: usize = 1_000;
+pub(crate) const MAX_QUERY_WAYS: usize = 1_000;
 
 /// How to run one decision: whether to explain it, and the document-read allowance.
 #[derive(Clone, Copy)]

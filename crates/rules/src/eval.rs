@@ -43,7 +43,7 @@ pub const MAX_LIST_ACCESS_CALLS: u32 = 20;
 pub const MAX_BATCH_ACCESS_CALLS: u32 = 20;
 /// Deepest nesting of expression evaluation, across function calls. Firestore has no such
 /// limit (its expression count bounds it); this keeps the native stack bounded.
-pub const MAX_EVAL_NESTING: u32 = 400;
+pub(crate) const MAX_EVAL_NESTING: u32 = 400;
 /// Deepest user-function call chain at run time.
 pub const MAX_CALL_DEPTH: u32 = 20;
 
@@ -110,7 +110,7 @@ pub(crate) enum Results<'a> {
 }
 
 impl<'a> Results<'a> {
-    pub fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         if n <= INLINE_RESULTS {
             Results::Inline(0, std::array::from_fn(|_| None))
         } else {
@@ -118,7 +118,7 @@ impl<'a> Results<'a> {
         }
     }
 
-    pub fn push(&mut self, r: R<'a>) {
+    pub(crate) fn push(&mut self, r: R<'a>) {
         match self {
             Results::Inline(n, slots) => match slots.get_mut(*n) {
                 Some(slot) => {
@@ -135,14 +135,14 @@ impl<'a> Results<'a> {
         }
     }
 
-    pub fn get(&self, i: usize) -> Option<&R<'a>> {
+    pub(crate) fn get(&self, i: usize) -> Option<&R<'a>> {
         match self {
             Results::Inline(n, slots) => slots.get(..*n)?.get(i)?.as_ref(),
             Results::Heap(v) => v.get(i),
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Results::Inline(n, _) => *n,
             Results::Heap(v) => v.len(),
@@ -182,7 +182,7 @@ pub(crate) enum Slots<'a, const N: usize> {
 impl<'a, const N: usize> Slots<'a, N> {
     /// `n` empty slots.
     #[inline]
-    pub fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         if n <= N {
             Slots::Inline(n, std::array::from_fn(|_| None))
         } else {
@@ -190,21 +190,21 @@ impl<'a, const N: usize> Slots<'a, N> {
         }
     }
 
-    pub fn get(&self, i: usize) -> Option<&Option<Val<'a>>> {
+    pub(crate) fn get(&self, i: usize) -> Option<&Option<Val<'a>>> {
         match self {
             Slots::Inline(n, s) => s.get(..*n)?.get(i),
             Slots::Heap(s) => s.get(i),
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Slots::Inline(n, _) => *n,
             Slots::Heap(s) => s.len(),
         }
     }
 
-    pub fn get_mut(&mut self, i: usize) -> Option<&mut Option<Val<'a>>> {
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Option<Val<'a>>> {
         match self {
             Slots::Inline(n, s) => s.get_mut(..*n)?.get_mut(i),
             Slots::Heap(s) => s.get_mut(i),
@@ -213,7 +213,7 @@ impl<'a, const N: usize> Slots<'a, N> {
 }
 
 impl<'a, 'p> Frame<'a, 'p> {
-    pub fn top() -> Self {
+    pub(crate) fn top() -> Self {
         Frame {
             func: None,
             slots: Results::Heap(Vec::new()),
@@ -221,7 +221,7 @@ impl<'a, 'p> Frame<'a, 'p> {
     }
 
     /// The frame as the `let` in slot `n` sees it: only the locals before it.
-    pub fn prefix(&self, n: usize) -> Frame<'a, 'p> {
+    pub(crate) fn prefix(&self, n: usize) -> Frame<'a, 'p> {
         let mut slots = Results::with_capacity(n);
         for i in 0..n.min(self.slots.len()) {
             if let Some(r) = self.slots.get(i) {
@@ -274,7 +274,7 @@ fn first_error(acc: &mut Option<EvalError>, e: EvalError) {
 
 impl<'a, 'p> Ctx<'a, 'p> {
     #[inline]
-    pub fn new(prog: &'p Program, req: &'a Request, reader: &'a dyn DocumentReader) -> Self {
+    pub(crate) fn new(prog: &'p Program, req: &'a Request, reader: &'a dyn DocumentReader) -> Self {
         Ctx {
             prog: Some(prog),
             req: Some(req),
@@ -299,7 +299,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
     }
 
     /// A context with no request, for constant folding.
-    pub fn constant() -> Self {
+    pub(crate) fn constant() -> Self {
         Ctx {
             prog: None,
             req: None,
@@ -325,23 +325,23 @@ impl<'a, 'p> Ctx<'a, 'p> {
     }
 
     /// Expressions evaluated so far (what a folded constant stands for).
-    pub fn count(&self) -> u32 {
+    pub(crate) fn count(&self) -> u32 {
         self.count
     }
 
     /// Whether the decision went past the expression limit (every evaluation now fails).
-    pub fn over(&self) -> bool {
+    pub(crate) fn over(&self) -> bool {
         self.count > self.max_count
     }
 
     /// Changes how many expressions may be evaluated (explanations run on a larger count).
-    pub fn set_count_limit(&mut self, max: u32) {
+    pub(crate) fn set_count_limit(&mut self, max: u32) {
         self.max_count = max;
     }
 
     /// Reads one stored document as `resource` (null if it does not exist), without counting
     /// it as a lookup: the document a list names with `__name__ ==`.
-    pub fn read_document(&mut self, path: &DocPath) -> Result<Val<'a>, EvalError> {
+    pub(crate) fn read_document(&mut self, path: &DocPath) -> Result<Val<'a>, EvalError> {
         let req = self.request()?;
         let reader = self
             .reader
@@ -360,7 +360,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
     }
 
     /// Resets the expression count (explanations run on their own count).
-    pub fn set_count(&mut self, count: u32) {
+    pub(crate) fn set_count(&mut self, count: u32) {
         self.count = count;
     }
 
@@ -613,7 +613,11 @@ impl<'a, 'p> Ctx<'a, 'p> {
     }
 
     /// Evaluates one node: the count and nesting checks around [`Ctx::eval_node`].
-    pub fn eval(&mut self, n: &'p Node, f: &mut Frame<'a, 'p>) -> Result<Val<'a>, EvalError> {
+    pub(crate) fn eval(
+        &mut self,
+        n: &'p Node,
+        f: &mut Frame<'a, 'p>,
+    ) -> Result<Val<'a>, EvalError> {
         if self.count > self.max_count || self.nesting >= MAX_EVAL_NESTING {
             return Err(self.limit_error());
         }

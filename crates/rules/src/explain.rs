@@ -97,7 +97,7 @@ impl<'c, 'a, 'p> Explainer<'c, 'a, 'p> {
     }
 
     /// Explains why the whole condition of an allow did not come out `true`.
-    pub fn explain(&mut self, cond: &'p Node) {
+    pub(crate) fn explain(&mut self, cond: &'p Node) {
         let saved = self.ctx.count();
         self.ctx.set_count(0);
         self.ctx.set_count_limit(EXPLAIN_BUDGET);

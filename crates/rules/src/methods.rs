@@ -23,14 +23,14 @@ use crate::value::{
 };
 
 /// Longest regex pattern accepted, in bytes.
-pub const MAX_REGEX_LEN: usize = 4_096;
+pub(crate) const MAX_REGEX_LEN: usize = 4_096;
 /// Compiled-program and lazy-DFA size limits for one regex.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Distinct dynamic patterns compiled per request.
 const MAX_DYNAMIC_REGEXES: usize = 16;
 
 /// Compiles a pattern for a whole-string match, within the size limits.
-pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
     compile(pattern, true)
 }
 
@@ -137,7 +137,7 @@ fn re2_to_rust(pattern: &str) -> String {
 
 /// Whether a repetition operator repeats another (`a**`, `a++`, `a*{2}`), which RE2 refuses
 /// and the `regex` crate accepts. One `?` after an operator makes it lazy and is fine.
-pub fn repeated_repetition(pattern: &str) -> bool {
+pub(crate) fn repeated_repetition(pattern: &str) -> bool {
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;
     let mut after_repetition = false;
@@ -202,10 +202,10 @@ fn counted_repetition(chars: &[char]) -> Option<usize> {
 /// Patterns compiled while evaluating one request (at most [`MAX_DYNAMIC_REGEXES`], so a list
 /// searched in order; empty, it costs nothing to create or drop).
 #[derive(Default)]
-pub struct RegexCache(Vec<(String, bool, Arc<Regex>)>);
+pub(crate) struct RegexCache(Vec<(String, bool, Arc<Regex>)>);
 
 impl RegexCache {
-    pub fn get(&mut self, pattern: &str, anchored: bool) -> Result<Arc<Regex>, EvalError> {
+    pub(crate) fn get(&mut self, pattern: &str, anchored: bool) -> Result<Arc<Regex>, EvalError> {
         if let Some((_, _, re)) = self
             .0
             .iter()
@@ -261,7 +261,7 @@ fn signatures(type_name: &str, method: &str) -> Option<&'static [&'static [&'sta
 }
 
 /// Whether some type has a method of this name.
-pub fn is_method(name: &str) -> bool {
+pub(crate) fn is_method(name: &str) -> bool {
     [
         "string",
         "bytes",
@@ -332,7 +332,7 @@ fn items<'a>(v: &Val<'a>) -> Vec<Val<'a>> {
 
 /// Calls `recv.name(args)` (receiver and arguments already evaluated, `request` and resources
 /// already turned into maps).
-pub fn call<'a>(
+pub(crate) fn call<'a>(
     recv: Val<'a>,
     name: &str,
     args: &[Val<'a>],
@@ -506,7 +506,7 @@ fn replace_all(re: &Regex, s: &str, replacement: &str) -> Result<String, EvalErr
 }
 
 /// `string(v)`: ints, floats (as Java prints them), null, strings, bools and paths.
-pub fn to_string(v: &Val<'_>) -> Result<String, EvalError> {
+pub(crate) fn to_string(v: &Val<'_>) -> Result<String, EvalError> {
     Ok(match v {
         Val::Int(i) => i.to_string(),
         Val::Float(f) => crate::value::java_double(*f),
@@ -659,7 +659,7 @@ fn map_method<'a>(m: &MapV<'a>, name: &str, args: &[Val<'a>]) -> Result<Val<'a>,
 }
 
 /// Whether `name` is a method of map_diff (each gives a set of keys).
-pub fn is_diff_keys(name: &str) -> bool {
+pub(crate) fn is_diff_keys(name: &str) -> bool {
     matches!(
         name,
         "addedKeys" | "removedKeys" | "changedKeys" | "unchangedKeys" | "affectedKeys"
@@ -668,7 +668,7 @@ pub fn is_diff_keys(name: &str) -> bool {
 
 /// `a.diff(b).<name>()` (`name` one of the map_diff methods): values compare by value
 /// (numbers across int and float, at any depth).
-pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Val<'a> {
+pub(crate) fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Val<'a> {
     let mut keys = Vec::new();
     each_diff_key(a, b, name, |k| keys.push(k));
     Val::set(keys)
@@ -677,7 +677,12 @@ pub fn map_diff<'a>(a: &MapV<'a>, b: &MapV<'a>, name: &str) -> Val<'a> {
 /// `a.diff(b).<name>().hasOnly(allowed)` without building the key set when that is cheap:
 /// `None` if `allowed` is not a list or set, or the operands are too large to scan (the
 /// caller then builds the set and calls `hasOnly`).
-pub fn diff_has_only(a: &MapV<'_>, b: &MapV<'_>, name: &str, allowed: &Val<'_>) -> Option<bool> {
+pub(crate) fn diff_has_only(
+    a: &MapV<'_>,
+    b: &MapV<'_>,
+    name: &str,
+    allowed: &Val<'_>,
+) -> Option<bool> {
     if !matches!(allowed, Val::List(_) | Val::Set(_))
         || (a.len() + b.len()).saturating_mul(seq_len(allowed)) > SCAN_LIMIT
     {
@@ -784,7 +789,7 @@ fn haversine(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
 
 /// Builds a map value from evaluated entries (keys must be strings; a repeated key keeps the
 /// last value, in the place of the first).
-pub fn make_map<'a>(entries: Vec<(Val<'a>, Val<'a>)>) -> Result<Val<'a>, EvalError> {
+pub(crate) fn make_map<'a>(entries: Vec<(Val<'a>, Val<'a>)>) -> Result<Val<'a>, EvalError> {
     let mut m = OwnedMap::with_capacity(entries.len());
     for (k, v) in entries {
         match k {
@@ -802,7 +807,7 @@ pub fn make_map<'a>(entries: Vec<(Val<'a>, Val<'a>)>) -> Result<Val<'a>, EvalErr
 }
 
 /// A list value from evaluated items.
-pub fn make_list(items: Vec<Val<'_>>) -> Val<'_> {
+pub(crate) fn make_list(items: Vec<Val<'_>>) -> Val<'_> {
     Val::List(ListV::O(Arc::new(items)))
 }
 

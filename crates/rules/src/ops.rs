@@ -31,7 +31,7 @@ fn type_err(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> EvalError {
 }
 
 /// A binary operator other than `&&`/`||`.
-pub fn binary<'a>(op: BinOp, a: Val<'a>, b: Val<'a>) -> Result<Val<'a>, EvalError> {
+pub(crate) fn binary<'a>(op: BinOp, a: Val<'a>, b: Val<'a>) -> Result<Val<'a>, EvalError> {
     use Val::*;
     if let Some(r) = constraint::binary(op, &a, &b) {
         return r;
@@ -128,7 +128,7 @@ fn compare<'a>(op: BinOp, a: &Val<'a>, b: &Val<'a>) -> Result<Val<'a>, EvalError
 
 /// `needle in haystack`: list membership (types must match: `1 in [1.0]` is false), set
 /// membership (numbers by value), or a map key (which must be a string).
-pub fn contains(haystack: &Val<'_>, needle: &Val<'_>) -> Result<bool, EvalError> {
+pub(crate) fn contains(haystack: &Val<'_>, needle: &Val<'_>) -> Result<bool, EvalError> {
     match haystack {
         Val::List(l) => Ok(list_contains(l, needle)),
         Val::Set(s) => Ok(set_contains(s, needle)),
@@ -151,11 +151,11 @@ pub fn contains(haystack: &Val<'_>, needle: &Val<'_>) -> Result<bool, EvalError>
 }
 
 /// Whether a list holds `needle`, types matching exactly.
-pub fn list_contains(l: &ListV<'_>, needle: &Val<'_>) -> bool {
+pub(crate) fn list_contains(l: &ListV<'_>, needle: &Val<'_>) -> bool {
     l.iter().any(|v| same(&v, needle, false))
 }
 
-pub fn unary<'a>(op: UnOp, v: Val<'a>) -> Result<Val<'a>, EvalError> {
+pub(crate) fn unary<'a>(op: UnOp, v: Val<'a>) -> Result<Val<'a>, EvalError> {
     match (op, v) {
         (UnOp::Not, Val::Bool(b)) => Ok(Val::Bool(!b)),
         (UnOp::Neg, Val::Int(i)) => i.checked_neg().map(Val::Int).ok_or_else(|| overflow("-")),
@@ -172,7 +172,7 @@ pub fn unary<'a>(op: UnOp, v: Val<'a>) -> Result<Val<'a>, EvalError> {
     }
 }
 
-pub fn is_type(v: &Val<'_>, t: TypeName) -> bool {
+pub(crate) fn is_type(v: &Val<'_>, t: TypeName) -> bool {
     matches!(
         (t, v),
         (TypeName::Bool, Val::Bool(_))
@@ -194,8 +194,8 @@ pub fn is_type(v: &Val<'_>, t: TypeName) -> bool {
 
 /// How an unknown part shows in a path bound from a list's unknown document id or a
 /// collection group's unknown parents (no real segment holds a NUL).
-pub const UNKNOWN_ID: &str = "\u{0}*";
-pub const UNKNOWN_RUN: &str = "\u{0}**";
+pub(crate) const UNKNOWN_ID: &str = "\u{0}*";
+pub(crate) const UNKNOWN_RUN: &str = "\u{0}**";
 
 fn has_unknown(p: &[String]) -> bool {
     p.iter().any(|s| s == UNKNOWN_ID || s == UNKNOWN_RUN)
@@ -208,7 +208,7 @@ fn unbound_path() -> EvalError {
 }
 
 /// `v.name` on a data value.
-pub fn member<'a>(v: &Val<'a>, name: &str) -> Result<Val<'a>, EvalError> {
+pub(crate) fn member<'a>(v: &Val<'a>, name: &str) -> Result<Val<'a>, EvalError> {
     match v {
         Val::Map(m) => match m.get(name) {
             Some(Val::Unknown) => Err(EvalError::Unprovable(format!(
@@ -235,7 +235,7 @@ fn index_of(len: usize, i: i64) -> Result<usize, EvalError> {
 }
 
 /// `v[i]`: list and path by position, string by UTF-16 code unit, map by key.
-pub fn index<'a>(v: &Val<'a>, i: &Val<'a>) -> Result<Val<'a>, EvalError> {
+pub(crate) fn index<'a>(v: &Val<'a>, i: &Val<'a>) -> Result<Val<'a>, EvalError> {
     let wrong = |want: &str| {
         EvalError::ty(format!(
             "a {} index must be {want}, found {}",
@@ -276,7 +276,7 @@ pub fn index<'a>(v: &Val<'a>, i: &Val<'a>) -> Result<Val<'a>, EvalError> {
 /// `v[i:j]` (j excluded) on lists, strings (UTF-16 code units) and paths. Either bound may be
 /// null (the start, the end); a given start must be an index of the value and so must the
 /// position before a given end.
-pub fn slice<'a>(v: &Val<'a>, i: &Val<'a>, j: &Val<'a>) -> Result<Val<'a>, EvalError> {
+pub(crate) fn slice<'a>(v: &Val<'a>, i: &Val<'a>, j: &Val<'a>) -> Result<Val<'a>, EvalError> {
     let size = match v {
         Val::List(l) => l.len(),
         Val::Str(s) => utf16_len(s.as_str()),

@@ -16,7 +16,7 @@ use crate::value::Val;
 /// emulator has them. The reference also lists `math.isInfinite` and a `bool()` conversion; the
 /// emulator has neither (calling them is a "function not found" error), so neither is here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builtin {
+pub(crate) enum Builtin {
     Get,
     Exists,
     GetAfter,
@@ -49,7 +49,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// Looks up `name` (global) or `ns.name`; returns the builtin and its arity.
-    pub fn lookup(ns: Option<&str>, name: &str) -> Option<(Builtin, usize)> {
+    pub(crate) fn lookup(ns: Option<&str>, name: &str) -> Option<(Builtin, usize)> {
         use Builtin::*;
         Some(match (ns, name) {
             (None, "get") => (Get, 1),
@@ -84,7 +84,7 @@ impl Builtin {
     }
 
     /// The function's name as written (`math.abs`), for messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         use Builtin::*;
         match self {
             Get => "get",
@@ -118,7 +118,7 @@ impl Builtin {
     }
 
     /// Pure builtins may be folded at compile time.
-    pub fn is_pure(self) -> bool {
+    pub(crate) fn is_pure(self) -> bool {
         !matches!(
             self,
             Builtin::Get
@@ -132,19 +132,19 @@ impl Builtin {
 }
 
 #[derive(Debug, Clone)]
-pub enum PathNode {
+pub(crate) enum PathNode {
     Literal(String),
     Interp(Node),
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub kind: NodeKind,
     pub span: Span,
 }
 
 #[derive(Debug, Clone)]
-pub enum NodeKind {
+pub(crate) enum NodeKind {
     /// A constant, and how many expressions Firebase counts to evaluate what it was folded from.
     Const(Val<'static>, u32),
     /// A function parameter or `let` (index into the current frame).
@@ -179,7 +179,7 @@ pub enum NodeKind {
 
 /// The types `is` can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypeName {
+pub(crate) enum TypeName {
     Bool,
     Int,
     Float,
@@ -199,7 +199,7 @@ pub enum TypeName {
 }
 
 impl TypeName {
-    pub fn parse(s: &str) -> Option<TypeName> {
+    pub(crate) fn parse(s: &str) -> Option<TypeName> {
         Some(match s {
             "bool" => TypeName::Bool,
             "int" => TypeName::Int,
@@ -223,7 +223,7 @@ impl TypeName {
 
 #[derive(Debug, Clone)]
 #[allow(dead_code)] // name and line are kept for traces and debugging output
-pub struct FuncDef {
+pub(crate) struct FuncDef {
     pub name: String,
     pub params: usize,
     /// `let` expressions, evaluated in order when the function is called (slots
@@ -235,7 +235,7 @@ pub struct FuncDef {
 
 /// A method set an allow grants, as a bit mask over the five request methods.
 #[derive(Debug, Clone)]
-pub struct AllowDef {
+pub(crate) struct AllowDef {
     pub mask: u8,
     /// The methods as written (`read, write`), for traces.
     pub methods_text: Arc<str>,
@@ -246,7 +246,7 @@ pub struct AllowDef {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum PatSeg {
+pub(crate) enum PatSeg {
     Literal(String),
     /// Captures into wildcard slot `n`.
     Single(u16),
@@ -257,7 +257,7 @@ pub enum PatSeg {
 /// flooding resistance buys nothing here: the keys come from the rules file, and a request
 /// path only ever looks keys up.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SegHasher(u64);
+pub(crate) struct SegHasher(u64);
 
 impl SegHasher {
     #[inline]
@@ -302,10 +302,10 @@ impl Hasher for SegHasher {
 }
 
 /// Match nodes by the literal their pattern starts with.
-pub type LiteralIndex = HashMap<String, Vec<usize>, BuildHasherDefault<SegHasher>>;
+pub(crate) type LiteralIndex = HashMap<String, Vec<usize>, BuildHasherDefault<SegHasher>>;
 
 #[derive(Debug, Clone)]
-pub struct MatchNode {
+pub(crate) struct MatchNode {
     pub pattern: Vec<PatSeg>,
     /// The full pattern as written, for traces.
     pub text: Arc<str>,
@@ -321,7 +321,7 @@ pub struct MatchNode {
 
 /// A whole checked program.
 #[derive(Debug, Clone)]
-pub struct Program {
+pub(crate) struct Program {
     pub functions: Vec<FuncDef>,
     /// Arena of match nodes; `roots` are the service-level matches.
     pub matches: Vec<MatchNode>,
@@ -334,7 +334,7 @@ pub struct Program {
 }
 
 /// The bit of a request method in [`AllowDef::mask`].
-pub fn mask_of(m: AllowMethod) -> u8 {
+pub(crate) fn mask_of(m: AllowMethod) -> u8 {
     match m {
         AllowMethod::Get => 1,
         AllowMethod::List => 2,

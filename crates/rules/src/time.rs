@@ -5,7 +5,7 @@ use time::{Date, Month, OffsetDateTime};
 
 use crate::error::EvalError;
 
-pub const NANOS_PER_SEC: i128 = 1_000_000_000;
+pub(crate) const NANOS_PER_SEC: i128 = 1_000_000_000;
 const NANOS_PER_DAY: i128 = 86_400 * NANOS_PER_SEC;
 /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z in nanoseconds.
 const MIN_TS: i128 = -62_135_596_800 * NANOS_PER_SEC;
@@ -13,7 +13,7 @@ const MAX_TS: i128 = 253_402_300_800 * NANOS_PER_SEC - 1;
 /// Durations are bounded to ±10,000 years, like protobuf durations.
 const MAX_DURATION: i128 = 315_576_000_000 * NANOS_PER_SEC;
 
-pub fn check_timestamp(ns: i128) -> Result<i128, EvalError> {
+pub(crate) fn check_timestamp(ns: i128) -> Result<i128, EvalError> {
     if (MIN_TS..=MAX_TS).contains(&ns) {
         Ok(ns)
     } else {
@@ -23,7 +23,7 @@ pub fn check_timestamp(ns: i128) -> Result<i128, EvalError> {
     }
 }
 
-pub fn check_duration(ns: i128) -> Result<i128, EvalError> {
+pub(crate) fn check_duration(ns: i128) -> Result<i128, EvalError> {
     if (-MAX_DURATION..=MAX_DURATION).contains(&ns) {
         Ok(ns)
     } else {
@@ -36,7 +36,7 @@ fn datetime(ns: i128) -> Result<OffsetDateTime, EvalError> {
         .map_err(|_| EvalError::invalid("timestamp out of range"))
 }
 
-pub fn format_timestamp(ns: i128) -> String {
+pub(crate) fn format_timestamp(ns: i128) -> String {
     match datetime(ns) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
@@ -53,7 +53,7 @@ pub fn format_timestamp(ns: i128) -> String {
 }
 
 /// `timestamp.date(year, month, day)`.
-pub fn from_date(year: i64, month: i64, day: i64) -> Result<i128, EvalError> {
+pub(crate) fn from_date(year: i64, month: i64, day: i64) -> Result<i128, EvalError> {
     let bad = || EvalError::invalid(format!("{year}-{month}-{day} is not a valid date"));
     let y = i32::try_from(year).map_err(|_| bad())?;
     let m = u8::try_from(month)
@@ -67,7 +67,7 @@ pub fn from_date(year: i64, month: i64, day: i64) -> Result<i128, EvalError> {
 }
 
 /// A timestamp method with no arguments (`year()`, `dayOfWeek()`, `toMillis()`, …).
-pub fn component(ns: i128, name: &str) -> Result<crate::value::Val<'static>, EvalError> {
+pub(crate) fn component(ns: i128, name: &str) -> Result<crate::value::Val<'static>, EvalError> {
     use crate::value::Val;
     let t = datetime(ns)?;
     let midnight = ns - ns.rem_euclid(NANOS_PER_DAY);
@@ -96,7 +96,7 @@ pub fn component(ns: i128, name: &str) -> Result<crate::value::Val<'static>, Eva
 /// read leniently as the emulator reads it (a month, day or hour too large runs into the next;
 /// fraction digits past the ninth are dropped). Nanoseconds since the epoch, before any range
 /// check.
-pub fn parse_rfc3339(s: &str) -> Option<i128> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i128> {
     let (date, rest) = s.split_once('T')?;
     let mut fields = date.split('-');
     let (year, month, day) = (fields.next()?, fields.next()?, fields.next()?);
@@ -162,7 +162,7 @@ fn days_from_civil(year: i64, month: i64) -> i64 {
 }
 
 /// Nanoseconds in one `unit` of `duration.value(n, unit)`.
-pub fn unit_nanos(unit: &str) -> Result<i128, EvalError> {
+pub(crate) fn unit_nanos(unit: &str) -> Result<i128, EvalError> {
     Ok(match unit {
         "w" => 7 * NANOS_PER_DAY,
         "d" => NANOS_PER_DAY,

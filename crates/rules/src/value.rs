@@ -24,12 +24,16 @@ use crate::constraint::Simple;
 use crate::request::{Request, Target};
 
 /// Largest string or bytes value an expression may build (documents are at most 1 MiB).
-pub const MAX_STRING_BYTES: usize = 2 << 20;
+pub(crate) const MAX_STRING_BYTES: usize = 2 << 20;
 /// Longest list or set an expression may build.
-pub const MAX_LIST_LEN: usize = 100_000;
+pub(crate) const MAX_LIST_LEN: usize = 100_000;
 
 /// Refuses a computed string, bytes or list that would exceed the limits above.
-pub fn check_size(what: &str, len: usize, limit: usize) -> Result<(), crate::error::EvalError> {
+pub(crate) fn check_size(
+    what: &str,
+    len: usize,
+    limit: usize,
+) -> Result<(), crate::error::EvalError> {
     if len > limit {
         Err(crate::error::EvalError::Limit(format!(
             "a computed {what} would hold {len} items; the limit is {limit}"
@@ -41,13 +45,13 @@ pub fn check_size(what: &str, len: usize, limit: usize) -> Result<(), crate::err
 
 /// A string, borrowed or shared.
 #[derive(Debug, Clone)]
-pub enum StrV<'a> {
+pub(crate) enum StrV<'a> {
     B(&'a str),
     O(Arc<str>),
 }
 
 impl StrV<'_> {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             StrV::B(s) => s,
             StrV::O(s) => s,
@@ -57,13 +61,13 @@ impl StrV<'_> {
 
 /// A byte string, borrowed or shared.
 #[derive(Debug, Clone)]
-pub enum BytesV<'a> {
+pub(crate) enum BytesV<'a> {
     B(&'a [u8]),
     O(Arc<[u8]>),
 }
 
 impl BytesV<'_> {
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             BytesV::B(s) => s,
             BytesV::O(s) => s,
@@ -73,28 +77,28 @@ impl BytesV<'_> {
 
 /// A list: a borrowed document array or a computed one.
 #[derive(Debug, Clone)]
-pub enum ListV<'a> {
+pub(crate) enum ListV<'a> {
     B(&'a [Value]),
     O(Arc<Vec<Val<'a>>>),
 }
 
 impl<'a> ListV<'a> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             ListV::B(s) => s.len(),
             ListV::O(v) => v.len(),
         }
     }
-    pub fn get(&self, i: usize) -> Option<Val<'a>> {
+    pub(crate) fn get(&self, i: usize) -> Option<Val<'a>> {
         match self {
             ListV::B(s) => s.get(i).map(Val::from_value),
             ListV::O(v) => v.get(i).cloned(),
         }
     }
-    pub fn iter(&self) -> impl Iterator<Item = Val<'a>> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Val<'a>> + '_ {
         (0..self.len()).filter_map(move |i| self.get(i))
     }
-    pub fn to_vec(&self) -> Vec<Val<'a>> {
+    pub(crate) fn to_vec(&self) -> Vec<Val<'a>> {
         self.iter().collect()
     }
 }
@@ -103,7 +107,7 @@ impl<'a> ListV<'a> {
 /// place and takes the last value). Small maps are a list searched in order; past
 /// [`INDEXED_MAP`] entries a key index is kept too.
 #[derive(Debug, Clone, Default)]
-pub struct OwnedMap<'a> {
+pub(crate) struct OwnedMap<'a> {
     /// Keys borrow the request's or the rules' strings where they can.
     entries: Vec<(Cow<'a, str>, Val<'a>)>,
     index: Option<std::collections::HashMap<String, usize>>,
@@ -113,11 +117,11 @@ pub struct OwnedMap<'a> {
 const INDEXED_MAP: usize = 16;
 
 impl<'a> OwnedMap<'a> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         OwnedMap {
             entries: Vec::with_capacity(n),
             index: None,
@@ -131,7 +135,7 @@ impl<'a> OwnedMap<'a> {
         }
     }
 
-    pub fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Val<'a>) {
+    pub(crate) fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Val<'a>) {
         let key = key.into();
         if let Some(i) = self.position(&key) {
             if let Some(e) = self.entries.get_mut(i) {
@@ -154,25 +158,25 @@ impl<'a> OwnedMap<'a> {
         self.entries.push((key, value));
     }
 
-    pub fn get(&self, key: &str) -> Option<&Val<'a>> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Val<'a>> {
         self.position(key)
             .and_then(|i| self.entries.get(i))
             .map(|(_, v)| v)
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_some()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, (Cow<'a, str>, Val<'a>)> {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, (Cow<'a, str>, Val<'a>)> {
         self.entries.iter()
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Val<'a>> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Val<'a>> {
         self.entries.iter().map(|(_, v)| v)
     }
 }
@@ -189,39 +193,39 @@ impl<'a, K: Into<Cow<'a, str>>> FromIterator<(K, Val<'a>)> for OwnedMap<'a> {
 
 /// A map: a borrowed document map (key order) or a computed one (insertion order).
 #[derive(Debug, Clone)]
-pub enum MapV<'a> {
+pub(crate) enum MapV<'a> {
     B(&'a Map),
     O(Arc<OwnedMap<'a>>),
 }
 
 impl<'a> MapV<'a> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             MapV::B(m) => m.len(),
             MapV::O(m) => m.len(),
         }
     }
-    pub fn get(&self, key: &str) -> Option<Val<'a>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Val<'a>> {
         match self {
             MapV::B(m) => m.get(key).map(Val::from_value),
             MapV::O(m) => m.get(key).cloned(),
         }
     }
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         match self {
             MapV::B(m) => m.contains_key(key),
             MapV::O(m) => m.contains_key(key),
         }
     }
     /// The entries in the map's order.
-    pub fn iter(&self) -> MapIter<'_, 'a> {
+    pub(crate) fn iter(&self) -> MapIter<'_, 'a> {
         match self {
             MapV::B(m) => MapIter::B(m.iter()),
             MapV::O(m) => MapIter::O(m.iter()),
         }
     }
 
-    pub fn entries(&self) -> Vec<(&str, Val<'a>)> {
+    pub(crate) fn entries(&self) -> Vec<(&str, Val<'a>)> {
         match self {
             MapV::B(m) => m
                 .iter()
@@ -232,7 +236,7 @@ impl<'a> MapV<'a> {
     }
 
     /// The entries sorted by key (for comparisons that ignore order).
-    pub fn sorted_entries(&self) -> Vec<(&str, Val<'a>)> {
+    pub(crate) fn sorted_entries(&self) -> Vec<(&str, Val<'a>)> {
         let mut e = self.entries();
         if let MapV::O(_) = self {
             e.sort_by(|a, b| a.0.cmp(b.0));
@@ -242,20 +246,20 @@ impl<'a> MapV<'a> {
 }
 
 /// The entries of a [`MapV`], in its order.
-pub enum MapIter<'m, 'a> {
+pub(crate) enum MapIter<'m, 'a> {
     B(std::collections::btree_map::Iter<'a, String, Value>),
     O(std::slice::Iter<'m, (Cow<'a, str>, Val<'a>)>),
 }
 
 /// A key of a [`MapV`]: borrowed from a document map, or from a computed one.
 #[derive(Clone, Copy)]
-pub enum MapKey<'m, 'a> {
+pub(crate) enum MapKey<'m, 'a> {
     B(&'a str),
     O(&'m str),
 }
 
 impl<'a> MapKey<'_, 'a> {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             MapKey::B(k) => k,
             MapKey::O(k) => k,
@@ -263,7 +267,7 @@ impl<'a> MapKey<'_, 'a> {
     }
 
     /// The key as a string value (a copy only for a computed map's key).
-    pub fn to_val(self) -> Val<'a> {
+    pub(crate) fn to_val(self) -> Val<'a> {
         match self {
             MapKey::B(k) => Val::Str(StrV::B(k)),
             MapKey::O(k) => Val::str(k),
@@ -286,7 +290,7 @@ impl<'m, 'a> Iterator for MapIter<'m, 'a> {
 
 /// A document's full name, built only when a rule asks for `__name__`.
 #[derive(Debug, Clone)]
-pub enum NameV<'a> {
+pub(crate) enum NameV<'a> {
     /// A document of the request: the database id and the document path.
     Doc(&'a str, &'a DocPath),
     /// `databases/<db>/documents/<coll>/<id>…` as segments.
@@ -294,7 +298,7 @@ pub enum NameV<'a> {
 }
 
 impl NameV<'_> {
-    pub fn segments(&self) -> Arc<[String]> {
+    pub(crate) fn segments(&self) -> Arc<[String]> {
         match self {
             NameV::Doc(db, p) => doc_name(db, p),
             NameV::Owned(s) => s.clone(),
@@ -303,7 +307,7 @@ impl NameV<'_> {
 }
 
 /// `databases/<db>/documents/<collection…>` as segments.
-pub fn collection_name(database: &str, c: &CollectionPath) -> Vec<String> {
+pub(crate) fn collection_name(database: &str, c: &CollectionPath) -> Vec<String> {
     let mut segs = vec![
         "databases".to_string(),
         database.to_string(),
@@ -315,7 +319,7 @@ pub fn collection_name(database: &str, c: &CollectionPath) -> Vec<String> {
 
 /// The path a request is checked on (`request.path`): the document, or for a list its
 /// collection; for a collection group, the document (or root) below which it looks.
-pub fn target_segments(req: &Request) -> Vec<String> {
+pub(crate) fn target_segments(req: &Request) -> Vec<String> {
     match &req.target {
         Target::Doc(p) => doc_name(&req.database, p).to_vec(),
         Target::Collection(c) => collection_name(&req.database, c),
@@ -337,7 +341,7 @@ pub fn target_segments(req: &Request) -> Vec<String> {
 /// write), viewed in place; or a document read by `get()`, shared. Rules see it as the map
 /// `{data, __name__, id}`.
 #[derive(Debug, Clone)]
-pub enum ResourceRef<'a> {
+pub(crate) enum ResourceRef<'a> {
     /// A document of the request (its target is a document).
     Request {
         req: &'a Request,
@@ -347,7 +351,7 @@ pub enum ResourceRef<'a> {
 }
 
 impl<'a> ResourceRef<'a> {
-    pub fn name(&self) -> NameV<'a> {
+    pub(crate) fn name(&self) -> NameV<'a> {
         match self {
             ResourceRef::Request { req, .. } => match &req.target {
                 Target::Doc(p) => NameV::Doc(&req.database, p),
@@ -357,7 +361,7 @@ impl<'a> ResourceRef<'a> {
         }
     }
 
-    pub fn data(&self) -> MapV<'a> {
+    pub(crate) fn data(&self) -> MapV<'a> {
         match self {
             ResourceRef::Request { data, .. } => MapV::B(data),
             ResourceRef::Shared(r) => r.data.clone(),
@@ -365,7 +369,7 @@ impl<'a> ResourceRef<'a> {
     }
 
     /// The resource as the map rules see.
-    pub fn to_map(&self) -> MapV<'a> {
+    pub(crate) fn to_map(&self) -> MapV<'a> {
         let name = self.name();
         let mut m = OwnedMap::with_capacity(3);
         m.insert("data", Val::Map(self.data()));
@@ -379,14 +383,14 @@ impl<'a> ResourceRef<'a> {
 
 /// A document read by `get()`: `data`, `id` and `__name__`.
 #[derive(Debug, Clone)]
-pub struct ResourceV<'a> {
+pub(crate) struct ResourceV<'a> {
     pub name: NameV<'a>,
     pub data: MapV<'a>,
 }
 
 /// One runtime value.
 #[derive(Debug, Clone)]
-pub enum Val<'a> {
+pub(crate) enum Val<'a> {
     Null,
     Bool(bool),
     Int(i64),
@@ -418,7 +422,7 @@ pub enum Val<'a> {
 
 impl<'a> Val<'a> {
     /// Views a stored value without copying it.
-    pub fn from_value(v: &'a Value) -> Val<'a> {
+    pub(crate) fn from_value(v: &'a Value) -> Val<'a> {
         match v {
             Value::Null => Val::Null,
             Value::Bool(b) => Val::Bool(*b),
@@ -434,16 +438,16 @@ impl<'a> Val<'a> {
         }
     }
 
-    pub fn str(s: &str) -> Val<'a> {
+    pub(crate) fn str(s: &str) -> Val<'a> {
         Val::Str(StrV::O(Arc::from(s)))
     }
 
-    pub fn list(items: Vec<Val<'a>>) -> Val<'a> {
+    pub(crate) fn list(items: Vec<Val<'a>>) -> Val<'a> {
         Val::List(ListV::O(Arc::new(items)))
     }
 
     /// A set from any values: duplicates (by value) dropped.
-    pub fn set(mut items: Vec<Val<'a>>) -> Val<'a> {
+    pub(crate) fn set(mut items: Vec<Val<'a>>) -> Val<'a> {
         items.sort_by(set_cmp);
         let mut out: Vec<Val<'a>> = Vec::with_capacity(items.len());
         for v in items {
@@ -457,12 +461,12 @@ impl<'a> Val<'a> {
         Val::Set(Arc::new(out))
     }
 
-    pub fn path(segments: Vec<String>) -> Val<'a> {
+    pub(crate) fn path(segments: Vec<String>) -> Val<'a> {
         Val::Path(Arc::from(segments))
     }
 
     /// The name used by `is`, method dispatch and error messages.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Val::Null => "null",
             Val::Bool(_) => "bool",
@@ -484,7 +488,7 @@ impl<'a> Val<'a> {
     }
 
     /// Elements of a list or set, for methods that take either.
-    pub fn elements(&self) -> Option<Vec<Val<'a>>> {
+    pub(crate) fn elements(&self) -> Option<Vec<Val<'a>>> {
         match self {
             Val::List(l) => Some(l.to_vec()),
             Val::Set(s) => Some(s.to_vec()),
@@ -494,7 +498,7 @@ impl<'a> Val<'a> {
 }
 
 /// `databases/<db>/documents/<path…>` as path segments.
-pub fn doc_name(database: &str, path: &DocPath) -> Arc<[String]> {
+pub(crate) fn doc_name(database: &str, path: &DocPath) -> Arc<[String]> {
     let mut segs = vec![
         "databases".to_string(),
         database.to_string(),
@@ -508,7 +512,7 @@ pub fn doc_name(database: &str, path: &DocPath) -> Arc<[String]> {
 
 /// Whether a value equals nothing, itself included: a NaN, a map diff, a constraint, or a
 /// container holding one.
-pub fn never_equal(v: &Val<'_>) -> bool {
+pub(crate) fn never_equal(v: &Val<'_>) -> bool {
     match v {
         Val::Float(f) => f.is_nan(),
         Val::MapDiff(_) | Val::Constraint(_) | Val::Unknown => true,
@@ -541,7 +545,7 @@ fn as_plain<'v, 'a>(v: &'v Val<'a>) -> std::borrow::Cow<'v, Val<'a>> {
 
 /// `==` of the language: an int equals a float of the same value, values of different types
 /// are unequal, NaN equals nothing, and inside lists and maps types must match.
-pub fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
+pub(crate) fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Int(x), Val::Float(y)) | (Val::Float(y), Val::Int(x)) => (*x as f64) == *y,
         _ => same(a, b, false),
@@ -550,7 +554,7 @@ pub fn equals(a: &Val<'_>, b: &Val<'_>) -> bool {
 
 /// Equality without int/float conversion (list items, map values, `in` a list, the list
 /// methods), or with it at every depth (`loose`: sets and map diffs).
-pub fn same(a: &Val<'_>, b: &Val<'_>, loose: bool) -> bool {
+pub(crate) fn same(a: &Val<'_>, b: &Val<'_>, loose: bool) -> bool {
     let inner = |x: &Val<'_>, y: &Val<'_>| {
         if loose {
             loose_eq(x, y)
@@ -589,7 +593,7 @@ pub fn same(a: &Val<'_>, b: &Val<'_>, loose: bool) -> bool {
 }
 
 /// Equality with numbers compared by value at any depth (sets, map diffs).
-pub fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
+pub(crate) fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Int(x), Val::Float(y)) | (Val::Float(y), Val::Int(x)) => (*x as f64) == *y,
         _ => same(a, b, true),
@@ -597,7 +601,7 @@ pub fn loose_eq(a: &Val<'_>, b: &Val<'_>) -> bool {
 }
 
 /// Whether a set (sorted by [`set_cmp`]) holds `v` (by value).
-pub fn set_contains(set: &[Val<'_>], v: &Val<'_>) -> bool {
+pub(crate) fn set_contains(set: &[Val<'_>], v: &Val<'_>) -> bool {
     if never_equal(v) {
         return false;
     }
@@ -655,14 +659,14 @@ fn int_float_cmp(i: i64, f: f64) -> Ordering {
 
 /// The order of set elements: by type, then value, numbers across int and float (values that
 /// compare equal are equal by [`loose_eq`], unless one of them [`never_equal`]s).
-pub fn set_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
+pub(crate) fn set_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
     order(a, b, false)
 }
 
 /// A total order in which values compare equal exactly when they are the same without
 /// int/float conversion (unless one of them [`never_equal`]s): for membership tests on
 /// large lists.
-pub fn strict_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
+pub(crate) fn strict_cmp(a: &Val<'_>, b: &Val<'_>) -> Ordering {
     order(a, b, true)
 }
 
@@ -714,7 +718,7 @@ fn seq_order(x: &[Val<'_>], y: &[Val<'_>], strict: bool) -> Ordering {
 // ----- strings as Java sees them
 
 /// A string's length in UTF-16 code units.
-pub fn utf16_len(s: &str) -> usize {
+pub(crate) fn utf16_len(s: &str) -> usize {
     if s.is_ascii() {
         s.len()
     } else {
@@ -723,7 +727,7 @@ pub fn utf16_len(s: &str) -> usize {
 }
 
 /// Code units `from..to` of `s`; a surrogate pair cut in half becomes U+FFFD.
-pub fn utf16_slice(s: &str, from: usize, to: usize) -> String {
+pub(crate) fn utf16_slice(s: &str, from: usize, to: usize) -> String {
     if s.is_ascii() {
         return s.get(from..to).unwrap_or("").to_string();
     }
@@ -732,7 +736,7 @@ pub fn utf16_slice(s: &str, from: usize, to: usize) -> String {
 }
 
 /// Java's `String.compareTo`: UTF-16 code unit order.
-pub fn utf16_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn utf16_cmp(a: &str, b: &str) -> Ordering {
     // UTF-8 byte order is code point order, which differs from UTF-16 order only where a
     // character at or above U+E000 meets a supplementary one.
     let tricky = |s: &str| s.bytes().any(|b| b >= 0xEE);
@@ -745,7 +749,7 @@ pub fn utf16_cmp(a: &str, b: &str) -> Ordering {
 
 /// A float as Java's `Double.toString` writes it: `1.0`, `0.001`, `1.0E7`, `1.0E-4`,
 /// `Infinity`, `NaN`, with the shortest digits that read back the same.
-pub fn java_double(f: f64) -> String {
+pub(crate) fn java_double(f: f64) -> String {
     if f.is_nan() {
         return "NaN".to_owned();
     }
@@ -790,7 +794,7 @@ pub fn java_double(f: f64) -> String {
 
 /// Java's `Double.parseDouble`: surrounding control characters and spaces are ignored, and
 /// `NaN`, `Infinity` and a trailing `d` or `f` are accepted.
-pub fn parse_java_double(s: &str) -> Option<f64> {
+pub(crate) fn parse_java_double(s: &str) -> Option<f64> {
     let t = s.trim_matches(|c: char| c <= ' ');
     let (sign, body) = match t.as_bytes().first() {
         Some(b'-') => (-1.0, &t[1..]),
@@ -836,7 +840,7 @@ pub fn parse_java_double(s: &str) -> Option<f64> {
 }
 
 /// Java's `Long.parseLong`: an optional sign and decimal digits, nothing else (no spaces).
-pub fn parse_java_long(s: &str) -> Option<i64> {
+pub(crate) fn parse_java_long(s: &str) -> Option<i64> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -847,12 +851,12 @@ pub fn parse_java_long(s: &str) -> Option<i64> {
 // ----- printing
 
 /// A value rendered for an error message, cut to a readable length (values can be 1 MiB).
-pub fn short(v: &Val<'_>) -> String {
+pub(crate) fn short(v: &Val<'_>) -> String {
     shorten_text(&v.to_string())
 }
 
 /// Cuts text to 100 characters for messages.
-pub fn shorten_text(s: &str) -> String {
+pub(crate) fn shorten_text(s: &str) -> String {
     if s.chars().count() > 100 {
         let mut t: String = s.chars().take(100).collect();
         t.push('…');

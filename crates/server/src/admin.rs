@@ -13,7 +13,10 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Ctx};
 
 /// `GET /v1/me`: the caller's effective uid, claims (token + custom claims) and roles.
-pub async fn me(State(state): State<AppState>, Ctx(ctx): Ctx) -> Result<Json<Json_>, ApiError> {
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+) -> Result<Json<Json_>, ApiError> {
     let p = state.engine.me(&ctx).await?;
     Ok(Json(json!({
         "uid": p.uid,
@@ -26,20 +29,20 @@ pub async fn me(State(state): State<AppState>, Ctx(ctx): Ctx) -> Result<Json<Jso
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UsersParams {
+pub(crate) struct UsersParams {
     page_size: Option<usize>,
     page_token: Option<String>,
 }
 
 #[derive(Serialize)]
-pub struct UsersOut {
+pub(crate) struct UsersOut {
     users: Vec<claimdb_engine::users::UserRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
 }
 
 /// `GET /v1/admin/users`: users claimdb has a record of, in uid order.
-pub async fn list_users(
+pub(crate) async fn list_users(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(params): ApiQuery<UsersParams>,
@@ -59,7 +62,7 @@ pub async fn list_users(
 }
 
 /// `GET /v1/admin/users/{uid}`.
-pub async fn get_user(
+pub(crate) async fn get_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(uid): Path<String>,
@@ -68,7 +71,7 @@ pub async fn get_user(
 }
 
 /// `GET /v1/admin/users/{uid}/claims`.
-pub async fn get_claims(
+pub(crate) async fn get_claims(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(uid): Path<String>,
@@ -78,7 +81,7 @@ pub async fn get_claims(
 }
 
 /// `PUT /v1/admin/users/{uid}/claims`: the body is the claims object itself.
-pub async fn put_claims(
+pub(crate) async fn put_claims(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(uid): Path<String>,
@@ -89,7 +92,7 @@ pub async fn put_claims(
 }
 
 /// `DELETE /v1/admin/users/{uid}/claims`.
-pub async fn delete_claims(
+pub(crate) async fn delete_claims(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(uid): Path<String>,
@@ -99,7 +102,7 @@ pub async fn delete_claims(
 }
 
 /// `POST /v1/admin/users/{uid}/revoke`: tokens issued before now are refused from now on.
-pub async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(uid): Path<String>,
@@ -109,7 +112,7 @@ pub async fn revoke(
 }
 
 /// `POST /v1/rules/explain`: decides and explains a hypothetical request (admin only).
-pub async fn explain(
+pub(crate) async fn explain(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(case): ApiJson<Json_>,
@@ -119,7 +122,7 @@ pub async fn explain(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditParams {
+pub(crate) struct AuditParams {
     /// Only denials.
     #[serde(default)]
     deny: bool,
@@ -137,7 +140,7 @@ pub struct AuditParams {
 const MAX_AUDIT_LIMIT: usize = 10_000;
 
 /// `GET /v1/admin/audit`: the newest matching decisions, newest first.
-pub async fn audit(
+pub(crate) async fn audit(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(params): ApiQuery<AuditParams>,

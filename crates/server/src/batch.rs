@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Ctx};
 use crate::wire::{BatchOut, BatchRequest};
 
-pub async fn commit(
+pub(crate) async fn commit(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(request): ApiJson<BatchRequest>,

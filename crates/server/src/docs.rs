@@ -18,7 +18,7 @@ use crate::wire::{DocumentOut, ListOut, ListParams};
 
 /// `GET`: a document path reads the document (304 when `If-None-Match` names its current
 /// version); a collection path lists the collection.
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawPath(raw): RawPath,
@@ -63,7 +63,7 @@ fn not_modified(headers: &HeaderMap, version: u64) -> bool {
 }
 
 /// `PUT`: replace or create (201 when created). `If-Match` / `If-None-Match: *` apply.
-pub async fn put(
+pub(crate) async fn put(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawPath(raw): RawPath,
@@ -82,7 +82,7 @@ pub async fn put(
 }
 
 /// `PATCH`: merge dotted field paths into an existing document.
-pub async fn patch(
+pub(crate) async fn patch(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawPath(raw): RawPath,
@@ -96,7 +96,7 @@ pub async fn patch(
 }
 
 /// `DELETE`: 204, whether or not the document existed, unless a condition fails.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawPath(raw): RawPath,
@@ -108,7 +108,7 @@ pub async fn delete(
 }
 
 /// `POST` to a collection: create a document with a generated id (201 + `Location`).
-pub async fn post(
+pub(crate) async fn post(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawPath(raw): RawPath,
@@ -142,7 +142,7 @@ fn document_response(status: StatusCode, doc: &Document, location: Option<String
 }
 
 /// The entity tag of a document version.
-pub fn etag(version: u64) -> String {
+pub(crate) fn etag(version: u64) -> String {
     format!("\"{version}\"")
 }
 

@@ -20,7 +20,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// JSON, a name repeated in any object, an integer literal outside the signed 64-bit range
 /// (both through `claimdb_model::json_text::parse_body`, the one strict reading of JSON that
 /// tokens get too) and shapes `T` does not accept, each with a message saying which.
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
@@ -57,7 +57,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 }
 
 /// Reads a JSON body strictly into `T`.
-pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = claimdb_model::json_text::parse_body(bytes).map_err(|e| match e {
         claimdb_model::ModelError::InvalidJson(e) => {
             ApiError::invalid(format!("the request body is not valid JSON: {e}"))
@@ -79,7 +79,7 @@ fn is_json_type(value: &str) -> bool {
 }
 
 /// The `{*path}` of a `/v1/docs/...` route, percent-decoded, not yet validated.
-pub struct RawPath(pub String);
+pub(crate) struct RawPath(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for RawPath {
     type Rejection = ApiError;
@@ -93,7 +93,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RawPath {
 }
 
 /// A query string deserialized into `T` (which should deny unknown fields).
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
@@ -107,14 +107,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// The header carrying the admin key.
-pub const ADMIN_KEY: &str = "x-claimdb-admin-key";
+pub(crate) const ADMIN_KEY: &str = "x-claimdb-admin-key";
 
 /// The engine's view of the request: its id (from `x-request-id`), its credential
 /// (`Authorization: Bearer`, else the `claimdb_session` cookie when sign-in is enabled) and the
 /// admin key, if sent. A malformed `Authorization` header is refused here with 401 rather than
 /// treated as no credential; a cookie-authenticated request other than GET/HEAD must pass the
 /// origin check ([`crate::csrf`]) or is refused with 403.
-pub struct Ctx(pub RequestContext);
+pub(crate) struct Ctx(pub RequestContext);
 
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
@@ -145,7 +145,7 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 /// Reads `Authorization: Bearer <token>`.
-pub fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
+pub(crate) fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
     let unauthenticated = |message: &str| {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
             .with_detail("reason", "malformed".into())
@@ -174,7 +174,7 @@ pub fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
 }
 
 /// `If-Match` / `If-None-Match` as a write condition.
-pub struct Conditions(pub WriteCondition);
+pub(crate) struct Conditions(pub WriteCondition);
 
 impl<S: Send + Sync> FromRequestParts<S> for Conditions {
     type Rejection = ApiError;
@@ -201,7 +201,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 }
 
 /// Reads the conditional headers of a write.
-pub fn conditions(headers: &HeaderMap) -> Result<WriteCondition, ApiError> {
+pub(crate) fn conditions(headers: &HeaderMap) -> Result<WriteCondition, ApiError> {
     let if_match = header_text(headers, "if-match")?;
     let if_none_match = header_text(headers, "if-none-match")?;
     match (if_match, if_none_match) {
@@ -216,7 +216,7 @@ pub fn conditions(headers: &HeaderMap) -> Result<WriteCondition, ApiError> {
 
 /// Parses an `If-Match` value: `*`, or a comma-separated list of entity tags (`"3"`, `W/"3"`;
 /// a bare `3` is accepted too). A well-formed tag that is not a version can match nothing.
-pub fn parse_if_match(value: &str, name: &str) -> Result<WriteCondition, ApiError> {
+pub(crate) fn parse_if_match(value: &str, name: &str) -> Result<WriteCondition, ApiError> {
     let mut versions = Vec::new();
     for item in value.split(',').map(str::trim) {
         if item == "*" {
@@ -240,7 +240,7 @@ pub fn parse_if_match(value: &str, name: &str) -> Result<WriteCondition, ApiErro
 }
 
 /// Parses an `If-None-Match` value; only `*` (create-only) is meaningful for a write.
-pub fn parse_if_none_match(value: &str, name: &str) -> Result<WriteCondition, ApiError> {
+pub(crate) fn parse_if_none_match(value: &str, name: &str) -> Result<WriteCondition, ApiError> {
     if value.trim() == "*" {
         Ok(WriteCondition::Missing)
     } else {

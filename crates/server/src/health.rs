@@ -11,11 +11,11 @@ use crate::error::ApiError;
 use crate::extract::Ctx;
 use crate::wire::StatusOut;
 
-pub async fn healthz() -> Json<StatusOut> {
+pub(crate) async fn healthz() -> Json<StatusOut> {
     Json(StatusOut { status: "ok" })
 }
 
-pub async fn readyz(
+pub(crate) async fn readyz(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
 ) -> Result<Json<StatusOut>, ApiError> {

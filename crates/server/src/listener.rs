@@ -37,7 +37,7 @@ use crate::ServerConfig;
 use crate::connection::{self, CLOSE_GRACE, ConnState, Limits};
 
 /// At most one "connection limit reached" or "accept failed" line per this long.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 /// While every connection is busy at the cap, how often to look for one that became idle.
 const CAP_RECHECK: Duration = Duration::from_millis(50);
 /// Pause after an accept error (doubling up to [`MAX_ACCEPT_BACKOFF`]).

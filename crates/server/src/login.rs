@@ -23,7 +23,7 @@ use crate::extract::{ApiQuery, Ctx};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StartParams {
+pub(crate) struct StartParams {
     /// Where to send the browser after the login; must be under one of `app_redirects`
     /// (default: the first of them).
     redirect: Option<String>,
@@ -50,7 +50,7 @@ fn redirect(location: &str, cookies: &[String]) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/login/{provider}`: starts a login and sends the browser to the provider.
-pub async fn start(
+pub(crate) async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     ApiQuery(params): ApiQuery<StartParams>,
@@ -70,7 +70,7 @@ pub async fn start(
 
 /// `GET /v1/login/{provider}/callback`: completes the login, sets the session cookie and sends
 /// the browser to the app URL the login was started with.
-pub async fn callback(
+pub(crate) async fn callback(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(provider): Path<String>,
@@ -111,7 +111,7 @@ pub async fn callback(
 
 /// `POST /v1/logout`: ends the session named by the cookie and clears it (204). Without a
 /// session cookie it only clears.
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     Ctx(_ctx): Ctx,
     headers: HeaderMap,

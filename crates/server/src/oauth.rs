@@ -12,7 +12,7 @@ use claimdb_signin::exchange::{
 
 /// Parses the form fields (`application/x-www-form-urlencoded`, already decoded). A field
 /// given twice is refused (RFC 6749 §3.2); unknown fields are ignored, as the RFC says.
-pub fn grant_from_form(fields: &[(String, String)]) -> Result<Grant, OAuthError> {
+pub(crate) fn grant_from_form(fields: &[(String, String)]) -> Result<Grant, OAuthError> {
     let get = |name: &str| -> Result<Option<&str>, OAuthError> {
         let mut it = fields.iter().filter(|(k, _)| k == name);
         let first = it.next().map(|(_, v)| v.as_str());
@@ -74,7 +74,7 @@ pub fn grant_from_form(fields: &[(String, String)]) -> Result<Grant, OAuthError>
 }
 
 /// The HTTP status an OAuth error is answered with.
-pub fn status_of(e: &OAuthError) -> StatusCode {
+pub(crate) fn status_of(e: &OAuthError) -> StatusCode {
     match e.error {
         OAuthErrorCode::InvalidRequest
         | OAuthErrorCode::InvalidGrant

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Ctx};
 use crate::wire::{QueryOut, QueryRequest};
 
-pub async fn run_query(
+pub(crate) async fn run_query(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(mut request): ApiJson<QueryRequest>,

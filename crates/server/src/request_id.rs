@@ -10,13 +10,13 @@ use rand::Rng as _;
 use tower_http::request_id::{MakeRequestId, RequestId};
 
 #[derive(Clone)]
-pub struct MakeId {
+pub(crate) struct MakeId {
     prefix: Arc<str>,
     next: Arc<AtomicU64>,
 }
 
 impl MakeId {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let prefix: u64 = rand::rng().random();
         MakeId {
             prefix: format!("{:012x}", prefix >> 16).into(),

@@ -17,7 +17,7 @@ use crate::extract::{ApiJson, ApiQuery, Ctx};
 
 /// `GET /v1/admin/rules`: the active rules, where they came from, and where rules are managed
 /// on this server (`file` or `database`, with the version in force).
-pub async fn get_rules(
+pub(crate) async fn get_rules(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
 ) -> Result<Json<Json_>, ApiError> {
@@ -33,7 +33,7 @@ pub async fn get_rules(
 /// `PUT /v1/admin/rules`: new rules as the body (text), or `{"source": "..."}` as JSON. They are
 /// compiled, stored as the next version and put in force, or refused with the compile errors
 /// (the active rules stay). With rules from a file: 412 `failed-precondition`.
-pub async fn put_rules(
+pub(crate) async fn put_rules(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     headers: HeaderMap,
@@ -66,7 +66,7 @@ pub async fn put_rules(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VersionsParams {
+pub(crate) struct VersionsParams {
     /// Versions older than this one (the previous page's `next_before`).
     before: Option<u64>,
     limit: Option<usize>,
@@ -91,7 +91,7 @@ fn version_json(r: &StoredRules, with_source: bool) -> Json_ {
 
 /// `GET /v1/admin/rules/versions?before=&limit=`: stored versions, newest first, a page at a time
 /// (`next_before` continues).
-pub async fn versions(
+pub(crate) async fn versions(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<VersionsParams>,
@@ -117,7 +117,7 @@ pub async fn versions(
 }
 
 /// `GET /v1/admin/rules/versions/{version}`: one stored version with its source.
-pub async fn version(
+pub(crate) async fn version(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(version): Path<String>,
@@ -129,13 +129,13 @@ pub async fn version(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RollbackIn {
+pub(crate) struct RollbackIn {
     version: u64,
 }
 
 /// `POST /v1/admin/rules/rollback` with `{"version": N}`: version N's source becomes the next
 /// version, in force at once.
-pub async fn rollback(
+pub(crate) async fn rollback(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<RollbackIn>,

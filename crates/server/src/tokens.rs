@@ -27,7 +27,7 @@ use crate::extract::{ApiJson, Ctx, REQUEST_ID};
 use crate::oauth::{grant_from_form, status_of};
 
 /// Largest `/v1/token` body: a subject token is at most 16 KiB, so this is generous.
-pub const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
 /// How long clients may cache the JWKS. A rotation publishes the new key before it signs
 /// anything that outlives this, and verifiers refetch on an unknown `kid` anyway.
@@ -42,14 +42,14 @@ fn with_cache(mut response: Response, value: &'static str) -> Response {
 }
 
 /// `GET /.well-known/jwks.json`: the issuer's public keys (active and still-valid retired).
-pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = state.sign_in()?.jwks_json()?;
     let response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     Ok(with_cache(response, JWKS_MAX_AGE))
 }
 
 /// `GET /.well-known/openid-configuration`: the issuer's discovery document.
-pub async fn discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
     let doc = state.sign_in()?.discovery_document();
     Ok(with_cache(Json(doc).into_response(), DISCOVERY_MAX_AGE))
 }
@@ -90,7 +90,7 @@ fn invalid_request(status: StatusCode, message: String) -> Response {
 
 /// `POST /v1/token` (form-encoded): `grant_type=refresh_token` or
 /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
-pub async fn token(
+pub(crate) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -149,7 +149,7 @@ pub async fn token(
 /// The body of `POST /v1/admin/users/{uid}/tokens`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MintIn {
+pub(crate) struct MintIn {
     /// Custom claims for the token (an object).
     #[serde(default)]
     claims: Json_,
@@ -172,7 +172,7 @@ fn ttl_of(v: &Json_) -> Result<Duration, ApiError> {
 }
 
 /// `POST /v1/admin/users/{uid}/tokens`: mints a claimdb ID token for the user (admin only).
-pub async fn admin_mint(
+pub(crate) async fn admin_mint(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     Path(uid): Path<String>,

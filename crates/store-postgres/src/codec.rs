@@ -19,7 +19,7 @@ const EXACT_DOUBLE_LIMIT: f64 = 1e15;
 
 /// The stored form of a document's data: the `jsonb` value and, when that is not exact, the
 /// exact JSON text.
-pub fn encode(data: &Map) -> Result<(Json, Option<Vec<u8>>), StoreError> {
+pub(crate) fn encode(data: &Map) -> Result<(Json, Option<Vec<u8>>), StoreError> {
     let encoded = json::encode_document(data);
     if map_is_exact(data) {
         return Ok((encoded, None));
@@ -72,7 +72,7 @@ fn jsonb_safe(json: Json) -> Json {
 }
 
 /// Decodes a row whose first columns, from `offset`, are `schema::DOC_COLUMNS`.
-pub fn read_document(row: &Row, offset: usize) -> Result<Document, StoreError> {
+pub(crate) fn read_document(row: &Row, offset: usize) -> Result<Document, StoreError> {
     let path: String = row.try_get(offset).map_err(column)?;
     let corrupt = |what: &str| StoreError::Internal(format!("stored document {path}: {what}"));
     let exact: Option<Vec<u8>> = row.try_get(offset + 2).map_err(column)?;

@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 
 /// A failure of one attempt, with whether the whole operation may be run again.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub error: StoreError,
     /// The attempt certainly changed nothing and a new attempt may succeed (a connection that
     /// died before COMMIT was sent, a serialization failure or deadlock).
@@ -45,7 +45,7 @@ impl Failure {
     /// A failure of a statement that may have taken effect before the connection failed (a
     /// COMMIT, an autocommitted write): running it again could apply it twice, so only a
     /// server-side abort (which certainly rolled back) is retried.
-    pub fn maybe_applied(e: tokio_postgres::Error) -> Failure {
+    pub(crate) fn maybe_applied(e: tokio_postgres::Error) -> Failure {
         let retry = e.code().is_some_and(|c| {
             *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
         });
@@ -62,7 +62,7 @@ impl Failure {
 }
 
 /// Whether the connection itself failed (closed, refused, reset, the server shutting down).
-pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
@@ -79,7 +79,7 @@ pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The store error for a PostgreSQL error.
-pub fn map(e: &tokio_postgres::Error) -> StoreError {
+pub(crate) fn map(e: &tokio_postgres::Error) -> StoreError {
     if is_connection_error(e) {
         return StoreError::Unavailable(format!("PostgreSQL cannot be reached: {}", describe(e)));
     }
@@ -131,7 +131,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 /// The store error for a failure to get a pooled connection.
-pub fn pool(e: PoolError, size: usize, wait: Duration) -> Failure {
+pub(crate) fn pool(e: PoolError, size: usize, wait: Duration) -> Failure {
     match e {
         PoolError::Timeout(TimeoutType::Wait) => StoreError::ResourceExhausted(format!(
             "all {size} PostgreSQL connections stayed busy for {} ms; retry later, or raise \

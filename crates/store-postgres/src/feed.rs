@@ -37,7 +37,7 @@ const RECONNECT: Duration = Duration::from_millis(500);
 
 /// The feed rows of a group of commits, as the parameters of `Sql::feed_insert`.
 #[derive(Default)]
-pub struct FeedRows {
+pub(crate) struct FeedRows {
     versions: Vec<i64>,
     times: Vec<i64>,
     bodies: Vec<String>,
@@ -47,7 +47,7 @@ pub struct FeedRows {
 
 impl FeedRows {
     /// Adds the row of one commit that applied.
-    pub fn push(&mut self, result: &CommitResult) -> Result<(), StoreError> {
+    pub(crate) fn push(&mut self, result: &CommitResult) -> Result<(), StoreError> {
         let version = i64::try_from(result.version)
             .map_err(|_| StoreError::Internal("version counter overflow".into()))?;
         self.versions.push(version);
@@ -58,7 +58,7 @@ impl FeedRows {
     }
 
     /// The statement's parameters: the rows, and the last version as the NOTIFY payload.
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 4] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 4] {
         [&self.versions, &self.times, &self.bodies, &self.notify]
     }
 }
@@ -121,7 +121,7 @@ fn decode(version: i64, commit_us: i64, body: &str) -> Result<Changes, StoreErro
 }
 
 /// A node's feed reader task.
-pub struct Reader {
+pub(crate) struct Reader {
     config: Config,
     sql: Arc<Sql>,
     feed: Feed,
@@ -132,7 +132,7 @@ pub struct Reader {
 impl Reader {
     /// Connects, notes the last version committed so far (the feed starts after it), and
     /// starts the reader; it stops when `stop` changes or its sender is dropped.
-    pub async fn start(
+    pub(crate) async fn start(
         config: Config,
         sql: Arc<Sql>,
         feed: Feed,

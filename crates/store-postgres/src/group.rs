@@ -59,14 +59,14 @@ const MAX_ROUNDS: usize = 3;
 const QUEUE: usize = 1024;
 
 /// A message to the committer.
-pub enum Msg {
+pub(crate) enum Msg {
     Commit(Job),
     /// Finish the commits queued before this one, then stop.
     Close(oneshot::Sender<()>),
 }
 
 /// One `commit` call.
-pub struct Job {
+pub(crate) struct Job {
     pub checks: Vec<ReadCheck>,
     pub writes: Vec<Write>,
     pub reply: oneshot::Sender<Result<CommitResult, StoreError>>,
@@ -82,7 +82,7 @@ impl Job {
 }
 
 /// The committer task's state.
-pub struct Committer {
+pub(crate) struct Committer {
     pool: Pool,
     sql: Arc<Sql>,
     options: PgOptions,
@@ -107,7 +107,7 @@ enum Outcome {
 impl Committer {
     /// Starts the committer of a store; it stops when the returned sender is dropped or after a
     /// [`Msg::Close`].
-    pub fn spawn(pool: Pool, sql: Arc<Sql>, options: PgOptions) -> mpsc::Sender<Msg> {
+    pub(crate) fn spawn(pool: Pool, sql: Arc<Sql>, options: PgOptions) -> mpsc::Sender<Msg> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let committer = Committer {
             pool,

@@ -24,12 +24,16 @@ type Param = Box<dyn ToSql + Sync + Send>;
 const FIRST_CURSOR_PAGE: i32 = 256;
 const MAX_CURSOR_PAGE: i32 = 4096;
 
-pub async fn ping(c: &mut Client) -> Result<(), Failure> {
+pub(crate) async fn ping(c: &mut Client) -> Result<(), Failure> {
     c.simple_query("SELECT 1").await?;
     Ok(())
 }
 
-pub async fn get(c: &mut Client, sql: &Sql, key: &[u8]) -> Result<Option<Document>, Failure> {
+pub(crate) async fn get(
+    c: &mut Client,
+    sql: &Sql,
+    key: &[u8],
+) -> Result<Option<Document>, Failure> {
     let stmt = c.prepare_cached(&sql.get).await?;
     match c.query_opt(&stmt, &[&key]).await? {
         Some(row) => Ok(Some(read_document(&row, 0)?)),
@@ -52,7 +56,7 @@ async fn fetch_many(
     Ok(out)
 }
 
-pub async fn get_many(
+pub(crate) async fn get_many(
     c: &mut Client,
     sql: &Sql,
     paths: &[DocPath],
@@ -74,7 +78,7 @@ pub async fn get_many(
         .collect())
 }
 
-pub async fn scan(
+pub(crate) async fn scan(
     c: &mut Client,
     sql: &Sql,
     after: &[u8],
@@ -88,7 +92,7 @@ pub async fn scan(
         .collect()
 }
 
-pub async fn get_record(
+pub(crate) async fn get_record(
     c: &mut Client,
     sql: &Sql,
     ns: &str,
@@ -101,7 +105,7 @@ pub async fn get_record(
     })
 }
 
-pub async fn list_records(
+pub(crate) async fn list_records(
     c: &mut Client,
     sql: &Sql,
     ns: &str,
@@ -117,7 +121,7 @@ pub async fn list_records(
         .collect()
 }
 
-pub async fn scan_records(
+pub(crate) async fn scan_records(
     c: &mut Client,
     sql: &Sql,
     after: Option<(&str, &str)>,
@@ -160,7 +164,11 @@ fn direction(descending: bool) -> &'static str {
     if descending { "DESC" } else { "ASC" }
 }
 
-pub async fn query(c: &mut Client, sql: &Sql, q: &PreparedQuery) -> Result<QueryPage, Failure> {
+pub(crate) async fn query(
+    c: &mut Client,
+    sql: &Sql,
+    q: &PreparedQuery,
+) -> Result<QueryPage, Failure> {
     if let Plan::Lookup {
         field,
         contains,

@@ -99,10 +99,10 @@ pub const SCHEMA_VERSION: i32 = 2;
 /// The NOTIFY channel of the change feed. One for every schema of a database (a channel name
 /// cannot hold a 63-byte schema name and a prefix): a node woken by another schema's commit
 /// finds no new row in its own table, which costs one small query.
-pub const FEED_CHANNEL: &str = "claimdb_feed";
+pub(crate) const FEED_CHANNEL: &str = "claimdb_feed";
 
 /// How long the change feed's rows are kept, in µs of commit time.
-pub const FEED_RETENTION_US: i64 = 5 * 60 * 1_000_000;
+pub(crate) const FEED_RETENTION_US: i64 = 5 * 60 * 1_000_000;
 
 /// A name as a quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
@@ -112,7 +112,7 @@ pub fn quote_ident(name: &str) -> String {
 /// Creates the schema if needed and applies every migration it lacks, holding an advisory lock
 /// (keyed by the schema name) so concurrent starts apply each migration once. Refuses a schema
 /// migrated by a newer claimdb.
-pub async fn migrate(client: &mut Client, schema: &str) -> Result<(), Failure> {
+pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<(), Failure> {
     let s = quote_ident(schema);
     let tx = client.transaction().await?;
     // 0x636c_6d64 is "clmd": claimdb's advisory-lock class, so other applications' locks on the
@@ -163,7 +163,7 @@ const DOC_COLUMNS: &str = "path, data, data_exact, create_us, update_us, version
 
 /// Every statement, with the schema filled in.
 #[derive(Debug)]
-pub struct Sql {
+pub(crate) struct Sql {
     pub schema: String,
     pub get: String,
     pub get_many: String,
@@ -195,7 +195,7 @@ pub struct Sql {
 }
 
 impl Sql {
-    pub fn new(schema: &str) -> Sql {
+    pub(crate) fn new(schema: &str) -> Sql {
         let s = quote_ident(schema);
         let docs = format!("{s}.docs");
         let idx = format!("{s}.idx");
@@ -286,7 +286,7 @@ impl Sql {
     }
 
     /// The document columns, qualified by `alias`.
-    pub fn doc_columns(alias: &str) -> String {
+    pub(crate) fn doc_columns(alias: &str) -> String {
         DOC_COLUMNS
             .split(", ")
             .map(|c| format!("{alias}.{c}"))

@@ -26,7 +26,7 @@ use crate::schema::Sql;
 
 /// The documents a transaction touches: what each was at the start, and what it is now.
 #[derive(Default)]
-pub struct Touched {
+pub(crate) struct Touched {
     /// The keys read from the database so far (whether or not a document was there).
     loaded: HashSet<Vec<u8>>,
     before: HashMap<Vec<u8>, Document>,
@@ -37,7 +37,7 @@ pub struct Touched {
 
 impl Touched {
     /// The keys among `paths` not loaded yet, each once.
-    pub fn missing<'a>(&self, paths: impl Iterator<Item = &'a DocPath>) -> Vec<Vec<u8>> {
+    pub(crate) fn missing<'a>(&self, paths: impl Iterator<Item = &'a DocPath>) -> Vec<Vec<u8>> {
         let mut keys = BTreeSet::new();
         for p in paths {
             let key = p.sort_key();
@@ -49,7 +49,7 @@ impl Touched {
     }
 
     /// Records what the database held at `keys`: `rows` are `get_many`'s answer for them.
-    pub fn loaded(&mut self, keys: Vec<Vec<u8>>, rows: &[Row]) -> Result<(), Failure> {
+    pub(crate) fn loaded(&mut self, keys: Vec<Vec<u8>>, rows: &[Row]) -> Result<(), Failure> {
         for row in rows {
             self.before
                 .insert(row.try_get(0)?, codec::read_document(row, 1)?);
@@ -90,7 +90,7 @@ impl Touched {
 
     /// The net change of every touched document as statement parameters: index entries removed
     /// and added, documents upserted and deleted.
-    pub fn net_change(&self) -> Result<NetChange, StoreError> {
+    pub(crate) fn net_change(&self) -> Result<NetChange, StoreError> {
         let mut change = NetChange::default();
         for path in &self.order {
             let key = path.sort_key();
@@ -132,7 +132,7 @@ impl Touched {
 
 /// The net change of a transaction, as the parameters of at most four array statements.
 #[derive(Default)]
-pub struct NetChange {
+pub(crate) struct NetChange {
     idx_del: [Vec<Vec<u8>>; 4],
     idx_del_kind: Vec<i16>,
     idx_add: [Vec<Vec<u8>>; 4],
@@ -143,7 +143,7 @@ pub struct NetChange {
 }
 
 /// The prepared statements a [`NetChange`] needs (only those it needs).
-pub struct ChangeStatements {
+pub(crate) struct ChangeStatements {
     idx_delete: Option<Statement>,
     idx_insert: Option<Statement>,
     doc_upsert: Option<Statement>,
@@ -154,7 +154,7 @@ impl NetChange {
     /// Prepares (or finds in the connection's cache) the statements [`NetChange::send`] runs.
     /// Done before sending anything, so that `send`'s statements go out back to back, in order,
     /// with nothing waited for in between.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         c: &impl GenericClient,
         sql: &Sql,
@@ -176,7 +176,7 @@ impl NetChange {
 
     /// Runs the statements, sent back to back on the one connection (pipelined) and applied in
     /// this order; the first error if any failed.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         c: &impl GenericClient,
         stmts: &ChangeStatements,
@@ -267,14 +267,14 @@ fn stored_version(path: &DocPath, version: u64) -> Result<i64, StoreError> {
 
 /// What a commit stamps on the documents it writes: its version and commit time.
 #[derive(Debug, Clone, Copy)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     pub version: u64,
     pub time: Timestamp,
 }
 
 impl Stamp {
     /// The stamp in a row of the counter statements (`version`, `commit_us`).
-    pub fn from_row(row: &Row) -> Result<Stamp, Failure> {
+    pub(crate) fn from_row(row: &Row) -> Result<Stamp, Failure> {
         let version: i64 = row.try_get(0)?;
         let commit_us: i64 = row.try_get(1)?;
         Ok(Stamp {
@@ -289,7 +289,7 @@ impl Stamp {
 /// Applies one commit to `touched` in memory, every document it names being loaded: checks its
 /// read checks, then applies its writes in order. All or nothing: on an error `touched` is as
 /// before.
-pub fn apply_commit(
+pub(crate) fn apply_commit(
     touched: &mut Touched,
     checks: &[ReadCheck],
     writes: &[Write],
@@ -350,7 +350,7 @@ pub fn apply_commit(
 
 /// Applies one commit in a transaction of its own (the group committer's fallback, see
 /// `group`): takes the counter row, loads, checks and applies in memory, stores.
-pub async fn commit(
+pub(crate) async fn commit(
     c: &mut Client,
     sql: &Sql,
     checks: &[ReadCheck],
@@ -382,7 +382,11 @@ pub async fn commit(
     Ok(result)
 }
 
-pub async fn restore(c: &mut Client, sql: &Sql, documents: &[Document]) -> Result<(), Failure> {
+pub(crate) async fn restore(
+    c: &mut Client,
+    sql: &Sql,
+    documents: &[Document],
+) -> Result<(), Failure> {
     let mut max_version = 0i64;
     let mut max_us = 0i64;
     for doc in documents {
@@ -407,7 +411,7 @@ pub async fn restore(c: &mut Client, sql: &Sql, documents: &[Document]) -> Resul
 }
 
 /// Sets or deletes a record if `condition` holds, in one statement.
-pub async fn put_record(
+pub(crate) async fn put_record(
     c: &mut Client,
     sql: &Sql,
     ns: &str,

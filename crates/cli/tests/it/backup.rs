@@ -19,10 +19,10 @@ use crate::util::{BIN, OPEN_RULES, Server, json, request};
 
 /// The `iss` of claimdb's tokens on every server here, so a token minted on one verifies on
 /// another.
-pub const PUBLIC_URL: &str = "https://db.claimdb.test";
+pub(crate) const PUBLIC_URL: &str = "https://db.claimdb.test";
 
 /// Runs `claimdb ARGS` with `env` (and nothing inherited that selects a store or a key).
-pub fn claimdb(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn claimdb(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -38,7 +38,7 @@ pub fn claimdb(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().unwrap()
 }
 
-pub fn ok(out: Output) -> Output {
+pub(crate) fn ok(out: Output) -> Output {
     assert!(
         out.status.success(),
         "exit {:?}: {}",
@@ -52,7 +52,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-pub fn pg_env(schema: &pg::Schema) -> Vec<(&'static str, &str)> {
+pub(crate) fn pg_env(schema: &pg::Schema) -> Vec<(&'static str, &str)> {
     vec![
         ("CLAIMDB_STORAGE", "postgres"),
         ("CLAIMDB_POSTGRES_URL", &schema.url),
@@ -60,7 +60,7 @@ pub fn pg_env(schema: &pg::Schema) -> Vec<(&'static str, &str)> {
     ]
 }
 
-pub fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -15,11 +15,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -27,13 +27,13 @@ pub fn unix_now() -> i64 {
 }
 
 /// An ES256 signing key.
-pub struct Key {
+pub(crate) struct Key {
     pub kid: String,
     pair: EcdsaKeyPair,
 }
 
 impl Key {
-    pub fn new(kid: &str) -> Key {
+    pub(crate) fn new(kid: &str) -> Key {
         let pair = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         Key {
             kid: kid.into(),
@@ -41,14 +41,14 @@ impl Key {
         }
     }
 
-    pub fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let point = self.pair.public_key().as_ref();
         let (x, y) = point[1..].split_at(32);
         json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "use": "sig", "alg": "ES256", "x": b64(x), "y": b64(y)})
     }
 
     /// A token over exactly these claims.
-    pub fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
         let input = format!(
             "{}.{}",
@@ -64,7 +64,7 @@ impl Key {
 }
 
 /// The IdP: serves `/jwks` from a swappable key list, on its own thread and runtime.
-pub struct Idp {
+pub(crate) struct Idp {
     pub base: String,
     keys: Arc<Mutex<Vec<Value>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
@@ -72,11 +72,11 @@ pub struct Idp {
     _thread: std::thread::JoinHandle<()>,
 }
 
-pub const ISSUER: &str = "https://idp.claimdb.test/";
-pub const AUDIENCE: &str = "claimdb-e2e";
+pub(crate) const ISSUER: &str = "https://idp.claimdb.test/";
+pub(crate) const AUDIENCE: &str = "claimdb-e2e";
 
 impl Idp {
-    pub fn start(keys: &[&Key]) -> Idp {
+    pub(crate) fn start(keys: &[&Key]) -> Idp {
         let published = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()));
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -106,21 +106,21 @@ impl Idp {
         }
     }
 
-    pub fn publish(&self, keys: &[&Key]) {
+    pub(crate) fn publish(&self, keys: &[&Key]) {
         *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
     }
 
     /// An outage: every request gets 503 until brought back.
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A hanging outage: connections are accepted and requests read, but never answered.
-    pub fn set_hanging(&self, hang: bool) {
+    pub(crate) fn set_hanging(&self, hang: bool) {
         self.hang.store(hang, std::sync::atomic::Ordering::SeqCst);
     }
 
-    pub fn jwks_uri(&self) -> String {
+    pub(crate) fn jwks_uri(&self) -> String {
         format!("{}/jwks", self.base)
     }
 }
@@ -150,7 +150,7 @@ async fn jwks(State((keys, down, hang)): State<IdpState>) -> axum::response::Res
 }
 
 /// Claims for `sub` valid for an hour, issued 10 s ago, plus `extra`.
-pub fn claims(sub: &str, extra: Value) -> Value {
+pub(crate) fn claims(sub: &str, extra: Value) -> Value {
     let now = unix_now();
     let mut c = json!({
         "iss": ISSUER,

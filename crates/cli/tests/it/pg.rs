@@ -6,14 +6,14 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-pub fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("CLAIMDB_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
 }
 
 /// Runs `f` on a throwaway runtime (the tests here are synchronous).
-pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -22,14 +22,14 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 /// A schema of its own for one test, dropped when this is dropped.
-pub struct Schema {
+pub(crate) struct Schema {
     pub url: String,
     pub name: String,
 }
 
 impl Schema {
     /// The URL with claimdb's `schema=` parameter naming this schema.
-    pub fn spec(&self) -> String {
+    pub(crate) fn spec(&self) -> String {
         let sep = if self.url.contains('?') { '&' } else { '?' };
         format!("{}{sep}schema={}", self.url, self.name)
     }
@@ -43,7 +43,7 @@ impl Drop for Schema {
 
 /// A fresh schema name on a reachable server, or `None` (after a loud banner) when there is no
 /// server and this is not CI.
-pub fn schema(prefix: &str) -> Option<Schema> {
+pub(crate) fn schema(prefix: &str) -> Option<Schema> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let url = url();
     let reachable = block_on(async {

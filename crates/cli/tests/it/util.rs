@@ -6,13 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_claimdb");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_claimdb");
 
 /// Rules that allow every request.
-pub const OPEN_RULES: &str = "rules_version = '2';\nservice cloud.firestore { match /databases/{db}/documents { match /{doc=**} { allow read, write: if true; } } }\n";
+pub(crate) const OPEN_RULES: &str = "rules_version = '2';\nservice cloud.firestore { match /databases/{db}/documents { match /{doc=**} { allow read, write: if true; } } }\n";
 
 /// A running `claimdb serve`.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub base: String,
     pub data_dir: PathBuf,
@@ -22,13 +22,13 @@ pub struct Server {
 
 impl Server {
     /// Starts the server on 127.0.0.1:0 over `data_dir` and waits until it is ready.
-    pub fn start(data_dir: &Path) -> Server {
+    pub(crate) fn start(data_dir: &Path) -> Server {
         Server::start_env(data_dir, &[])
     }
 
     /// [`Server::start`] (rules that allow everything) with extra environment variables
     /// (e.g. `CLAIMDB_STORAGE`).
-    pub fn start_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         // Storage tests run with rules that allow everything (kept in the data directory).
         std::fs::create_dir_all(data_dir).unwrap();
         let rules = data_dir.join("test-open.rules");
@@ -39,14 +39,18 @@ impl Server {
     }
 
     /// Starts the server over `data_dir` with a config file and extra environment.
-    pub fn start_with(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with(
+        data_dir: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let server = Server::spawn(data_dir, config, env);
         server.wait_ready(Duration::from_secs(20));
         server
     }
 
     /// Polls `/readyz` until it answers 200.
-    pub fn wait_ready(&self, within: Duration) {
+    pub(crate) fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(r) = self.get("/readyz")
@@ -60,7 +64,7 @@ impl Server {
     }
 
     /// Starts the server and returns once it listens, without waiting until it is ready.
-    pub fn spawn(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn spawn(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -105,12 +109,12 @@ impl Server {
     }
 
     /// The lines printed on stdout after the first, so far.
-    pub fn printed(&self) -> Vec<String> {
+    pub(crate) fn printed(&self) -> Vec<String> {
         self.printed.lock().unwrap().clone()
     }
 
     /// Waits (a few seconds at most) for a printed line starting with `prefix`.
-    pub fn wait_printed(&self, prefix: &str) -> Option<String> {
+    pub(crate) fn wait_printed(&self, prefix: &str) -> Option<String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(line) = self.printed().into_iter().find(|l| l.starts_with(prefix)) {
@@ -123,22 +127,22 @@ impl Server {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    pub fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
+    pub(crate) fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
         request("GET", &self.url(path), None, &[])
     }
 
     /// `kill -9`: no chance to flush or clean up.
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// Sends `signal` (e.g. "TERM") and returns the exit status.
-    pub fn stop_with(mut self, signal: &str) -> std::process::ExitStatus {
+    pub(crate) fn stop_with(mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let ok = Command::new("kill")
             .args([&format!("-{signal}"), &pid])
@@ -176,7 +180,7 @@ fn agent() -> ureq::Agent {
 
 /// One request; returns (status, body). Transport errors are returned, not panicked on, because
 /// the durability test expects them when it kills the server.
-pub fn request(
+pub(crate) fn request(
     method: &str,
     url: &str,
     body: Option<&str>,
@@ -187,10 +191,10 @@ pub fn request(
 }
 
 /// Response headers as (lowercase name, value) pairs.
-pub type Headers = Vec<(String, String)>;
+pub(crate) type Headers = Vec<(String, String)>;
 
 /// [`request`], also returning the response headers.
-pub fn request_with_headers(
+pub(crate) fn request_with_headers(
     method: &str,
     url: &str,
     body: Option<&str>,
@@ -220,6 +224,6 @@ pub fn request_with_headers(
     Ok((status, response_headers, text))
 }
 
-pub fn json(text: &str) -> serde_json::Value {
+pub(crate) fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }

@@ -22,24 +22,24 @@ use claimdb_identity::{HttpFetcher, KeyCacheConfig, ProviderConfig, Verifier, Ve
 use serde_json::{Value, json};
 
 /// A fixed "now" for tests: 2026-11-23T12:00:00Z.
-pub const NOW: u64 = 1_795_435_200;
+pub(crate) const NOW: u64 = 1_795_435_200;
 
-pub fn now() -> SystemTime {
+pub(crate) fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
 }
 
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub enum Private {
+pub(crate) enum Private {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
 }
 
 /// A signing key with its public JWK and PKCS#8 PEM (for PyJWT).
-pub struct TestKey {
+pub(crate) struct TestKey {
     pub kid: String,
     pub alg: &'static str,
     pub private: Private,
@@ -62,7 +62,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 impl TestKey {
-    pub fn rsa(kid: &str, alg: &'static str) -> TestKey {
+    pub(crate) fn rsa(kid: &str, alg: &'static str) -> TestKey {
         let kp = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
         let comps = PublicKeyComponents::<Vec<u8>>::from(kp.public_key());
         let jwk =
@@ -81,7 +81,7 @@ impl TestKey {
         }
     }
 
-    pub fn ec(kid: &str, alg: &'static str) -> TestKey {
+    pub(crate) fn ec(kid: &str, alg: &'static str) -> TestKey {
         let (sign_alg, crv, n) = match alg {
             "ES384" => (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48),
             _ => (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32),
@@ -101,7 +101,7 @@ impl TestKey {
         }
     }
 
-    pub fn ed(kid: &str) -> TestKey {
+    pub(crate) fn ed(kid: &str) -> TestKey {
         let kp = Ed25519KeyPair::generate().unwrap();
         let jwk =
             json!({"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": b64(kp.public_key().as_ref())});
@@ -117,13 +117,13 @@ impl TestKey {
     }
 
     /// A self-signed X.509 certificate for this key (Firebase's publication form).
-    pub fn certificate_pem(&self) -> String {
+    pub(crate) fn certificate_pem(&self) -> String {
         let kp = rcgen::KeyPair::try_from(self.pkcs8_der.as_slice()).unwrap();
         let params = rcgen::CertificateParams::new(vec!["securetoken.test".to_owned()]).unwrap();
         params.self_signed(&kp).unwrap().pem()
     }
 
-    pub fn sign_bytes(&self, msg: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign_bytes(&self, msg: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match &self.private {
             Private::Rsa(kp) => {
@@ -145,34 +145,34 @@ impl TestKey {
     }
 
     /// Signs exactly these header and payload JSON texts.
-    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+    pub(crate) fn sign_raw(&self, header: &str, payload: &str) -> String {
         let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
         let sig = self.sign_bytes(input.as_bytes());
         format!("{input}.{}", b64(&sig))
     }
 
     /// A normal header for this key.
-    pub fn header(&self) -> Value {
+    pub(crate) fn header(&self) -> Value {
         json!({"alg": self.alg, "typ": "JWT", "kid": self.kid})
     }
 
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+    pub(crate) fn sign(&self, header: &Value, claims: &Value) -> String {
         self.sign_raw(&header.to_string(), &claims.to_string())
     }
 
-    pub fn token(&self, claims: &Value) -> String {
+    pub(crate) fn token(&self, claims: &Value) -> String {
         self.sign(&self.header(), claims)
     }
 }
 
 /// Standard claims valid at [`NOW`] for an issuer and audience.
-pub fn claims(iss: &str, aud: &str) -> Value {
+pub(crate) fn claims(iss: &str, aud: &str) -> Value {
     json!({"iss": iss, "aud": aud, "sub": "alice", "iat": NOW - 10, "exp": NOW + 3600})
 }
 
 /// What the loopback IdP serves and counts.
 #[derive(Default)]
-pub struct IdpState {
+pub(crate) struct IdpState {
     pub issuer: Mutex<String>,
     pub jwks: Mutex<Value>,
     pub x509: Mutex<Value>,
@@ -184,13 +184,13 @@ pub struct IdpState {
     pub discovery_hits: AtomicUsize,
 }
 
-pub struct Idp {
+pub(crate) struct Idp {
     pub base: String,
     pub state: Arc<IdpState>,
 }
 
 impl Idp {
-    pub async fn start() -> Idp {
+    pub(crate) async fn start() -> Idp {
         let state = Arc::new(IdpState::default());
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -208,12 +208,12 @@ impl Idp {
         Idp { base, state }
     }
 
-    pub fn publish(&self, keys: &[&TestKey]) {
+    pub(crate) fn publish(&self, keys: &[&TestKey]) {
         let jwks: Vec<Value> = keys.iter().map(|k| k.jwk.clone()).collect();
         *self.state.jwks.lock().unwrap() = json!({"keys": jwks});
     }
 
-    pub fn publish_x509(&self, keys: &[&TestKey]) {
+    pub(crate) fn publish_x509(&self, keys: &[&TestKey]) {
         let mut m = serde_json::Map::new();
         for k in keys {
             m.insert(k.kid.clone(), Value::String(k.certificate_pem()));
@@ -221,15 +221,15 @@ impl Idp {
         *self.state.x509.lock().unwrap() = Value::Object(m);
     }
 
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
     }
 
-    pub fn jwks_hits(&self) -> usize {
+    pub(crate) fn jwks_hits(&self) -> usize {
         self.state.jwks_hits.load(Ordering::SeqCst)
     }
 
-    pub fn jwks_uri(&self) -> String {
+    pub(crate) fn jwks_uri(&self) -> String {
         format!("{}/jwks", self.base)
     }
 }
@@ -287,21 +287,21 @@ async fn x509(State(s): State<Arc<IdpState>>) -> axum::response::Response {
 }
 
 /// A verifier over the real HTTP fetcher, with shared persistence and a manual clock.
-pub struct Harness {
+pub(crate) struct Harness {
     pub verifier: Arc<Verifier>,
     pub clock: Arc<ManualClock>,
     pub persistence: Arc<MemoryPersistence>,
 }
 
-pub fn provider_toml(toml_text: &str) -> ProviderConfig {
+pub(crate) fn provider_toml(toml_text: &str) -> ProviderConfig {
     toml::from_str(toml_text).unwrap_or_else(|e| panic!("bad provider TOML: {e}\n{toml_text}"))
 }
 
-pub fn harness(configs: &[ProviderConfig], cfg: KeyCacheConfig) -> Harness {
+pub(crate) fn harness(configs: &[ProviderConfig], cfg: KeyCacheConfig) -> Harness {
     harness_with(configs, cfg, Arc::new(MemoryPersistence::default()))
 }
 
-pub fn harness_with(
+pub(crate) fn harness_with(
     configs: &[ProviderConfig],
     cfg: KeyCacheConfig,
     persistence: Arc<MemoryPersistence>,
@@ -322,7 +322,7 @@ pub fn harness_with(
 }
 
 /// One provider `p` with issuer = the IdP's base URL, audience `api`, keys from its JWKS.
-pub fn simple_provider(idp: &Idp, algs: &[&str]) -> ProviderConfig {
+pub(crate) fn simple_provider(idp: &Idp, algs: &[&str]) -> ProviderConfig {
     let algs: Vec<String> = algs.iter().map(|a| format!("{a:?}")).collect();
     provider_toml(&format!(
         "name = \"p\"\nissuer = \"{}\"\njwks_uri = \"{}\"\naudience = \"api\"\nalgorithms = [{}]\n",

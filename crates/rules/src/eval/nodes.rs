@@ -626,7 +626,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
 
     /// Evaluates a call's arguments (the last first) and the callee's `let`s (in order) into
     /// a new frame; the call itself counts after its arguments, before its `let`s.
-    pub fn call_frame(
+    pub(crate) fn call_frame(
         &mut self,
         id: u32,
         args: &'p [Node],
@@ -694,22 +694,22 @@ impl<'a, 'p> Ctx<'a, 'p> {
     }
 
     /// Lowers the access-call limit (for an operation inside a batch).
-    pub fn set_access_limit(&mut self, limit: u32) {
+    pub(crate) fn set_access_limit(&mut self, limit: u32) {
         self.access_limit = self.access_limit.min(limit);
     }
 
     /// Distinct documents read so far.
-    pub fn access_calls(&self) -> u32 {
+    pub(crate) fn access_calls(&self) -> u32 {
         self.access_calls
     }
 
     /// Sets how a list request looks for one case of its query.
-    pub fn set_view(&mut self, view: View<'a>) {
+    pub(crate) fn set_view(&mut self, view: View<'a>) {
         self.view = Some(view);
         self.request_map = None;
     }
 
-    pub fn is_list(&self) -> bool {
+    pub(crate) fn is_list(&self) -> bool {
         self.req.is_some_and(|r| r.method == Method::List)
     }
 }

@@ -12,13 +12,13 @@ use http_body_util::BodyExt;
 use serde_json::Value as Json;
 use tower::ServiceExt;
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub router: Router,
     pub store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
 }
 
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub text: String,
@@ -26,13 +26,13 @@ pub struct Resp {
 }
 
 impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Asserts the standard error shape, status and code; returns the message.
     #[track_caller]
-    pub fn error(&self, status: u16, code: &str) -> String {
+    pub(crate) fn error(&self, status: u16, code: &str) -> String {
         assert_eq!(self.status.as_u16(), status, "{}", self.text);
         assert_eq!(
             self.header("content-type"),
@@ -46,17 +46,17 @@ impl Resp {
         error["message"].as_str().expect("message").to_string()
     }
 
-    pub fn etag(&self) -> String {
+    pub(crate) fn etag(&self) -> String {
         self.header("etag").expect("etag").to_string()
     }
 }
 
 impl TestApp {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_config(ServerConfig::default())
     }
 
-    pub fn with_config(config: ServerConfig) -> Self {
+    pub(crate) fn with_config(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>, open_rules()));
@@ -67,7 +67,7 @@ impl TestApp {
         }
     }
 
-    pub async fn raw(&self, request: Request<Body>) -> Resp {
+    pub(crate) async fn raw(&self, request: Request<Body>) -> Resp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -82,7 +82,7 @@ impl TestApp {
         }
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: &str,
         uri: &str,
@@ -105,24 +105,24 @@ impl TestApp {
         self.raw(builder.body(body).unwrap()).await
     }
 
-    pub async fn get(&self, uri: &str) -> Resp {
+    pub(crate) async fn get(&self, uri: &str) -> Resp {
         self.send("GET", uri, &[], None).await
     }
 
-    pub async fn put(&self, uri: &str, body: &Json) -> Resp {
+    pub(crate) async fn put(&self, uri: &str, body: &Json) -> Resp {
         self.send("PUT", uri, &[], Some(body)).await
     }
 
-    pub async fn post(&self, uri: &str, body: &Json) -> Resp {
+    pub(crate) async fn post(&self, uri: &str, body: &Json) -> Resp {
         self.send("POST", uri, &[], Some(body)).await
     }
 
-    pub async fn patch(&self, uri: &str, body: &Json) -> Resp {
+    pub(crate) async fn patch(&self, uri: &str, body: &Json) -> Resp {
         self.send("PATCH", uri, &[], Some(body)).await
     }
 
     /// Asserts that the document at `path` does not exist.
-    pub async fn assert_missing(&self, path: &str) {
+    pub(crate) async fn assert_missing(&self, path: &str) {
         let r = self.get(&format!("/v1/docs/{path}")).await;
         assert_eq!(
             r.status,
@@ -133,7 +133,7 @@ impl TestApp {
     }
 
     /// The number of documents in a collection (first page).
-    pub async fn count(&self, collection: &str) -> usize {
+    pub(crate) async fn count(&self, collection: &str) -> usize {
         let r = self
             .get(&format!("/v1/docs/{collection}?page_size=1000"))
             .await;
@@ -143,7 +143,7 @@ impl TestApp {
 }
 
 /// Rules that allow every request: the document API tests are about storage semantics.
-pub fn open_rules() -> claimdb_engine::EngineOptions {
+pub(crate) fn open_rules() -> claimdb_engine::EngineOptions {
     let rules = claimdb_rules::Ruleset::compile(
         "rules_version = '2';\nservice cloud.firestore { match /databases/{db}/documents { match /{doc=**} { allow read, write: if true; } } }",
     )

@@ -18,9 +18,9 @@ use serde_json::{Map, Value, json};
 
 use crate::support::*;
 
-pub const PUBLIC_URL: &str = "https://db.example.com";
+pub(crate) const PUBLIC_URL: &str = "https://db.example.com";
 
-pub fn issuer_config(alg: SigningAlg) -> IssuerConfig {
+pub(crate) fn issuer_config(alg: SigningAlg) -> IssuerConfig {
     IssuerSettings {
         algorithm: Some(alg),
         rotate_after_days: Some(1),
@@ -31,7 +31,7 @@ pub fn issuer_config(alg: SigningAlg) -> IssuerConfig {
 }
 
 /// A verifier over claimdb's own provider plus `others`, on a manual clock at [`NOW`].
-pub fn verifier_with(
+pub(crate) fn verifier_with(
     issuer: &Arc<Issuer>,
     others: Vec<Provider>,
 ) -> (Arc<Verifier>, Arc<ManualClock>) {

@@ -50,7 +50,7 @@ fn python() -> Command {
 }
 
 /// Runs a Python `script` (with PyJWT importable) on `stdin`; returns its standard output.
-pub fn run_python(script: &str, stdin: &str) -> String {
+pub(crate) fn run_python(script: &str, stdin: &str) -> String {
     let mut child = python()
         .args(["-c", script])
         .stdin(Stdio::piped())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use claimdb_store::{SqliteStore, Store};
 
-pub fn temp_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+pub(crate) fn temp_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     (Arc::new(store), dir)

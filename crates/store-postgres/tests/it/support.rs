@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use claimdb_store_postgres::{PgOptions, PostgresStore};
 
-pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-pub fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("CLAIMDB_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
 }
 
 /// A schema name no other test or run uses.
-pub fn unique_schema(prefix: &str) -> String {
+pub(crate) fn unique_schema(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -30,7 +30,7 @@ pub fn unique_schema(prefix: &str) -> String {
 }
 
 /// Drops the test's schema when the test ends (also when it fails).
-pub struct SchemaGuard {
+pub(crate) struct SchemaGuard {
     pub url: String,
     pub schema: String,
 }
@@ -55,7 +55,7 @@ impl Drop for SchemaGuard {
 
 /// A store on a fresh schema of the test server, or `None` (after a loud banner) when there is
 /// no server and this is not CI.
-pub async fn store(options: PgOptions) -> Option<(PostgresStore, SchemaGuard)> {
+pub(crate) async fn store(options: PgOptions) -> Option<(PostgresStore, SchemaGuard)> {
     let url = url();
     let schema = unique_schema("claimdb_test");
     let options = PgOptions {
@@ -75,7 +75,7 @@ pub async fn store(options: PgOptions) -> Option<(PostgresStore, SchemaGuard)> {
     }
 }
 
-pub fn options() -> PgOptions {
+pub(crate) fn options() -> PgOptions {
     PgOptions {
         pool_size: 8,
         acquire_timeout: Duration::from_secs(10),
@@ -85,7 +85,7 @@ pub fn options() -> PgOptions {
 
 /// Says once per test binary, on the real stderr (the test harness captures `eprintln!` of
 /// passing tests), that the PostgreSQL tests were skipped and why.
-pub fn skipped_banner(url: &str, e: &dyn std::fmt::Display) {
+pub(crate) fn skipped_banner(url: &str, e: &dyn std::fmt::Display) {
     use std::io::Write as _;
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if SAID.swap(true, Ordering::Relaxed) {

@@ -32,16 +32,16 @@ const MAX_VALUE: usize = 4096;
 
 /// The generation a miss observed; pass it back to [`RecordCache::fill`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Generation(u64);
+pub(super) struct Generation(u64);
 
-pub enum Lookup {
+pub(super) enum Lookup {
     /// The record's value, or `None` if it is known not to exist.
     Hit(Option<String>),
     Miss(Generation),
 }
 
 #[derive(Default)]
-pub struct RecordCache {
+pub(super) struct RecordCache {
     state: Mutex<State>,
 }
 
@@ -61,7 +61,7 @@ fn size(ns: &str, key: &str, value: Option<&str>) -> usize {
 }
 
 impl RecordCache {
-    pub fn lookup(&self, ns: &str, key: &str) -> Lookup {
+    pub(super) fn lookup(&self, ns: &str, key: &str) -> Lookup {
         let Ok(state) = self.state.lock() else {
             return Lookup::Miss(Generation(u64::MAX));
         };
@@ -72,7 +72,7 @@ impl RecordCache {
     }
 
     /// Stores what a read that missed at `seen` found, unless a record changed since.
-    pub fn fill(&self, seen: Generation, ns: &str, key: &str, value: Option<&str>) {
+    pub(super) fn fill(&self, seen: Generation, ns: &str, key: &str, value: Option<&str>) {
         if value.is_some_and(|v| v.len() > MAX_VALUE) {
             return;
         }
@@ -99,7 +99,7 @@ impl RecordCache {
     }
 
     /// Forgets a record that was just changed (call after its COMMIT, before acknowledging it).
-    pub fn invalidate(&self, ns: &str, key: &str) {
+    pub(super) fn invalidate(&self, ns: &str, key: &str) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };

@@ -13,14 +13,14 @@ use std::sync::OnceLock;
 use crate::StoreError;
 
 #[derive(Default)]
-pub struct Health {
+pub(super) struct Health {
     /// The first damage seen, as it will be reported.
     damaged: OnceLock<String>,
 }
 
 impl Health {
     /// Marks the store damaged if `result` failed with [`StoreError::DataLoss`].
-    pub fn note<T>(&self, result: &Result<T, StoreError>) {
+    pub(super) fn note<T>(&self, result: &Result<T, StoreError>) {
         if let Err(e) = result
             && let StoreError::DataLoss(message) = e.root()
         {
@@ -38,20 +38,20 @@ impl Health {
     }
 
     /// `Err(DataLoss)` once the store is known to be damaged.
-    pub fn check(&self) -> Result<(), StoreError> {
+    pub(super) fn check(&self) -> Result<(), StoreError> {
         match self.damaged.get() {
             Some(message) => Err(StoreError::DataLoss(message.clone())),
             None => Ok(()),
         }
     }
 
-    pub fn is_damaged(&self) -> bool {
+    pub(super) fn is_damaged(&self) -> bool {
         self.damaged.get().is_some()
     }
 }
 
 /// The error for a damaged database, with what the operator should do.
-pub fn damaged(what: impl std::fmt::Display) -> StoreError {
+pub(super) fn damaged(what: impl std::fmt::Display) -> StoreError {
     StoreError::DataLoss(format!(
         "the database is damaged ({what}); claimdb writes nothing more into it: run `claimdb \
          check` on its data directory and restore the directory from a backup"

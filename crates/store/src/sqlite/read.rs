@@ -14,11 +14,14 @@ use crate::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
 use crate::{Document, Record, StoreError};
 
 /// Several documents from one snapshot (the caller's read transaction).
-pub fn get_many(conn: &Connection, paths: &[DocPath]) -> Result<Vec<Option<Document>>, StoreError> {
+pub(super) fn get_many(
+    conn: &Connection,
+    paths: &[DocPath],
+) -> Result<Vec<Option<Document>>, StoreError> {
     paths.iter().map(|p| get_document(conn, p)).collect()
 }
 
-pub fn scan(
+pub(super) fn scan(
     conn: &Connection,
     after: Option<&DocPath>,
     limit: usize,
@@ -40,7 +43,7 @@ pub fn scan(
     Ok(out)
 }
 
-pub fn journal(
+pub(super) fn journal(
     conn: &Connection,
     after: u64,
     limit: usize,
@@ -58,7 +61,7 @@ pub fn journal(
     rows.collect::<Result<Vec<_>, _>>().map_err(internal)
 }
 
-pub fn list_records(
+pub(super) fn list_records(
     conn: &Connection,
     ns: &str,
     after: Option<&str>,
@@ -78,7 +81,7 @@ pub fn list_records(
     rows.collect::<Result<Vec<_>, _>>().map_err(internal)
 }
 
-pub fn scan_records(
+pub(super) fn scan_records(
     conn: &Connection,
     after: Option<(&str, &str)>,
     limit: usize,
@@ -144,7 +147,7 @@ fn scope_sql(scope: &Scope, params: &mut Vec<Sql>) -> String {
 }
 
 /// Runs one page of a query in the caller's read transaction (one snapshot).
-pub fn query(conn: &Connection, q: &PreparedQuery) -> Result<QueryPage, StoreError> {
+pub(super) fn query(conn: &Connection, q: &PreparedQuery) -> Result<QueryPage, StoreError> {
     run(conn, q, q.plan())
 }
 

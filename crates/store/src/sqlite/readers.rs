@@ -35,11 +35,11 @@ use crate::StoreError;
 const MAX_IDLE_READERS: usize = 8;
 
 /// What a read stopped by [`Readers::interrupt_older_than`] fails with.
-pub const INTERRUPTED: &str = "the read was stopped: it kept its snapshot of the database open \
+pub(super) const INTERRUPTED: &str = "the read was stopped: it kept its snapshot of the database open \
      while the write-ahead log had reached its size bound (wal_max_bytes) under heavy writes; \
      retry it";
 
-pub struct Readers {
+pub(super) struct Readers {
     dir: PathBuf,
     pool: Mutex<Pool>,
     /// Bumped after every COMMIT of this process's writer.
@@ -110,7 +110,7 @@ fn end(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl Readers {
-    pub fn new(dir: PathBuf, reuse: bool, health: Arc<Health>) -> Readers {
+    pub(super) fn new(dir: PathBuf, reuse: bool, health: Arc<Health>) -> Readers {
         Readers {
             dir,
             pool: Mutex::new(Pool::default()),
@@ -127,7 +127,7 @@ impl Readers {
 
     /// Runs `f` on a read connection inside a read transaction that sees every commit made
     /// before this call.
-    pub fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -195,7 +195,7 @@ impl Readers {
     /// Called by the writer after each COMMIT, before acknowledging: later reads take a new
     /// snapshot, and idle connections' outdated transactions end so that checkpoints can
     /// proceed. Never waits: if a reader holds the pool this moment, the next commit sweeps.
-    pub fn committed(&self) {
+    pub(super) fn committed(&self) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let Ok(mut pool) = self.pool.try_lock() else {
             return;
@@ -212,7 +212,7 @@ impl Readers {
     /// Ends every idle connection's transaction and makes reads end theirs until the returned
     /// guard is dropped: while the writer waits for the WAL to be free of snapshots, no idle
     /// connection may keep one.
-    pub fn pause(&self) -> Pause<'_> {
+    pub(super) fn pause(&self) -> Pause<'_> {
         let mut pool = self.pool();
         pool.paused = true;
         pool.idle.retain_mut(|reader| {
@@ -225,13 +225,13 @@ impl Readers {
     }
 
     /// How many reads are in progress.
-    pub fn in_progress(&self) -> usize {
+    pub(super) fn in_progress(&self) -> usize {
         self.pool().active.len()
     }
 
     /// Interrupts the reads whose read transaction began more than `age` ago; returns how
     /// many. A read between two statements misses the interrupt, so the writer repeats it.
-    pub fn interrupt_older_than(&self, age: Duration) -> usize {
+    pub(super) fn interrupt_older_than(&self, age: Duration) -> usize {
         let pool = self.pool();
         let Some(cutoff) = Instant::now().checked_sub(age) else {
             return 0;
@@ -246,7 +246,7 @@ impl Readers {
 }
 
 /// Reads end their transactions while this lives (see [`Readers::pause`]).
-pub struct Pause<'a>(&'a Readers);
+pub(super) struct Pause<'a>(&'a Readers);
 
 impl Drop for Pause<'_> {
     fn drop(&mut self) {

@@ -64,12 +64,12 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0)
 ";
 
 /// The columns every document read selects, in [`read_document`]'s order.
-pub const DOC_COLUMNS: &str = "path, data, create_us, update_us, version";
+pub(super) const DOC_COLUMNS: &str = "path, data, create_us, update_us, version";
 
 /// An SQLite error as the store reports it: a corrupt file is [`StoreError::DataLoss`] (which
 /// marks the store damaged where it is noted, see `health`), a read stopped to checkpoint the
 /// write-ahead log is retryable.
-pub fn internal(e: rusqlite::Error) -> StoreError {
+pub(super) fn internal(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
             StoreError::Unavailable(format!("the database is busy: {e}"))
@@ -92,7 +92,7 @@ pub fn internal(e: rusqlite::Error) -> StoreError {
 
 /// Opens the write connection and creates the schema (see [`connect_writer`]).
 #[cfg(test)]
-pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
+pub(super) fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
     let conn = connect_writer(dir)?;
     create_schema(&conn)?;
     Ok(conn)
@@ -101,7 +101,7 @@ pub fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
 /// Opens the write connection in WAL mode, with `synchronous=FULL` until the writer starts its
 /// syncer thread (see `writer`). Checkpoints are the writer's (`wal`): it replaces SQLite's
 /// automatic checkpoint with its own hook.
-pub fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
+pub(super) fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(dir.join(DB_FILE)).map_err(internal)?;
     no_checkpoint_on_close(&conn)?;
     conn.execute_batch(
@@ -117,7 +117,7 @@ pub fn connect_writer(dir: &Path) -> Result<Connection, StoreError> {
 
 /// SQLite's last connection to close would copy the WAL into the database file: into a damaged
 /// one too (the writer truncates the WAL itself at a clean close).
-pub fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
@@ -127,7 +127,7 @@ pub fn no_checkpoint_on_close(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Creates the tables that do not exist yet.
-pub fn create_schema(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn create_schema(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(SCHEMA).map_err(internal)
 }
 
@@ -143,7 +143,7 @@ pub enum Thoroughness {
 /// Runs SQLite's integrity check on `conn` and returns the problems it reports (at most `max`),
 /// none when the database is sound. A file too damaged to be checked at all fails with
 /// [`StoreError::DataLoss`].
-pub fn integrity_problems(
+pub(super) fn integrity_problems(
     conn: &Connection,
     thoroughness: Thoroughness,
     max: usize,
@@ -167,7 +167,7 @@ pub fn integrity_problems(
 }
 
 /// Opens a read-only connection (a WAL reader).
-pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
+pub(super) fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         dir.join(DB_FILE),
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -186,7 +186,7 @@ pub fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Decodes a row selected with [`DOC_COLUMNS`].
-pub fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
+pub(super) fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
     let path: String = row.get(0).map_err(internal)?;
     let data: String = row.get(1).map_err(internal)?;
     let create_us: i64 = row.get(2).map_err(internal)?;
@@ -210,7 +210,10 @@ pub fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
 }
 
 /// Reads one document by key on any connection (inside whatever transaction it is in).
-pub fn get_document(conn: &Connection, path: &DocPath) -> Result<Option<Document>, StoreError> {
+pub(super) fn get_document(
+    conn: &Connection,
+    path: &DocPath,
+) -> Result<Option<Document>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
         .map_err(internal)?;
@@ -222,7 +225,11 @@ pub fn get_document(conn: &Connection, path: &DocPath) -> Result<Option<Document
 }
 
 /// Reads one system record on any connection.
-pub fn get_record(conn: &Connection, ns: &str, key: &str) -> Result<Option<String>, StoreError> {
+pub(super) fn get_record(
+    conn: &Connection,
+    ns: &str,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT value FROM records WHERE ns = ?1 AND key = ?2")
         .map_err(internal)?;
@@ -234,7 +241,10 @@ pub fn get_record(conn: &Connection, ns: &str, key: &str) -> Result<Option<Strin
 }
 
 /// The version of the document at `path`, if it exists.
-pub fn document_version(conn: &Connection, path: &DocPath) -> Result<Option<u64>, StoreError> {
+pub(super) fn document_version(
+    conn: &Connection,
+    path: &DocPath,
+) -> Result<Option<u64>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT version FROM docs WHERE key = ?1")
         .map_err(internal)?;

@@ -55,7 +55,7 @@ const SOFT_INTERVAL: Duration = Duration::from_millis(50);
 /// How long one attempt past half the bound waits for reads.
 const HARD_WAIT: Duration = Duration::from_millis(50);
 /// The longest a read may keep its snapshot while writes wait for the WAL to restart.
-pub const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(1);
+pub(super) const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(1);
 /// How long writes wait past half the bound before going on regardless.
 const GIVE_UP: Duration = Duration::from_secs(3);
 /// After giving up, how long before restarts wait for readers again; doubled after each
@@ -65,7 +65,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The writer's usual busy timeout, restored after each checkpoint.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct WalControl {
+pub(super) struct WalControl {
     max_bytes: u64,
     /// Bytes one frame takes in the WAL: a page and its 24-byte header.
     frame_bytes: u64,
@@ -87,7 +87,7 @@ pub struct WalControl {
 
 /// What a checkpoint achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// Every frame copied; after RESTART or TRUNCATE the WAL also starts over.
     Done,
     /// A snapshot still needs the WAL (or a lock was not free in time).
@@ -98,7 +98,7 @@ impl WalControl {
     /// Takes over checkpointing on the write connection of the database file `db`: installs the
     /// frame-counting hook (which replaces SQLite's automatic checkpoint) and the file size
     /// limit, and starts the background checkpointer.
-    pub fn install(
+    pub(super) fn install(
         conn: &mut Connection,
         db: &Path,
         max_bytes: u64,
@@ -141,13 +141,17 @@ impl WalControl {
     }
 
     /// The WAL's size in bytes as of the last commit (frames since it last started over).
-    pub fn bytes(&self) -> u64 {
+    pub(super) fn bytes(&self) -> u64 {
         u64::try_from(self.frames.load(Ordering::Relaxed)).unwrap_or(0) * self.frame_bytes
     }
 
     /// Called after each committed group (and acknowledged to the syncer): checkpoints as the
     /// module docs say.
-    pub fn after_commit(&mut self, conn: &Connection, readers: &Readers) -> Result<(), StoreError> {
+    pub(super) fn after_commit(
+        &mut self,
+        conn: &Connection,
+        readers: &Readers,
+    ) -> Result<(), StoreError> {
         let bytes = self.bytes();
         let now = Instant::now();
         let backing_off = self.backoff_until.is_some_and(|t| now < t);
@@ -229,7 +233,7 @@ impl WalControl {
 
     /// Checkpoints and truncates the WAL to zero bytes, waiting up to `wait` for readers (at
     /// start, and at a clean close).
-    pub fn truncate(
+    pub(super) fn truncate(
         &mut self,
         conn: &Connection,
         readers: &Readers,
@@ -240,7 +244,7 @@ impl WalControl {
     }
 
     /// Stops the background checkpointer (before the close's last checkpoint).
-    pub fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         if let Some(mut background) = self.background.take() {
             background.stop();
         }
@@ -280,7 +284,7 @@ impl WalControl {
 }
 
 /// The PASSIVE checkpoints, on a thread and a connection of their own.
-pub struct Background {
+pub(super) struct Background {
     wake: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }

@@ -43,9 +43,9 @@ use crate::{
 };
 
 /// Most jobs made durable by one COMMIT.
-pub const MAX_GROUP: usize = 256;
+pub(super) const MAX_GROUP: usize = 256;
 
-pub enum Job {
+pub(super) enum Job {
     Commit {
         commit: Commit,
         reply: oneshot::Sender<Result<CommitResult, StoreError>>,
@@ -71,7 +71,7 @@ pub enum Job {
     Close { reply: oneshot::Sender<bool> },
 }
 
-pub struct Writer {
+pub(super) struct Writer {
     conn: Connection,
     /// The last version handed out (durable in `meta` once its group commits).
     version: u64,
@@ -213,7 +213,7 @@ fn sync_loop(
 impl Writer {
     /// Takes over the write connection of the database whose WAL file is `wal`, and truncates
     /// that file (whatever a previous run left in it is copied into the database first).
-    pub fn new(
+    pub(super) fn new(
         mut conn: Connection,
         wal: PathBuf,
         wal_max_bytes: u64,
@@ -312,7 +312,7 @@ impl Writer {
     }
 
     /// Serves jobs until the channel closes or a `Close` job arrives.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.blocking_recv() {
             if let Some(reply) = self.run_group(first, &mut rx) {
                 // Jobs still queued are dropped with the receiver: their callers see Unavailable.

@@ -38,7 +38,7 @@ async fn filled(dir: &Path) {
 
 /// Overwrites the middle third of the database file with garbage, page-aligned, as a failing
 /// disk or a stray write would.
-pub fn corrupt_middle(file: &Path) {
+pub(crate) fn corrupt_middle(file: &Path) {
     use std::io::{Seek, SeekFrom, Write};
     let len = std::fs::metadata(file).unwrap().len();
     let page = 4096;

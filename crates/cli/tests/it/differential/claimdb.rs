@@ -17,7 +17,7 @@ const ADMIN_KEY: &str = "differential-admin-key-0123456789";
 /// An entity tag no document version has.
 const NO_VERSION: &str = "\"999999999999\"";
 
-pub struct Claimdb {
+pub(super) struct Claimdb {
     server: Server,
     idp: Idp,
     key: Key,
@@ -26,7 +26,7 @@ pub struct Claimdb {
 }
 
 impl Claimdb {
-    pub fn start() -> Claimdb {
+    pub(super) fn start() -> Claimdb {
         let dir = tempfile::tempdir().unwrap();
         let key = Key::new("diff");
         let idp = Idp::start(&[&key]);
@@ -51,7 +51,7 @@ impl Claimdb {
     }
 
     /// Loads rules through the admin API: whether they compile.
-    pub fn put_rules(&self, src: &str) -> bool {
+    pub(super) fn put_rules(&self, src: &str) -> bool {
         let body = json!({ "source": src }).to_string();
         let (status, text) = self
             .http
@@ -67,7 +67,7 @@ impl Claimdb {
     }
 
     /// Replaces `before` by `docs`, under open rules.
-    pub fn reset(&self, before: &[(String, Value)], docs: &[(String, Value)]) {
+    pub(super) fn reset(&self, before: &[(String, Value)], docs: &[(String, Value)]) {
         assert!(self.put_rules(OPEN_RULES));
         for (path, _) in before {
             let (status, text) = self
@@ -98,7 +98,7 @@ impl Claimdb {
         }
     }
 
-    pub fn run(&self, case: &Case) -> Verdict {
+    pub(super) fn run(&self, case: &Case) -> Verdict {
         let token = case
             .auth
             .as_ref()
@@ -133,7 +133,7 @@ impl Claimdb {
     }
 
     /// Keeps the IdP alive as long as the server.
-    pub fn idp(&self) -> &Idp {
+    pub(super) fn idp(&self) -> &Idp {
         &self.idp
     }
 }

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 /// A small, stable pseudo-random generator (SplitMix64): the same seed gives the same suites on
 /// every machine and Rust version.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -26,23 +26,23 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 
     /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 
-    pub fn pick<'x, X>(&mut self, xs: &'x [X]) -> &'x X {
+    pub(crate) fn pick<'x, X>(&mut self, xs: &'x [X]) -> &'x X {
         &xs[self.below(xs.len())]
     }
 }
 
 /// One request of a suite.
 #[derive(Debug, Clone)]
-pub struct Case {
+pub(crate) struct Case {
     pub name: String,
     /// `None`: unauthenticated; else the uid and the extra token claims.
     pub auth: Option<(String, Value)>,
@@ -56,7 +56,7 @@ pub struct Case {
 
 /// A list request's query, in claimdb's `/v1/query` terms.
 #[derive(Debug, Clone, Default)]
-pub struct Query {
+pub(crate) struct Query {
     /// `[field, op, value]` triples.
     pub filters: Vec<(String, &'static str, Value)>,
     /// Field and descending.
@@ -69,7 +69,7 @@ pub struct Query {
 
 /// One rules file with its documents and requests.
 #[derive(Debug, Clone)]
-pub struct Suite {
+pub(crate) struct Suite {
     pub name: String,
     pub rules: String,
     pub docs: Vec<(String, Value)>,
@@ -78,7 +78,7 @@ pub struct Suite {
 
 impl Suite {
     /// The suite as JSON (for `CLAIMDB_TEST_DIFF_DUMP`).
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let cases: Vec<Value> = self
             .cases
             .iter()
@@ -118,7 +118,7 @@ impl Suite {
 }
 
 /// Every suite of the check, from one seed.
-pub fn suites(seed: u64) -> Vec<Suite> {
+pub(crate) fn suites(seed: u64) -> Vec<Suite> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
     out.extend(fixed_suites());

@@ -9,17 +9,17 @@
 //! `CLAIMDB_TEST_DIFF_DUMP=<file>` also writes the generated suites as JSON, for investigating.
 
 mod claimdb;
-pub mod generator;
+pub(crate) mod generator;
 mod oracle;
 
 use std::time::{Duration, Instant};
 
 /// The generator's seed: fixed, so every run checks the same cases.
-pub const SEED: u64 = 0x00C1_A1D8_2026;
+pub(crate) const SEED: u64 = 0x00C1_A1D8_2026;
 
 /// What a server answered.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Allow,
     Deny,
     /// The request was refused as invalid (400).
@@ -39,7 +39,7 @@ impl Verdict {
 }
 
 /// One HTTP client with kept-alive connections.
-pub struct Http(ureq::Agent);
+pub(crate) struct Http(ureq::Agent);
 
 impl Http {
     fn new() -> Http {

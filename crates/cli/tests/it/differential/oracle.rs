@@ -22,7 +22,7 @@ const PROJECT: &str = "claimdb-diff";
 
 /// Where the hidane binary is: `CLAIMDB_TEST_HIDANE_BIN`, the CI cache
 /// (`$HOME/.cache/claimdb-ci/hidane/bin/hidane`, where `.ci/run` installs it), or `PATH`.
-pub fn find() -> Option<PathBuf> {
+pub(super) fn find() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("CLAIMDB_TEST_HIDANE_BIN") {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
@@ -40,7 +40,7 @@ pub fn find() -> Option<PathBuf> {
     })
 }
 
-pub struct Hidane {
+pub(super) struct Hidane {
     child: Child,
     base: String,
     http: Http,
@@ -61,7 +61,7 @@ fn free_port() -> u16 {
 }
 
 impl Hidane {
-    pub fn start(bin: &Path) -> Hidane {
+    pub(super) fn start(bin: &Path) -> Hidane {
         let port = free_port();
         let child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -95,7 +95,7 @@ impl Hidane {
     }
 
     /// Loads rules: whether they compile.
-    pub fn put_rules(&self, src: &str) -> bool {
+    pub(super) fn put_rules(&self, src: &str) -> bool {
         let body = json!({"rules": {"files": [{"name": "firestore.rules", "content": src}]}});
         let (status, _) = self
             .http
@@ -110,7 +110,7 @@ impl Hidane {
     }
 
     /// Deletes every document, then writes `docs`.
-    pub fn reset(&self, docs: &[(String, Value)]) {
+    pub(super) fn reset(&self, docs: &[(String, Value)]) {
         let (status, body) = self
             .http
             .call(
@@ -157,7 +157,7 @@ impl Hidane {
     }
 
     /// Sends one request; documents a write changed are put back.
-    pub fn run(&self, case: &Case, docs: &[(String, Value)]) -> Verdict {
+    pub(super) fn run(&self, case: &Case, docs: &[(String, Value)]) -> Verdict {
         let token = case
             .auth
             .as_ref()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::util::{BIN, OPEN_RULES, Server, request};
 
 /// Runs `claimdb ARGS --data-dir DIR`; returns (exit code, stdout, stderr).
-pub fn claimdb(args: &[&str], data_dir: &Path) -> (Option<i32>, String, String) {
+pub(crate) fn claimdb(args: &[&str], data_dir: &Path) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .arg("--data-dir")
@@ -32,14 +32,14 @@ pub fn claimdb(args: &[&str], data_dir: &Path) -> (Option<i32>, String, String) 
 }
 
 /// `claimdb serve` over `data_dir` (open rules) with its stderr captured line by line.
-pub struct Captured {
+pub(crate) struct Captured {
     pub child: Child,
     pub stderr: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Captured {
-    pub fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Captured {
+    pub(crate) fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Captured {
         std::fs::create_dir_all(data_dir).unwrap();
         let rules = data_dir.join("test-open.rules");
         std::fs::write(&rules, OPEN_RULES).unwrap();
@@ -75,7 +75,7 @@ impl Captured {
     }
 
     /// Kills the process and returns everything it wrote on stderr.
-    pub fn stop(&mut self) -> Vec<String> {
+    pub(crate) fn stop(&mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(reader) = self.reader.take() {
@@ -85,7 +85,7 @@ impl Captured {
     }
 
     /// Waits until the process exits (failing after `within`), returning its exit code.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -100,7 +100,7 @@ impl Captured {
     }
 
     /// Waits until stderr has a line containing every one of `words` (failing after 20 s).
-    pub fn wait_line(&self, words: &[&str]) -> String {
+    pub(crate) fn wait_line(&self, words: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(line) = self
@@ -130,7 +130,7 @@ impl Drop for Captured {
 }
 
 /// `n` documents of about 400 bytes in `coll`, written in batches of 250.
-pub fn fill(server: &Server, coll: &str, n: usize) {
+pub(crate) fn fill(server: &Server, coll: &str, n: usize) {
     for start in (0..n).step_by(250) {
         let writes: Vec<serde_json::Value> = (start..(start + 250).min(n))
             .map(|i| {
@@ -146,7 +146,7 @@ pub fn fill(server: &Server, coll: &str, n: usize) {
 
 /// Overwrites the middle third of a database file with garbage, page-aligned (as a failing
 /// disk or a stray write would), leaving its header intact.
-pub fn corrupt_middle(file: &Path) {
+pub(crate) fn corrupt_middle(file: &Path) {
     use std::io::{Seek, SeekFrom, Write};
     let len = std::fs::metadata(file).unwrap().len();
     let page = 4096;
@@ -172,6 +172,6 @@ pub fn corrupt_middle(file: &Path) {
 
 /// The file's bytes (`None` if it does not exist): compared before and after, to prove that
 /// nothing was written.
-pub fn contents(path: &Path) -> Option<Vec<u8>> {
+pub(crate) fn contents(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
