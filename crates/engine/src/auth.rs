@@ -15,6 +15,10 @@
 //! those are dropped before the overlay, so the current custom claims apply to claimdb's own
 //! tokens as to any other.
 //!
+//! A verified token's `request.auth` is built once, when it verifies (identity's
+//! `VerifiedToken::rules_auth`), and shared by every request the token cache serves it to; only
+//! a user with custom claims costs a conversion per request.
+//!
 //! `request.auth.provider` is the provider the user signed in with. For claimdb's own tokens
 //! that is the `provider` claim claimdb wrote when it minted the token from a provider's token,
 //! a custom token or a login (only claimdb can sign it, and custom claims may not use the name);
@@ -27,9 +31,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use claimdb_audit::{AuditEvent, Decision as AuditDecision};
-use claimdb_identity::claim_names::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM, STORED_CLAIMS_CLAIM};
-use claimdb_identity::{VerifiedToken, Verifier, VerifyError, roles::roles_for};
-use claimdb_model::{Map as DocMap, Value};
+use claimdb_identity::{VerifiedToken, Verifier, VerifyError, roles::roles_for, rules_auth};
+use claimdb_model::Value;
 use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
 
@@ -54,28 +57,44 @@ pub enum Credential {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub uid: String,
-    /// The name of the provider whose token authenticated the caller.
+    /// The name of the provider the caller signed in with.
     pub provider: String,
-    /// The token's claims with the user's custom claims overlaid (custom claims win).
-    pub claims: Map<String, Json>,
-    /// Roles granted by the provider's mappings on those claims.
+    /// Roles granted by the identity and by the provider's mappings on the effective claims.
     pub roles: Vec<String>,
     /// The custom claims that were overlaid (for `/v1/me`).
     pub custom_claims: Map<String, Json>,
+    /// The identity's own claims, before the overlay.
+    own: OwnClaims,
+    /// `request.auth` as rules see the caller: a verified token's own (built once per cached
+    /// token) when no custom claims apply, else built for this request.
+    auth: Arc<Value>,
+}
+
+/// Where a principal's own claims are: in the verified token (shared with the token cache) or
+/// in a session's record.
+#[derive(Debug, Clone, PartialEq)]
+enum OwnClaims {
+    Token(Arc<VerifiedToken>),
+    Session(Map<String, Json>),
 }
 
 impl Principal {
     /// `request.auth` as rules see it: `{uid, token, provider, roles}`.
-    pub fn rules_value(&self) -> Value {
-        let mut m = DocMap::new();
-        m.insert("uid".into(), Value::String(self.uid.clone()));
-        m.insert("token".into(), plain_map(&self.claims));
-        m.insert("provider".into(), Value::String(self.provider.clone()));
-        m.insert(
-            "roles".into(),
-            Value::Array(self.roles.iter().cloned().map(Value::String).collect()),
-        );
-        Value::Map(m)
+    pub fn rules_value(&self) -> Arc<Value> {
+        self.auth.clone()
+    }
+
+    /// The effective claims: the identity's own with the user's custom claims overlaid (custom
+    /// claims win).
+    pub fn claims(&self) -> Map<String, Json> {
+        let mut claims = match &self.own {
+            OwnClaims::Token(token) => token.own_claims(),
+            OwnClaims::Session(claims) => claims.clone(),
+        };
+        for (k, v) in &self.custom_claims {
+            claims.insert(k.clone(), v.clone());
+        }
+        claims
     }
 }
 
@@ -125,7 +144,7 @@ impl Authenticator {
         };
         let verified = verifier.verify(token, now).await.map_err(refused)?;
         let custom = custom_claims_unless_revoked(store, &verified.uid, verified.iat).await?;
-        Ok(principal(verifier, &verified, custom))
+        Ok(principal(verifier, verified, custom))
     }
 
     /// The admin key's condition: it matches the configured key's hash or, without one, the
@@ -289,63 +308,80 @@ async fn custom_claims_unless_revoked(
     }
 }
 
-/// Builds the principal from a verified token and the user's custom claims.
-fn principal(verifier: &Verifier, token: &VerifiedToken, custom: Map<String, Json>) -> Principal {
-    let mut claims = token.claims.clone();
-    if token.provider == ISSUER_PROVIDER_NAME {
-        drop_stored_claims(&mut claims);
+/// Builds the principal from a verified token and the user's custom claims. Without custom
+/// claims (the common case) nothing is copied or converted but the names.
+fn principal(
+    verifier: &Verifier,
+    token: Arc<VerifiedToken>,
+    custom: Map<String, Json>,
+) -> Principal {
+    if custom.is_empty() {
+        return Principal {
+            uid: token.uid.clone(),
+            provider: token.source_provider().to_owned(),
+            roles: token.roles.clone(),
+            custom_claims: custom,
+            auth: token.rules_auth().clone(),
+            own: OwnClaims::Token(token),
+        };
     }
-    principal_of(
-        Some(verifier),
+    let (uid, provider, roles) = (
         token.uid.clone(),
-        source_provider(token),
-        claims,
+        token.source_provider().to_owned(),
         token.roles.clone(),
+    );
+    overlaid(
+        Some(verifier),
+        uid,
+        provider,
+        OwnClaims::Token(token),
+        roles,
         custom,
     )
 }
 
-/// Removes from a claimdb token's claims the custom claims it was minted with (named by its
-/// `claimdb_custom` claim, which goes too): the user's current custom claims are overlaid
-/// instead, so a deleted custom claim stops working on the next request, as with any token.
-fn drop_stored_claims(claims: &mut Map<String, Json>) {
-    if let Some(Json::Array(names)) = claims.remove(STORED_CLAIMS_CLAIM) {
-        for name in names {
-            if let Json::String(name) = name {
-                claims.remove(&name);
-            }
-        }
-    }
-}
-
-/// The provider rules see for a verified token (see the module docs).
-fn source_provider(token: &VerifiedToken) -> String {
-    if token.provider == ISSUER_PROVIDER_NAME
-        && let Some(Json::String(p)) = token.claims.get(PROVIDER_CLAIM)
-        && !p.is_empty()
-    {
-        return p.clone();
-    }
-    token.provider.clone()
-}
-
-/// Builds the principal from an identity (a token's or a session's) and the user's custom
-/// claims: the claims overlaid (custom claims win), then the provider's role mappings
-/// evaluated on the result and added to the identity's roles.
-pub(crate) fn principal_of(
+/// Builds the principal from a session's identity and the user's custom claims.
+pub(crate) fn session_principal(
     verifier: Option<&Verifier>,
     uid: String,
     provider: String,
-    mut claims: Map<String, Json>,
+    claims: Map<String, Json>,
+    roles: Vec<String>,
+    custom: Map<String, Json>,
+) -> Principal {
+    overlaid(
+        verifier,
+        uid,
+        provider,
+        OwnClaims::Session(claims),
+        roles,
+        custom,
+    )
+}
+
+/// The claims overlaid (custom claims win), then the provider's role mappings evaluated on the
+/// result and added to the identity's roles, and `request.auth` built from them.
+fn overlaid(
+    verifier: Option<&Verifier>,
+    uid: String,
+    provider: String,
+    own: OwnClaims,
     mut roles: Vec<String>,
     custom: Map<String, Json>,
 ) -> Principal {
-    if !custom.is_empty() {
-        for (k, v) in &custom {
-            claims.insert(k.clone(), v.clone());
-        }
+    let mut principal = Principal {
+        uid,
+        provider,
+        roles: Vec::new(),
+        custom_claims: custom,
+        own,
+        auth: Arc::new(Value::Null),
+    };
+    let claims = principal.claims();
+    if !principal.custom_claims.is_empty() {
         // Roles follow the effective claims: a custom claim can grant a mapped role.
-        if let Some(p) = verifier.and_then(|v| v.providers().find(|p| p.name == provider)) {
+        if let Some(p) = verifier.and_then(|v| v.providers().find(|p| p.name == principal.provider))
+        {
             for r in roles_for(&p.roles, &claims) {
                 if !roles.contains(&r) {
                     roles.push(r);
@@ -353,34 +389,12 @@ pub(crate) fn principal_of(
             }
         }
     }
-    Principal {
-        uid,
-        provider,
-        claims,
-        roles,
-        custom_claims: custom,
-    }
-}
-
-/// A JSON value as a rules value, taken literally (no `$`-tagged forms: claims are plain JSON).
-pub fn plain_value(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(items) => Value::Array(items.iter().map(plain_value).collect()),
-        Json::Object(m) => plain_map(m),
-    }
-}
-
-fn plain_map(m: &Map<String, Json>) -> Value {
-    Value::Map(
-        m.iter()
-            .map(|(k, v)| (k.clone(), plain_value(v)))
-            .collect::<DocMap>(),
-    )
+    principal.auth = Arc::new(rules_auth(
+        &principal.uid,
+        &claims,
+        &principal.provider,
+        &roles,
+    ));
+    principal.roles = roles;
+    principal
 }

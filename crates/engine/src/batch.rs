@@ -1,7 +1,7 @@
 //! Batches: up to 500 writes decided together — each against the state the writes before it
 //! leave, `getAfter()` seeing the whole batch — and committed atomically, pinned to the states
-//! they were decided on; and what a write is to the rules (`simulate`), which single writes
-//! share. (Which write failed a commit is reported by the store itself, through
+//! they were decided on. A single write (`documents.rs`) is a batch of one: writes have one
+//! decision path. (Which write failed a commit is reported by the store itself, through
 //! `StoreError::write_index`.)
 
 use std::collections::HashMap;
@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use claimdb_audit::AuditEvent;
 use claimdb_model::{DocPath, Map, Timestamp};
 use claimdb_rules::{Method, Request, Target};
-use claimdb_store::{Commit, CommitResult, Document, Precondition, Write, WriteOp, apply_write};
+use claimdb_store::{
+    Commit, CommitResult, Document, Precondition, StoreError, Write, WriteOp, apply_write,
+};
 
 use crate::auth::Principal;
 use crate::authz::{self, ActiveRules, Loaded};
@@ -53,7 +55,7 @@ impl Engine {
         who: Option<&Principal>,
         rules: &ActiveRules,
         writes: &[Write],
-        auth: Option<&claimdb_model::Value>,
+        auth: Option<&std::sync::Arc<claimdb_model::Value>>,
     ) -> Result<(Vec<claimdb_store::ReadCheck>, Vec<AuditEvent>), EngineError> {
         let mut paths: Vec<DocPath> = Vec::new();
         for w in writes {
@@ -61,24 +63,32 @@ impl Engine {
                 paths.push(w.path.clone());
             }
         }
-        let stored = self.store.get_many(&paths).await?;
+        let stored = match paths.as_slice() {
+            [one] => vec![self.store.get(one).await?],
+            _ => self.store.get_many(&paths).await?,
+        };
         let mut loaded = Loaded::default();
-        let mut state: HashMap<DocPath, Option<Document>> = HashMap::new();
-        for (path, doc) in paths.iter().zip(stored) {
+        let mut state: HashMap<DocPath, Option<Document>> = HashMap::with_capacity(paths.len());
+        for (path, doc) in paths.into_iter().zip(stored) {
             loaded.insert(path.clone(), doc.as_ref());
-            state.insert(path.clone(), doc);
+            state.insert(path, doc);
         }
         let now = self.clock.timestamp();
         let mut requests = Vec::with_capacity(writes.len());
         for w in writes {
-            let current = state.get(&w.path).cloned().flatten();
-            let (method, existing, after) = simulate(current.as_ref(), w, now);
+            let current = state.get(&w.path).and_then(Option::as_ref);
+            let (method, existing, next) = simulate(current, w, now);
             let mut request = Request::new(method, Target::Doc(w.path.clone()), now);
             request.auth = auth.cloned();
             request.existing = existing;
-            request.incoming = after.as_ref().map(|d| d.data.clone());
+            request.incoming = match &next {
+                Ok(Some(doc)) => Some(doc.data.clone()),
+                _ => None,
+            };
             requests.push(request);
-            if let Ok(next) = apply_write(current.as_ref(), &unconditional(w), now, 0) {
+            // The writes after this one see what it leaves (a write that cannot apply leaves
+            // the document as it was; the store reports why at commit, if the rules allow it).
+            if let Ok(next) = next {
                 state.insert(w.path.clone(), next);
             }
         }
@@ -154,7 +164,7 @@ pub(crate) fn check_size(writes: &[Write]) -> Result<(), EngineError> {
 
 /// The same write without its precondition (for computing what it would produce: the store
 /// checks the precondition itself at commit).
-pub(crate) fn unconditional(write: &Write) -> std::borrow::Cow<'_, Write> {
+fn unconditional(write: &Write) -> std::borrow::Cow<'_, Write> {
     if write.precondition == Precondition::None {
         return std::borrow::Cow::Borrowed(write);
     }
@@ -164,26 +174,20 @@ pub(crate) fn unconditional(write: &Write) -> std::borrow::Cow<'_, Write> {
 }
 
 /// What a write is to the rules: its method, `resource` (the stored data, absent for a create)
-/// and the document after it (`request.resource`; `None` for a delete, or when the write cannot
-/// apply — then the store reports why, if the rules allow it at all).
-pub(crate) fn simulate(
+/// and what the document is after it — `request.resource` is its data — or why the write cannot
+/// apply (then the store reports that at commit, if the rules allow the write at all).
+fn simulate(
     current: Option<&Document>,
     write: &Write,
     now: Timestamp,
-) -> (Method, Option<Map>, Option<Document>) {
-    let w = unconditional(write);
+) -> (Method, Option<Map>, Result<Option<Document>, StoreError>) {
+    let next = apply_write(current, &unconditional(write), now, 0);
     match (&write.op, current) {
-        (WriteOp::Create { .. }, _) | (WriteOp::Set { .. }, None) => (
-            Method::Create,
-            None,
-            apply_write(None, &w, now, 0).ok().flatten(),
-        ),
-        (WriteOp::Set { .. } | WriteOp::Update { .. }, _) => (
-            Method::Update,
-            authz::data(current),
-            apply_write(current, &w, now, 0).ok().flatten(),
-        ),
-        (WriteOp::Delete, _) => (Method::Delete, authz::data(current), None),
+        (WriteOp::Create { .. }, _) | (WriteOp::Set { .. }, None) => (Method::Create, None, next),
+        (WriteOp::Set { .. } | WriteOp::Update { .. }, _) => {
+            (Method::Update, authz::data(current), next)
+        }
+        (WriteOp::Delete, _) => (Method::Delete, authz::data(current), next),
     }
 }
 

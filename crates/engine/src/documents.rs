@@ -1,17 +1,17 @@
 //! The document operations: get, create, set, update and delete of one document. A read is
-//! decided on the stored document; a write is decided against the document's current state,
-//! then committed pinned to it (decided again if it changed meanwhile), with the caller's
-//! condition (`If-Match`, `If-None-Match`) checked inside the store's transaction.
+//! decided on the stored document; a write is a batch of one (`batch.rs`): decided against the
+//! document's current state, then committed pinned to it (decided again if it changed
+//! meanwhile), with the caller's condition (`If-Match`, `If-None-Match`) checked inside the
+//! store's transaction.
 
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath};
 use claimdb_rules::{Method, Target};
-use claimdb_store::{Commit, Document, Precondition, StoreError, Write, WriteOp, WriteResult};
+use claimdb_store::{Document, Precondition, Write, WriteOp, WriteResult};
 
 use crate::authz::Loaded;
-use crate::batch::simulate;
 use crate::context::RequestContext;
-use crate::engine::{Engine, MAX_DECIDE_ATTEMPTS, rules_request};
+use crate::engine::{Engine, rules_request};
 use crate::error::EngineError;
 use crate::ids::generate_id;
 
@@ -167,49 +167,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Decides one write against the document's current state, then commits it pinned to
-    /// that state (deciding again if it changed meanwhile).
+    /// A single write is a batch of one: decided and committed by [`Engine::batch`]'s path,
+    /// with its errors naming no write index.
     async fn write_one(
         &self,
         ctx: &RequestContext,
         write: Write,
     ) -> Result<WriteResult, EngineError> {
-        let auth = self.authenticate(ctx).await?;
-        let rules = self.rules.load();
-        let precondition = write.precondition;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let current = self.store.get(&write.path).await?;
-            let mut loaded = Loaded::default();
-            loaded.insert(write.path.clone(), current.as_ref());
-            let now = self.clock.timestamp();
-            let (method, existing, after) = simulate(current.as_ref(), &write, now);
-            loaded
-                .prefetch
-                .insert_after(write.path.clone(), after.as_ref().map(|d| d.data.clone()));
-            let mut request =
-                rules_request(method, Target::Doc(write.path.clone()), auth.as_ref(), now);
-            request.existing = existing;
-            request.incoming = after.map(|d| d.data);
-            let event = self
-                .check(ctx, auth.as_ref(), &rules, &request, &mut loaded, true)
-                .await?;
-            let checks = loaded.checks;
-            let commit = |journal| {
-                self.store
-                    .commit(Commit::from_parts(checks, vec![write.clone()], journal))
-            };
-            match self.audited(event.into_iter().collect(), commit).await {
-                Ok(mut result) => {
-                    return result.results.pop().ok_or_else(|| {
-                        EngineError::internal("the store returned no result for a write")
-                    });
-                }
-                Err(StoreError::Aborted(_)) if attempts < MAX_DECIDE_ATTEMPTS => continue,
-                Err(e) => return Err(conditional(EngineError::from(e), precondition)),
-            }
-        }
+        let mut result = self
+            .batch(ctx, vec![write])
+            .await
+            .map_err(EngineError::not_at_write)?;
+        result
+            .results
+            .pop()
+            .ok_or_else(|| EngineError::internal("the store returned no result for a write"))
     }
 
     /// Turns a set of acceptable versions into one store precondition. With several versions the

@@ -156,6 +156,15 @@ impl EngineError {
         self
     }
 
+    /// The same error, attributed to no write: a single write is a batch of one, and its
+    /// errors name no index.
+    pub(crate) fn not_at_write(mut self) -> Self {
+        if let Some(slot) = self.index_mut() {
+            *slot = None;
+        }
+        self
+    }
+
     fn parts(&self) -> (&str, Option<usize>) {
         match self {
             EngineError::Unauthenticated { message, .. }

@@ -31,7 +31,7 @@ mod sign_in;
 pub mod users;
 
 pub use admin::{MAX_USERS_PAGE, compile_rules};
-pub use auth::{Credential, Principal, plain_value};
+pub use auth::{Credential, Principal};
 pub use authz::ActiveRules;
 pub use claimdb_store::query::limits::DEFAULT_MAX_EXAMINED;
 pub use clock::Clock;

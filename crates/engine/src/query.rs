@@ -105,7 +105,7 @@ fn check_cursor(
 /// return, proven from these constraints).
 pub(crate) fn rules_request(
     query: &Query,
-    auth: Option<claimdb_model::Value>,
+    auth: Option<std::sync::Arc<claimdb_model::Value>>,
     now: claimdb_model::Timestamp,
 ) -> Result<claimdb_rules::Request, EngineError> {
     let target = match &query.scope {

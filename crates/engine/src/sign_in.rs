@@ -78,7 +78,7 @@ pub(crate) async fn authenticate_session(
         }
         None => Map::new(),
     };
-    Ok(Some(auth::principal_of(
+    Ok(Some(auth::session_principal(
         verifier,
         session.uid,
         session.provider,

@@ -5,12 +5,14 @@
 //!
 //! Issuer routing and tenants are the verifier's; revocation is applied by whoever reads the
 //! user's records, with [`check_not_revoked`]. This file sees one claims map, and defines what a
-//! verification yields ([`VerifiedToken`]).
+//! verification yields ([`VerifiedToken`]), including what rules see of it (`request.auth`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::claim_names::{ISSUER_PROVIDER_NAME, PROVIDER_CLAIM, STORED_CLAIMS_CLAIM};
 use crate::error::VerifyError;
 
 /// A token that verified.
@@ -23,6 +25,99 @@ pub struct VerifiedToken {
     pub roles: Vec<String>,
     pub iat: Option<i64>,
     pub exp: i64,
+    /// What rules see of this token as `request.auth` (see [`VerifiedToken::rules_auth`]).
+    rules_auth: Arc<claimdb_model::Value>,
+}
+
+impl VerifiedToken {
+    pub fn new(
+        uid: String,
+        claims: Map<String, Value>,
+        provider: String,
+        roles: Vec<String>,
+        iat: Option<i64>,
+        exp: i64,
+    ) -> VerifiedToken {
+        let mut token = VerifiedToken {
+            uid,
+            claims,
+            provider,
+            roles,
+            iat,
+            exp,
+            rules_auth: Arc::new(claimdb_model::Value::Null),
+        };
+        token.rules_auth = Arc::new(rules_auth(
+            &token.uid,
+            &token.own_claims(),
+            token.source_provider(),
+            &token.roles,
+        ));
+        token
+    }
+
+    /// `request.auth` as rules see this token alone — `{uid, token, provider, roles}` with
+    /// [`VerifiedToken::own_claims`] and [`VerifiedToken::source_provider`] — built once when it
+    /// verified, so the verified-token cache converts each token's claims once, not per request.
+    /// Whoever overlays a user's stored custom claims builds its own with [`rules_auth`].
+    pub fn rules_auth(&self) -> &Arc<claimdb_model::Value> {
+        &self.rules_auth
+    }
+
+    /// The claims that are the token's own: for a token claimdb minted with the user's stored
+    /// custom claims, those (named by its `claimdb_custom` claim, which goes too) are left out —
+    /// the user's current custom claims are overlaid instead, so a deleted custom claim stops
+    /// working on the next request, as with any token.
+    pub fn own_claims(&self) -> Map<String, Value> {
+        let mut claims = self.claims.clone();
+        if self.provider == ISSUER_PROVIDER_NAME
+            && let Some(Value::Array(names)) = claims.remove(STORED_CLAIMS_CLAIM)
+        {
+            for name in names {
+                if let Value::String(name) = name {
+                    claims.remove(&name);
+                }
+            }
+        }
+        claims
+    }
+
+    /// The provider the user signed in with: for claimdb's own tokens the `provider` claim
+    /// claimdb wrote when it minted the token from a provider's token, a custom token or a
+    /// login (only claimdb can sign it, and custom claims may not use the name); otherwise,
+    /// and for tokens minted directly, the provider whose keys verified it.
+    pub fn source_provider(&self) -> &str {
+        if self.provider == ISSUER_PROVIDER_NAME
+            && let Some(Value::String(p)) = self.claims.get(PROVIDER_CLAIM)
+            && !p.is_empty()
+        {
+            return p;
+        }
+        &self.provider
+    }
+}
+
+/// `request.auth` as rules see an identity: `{uid, token, provider, roles}`, the claims taken
+/// literally as values.
+pub fn rules_auth(
+    uid: &str,
+    claims: &Map<String, Value>,
+    provider: &str,
+    roles: &[String],
+) -> claimdb_model::Value {
+    use claimdb_model::Value as V;
+    let mut m = claimdb_model::Map::new();
+    m.insert("uid".into(), V::String(uid.to_owned()));
+    m.insert(
+        "token".into(),
+        V::Map(claimdb_model::json::plain_map(claims)),
+    );
+    m.insert("provider".into(), V::String(provider.to_owned()));
+    m.insert(
+        "roles".into(),
+        V::Array(roles.iter().cloned().map(V::String).collect()),
+    );
+    V::Map(m)
 }
 
 /// `sub` (or the configured uid claim) may be at most this long, as in Firebase.

@@ -49,7 +49,7 @@ mod verify;
 
 pub use alg::Alg;
 pub use cache::KeyMetrics;
-pub use claims::{MAX_UID_BYTES, check_not_revoked};
+pub use claims::{MAX_UID_BYTES, check_not_revoked, rules_auth};
 pub use config::{
     FixedKeys, KeyCacheConfig, KeySource, LocalKeySource, LocalKeys, Provider, ProviderConfig,
 };

@@ -273,6 +273,9 @@ pub(crate) fn entry_cost(token: &str, e: &Entry) -> usize {
         + t.roles.capacity() * size_of::<String>()
         + t.roles.iter().map(string_cost).sum::<usize>()
         + BLOCK
+        + map_cost(&t.claims)
+        // The rules' view (`rules_auth`) holds the claims' keys and values again.
+        + BLOCK
         + map_cost(&t.claims);
     let kid = e
         .kid
@@ -316,14 +319,14 @@ mod tests {
     use super::*;
 
     fn entry(dead_at: i64) -> Entry {
-        let token = VerifiedToken {
-            uid: "u".into(),
-            claims: serde_json::Map::new(),
-            provider: "p".into(),
-            roles: Vec::new(),
-            iat: None,
-            exp: dead_at,
-        };
+        let token = VerifiedToken::new(
+            "u".into(),
+            serde_json::Map::new(),
+            "p".into(),
+            Vec::new(),
+            None,
+            dead_at,
+        );
         Entry {
             token: Arc::new(token),
             provider_index: 0,
@@ -436,14 +439,14 @@ mod tests {
         };
         let token = format!("{}.{i}", "t".repeat(claims_bytes * 4 / 3 + 400));
         let entry = Entry {
-            token: Arc::new(VerifiedToken {
-                uid: format!("user-{i}"),
+            token: Arc::new(VerifiedToken::new(
+                format!("user-{i}"),
                 claims,
-                provider: "idp".into(),
-                roles: vec!["reader".into()],
-                iat: None,
-                exp: dead_at,
-            }),
+                "idp".into(),
+                vec!["reader".into()],
+                None,
+                dead_at,
+            )),
             provider_index: 0,
             kid: Some(Arc::from("key-1")),
             dead_at,

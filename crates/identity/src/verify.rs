@@ -345,14 +345,7 @@ impl Verifier {
                 }
             }
         }
-        let verified = VerifiedToken {
-            uid,
-            claims,
-            provider: p.name.clone(),
-            roles,
-            iat,
-            exp,
-        };
+        let verified = VerifiedToken::new(uid, claims, p.name.clone(), roles, iat, exp);
         Ok(((verified, index), kid.map(str::to_owned)))
     }
 

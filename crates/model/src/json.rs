@@ -439,6 +439,27 @@ pub fn check_document_size(map: &Map) -> Result<usize, ModelError> {
     Ok(size)
 }
 
+/// A JSON value taken literally (no `$`-tagged forms), as token claims are read: an integral
+/// number that fits is an int, any other number a double.
+pub fn plain(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(plain).collect()),
+        Json::Object(m) => Value::Map(plain_map(m)),
+    }
+}
+
+/// A JSON object taken literally, as [`plain`] does.
+pub fn plain_map(m: &serde_json::Map<String, Json>) -> Map {
+    m.iter().map(|(k, v)| (k.clone(), plain(v))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -431,7 +431,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
     fn request_field(&mut self, name: &str) -> Result<Val<'a>, EvalError> {
         let req = self.request()?;
         match name {
-            "auth" => Ok(req.auth.as_ref().map_or(Val::Null, Val::from_value)),
+            "auth" => Ok(req.auth.as_deref().map_or(Val::Null, Val::from_value)),
             "method" => Ok(Val::Str(StrV::B(req.method.name()))),
             "path" => match self.request_path(req) {
                 Val::Unknown => Err(EvalError::Unprovable(

@@ -100,8 +100,9 @@ pub struct Request {
     pub database: String,
     pub method: Method,
     pub target: Target,
-    /// `request.auth`: `None` when unauthenticated, else a map with `uid` and `token`.
-    pub auth: Option<Value>,
+    /// `request.auth`: `None` when unauthenticated, else a map with `uid` and `token`. Shared:
+    /// a caller may build it once per identity and hand it to every request.
+    pub auth: Option<Arc<Value>>,
     /// `request.time`.
     pub time: Timestamp,
     /// The stored document (`resource`), if any.
@@ -131,7 +132,7 @@ impl Request {
         let mut m = Map::new();
         m.insert("uid".into(), Value::String(uid.into()));
         m.insert("token".into(), Value::Map(token));
-        self.auth = Some(Value::Map(m));
+        self.auth = Some(Arc::new(Value::Map(m)));
         self
     }
 }

@@ -21,7 +21,7 @@ pub(crate) async fn me(
     Ok(Json(json!({
         "uid": p.uid,
         "provider": p.provider,
-        "claims": p.claims,
+        "claims": p.claims(),
         "custom_claims": p.custom_claims,
         "roles": p.roles,
     })))

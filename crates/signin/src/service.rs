@@ -594,7 +594,7 @@ mod tests {
             .unwrap();
         assert_eq!((p.uid.as_str(), p.provider.as_str()), ("alice", "op"));
         assert_eq!(p.roles, vec!["staff".to_owned()]);
-        assert_eq!(p.claims["email"], "a@example.com");
+        assert_eq!(p.claims()["email"], "a@example.com");
         users::modify(&**e.engine.store(), "alice", |r| {
             r.custom_claims = json!({"moderator": true}).as_object().cloned().unwrap();
             true
@@ -607,7 +607,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(p.claims["moderator"], true, "custom claims apply at once");
+        assert_eq!(p.claims()["moderator"], true, "custom claims apply at once");
         // An unknown session is refused, not treated as anonymous.
         let err = e
             .engine

@@ -198,4 +198,43 @@ pub async fn read_checks_guard_commits<S: Store>(store: Arc<S>) {
     assert_eq!(b.data.get("n"), Some(&Value::Int(1)));
     assert!(store.get(&path("rc/c")).await.unwrap().is_none());
     assert!(store.get(&path("rc/d")).await.unwrap().is_none());
+
+    // A check on the document the commit writes (a decided write's own target), as the second
+    // write of a batch: it changed since it was read, so nothing applies.
+    let pinned = |p: &str, version| ReadCheck {
+        path: path(p),
+        version,
+    };
+    put(&*store, &[("rc/b", json!({"n": 2}))]).await;
+    let e = store
+        .commit(
+            crate::Commit::new(vec![
+                set("rc/e", json!({})),
+                update("rc/b", &[("n", json!(3))]),
+            ])
+            .with_checks(vec![pinned("rc/e", None), pinned("rc/b", Some(b.version))]),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e.root(), StoreError::Aborted(_)), "{e:?}");
+    assert!(store.get(&path("rc/e")).await.unwrap().is_none());
+    let b = store.get(&path("rc/b")).await.unwrap().unwrap();
+    assert_eq!(b.data.get("n"), Some(&Value::Int(2)));
+    // At the version read, the same commit applies; a later write to the same path starts
+    // from what the earlier one left.
+    store
+        .commit(
+            crate::Commit::new(vec![
+                update("rc/b", &[("n", json!(3))]),
+                set("rc/e", json!({})),
+                update("rc/b", &[("m", json!(4))]),
+            ])
+            .with_checks(vec![pinned("rc/b", Some(b.version)), pinned("rc/e", None)]),
+        )
+        .await
+        .unwrap();
+    let b2 = store.get(&path("rc/b")).await.unwrap().unwrap();
+    assert_eq!(b2.data.get("n"), Some(&Value::Int(3)));
+    assert_eq!(b2.data.get("m"), Some(&Value::Int(4)));
+    assert!(store.get(&path("rc/e")).await.unwrap().is_some());
 }

@@ -19,6 +19,7 @@
 //! Once a statement meets a corrupt page the store is damaged (`health`): the group is rolled
 //! back, every later job refused, and nothing more is checkpointed into the database file.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -615,8 +616,26 @@ impl Writer {
             .max(self.commit_us.saturating_add(1));
         let now = Timestamp::from_micros(now_us)
             .map_err(|e| StoreError::Internal(format!("commit clock: {e}")))?;
+        // Each document the commit writes is read once, before the checks: a check on a written
+        // path (a decided write's own target) compares that read's version instead of reading
+        // again, and a later write to the same path starts from what the earlier one left.
+        let mut state: HashMap<&DocPath, (Option<Document>, usize)> =
+            HashMap::with_capacity(writes.len());
+        for (i, write) in writes.iter().enumerate() {
+            match state.get_mut(&write.path) {
+                Some((_, left)) => *left += 1,
+                None => {
+                    let current = get_document(&self.conn, &write.path)
+                        .map_err(|e| at_write(writes.len(), i, write, e))?;
+                    state.insert(&write.path, (current, 1));
+                }
+            }
+        }
         for check in checks {
-            let now = document_version(&self.conn, &check.path)?;
+            let now = match state.get(&check.path) {
+                Some((doc, _)) => doc.as_ref().map(|d| d.version),
+                None => document_version(&self.conn, &check.path)?,
+            };
             if now != check.version {
                 return Err(StoreError::Aborted(format!(
                     "{} changed while the request was being decided",
@@ -628,21 +647,22 @@ impl Writer {
         self.commit_us = now_us;
         let mut results = Vec::with_capacity(writes.len());
         for (i, write) in writes.iter().enumerate() {
-            let at = |e: StoreError| {
-                if writes.len() > 1 {
-                    StoreError::AtWrite {
-                        index: i,
-                        path: write.path.to_string(),
-                        source: Box::new(e),
-                    }
-                } else {
-                    e
-                }
-            };
-            let current = get_document(&self.conn, &write.path).map_err(at)?;
+            let at = |e: StoreError| at_write(writes.len(), i, write, e);
+            let (current, left) = state
+                .get_mut(&write.path)
+                .map(|(doc, left)| {
+                    *left -= 1;
+                    (doc.take(), *left)
+                })
+                .ok_or_else(|| StoreError::Internal("a written path was not read".into()))?;
             let new = apply_write(current.as_ref(), write, now, version).map_err(at)?;
             self.put(&write.path, current.as_ref(), new.as_ref())
                 .map_err(at)?;
+            if left > 0
+                && let Some((doc, _)) = state.get_mut(&write.path)
+            {
+                doc.clone_from(&new);
+            }
             results.push(WriteResult {
                 path: write.path.clone(),
                 document: new,
@@ -787,6 +807,20 @@ fn fail(job: Job, e: StoreError) {
 }
 
 /// The same error with `context` in front of its message.
+/// An error of write `index` of a commit of `count` writes: a multi-write commit names the
+/// failing write, a single write needs no index.
+fn at_write(count: usize, index: usize, write: &Write, e: StoreError) -> StoreError {
+    if count > 1 {
+        StoreError::AtWrite {
+            index,
+            path: write.path.to_string(),
+            source: Box::new(e),
+        }
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
