@@ -11,8 +11,8 @@
 //! Key files are behind [`KeyStorage`], which is asynchronous: opening, rotating, maintaining
 //! and reloading are `async` and may run on any task. Every change to the key file is one
 //! [`KeyStorage::update`] (load, edit, save under the storage's lock); a new key is generated
-//! before it, on a blocking thread (an RSA key takes tens of milliseconds), so neither an async
-//! worker nor the lock waits for key generation.
+//! before it, on a blocking thread (an RSA key takes tens to hundreds of milliseconds), so
+//! neither an async worker nor the lock waits for key generation.
 //!
 //! HTTP routes, refresh tokens and login are elsewhere.
 
