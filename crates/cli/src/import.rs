@@ -236,12 +236,17 @@ fn check(mut lines: Lines, now: Timestamp, config: &Config) -> anyhow::Result<Co
 /// Loads a key ring the way the server will (every key parsed, its id checked), in memory.
 fn check_key_ring(text: &str, config: &Config) -> anyhow::Result<()> {
     let storage = Arc::new(MemoryKeyStorage::default());
-    storage
-        .save(text.as_bytes())
-        .context("the key ring cannot be read")?;
-    Issuer::open(config.issuer.clone(), storage, SystemTime::now())
-        .context("the key ring does not load")?;
-    Ok(())
+    let content = text.as_bytes().to_vec();
+    runtime()?.block_on(async {
+        storage
+            .update(&mut |_| Ok(Some(content.clone())))
+            .await
+            .context("the key ring cannot be read")?;
+        Issuer::open(config.issuer.clone(), storage, SystemTime::now())
+            .await
+            .context("the key ring does not load")?;
+        anyhow::Ok(())
+    })
 }
 
 /// The non-empty lines of the input with their numbers.

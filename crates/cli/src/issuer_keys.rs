@@ -6,8 +6,8 @@
 //! [`ring_storage`] names the same places for a store specification alone (`migrate`,
 //! `export`, `import` carry the key ring from one store to another).
 //!
-//! Every function here blocks on the store: call it from a thread that may block (the main
-//! thread of a CLI command, or inside `block_in_place` / `spawn_blocking` in the server).
+//! The key storage is asynchronous: these functions are awaited on the command's (or the
+//! server's) runtime like any other store call.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use anyhow::Context;
 use claimdb_signin::signing::KEY_FILE;
 use claimdb_signin::{DirKeyStorage, Issuer, IssuerConfig, KeyStorage, StoreKeyStorage};
 use claimdb_store::Store;
-use tokio::runtime::Handle;
 
 use crate::config::Config;
 use crate::storage::Storage;
@@ -33,7 +32,6 @@ pub(crate) fn key_file(dir: &Path) -> PathBuf {
 pub(crate) fn ring_storage(
     storage: &Storage,
     store: &Arc<dyn Store>,
-    handle: Handle,
 ) -> anyhow::Result<Arc<dyn KeyStorage>> {
     match storage {
         Storage::Sqlite { dir, .. } => {
@@ -42,26 +40,26 @@ pub(crate) fn ring_storage(
                 format!("cannot open the issuer key directory {}", dir.display())
             })?))
         }
-        Storage::Postgres(_) => Ok(Arc::new(StoreKeyStorage::new(store.clone(), handle))),
+        Storage::Postgres(_) => Ok(Arc::new(StoreKeyStorage::new(store.clone()))),
     }
 }
 
-/// The key storage for this configuration; `store` (with the runtime it runs on) is used when
-/// the storage is PostgreSQL.
-pub(crate) fn key_storage(
+/// The key storage for this configuration; `store` is used when the storage is PostgreSQL.
+pub(crate) async fn key_storage(
     config: &Config,
-    store: Option<(&Arc<dyn Store>, Handle)>,
+    store: Option<&Arc<dyn Store>>,
 ) -> anyhow::Result<Arc<dyn KeyStorage>> {
     let dir = config.data_dir.join("issuer");
     match (&config.storage, store) {
-        (Storage::Postgres(_), Some((store, handle))) => {
-            let shared = StoreKeyStorage::new(store.clone(), handle);
+        (Storage::Postgres(_), Some(store)) => {
+            let shared = StoreKeyStorage::new(store.clone());
             if dir.join(KEY_FILE).exists() {
                 let local = DirKeyStorage::open(&dir).with_context(|| {
                     format!("cannot open the issuer key directory {}", dir.display())
                 })?;
                 if shared
                     .adopt(&local)
+                    .await
                     .context("cannot move the issuer keys into the database")?
                 {
                     tracing::info!(dir = %dir.display(), "adopted the local issuer keys into the database");
@@ -76,29 +74,29 @@ pub(crate) fn key_storage(
 }
 
 /// Opens (creating keys if there are none) claimdb's issuer over [`key_storage`].
-pub(crate) fn open_issuer(
+pub(crate) async fn open_issuer(
     config: &Config,
     issuer: IssuerConfig,
-    store: Option<(&Arc<dyn Store>, Handle)>,
+    store: Option<&Arc<dyn Store>>,
 ) -> anyhow::Result<Arc<Issuer>> {
-    let storage = key_storage(config, store)?;
+    let storage = key_storage(config, store).await?;
     Issuer::open(issuer, storage, SystemTime::now())
+        .await
         .context("cannot load or create the issuer keys")
 }
 
 /// Whether the configured key storage holds any keys yet (without creating any).
-pub(crate) fn has_keys(
+pub(crate) async fn has_keys(
     config: &Config,
-    store: Option<(&Arc<dyn Store>, Handle)>,
+    store: Option<&Arc<dyn Store>>,
 ) -> anyhow::Result<bool> {
     match (&config.storage, store) {
-        (Storage::Postgres(_), Some((store, handle))) => {
-            Ok(StoreKeyStorage::new(store.clone(), handle)
-                .load()
-                .context("cannot read the issuer keys from the database")?
-                .is_some()
-                || config.data_dir.join("issuer").join(KEY_FILE).exists())
-        }
+        (Storage::Postgres(_), Some(store)) => Ok(StoreKeyStorage::new(store.clone())
+            .load()
+            .await
+            .context("cannot read the issuer keys from the database")?
+            .is_some()
+            || config.data_dir.join("issuer").join(KEY_FILE).exists()),
         _ => Ok(config.data_dir.join("issuer").join(KEY_FILE).exists()),
     }
 }

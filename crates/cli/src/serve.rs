@@ -53,7 +53,7 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let identity = crate::signin::build(&config, addr, &dyn_store)?;
+    let identity = crate::signin::build(&config, addr, &dyn_store).await?;
     let mut options = EngineOptions::new(ruleset, origin);
     options.rules_source = match (&config.rules, config.rules_in_database) {
         (Some(path), false) => RulesSource::File(path.clone()),

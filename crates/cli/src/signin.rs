@@ -33,18 +33,14 @@ pub(crate) struct Identity {
 }
 
 /// Builds the verifier and claimdb's issuer for a server bound to `bound` (no network yet).
-pub(crate) fn build(
+pub(crate) async fn build(
     config: &Config,
     bound: SocketAddr,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<Identity> {
     let issuer_config = config.issuer_at(bound)?;
-    // With PostgreSQL the key ring is in the database (shared by every node); reading it blocks
-    // on the store, which `serve`'s multi-threaded runtime allows here.
-    let handle = tokio::runtime::Handle::current();
-    let issuer = tokio::task::block_in_place(|| {
-        crate::issuer_keys::open_issuer(config, issuer_config, Some((store, handle)))
-    })?;
+    // With PostgreSQL the key ring is in the database (shared by every node).
+    let issuer = crate::issuer_keys::open_issuer(config, issuer_config, Some(store)).await?;
     let fetcher = Arc::new(
         HttpFetcher::new(Duration::from_millis(config.key_cache.fetch_timeout_ms))
             .context("HTTP client")?,

@@ -31,30 +31,31 @@ pub(crate) fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<
     } else {
         token.to_string()
     };
-    // claimdb's own issuer joins the providers when it has keys (never created here).
-    let keys = KeyStore::open(&config)?;
-    let issuer = if crate::issuer_keys::has_keys(&config, keys.as_ref().map(KeyStore::parts))? {
-        Some(crate::issuer_keys::open_issuer(
-            &config,
-            config.issuer.clone(),
-            keys.as_ref().map(KeyStore::parts),
-        )?)
-    } else {
-        None
-    };
-    // The user records, so a revoked user's token is refused here as by the server.
-    let users: Option<Arc<dyn claimdb_store::Store>> = match (&keys, &config.storage) {
-        (Some(k), _) => Some(k.store.clone()),
-        (None, crate::storage::Storage::Sqlite { dir, .. })
-            if dir.join(claimdb_store::sqlite::DB_FILE).exists() =>
-        {
-            let store = claimdb_store::SqliteStore::open_read_only(dir)
-                .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
-            Some(Arc::new(store))
-        }
-        _ => None,
-    };
-    let inspection = runtime()?.block_on(async {
+    // The runtime outlives the issuer, which may hold the database's connections.
+    let rt = runtime()?;
+    let (inspection, issuer) = rt.block_on(async {
+        // claimdb's own issuer joins the providers when it has keys (never created here).
+        let keys = key_store(&config).await?;
+        let issuer = if crate::issuer_keys::has_keys(&config, keys.as_ref()).await? {
+            Some(
+                crate::issuer_keys::open_issuer(&config, config.issuer.clone(), keys.as_ref())
+                    .await?,
+            )
+        } else {
+            None
+        };
+        // The user records, so a revoked user's token is refused here as by the server.
+        let users: Option<Arc<dyn claimdb_store::Store>> = match (&keys, &config.storage) {
+            (Some(k), _) => Some(k.clone()),
+            (None, crate::storage::Storage::Sqlite { dir, .. })
+                if dir.join(claimdb_store::sqlite::DB_FILE).exists() =>
+            {
+                let store = claimdb_store::SqliteStore::open_read_only(dir)
+                    .with_context(|| format!("cannot read the data directory {}", dir.display()))?;
+                Some(Arc::new(store))
+            }
+            _ => None,
+        };
         let verifier = if config.providers.is_empty() && issuer.is_none() {
             None
         } else {
@@ -84,7 +85,7 @@ pub(crate) fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<
                 inspection.apply_revocation(valid_after);
             }
         }
-        anyhow::Ok(inspection)
+        anyhow::Ok((inspection, issuer))
     })?;
     print!("{}", inspection.render());
     if config.providers.is_empty() && issuer.is_none() {
@@ -97,38 +98,20 @@ pub(crate) fn inspect_command(args: &ConfigArgs, token: &str) -> anyhow::Result<
     ))
 }
 
-/// The database and the runtime it runs on, when the issuer keys live in it (PostgreSQL).
-struct KeyStore {
-    rt: tokio::runtime::Runtime,
-    store: Arc<dyn claimdb_store::Store>,
-}
-
-impl KeyStore {
-    fn open(config: &crate::config::Config) -> anyhow::Result<Option<KeyStore>> {
-        match config.storage {
-            crate::storage::Storage::Postgres(_) => {
-                let rt = runtime()?;
-                let store = rt.block_on(config.storage.open())?;
-                Ok(Some(KeyStore { rt, store }))
-            }
-            crate::storage::Storage::Sqlite { .. } => Ok(None),
-        }
-    }
-
-    fn parts(&self) -> (&Arc<dyn claimdb_store::Store>, tokio::runtime::Handle) {
-        (&self.store, self.rt.handle().clone())
+/// The database, when the issuer keys live in it (PostgreSQL).
+async fn key_store(
+    config: &crate::config::Config,
+) -> anyhow::Result<Option<Arc<dyn claimdb_store::Store>>> {
+    match config.storage {
+        crate::storage::Storage::Postgres(_) => Ok(Some(config.storage.open().await?)),
+        crate::storage::Storage::Sqlite { .. } => Ok(None),
     }
 }
 
-/// The issuer over the configured key storage (and the database handle keeping it usable).
-fn open_issuer(config: &crate::config::Config) -> anyhow::Result<(Arc<Issuer>, Option<KeyStore>)> {
-    let keys = KeyStore::open(config)?;
-    let issuer = crate::issuer_keys::open_issuer(
-        config,
-        config.issuer.clone(),
-        keys.as_ref().map(KeyStore::parts),
-    )?;
-    Ok((issuer, keys))
+/// The issuer over the configured key storage (creating its first key if there is none).
+async fn open_issuer(config: &crate::config::Config) -> anyhow::Result<Arc<Issuer>> {
+    let keys = key_store(config).await?;
+    crate::issuer_keys::open_issuer(config, config.issuer.clone(), keys.as_ref()).await
 }
 
 pub(crate) fn mint_command(
@@ -151,7 +134,9 @@ pub(crate) fn mint_command(
         .transpose()
         .map_err(anyhow::Error::msg)
         .context("invalid --ttl")?;
-    let (issuer, _keys) = open_issuer(&config)?;
+    // The runtime outlives the issuer, which may hold the database's connections.
+    let rt = runtime()?;
+    let issuer = rt.block_on(open_issuer(&config))?;
     let request = MintRequest {
         uid: uid.to_owned(),
         claims,
@@ -175,10 +160,16 @@ pub(crate) fn mint_command(
 
 pub(crate) fn rotate_command(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load(None)?;
-    let (issuer, _keys) = open_issuer(&config)?;
-    let kid = issuer
-        .rotate(SystemTime::now())
-        .context("cannot rotate the issuer keys")?;
+    // The runtime outlives the issuer, which may hold the database's connections.
+    let rt = runtime()?;
+    let (issuer, kid) = rt.block_on(async {
+        let issuer = open_issuer(&config).await?;
+        let kid = issuer
+            .rotate(SystemTime::now())
+            .await
+            .context("cannot rotate the issuer keys")?;
+        anyhow::Ok((issuer, kid))
+    })?;
     println!("new signing key: {kid}");
     for k in issuer.keys().context("cannot list the issuer keys")? {
         let state = match k.unpublish_at {

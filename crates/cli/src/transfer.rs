@@ -16,7 +16,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use claimdb_signin::store_keys::ISSUER_KEYS;
 use claimdb_store::{Record, RecordCondition, Store};
-use tokio::runtime::Handle;
 
 use crate::issuer_keys::{key_file, ring_storage};
 use crate::storage::Storage;
@@ -104,7 +103,7 @@ pub(crate) async fn count_records(store: &dyn Store) -> anyhow::Result<u64> {
 }
 
 /// The key ring of the store `storage` names (the key file's text), if it has one. Never
-/// creates anything. Call it on a multi-threaded runtime.
+/// creates anything.
 pub(crate) async fn load_key_ring(
     storage: &Storage,
     store: &Arc<dyn Store>,
@@ -114,10 +113,9 @@ pub(crate) async fn load_key_ring(
     {
         return Ok(None);
     }
-    let keys = ring_storage(storage, store, Handle::current())?;
-    let bytes = tokio::task::spawn_blocking(move || keys.load())
+    let bytes = ring_storage(storage, store)?
+        .load()
         .await
-        .context("reading the issuer keys")?
         .context("cannot read the issuer keys")?;
     bytes
         .map(|b| String::from_utf8(b).context("the issuer key file is not UTF-8 text"))
@@ -125,17 +123,16 @@ pub(crate) async fn load_key_ring(
 }
 
 /// Writes `text` as the key ring of the store `storage` names: the key file (0600, in a 0700
-/// directory) beside an SQLite store, the key ring's record in PostgreSQL. Call it on a
-/// multi-threaded runtime.
+/// directory) beside an SQLite store, the key ring's record in PostgreSQL.
 pub(crate) async fn save_key_ring(
     storage: &Storage,
     store: &Arc<dyn Store>,
     text: String,
 ) -> anyhow::Result<()> {
-    let keys = ring_storage(storage, store, Handle::current())?;
-    tokio::task::spawn_blocking(move || keys.locked(&mut || keys.save(text.as_bytes())))
+    let text = text.into_bytes();
+    ring_storage(storage, store)?
+        .update(&mut |_| Ok(Some(text.clone())))
         .await
-        .context("writing the issuer keys")?
         .context("cannot write the issuer keys")
 }
 

@@ -277,12 +277,7 @@ impl ProviderKeys {
     async fn fetch_now(&self, now: SystemTime) {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         if let KeySource::Local(l) = &self.source {
-            // Reloading may do blocking IO (a key file, or a store reached through a blocking
-            // bridge): never on an async worker.
-            let source = Arc::clone(&l.source);
-            let result = tokio::task::spawn_blocking(move || source.reload())
-                .await
-                .unwrap_or_else(|e| Err(format!("reloading local keys stopped: {e}")));
+            let result = l.source.reload().await;
             if let Ok(mut s) = self.state.write() {
                 s.fetched_at = Some(now);
                 s.last_error = result.err();

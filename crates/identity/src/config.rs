@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
 pub use crate::alg::Alg;
@@ -125,12 +126,15 @@ impl KeySource {
 }
 
 /// The live keys behind a [`KeySource::Local`].
+#[async_trait]
 pub trait LocalKeySource: Send + Sync {
-    /// The keys as they are now (a rotation shows up on the next call).
+    /// The keys as they are now (a rotation shows up on the next call). Called on every
+    /// verification, so it only reads memory.
     fn key_set(&self) -> Arc<KeySet>;
     /// Re-reads the keys from where they live, for keys another process may have changed.
-    /// Called when a token names an unknown `kid`, rate limited like a refetch.
-    fn reload(&self) -> Result<(), String> {
+    /// Called when a token names an unknown `kid`, rate limited like a refetch, and awaited
+    /// like one: an implementation whose IO blocks moves it off the async workers itself.
+    async fn reload(&self) -> Result<(), String> {
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ async fn setup() -> Option<Setup> {
         Arc::new(MemoryKeyStorage::default()),
         SystemTime::now(),
     )
+    .await
     .ok()?;
     let deps = VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(1)).ok()?),

@@ -20,11 +20,13 @@ fn issuer(alg: SigningAlg) -> Option<Arc<Issuer>> {
     }
     .validate("https://db.bench.example")
     .ok()?;
-    Issuer::open(
+    // Opening generates the first key on a blocking thread, so it needs a runtime.
+    let rt = tokio::runtime::Builder::new_current_thread().build().ok()?;
+    rt.block_on(Issuer::open(
         cfg,
         Arc::new(MemoryKeyStorage::default()),
         SystemTime::now(),
-    )
+    ))
     .ok()
 }
 

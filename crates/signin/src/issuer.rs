@@ -8,11 +8,18 @@
 //! read live, so a freshly rotated key verifies at once; an unknown `kid` re-reads the key file
 //! (rate limited), so a rotation by another process (`claimdb token rotate-keys`) is picked up.
 //!
-//! Key files are behind [`KeyStorage`]; HTTP routes, refresh tokens and login are elsewhere.
+//! Key files are behind [`KeyStorage`], which is asynchronous: opening, rotating, maintaining
+//! and reloading are `async` and may run on any task. Every change to the key file is one
+//! [`KeyStorage::update`] (load, edit, save under the storage's lock); a new key is generated
+//! before it, on a blocking thread (an RSA key takes tens to hundreds of milliseconds), so
+//! neither an async worker nor the lock waits for key generation.
+//!
+//! HTTP routes, refresh tokens and login are elsewhere.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -257,28 +264,12 @@ impl std::fmt::Debug for Issuer {
 impl Issuer {
     /// Loads the key file, creating the first key if there is none, then applies the schedule
     /// (a rotation that fell due while stopped, pruning of expired retired keys).
-    pub fn open(
+    pub async fn open(
         config: IssuerConfig,
         storage: Arc<dyn KeyStorage>,
         now: SystemTime,
     ) -> Result<Arc<Issuer>, IssuerError> {
-        let mut ring = None;
-        storage.locked(&mut || {
-            let mut file = read_file(storage.as_ref())?.unwrap_or_default();
-            let mut changed = false;
-            if !file.keys.iter().any(|k| k.retired.is_none()) {
-                let key = SigningKey::generate(config.algorithm, now)?;
-                file.keys.push(StoredKey::of(&key, None));
-                changed = true;
-            }
-            changed |= schedule(&config, &mut file, now, false)?;
-            if changed {
-                write_file(storage.as_ref(), &mut file)?;
-            }
-            ring = Some(build_ring(file)?);
-            Ok(())
-        })?;
-        let ring = ring.ok_or_else(|| IssuerError::KeyFile("no key ring was built".into()))?;
+        let ring = apply_schedule(&config, storage.as_ref(), now, Change::Open).await?;
         Ok(Arc::new(Issuer {
             config,
             storage,
@@ -308,35 +299,23 @@ impl Issuer {
 
     /// Rotates now: a new active key signs from now on; the old one stays published until
     /// every token it signed has expired. Returns the new key id.
-    pub fn rotate(&self, now: SystemTime) -> Result<String, IssuerError> {
-        self.update(now, true)?;
+    pub async fn rotate(&self, now: SystemTime) -> Result<String, IssuerError> {
+        self.update(now, Change::Rotate).await?;
         Ok(self.ring()?.active.kid.clone())
     }
 
     /// The schedule: rotates when the active key is older than `rotate_after`, drops retired
     /// keys whose tokens have all expired, and picks up changes made by other processes.
     /// Returns whether the key ring changed. Call it every few minutes.
-    pub fn maintain(&self, now: SystemTime) -> Result<bool, IssuerError> {
+    pub async fn maintain(&self, now: SystemTime) -> Result<bool, IssuerError> {
         let before = self.ring()?.file.clone();
-        self.update(now, false)?;
+        self.update(now, Change::Schedule).await?;
         Ok(self.ring()?.file != before)
     }
 
-    fn update(&self, now: SystemTime, force_rotate: bool) -> Result<(), IssuerError> {
-        let mut ring = None;
-        self.storage.locked(&mut || {
-            let mut file = read_file(self.storage.as_ref())?
-                .ok_or_else(|| IssuerError::KeyFile("the key file disappeared".into()))?;
-            if schedule(&self.config, &mut file, now, force_rotate)? {
-                write_file(self.storage.as_ref(), &mut file)?;
-            }
-            ring = Some(build_ring(file)?);
-            Ok(())
-        })?;
-        match ring {
-            Some(r) => self.install(r),
-            None => Err(IssuerError::KeyFile("no key ring was built".into())),
-        }
+    async fn update(&self, now: SystemTime, change: Change) -> Result<(), IssuerError> {
+        let ring = apply_schedule(&self.config, self.storage.as_ref(), now, change).await?;
+        self.install(ring)
     }
 
     /// Runs [`Issuer::maintain`] every `every` on the injected clock until the issuer is
@@ -351,14 +330,10 @@ impl Issuer {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(issuer) = weak.upgrade() else { return };
-                let now = clock.now();
-                // File IO and possibly key generation: off the async workers.
-                let result = tokio::task::spawn_blocking(move || issuer.maintain(now)).await;
-                match result {
-                    Ok(Ok(true)) => tracing::info!("issuer key ring changed"),
-                    Ok(Ok(false)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "issuer key maintenance failed"),
-                    Err(e) => tracing::warn!(error = %e, "issuer key maintenance panicked"),
+                match issuer.maintain(clock.now()).await {
+                    Ok(true) => tracing::info!("issuer key ring changed"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "issuer key maintenance failed"),
                 }
             }
         })
@@ -521,8 +496,8 @@ impl Issuer {
     }
 
     /// Re-reads the key file (another process may have rotated).
-    fn reload_file(&self) -> Result<(), IssuerError> {
-        let file = read_file(self.storage.as_ref())?
+    async fn reload_file(&self) -> Result<(), IssuerError> {
+        let file = parse_file(self.storage.load().await?)?
             .ok_or_else(|| IssuerError::KeyFile("the key file disappeared".into()))?;
         if self.ring()?.file != file {
             self.install(build_ring(file)?)?;
@@ -531,18 +506,82 @@ impl Issuer {
     }
 }
 
+#[async_trait]
 impl LocalKeySource for Issuer {
     fn key_set(&self) -> Arc<KeySet> {
         self.ring().map(|r| Arc::clone(&r.set)).unwrap_or_default()
     }
 
-    fn reload(&self) -> Result<(), String> {
-        self.reload_file().map_err(|e| e.to_string())
+    async fn reload(&self) -> Result<(), String> {
+        self.reload_file().await.map_err(|e| e.to_string())
     }
 }
 
-fn read_file(storage: &dyn KeyStorage) -> Result<Option<KeyFile>, IssuerError> {
-    let Some(bytes) = storage.load()? else {
+/// What a read-modify-write of the key file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Opening: the first key if there is none, then the schedule.
+    Open,
+    /// The schedule (due rotation, pruning); the key file must exist.
+    Schedule,
+    /// A rotation on command, then the schedule.
+    Rotate,
+}
+
+/// One read-modify-write of the key file under the storage's lock, returning the key ring it
+/// leaves. When the file needs a new key and none was generated yet, the lock is given back
+/// (nothing saved), a key is generated off the async workers and the update runs again with
+/// it; so at most two rounds, and a key generated in vain (another process rotated in
+/// between) is dropped.
+async fn apply_schedule(
+    config: &IssuerConfig,
+    storage: &dyn KeyStorage,
+    now: SystemTime,
+    change: Change,
+) -> Result<Ring, IssuerError> {
+    let mut fresh = match change {
+        Change::Rotate => Some(generate(config.algorithm, now).await?),
+        Change::Open | Change::Schedule => None,
+    };
+    loop {
+        let mut outcome = None;
+        storage
+            .update(&mut |content| {
+                let mut file = match parse_file(content)? {
+                    Some(file) => file,
+                    None if change == Change::Open => KeyFile::default(),
+                    None => return Err(IssuerError::KeyFile("the key file disappeared".into())),
+                };
+                let Some(changed) =
+                    schedule(config, &mut file, now, change == Change::Rotate, &mut fresh)
+                else {
+                    outcome = Some(None);
+                    return Ok(None);
+                };
+                let content = changed.then(|| encode_file(&mut file)).transpose()?;
+                outcome = Some(Some(build_ring(file)?));
+                Ok(content)
+            })
+            .await?;
+        match outcome {
+            Some(Some(ring)) => return Ok(ring),
+            Some(None) if fresh.is_none() => fresh = Some(generate(config.algorithm, now).await?),
+            Some(None) | None => {
+                return Err(IssuerError::KeyFile("no key ring was built".into()));
+            }
+        }
+    }
+}
+
+/// A new key, generated on a blocking thread.
+async fn generate(alg: SigningAlg, now: SystemTime) -> Result<SigningKey, IssuerError> {
+    tokio::task::spawn_blocking(move || SigningKey::generate(alg, now))
+        .await
+        .map_err(|e| IssuerError::Crypto(format!("key generation stopped: {e}")))?
+}
+
+fn parse_file(content: Option<Vec<u8>>) -> Result<Option<KeyFile>, IssuerError> {
+    let Some(bytes) = content else {
         return Ok(None);
     };
     let file: KeyFile = serde_json::from_slice(&bytes)
@@ -556,20 +595,22 @@ fn read_file(storage: &dyn KeyStorage) -> Result<Option<KeyFile>, IssuerError> {
     Ok(Some(file))
 }
 
-fn write_file(storage: &dyn KeyStorage, file: &mut KeyFile) -> Result<(), IssuerError> {
+fn encode_file(file: &mut KeyFile) -> Result<Vec<u8>, IssuerError> {
     file.version = KEY_FILE_VERSION;
-    let bytes = serde_json::to_vec_pretty(file)
-        .map_err(|e| IssuerError::KeyFile(format!("cannot encode the key file: {e}")))?;
-    storage.save(&bytes)
+    serde_json::to_vec_pretty(file)
+        .map_err(|e| IssuerError::KeyFile(format!("cannot encode the key file: {e}")))
 }
 
-/// Applies rotation (due or forced) and pruning to `file`; returns whether it changed.
+/// Applies rotation (due — which includes a file with no active key — or forced) and pruning
+/// to `file`, taking the new key from `fresh`; returns whether it changed, or `None`, leaving
+/// `file` as it was, when a rotation is needed and `fresh` holds no key.
 fn schedule(
     config: &IssuerConfig,
     file: &mut KeyFile,
     now: SystemTime,
     force_rotate: bool,
-) -> Result<bool, IssuerError> {
+    fresh: &mut Option<SigningKey>,
+) -> Option<bool> {
     let now_s = unix_secs(now);
     let mut changed = false;
     let active_created = file
@@ -586,7 +627,7 @@ fn schedule(
         (None, Some(_)) => false,
     };
     if force_rotate || due {
-        let key = SigningKey::generate(config.algorithm, now)?;
+        let key = fresh.take()?;
         for k in file.keys.iter_mut().filter(|k| k.retired.is_none()) {
             k.retired = Some(now_s);
         }
@@ -598,7 +639,7 @@ fn schedule(
     file.keys
         .retain(|k| k.retired.is_none_or(|r| now_s < r.saturating_add(keep_for)));
     changed |= file.keys.len() != before;
-    Ok(changed)
+    Some(changed)
 }
 
 fn build_ring(file: KeyFile) -> Result<Ring, IssuerError> {
@@ -710,15 +751,19 @@ mod tests {
         assert!(parse_ttl("m").is_err());
     }
 
-    #[test]
-    fn open_creates_then_reuses_the_key() {
+    #[tokio::test]
+    async fn open_creates_then_reuses_the_key() {
         let storage = Arc::new(MemoryKeyStorage::default());
         let cfg = IssuerSettings::default()
             .validate("https://db.example.com")
             .unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let a = Issuer::open(cfg.clone(), storage.clone(), t0).unwrap();
-        let b = Issuer::open(cfg, storage, t0 + Duration::from_secs(10)).unwrap();
+        let a = Issuer::open(cfg.clone(), storage.clone(), t0)
+            .await
+            .unwrap();
+        let b = Issuer::open(cfg, storage, t0 + Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(a.keys().unwrap(), b.keys().unwrap());
         assert_eq!(a.keys().unwrap().len(), 1);
     }

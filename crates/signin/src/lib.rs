@@ -19,7 +19,7 @@
 //! Wiring, as `serve` does it:
 //!
 //! ```text
-//! let issuer = Issuer::open(issuer_cfg, Arc::new(DirKeyStorage::open(data_dir.join("issuer"))?), now)?;
+//! let issuer = Issuer::open(issuer_cfg, Arc::new(DirKeyStorage::open(data_dir.join("issuer"))?), now).await?;
 //! issuer.spawn_maintenance(clock, Duration::from_secs(300));    // scheduled rotation + pruning
 //! providers.push(issuer.provider());                            // claimdb tokens: same Verifier
 //! let verifier = Arc::new(Verifier::new(providers, key_cache, deps)?);

@@ -89,20 +89,16 @@ impl SignIn {
         if !due {
             return;
         }
-        // Reading the key ring blocks (a file, or the database's records with PostgreSQL): do
-        // it on a blocking thread; this request serves the keys in memory, later ones the
-        // reloaded ring.
+        // Re-read in a task of its own: this request serves the keys in memory, later ones the
+        // reloaded ring. (Outside a runtime there is nothing to run it on; the keys in memory
+        // are served and the scheduled maintenance picks up a rotation.)
         let issuer = Arc::clone(&self.issuer);
-        let reload = move || {
-            if let Err(e) = claimdb_identity::LocalKeySource::reload(&*issuer) {
-                tracing::warn!(error = %e, "re-reading the issuer key file failed; serving the keys in memory");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(reload);
-            }
-            Err(_) => reload(),
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = claimdb_identity::LocalKeySource::reload(&*issuer).await {
+                    tracing::warn!(error = %e, "re-reading the issuer key file failed; serving the keys in memory");
+                }
+            });
         }
     }
 
@@ -526,7 +522,7 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
-    fn env() -> Env {
+    async fn env() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let cfg = IssuerSettings::default()
@@ -537,6 +533,7 @@ mod tests {
             Arc::new(MemoryKeyStorage::default()),
             SystemTime::now(),
         )
+        .await
         .unwrap();
         let deps = VerifierDeps {
             fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(1)).unwrap()),
@@ -570,7 +567,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_authenticates_with_the_custom_claims_overlay_until_revoked() {
-        let e = env();
+        let e = env().await;
         let identity = SessionIdentity {
             uid: "alice".into(),
             provider: "op".into(),
@@ -655,7 +652,7 @@ mod tests {
 
     #[tokio::test]
     async fn claimdb_tokens_show_the_sign_in_provider() {
-        let e = env();
+        let e = env().await;
         let mint = |provider: Option<&str>| MintRequest {
             uid: "bob".into(),
             provider: provider.map(str::to_owned),
@@ -684,7 +681,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sweeper_removes_expired_sessions_only() {
-        let e = env();
+        let e = env().await;
         let ident = SessionIdentity {
             uid: "carol".into(),
             ..SessionIdentity::default()

@@ -1,8 +1,9 @@
 //! claimdb's own signing keys: generation (ES256 on P-256, or RS256 with 2048-bit RSA, through
 //! aws-lc-rs), the public JWK of each with its RFC 7638 thumbprint as `kid`, JWS signing, and
-//! the key file — its JSON form and where it lives ([`KeyStorage`]; [`DirKeyStorage`] writes
-//! `keys.json` with mode 0600 in a 0700 directory, atomically: temp file, fsync, rename, fsync
-//! of the directory).
+//! the key file — its JSON form and where it lives ([`KeyStorage`], asynchronous, written only
+//! by a read-modify-write under the storage's lock; [`DirKeyStorage`] writes `keys.json` with
+//! mode 0600 in a 0700 directory, atomically: temp file, fsync, rename, fsync of the directory,
+//! on tokio's blocking threads; [`MemoryKeyStorage`] keeps it in memory).
 //!
 //! When keys rotate and which are published is the issuer's business (`issuer.rs`); this file
 //! holds no policy.
@@ -11,6 +12,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
@@ -234,41 +236,67 @@ impl StoredKey {
     }
 }
 
-/// Where the key file lives. Implementations must make `save` atomic (a reader sees the old
+/// What [`KeyStorage::update`] runs under the lock: given the key file's current content
+/// (`None`: there is none yet), the content to save (`None`: leave it as it is).
+pub type KeyFileEdit<'a> =
+    dyn FnMut(Option<Vec<u8>>) -> Result<Option<Vec<u8>>, IssuerError> + Send + 'a;
+
+/// Where the key file lives. Implementations must make a save atomic (a reader sees the old
 /// or the new content, never a mix) and durable, and keep the content from other users.
+///
+/// Asynchronous, so that a storage reached over the network (the store's records,
+/// `store_keys.rs`) is simply awaited; a storage that must block (the file system,
+/// [`DirKeyStorage`]) does so on tokio's blocking threads itself, never on its caller's.
+///
+/// The issuer's only writes are read-modify-writes (first key, rotation, pruning, a copy
+/// adopted from elsewhere), so that is the one write operation: [`KeyStorage::update`] takes
+/// the lock, loads, runs the edit and saves its answer as one step. A separate
+/// `lock` / `load` / `save` would let a caller save without the lock or hold the lock across
+/// awaits of its own; here the edit is synchronous and short (the issuer generates keys before
+/// calling, never under the lock), so the lock is held only for the storage's own IO.
+#[async_trait]
 pub trait KeyStorage: Send + Sync {
-    fn load(&self) -> Result<Option<Vec<u8>>, IssuerError>;
-    fn save(&self, content: &[u8]) -> Result<(), IssuerError>;
-    /// Runs `f` while holding an exclusive lock against other processes sharing the storage
-    /// (so a CLI rotation and the server's schedule do not both write).
-    fn locked(&self, f: &mut dyn FnMut() -> Result<(), IssuerError>) -> Result<(), IssuerError> {
-        f()
-    }
+    /// The key file's content, if there is one. Takes no lock (saves are atomic).
+    async fn load(&self) -> Result<Option<Vec<u8>>, IssuerError>;
+
+    /// Holding an exclusive lock against everyone else sharing the storage (so a CLI rotation
+    /// and the server's schedule, or two nodes, do not both write): loads the content, calls
+    /// `edit` once with it, and saves what `edit` returns, if anything. An error from `edit`
+    /// is returned, with nothing saved.
+    async fn update(&self, edit: &mut KeyFileEdit<'_>) -> Result<(), IssuerError>;
 }
 
 /// The key file in memory (tests, or an issuer whose keys die with the process).
 #[derive(Debug, Default)]
 pub struct MemoryKeyStorage(std::sync::Mutex<Option<Vec<u8>>>);
 
-impl KeyStorage for MemoryKeyStorage {
-    fn load(&self) -> Result<Option<Vec<u8>>, IssuerError> {
+impl MemoryKeyStorage {
+    fn content(&self) -> Result<std::sync::MutexGuard<'_, Option<Vec<u8>>>, IssuerError> {
         self.0
             .lock()
-            .map(|g| g.clone())
             .map_err(|_| IssuerError::KeyFile("poisoned".into()))
     }
-    fn save(&self, content: &[u8]) -> Result<(), IssuerError> {
-        let mut g = self
-            .0
-            .lock()
-            .map_err(|_| IssuerError::KeyFile("poisoned".into()))?;
-        *g = Some(content.to_vec());
+}
+
+#[async_trait]
+impl KeyStorage for MemoryKeyStorage {
+    async fn load(&self) -> Result<Option<Vec<u8>>, IssuerError> {
+        Ok(self.content()?.clone())
+    }
+
+    async fn update(&self, edit: &mut KeyFileEdit<'_>) -> Result<(), IssuerError> {
+        // The mutex is the lock; nothing is awaited while it is held.
+        let mut content = self.content()?;
+        if let Some(new) = edit(content.clone())? {
+            *content = Some(new);
+        }
         Ok(())
     }
 }
 
 /// `keys.json` in a directory of its own (e.g. `<data_dir>/issuer`), mode 0600 in a 0700
-/// directory; written through a temp file, fsync and rename.
+/// directory; written through a temp file, fsync and rename. Its file IO runs on tokio's
+/// blocking threads.
 #[derive(Debug, Clone)]
 pub struct DirKeyStorage {
     dir: PathBuf,
@@ -279,9 +307,12 @@ pub const KEY_FILE: &str = "keys.json";
 const LOCK_FILE: &str = "keys.lock";
 /// A lock file older than this is taken to be left by a crashed process.
 const STALE_LOCK: Duration = Duration::from_secs(30);
+/// How long `update` waits for a lock file held by another process.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 impl DirKeyStorage {
     /// Creates the directory (0700) if needed; refuses one that others may read or write.
+    /// (Two small synchronous file-system calls: it is opened once, at startup.)
     pub fn open(dir: impl Into<PathBuf>) -> Result<DirKeyStorage, IssuerError> {
         let dir = dir.into();
         let io = |what: &str, e: std::io::Error| {
@@ -313,82 +344,130 @@ impl DirKeyStorage {
         &self.dir
     }
 
-    fn file(&self) -> PathBuf {
-        self.dir.join(KEY_FILE)
+    /// Runs `op` on this directory on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Path) -> Result<T, IssuerError> + Send + 'static,
+    ) -> Result<T, IssuerError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || op(&dir))
+            .await
+            .map_err(|e| IssuerError::KeyFile(format!("the key file's IO task stopped: {e}")))?
     }
 }
 
+#[async_trait]
 impl KeyStorage for DirKeyStorage {
-    fn load(&self) -> Result<Option<Vec<u8>>, IssuerError> {
-        let path = self.file();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    async fn load(&self) -> Result<Option<Vec<u8>>, IssuerError> {
+        self.blocking(read_key_file).await
+    }
+
+    async fn update(&self, edit: &mut KeyFileEdit<'_>) -> Result<(), IssuerError> {
+        let (lock, content) = self
+            .blocking(|dir| {
+                let lock = LockFile::acquire(dir)?;
+                Ok((lock, read_key_file(dir)?))
+            })
+            .await?;
+        // Dropping the lock (on a blocking thread below, or wherever this future is dropped)
+        // removes the lock file.
+        let new = match edit(content) {
+            Ok(new) => new,
             Err(e) => {
-                return Err(IssuerError::KeyFile(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
+                self.blocking(move |_| {
+                    drop(lock);
+                    Ok(())
+                })
+                .await?;
+                return Err(e);
             }
         };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path)
-                .map_err(|e| IssuerError::KeyFile(format!("cannot stat {}: {e}", path.display())))?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(IssuerError::KeyFile(format!(
-                    "{} has mode {mode:o}; signing keys must be readable by their owner only (chmod 600)",
-                    path.display()
-                )));
-            }
-        }
-        Ok(Some(bytes))
+        self.blocking(move |dir| {
+            let saved = match new {
+                Some(content) => write_key_file(dir, &content),
+                None => Ok(()),
+            };
+            drop(lock);
+            saved
+        })
+        .await
     }
+}
 
-    fn save(&self, content: &[u8]) -> Result<(), IssuerError> {
-        let path = self.file();
-        let tmp = self
-            .dir
-            .join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
-        let io = |what: &str, p: &Path, e: std::io::Error| {
-            IssuerError::KeyFile(format!("cannot {what} {}: {e}", p.display()))
-        };
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).map_err(|e| io("create", &tmp, e))?;
-        #[cfg(unix)]
-        {
-            // A temp file left by an earlier crash keeps its old mode; make sure.
-            use std::os::unix::fs::PermissionsExt as _;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io("chmod", &tmp, e))?;
+fn read_key_file(dir: &Path) -> Result<Option<Vec<u8>>, IssuerError> {
+    let path = dir.join(KEY_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(IssuerError::KeyFile(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
         }
-        f.write_all(content).map_err(|e| io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| io("rename into", &path, e))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            d.sync_all().map_err(|e| io("fsync", &self.dir, e))?;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| IssuerError::KeyFile(format!("cannot stat {}: {e}", path.display())))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(IssuerError::KeyFile(format!(
+                "{} has mode {mode:o}; signing keys must be readable by their owner only (chmod 600)",
+                path.display()
+            )));
         }
-        Ok(())
     }
+    Ok(Some(bytes))
+}
 
-    fn locked(&self, f: &mut dyn FnMut() -> Result<(), IssuerError>) -> Result<(), IssuerError> {
-        let lock = self.dir.join(LOCK_FILE);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+fn write_key_file(dir: &Path, content: &[u8]) -> Result<(), IssuerError> {
+    let path = dir.join(KEY_FILE);
+    let tmp = dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        IssuerError::KeyFile(format!("cannot {what} {}: {e}", p.display()))
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).map_err(|e| io("create", &tmp, e))?;
+    #[cfg(unix)]
+    {
+        // A temp file left by an earlier crash keeps its old mode; make sure.
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io("chmod", &tmp, e))?;
+    }
+    f.write_all(content).map_err(|e| io("write", &tmp, e))?;
+    f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(|e| io("rename into", &path, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        d.sync_all().map_err(|e| io("fsync", dir, e))?;
+    }
+    Ok(())
+}
+
+/// The lock file, held from [`LockFile::acquire`] until dropped (which removes it).
+struct LockFile(PathBuf);
+
+impl LockFile {
+    /// Creates the lock file, waiting (this thread sleeps: call it on a blocking thread) while
+    /// another process holds it, and taking over one older than [`STALE_LOCK`].
+    fn acquire(dir: &Path) -> Result<LockFile, IssuerError> {
+        let lock = dir.join(LOCK_FILE);
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&lock)
             {
-                Ok(_) => break,
+                Ok(_) => return Ok(LockFile(lock)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let stale = std::fs::metadata(&lock)
                         .and_then(|m| m.modified())
@@ -415,9 +494,12 @@ impl KeyStorage for DirKeyStorage {
                 }
             }
         }
-        let result = f();
-        let _ = std::fs::remove_file(&lock);
-        result
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -453,16 +535,20 @@ mod tests {
     }
 
     #[cfg(unix)]
-    #[test]
-    fn dir_storage_is_private_and_atomic() {
+    #[tokio::test]
+    async fn dir_storage_is_private_and_atomic() {
         use std::os::unix::fs::PermissionsExt as _;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("issuer");
         let s = DirKeyStorage::open(&dir).unwrap();
-        assert_eq!(s.load().unwrap(), None);
-        s.save(b"{\"a\":1}").unwrap();
-        s.save(b"{\"a\":2}").unwrap();
-        assert_eq!(s.load().unwrap().as_deref(), Some(&b"{\"a\":2}"[..]));
+        assert_eq!(s.load().await.unwrap(), None);
+        let save = |content: &'static [u8]| {
+            let s = s.clone();
+            async move { s.update(&mut |_| Ok(Some(content.to_vec()))).await }
+        };
+        save(b"{\"a\":1}").await.unwrap();
+        save(b"{\"a\":2}").await.unwrap();
+        assert_eq!(s.load().await.unwrap().as_deref(), Some(&b"{\"a\":2}"[..]));
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
@@ -471,18 +557,72 @@ mod tests {
         // A key file others can read is refused, not used.
         std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o644))
             .unwrap();
-        assert!(s.load().unwrap_err().to_string().contains("chmod 600"));
+        assert!(
+            s.load()
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(DirKeyStorage::open(&dir).is_err());
-        // The lock excludes a second holder until released.
+        // The lock is held while the edit runs and released after, whether the edit saved,
+        // left the file alone or failed.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let mut ran = false;
-        s.locked(&mut || {
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let mut seen = None;
+        s.update(&mut |content| {
             assert!(dir.join(LOCK_FILE).exists());
-            ran = true;
-            Ok(())
+            seen = content;
+            Ok(None)
         })
+        .await
         .unwrap();
-        assert!(ran && !dir.join(LOCK_FILE).exists());
+        assert_eq!(seen.as_deref(), Some(&b"{\"a\":2}"[..]));
+        assert!(!dir.join(LOCK_FILE).exists());
+        let err = s
+            .update(&mut |_| Err(IssuerError::KeyFile("refused".into())))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert!(!dir.join(LOCK_FILE).exists());
+        assert_eq!(s.load().await.unwrap().as_deref(), Some(&b"{\"a\":2}"[..]));
+    }
+
+    /// While one `update` holds the lock, another waits for it instead of writing meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dir_storage_updates_exclude_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = DirKeyStorage::open(tmp.path().join("issuer")).unwrap();
+        let inside = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let holder = {
+            let (s, inside) = (s.clone(), inside.clone());
+            tokio::spawn(async move {
+                s.update(&mut |_| {
+                    inside.store(true, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(300));
+                    inside.store(false, std::sync::atomic::Ordering::SeqCst);
+                    Ok(Some(b"first".to_vec()))
+                })
+                .await
+            })
+        };
+        while !inside.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut seen = None;
+        s.update(&mut |content| {
+            assert!(
+                !inside.load(std::sync::atomic::Ordering::SeqCst),
+                "both held the lock"
+            );
+            seen = content;
+            Ok(None)
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.as_deref(), Some(&b"first"[..]));
+        holder.await.unwrap().unwrap();
     }
 }

@@ -86,6 +86,7 @@ async fn env(at: SystemTime) -> Env {
         Arc::new(MemoryKeyStorage::default()),
         at,
     )
+    .await
     .unwrap();
     let deps = || VerifierDeps {
         fetcher: Arc::new(HttpFetcher::new(Duration::from_secs(5)).unwrap()),

@@ -71,6 +71,7 @@ async fn minted_tokens_verify_through_the_shared_verifier() {
             Arc::new(MemoryKeyStorage::default()),
             now(),
         )
+        .await
         .unwrap();
         let (verifier, _) = verifier_with(&issuer, Vec::new());
         verifier.start().await;
@@ -126,6 +127,7 @@ async fn rotation_keeps_old_tokens_until_they_expire_and_new_keys_verify_at_once
         Arc::new(MemoryKeyStorage::default()),
         now(),
     )
+    .await
     .unwrap();
     let (verifier, _) = verifier_with(&issuer, Vec::new());
     verifier.start().await;
@@ -133,7 +135,7 @@ async fn rotation_keeps_old_tokens_until_they_expire_and_new_keys_verify_at_once
     assert!(verifier.verify(&old.token, now()).await.is_ok());
 
     let t1 = now() + Duration::from_secs(600);
-    let new_kid = issuer.rotate(t1).unwrap();
+    let new_kid = issuer.rotate(t1).await.unwrap();
     assert_ne!(new_kid, old.kid);
     let new = issuer.mint(&req("bob", json!({})), t1).unwrap();
     assert_eq!(new.kid, new_kid);
@@ -158,10 +160,10 @@ async fn rotation_keeps_old_tokens_until_they_expire_and_new_keys_verify_at_once
 
     // The retired key stays until every token it may have signed is expired (1 h + skew).
     let just_before = t1 + MAX_TOKEN_TTL + Duration::from_secs(59);
-    assert!(!issuer.maintain(just_before).unwrap());
+    assert!(!issuer.maintain(just_before).await.unwrap());
     assert_eq!(issuer.keys().unwrap().len(), 2);
     let after = t1 + MAX_TOKEN_TTL + Duration::from_secs(61);
-    assert!(issuer.maintain(after).unwrap());
+    assert!(issuer.maintain(after).await.unwrap());
     let keys = issuer.keys().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].kid, new_kid);
@@ -180,16 +182,19 @@ async fn scheduled_rotation_happens_when_the_key_is_old_enough() {
         Arc::new(MemoryKeyStorage::default()),
         now(),
     )
+    .await
     .unwrap();
     let first = issuer.keys().unwrap()[0].kid.clone();
     assert!(
         !issuer
             .maintain(now() + Duration::from_secs(86_399))
+            .await
             .unwrap()
     );
     assert!(
         issuer
             .maintain(now() + Duration::from_secs(86_400))
+            .await
             .unwrap()
     );
     let keys = issuer.keys().unwrap();
@@ -205,15 +210,21 @@ async fn keys_persist_in_the_directory_and_another_process_rotation_is_picked_up
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("issuer");
     let storage = || Arc::new(DirKeyStorage::open(&dir).unwrap());
-    let server = Issuer::open(issuer_config(SigningAlg::ES256), storage(), now()).unwrap();
+    let server = Issuer::open(issuer_config(SigningAlg::ES256), storage(), now())
+        .await
+        .unwrap();
     let (verifier, _) = verifier_with(&server, Vec::new());
     verifier.start().await;
     // A restart loads the same key.
-    let again = Issuer::open(issuer_config(SigningAlg::ES256), storage(), now()).unwrap();
+    let again = Issuer::open(issuer_config(SigningAlg::ES256), storage(), now())
+        .await
+        .unwrap();
     assert_eq!(again.keys().unwrap(), server.keys().unwrap());
     // `claimdb token rotate-keys` in another process, then a token minted there.
-    let cli = Issuer::open(issuer_config(SigningAlg::ES256), storage(), now()).unwrap();
-    let kid = cli.rotate(now()).unwrap();
+    let cli = Issuer::open(issuer_config(SigningAlg::ES256), storage(), now())
+        .await
+        .unwrap();
+    let kid = cli.rotate(now()).await.unwrap();
     let token = cli.mint(&req("carol", json!({})), now()).unwrap();
     assert_eq!(token.kid, kid);
     // The server's verifier sees an unknown kid, re-reads the key file once, and accepts.
@@ -229,6 +240,7 @@ async fn mint_requests_outside_the_limits_are_refused() {
         Arc::new(MemoryKeyStorage::default()),
         now(),
     )
+    .await
     .unwrap();
     let mut r = req("alice", json!({}));
     r.ttl = Some(MAX_TOKEN_TTL + Duration::from_secs(1));
@@ -291,6 +303,7 @@ async fn discovery_document_describes_the_issuer() {
         Arc::new(MemoryKeyStorage::default()),
         now(),
     )
+    .await
     .unwrap();
     let d = issuer.discovery_document(Some("https://db.example.com/v1/login"));
     assert_eq!(d["issuer"], PUBLIC_URL);
@@ -327,6 +340,7 @@ async fn pyjwt_verifies_claimdb_tokens_with_the_published_jwks() {
             Arc::new(MemoryKeyStorage::default()),
             std::time::SystemTime::now(),
         )
+        .await
         .unwrap();
         let token = issuer
             .mint(
@@ -362,6 +376,7 @@ async fn issuer_provider_coexists_with_configured_providers() {
         Arc::new(MemoryKeyStorage::default()),
         now(),
     )
+    .await
     .unwrap();
     let (verifier, _) = verifier_with(&issuer, others);
     verifier.start().await;
