@@ -128,7 +128,7 @@ impl Engine {
         .await?;
         if let Some(sign_in) = self.sign_in() {
             sign_in
-                .revoke_refresh_tokens(uid, SystemTime::now())
+                .revoke_refresh_tokens(uid, self.clock().now())
                 .await?;
         }
         let boundary = SystemTime::UNIX_EPOCH + Duration::from_secs(valid_after.unsigned_abs());

@@ -6,8 +6,6 @@
 //! Every change is a compare-and-set loop on the record's JSON, so concurrent changes (a claims
 //! update racing a revocation) never lose each other.
 
-use std::time::SystemTime;
-
 use claimdb_store::{RecordCondition, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -57,11 +55,6 @@ pub fn check_not_revoked(record: &UserRecord, issued_at: Option<i64>) -> Result<
             reason: e.reason(),
         }
     })
-}
-
-/// The current time in Unix seconds.
-pub fn unix_now() -> i64 {
-    claimdb_identity::io::unix_secs(SystemTime::now())
 }
 
 /// Checks a custom-claims object: a JSON object of at most [`MAX_CUSTOM_CLAIMS_BYTES`]
@@ -114,15 +107,6 @@ pub async fn load(store: &dyn Store, uid: &str) -> Result<Option<UserRecord>, En
             EngineError::internal(format!("the stored record of user {uid} is corrupt: {e}"))
         }),
     }
-}
-
-/// [`modify_at`] with the system clock's time (for sign-in, which holds no engine clock).
-pub async fn modify(
-    store: &dyn Store,
-    uid: &str,
-    change: impl FnMut(&mut UserRecord) -> bool,
-) -> Result<UserRecord, EngineError> {
-    modify_at(store, uid, unix_now(), change).await
 }
 
 /// Applies `change` to the user's record (a new one, created at `now` in Unix seconds, when

@@ -66,7 +66,7 @@ async fn setup() -> Option<Setup> {
     let claims = json!({"tier": "pro", "org": "acme"}).as_object().cloned()?;
     for i in 0..USERS {
         let uid = format!("user{i}");
-        users::modify(&*store, &uid, |r| {
+        users::modify_at(&*store, &uid, 0, |r| {
             r.custom_claims = json!({"moderator": i % 2 == 0})
                 .as_object()
                 .cloned()

@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use claimdb_engine::{Engine, EngineError, LiveSession, RequestContext, SignInHooks, users};
+use claimdb_engine::{Clock, Engine, EngineError, LiveSession, RequestContext, SignInHooks, users};
 use claimdb_identity::claim_names::reserved_for_minting;
 use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
@@ -48,6 +48,8 @@ pub struct SignIn {
     app_redirects: Vec<String>,
     /// When the JWKS route last re-read the key file.
     jwks_reloaded: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The time every grant, login, mint and sweep runs at (the engine's clock in `serve`).
+    clock: Clock,
 }
 
 impl SignIn {
@@ -70,7 +72,16 @@ impl SignIn {
             records,
             app_redirects,
             jwks_reloaded: std::sync::Mutex::new(None),
+            clock: Clock::system(),
         }
+    }
+
+    /// Runs on `clock` instead of the system's: give it the engine's, so that a test that sets
+    /// the engine's time sets sign-in's too.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> SignIn {
+        self.clock = clock;
+        self
     }
 
     /// Re-reads the key file if the last re-read is older than `JWKS_RELOAD_EVERY`.
@@ -157,7 +168,7 @@ impl SignIn {
                 tokio::time::sleep(every).await;
                 let Some(this) = weak.upgrade() else { return };
                 for (ns, cursor) in namespaces.iter().zip(cursors.iter_mut()) {
-                    match this.sweep(ns, cursor.as_deref(), SystemTime::now()).await {
+                    match this.sweep(ns, cursor.as_deref(), this.clock.now()).await {
                         Ok((deleted, next)) => {
                             if deleted > 0 {
                                 tracing::debug!(namespace = ns, deleted, "expired records swept");
@@ -199,7 +210,8 @@ pub struct LoginDone {
 /// Names claimdb writes into its own tokens (`provider`, `roles`) are left out of the custom
 /// claims: they would make the mint fail, and the request path overlays every stored custom
 /// claim anyway.
-struct StoreUsers<'a>(&'a dyn Store);
+/// The user records, as token grants see them, at the grant's time (Unix seconds).
+struct StoreUsers<'a>(&'a dyn Store, i64);
 
 fn user_state(record: Option<users::UserRecord>) -> UserState {
     let Some(r) = record else {
@@ -224,7 +236,7 @@ impl Users for StoreUsers<'_> {
 
     async fn signed_in(&self, subject: &Subject) -> Result<UserState, String> {
         let email = subject.carried.get("email").and_then(Json::as_str);
-        let record = note_user(self.0, &subject.uid, &subject.provider, email)
+        let record = note_user(self.0, self.1, &subject.uid, &subject.provider, email)
             .await
             .map_err(|e| e.to_string())?;
         Ok(user_state(Some(record)))
@@ -276,11 +288,12 @@ fn login_error(e: LoginError) -> EngineError {
 /// updated. Writes only when something changed. Returns the record.
 async fn note_user(
     store: &dyn Store,
+    now: i64,
     uid: &str,
     provider: &str,
     email: Option<&str>,
 ) -> Result<users::UserRecord, EngineError> {
-    users::modify(store, uid, |r| {
+    users::modify_at(store, uid, now, |r| {
         let mut changed = r.provider.is_none();
         if r.provider.is_none() {
             r.provider = Some(provider.to_owned());
@@ -314,8 +327,9 @@ impl SignIn {
     }
 
     async fn run_grant(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
-        let users = StoreUsers(&*self.records);
-        self.tokens.grant(&grant, &users, SystemTime::now()).await
+        let now = self.clock.now();
+        let users = StoreUsers(&*self.records, claimdb_identity::io::unix_secs(now));
+        self.tokens.grant(&grant, &users, now).await
     }
 
     /// Starts a login through `provider`; `redirect` must be under one of `app_redirects`.
@@ -330,7 +344,7 @@ impl SignIn {
             ))
         })?;
         login
-            .start(provider, redirect, SystemTime::now())
+            .start(provider, redirect, self.clock.now())
             .await
             .map_err(login_error)
     }
@@ -347,7 +361,7 @@ impl SignIn {
         let login = self.login.as_ref().ok_or_else(|| {
             EngineError::not_found(format!("no login provider is named {provider:?}"))
         })?;
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let outcome = match login.callback(provider, params, browser_binding, now).await {
             Ok(o) => o,
             Err(e) => {
@@ -358,7 +372,14 @@ impl SignIn {
         };
         let token = &outcome.token;
         let email = token.claims.get("email").and_then(Json::as_str);
-        let record = note_user(&*self.records, &token.uid, &outcome.provider, email).await?;
+        let record = note_user(
+            &*self.records,
+            claimdb_identity::io::unix_secs(now),
+            &token.uid,
+            &outcome.provider,
+            email,
+        )
+        .await?;
         // The ID token the login produced is a credential like any other: one issued before
         // the user's revocation starts no session. (A revocation landing after this check is
         // caught when the session is used: it carries the ID token's `iat`.)
@@ -454,7 +475,7 @@ pub async fn admin_mint_token(
     };
     let minted = sign_in
         .issuer
-        .mint(&request, SystemTime::now())
+        .mint(&request, sign_in.clock.now())
         .map_err(|e| match e {
             IssuerError::InvalidRequest(m) => EngineError::invalid_argument(m),
             other => EngineError::internal(other.to_string()),
@@ -592,10 +613,15 @@ mod tests {
         assert_eq!((p.uid.as_str(), p.provider.as_str()), ("alice", "op"));
         assert_eq!(p.roles, vec!["staff".to_owned()]);
         assert_eq!(p.claims()["email"], "a@example.com");
-        users::modify(&**e.engine.store(), "alice", |r| {
-            r.custom_claims = json!({"moderator": true}).as_object().cloned().unwrap();
-            true
-        })
+        users::modify_at(
+            &**e.engine.store(),
+            "alice",
+            e.engine.clock().unix_secs(),
+            |r| {
+                r.custom_claims = json!({"moderator": true}).as_object().cloned().unwrap();
+                true
+            },
+        )
         .await
         .unwrap();
         let p = e
@@ -619,10 +645,15 @@ mod tests {
             }
         ));
         // Revocation kills sessions begun before it (and the session record goes).
-        users::modify(&**e.engine.store(), "alice", |r| {
-            r.tokens_valid_after = Some(users::unix_now());
-            true
-        })
+        users::modify_at(
+            &**e.engine.store(),
+            "alice",
+            e.engine.clock().unix_secs(),
+            |r| {
+                r.tokens_valid_after = Some(claimdb_identity::io::unix_secs(SystemTime::now()));
+                true
+            },
+        )
         .await
         .unwrap();
         let err = e
@@ -648,6 +679,39 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// Sign-in reads the clock it was given (the engine's in `serve`), not the system's: a
+    /// token the admin API mints carries that clock's time.
+    #[tokio::test]
+    async fn sign_in_runs_on_the_injected_clock() {
+        use claimdb_identity::io::ManualClock;
+        let Env {
+            engine,
+            sign_in,
+            _dir,
+        } = env().await;
+        let store = engine.store().clone();
+        drop(engine);
+        let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let manual = Arc::new(ManualClock::new(past));
+        let sign_in = Arc::try_unwrap(sign_in)
+            .ok()
+            .expect("no other holder once the engine is gone")
+            .with_clock(Clock::new(manual.clone()));
+        let mut options = EngineOptions::new(claimdb_rules::Ruleset::locked(), "test");
+        options.admin_key_sha256 = Some(claimdb_engine::admin_key::sha256("k"));
+        let engine = Engine::new(store, options);
+        let ctx = RequestContext::new("r").with_admin_key(Some("k".into()));
+        let minted = admin_mint_token(Some(&sign_in), &engine, &ctx, "bob", &Json::Null, None)
+            .await
+            .unwrap();
+        assert_eq!(minted.iat, 1_700_000_000);
+        manual.advance(Duration::from_secs(60));
+        let minted = admin_mint_token(Some(&sign_in), &engine, &ctx, "bob", &Json::Null, None)
+            .await
+            .unwrap();
+        assert_eq!(minted.iat, 1_700_000_060);
     }
 
     #[tokio::test]
