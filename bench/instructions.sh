@@ -8,7 +8,8 @@
 # point reads each with a token never seen before (full ES256 verification and a cache insert);
 # `write` — owner-checked PUTs (the commit's fsync is a system call: not counted).
 # Usage: bench/instructions.sh            (env: BIN=path/to/claimdb to measure another build,
-#          TOKENS_BIN=path/to/bench_tokens, MODES="hit new write" R1=300 R2=1300 PORT=18897)
+#          TOKENS_BIN=path/to/bench_tokens, MODES="hit new write" R1=300 R2=1300 PORT=18897,
+#          KEEP=dir to keep the callgrind profiles there, for callgrind_annotate)
 # Counts user-space instructions of every thread (valgrind runs them one at a time), including
 # the audit writer's; kernel work (TCP, fsync) is not counted.
 set -euo pipefail
@@ -106,4 +107,5 @@ for mode in $MODES; do
   a=$(measure "$mode" "$R1")
   b=$(measure "$mode" "$R2")
   echo "$mode: $(( (b - a) / (R2 - R1) )) instructions/request (totals $a, $b)"
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK/cg.$mode.$R1" "$WORK/cg.$mode.$R2" "$KEEP/"; fi
 done

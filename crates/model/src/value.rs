@@ -108,30 +108,90 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// Always `YYYY-MM-DDTHH:MM:SS.ffffffZ`, so timestamps sort as text too.
+    /// Always `YYYY-MM-DDTHH:MM:SS.ffffffZ`, so timestamps sort as text too. Written digit by
+    /// digit into a fixed buffer: every document a response carries formats two of these.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
-        match OffsetDateTime::from_unix_timestamp(secs) {
-            Ok(t) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                micros
-            ),
-            Err(_) => write!(f, "{}µs", self.0),
+        let Ok(t) = OffsetDateTime::from_unix_timestamp(secs) else {
+            return write!(f, "{}µs", self.0);
+        };
+        let (year, month, day) = t.to_calendar_date();
+        let (hour, minute, second) = t.to_hms();
+        let Ok(year) = u32::try_from(year) else {
+            return write!(f, "{}µs", self.0);
+        };
+        if year > 9999 {
+            return write!(f, "{}µs", self.0);
         }
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        digits(&mut text[0..4], year);
+        digits(&mut text[5..7], u32::from(u8::from(month)));
+        digits(&mut text[8..10], u32::from(day));
+        digits(&mut text[11..13], u32::from(hour));
+        digits(&mut text[14..16], u32::from(minute));
+        digits(&mut text[17..19], u32::from(second));
+        // `micros` is in 0..1_000_000 (rem_euclid), so it fits.
+        digits(&mut text[20..26], u32::try_from(micros).unwrap_or(0));
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Writes `n`'s last `out.len()` decimal digits into `out`, zero-padded.
+fn digits(out: &mut [u8], mut n: u32) {
+    for b in out.iter_mut().rev() {
+        // A digit: `n % 10` is below 10.
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digit-by-digit formatting says what `write!` with padded fields says, at the edges
+    /// of the range, around the epoch and on a leap day.
+    #[test]
+    fn timestamps_format_as_padded_rfc3339_with_microseconds() {
+        let reference = |t: Timestamp| {
+            let secs = t.micros().div_euclid(1_000_000);
+            let d = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                d.year(),
+                u8::from(d.month()),
+                d.day(),
+                d.hour(),
+                d.minute(),
+                d.second(),
+                t.micros().rem_euclid(1_000_000)
+            )
+        };
+        for micros in [
+            MIN_MICROS,
+            MAX_MICROS,
+            0,
+            -1,
+            1,
+            951_782_400_000_001,
+            1_700_000_000_123_456,
+            -62_000_000_000_000_007,
+        ] {
+            let t = Timestamp::from_micros(micros).unwrap();
+            assert_eq!(t.to_string(), reference(t), "{micros}");
+        }
+        assert_eq!(
+            Timestamp::from_micros(951_782_400_000_001)
+                .unwrap()
+                .to_string(),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            Timestamp::from_micros(MIN_MICROS).unwrap().to_string(),
+            "0001-01-01T00:00:00.000000Z"
+        );
+    }
 
     #[test]
     fn system_times_convert_to_the_microsecond_rounding_down_and_clamp() {
