@@ -5,21 +5,30 @@
 # wrk (throughput, p50/p99). Then the same reads at half the measured maximum rate (wrk2-style
 # pacing is not available in wrk, so: half the connections) for the p99 budget.
 # Usage: bench/auth.sh   (env: N=10000 USERS=5000 TOKENS_PER_USER=4 DURATION=15s CONNS=32
-#                               THREADS=2 PORT=18797 AUDIT=1 (0 turns the audit log off))
+#                               THREADS=2 PORT=18797 AUDIT=1 (0 turns the audit log off),
+#                               BIN=path/to/claimdb and TOKENS_BIN=path/to/bench_tokens to
+#                               measure other builds, PHASES="read half write" to run some)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000} USERS=${USERS:-5000} TOKENS_PER_USER=${TOKENS_PER_USER:-4} DURATION=${DURATION:-15s}
 CONNS=${CONNS:-32} THREADS=${THREADS:-2} PORT=${PORT:-18797} AUDIT=${AUDIT:-1}
 export N
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --quiet -p claimdb
-cargo build --release --quiet -p claimdb --example bench_tokens
-BIN=target/release/claimdb
+TARGET=${CARGO_TARGET_DIR:-target}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet -p claimdb
+  BIN=$TARGET/release/claimdb
+fi
+if [ -z "${TOKENS_BIN:-}" ]; then
+  cargo build --release --quiet -p claimdb --example bench_tokens
+  TOKENS_BIN=$TARGET/release/examples/bench_tokens
+fi
+PHASES=${PHASES:-read half write}
 WORK=$(mktemp -d)
 PIDS=""
 trap 'kill $PIDS 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ISSUER="https://idp.bench.test/" AUD="claimdb-bench"
-target/release/examples/bench_tokens "$WORK" "$ISSUER" "$AUD" "$USERS" "$TOKENS_PER_USER"
+"$TOKENS_BIN" "$WORK" "$ISSUER" "$AUD" "$USERS" "$TOKENS_PER_USER"
 export TOKENS="$WORK/tokens.txt"
 (cd "$WORK" && exec python3 -m http.server "$((PORT + 2))" --bind 127.0.0.1 >/dev/null 2>&1) &
 PIDS="$PIDS $!"
@@ -73,9 +82,17 @@ run() {
     '/requests in/ {printf "server CPU per request: %.1f us\n", t / hz * 1e6 / $1}'
 }
 echo "== $(nproc) cores; $USERS users x $TOKENS_PER_USER tokens ($(wc -l < "$TOKENS") distinct), audit=$AUDIT"
-echo "== authorized point reads (N=$N, $CONNS connections, $DURATION)"
-run "$CONNS" bench/wrk/auth_read.lua
-echo "== authorized point reads at half the connections ($((CONNS / 2)))"
-run "$((CONNS / 2))" bench/wrk/auth_read.lua
-echo "== authorized durable writes ($CONNS connections, $DURATION)"
-run "$CONNS" bench/wrk/auth_write.lua
+for phase in $PHASES; do
+  case "$phase" in
+    read)
+      echo "== authorized point reads (N=$N, $CONNS connections, $DURATION)"
+      run "$CONNS" bench/wrk/auth_read.lua ;;
+    half)
+      echo "== authorized point reads at half the connections ($((CONNS / 2)))"
+      run "$((CONNS / 2))" bench/wrk/auth_read.lua ;;
+    write)
+      echo "== authorized durable writes ($CONNS connections, $DURATION)"
+      run "$CONNS" bench/wrk/auth_write.lua ;;
+    *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done

@@ -6,15 +6,17 @@
 # totals divided by R2 - R1 is the cost of one request, start-up and shutdown cancelled out.
 # Modes: `hit` — point reads with 200 users' tokens, each already verified (cache hits); `new` —
 # point reads each with a token never seen before (full ES256 verification and a cache insert);
-# `write` — owner-checked PUTs (the commit's fsync is a system call: not counted).
+# `write` — owner-checked PUTs, each with a token never seen before (so mostly ES256); `put` —
+# the same PUTs with the `hit` mode's 200 already-verified tokens (the write path itself). The
+# commit's fsync is a system call: not counted.
 # Usage: bench/instructions.sh            (env: BIN=path/to/claimdb to measure another build,
-#          TOKENS_BIN=path/to/bench_tokens, MODES="hit new write" R1=300 R2=1300 PORT=18897,
+#          TOKENS_BIN=path/to/bench_tokens, MODES="hit new write put" R1=300 R2=1300 PORT=18897,
 #          KEEP=dir to keep the callgrind profiles there, for callgrind_annotate)
 # Counts user-space instructions of every thread (valgrind runs them one at a time), including
 # the audit writer's; kernel work (TCP, fsync) is not counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODES=${MODES:-hit new write} R1=${R1:-300} R2=${R2:-1300} PORT=${PORT:-18897}
+MODES=${MODES:-hit new write put} R1=${R1:-300} R2=${R2:-1300} PORT=${PORT:-18897}
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 2; }
 TARGET=${CARGO_TARGET_DIR:-target}
 if [ -z "${BIN:-}" ]; then
@@ -69,12 +71,12 @@ mode, count, port, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys
 lines = [l.split() for l in open(tokens)]
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 for i in range(count):
-    if mode == "hit":
+    if mode in ("hit", "put"):
         uid, token = lines[i % 200]
     else:
         uid, token = lines[200 + i]
     headers = {"Authorization": "Bearer " + token}
-    if mode == "write":
+    if mode in ("write", "put"):
         body = json.dumps({"owner": uid, "n": i, "title": "benchmark note"})
         headers["Content-Type"] = "application/json"
         conn.request("PUT", f"/v1/docs/notes/{uid}-{i}", body=body, headers=headers)
@@ -95,7 +97,7 @@ measure() {
     > "$WORK/server.log" 2>&1 &
   local server=$!
   for _ in $(seq 6000); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.05; done
-  [ "$mode" = hit ] && python3 "$WORK/client.py" hit 200 "$PORT" "$TOKENS"
+  case "$mode" in hit|put) python3 "$WORK/client.py" hit 200 "$PORT" "$TOKENS" ;; esac
   python3 "$WORK/client.py" "$mode" "$count" "$PORT" "$TOKENS"
   kill -TERM "$server"
   wait "$server" || true
