@@ -315,21 +315,21 @@ fn principal(
     token: Arc<VerifiedToken>,
     custom: Map<String, Json>,
 ) -> Principal {
-    if custom.is_empty() {
-        return Principal {
-            uid: token.uid.clone(),
-            provider: token.source_provider().to_owned(),
-            roles: token.roles.clone(),
-            custom_claims: custom,
-            auth: token.rules_auth().clone(),
-            own: OwnClaims::Token(token),
-        };
-    }
     let (uid, provider, roles) = (
         token.uid.clone(),
         token.source_provider().to_owned(),
         token.roles.clone(),
     );
+    if custom.is_empty() {
+        return Principal {
+            uid,
+            provider,
+            roles,
+            custom_claims: custom,
+            auth: token.rules_auth().clone(),
+            own: OwnClaims::Token(token),
+        };
+    }
     overlaid(
         Some(verifier),
         uid,

@@ -308,17 +308,7 @@ pub(crate) fn apply_commit(
     let mut mine: HashMap<Vec<u8>, Option<Document>> = HashMap::new();
     let mut results = Vec::with_capacity(writes.len());
     for (i, write) in writes.iter().enumerate() {
-        let at = |e: StoreError| {
-            if writes.len() > 1 {
-                StoreError::AtWrite {
-                    index: i,
-                    path: write.path.to_string(),
-                    source: Box::new(e),
-                }
-            } else {
-                e
-            }
-        };
+        let at = |e: StoreError| e.at_write(writes.len(), i, &write.path);
         let key = write.path.sort_key();
         let current = match mine.get(&key) {
             Some(doc) => doc.clone(),

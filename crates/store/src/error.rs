@@ -1,6 +1,6 @@
 //! The store's error type: each variant maps to one Firestore/gRPC code in the HTTP layer.
 
-use claimdb_model::ModelError;
+use claimdb_model::{DocPath, ModelError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,6 +49,21 @@ impl StoreError {
         match self {
             StoreError::AtWrite { index, .. } => Some(*index),
             _ => None,
+        }
+    }
+
+    /// This error of write `index` (at `path`) of a commit of `count` writes: a multi-write
+    /// commit names the failing write; a single write's error stays as it is. Every backend
+    /// attributes its errors through this one rule.
+    pub fn at_write(self, count: usize, index: usize, path: &DocPath) -> StoreError {
+        if count > 1 {
+            StoreError::AtWrite {
+                index,
+                path: path.to_string(),
+                source: Box::new(self),
+            }
+        } else {
+            self
         }
     }
 

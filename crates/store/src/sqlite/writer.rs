@@ -626,7 +626,7 @@ impl Writer {
                 Some((_, left)) => *left += 1,
                 None => {
                     let current = get_document(&self.conn, &write.path)
-                        .map_err(|e| at_write(writes.len(), i, write, e))?;
+                        .map_err(|e| e.at_write(writes.len(), i, &write.path))?;
                     state.insert(&write.path, (current, 1));
                 }
             }
@@ -647,7 +647,7 @@ impl Writer {
         self.commit_us = now_us;
         let mut results = Vec::with_capacity(writes.len());
         for (i, write) in writes.iter().enumerate() {
-            let at = |e: StoreError| at_write(writes.len(), i, write, e);
+            let at = |e: StoreError| e.at_write(writes.len(), i, &write.path);
             let (current, left) = state
                 .get_mut(&write.path)
                 .map(|(doc, left)| {
@@ -807,20 +807,6 @@ fn fail(job: Job, e: StoreError) {
 }
 
 /// The same error with `context` in front of its message.
-/// An error of write `index` of a commit of `count` writes: a multi-write commit names the
-/// failing write, a single write needs no index.
-fn at_write(count: usize, index: usize, write: &Write, e: StoreError) -> StoreError {
-    if count > 1 {
-        StoreError::AtWrite {
-            index,
-            path: write.path.to_string(),
-            source: Box::new(e),
-        }
-    } else {
-        e
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
