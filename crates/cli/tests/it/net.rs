@@ -408,7 +408,7 @@ fn connections_beyond_the_cap_replace_the_longest_idle_or_wait_in_the_backlog() 
         .collect();
     // The server must have parsed all four heads (each request is then in progress, waiting
     // for its body's last byte); nothing outside shows that, so give it time even on a loaded
-    // machine (at 200 ms a CI run under load once saw one still idle, and evicted it).
+    // machine.
     std::thread::sleep(Duration::from_millis(1500));
     let mut waiting = node.connect();
     waiting.write_all(get("/healthz").as_bytes()).unwrap();
@@ -428,10 +428,20 @@ fn connections_beyond_the_cap_replace_the_longest_idle_or_wait_in_the_backlog() 
         .unwrap();
     let r = read_response(&mut waiting).expect("served once a busy connection finished");
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // The connection over the cap waited: logged once. Before it, the fourth busy connection
+    // may have met the cap too — the readiness probe's connection, closed by the client, can
+    // still be counted open for a moment — and then replaced that idle one (seen twice in CI).
+    // Nothing else may be logged.
     let lines = node.logged("connection limit reached");
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    let waited = lines
+        .iter()
+        .filter(|l| l.contains("all 4 connections have a request in progress"))
+        .count();
+    assert_eq!(waited, 1, "{lines:?}");
     assert!(
-        lines[0].contains("all 4 connections have a request in progress"),
+        lines.iter().all(|l| l
+            .contains("all 4 connections have a request in progress")
+            || l.contains("4 connections open, so each new connection closes the one that has gone longest without a request")),
         "{lines:?}"
     );
 }
