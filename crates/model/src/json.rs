@@ -11,6 +11,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Number, Value as Json};
 
+mod direct;
+
+pub use direct::{Encoded, EncodedMap, decode_document_text, document_text};
+
 use crate::error::ModelError;
 use crate::field::FieldPath;
 use crate::limits::{MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_FIELD_NAME_BYTES};
@@ -423,9 +427,7 @@ pub fn encode_document(map: &Map) -> Json {
 
 /// The stored size of a document: the length of its JSON text.
 pub fn document_size(map: &Map) -> usize {
-    serde_json::to_vec(&encode_document(map))
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX)
+    direct::text_len(map)
 }
 
 /// Refuses a document larger than [`MAX_DOCUMENT_BYTES`].

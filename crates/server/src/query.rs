@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use claimdb_engine::Query;
 
 use crate::AppState;
@@ -15,9 +16,9 @@ pub(crate) async fn run_query(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(mut request): ApiJson<QueryRequest>,
-) -> Result<Json<QueryOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let paging = request.take_paging();
     let query = Query::try_from(request)?;
     let page = state.engine.query(&ctx, &query, &paging).await?;
-    Ok(Json(QueryOut::from(&page)))
+    Ok(Json(QueryOut::from(&page)).into_response())
 }

@@ -6,48 +6,61 @@ use claimdb_engine::{
     CommitResult, Cursor, Direction, Document, Filter, ListPage, ListRequest, Op, Order,
     Precondition, Query, QueryPaging, QueryResults, Scope, Write, WriteCondition, WriteOp,
 };
+use claimdb_model::json::EncodedMap;
 use claimdb_model::json::{decode_update, decode_value, decode_write};
-use claimdb_model::{CollectionPath, DocPath, FieldPath, Value};
+use claimdb_model::{CollectionPath, DocPath, FieldPath, Timestamp, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::ApiError;
 use crate::extract::{parse_if_match, parse_if_none_match};
 
-/// A document as every read and write returns it.
+/// A document as every read and write returns it, written straight from the document (no
+/// intermediate JSON tree or strings).
 #[derive(Debug, Serialize)]
-pub struct DocumentOut {
-    pub path: String,
-    pub data: Json,
-    pub create_time: String,
-    pub update_time: String,
+pub struct DocumentOut<'a> {
+    #[serde(serialize_with = "shown")]
+    pub path: &'a DocPath,
+    pub data: EncodedMap<'a>,
+    #[serde(serialize_with = "shown")]
+    pub create_time: &'a Timestamp,
+    #[serde(serialize_with = "shown")]
+    pub update_time: &'a Timestamp,
     pub version: u64,
 }
 
-impl From<&Document> for DocumentOut {
-    fn from(d: &Document) -> Self {
+impl<'a> From<&'a Document> for DocumentOut<'a> {
+    fn from(d: &'a Document) -> Self {
         DocumentOut {
-            path: d.path.to_string(),
-            data: claimdb_model::json::encode_document(&d.data),
-            create_time: d.create_time.to_string(),
-            update_time: d.update_time.to_string(),
+            path: &d.path,
+            data: EncodedMap(&d.data),
+            create_time: &d.create_time,
+            update_time: &d.update_time,
             version: d.version,
         }
     }
 }
 
-/// `GET /v1/docs/{collection}`.
-#[derive(Debug, Serialize)]
-pub struct ListOut {
-    pub documents: Vec<DocumentOut>,
-    pub next_page_token: Option<String>,
+/// Writes a field through its `Display`.
+fn shown<S: serde::Serializer>(
+    value: &impl std::fmt::Display,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
-impl From<&ListPage> for ListOut {
-    fn from(page: &ListPage) -> Self {
+/// `GET /v1/docs/{collection}`.
+#[derive(Debug, Serialize)]
+pub struct ListOut<'a> {
+    pub documents: Vec<DocumentOut<'a>>,
+    pub next_page_token: Option<&'a str>,
+}
+
+impl<'a> From<&'a ListPage> for ListOut<'a> {
+    fn from(page: &'a ListPage) -> Self {
         ListOut {
             documents: page.documents.iter().map(DocumentOut::from).collect(),
-            next_page_token: page.next_page_token.clone(),
+            next_page_token: page.next_page_token.as_deref(),
         }
     }
 }
@@ -112,16 +125,16 @@ impl QueryRequest {
 /// The response of `POST /v1/query`: one page, and the token that continues the query when
 /// more may follow.
 #[derive(Debug, Serialize)]
-pub struct QueryOut {
-    pub documents: Vec<DocumentOut>,
-    pub next_page_token: Option<String>,
+pub struct QueryOut<'a> {
+    pub documents: Vec<DocumentOut<'a>>,
+    pub next_page_token: Option<&'a str>,
 }
 
-impl From<&QueryResults> for QueryOut {
-    fn from(page: &QueryResults) -> Self {
+impl<'a> From<&'a QueryResults> for QueryOut<'a> {
+    fn from(page: &'a QueryResults) -> Self {
         QueryOut {
             documents: page.documents.iter().map(DocumentOut::from).collect(),
-            next_page_token: page.next_page_token.clone(),
+            next_page_token: page.next_page_token.as_deref(),
         }
     }
 }

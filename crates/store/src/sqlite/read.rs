@@ -8,7 +8,7 @@ use claimdb_model::{DocPath, key};
 use rusqlite::Connection;
 use rusqlite::types::Value as Sql;
 
-use super::schema::{DOC_COLUMNS, get_document, internal, read_document};
+use super::schema::{DOC_COLUMNS, GET_DOCUMENT, get_document, internal, read_document};
 use crate::index::{self, KIND_CONTAINS, KIND_VALUE};
 use crate::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
 use crate::{Document, Record, StoreError};
@@ -201,9 +201,7 @@ fn run(conn: &Connection, q: &PreparedQuery, plan: &Plan) -> Result<QueryPage, S
                 }
                 params.pop();
             }
-            let mut fetch = conn
-                .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
-                .map_err(internal)?;
+            let mut fetch = conn.prepare_cached(GET_DOCUMENT).map_err(internal)?;
             let mut docs = Vec::with_capacity(doc_keys.len());
             for k in doc_keys {
                 let mut rows = fetch.query([k]).map_err(internal)?;
@@ -339,9 +337,7 @@ fn stream_doc_keys(
     q: &PreparedQuery,
 ) -> Result<QueryPage, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(internal)?;
-    let mut fetch = conn
-        .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
-        .map_err(internal)?;
+    let mut fetch = conn.prepare_cached(GET_DOCUMENT).map_err(internal)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params.iter()))
         .map_err(internal)?;

@@ -63,8 +63,19 @@ CREATE TABLE IF NOT EXISTS journal (
 INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0);
 ";
 
+/// The columns every document read selects, in [`read_document`]'s order (a macro so that
+/// constant statements can be built from it with `concat!`).
+macro_rules! doc_columns {
+    () => {
+        "path, data, create_us, update_us, version"
+    };
+}
+
 /// The columns every document read selects, in [`read_document`]'s order.
-pub(super) const DOC_COLUMNS: &str = "path, data, create_us, update_us, version";
+pub(super) const DOC_COLUMNS: &str = doc_columns!();
+/// One document by key (a constant, so looking up the cached statement formats nothing).
+pub(super) const GET_DOCUMENT: &str =
+    concat!("SELECT ", doc_columns!(), " FROM docs WHERE key = ?1");
 
 /// An SQLite error as the store reports it: a corrupt file is [`StoreError::DataLoss`] (which
 /// marks the store damaged where it is noted, see `health`), a read stopped to checkpoint the
@@ -187,8 +198,19 @@ pub(super) fn open_reader(dir: &Path) -> Result<Connection, StoreError> {
 
 /// Decodes a row selected with [`DOC_COLUMNS`].
 pub(super) fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreError> {
-    let path: String = row.get(0).map_err(internal)?;
-    let data: String = row.get(1).map_err(internal)?;
+    // Borrowed from SQLite's row: the text is decoded in place, not copied first.
+    let text = |column: usize| -> Result<&str, StoreError> {
+        row.get_ref(column)
+            .map_err(internal)?
+            .as_str()
+            .map_err(|e| {
+                damaged(format_args!(
+                    "a stored document's column {column} is not text: {e}"
+                ))
+            })
+    };
+    let path = text(0)?;
+    let data = text(1)?;
     let create_us: i64 = row.get(2).map_err(internal)?;
     let update_us: i64 = row.get(3).map_err(internal)?;
     let version: i64 = row.get(4).map_err(internal)?;
@@ -198,11 +220,12 @@ pub(super) fn read_document(row: &rusqlite::Row<'_>) -> Result<Document, StoreEr
         tracing::error!(path = %path, "a stored document does not decode: {what}");
         damaged(format_args!("a stored document does not decode: {what}"))
     };
-    let json: serde_json::Value =
-        serde_json::from_str(&data).map_err(|e| corrupt(&format!("bad JSON: {e}")))?;
     Ok(Document {
-        path: DocPath::parse(&path).map_err(|e| corrupt(&e.to_string()))?,
-        data: json::decode_document(&json).map_err(|e| corrupt(&e.to_string()))?,
+        path: DocPath::parse(path).map_err(|e| corrupt(&e.to_string()))?,
+        data: json::decode_document_text(data).map_err(|e| match e {
+            claimdb_model::ModelError::InvalidJson(e) => corrupt(&format!("bad JSON: {e}")),
+            e => corrupt(&e.to_string()),
+        })?,
         create_time: Timestamp::from_micros(create_us).map_err(|e| corrupt(&e.to_string()))?,
         update_time: Timestamp::from_micros(update_us).map_err(|e| corrupt(&e.to_string()))?,
         version: u64::try_from(version).map_err(|e| corrupt(&e.to_string()))?,
@@ -214,9 +237,7 @@ pub(super) fn get_document(
     conn: &Connection,
     path: &DocPath,
 ) -> Result<Option<Document>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM docs WHERE key = ?1"))
-        .map_err(internal)?;
+    let mut stmt = conn.prepare_cached(GET_DOCUMENT).map_err(internal)?;
     let mut rows = stmt.query([path.sort_key()]).map_err(internal)?;
     match rows.next().map_err(internal)? {
         Some(row) => read_document(row).map(Some),

@@ -735,8 +735,7 @@ impl Writer {
         }
         match new {
             Some(doc) => {
-                let data = serde_json::to_string(&json::encode_document(&doc.data))
-                    .map_err(|e| StoreError::Internal(format!("encoding {path}: {e}")))?;
+                let data = json::document_text(&doc.data);
                 let version = i64::try_from(doc.version)
                     .map_err(|_| StoreError::Internal("version overflow".into()))?;
                 self.conn
