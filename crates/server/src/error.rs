@@ -6,15 +6,12 @@
 //! the same shape, so no plain-text error ever escapes. 5xx details are logged, never sent.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use claimdb_engine::EngineError;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
-
-use crate::AppState;
 
 /// An error as the API reports it.
 #[derive(Debug, Clone)]
@@ -201,12 +198,14 @@ impl IntoResponse for ApiError {
 /// Most of a non-JSON error body the safety net will read to build a message.
 const MAX_PLAIN_ERROR_BYTES: usize = 4_096;
 
-/// Middleware: rewrites any error response that is not already JSON into the API error shape.
-pub async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Cheap clones (the URI shares its bytes); they are only formatted on the error path.
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let response = next.run(request).await;
+/// Rewrites any error response that is not already JSON into the API error shape (called by
+/// `front.rs` for every response).
+pub(crate) async fn json_errors(
+    response: Response,
+    method: &Method,
+    uri: &Uri,
+    max_body_bytes: usize,
+) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
         return response;
@@ -217,7 +216,7 @@ pub async fn json_errors(State(state): State<AppState>, request: Request, next: 
         Err(_) => String::new(),
     };
     let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(state.config.max_body_bytes),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(max_body_bytes),
         StatusCode::NOT_FOUND => {
             ApiError::from_status(status, format!("no route for {}", uri.path()))
         }

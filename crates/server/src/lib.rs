@@ -8,7 +8,7 @@
 //!
 //! Tracing: every request runs in an `info` span with method, path and request id (so anything
 //! logged while serving it carries them); a line per response with status and latency is logged
-//! at `debug` (`RUST_LOG=tower_http=debug`). Bodies, query strings, cookies and `Authorization`
+//! at `debug` (`RUST_LOG=claimdb_server=debug`). Bodies, query strings, cookies and `Authorization`
 //! are never recorded.
 
 mod admin;
@@ -19,6 +19,7 @@ pub mod csrf;
 mod docs;
 pub mod error;
 mod extract;
+mod front;
 mod health;
 mod listener;
 mod login;
@@ -36,15 +37,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
 use axum::routing::{get, post};
 use claimdb_engine::Engine;
 use claimdb_signin::SignIn;
-use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 pub use error::ApiError;
 pub use extract::REQUEST_ID;
@@ -197,40 +192,11 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .route_layer(axum::middleware::from_fn(metrics::track));
-    let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(request_id::MakeId::new()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request<_>| {
-                    let id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %id,
-                    )
-                })
-                // One line per response only at debug: at the target of tens of thousands of
-                // requests a second, an access line each is a cost to opt into.
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-                // A 5xx is not news at ERROR level: `/readyz` answers 503 by design until the
-                // keys are loaded, and the JSON error layer logs the cause of every 500 itself.
-                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
-        )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            error::json_errors,
-        ))
-        .layer(RequestBodyLimitLayer::new(limit))
-        .layer(DefaultBodyLimit::max(limit));
+        .route_layer(front::TrackLayer)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(front::FrontLayer::new(limit));
     let cors = state.origins.cors();
-    let router = routes.layer(layers).with_state(state);
+    let router = routes.with_state(state);
     // Outermost, so a trusted origin's preflight is answered before routing.
     match cors {
         Some(cors) => router.layer(cors),

@@ -11,9 +11,8 @@ use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 use std::time::{Instant, SystemTime};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -44,16 +43,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 /// Counts every request and its latency by route template (never the concrete path, which
 /// would make one series per document).
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let start = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (requests, duration) = series(route, &method, response.status().as_u16());
+pub(crate) fn observe(route: &str, method: &Method, status: StatusCode, start: Instant) {
+    let (requests, duration) = series(route, method, status.as_u16());
     requests.increment(1);
     duration.record(start.elapsed().as_secs_f64());
-    response
 }
 
 /// Series handles per route, method and status.

@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::http::{HeaderValue, Request};
+use axum::http::HeaderValue;
 use rand::Rng as _;
-use tower_http::request_id::{MakeRequestId, RequestId};
 
 #[derive(Clone)]
 pub(crate) struct MakeId {
@@ -28,13 +27,10 @@ impl MakeId {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n:08x}", self.prefix)
     }
-}
 
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&self.next_id())
-            .ok()
-            .map(RequestId::new)
+    /// A fresh id as a header value (its characters are always header-safe).
+    pub(crate) fn next_header(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.next_id()).unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
