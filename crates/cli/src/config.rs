@@ -50,6 +50,7 @@ const KEYS: &[&str] = &[
     "audit_max_bytes",
     "audit_retention_days",
     "query_max_examined",
+    "project_id",
 ];
 
 /// Every configuration key, for `claimdb serve --help`.
@@ -66,6 +67,7 @@ pub(crate) fn keys_help() -> String {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    project_id: Option<String>,
     data_dir: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     log: Option<String>,
@@ -224,6 +226,8 @@ pub(crate) struct Config {
     )]
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// The project the Firestore protocols serve (`project_id`, default `demo-claimdb`).
+    pub firestore: claimdb_firestore::Database,
     /// Client timeouts, the connection cap and the shutdown deadline.
     pub connections: ConnectionLimits,
     /// A `tracing` filter such as `info` or `claimdb=debug,info`.
@@ -323,6 +327,11 @@ impl Config {
         if max_body_bytes < 1024 {
             bail!("max_body_bytes = {max_body_bytes} is too small; use at least 1024");
         }
+        let firestore = match raw.project_id {
+            Some(project) => claimdb_firestore::Database::new(project)
+                .map_err(|e| anyhow::anyhow!("project_id: {e}"))?,
+            None => claimdb_firestore::Database::default(),
+        };
         let mut providers = raw.providers;
         for p in providers
             .iter_mut()
@@ -416,6 +425,7 @@ impl Config {
             audit_retention,
             data_dir,
             max_body_bytes,
+            firestore,
             connections,
             log: raw.log.unwrap_or_else(|| "info".into()),
             rules,
@@ -447,6 +457,7 @@ impl Config {
             body_read_timeout: limits.body_read_timeout,
             max_connections: limits.max_connections,
             shutdown_timeout: limits.shutdown_timeout,
+            firestore: self.firestore.clone(),
         }
     }
 

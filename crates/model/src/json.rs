@@ -205,7 +205,9 @@ fn decode_map_into(
     Ok(())
 }
 
-fn check_field_name(name: &str) -> Result<(), ModelError> {
+/// Refuses a field name claimdb cannot store: empty, starting with `$` (the JSON form's typed
+/// values), or longer than [`MAX_FIELD_NAME_BYTES`].
+pub fn check_field_name(name: &str) -> Result<(), ModelError> {
     if name.is_empty() {
         return Err(ModelError::InvalidDocument("a field name is empty".into()));
     }

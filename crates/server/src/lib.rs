@@ -19,6 +19,7 @@ pub mod csrf;
 mod docs;
 pub mod error;
 mod extract;
+mod firestore;
 mod front;
 mod health;
 mod listener;
@@ -78,6 +79,8 @@ pub struct ServerConfig {
     /// After the shutdown signal, how long requests in progress get to finish before they are
     /// answered 503 and every connection is closed.
     pub shutdown_timeout: Duration,
+    /// The project whose `(default)` database the Firestore protocols serve.
+    pub firestore: claimdb_firestore::Database,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            firestore: claimdb_firestore::Database::default(),
         }
     }
 }
@@ -190,6 +194,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        .merge(firestore::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(front::TrackLayer)

@@ -8,6 +8,7 @@ mod cli;
 mod differential;
 mod durability;
 mod enforce;
+mod firestore_rest;
 mod idp;
 mod idp_outage;
 mod limits;

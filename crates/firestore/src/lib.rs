@@ -1,0 +1,17 @@
+//! Firestore's wire vocabulary translated to claimdb's, for the protocol front ends (REST today;
+//! gRPC and WebChannel build on the same pieces): resource names (`names`), values and documents
+//! in proto3 JSON (`value`), the semantics of Firestore's document writes — update masks,
+//! `currentDocument` preconditions, `updateTime` as the concurrency token — as engine calls
+//! (`documents`), and `google.rpc` status codes for engine errors (`status`).
+//!
+//! This crate knows no HTTP: `claimdb-server` routes the REST bindings here. Every operation is
+//! an [`Engine`](claimdb_engine::Engine) call, so rules, audit, custom claims and revocation
+//! apply exactly as on claimdb's own API.
+
+pub mod documents;
+pub mod names;
+pub mod status;
+pub mod value;
+
+pub use names::Database;
+pub use status::{Code, Status};

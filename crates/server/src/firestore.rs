@@ -1,0 +1,360 @@
+//! Firestore REST v1, the document bindings: `GET` (get a document, or list a collection),
+//! `PATCH`, `DELETE` and `POST` (createDocument) under
+//! `/v1/projects/{project}/databases/{database}/documents/{path}`. The translation of names,
+//! values and write semantics is `claimdb_firestore`'s; this module reads the HTTP request (query
+//! parameters, a JSON body sent as `application/json` or `text/plain`) and writes the answer or
+//! the `google.rpc.Status` error with its HTTP status.
+//!
+//! Authentication is the same extractor as `/v1/docs` (`Authorization: Bearer`, the session
+//! cookie), so rules, audit, custom claims and revocation apply unchanged.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use claimdb_engine::{ListRequest, RequestContext};
+use claimdb_firestore::documents::{self, Precondition};
+use claimdb_firestore::names::Resource;
+use claimdb_firestore::{Code, Status, value};
+use claimdb_model::{FieldPath, Timestamp};
+use serde_json::{Map as JsonMap, Value as Json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::Ctx;
+
+/// The document routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/v1/projects/{project}/databases/{database}/documents/{*path}",
+        get(get_or_list).patch(patch).delete(delete).post(create),
+    )
+}
+
+/// A Firestore error as a REST answer.
+pub(crate) struct FsError(Status);
+
+impl From<Status> for FsError {
+    fn from(s: Status) -> Self {
+        FsError(s)
+    }
+}
+
+impl From<claimdb_engine::EngineError> for FsError {
+    fn from(e: claimdb_engine::EngineError) -> Self {
+        if matches!(e, claimdb_engine::EngineError::Internal { .. }) {
+            tracing::error!("firestore request failed: {e}");
+        }
+        FsError(e.into())
+    }
+}
+
+/// The refusals of the shared extractors (a malformed `Authorization`, a cross-origin cookie
+/// write) in Firestore's shape.
+impl From<ApiError> for FsError {
+    fn from(e: ApiError) -> Self {
+        let code = match e.status {
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::PermissionDenied,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::CONFLICT => Code::Aborted,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            s if s.is_client_error() => Code::InvalidArgument,
+            _ => Code::Internal,
+        };
+        let mut status = Status::new(code, e.message);
+        status.retry_after_secs = e.retry_after_secs;
+        FsError(status)
+    }
+}
+
+impl IntoResponse for FsError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (status, axum::Json(self.0.to_json())).into_response();
+        if let Some(secs) = self.0.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+type FsResult = Result<Response, FsError>;
+
+/// The query parameters of the document bindings.
+#[derive(Debug, Default)]
+struct Params {
+    mask: Option<Vec<FieldPath>>,
+    update_mask: Option<Vec<FieldPath>>,
+    exists: Option<bool>,
+    update_time: Option<Timestamp>,
+    document_id: Option<String>,
+    page_size: Option<usize>,
+    page_token: Option<String>,
+    order_by: Option<String>,
+    show_missing: bool,
+}
+
+impl Params {
+    fn parse(query: Option<&str>) -> Result<Params, Status> {
+        let mut p = Params::default();
+        let field = |value: &str| {
+            FieldPath::parse(value).map_err(|e| Status::invalid(format!("field path: {e}")))
+        };
+        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*name {
+                "mask.fieldPaths" => p.mask.get_or_insert_with(Vec::new).push(field(&value)?),
+                "updateMask.fieldPaths" => p
+                    .update_mask
+                    .get_or_insert_with(Vec::new)
+                    .push(field(&value)?),
+                "currentDocument.exists" => {
+                    p.exists = Some(boolean(&name, &value)?);
+                }
+                "currentDocument.updateTime" => {
+                    p.update_time =
+                        Some(Timestamp::parse(&value).map_err(|e| Status::invalid(e.to_string()))?);
+                }
+                "documentId" => p.document_id = Some(value.into_owned()),
+                "pageSize" => {
+                    p.page_size = Some(value.parse().map_err(|_| {
+                        Status::invalid(format!("pageSize {value:?} is not a number"))
+                    })?);
+                }
+                "pageToken" => p.page_token = Some(value.into_owned()).filter(|t| !t.is_empty()),
+                "orderBy" => p.order_by = Some(value.into_owned()),
+                "showMissing" => p.show_missing = boolean(&name, &value)?,
+                // System parameters of Google APIs: the API key, the response format.
+                "key" | "alt" | "$alt" | "prettyPrint" | "$prettyPrint" | "quotaUser" => {}
+                other => {
+                    return Err(Status::invalid(format!(
+                        "unknown query parameter {other:?}"
+                    )));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    fn precondition(&self) -> Result<Precondition, Status> {
+        match (self.exists, self.update_time) {
+            (Some(_), Some(_)) => Err(Status::invalid(
+                "currentDocument takes exists or updateTime, not both",
+            )),
+            (Some(exists), None) => Ok(Precondition::Exists(exists)),
+            (None, Some(time)) => Ok(Precondition::UpdateTime(time)),
+            (None, None) => Ok(Precondition::None),
+        }
+    }
+
+    /// Refuses parameters that do not apply to this method.
+    fn only(&self, allowed: &[&str]) -> Result<(), Status> {
+        let given = [
+            ("mask", self.mask.is_some()),
+            ("updateMask", self.update_mask.is_some()),
+            (
+                "currentDocument",
+                self.exists.is_some() || self.update_time.is_some(),
+            ),
+            ("documentId", self.document_id.is_some()),
+            ("pageSize", self.page_size.is_some()),
+            ("pageToken", self.page_token.is_some()),
+            ("orderBy", self.order_by.is_some()),
+            ("showMissing", self.show_missing),
+        ];
+        match given
+            .iter()
+            .find(|(name, set)| *set && !allowed.contains(name))
+        {
+            Some((name, _)) => Err(Status::invalid(format!(
+                "{name} does not apply to this request"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, Status> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Status::invalid(format!(
+            "{name} must be true or false, not {value:?}"
+        ))),
+    }
+}
+
+/// Checks the project and database, and says what the rest of the path names.
+fn resource(
+    state: &AppState,
+    project: &str,
+    database: &str,
+    path: &str,
+) -> Result<Resource, Status> {
+    let db = &state.config.firestore;
+    db.check(project, database)?;
+    db.resource(path)
+}
+
+/// The fields of a `Document` body (its `name`, times and other members are ignored, as
+/// Firestore does for the ones it computes).
+fn body_fields(state: &AppState, body: &[u8]) -> Result<claimdb_model::Map, Status> {
+    if body.is_empty() {
+        return Ok(claimdb_model::Map::new());
+    }
+    let json = claimdb_model::json_text::parse_body(body)
+        .map_err(|e| Status::invalid(format!("the request body is not valid JSON: {e}")))?;
+    let Json::Object(document) = json else {
+        return Err(Status::invalid(
+            "the request body must be a Document object",
+        ));
+    };
+    value::decode_fields(document.get("fields"), &state.config.firestore)
+}
+
+fn json(value: Json) -> Response {
+    axum::Json(value).into_response()
+}
+
+fn context(ctx: Result<Ctx, ApiError>) -> Result<RequestContext, FsError> {
+    Ok(ctx?.0)
+}
+
+async fn get_or_list(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database, path)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    let params = Params::parse(query.as_deref())?;
+    let db = &state.config.firestore;
+    match resource(&state, &project, &database, &path)? {
+        Resource::Document(path) => {
+            params.only(&["mask"])?;
+            let doc = documents::get(&state.engine, &ctx, &path, params.mask.as_deref()).await?;
+            Ok(json(value::encode_document(&doc, db)))
+        }
+        Resource::Collection(collection) => {
+            params.only(&["mask", "pageSize", "pageToken", "orderBy", "showMissing"])?;
+            if params.show_missing {
+                return Err(
+                    Status::new(Code::Unimplemented, "showMissing is not supported yet").into(),
+                );
+            }
+            if let Some(order) = params.order_by.as_deref()
+                && !matches!(order.trim(), "__name__" | "__name__ asc" | "name" | "")
+            {
+                return Err(Status::new(
+                    Code::Unimplemented,
+                    format!("orderBy {order:?}: lists are ordered by document name only; use runQuery to order by fields"),
+                )
+                .into());
+            }
+            let request = ListRequest {
+                page_size: params.page_size,
+                page_token: params.page_token.clone(),
+            };
+            let page = documents::list(
+                &state.engine,
+                &ctx,
+                &collection,
+                &request,
+                params.mask.as_deref(),
+            )
+            .await?;
+            let mut out = JsonMap::new();
+            if !page.documents.is_empty() {
+                let docs = page
+                    .documents
+                    .iter()
+                    .map(|d| value::encode_document(d, db))
+                    .collect();
+                out.insert("documents".into(), Json::Array(docs));
+            }
+            if let Some(token) = page.next_page_token {
+                out.insert("nextPageToken".into(), Json::String(token));
+            }
+            Ok(json(Json::Object(out)))
+        }
+        Resource::Root => Err(Status::invalid("name a document or a collection").into()),
+    }
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database, path)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    let params = Params::parse(query.as_deref())?;
+    params.only(&["mask", "updateMask", "currentDocument"])?;
+    let Resource::Document(path) = resource(&state, &project, &database, &path)? else {
+        return Err(Status::invalid("patch names a document").into());
+    };
+    let fields = body_fields(&state, &body)?;
+    let doc = documents::patch(
+        &state.engine,
+        &ctx,
+        &path,
+        fields,
+        params.update_mask.as_deref(),
+        params.precondition()?,
+    )
+    .await?;
+    let data = match &params.mask {
+        Some(mask) => documents::project(&doc.data, mask),
+        None => doc.data.clone(),
+    };
+    let shown = claimdb_engine::Document { data, ..doc };
+    Ok(json(value::encode_document(
+        &shown,
+        &state.config.firestore,
+    )))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database, path)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    let params = Params::parse(query.as_deref())?;
+    params.only(&["currentDocument"])?;
+    let Resource::Document(path) = resource(&state, &project, &database, &path)? else {
+        return Err(Status::invalid("delete names a document").into());
+    };
+    documents::delete(&state.engine, &ctx, &path, params.precondition()?).await?;
+    Ok(json(Json::Object(JsonMap::new())))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database, path)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    let params = Params::parse(query.as_deref())?;
+    params.only(&["mask", "documentId"])?;
+    let Resource::Collection(collection) = resource(&state, &project, &database, &path)? else {
+        return Err(Status::invalid("createDocument names a collection").into());
+    };
+    let fields = body_fields(&state, &body)?;
+    let id = params.document_id.as_deref().filter(|id| !id.is_empty());
+    let mut doc = documents::create(&state.engine, &ctx, &collection, id, fields).await?;
+    if let Some(mask) = &params.mask {
+        doc.data = documents::project(&doc.data, mask);
+    }
+    Ok(json(value::encode_document(&doc, &state.config.firestore)))
+}
