@@ -97,7 +97,7 @@ pub async fn patch(
         let outcome = engine.set(ctx, path.clone(), data, condition).await;
         return outcome
             .map(|o| o.document)
-            .map_err(|e| as_firestore(e, precondition, path));
+            .map_err(|e| as_firestore(e, precondition));
     };
     check_mask(mask)?;
     match precondition {
@@ -106,7 +106,7 @@ pub async fn patch(
             engine
                 .update(ctx, path.clone(), update, WriteCondition::Exists)
                 .await
-                .map_err(|e| as_firestore(e, precondition, path))
+                .map_err(|e| as_firestore(e, precondition))
         }
         Precondition::Exists(false) => create_masked(engine, ctx, path, &fields, mask).await,
         Precondition::UpdateTime(_) => {
@@ -158,23 +158,27 @@ pub async fn delete(
     engine
         .delete(ctx, path.clone(), condition)
         .await
-        .map_err(|e| as_firestore(e, precondition, path))
+        .map_err(|e| as_firestore(e, precondition))
 }
 
 /// Firestore's codes for a failed `exists` precondition: NOT_FOUND when the document had to
 /// exist, ALREADY_EXISTS when it had to be missing (the engine, like HTTP, says failed
 /// precondition for both).
-fn as_firestore(e: EngineError, precondition: Precondition, path: &DocPath) -> EngineError {
+pub(crate) fn as_firestore(e: EngineError, precondition: Precondition) -> EngineError {
     match (e, precondition) {
-        (EngineError::FailedPrecondition { .. }, Precondition::Exists(true)) => {
-            EngineError::not_found(format!("no document to update: {path}"))
+        (EngineError::FailedPrecondition { message, .. }, Precondition::Exists(true)) => {
+            EngineError::not_found(format!("no document to update ({message})"))
         }
-        (EngineError::FailedPrecondition { write_index, .. }, Precondition::Exists(false)) => {
-            EngineError::AlreadyExists {
-                message: format!("document already exists: {path}"),
+        (
+            EngineError::FailedPrecondition {
+                message,
                 write_index,
-            }
-        }
+            },
+            Precondition::Exists(false),
+        ) => EngineError::AlreadyExists {
+            message: format!("the document already exists ({message})"),
+            write_index,
+        },
         (e, _) => e,
     }
 }
@@ -236,7 +240,7 @@ fn check_mask(mask: &[FieldPath]) -> Result<(), EngineError> {
 }
 
 /// The update a mask describes: each masked field set from `fields`, or removed when absent.
-fn masked_update(fields: &Map, mask: &[FieldPath]) -> DecodedUpdate {
+pub(crate) fn masked_update(fields: &Map, mask: &[FieldPath]) -> DecodedUpdate {
     let mut update = DecodedUpdate::default();
     for path in mask {
         match lookup(fields, path) {
@@ -248,7 +252,7 @@ fn masked_update(fields: &Map, mask: &[FieldPath]) -> DecodedUpdate {
 }
 
 /// The value at `path` in `map`, if any.
-fn lookup<'a>(map: &'a Map, path: &FieldPath) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(map: &'a Map, path: &FieldPath) -> Option<&'a Value> {
     let (first, rest) = path.segments().split_first()?;
     let mut value = map.get(first)?;
     for segment in rest {

@@ -8,6 +8,7 @@
 //! an [`Engine`](claimdb_engine::Engine) call, so rules, audit, custom claims and revocation
 //! apply exactly as on claimdb's own API.
 
+pub mod commit;
 pub mod documents;
 pub mod names;
 pub mod status;

@@ -16,6 +16,11 @@ pub enum Transform {
     ArrayUnion(Vec<Value>),
     /// Removes every occurrence of each element; a non-array field becomes `[]`.
     ArrayRemove(Vec<Value>),
+    /// The larger of the field and a number (Firestore's `maximum`): a missing or non-numeric
+    /// field takes the number; equal values (`3` and `3.0`) keep the field; NaN wins.
+    Maximum(Value),
+    /// The smaller of the field and a number (Firestore's `minimum`), as [`Transform::Maximum`].
+    Minimum(Value),
     /// Removes the field (PATCH only).
     Delete,
 }
@@ -27,6 +32,8 @@ impl Transform {
             Transform::ServerTimestamp => Value::Timestamp(now),
             Transform::Delete => return Ok(None),
             Transform::Increment(by) => increment(old, by)?,
+            Transform::Maximum(by) => extreme(old, by, std::cmp::Ordering::Greater)?,
+            Transform::Minimum(by) => extreme(old, by, std::cmp::Ordering::Less)?,
             Transform::ArrayUnion(items) => {
                 let mut out = match old {
                     Some(Value::Array(existing)) => existing.clone(),
@@ -57,6 +64,43 @@ impl Transform {
             }
         }))
     }
+}
+
+/// `by` if it is further than the field in direction `wins` (or the field is not a number),
+/// else the field; NaN on either side is the result.
+fn extreme(old: Option<&Value>, by: &Value, wins: std::cmp::Ordering) -> Result<Value, ModelError> {
+    let as_f64 = |v: &Value| match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Double(d) => Some(*d),
+        _ => None,
+    };
+    let Some(by_number) = as_f64(by) else {
+        return Err(ModelError::InvalidValue(format!(
+            "maximum and minimum take a number, not a {}",
+            by.type_name()
+        )));
+    };
+    let Some(old) = old.filter(|v| v.is_number()) else {
+        return Ok(by.clone());
+    };
+    let old_number = as_f64(old).unwrap_or(f64::NAN);
+    if old_number.is_nan() {
+        return Ok(old.clone());
+    }
+    if by_number.is_nan() {
+        return Ok(by.clone());
+    }
+    let order = match (old, by) {
+        (Value::Int(a), Value::Int(b)) => b.cmp(a),
+        _ => by_number
+            .partial_cmp(&old_number)
+            .unwrap_or(std::cmp::Ordering::Equal),
+    };
+    Ok(if order == wins {
+        by.clone()
+    } else {
+        old.clone()
+    })
 }
 
 fn increment(old: Option<&Value>, by: &Value) -> Result<Value, ModelError> {
@@ -117,6 +161,46 @@ mod tests {
         assert!(
             Transform::Increment(Value::Double(f64::MAX))
                 .apply(Some(&Value::Double(f64::MAX)), now())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn maximum_and_minimum_like_firestore() {
+        let apply =
+            |t: Transform, old: Option<Value>| t.apply(old.as_ref(), now()).unwrap().unwrap();
+        let max = |old, by| apply(Transform::Maximum(by), old);
+        let min = |old, by| apply(Transform::Minimum(by), old);
+        assert_eq!(max(None, Value::Int(3)), Value::Int(3));
+        assert_eq!(
+            max(Some(Value::String("x".into())), Value::Int(3)),
+            Value::Int(3)
+        );
+        assert_eq!(max(Some(Value::Int(5)), Value::Int(3)), Value::Int(5));
+        assert_eq!(
+            max(Some(Value::Int(2)), Value::Double(2.5)),
+            Value::Double(2.5)
+        );
+        // Equal values keep the field's type.
+        assert_eq!(max(Some(Value::Int(3)), Value::Double(3.0)), Value::Int(3));
+        assert_eq!(
+            min(Some(Value::Double(-0.0)), Value::Int(0)),
+            Value::Double(-0.0)
+        );
+        assert_eq!(min(Some(Value::Int(5)), Value::Int(3)), Value::Int(3));
+        assert_eq!(
+            min(Some(Value::Int(i64::MIN)), Value::Int(i64::MIN + 1)),
+            Value::Int(i64::MIN)
+        );
+        assert!(
+            matches!(max(Some(Value::Double(f64::NAN)), Value::Int(1)), Value::Double(d) if d.is_nan())
+        );
+        assert!(
+            matches!(min(Some(Value::Int(1)), Value::Double(f64::NAN)), Value::Double(d) if d.is_nan())
+        );
+        assert!(
+            Transform::Maximum(Value::Bool(true))
+                .apply(None, now())
                 .is_err()
         );
     }

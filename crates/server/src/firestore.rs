@@ -13,11 +13,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use claimdb_engine::{ListRequest, RequestContext};
 use claimdb_firestore::documents::{self, Precondition};
 use claimdb_firestore::names::Resource;
-use claimdb_firestore::{Code, Status, value};
+use claimdb_firestore::{Code, Status, commit as rpc, value};
 use claimdb_model::{FieldPath, Timestamp};
 use serde_json::{Map as JsonMap, Value as Json};
 
@@ -25,12 +25,21 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Ctx;
 
-/// The document routes.
+/// The document routes and the RPCs on the database's documents.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/v1/projects/{project}/databases/{database}/documents/{*path}",
-        get(get_or_list).patch(patch).delete(delete).post(create),
-    )
+    Router::new()
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents/{*path}",
+            get(get_or_list).patch(patch).delete(delete).post(create),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:commit",
+            post(commit),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:batchGet",
+            post(batch_get),
+        )
 }
 
 /// A Firestore error as a REST answer.
@@ -357,4 +366,54 @@ async fn create(
         doc.data = documents::project(&doc.data, mask);
     }
     Ok(json(value::encode_document(&doc, &state.config.firestore)))
+}
+
+/// The JSON object of an RPC's request body (sent as `application/json` or, by the web SDKs,
+/// `text/plain`).
+fn rpc_body(body: &[u8]) -> Result<JsonMap<String, Json>, Status> {
+    if body.is_empty() {
+        return Ok(JsonMap::new());
+    }
+    match claimdb_model::json_text::parse_body(body) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(_) => Err(Status::invalid("the request body must be a JSON object")),
+        Err(e) => Err(Status::invalid(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// `POST …/documents:commit`.
+async fn commit(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    Params::parse(query.as_deref())?.only(&[])?;
+    let db = &state.config.firestore;
+    db.check(&project, &database)?;
+    let body = rpc_body(&body)?;
+    Ok(json(rpc::commit(&state.engine, &ctx, db, &body).await?))
+}
+
+/// `POST …/documents:batchGet`: the stream of responses as one JSON array.
+async fn batch_get(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    Params::parse(query.as_deref())?.only(&[])?;
+    let db = &state.config.firestore;
+    db.check(&project, &database)?;
+    let body = rpc_body(&body)?;
+    let now = state.engine.clock().timestamp();
+    Ok(json(
+        rpc::batch_get(&state.engine, &ctx, db, &body, now).await?,
+    ))
 }

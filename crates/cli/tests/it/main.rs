@@ -9,6 +9,7 @@ mod differential;
 mod durability;
 mod enforce;
 mod firestore_rest;
+mod firestore_sdk;
 mod idp;
 mod idp_outage;
 mod limits;

@@ -1,0 +1,554 @@
+//! `commit` and `batchGet`: Firestore's atomic batch of writes and its multi-document read, as
+//! one engine batch and per-document engine reads, so each write and read is decided by the
+//! rules exactly as on claimdb's own API (a batch's writes one by one, `getAfter` seeing the
+//! whole batch; a denied write fails the commit and nothing is applied).
+//!
+//! The JSON here is proto3 JSON of `CommitRequest`/`CommitResponse` and
+//! `BatchGetDocumentsRequest`/`Response`, read leniently where proto3 JSON is lenient (absent
+//! fields are defaults) and strictly where a wrong shape would change meaning.
+
+use claimdb_engine::{
+    Document, Engine, EngineError, Precondition as StorePrecondition, RequestContext, Write,
+    WriteOp,
+};
+use claimdb_model::{DocPath, FieldPath, Map, Timestamp, Transform, Value};
+use serde_json::{Map as JsonMap, Value as Json, json};
+
+use crate::documents::{self, Precondition};
+use crate::names::Database;
+use crate::status::{Code, Status};
+use crate::value;
+
+/// How often a commit whose masked updates were pinned to the documents' state is retried when
+/// a document appeared, vanished or changed between looking and committing.
+const COMMIT_ATTEMPTS: usize = 3;
+
+/// One write of a commit, decoded.
+#[derive(Debug, Clone, PartialEq)]
+struct FsWrite {
+    path: DocPath,
+    kind: Kind,
+    transforms: Vec<(FieldPath, Transform)>,
+    precondition: Precondition,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// `update` without a mask: the document becomes `fields`.
+    Set(Map),
+    /// `update` with a mask (or a transform-only write: an empty mask): only the masked fields.
+    Merge {
+        fields: Map,
+        mask: Vec<FieldPath>,
+    },
+    Delete,
+}
+
+/// Decodes `CommitRequest.writes`.
+fn decode_writes(body: &JsonMap<String, Json>, db: &Database) -> Result<Vec<FsWrite>, Status> {
+    if body.get("transaction").is_some_and(|t| !t.is_null()) {
+        return Err(Status::new(
+            Code::Unimplemented,
+            "commit in a transaction is not supported yet; commit without one",
+        ));
+    }
+    let writes = match body.get("writes") {
+        None | Some(Json::Null) => return Ok(Vec::new()),
+        Some(Json::Array(writes)) => writes,
+        Some(_) => return Err(Status::invalid("writes must be an array of Write")),
+    };
+    writes
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            decode_write(w, db)
+                .map_err(|e| Status::new(e.code, format!("write {i}: {}", e.message)))
+        })
+        .collect()
+}
+
+fn decode_write(json: &Json, db: &Database) -> Result<FsWrite, Status> {
+    let Json::Object(write) = json else {
+        return Err(Status::invalid("a Write must be an object"));
+    };
+    for key in write.keys() {
+        if !matches!(
+            key.as_str(),
+            "update"
+                | "delete"
+                | "transform"
+                | "updateMask"
+                | "updateTransforms"
+                | "currentDocument"
+        ) {
+            return Err(Status::new(
+                if key == "verify" {
+                    Code::Unimplemented
+                } else {
+                    Code::InvalidArgument
+                },
+                format!("{key:?} is not a supported field of Write"),
+            ));
+        }
+    }
+    let operations = ["update", "delete", "transform"]
+        .iter()
+        .filter(|k| write.get(**k).is_some_and(|v| !v.is_null()))
+        .count();
+    if operations != 1 {
+        return Err(Status::invalid(
+            "a Write has exactly one of update, delete or transform",
+        ));
+    }
+    let precondition = decode_precondition(write.get("currentDocument"))?;
+    let mut transforms = match write.get("updateTransforms") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(list)) => decode_transforms(list, db)?,
+        Some(_) => return Err(Status::invalid("updateTransforms must be an array")),
+    };
+    let mask = match write.get("updateMask") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(mask)) => Some(field_paths(mask.get("fieldPaths"))?),
+        Some(_) => {
+            return Err(Status::invalid(
+                "updateMask must be {\"fieldPaths\": [...]}",
+            ));
+        }
+    };
+    if let Some(Json::Object(update)) = write.get("update") {
+        let name = update
+            .get("name")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Status::invalid("update.name is required"))?;
+        let path = db.parse_document_name(name)?;
+        let fields = value::decode_fields(update.get("fields"), db)?;
+        let kind = match mask {
+            None => Kind::Set(fields),
+            Some(mask) => Kind::Merge { fields, mask },
+        };
+        return Ok(FsWrite {
+            path,
+            kind,
+            transforms,
+            precondition,
+        });
+    }
+    if let Some(name) = write.get("delete") {
+        let name = name
+            .as_str()
+            .ok_or_else(|| Status::invalid("delete is a document name"))?;
+        if mask.is_some() || !transforms.is_empty() {
+            return Err(Status::invalid(
+                "a delete takes no updateMask or updateTransforms",
+            ));
+        }
+        let path = db.parse_document_name(name)?;
+        return Ok(FsWrite {
+            path,
+            kind: Kind::Delete,
+            transforms,
+            precondition,
+        });
+    }
+    // The older form: `transform: {document, fieldTransforms}` on its own.
+    let Some(Json::Object(transform)) = write.get("transform") else {
+        return Err(Status::invalid(
+            "update must be a Document and transform a DocumentTransform",
+        ));
+    };
+    let name = transform
+        .get("document")
+        .and_then(Json::as_str)
+        .ok_or_else(|| Status::invalid("transform.document is required"))?;
+    let path = db.parse_document_name(name)?;
+    if let Some(Json::Array(list)) = transform.get("fieldTransforms") {
+        transforms.extend(decode_transforms(list, db)?);
+    }
+    Ok(FsWrite {
+        path,
+        kind: Kind::Merge {
+            fields: Map::new(),
+            mask: Vec::new(),
+        },
+        transforms,
+        precondition,
+    })
+}
+
+fn decode_precondition(json: Option<&Json>) -> Result<Precondition, Status> {
+    let Some(Json::Object(p)) = json else {
+        return match json {
+            None | Some(Json::Null) => Ok(Precondition::None),
+            Some(_) => Err(Status::invalid("currentDocument must be an object")),
+        };
+    };
+    match (p.get("exists"), p.get("updateTime")) {
+        (Some(Json::Bool(exists)), None) => Ok(Precondition::Exists(*exists)),
+        (None, Some(Json::String(time))) => Ok(Precondition::UpdateTime(
+            Timestamp::parse(time).map_err(|e| Status::invalid(e.to_string()))?,
+        )),
+        (None, None) => Ok(Precondition::None),
+        _ => Err(Status::invalid(
+            "currentDocument takes exists (a boolean) or updateTime (a timestamp), not both",
+        )),
+    }
+}
+
+fn field_paths(json: Option<&Json>) -> Result<Vec<FieldPath>, Status> {
+    match json {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(Json::Array(paths)) => paths
+            .iter()
+            .map(|p| {
+                let text = p
+                    .as_str()
+                    .ok_or_else(|| Status::invalid("a field path is a string"))?;
+                FieldPath::parse(text).map_err(|e| Status::invalid(e.to_string()))
+            })
+            .collect(),
+        Some(_) => Err(Status::invalid("fieldPaths must be an array of strings")),
+    }
+}
+
+fn decode_transforms(list: &[Json], db: &Database) -> Result<Vec<(FieldPath, Transform)>, Status> {
+    let mut out = Vec::with_capacity(list.len());
+    for t in list {
+        let Json::Object(t) = t else {
+            return Err(Status::invalid("a FieldTransform must be an object"));
+        };
+        let path = t
+            .get("fieldPath")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Status::invalid("FieldTransform.fieldPath is required"))?;
+        let path = FieldPath::parse(path).map_err(|e| Status::invalid(e.to_string()))?;
+        let kinds: Vec<(&String, &Json)> = t.iter().filter(|(k, _)| *k != "fieldPath").collect();
+        let [(kind, arg)] = kinds.as_slice() else {
+            return Err(Status::invalid(format!(
+                "the transform of {path} must have exactly one kind"
+            )));
+        };
+        let array = |arg: &Json| -> Result<Vec<Value>, Status> {
+            match value::decode(&json!({ "arrayValue": arg }), db)? {
+                Value::Array(items) => Ok(items),
+                _ => Err(Status::invalid("an ArrayValue is expected")),
+            }
+        };
+        let number = |arg: &Json| -> Result<Value, Status> {
+            let v = value::decode(arg, db)?;
+            if v.is_number() {
+                Ok(v)
+            } else {
+                Err(Status::invalid(format!("{kind} of {path} takes a number")))
+            }
+        };
+        let transform = match kind.as_str() {
+            "setToServerValue" => match arg {
+                Json::String(s) if s == "REQUEST_TIME" => Transform::ServerTimestamp,
+                Json::Number(n) if n.as_u64() == Some(1) => Transform::ServerTimestamp,
+                _ => return Err(Status::invalid("setToServerValue must be REQUEST_TIME")),
+            },
+            "increment" => Transform::Increment(number(arg)?),
+            "maximum" => Transform::Maximum(number(arg)?),
+            "minimum" => Transform::Minimum(number(arg)?),
+            "appendMissingElements" => Transform::ArrayUnion(array(arg)?),
+            "removeAllFromArray" => Transform::ArrayRemove(array(arg)?),
+            other => {
+                return Err(Status::invalid(format!(
+                    "{other:?} is not a field transform"
+                )));
+            }
+        };
+        out.push((path, transform));
+    }
+    Ok(out)
+}
+
+/// `commit`: the writes as one atomic engine batch. Answers `CommitResponse`.
+pub async fn commit(
+    engine: &Engine,
+    ctx: &RequestContext,
+    db: &Database,
+    body: &JsonMap<String, Json>,
+) -> Result<Json, Status> {
+    let writes = decode_writes(body, db)?;
+    let mut last = None;
+    for _ in 0..COMMIT_ATTEMPTS {
+        let batch = plan(engine, &writes).await?;
+        match engine.batch(ctx, batch).await {
+            Ok(result) => return Ok(commit_response(&writes, &result, db)),
+            Err(e) => {
+                let index = e.write_index();
+                // A pin of ours (not the client's precondition) failed: the document changed
+                // between looking and committing; look again.
+                let ours = index.and_then(|i| writes.get(i)).is_some_and(|w| {
+                    w.precondition == Precondition::None && matches!(w.kind, Kind::Merge { .. })
+                });
+                let retry = ours
+                    && matches!(
+                        e,
+                        EngineError::FailedPrecondition { .. }
+                            | EngineError::AlreadyExists { .. }
+                            | EngineError::NotFound { .. }
+                    );
+                if !retry {
+                    let precondition = index
+                        .and_then(|i| writes.get(i))
+                        .map_or(Precondition::None, |w| w.precondition);
+                    return Err(documents::as_firestore(e, precondition).into());
+                }
+                last = Some(e);
+            }
+        }
+    }
+    let cause = last.map(|e| e.to_string()).unwrap_or_default();
+    Err(Status::new(
+        Code::Aborted,
+        format!("documents kept changing while the commit was prepared; retry ({cause})"),
+    ))
+}
+
+/// The engine writes for a commit. A masked update without a precondition updates the document
+/// if it exists and creates it if not: which one is decided on the document as it is now, and
+/// pinned (its version, or its absence) so the store refuses the write if that changed.
+async fn plan(engine: &Engine, writes: &[FsWrite]) -> Result<Vec<Write>, Status> {
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        let precondition = match w.precondition {
+            Precondition::None => StorePrecondition::None,
+            Precondition::Exists(true) => StorePrecondition::Exists,
+            Precondition::Exists(false) => StorePrecondition::Missing,
+            Precondition::UpdateTime(time) => match engine
+                .store()
+                .get(&w.path)
+                .await
+                .map_err(EngineError::from)?
+            {
+                Some(doc) if doc.update_time == time => StorePrecondition::Version(doc.version),
+                _ => {
+                    return Err(Status::new(
+                        Code::FailedPrecondition,
+                        format!("document {} was not last updated at {time}", w.path),
+                    ));
+                }
+            },
+        };
+        let (op, precondition) = match &w.kind {
+            Kind::Set(fields) => (
+                WriteOp::Set {
+                    data: fields.clone(),
+                    transforms: w.transforms.clone(),
+                },
+                precondition,
+            ),
+            Kind::Delete => (WriteOp::Delete, precondition),
+            Kind::Merge { fields, mask } => {
+                let existing = match precondition {
+                    StorePrecondition::Exists | StorePrecondition::Version(_) => Some(precondition),
+                    StorePrecondition::Missing => None,
+                    StorePrecondition::None => engine
+                        .store()
+                        .get(&w.path)
+                        .await
+                        .map_err(EngineError::from)?
+                        .map(|doc| StorePrecondition::Version(doc.version)),
+                };
+                match existing {
+                    Some(pin) => {
+                        let update = documents::masked_update(fields, mask);
+                        let mut transforms = update.transforms;
+                        transforms.extend(w.transforms.iter().cloned());
+                        (
+                            WriteOp::Update {
+                                fields: update.fields,
+                                transforms,
+                            },
+                            pin,
+                        )
+                    }
+                    None => (
+                        WriteOp::Create {
+                            data: documents::project(fields, mask),
+                            transforms: w.transforms.clone(),
+                        },
+                        StorePrecondition::None,
+                    ),
+                }
+            }
+        };
+        out.push(Write::new(w.path.clone(), op).with_precondition(precondition));
+    }
+    Ok(out)
+}
+
+fn commit_response(
+    writes: &[FsWrite],
+    result: &claimdb_engine::CommitResult,
+    db: &Database,
+) -> Json {
+    let commit_time = result.commit_time.to_string();
+    let results: Vec<Json> = writes
+        .iter()
+        .zip(&result.results)
+        .map(|(w, r)| {
+            let mut out = JsonMap::new();
+            let update_time = r
+                .document
+                .as_ref()
+                .map_or_else(|| commit_time.clone(), |d| d.update_time.to_string());
+            out.insert("updateTime".into(), Json::String(update_time));
+            if !w.transforms.is_empty()
+                && let Some(doc) = &r.document
+            {
+                let values = w
+                    .transforms
+                    .iter()
+                    .map(|(path, _)| {
+                        documents::lookup(&doc.data, path)
+                            .map_or_else(|| json!({"nullValue": null}), |v| value::encode(v, db))
+                    })
+                    .collect();
+                out.insert("transformResults".into(), Json::Array(values));
+            }
+            Json::Object(out)
+        })
+        .collect();
+    json!({ "writeResults": results, "commitTime": commit_time })
+}
+
+/// `batchGet`: each named document read as a get (decided by the rules one by one; a denial
+/// fails the whole call, as in Firestore). Answers the stream of `BatchGetDocumentsResponse`
+/// as a JSON array, `found` or `missing`, each with the read time.
+pub async fn batch_get(
+    engine: &Engine,
+    ctx: &RequestContext,
+    db: &Database,
+    body: &JsonMap<String, Json>,
+    now: Timestamp,
+) -> Result<Json, Status> {
+    for key in body.keys() {
+        match key.as_str() {
+            "documents" | "mask" => {}
+            "transaction" | "newTransaction" | "readTime" => {
+                return Err(Status::new(
+                    Code::Unimplemented,
+                    format!("batchGet with {key} is not supported yet"),
+                ));
+            }
+            other => {
+                return Err(Status::invalid(format!(
+                    "{other:?} is not a field of BatchGetDocumentsRequest"
+                )));
+            }
+        }
+    }
+    let names = match body.get("documents") {
+        Some(Json::Array(names)) => names,
+        None | Some(Json::Null) => return Ok(Json::Array(Vec::new())),
+        Some(_) => return Err(Status::invalid("documents must be an array of names")),
+    };
+    let mask = match body.get("mask") {
+        Some(Json::Object(mask)) => Some(field_paths(mask.get("fieldPaths"))?),
+        _ => None,
+    };
+    let read_time = Json::String(now.to_string());
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name
+            .as_str()
+            .ok_or_else(|| Status::invalid("a document name is a string"))?;
+        let path = db.parse_document_name(name)?;
+        match documents::get(engine, ctx, &path, mask.as_deref()).await {
+            Ok(doc) => out.push(json!({ "found": found(&doc, db), "readTime": read_time })),
+            Err(EngineError::NotFound { .. }) => {
+                out.push(json!({ "missing": name, "readTime": read_time }));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json::Array(out))
+}
+
+fn found(doc: &Document, db: &Database) -> Json {
+    value::encode_document(doc, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Database {
+        Database::new("p").unwrap()
+    }
+
+    fn writes(json: Json) -> Result<Vec<FsWrite>, Status> {
+        let Json::Object(body) = json!({ "writes": json }) else {
+            unreachable!()
+        };
+        decode_writes(&body, &db())
+    }
+
+    const NAME: &str = "projects/p/databases/(default)/documents/c/d";
+
+    #[test]
+    fn decodes_what_the_sdks_send() {
+        let w = writes(json!([
+            {"update": {"name": NAME, "fields": {"a": {"integerValue": "1"}}},
+             "updateMask": {"fieldPaths": ["a", "b.c"]},
+             "updateTransforms": [
+                {"fieldPath": "t", "setToServerValue": "REQUEST_TIME"},
+                {"fieldPath": "n", "increment": {"integerValue": "2"}},
+                {"fieldPath": "m", "maximum": {"doubleValue": 1.5}},
+                {"fieldPath": "l", "appendMissingElements": {"values": [{"stringValue": "x"}]}},
+                {"fieldPath": "r", "removeAllFromArray": {}}
+             ],
+             "currentDocument": {"exists": true}},
+            {"delete": NAME, "currentDocument": {"updateTime": "2026-01-01T00:00:00.000001Z"}},
+            {"update": {"name": NAME, "fields": {}}, "currentDocument": {"exists": false}}
+        ]))
+        .unwrap();
+        assert_eq!(w.len(), 3);
+        assert!(matches!(&w[0].kind, Kind::Merge { mask, .. } if mask.len() == 2));
+        assert_eq!(w[0].transforms.len(), 5);
+        assert_eq!(w[0].transforms[4].1, Transform::ArrayRemove(vec![]));
+        assert_eq!(w[0].precondition, Precondition::Exists(true));
+        assert!(matches!(w[1].precondition, Precondition::UpdateTime(_)));
+        assert!(matches!(w[2].kind, Kind::Set(_)));
+    }
+
+    #[test]
+    fn refuses_malformed_writes_naming_the_write() {
+        for (bad, code) in [
+            (
+                json!([{"update": {"name": NAME}, "delete": NAME}]),
+                Code::InvalidArgument,
+            ),
+            (json!([{}]), Code::InvalidArgument),
+            (
+                json!([{"delete": NAME, "updateMask": {"fieldPaths": ["a"]}}]),
+                Code::InvalidArgument,
+            ),
+            (json!([{"update": {"fields": {}}}]), Code::InvalidArgument),
+            (
+                json!([{"update": {"name": NAME}, "updateTransforms": [{"fieldPath": "a", "increment": {"stringValue": "x"}}]}]),
+                Code::InvalidArgument,
+            ),
+            (
+                json!([{"update": {"name": NAME}, "updateTransforms": [{"fieldPath": "a"}]}]),
+                Code::InvalidArgument,
+            ),
+            (
+                json!([{"update": {"name": NAME}, "currentDocument": {"exists": true, "updateTime": "2026-01-01T00:00:00Z"}}]),
+                Code::InvalidArgument,
+            ),
+            (json!([{"verify": NAME}]), Code::Unimplemented),
+            (
+                json!([{"delete": "projects/other/databases/(default)/documents/c/d"}]),
+                Code::NotFound,
+            ),
+        ] {
+            let e = writes(bad.clone()).unwrap_err();
+            assert_eq!(e.code, code, "{bad}: {}", e.message);
+            assert!(e.message.starts_with("write 0: "), "{}", e.message);
+        }
+    }
+}
