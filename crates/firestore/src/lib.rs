@@ -11,6 +11,7 @@
 pub mod commit;
 pub mod documents;
 pub mod names;
+pub mod query;
 pub mod status;
 pub mod value;
 

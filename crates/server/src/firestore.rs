@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use claimdb_engine::{ListRequest, RequestContext};
 use claimdb_firestore::documents::{self, Precondition};
 use claimdb_firestore::names::Resource;
-use claimdb_firestore::{Code, Status, commit as rpc, value};
+use claimdb_firestore::{Code, Status, commit as rpc, query as queries, value};
 use claimdb_model::{FieldPath, Timestamp};
 use serde_json::{Map as JsonMap, Value as Json};
 
@@ -39,6 +39,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/projects/{project}/databases/{database}/documents:batchGet",
             post(batch_get),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:runQuery",
+            post(root_query),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:runAggregationQuery",
+            post(root_aggregation),
         )
 }
 
@@ -354,6 +362,16 @@ async fn create(
     body: Bytes,
 ) -> FsResult {
     let ctx = context(ctx)?;
+    // `…/documents/{parent document}:runQuery` shares this route with createDocument.
+    for (suffix, rpc) in [
+        (":runQuery", Rpc::Query),
+        (":runAggregationQuery", Rpc::Aggregation),
+    ] {
+        if let Some(parent) = path.strip_suffix(suffix) {
+            let parent = resource(&state, &project, &database, parent)?;
+            return query_rpc(&state, &ctx, query.as_deref(), parent, &body, rpc).await;
+        }
+    }
     let params = Params::parse(query.as_deref())?;
     params.only(&["mask", "documentId"])?;
     let Resource::Collection(collection) = resource(&state, &project, &database, &path)? else {
@@ -416,4 +434,74 @@ async fn batch_get(
     Ok(json(
         rpc::batch_get(&state.engine, &ctx, db, &body, now).await?,
     ))
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    Query,
+    Aggregation,
+}
+
+/// `runQuery` / `runAggregationQuery` below `parent`.
+async fn query_rpc(
+    state: &AppState,
+    ctx: &RequestContext,
+    query: Option<&str>,
+    parent: Resource,
+    body: &[u8],
+    rpc: Rpc,
+) -> FsResult {
+    Params::parse(query)?.only(&[])?;
+    let db = &state.config.firestore;
+    let body = rpc_body(body)?;
+    let now = state.engine.clock().timestamp();
+    let answer = match rpc {
+        Rpc::Query => queries::run_query(&state.engine, ctx, db, &parent, &body, now).await?,
+        Rpc::Aggregation => {
+            queries::run_aggregation(&state.engine, ctx, db, &parent, &body, now).await?
+        }
+    };
+    Ok(json(answer))
+}
+
+/// `POST …/documents:runQuery` (root collections and collection groups).
+async fn root_query(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    state.config.firestore.check(&project, &database)?;
+    query_rpc(
+        &state,
+        &ctx,
+        query.as_deref(),
+        Resource::Root,
+        &body,
+        Rpc::Query,
+    )
+    .await
+}
+
+/// `POST …/documents:runAggregationQuery`.
+async fn root_aggregation(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    state.config.firestore.check(&project, &database)?;
+    query_rpc(
+        &state,
+        &ctx,
+        query.as_deref(),
+        Resource::Root,
+        &body,
+        Rpc::Aggregation,
+    )
+    .await
 }

@@ -29,6 +29,9 @@ service cloud.firestore {
         && request.resource.data.owner == resource.data.owner;
       allow delete: if request.auth != null && resource.data.owner == request.auth.uid;
     }
+    match /{path=**}/posts/{id} {
+      allow read, write: if request.auth != null;
+    }
   }
 }
 "#;
@@ -39,7 +42,8 @@ import { initializeApp } from 'firebase/app';
 import {
   getFirestore, connectFirestoreEmulator, doc, collection, getDoc, setDoc, updateDoc, deleteDoc,
   addDoc, writeBatch, increment, serverTimestamp, arrayUnion, arrayRemove, deleteField,
-  Timestamp, Bytes, GeoPoint,
+  Timestamp, Bytes, GeoPoint, query, where, orderBy, limit, startAfter, getDocs, getCount,
+  getAggregate, sum, average, collectionGroup,
 } from 'firebase/firestore/lite';
 
 const [host, port, project, alice, bob, forged] = process.argv.slice(2);
@@ -127,6 +131,27 @@ assert.equal(await code(setDoc(doc(other, 'notes', 'x'), { owner: 'alice' })), '
 assert.equal(await code(updateDoc(doc(other, 'notes', 's1'), { n: 0 })), 'permission-denied');
 const bad = connect('forged', forged);
 assert.equal(await code(getDoc(doc(bad, 'notes', 's1'))), 'unauthenticated');
+
+// Queries: filters, order, limit, cursors, collection groups, aggregations.
+for (const [i, tag] of [[1, 'a'], [2, 'b'], [3, 'a'], [4, 'b'], [5, 'a']]) {
+  await setDoc(doc(db, 'posts', `p${i}`), { n: i, tag });
+}
+await setDoc(doc(db, 'users', 'u1', 'posts', 'deep'), { n: 10, tag: 'a' });
+const names = (snap) => snap.docs.map((d) => d.id);
+const posts = collection(db, 'posts');
+assert.deepEqual(names(await getDocs(query(posts, where('n', '>', 1), orderBy('n', 'desc'), limit(2)))), ['p5', 'p4']);
+assert.deepEqual(names(await getDocs(query(posts, where('tag', '==', 'a')))), ['p1', 'p3', 'p5']);
+const first = (await getDocs(query(posts, orderBy('n'), limit(2)))).docs[1];
+assert.deepEqual(names(await getDocs(query(posts, orderBy('n'), startAfter(first), limit(2)))), ['p3', 'p4']);
+assert.deepEqual(names(await getDocs(query(posts, where('tag', 'in', ['b'])))), ['p2', 'p4']);
+assert.deepEqual(names(await getDocs(query(collectionGroup(db, 'posts'), where('tag', '==', 'a'), orderBy('n')))), ['p1', 'p3', 'p5', 'deep']);
+assert.equal((await getDocs(query(posts, where('n', '>', 100)))).empty, true);
+assert.equal((await getCount(query(posts, where('tag', '==', 'a')))).data().count, 3);
+const agg = (await getAggregate(posts, { total: sum('n'), mean: average('n') })).data();
+assert.equal(agg.total, 15);
+assert.equal(agg.mean, 3);
+// Rules are not filters: a query the rules cannot prove is allowed fails as a whole.
+assert.equal(await code(getDocs(collection(db, 'notes'))), 'permission-denied');
 
 // deleteDoc.
 await deleteDoc(doc(db, 'notes', 'b1'));
