@@ -10,7 +10,8 @@ use claimdb_audit::AuditEvent;
 use claimdb_model::{DocPath, Map, Timestamp};
 use claimdb_rules::{Method, Request, Target};
 use claimdb_store::{
-    Commit, CommitResult, Document, Precondition, StoreError, Write, WriteOp, apply_write,
+    Commit, CommitResult, Document, Precondition, ReadCheck, StoreError, Write, WriteOp,
+    apply_write,
 };
 
 use crate::auth::Principal;
@@ -28,6 +29,19 @@ impl Engine {
         ctx: &RequestContext,
         writes: Vec<Write>,
     ) -> Result<CommitResult, EngineError> {
+        self.batch_pinned(ctx, writes, Vec::new()).await
+    }
+
+    /// [`Engine::batch`] that commits only if every document of `reads` is still as the caller
+    /// read it (at that version, or still missing): a transaction's reads, checked in the same
+    /// store transaction as the writes. When one changed, nothing is applied and the error is
+    /// `Aborted` (retry the transaction).
+    pub async fn batch_pinned(
+        &self,
+        ctx: &RequestContext,
+        writes: Vec<Write>,
+        reads: Vec<ReadCheck>,
+    ) -> Result<CommitResult, EngineError> {
         check_size(&writes)?;
         let who = self.authenticate(ctx).await?;
         let auth = who.as_ref().map(Principal::rules_value);
@@ -35,15 +49,41 @@ impl Engine {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (checks, events) = self
+            let (mut checks, events) = self
                 .decide_batch(ctx, who.as_ref(), &rules, &writes, auth.as_ref())
                 .await?;
+            checks.extend(reads.iter().cloned());
             let commit = |journal| self.commit_batch(checks, writes.clone(), journal);
             match self.audited(events, commit).await {
-                Err(EngineError::Aborted { .. }) if attempts < MAX_DECIDE_ATTEMPTS => continue,
+                Err(EngineError::Aborted { .. }) if attempts < MAX_DECIDE_ATTEMPTS => {
+                    // Deciding again helps when a document the decision read changed; not when
+                    // one the caller read did.
+                    if let Some(changed) = self.changed(&reads).await? {
+                        return Err(EngineError::Aborted {
+                            message: format!(
+                                "{changed} changed after it was read; retry the transaction"
+                            ),
+                            write_index: None,
+                        });
+                    }
+                }
                 other => return other,
             }
         }
+    }
+
+    /// The first document of `reads` that is no longer at the version read, if any.
+    async fn changed(&self, reads: &[ReadCheck]) -> Result<Option<DocPath>, EngineError> {
+        if reads.is_empty() {
+            return Ok(None);
+        }
+        let paths: Vec<DocPath> = reads.iter().map(|r| r.path.clone()).collect();
+        let now = self.store.get_many(&paths).await?;
+        Ok(reads
+            .iter()
+            .zip(now)
+            .find(|(read, doc)| doc.as_ref().map(|d| d.version) != read.version)
+            .map(|(read, _)| read.path.clone()))
     }
 
     /// Decides every write of a batch against the state it applies to — each write sees the

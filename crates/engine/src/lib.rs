@@ -47,6 +47,6 @@ pub use sign_in::{LiveSession, SignInHooks};
 
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{
-    CommitResult, Cursor, Direction, Document, Filter, Op, Order, Precondition, Query, Scope,
-    Write, WriteOp, WriteResult,
+    CommitResult, Cursor, Direction, Document, Filter, Op, Order, Precondition, Query, ReadCheck,
+    Scope, Write, WriteOp, WriteResult,
 };

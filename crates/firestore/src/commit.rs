@@ -8,8 +8,8 @@
 //! fields are defaults) and strictly where a wrong shape would change meaning.
 
 use claimdb_engine::{
-    Document, Engine, EngineError, Precondition as StorePrecondition, RequestContext, Write,
-    WriteOp,
+    Document, Engine, EngineError, Precondition as StorePrecondition, ReadCheck, RequestContext,
+    Write, WriteOp,
 };
 use claimdb_model::{DocPath, FieldPath, Map, Timestamp, Transform, Value};
 use serde_json::{Map as JsonMap, Value as Json, json};
@@ -17,6 +17,7 @@ use serde_json::{Map as JsonMap, Value as Json, json};
 use crate::documents::{self, Precondition};
 use crate::names::Database;
 use crate::status::{Code, Status};
+use crate::transactions::Transactions;
 use crate::value;
 
 /// How often a commit whose masked updates were pinned to the documents' state is retried when
@@ -42,16 +43,13 @@ enum Kind {
         mask: Vec<FieldPath>,
     },
     Delete,
+    /// `verify`: no change; the document must be as the precondition says when the commit
+    /// applies (a transaction's read that was not written).
+    Verify,
 }
 
 /// Decodes `CommitRequest.writes`.
 fn decode_writes(body: &JsonMap<String, Json>, db: &Database) -> Result<Vec<FsWrite>, Status> {
-    if body.get("transaction").is_some_and(|t| !t.is_null()) {
-        return Err(Status::new(
-            Code::Unimplemented,
-            "commit in a transaction is not supported yet; commit without one",
-        ));
-    }
     let writes = match body.get("writes") {
         None | Some(Json::Null) => return Ok(Vec::new()),
         Some(Json::Array(writes)) => writes,
@@ -77,27 +75,21 @@ fn decode_write(json: &Json, db: &Database) -> Result<FsWrite, Status> {
             "update"
                 | "delete"
                 | "transform"
+                | "verify"
                 | "updateMask"
                 | "updateTransforms"
                 | "currentDocument"
         ) {
-            return Err(Status::new(
-                if key == "verify" {
-                    Code::Unimplemented
-                } else {
-                    Code::InvalidArgument
-                },
-                format!("{key:?} is not a supported field of Write"),
-            ));
+            return Err(Status::invalid(format!("{key:?} is not a field of Write")));
         }
     }
-    let operations = ["update", "delete", "transform"]
+    let operations = ["update", "delete", "transform", "verify"]
         .iter()
         .filter(|k| write.get(**k).is_some_and(|v| !v.is_null()))
         .count();
     if operations != 1 {
         return Err(Status::invalid(
-            "a Write has exactly one of update, delete or transform",
+            "a Write has exactly one of update, delete, transform or verify",
         ));
     }
     let precondition = decode_precondition(write.get("currentDocument"))?;
@@ -129,6 +121,26 @@ fn decode_write(json: &Json, db: &Database) -> Result<FsWrite, Status> {
         return Ok(FsWrite {
             path,
             kind,
+            transforms,
+            precondition,
+        });
+    }
+    if let Some(name) = write.get("verify") {
+        let name = name
+            .as_str()
+            .ok_or_else(|| Status::invalid("verify is a document name"))?;
+        if mask.is_some() || !transforms.is_empty() {
+            return Err(Status::invalid(
+                "a verify takes no updateMask or updateTransforms",
+            ));
+        }
+        if precondition == Precondition::None {
+            return Err(Status::invalid("a verify needs currentDocument"));
+        }
+        let path = db.parse_document_name(name)?;
+        return Ok(FsWrite {
+            path,
+            kind: Kind::Verify,
             transforms,
             precondition,
         });
@@ -263,24 +275,57 @@ fn decode_transforms(list: &[Json], db: &Database) -> Result<Vec<(FieldPath, Tra
     Ok(out)
 }
 
-/// `commit`: the writes as one atomic engine batch. Answers `CommitResponse`.
+/// `commit`: the writes as one atomic engine batch; in a transaction, only if every document
+/// the transaction read (and every `verify`) is still as it was. Answers `CommitResponse`.
 pub async fn commit(
     engine: &Engine,
     ctx: &RequestContext,
     db: &Database,
+    transactions: &Transactions,
     body: &JsonMap<String, Json>,
 ) -> Result<Json, Status> {
     let writes = decode_writes(body, db)?;
+    let ended = match body.get("transaction") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(id)) => Some(transactions.end(id)?),
+        Some(_) => return Err(Status::invalid("transaction must be a base64 string")),
+    };
+    let changes: Vec<usize> = (0..writes.len())
+        .filter(|i| writes[*i].kind != Kind::Verify)
+        .collect();
+    if ended.as_ref().is_some_and(|t| t.read_only) && !changes.is_empty() {
+        return Err(Status::invalid("a read-only transaction cannot write"));
+    }
+    let mut reads = ended.map(|t| t.reads).unwrap_or_default();
+    for w in writes.iter().filter(|w| w.kind == Kind::Verify) {
+        reads.push(verify(engine, w).await?);
+    }
+    if changes.is_empty() {
+        // Nothing to write: the commit succeeds if what was read still holds now.
+        if let Some(path) = changed(engine, &reads).await? {
+            return Err(Status::new(
+                Code::Aborted,
+                format!("{path} changed after it was read; retry the transaction"),
+            ));
+        }
+        let now = engine.clock().timestamp().to_string();
+        let results = writes
+            .iter()
+            .map(|_| json!({ "updateTime": now }))
+            .collect::<Vec<_>>();
+        return Ok(json!({ "writeResults": results, "commitTime": now }));
+    }
+    let real: Vec<FsWrite> = changes.iter().map(|i| writes[*i].clone()).collect();
     let mut last = None;
     for _ in 0..COMMIT_ATTEMPTS {
-        let batch = plan(engine, &writes).await?;
-        match engine.batch(ctx, batch).await {
+        let batch = plan(engine, &real).await?;
+        match engine.batch_pinned(ctx, batch, reads.clone()).await {
             Ok(result) => return Ok(commit_response(&writes, &result, db)),
             Err(e) => {
-                let index = e.write_index();
+                let failed = e.write_index().and_then(|i| real.get(i));
                 // A pin of ours (not the client's precondition) failed: the document changed
                 // between looking and committing; look again.
-                let ours = index.and_then(|i| writes.get(i)).is_some_and(|w| {
+                let ours = failed.is_some_and(|w| {
                     w.precondition == Precondition::None && matches!(w.kind, Kind::Merge { .. })
                 });
                 let retry = ours
@@ -291,9 +336,7 @@ pub async fn commit(
                             | EngineError::NotFound { .. }
                     );
                 if !retry {
-                    let precondition = index
-                        .and_then(|i| writes.get(i))
-                        .map_or(Precondition::None, |w| w.precondition);
+                    let precondition = failed.map_or(Precondition::None, |w| w.precondition);
                     return Err(documents::as_firestore(e, precondition).into());
                 }
                 last = Some(e);
@@ -305,6 +348,51 @@ pub async fn commit(
         Code::Aborted,
         format!("documents kept changing while the commit was prepared; retry ({cause})"),
     ))
+}
+
+/// The read check a `verify` write stands for.
+async fn verify(engine: &Engine, w: &FsWrite) -> Result<ReadCheck, Status> {
+    let current = engine
+        .store()
+        .get(&w.path)
+        .await
+        .map_err(EngineError::from)?;
+    let version = match (w.precondition, current) {
+        (Precondition::Exists(false), None) => None,
+        (Precondition::Exists(true), Some(doc)) => Some(doc.version),
+        (Precondition::UpdateTime(time), Some(doc)) if doc.update_time == time => Some(doc.version),
+        _ => {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                format!(
+                    "{} is not as the verify expects; retry the transaction",
+                    w.path
+                ),
+            ));
+        }
+    };
+    Ok(ReadCheck {
+        path: w.path.clone(),
+        version,
+    })
+}
+
+/// The first of `reads` no longer at the version read, if any.
+async fn changed(engine: &Engine, reads: &[ReadCheck]) -> Result<Option<DocPath>, Status> {
+    if reads.is_empty() {
+        return Ok(None);
+    }
+    let paths: Vec<DocPath> = reads.iter().map(|r| r.path.clone()).collect();
+    let now = engine
+        .store()
+        .get_many(&paths)
+        .await
+        .map_err(EngineError::from)?;
+    Ok(reads
+        .iter()
+        .zip(now)
+        .find(|(read, doc)| doc.as_ref().map(|d| d.version) != read.version)
+        .map(|(read, _)| read.path.clone()))
 }
 
 /// The engine writes for a commit. A masked update without a precondition updates the document
@@ -341,6 +429,8 @@ async fn plan(engine: &Engine, writes: &[FsWrite]) -> Result<Vec<Write>, Status>
                 precondition,
             ),
             Kind::Delete => (WriteOp::Delete, precondition),
+            // Taken out before planning (they are read checks).
+            Kind::Verify => continue,
             Kind::Merge { fields, mask } => {
                 let existing = match precondition {
                     StorePrecondition::Exists | StorePrecondition::Version(_) => Some(precondition),
@@ -386,18 +476,22 @@ fn commit_response(
     db: &Database,
 ) -> Json {
     let commit_time = result.commit_time.to_string();
+    let mut applied = result.results.iter();
     let results: Vec<Json> = writes
         .iter()
-        .zip(&result.results)
-        .map(|(w, r)| {
+        .map(|w| {
             let mut out = JsonMap::new();
-            let update_time = r
-                .document
-                .as_ref()
-                .map_or_else(|| commit_time.clone(), |d| d.update_time.to_string());
+            let r = if w.kind == Kind::Verify {
+                None
+            } else {
+                applied.next()
+            };
+            let document = r.and_then(|r| r.document.as_ref());
+            let update_time =
+                document.map_or_else(|| commit_time.clone(), |d| d.update_time.to_string());
             out.insert("updateTime".into(), Json::String(update_time));
             if !w.transforms.is_empty()
-                && let Some(doc) = &r.document
+                && let Some(doc) = document
             {
                 let values = w
                     .transforms
@@ -422,16 +516,17 @@ pub async fn batch_get(
     engine: &Engine,
     ctx: &RequestContext,
     db: &Database,
+    transactions: &Transactions,
     body: &JsonMap<String, Json>,
     now: Timestamp,
 ) -> Result<Json, Status> {
     for key in body.keys() {
         match key.as_str() {
-            "documents" | "mask" => {}
-            "transaction" | "newTransaction" | "readTime" => {
+            "documents" | "mask" | "transaction" | "newTransaction" => {}
+            "readTime" => {
                 return Err(Status::new(
                     Code::Unimplemented,
-                    format!("batchGet with {key} is not supported yet"),
+                    "reads at a past readTime are not supported: claimdb keeps no snapshots of past versions",
                 ));
             }
             other => {
@@ -442,30 +537,64 @@ pub async fn batch_get(
         }
     }
     let names = match body.get("documents") {
-        Some(Json::Array(names)) => names,
-        None | Some(Json::Null) => return Ok(Json::Array(Vec::new())),
+        Some(Json::Array(names)) => names.as_slice(),
+        None | Some(Json::Null) => &[],
         Some(_) => return Err(Status::invalid("documents must be an array of names")),
     };
     let mask = match body.get("mask") {
         Some(Json::Object(mask)) => Some(field_paths(mask.get("fieldPaths"))?),
         _ => None,
     };
+    let (transaction, new) = in_transaction(transactions, body)?;
     let read_time = Json::String(now.to_string());
-    let mut out = Vec::with_capacity(names.len());
+    let mut out = Vec::with_capacity(names.len() + 1);
+    if let (Some(id), true) = (&transaction, new) {
+        out.push(json!({ "transaction": id }));
+    }
+    let mut found_docs = Vec::new();
+    let mut missing_paths = Vec::new();
     for name in names {
         let name = name
             .as_str()
             .ok_or_else(|| Status::invalid("a document name is a string"))?;
         let path = db.parse_document_name(name)?;
         match documents::get(engine, ctx, &path, mask.as_deref()).await {
-            Ok(doc) => out.push(json!({ "found": found(&doc, db), "readTime": read_time })),
+            Ok(doc) => {
+                out.push(json!({ "found": found(&doc, db), "readTime": read_time }));
+                found_docs.push(doc);
+            }
             Err(EngineError::NotFound { .. }) => {
                 out.push(json!({ "missing": name, "readTime": read_time }));
+                missing_paths.push(path);
             }
             Err(e) => return Err(e.into()),
         }
     }
+    if let Some(id) = &transaction {
+        let found: Vec<&Document> = found_docs.iter().collect();
+        let missing: Vec<&DocPath> = missing_paths.iter().collect();
+        transactions.record(id, &found, &missing)?;
+    }
     Ok(Json::Array(out))
+}
+
+/// The transaction a read runs in: an existing one (`transaction`), or one it begins
+/// (`newTransaction`, answered first); `true` when begun here.
+pub(crate) fn in_transaction(
+    transactions: &Transactions,
+    body: &JsonMap<String, Json>,
+) -> Result<(Option<String>, bool), Status> {
+    match (body.get("transaction"), body.get("newTransaction")) {
+        (Some(Json::String(id)), None) => Ok((Some(id.clone()), false)),
+        (None, Some(options)) => {
+            let read_only = crate::transactions::read_only(Some(options))?;
+            Ok((Some(transactions.begin(read_only)?), true))
+        }
+        (None, None) => Ok((None, false)),
+        _ => Err(Status::invalid(
+            "a read takes transaction (a base64 string) or newTransaction, not both",
+        )),
+    }
 }
 
 fn found(doc: &Document, db: &Database) -> Json {
@@ -540,7 +669,7 @@ mod tests {
                 json!([{"update": {"name": NAME}, "currentDocument": {"exists": true, "updateTime": "2026-01-01T00:00:00Z"}}]),
                 Code::InvalidArgument,
             ),
-            (json!([{"verify": NAME}]), Code::Unimplemented),
+            (json!([{"verify": NAME}]), Code::InvalidArgument),
             (
                 json!([{"delete": "projects/other/databases/(default)/documents/c/d"}]),
                 Code::NotFound,

@@ -13,6 +13,7 @@ pub mod documents;
 pub mod names;
 pub mod query;
 pub mod status;
+pub mod transactions;
 pub mod value;
 
 pub use names::Database;

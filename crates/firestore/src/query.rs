@@ -17,6 +17,7 @@ use serde_json::{Map as JsonMap, Value as Json, json};
 use crate::documents;
 use crate::names::{Database, Resource};
 use crate::status::{Code, Status};
+use crate::transactions::Transactions;
 use crate::value;
 
 /// The most documents one `runQuery` or aggregation reads.
@@ -300,49 +301,65 @@ async fn fetch(
     }
 }
 
-/// `runQuery`: the results as `[{document, readTime}, …]`, or `[{readTime}]` when none.
+/// `runQuery`: the results as `[{document, readTime}, …]`, or `[{readTime}]` when none; in a
+/// transaction (`transaction`, or `newTransaction`, whose id is answered first) the documents
+/// returned are remembered as read.
 pub async fn run_query(
     engine: &Engine,
     ctx: &RequestContext,
     db: &Database,
+    transactions: &Transactions,
     parent: &Resource,
     body: &JsonMap<String, Json>,
     now: Timestamp,
 ) -> Result<Json, Status> {
-    check_request(body, "structuredQuery")?;
+    check_request(body, "structuredQuery", true)?;
     let structured = decode(
         body.get("structuredQuery").unwrap_or(&Json::Null),
         parent,
         db,
     )?;
+    let (transaction, new) = crate::commit::in_transaction(transactions, body)?;
     let docs = fetch(engine, ctx, &structured.query).await?;
-    let read_time = Json::String(now.to_string());
-    if docs.is_empty() {
-        return Ok(json!([{ "readTime": read_time }]));
+    if let Some(id) = &transaction {
+        let found: Vec<&Document> = docs.iter().collect();
+        transactions.record(id, &found, &[])?;
     }
-    Ok(Json::Array(
-        docs.into_iter()
-            .map(|mut doc| {
-                if let Some(select) = &structured.select {
-                    doc.data = documents::project(&doc.data, select);
-                }
-                json!({ "document": value::encode_document(&doc, db), "readTime": read_time })
-            })
-            .collect(),
-    ))
+    let read_time = Json::String(now.to_string());
+    let mut out = Vec::with_capacity(docs.len() + 1);
+    if let (Some(id), true) = (&transaction, new) {
+        out.push(json!({ "transaction": id, "readTime": read_time }));
+    }
+    if docs.is_empty() && out.is_empty() {
+        out.push(json!({ "readTime": read_time }));
+    }
+    for mut doc in docs {
+        if let Some(select) = &structured.select {
+            doc.data = documents::project(&doc.data, select);
+        }
+        out.push(json!({ "document": value::encode_document(&doc, db), "readTime": read_time }));
+    }
+    Ok(Json::Array(out))
 }
 
-/// Refuses what a query request carries beyond `query_field` (transactions are not supported
-/// yet).
-fn check_request(body: &JsonMap<String, Json>, query_field: &str) -> Result<(), Status> {
+/// Refuses what a query request carries beyond `query_field` (and, where allowed, a
+/// transaction).
+fn check_request(
+    body: &JsonMap<String, Json>,
+    query_field: &str,
+    transactions: bool,
+) -> Result<(), Status> {
     for key in body.keys() {
-        if key == query_field {
+        if key == query_field
+            || (transactions && matches!(key.as_str(), "transaction" | "newTransaction"))
+        {
             continue;
         }
         return Err(match key.as_str() {
-            "transaction" | "newTransaction" | "readTime" | "explainOptions" => {
-                Status::new(Code::Unimplemented, format!("{key} is not supported yet"))
-            }
+            "transaction" | "newTransaction" | "readTime" | "explainOptions" => Status::new(
+                Code::Unimplemented,
+                format!("{key} is not supported here yet"),
+            ),
             other => Status::invalid(format!("{other:?} is not a field of the request")),
         });
     }
@@ -359,7 +376,7 @@ pub async fn run_aggregation(
     body: &JsonMap<String, Json>,
     now: Timestamp,
 ) -> Result<Json, Status> {
-    check_request(body, "structuredAggregationQuery")?;
+    check_request(body, "structuredAggregationQuery", false)?;
     let Some(Json::Object(aggregation)) = body.get("structuredAggregationQuery") else {
         return Err(Status::invalid("structuredAggregationQuery is required"));
     };

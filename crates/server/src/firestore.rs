@@ -45,6 +45,14 @@ pub(crate) fn routes() -> Router<AppState> {
             post(root_query),
         )
         .route(
+            "/v1/projects/{project}/databases/{database}/documents:beginTransaction",
+            post(begin_transaction),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:rollback",
+            post(rollback),
+        )
+        .route(
             "/v1/projects/{project}/databases/{database}/documents:runAggregationQuery",
             post(root_aggregation),
         )
@@ -414,7 +422,10 @@ async fn commit(
     let db = &state.config.firestore;
     db.check(&project, &database)?;
     let body = rpc_body(&body)?;
-    Ok(json(rpc::commit(&state.engine, &ctx, db, &body).await?))
+    let transactions = &state.firestore_transactions;
+    Ok(json(
+        rpc::commit(&state.engine, &ctx, db, transactions, &body).await?,
+    ))
 }
 
 /// `POST …/documents:batchGet`: the stream of responses as one JSON array.
@@ -431,8 +442,9 @@ async fn batch_get(
     db.check(&project, &database)?;
     let body = rpc_body(&body)?;
     let now = state.engine.clock().timestamp();
+    let transactions = &state.firestore_transactions;
     Ok(json(
-        rpc::batch_get(&state.engine, &ctx, db, &body, now).await?,
+        rpc::batch_get(&state.engine, &ctx, db, transactions, &body, now).await?,
     ))
 }
 
@@ -456,7 +468,10 @@ async fn query_rpc(
     let body = rpc_body(body)?;
     let now = state.engine.clock().timestamp();
     let answer = match rpc {
-        Rpc::Query => queries::run_query(&state.engine, ctx, db, &parent, &body, now).await?,
+        Rpc::Query => {
+            let transactions = &state.firestore_transactions;
+            queries::run_query(&state.engine, ctx, db, transactions, &parent, &body, now).await?
+        }
         Rpc::Aggregation => {
             queries::run_aggregation(&state.engine, ctx, db, &parent, &body, now).await?
         }
@@ -504,4 +519,49 @@ async fn root_aggregation(
         Rpc::Aggregation,
     )
     .await
+}
+
+/// `POST …/documents:beginTransaction`: `{options?}` → `{transaction}`.
+async fn begin_transaction(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    Params::parse(query.as_deref())?.only(&[])?;
+    state.config.firestore.check(&project, &database)?;
+    // Only a caller with a valid credential (or none) may hold server state: a refused token
+    // is refused here too.
+    state.engine.authenticate(&ctx).await?;
+    let body = rpc_body(&body)?;
+    if let Some(key) = body.keys().find(|k| *k != "options") {
+        return Err(
+            Status::invalid(format!("{key:?} is not a field of BeginTransactionRequest")).into(),
+        );
+    }
+    let read_only = claimdb_firestore::transactions::read_only(body.get("options"))?;
+    let id = state.firestore_transactions.begin(read_only)?;
+    Ok(json(serde_json::json!({ "transaction": id })))
+}
+
+/// `POST …/documents:rollback`: `{transaction}` → `{}`.
+async fn rollback(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    Params::parse(query.as_deref())?.only(&[])?;
+    state.config.firestore.check(&project, &database)?;
+    state.engine.authenticate(&ctx).await?;
+    let body = rpc_body(&body)?;
+    let Some(Json::String(id)) = body.get("transaction") else {
+        return Err(Status::invalid("transaction is required").into());
+    };
+    state.firestore_transactions.end(id)?;
+    Ok(json(Json::Object(JsonMap::new())))
 }

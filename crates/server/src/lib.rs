@@ -108,6 +108,8 @@ pub struct AppState {
     /// Origins allowed to send cookie-authenticated writes: the public URL's and
     /// `app_redirects`' (empty when sign-in is off).
     pub origins: Arc<csrf::TrustedOrigins>,
+    /// The Firestore transactions open on this node.
+    pub firestore_transactions: Arc<claimdb_firestore::transactions::Transactions>,
 }
 
 impl AppState {
@@ -117,6 +119,7 @@ impl AppState {
             sign_in: None,
             config: Arc::new(config),
             origins: Arc::new(csrf::TrustedOrigins::default()),
+            firestore_transactions: Arc::default(),
         }
     }
 

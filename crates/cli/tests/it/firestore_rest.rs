@@ -197,7 +197,13 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
         403,
         "PERMISSION_DENIED",
     );
-    let forged = format!("{}x", &alice[..alice.len() - 1]);
+    // One character of the signature changed (not the last, whose low bits may be padding).
+    let forged = {
+        let mut chars: Vec<char> = alice.chars().collect();
+        let i = chars.len() - 10;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        chars.into_iter().collect::<String>()
+    };
     assert_error(
         &s.call(Some(&forged), "GET", &format!("{DOCS}/notes/n1"), None),
         401,
@@ -356,6 +362,84 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
         ),
         404,
         "NOT_FOUND",
+    );
+
+    // Explicit transactions: reads pin what they returned; a commit after another writer
+    // changed a read document is ABORTED and applies nothing; rollback ends one.
+    let rpc = |name: &str, body: Value| {
+        s.call(Some(&alice), "POST", &format!("{DOCS}:{name}"), Some(body))
+    };
+    let n1 = "projects/demo-app/databases/(default)/documents/notes/n1";
+    let n2 = "projects/demo-app/databases/(default)/documents/notes/n2";
+    let begun = rpc("beginTransaction", json!({}));
+    assert_eq!(begun.status, 200, "{}", begun.json);
+    let tx = begun.json["transaction"].as_str().unwrap().to_string();
+    let read = rpc("batchGet", json!({"documents": [n1], "transaction": tx}));
+    assert_eq!(read.status, 200, "{}", read.json);
+    assert_eq!(read.json[0]["found"]["name"], n1);
+    let other = s.call(
+        Some(&alice),
+        "PATCH",
+        &format!("{DOCS}/notes/n1?updateMask.fieldPaths=only"),
+        Some(json!({"fields": {"only": {"integerValue": "2"}}})),
+    );
+    assert_eq!(other.status, 200, "{}", other.json);
+    let write = json!({"update": {"name": n2, "fields": {"owner": {"stringValue": "alice"}, "tx": {"booleanValue": true}}}});
+    assert_error(
+        &rpc("commit", json!({"transaction": tx, "writes": [write]})),
+        409,
+        "ABORTED",
+    );
+    assert!(
+        s.call(Some(&alice), "GET", &format!("{DOCS}/notes/n2"), None)
+            .json["fields"]
+            .get("tx")
+            .is_none()
+    );
+    // Begun by the first read, then committed.
+    let read = rpc("batchGet", json!({"documents": [n1], "newTransaction": {}}));
+    assert_eq!(read.status, 200, "{}", read.json);
+    let tx = read.json[0]["transaction"].as_str().unwrap().to_string();
+    assert_eq!(read.json[1]["found"]["name"], n1);
+    let committed = rpc("commit", json!({"transaction": tx, "writes": [write]}));
+    assert_eq!(committed.status, 200, "{}", committed.json);
+    assert_eq!(committed.json["writeResults"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.call(Some(&alice), "GET", &format!("{DOCS}/notes/n2"), None)
+            .json["fields"]["tx"],
+        json!({"booleanValue": true})
+    );
+    // The transaction ended with its commit; rollback ends one; read-only ones cannot write.
+    assert_error(
+        &rpc("commit", json!({"transaction": tx})),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    let tx = rpc("beginTransaction", json!({})).json["transaction"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(rpc("rollback", json!({"transaction": tx})).json, json!({}));
+    assert_error(
+        &rpc("rollback", json!({"transaction": tx})),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    let ro = rpc("beginTransaction", json!({"options": {"readOnly": {}}})).json["transaction"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_error(
+        &rpc("commit", json!({"transaction": ro, "writes": [write]})),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    // A verify write fails the commit when the document is not as it says.
+    let stale = json!({"verify": n1, "currentDocument": {"updateTime": first_update}});
+    assert_error(
+        &rpc("commit", json!({"writes": [stale, write]})),
+        400,
+        "FAILED_PRECONDITION",
     );
 
     // Names and bodies that are not Firestore's are refused clearly.

@@ -43,7 +43,7 @@ import {
   getFirestore, connectFirestoreEmulator, doc, collection, getDoc, setDoc, updateDoc, deleteDoc,
   addDoc, writeBatch, increment, serverTimestamp, arrayUnion, arrayRemove, deleteField,
   Timestamp, Bytes, GeoPoint, query, where, orderBy, limit, startAfter, getDocs, getCount,
-  getAggregate, sum, average, collectionGroup,
+  getAggregate, sum, average, collectionGroup, runTransaction,
 } from 'firebase/firestore/lite';
 
 const [host, port, project, alice, bob, forged] = process.argv.slice(2);
@@ -153,6 +153,23 @@ assert.equal(agg.mean, 3);
 // Rules are not filters: a query the rules cannot prove is allowed fails as a whole.
 assert.equal(await code(getDocs(collection(db, 'notes'))), 'permission-denied');
 
+// Transactions (optimistic: reads, then a commit with preconditions and verify writes):
+// concurrent increments all land; a read-only document is verified.
+const counter = doc(db, 'posts', 'counter');
+await setDoc(counter, { n: 0 });
+const bump = () => runTransaction(db, async (t) => {
+  const s = await t.get(counter);
+  t.update(counter, { n: s.data().n + 1 });
+});
+await Promise.all([bump(), bump(), bump()]);
+assert.equal((await getDoc(counter)).data().n, 3);
+await runTransaction(db, async (t) => {
+  const a = await t.get(doc(db, 'posts', 'p1'));
+  const b = await t.get(counter);
+  t.set(doc(db, 'posts', 'sum'), { n: a.data().n + b.data().n });
+});
+assert.equal((await getDoc(doc(db, 'posts', 'sum'))).data().n, 4);
+
 // deleteDoc.
 await deleteDoc(doc(db, 'notes', 'b1'));
 assert.equal((await getDoc(doc(db, 'notes', 'b1'))).exists(), false);
@@ -236,7 +253,13 @@ algorithms = ["ES256"]
     let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
     let alice = key.sign(&claims("alice", json!({})));
     let bob = key.sign(&claims("bob", json!({})));
-    let forged = format!("{}A", &alice[..alice.len() - 1]);
+    // One character of the signature changed (not the last, whose low bits may be padding).
+    let forged = {
+        let mut chars: Vec<char> = alice.chars().collect();
+        let i = chars.len() - 10;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        chars.into_iter().collect::<String>()
+    };
 
     let auth = format!("Bearer {alice}");
     let (status, body) = request(
