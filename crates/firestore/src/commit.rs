@@ -509,6 +509,59 @@ fn commit_response(
     json!({ "writeResults": results, "commitTime": commit_time })
 }
 
+/// `batchWrite`: each write applied on its own, not atomically — each one is a commit of one
+/// write (with the same semantics and rules decision as in `commit`), and gets its own result
+/// and `google.rpc.Status` (`{}` for OK). Answers `BatchWriteResponse`.
+pub async fn batch_write(
+    engine: &Engine,
+    ctx: &RequestContext,
+    db: &Database,
+    transactions: &Transactions,
+    body: &JsonMap<String, Json>,
+) -> Result<Json, Status> {
+    if let Some(key) = body.keys().find(|k| !matches!(k.as_str(), "writes" | "labels")) {
+        return Err(Status::invalid(format!(
+            "{key:?} is not a field of BatchWriteRequest"
+        )));
+    }
+    let writes = match body.get("writes") {
+        None | Some(Json::Null) => &[][..],
+        Some(Json::Array(writes)) => writes.as_slice(),
+        Some(_) => return Err(Status::invalid("writes must be an array of Write")),
+    };
+    if writes.len() > claimdb_model::limits::MAX_BATCH_WRITES {
+        return Err(Status::invalid(format!(
+            "a batch write has at most {} writes, not {}",
+            claimdb_model::limits::MAX_BATCH_WRITES,
+            writes.len()
+        )));
+    }
+    // Every write must decode before any is applied: a malformed request changes nothing.
+    for (i, w) in writes.iter().enumerate() {
+        decode_write(w, db).map_err(|e| Status::new(e.code, format!("write {i}: {}", e.message)))?;
+        if w.get("verify").is_some() {
+            return Err(Status::invalid(format!("write {i}: verify is only for commit")));
+        }
+    }
+    let mut results = Vec::with_capacity(writes.len());
+    let mut statuses = Vec::with_capacity(writes.len());
+    for w in writes {
+        let mut one = JsonMap::new();
+        one.insert("writes".into(), Json::Array(vec![w.clone()]));
+        match commit(engine, ctx, db, transactions, &one).await {
+            Ok(answer) => {
+                results.push(answer["writeResults"][0].clone());
+                statuses.push(json!({}));
+            }
+            Err(status) => {
+                results.push(json!({}));
+                statuses.push(json!({ "code": status.code as i32, "message": status.message }));
+            }
+        }
+    }
+    Ok(json!({ "writeResults": results, "status": statuses }))
+}
+
 /// `batchGet`: each named document read as a get (decided by the rules one by one; a denial
 /// fails the whole call, as in Firestore). Answers the stream of `BatchGetDocumentsResponse`
 /// as a JSON array, `found` or `missing`, each with the read time.

@@ -342,6 +342,71 @@ pub async fn run_query(
     Ok(Json::Array(out))
 }
 
+/// `partitionQuery`: claimdb serves a query from one node in one piece, so the answer is one
+/// partition (no split points), after checking the query is one Firestore could partition
+/// (a collection group ordered by name at most).
+pub fn partition_query(
+    db: &Database,
+    parent: &Resource,
+    body: &JsonMap<String, Json>,
+) -> Result<Json, Status> {
+    if let Some(key) = body.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "structuredQuery" | "partitionCount" | "pageToken" | "pageSize" | "readTime"
+        )
+    }) {
+        return Err(Status::invalid(format!(
+            "{key:?} is not a field of PartitionQueryRequest"
+        )));
+    }
+    let structured = decode(body.get("structuredQuery").unwrap_or(&Json::Null), parent, db)?;
+    let q = &structured.query;
+    let by_name_only = q
+        .order_by
+        .iter()
+        .all(|o| o.field.to_string() == "__name__" && o.direction == Direction::Asc);
+    if !matches!(q.scope, Scope::Group { .. })
+        || !q.filters.is_empty()
+        || !by_name_only
+        || q.start.is_some()
+        || q.end.is_some()
+        || q.offset != 0
+        || q.limit.is_some()
+    {
+        return Err(Status::invalid(
+            "partitionQuery takes a collection group query with no filters, ordered by __name__ ascending",
+        ));
+    }
+    Ok(json!({ "partitions": [] }))
+}
+
+/// A list's `orderBy` (`"a desc, b"`) as the orders of a query.
+pub fn list_order(text: &str) -> Result<Vec<Order>, Status> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut words = part.split_whitespace();
+            let field = words.next().unwrap_or_default();
+            let direction = match words.next().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc") => Direction::Asc,
+                Some("desc") => Direction::Desc,
+                Some(other) => {
+                    return Err(Status::invalid(format!(
+                        "orderBy direction {other:?} is not asc or desc"
+                    )));
+                }
+            };
+            if words.next().is_some() {
+                return Err(Status::invalid(format!("orderBy {part:?} is not \"field [asc|desc]\"")));
+            }
+            let field = FieldPath::parse(field).map_err(|e| Status::invalid(e.to_string()))?;
+            Ok(Order { field, direction })
+        })
+        .collect()
+}
+
 /// Refuses what a query request carries beyond `query_field` (and, where allowed, a
 /// transaction).
 fn check_request(

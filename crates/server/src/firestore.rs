@@ -14,7 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use claimdb_engine::{ListRequest, RequestContext};
+use claimdb_engine::{Direction, ListPage, ListRequest, Query, QueryPaging, RequestContext};
 use claimdb_firestore::documents::{self, Precondition};
 use claimdb_firestore::names::Resource;
 use claimdb_firestore::{Code, Status, commit as rpc, query as queries, value};
@@ -51,6 +51,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/projects/{project}/databases/{database}/documents:rollback",
             post(rollback),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:batchWrite",
+            post(batch_write),
+        )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:partitionQuery",
+            post(root_partition),
         )
         .route(
             "/v1/projects/{project}/databases/{database}/documents:runAggregationQuery",
@@ -273,27 +281,47 @@ async fn get_or_list(
                     Status::new(Code::Unimplemented, "showMissing is not supported yet").into(),
                 );
             }
-            if let Some(order) = params.order_by.as_deref()
-                && !matches!(order.trim(), "__name__" | "__name__ asc" | "name" | "")
-            {
-                return Err(Status::new(
-                    Code::Unimplemented,
-                    format!("orderBy {order:?}: lists are ordered by document name only; use runQuery to order by fields"),
-                )
-                .into());
-            }
-            let request = ListRequest {
-                page_size: params.page_size,
-                page_token: params.page_token.clone(),
+            let orders = match params.order_by.as_deref() {
+                Some(text) => queries::list_order(text)?,
+                None => Vec::new(),
             };
-            let page = documents::list(
-                &state.engine,
-                &ctx,
-                &collection,
-                &request,
-                params.mask.as_deref(),
-            )
-            .await?;
+            let by_name = orders
+                .iter()
+                .all(|o| o.field.to_string() == "__name__" && o.direction == Direction::Asc);
+            let page = if by_name {
+                let request = ListRequest {
+                    page_size: params.page_size,
+                    page_token: params.page_token.clone(),
+                };
+                documents::list(
+                    &state.engine,
+                    &ctx,
+                    &collection,
+                    &request,
+                    params.mask.as_deref(),
+                )
+                .await?
+            } else {
+                // Ordered by fields: the collection as a query (documents without an ordered
+                // field are left out, as in Firestore).
+                let mut query = Query::collection(collection);
+                query.order_by = orders;
+                let paging = QueryPaging {
+                    page_size: params.page_size,
+                    page_token: params.page_token.clone(),
+                };
+                let results = state.engine.query(&ctx, &query, &paging).await?;
+                let mut documents = results.documents;
+                if let Some(mask) = &params.mask {
+                    for doc in &mut documents {
+                        doc.data = documents::project(&doc.data, mask);
+                    }
+                }
+                ListPage {
+                    documents,
+                    next_page_token: results.next_page_token,
+                }
+            };
             let mut out = JsonMap::new();
             if !page.documents.is_empty() {
                 let docs = page
@@ -452,6 +480,7 @@ async fn batch_get(
 enum Rpc {
     Query,
     Aggregation,
+    Partition,
 }
 
 /// `runQuery` / `runAggregationQuery` below `parent`.
@@ -474,6 +503,11 @@ async fn query_rpc(
         }
         Rpc::Aggregation => {
             queries::run_aggregation(&state.engine, ctx, db, &parent, &body, now).await?
+        }
+        Rpc::Partition => {
+            // Split points name documents: only a caller whose credential holds may ask.
+            state.engine.authenticate(ctx).await?;
+            queries::partition_query(db, &parent, &body)?
         }
     };
     Ok(json(answer))
@@ -564,4 +598,36 @@ async fn rollback(
     };
     state.firestore_transactions.end(id)?;
     Ok(json(Json::Object(JsonMap::new())))
+}
+
+/// `POST …/documents:batchWrite`.
+async fn batch_write(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    Params::parse(query.as_deref())?.only(&[])?;
+    let db = &state.config.firestore;
+    db.check(&project, &database)?;
+    let body = rpc_body(&body)?;
+    let transactions = &state.firestore_transactions;
+    Ok(json(
+        rpc::batch_write(&state.engine, &ctx, db, transactions, &body).await?,
+    ))
+}
+
+/// `POST …/documents:partitionQuery`.
+async fn root_partition(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    state.config.firestore.check(&project, &database)?;
+    query_rpc(&state, &ctx, query.as_deref(), Resource::Root, &body, Rpc::Partition).await
 }

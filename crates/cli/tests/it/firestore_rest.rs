@@ -442,6 +442,39 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
         "FAILED_PRECONDITION",
     );
 
+    // batchWrite: each write on its own, each with its status (one denied, the other applied).
+    let mine = json!({"update": {"name": "projects/demo-app/databases/(default)/documents/notes/w1", "fields": {"owner": {"stringValue": "alice"}}}});
+    let theirs = json!({"update": {"name": "projects/demo-app/databases/(default)/documents/notes/w2", "fields": {"owner": {"stringValue": "bob"}}}});
+    let batch = rpc("batchWrite", json!({"writes": [mine, theirs]}));
+    assert_eq!(batch.status, 200, "{}", batch.json);
+    assert_eq!(batch.json["status"][0], json!({}));
+    assert_eq!(batch.json["status"][1]["code"], 7, "{}", batch.json);
+    assert!(batch.json["writeResults"][0]["updateTime"].is_string());
+    assert_eq!(s.call(Some(&alice), "GET", &format!("{DOCS}/notes/w1"), None).status, 200);
+
+    // A list ordered by a field (a query underneath: documents without the field are left out).
+    let ordered = s.call(
+        Some(&alice),
+        "GET",
+        &format!("{DOCS}/notes?orderBy=only%20desc&pageSize=5"),
+        None,
+    );
+    assert_eq!(ordered.status, 200, "{}", ordered.json);
+    let ids: Vec<&str> = ordered.json["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["n1"]);
+
+    // partitionQuery answers one partition for a collection group ordered by name.
+    let partitions = rpc(
+        "partitionQuery",
+        json!({"structuredQuery": {"from": [{"collectionId": "notes", "allDescendants": true}], "orderBy": [{"field": {"fieldPath": "__name__"}}]}, "partitionCount": 4}),
+    );
+    assert_eq!((partitions.status, &partitions.json), (200, &json!({"partitions": []})));
+
     // Names and bodies that are not Firestore's are refused clearly.
     assert_error(
         &s.call(
