@@ -519,7 +519,10 @@ pub async fn batch_write(
     transactions: &Transactions,
     body: &JsonMap<String, Json>,
 ) -> Result<Json, Status> {
-    if let Some(key) = body.keys().find(|k| !matches!(k.as_str(), "writes" | "labels")) {
+    if let Some(key) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "writes" | "labels"))
+    {
         return Err(Status::invalid(format!(
             "{key:?} is not a field of BatchWriteRequest"
         )));
@@ -538,9 +541,12 @@ pub async fn batch_write(
     }
     // Every write must decode before any is applied: a malformed request changes nothing.
     for (i, w) in writes.iter().enumerate() {
-        decode_write(w, db).map_err(|e| Status::new(e.code, format!("write {i}: {}", e.message)))?;
+        decode_write(w, db)
+            .map_err(|e| Status::new(e.code, format!("write {i}: {}", e.message)))?;
         if w.get("verify").is_some() {
-            return Err(Status::invalid(format!("write {i}: verify is only for commit")));
+            return Err(Status::invalid(format!(
+                "write {i}: verify is only for commit"
+            )));
         }
     }
     let mut results = Vec::with_capacity(writes.len());

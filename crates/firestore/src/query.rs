@@ -360,7 +360,11 @@ pub fn partition_query(
             "{key:?} is not a field of PartitionQueryRequest"
         )));
     }
-    let structured = decode(body.get("structuredQuery").unwrap_or(&Json::Null), parent, db)?;
+    let structured = decode(
+        body.get("structuredQuery").unwrap_or(&Json::Null),
+        parent,
+        db,
+    )?;
     let q = &structured.query;
     let by_name_only = q
         .order_by
@@ -399,7 +403,9 @@ pub fn list_order(text: &str) -> Result<Vec<Order>, Status> {
                 }
             };
             if words.next().is_some() {
-                return Err(Status::invalid(format!("orderBy {part:?} is not \"field [asc|desc]\"")));
+                return Err(Status::invalid(format!(
+                    "orderBy {part:?} is not \"field [asc|desc]\""
+                )));
             }
             let field = FieldPath::parse(field).map_err(|e| Status::invalid(e.to_string()))?;
             Ok(Order { field, direction })

@@ -6,8 +6,8 @@
 //! `rollback` forgets it.
 //!
 //! Open transactions live in this process (a client keeps its transaction on one connection);
-//! at most [`MAX_OPEN`] at once, each forgotten after [`IDLE_LIMIT`] without use, as Firestore
-//! expires idle ones. A query in a transaction pins the documents it returned, not the absence
+//! at most [`MAX_OPEN`] at once and [`MAX_TOTAL_READS`] reads remembered across them, each
+//! forgotten after [`IDLE_LIMIT`] without use, as Firestore expires idle ones. A query in a transaction pins the documents it returned, not the absence
 //! of others (no predicate locks).
 //!
 //! [`Engine::batch_pinned`]: claimdb_engine::Engine::batch_pinned
@@ -31,6 +31,9 @@ pub const MAX_OPEN: usize = 10_000;
 pub const IDLE_LIMIT: Duration = Duration::from_secs(270);
 /// Most documents one transaction may read.
 pub const MAX_READS: usize = 10_000;
+/// Most reads remembered across all open transactions (about 100 bytes each): the bound on
+/// the memory transactions hold, whatever clients do.
+pub const MAX_TOTAL_READS: usize = 1_000_000;
 
 #[derive(Debug)]
 struct Tx {
@@ -43,7 +46,34 @@ struct Tx {
 /// The open transactions of this process.
 #[derive(Debug, Default)]
 pub struct Transactions {
-    open: Mutex<HashMap<Vec<u8>, Tx>>,
+    state: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    by_id: HashMap<Vec<u8>, Tx>,
+    /// The reads all of them remember.
+    reads: usize,
+}
+
+impl Open {
+    fn remove(&mut self, id: &[u8]) -> Option<Tx> {
+        let tx = self.by_id.remove(id)?;
+        self.reads -= tx.reads.len();
+        Some(tx)
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let stale: Vec<Vec<u8>> = self
+            .by_id
+            .iter()
+            .filter(|(_, tx)| now.duration_since(tx.used) >= IDLE_LIMIT)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.remove(&id);
+        }
+    }
 }
 
 /// What a commit needs of a transaction it ends.
@@ -62,18 +92,17 @@ impl Transactions {
     pub fn begin(&self, read_only: bool) -> Result<String, Status> {
         let mut id = vec![0_u8; 16];
         rand::rng().fill_bytes(&mut id);
-        let mut open = self.open.lock().map_err(|_| poisoned())?;
-        if open.len() >= MAX_OPEN {
-            let now = Instant::now();
-            open.retain(|_, tx| now.duration_since(tx.used) < IDLE_LIMIT);
+        let mut open = self.state.lock().map_err(|_| poisoned())?;
+        if open.by_id.len() >= MAX_OPEN {
+            open.sweep(Instant::now());
         }
-        if open.len() >= MAX_OPEN {
+        if open.by_id.len() >= MAX_OPEN {
             return Err(Status::new(
                 Code::ResourceExhausted,
                 format!("{MAX_OPEN} transactions are open; commit or roll back some first"),
             ));
         }
-        open.insert(
+        open.by_id.insert(
             id.clone(),
             Tx {
                 read_only,
@@ -93,13 +122,30 @@ impl Transactions {
         missing: &[&DocPath],
     ) -> Result<(), Status> {
         let key = decode_id(id)?;
-        let mut open = self.open.lock().map_err(|_| poisoned())?;
-        let tx = open.get_mut(&key).ok_or_else(expired)?;
-        if Instant::now().duration_since(tx.used) >= IDLE_LIMIT {
+        let mut open = self.state.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        let fresh = open
+            .by_id
+            .get(&key)
+            .is_some_and(|tx| now.duration_since(tx.used) < IDLE_LIMIT);
+        if !fresh {
             open.remove(&key);
             return Err(expired());
         }
-        tx.used = Instant::now();
+        if open.reads + found.len() + missing.len() > MAX_TOTAL_READS {
+            open.sweep(now);
+            if open.reads + found.len() + missing.len() > MAX_TOTAL_READS {
+                return Err(Status::new(
+                    Code::ResourceExhausted,
+                    "open transactions hold too many reads; commit or roll back some first",
+                ));
+            }
+        }
+        let Some(tx) = open.by_id.get_mut(&key) else {
+            return Err(expired());
+        };
+        tx.used = now;
+        let before = tx.reads.len();
         for doc in found {
             tx.reads
                 .entry(doc.path.clone())
@@ -108,7 +154,10 @@ impl Transactions {
         for path in missing {
             tx.reads.entry((*path).clone()).or_insert(None);
         }
-        if tx.reads.len() > MAX_READS {
+        let added = tx.reads.len() - before;
+        let too_many = tx.reads.len() > MAX_READS;
+        open.reads += added;
+        if too_many {
             open.remove(&key);
             return Err(Status::invalid(format!(
                 "a transaction may read at most {MAX_READS} documents"
@@ -121,7 +170,7 @@ impl Transactions {
     pub fn end(&self, id: &str) -> Result<Ended, Status> {
         let key = decode_id(id)?;
         let tx = self
-            .open
+            .state
             .lock()
             .map_err(|_| poisoned())?
             .remove(&key)
@@ -141,7 +190,7 @@ impl Transactions {
 
     /// How many are open (for tests and metrics).
     pub fn open_count(&self) -> usize {
-        self.open.lock().map_or(0, |open| open.len())
+        self.state.lock().map_or(0, |open| open.by_id.len())
     }
 }
 
@@ -218,6 +267,7 @@ mod tests {
             Code::InvalidArgument
         );
         assert_eq!(txs.open_count(), 0);
+        assert_eq!(txs.state.lock().unwrap().reads, 0);
     }
 
     #[test]

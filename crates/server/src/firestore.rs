@@ -408,6 +408,13 @@ async fn create(
             return query_rpc(&state, &ctx, query.as_deref(), parent, &body, rpc).await;
         }
     }
+    if path.ends_with(":listCollectionIds") {
+        return Err(Status::new(
+            Code::Unimplemented,
+            "listCollectionIds is not supported yet",
+        )
+        .into());
+    }
     let params = Params::parse(query.as_deref())?;
     params.only(&["mask", "documentId"])?;
     let Resource::Collection(collection) = resource(&state, &project, &database, &path)? else {
@@ -629,5 +636,13 @@ async fn root_partition(
 ) -> FsResult {
     let ctx = context(ctx)?;
     state.config.firestore.check(&project, &database)?;
-    query_rpc(&state, &ctx, query.as_deref(), Resource::Root, &body, Rpc::Partition).await
+    query_rpc(
+        &state,
+        &ctx,
+        query.as_deref(),
+        Resource::Root,
+        &body,
+        Rpc::Partition,
+    )
+    .await
 }

@@ -450,7 +450,11 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
     assert_eq!(batch.json["status"][0], json!({}));
     assert_eq!(batch.json["status"][1]["code"], 7, "{}", batch.json);
     assert!(batch.json["writeResults"][0]["updateTime"].is_string());
-    assert_eq!(s.call(Some(&alice), "GET", &format!("{DOCS}/notes/w1"), None).status, 200);
+    assert_eq!(
+        s.call(Some(&alice), "GET", &format!("{DOCS}/notes/w1"), None)
+            .status,
+        200
+    );
 
     // A list ordered by a field (a query underneath: documents without the field are left out).
     let ordered = s.call(
@@ -473,7 +477,10 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
         "partitionQuery",
         json!({"structuredQuery": {"from": [{"collectionId": "notes", "allDescendants": true}], "orderBy": [{"field": {"fieldPath": "__name__"}}]}, "partitionCount": 4}),
     );
-    assert_eq!((partitions.status, &partitions.json), (200, &json!({"partitions": []})));
+    assert_eq!(
+        (partitions.status, &partitions.json),
+        (200, &json!({"partitions": []}))
+    );
 
     // Names and bodies that are not Firestore's are refused clearly.
     assert_error(
