@@ -254,9 +254,7 @@ mod tests {
         txs.record(&id, &[&doc("c/a", 3)], &[&missing]).unwrap();
         txs.record(&id, &[&doc("c/a", 4)], &[]).unwrap();
         let mut ended = txs.end(&id).unwrap();
-        ended
-            .reads
-            .sort_by(|a, b| a.path.to_string().cmp(&b.path.to_string()));
+        ended.reads.sort_by_key(|r| r.path.to_string());
         assert_eq!(ended.reads.len(), 2);
         assert_eq!(ended.reads[0].version, Some(3));
         assert_eq!(ended.reads[1].version, None);
