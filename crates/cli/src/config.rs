@@ -51,6 +51,8 @@ const KEYS: &[&str] = &[
     "audit_retention_days",
     "query_max_examined",
     "project_id",
+    "emulator",
+    "emulator_force",
 ];
 
 /// Every configuration key, for `claimdb serve --help`.
@@ -100,6 +102,8 @@ struct RawConfig {
     audit_max_bytes: Option<u64>,
     audit_retention_days: Option<u64>,
     query_max_examined: Option<usize>,
+    emulator: Option<bool>,
+    emulator_force: Option<bool>,
 }
 
 /// How long a client may take and how much it may hold (validated; defaults in
@@ -274,6 +278,12 @@ pub(crate) struct Config {
     /// Documents one page of a query may examine before it ends early with a continuation
     /// token (`query_max_examined`).
     pub query_max_examined: usize,
+    /// Emulator mode (`emulator = true`; `claimdb emulator` sets it): unverified tokens,
+    /// `Bearer owner`, a database per project id, the emulator's control endpoints.
+    pub emulator: bool,
+    /// Start in emulator mode even with a configuration that looks like production
+    /// (`emulator_force`).
+    pub emulator_force: bool,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -417,6 +427,8 @@ impl Config {
             Some(days) => Some(std::time::Duration::from_secs(days * 86_400)),
         };
         Ok(Config {
+            emulator: raw.emulator.unwrap_or(false),
+            emulator_force: raw.emulator_force.unwrap_or(false),
             providers,
             key_cache,
             listen,

@@ -63,7 +63,7 @@ impl Engine {
     ) -> Result<ListPage, EngineError> {
         let page_size = page_size(request.page_size)?;
         let auth = self.authenticate(ctx).await?;
-        let rules = self.rules.load();
+        let rules = self.rules_for(auth.as_ref());
         let mut rules_request = rules_request(
             Method::List,
             Target::Collection(collection.clone()),

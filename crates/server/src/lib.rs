@@ -17,9 +17,10 @@ mod connection;
 pub mod cookies;
 pub mod csrf;
 mod docs;
+pub mod emulator;
 pub mod error;
 mod extract;
-mod firestore;
+pub mod firestore;
 mod front;
 mod health;
 mod listener;
@@ -108,19 +109,31 @@ pub struct AppState {
     /// Origins allowed to send cookie-authenticated writes: the public URL's and
     /// `app_redirects`' (empty when sign-in is off).
     pub origins: Arc<csrf::TrustedOrigins>,
-    /// The Firestore transactions open on this node.
-    pub firestore_transactions: Arc<claimdb_firestore::transactions::Transactions>,
+    /// The configured project's Firestore database (the engine above, its names, the
+    /// transactions open on this node).
+    pub firestore: Arc<firestore::FirestoreProject>,
+    /// Emulator mode: the other projects and the control endpoints; `None` outside it.
+    pub emulator: Option<Arc<emulator::Emulator>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
+        let firestore = firestore::FirestoreProject::new(engine.clone(), config.firestore.clone());
         AppState {
             engine,
             sign_in: None,
             config: Arc::new(config),
             origins: Arc::new(csrf::TrustedOrigins::default()),
-            firestore_transactions: Arc::default(),
+            firestore: Arc::new(firestore),
+            emulator: None,
         }
+    }
+
+    /// Emulator mode: every project id gets its own database (`emulator.rs`), the control
+    /// endpoints are served and any origin may call the API from a browser.
+    pub fn with_emulator(mut self, emulator: Option<Arc<emulator::Emulator>>) -> Self {
+        self.emulator = emulator;
+        self
     }
 
     /// Serves claimdb's issuer, login and sessions through `sign_in` (the same one the engine
@@ -154,6 +167,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     metrics::handle();
+    let emulator_routes = match state.emulator {
+        Some(_) => emulator::routes(),
+        None => Router::new(),
+    };
     let routes = Router::new()
         .route(
             "/v1/docs/{*path}",
@@ -198,18 +215,36 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .merge(firestore::routes())
+        .merge(emulator_routes)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(front::TrackLayer)
         .layer(DefaultBodyLimit::max(limit))
         .layer(front::FrontLayer::new(limit));
+    let emulator = state.emulator.is_some();
     let cors = state.origins.cors();
     let router = routes.with_state(state);
+    if emulator {
+        // Like the Firebase emulators: a web app on any origin may call it (without cookies).
+        return router.layer(emulator_cors());
+    }
     // Outermost, so a trusted origin's preflight is answered before routing.
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// Emulator mode's CORS: any origin, method and request header (`Authorization` included, which
+/// a `*` would not cover), no credentials.
+fn emulator_cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowHeaders, Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(Any)
+        .max_age(Duration::from_secs(600))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; then stops accepting, closes idle
@@ -222,10 +257,25 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(
+        listener,
+        AppState::new(engine, config).with_sign_in(sign_in),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] for a prepared [`AppState`] (its `config` applies).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = state.config.clone();
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = config.max_connections, "listening");
     }
-    let router = app(AppState::new(engine, config.clone()).with_sign_in(sign_in));
+    let router = app(state);
     listener::serve(listener, router, &config, shutdown).await;
     Ok(())
 }

@@ -271,23 +271,12 @@ algorithms = ["ES256"]
     .unwrap();
     assert_eq!(status, 201, "{body}");
 
-    // The script lives beside node_modules so `import 'firebase/…'` resolves.
-    let script = format!("{sdk}/lite-{}.mjs", std::process::id());
-    std::fs::write(&script, SCRIPT).unwrap();
-    let address = server.base.trim_start_matches("http://");
-    let (host, port) = address.rsplit_once(':').unwrap();
-    let output = Command::new("node")
-        .arg(&script)
-        .args([host, port, "demo-sdk", &alice, &bob, &forged])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&script);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("ALL CHECKS PASSED"),
-        "the SDK script failed ({}):\n{stdout}\n{stderr}",
-        output.status
+    run_script(
+        sdk,
+        "lite",
+        SCRIPT,
+        &server,
+        &["demo-sdk", &alice, &bob, &forged],
     );
 
     // What the SDK wrote reads through claimdb's own API.
@@ -307,4 +296,105 @@ algorithms = ["ES256"]
     );
     assert_eq!(doc["data"]["other"], json!({"$ref": "notes/other"}));
     assert_eq!(doc["data"]["list"], json!([1, "b"]));
+}
+
+/// Runs `script` with Node beside the SDK (so `import 'firebase/…'` resolves), with the
+/// server's host and port and then `args` as arguments; it must print `ALL CHECKS PASSED`.
+fn run_script(sdk: &str, name: &str, script: &str, server: &Server, args: &[&str]) {
+    let path = format!("{sdk}/{name}-{}.mjs", std::process::id());
+    std::fs::write(&path, script).unwrap();
+    let address = server.base.trim_start_matches("http://");
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let output = Command::new("node")
+        .arg(&path)
+        .args([host, port])
+        .args(args)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("ALL CHECKS PASSED"),
+        "the SDK script {name} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// The lite SDK against `claimdb emulator` as Firebase projects' tests use it: `mockUserToken`
+/// objects (unsigned tokens the SDK makes), the string `owner`, rules put and documents cleared
+/// through the emulator's endpoints with `fetch`, and two projects that do not share data.
+const EMULATOR_SCRIPT: &str = r#"
+import assert from 'node:assert/strict';
+import { initializeApp } from 'firebase/app';
+import {
+  getFirestore, connectFirestoreEmulator, doc, collection, getDoc, setDoc, getDocs, query, where,
+  runTransaction,
+} from 'firebase/firestore/lite';
+
+const [host, port] = process.argv.slice(2);
+const base = `http://${host}:${port}`;
+let apps = 0;
+const connect = (project, user) => {
+  const db = getFirestore(initializeApp({ projectId: project }, `app${apps++}`));
+  connectFirestoreEmulator(db, host, Number(port), user ? { mockUserToken: user } : {});
+  return db;
+};
+const code = async (promise) => {
+  try { await promise; return 'ok'; } catch (e) { return e.code; }
+};
+
+// Rules as `initializeTestEnvironment({firestore: {rules}})` sends them.
+const rules = `rules_version = '2';
+service cloud.firestore {
+  match /databases/{database}/documents {
+    match /notes/{id} {
+      allow read: if request.auth != null;
+      allow write: if request.auth.uid == id || request.auth.token.admin == true;
+    }
+  }
+}`;
+let r = await fetch(`${base}/emulator/v1/projects/demo-one:securityRules`, {
+  method: 'PUT', body: JSON.stringify({ rules: { files: [{ content: rules }] } }),
+});
+assert.equal(r.status, 200, await r.text());
+
+const alice = connect('demo-one', { sub: 'alice', email: 'alice@example.com' });
+const admin = connect('demo-one', { sub: 'root', admin: true });
+const nobody = connect('demo-one', null);
+const owner = connect('demo-one', 'owner');
+await setDoc(doc(alice, 'notes', 'alice'), { n: 1 });
+assert.equal(await code(setDoc(doc(alice, 'notes', 'bob'), { n: 1 })), 'permission-denied');
+assert.equal(await code(getDoc(doc(nobody, 'notes', 'alice'))), 'permission-denied');
+await setDoc(doc(admin, 'notes', 'bob'), { n: 2 });
+assert.deepEqual((await getDocs(query(collection(alice, 'notes'), where('n', '>', 0)))).docs.map((d) => d.id), ['alice', 'bob']);
+await runTransaction(alice, async (t) => {
+  const s = await t.get(doc(alice, 'notes', 'alice'));
+  t.update(doc(alice, 'notes', 'alice'), { n: s.data().n + 1 });
+});
+assert.equal((await getDoc(doc(alice, 'notes', 'alice'))).data().n, 2);
+// `owner` bypasses the rules.
+await setDoc(doc(owner, 'locked', 'x'), { a: 1 });
+assert.equal((await getDoc(doc(owner, 'locked', 'x'))).data().a, 1);
+assert.equal(await code(getDoc(doc(alice, 'locked', 'x'))), 'permission-denied');
+
+// Another project id is another database.
+const elsewhere = connect('demo-two', { sub: 'alice' });
+assert.equal((await getDoc(doc(elsewhere, 'notes', 'alice'))).exists(), false);
+
+// clearFirestore.
+r = await fetch(`${base}/emulator/v1/projects/demo-one/databases/(default)/documents`, { method: 'DELETE' });
+assert.equal(r.status, 200);
+assert.equal((await getDoc(doc(alice, 'notes', 'alice'))).exists(), false);
+assert.equal(await code(setDoc(doc(alice, 'notes', 'bob'), { n: 1 })), 'permission-denied');
+console.log('ALL CHECKS PASSED');
+"#;
+
+#[test]
+fn the_firebase_lite_sdk_runs_against_the_emulator_with_mock_user_tokens() {
+    let Some(sdk) = sdk_dir() else {
+        return;
+    };
+    let server = Server::emulator(&[]);
+    run_script(sdk, "emulator", EMULATOR_SCRIPT, &server, &[]);
 }

@@ -8,6 +8,7 @@ mod cli;
 mod differential;
 mod durability;
 mod enforce;
+mod firestore_emulator;
 mod firestore_rest;
 mod firestore_sdk;
 mod idp;
