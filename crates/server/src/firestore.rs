@@ -131,6 +131,17 @@ impl From<ApiError> for FsError {
     }
 }
 
+impl FsError {
+    /// A refusal made outside the Firestore handlers (routing, the body limit) in Firestore's
+    /// shape, keeping its HTTP status (405, 413) in the status line and the body's `code`.
+    pub(crate) fn keeping_status(e: ApiError) -> Response {
+        let http = e.status;
+        let mut body = FsError::from(e).0.to_json();
+        body["error"]["code"] = Json::from(http.as_u16());
+        (http, axum::Json(body)).into_response()
+    }
+}
+
 impl IntoResponse for FsError {
     fn into_response(self) -> Response {
         let status =

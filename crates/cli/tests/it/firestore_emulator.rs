@@ -286,6 +286,22 @@ fn outside_emulator_mode_owner_and_unsigned_tokens_are_unauthenticated() {
         .unwrap();
         assert_eq!(status, 401, "{token}: {body}");
     }
+    // Errors the routing answers under Firestore's paths are in Firestore's shape (the
+    // SDKs parse `google.rpc.Status`): an unknown RPC, a wrong method (a body over the limit:
+    // the server crate's errors tests).
+    for (method, path, status, code) in [
+        ("POST", ":nope", 404, "NOT_FOUND"),
+        ("PUT", "/notes/n1", 405, "INVALID_ARGUMENT"),
+    ] {
+        let (got, text) = request(method, &docs(&server, "demo-claimdb", path), None, &[]).unwrap();
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (got, json["error"]["status"].as_str()),
+            (status, Some(code)),
+            "{text}"
+        );
+        assert_eq!(json["error"]["code"], json!(status), "{text}");
+    }
     // Other projects are not served and the control endpoints do not exist.
     assert_eq!(get(&server, "demo-other", "/notes/n1", "x").0, 404);
     let body = json!({"rules": {"files": [{"content": "x"}]}}).to_string();
