@@ -15,6 +15,7 @@ mod admin;
 mod batch;
 mod connection;
 pub mod cookies;
+pub mod cors;
 pub mod csrf;
 mod docs;
 pub mod error;
@@ -81,6 +82,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The project whose `(default)` database the Firestore protocols serve.
     pub firestore: claimdb_firestore::Database,
+    /// Origins allowed cross-origin without credentials (`cors_origins`; see [`cors`]).
+    pub cors_origins: cors::AppOrigins,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +96,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             firestore: claimdb_firestore::Database::default(),
+            cors_origins: cors::AppOrigins::default(),
         }
     }
 }
@@ -203,9 +207,9 @@ pub fn app(state: AppState) -> Router {
         .route_layer(front::TrackLayer)
         .layer(DefaultBodyLimit::max(limit))
         .layer(front::FrontLayer::new(limit));
-    let cors = state.origins.cors();
+    let cors = cors::layer(&state.origins, &state.config.cors_origins);
     let router = routes.with_state(state);
-    // Outermost, so a trusted origin's preflight is answered before routing.
+    // Outermost, so an allowed origin's preflight is answered before routing.
     match cors {
         Some(cors) => router.layer(cors),
         None => router,

@@ -8,6 +8,8 @@ mod cli;
 mod differential;
 mod durability;
 mod enforce;
+mod external;
+mod firestore_browser;
 mod firestore_rest;
 mod firestore_sdk;
 mod idp;
