@@ -381,7 +381,7 @@ mod tests {
             .unwrap()
     }
 
-    fn get<'a>(r: &'a Response<Body>, name: header::HeaderName) -> Option<&'a str> {
+    fn get(r: &Response<Body>, name: header::HeaderName) -> Option<&str> {
         r.headers().get(name).map(|v| v.to_str().unwrap())
     }
 

@@ -73,7 +73,8 @@ pub(crate) fn chromium() -> Result<&'static str, String> {
     };
     eprintln!("installing Debian's chromium with apt-get (once)");
     let install = ["install", "-y", "chromium"];
-    if !apt(&install) && !(apt(&["update"]) && apt(&install)) {
+    let installed = apt(&install) || (apt(&["update"]) && apt(&install));
+    if !installed {
         return Err(format!(
             "{CHROMIUM} is missing and `apt-get install -y chromium` failed (it needs root and \
              Debian's package archive)"
