@@ -128,7 +128,7 @@ const ALLOWED_HEADERS: &[&str] = &[
 const ALLOWED_HEADER_PREFIXES: &[&str] = &["x-goog-", "x-firebase-"];
 
 /// Whether a cross-origin page may send the request header `name` (lowercase).
-pub fn header_allowed(name: &str) -> bool {
+pub(crate) fn header_allowed(name: &str) -> bool {
     ALLOWED_HEADERS.contains(&name)
         || ALLOWED_HEADER_PREFIXES
             .iter()
