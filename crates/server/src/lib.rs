@@ -15,6 +15,7 @@ mod admin;
 mod batch;
 mod connection;
 pub mod cookies;
+pub mod cors;
 pub mod csrf;
 mod docs;
 pub mod emulator;
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The project whose `(default)` database the Firestore protocols serve.
     pub firestore: claimdb_firestore::Database,
+    /// Origins allowed cross-origin without credentials (`cors_origins`; see [`cors`]).
+    pub cors_origins: cors::AppOrigins,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             firestore: claimdb_firestore::Database::default(),
+            cors_origins: cors::AppOrigins::default(),
         }
     }
 }
@@ -221,30 +225,17 @@ pub fn app(state: AppState) -> Router {
         .route_layer(front::TrackLayer)
         .layer(DefaultBodyLimit::max(limit))
         .layer(front::FrontLayer::new(limit));
-    let emulator = state.emulator.is_some();
-    let cors = state.origins.cors();
+    // Emulator mode: like the Firebase emulators, a web app on any origin may call it.
+    let cors = match state.emulator {
+        Some(_) => cors::layer(&state.origins, &cors::AppOrigins::any()),
+        None => cors::layer(&state.origins, &state.config.cors_origins),
+    };
     let router = routes.with_state(state);
-    if emulator {
-        // Like the Firebase emulators: a web app on any origin may call it (without cookies).
-        return router.layer(emulator_cors());
-    }
-    // Outermost, so a trusted origin's preflight is answered before routing.
+    // Outermost, so an allowed origin's preflight is answered before routing.
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
     }
-}
-
-/// Emulator mode's CORS: any origin, method and request header (`Authorization` included, which
-/// a `*` would not cover), no credentials.
-fn emulator_cors() -> tower_http::cors::CorsLayer {
-    use tower_http::cors::{AllowHeaders, Any, CorsLayer};
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(Any)
-        .max_age(Duration::from_secs(600))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; then stops accepting, closes idle

@@ -203,7 +203,11 @@ fn the_emulator_takes_unsigned_tokens_and_owner_with_a_database_per_project() {
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    assert_eq!(header("access-control-allow-origin"), "*");
+    assert_eq!(
+        header("access-control-allow-origin"),
+        "http://localhost:5173"
+    );
+    assert_eq!(header("access-control-allow-credentials"), "");
     assert!(
         header("access-control-allow-headers").contains("authorization"),
         "{headers:?}"
