@@ -72,8 +72,9 @@ impl Engine {
         }
     }
 
-    /// The first document of `reads` that is no longer at the version read, if any.
-    async fn changed(&self, reads: &[ReadCheck]) -> Result<Option<DocPath>, EngineError> {
+    /// The first document of `reads` that is no longer at the version read, if any (what a
+    /// caller's optimistic transaction needs to say which read went stale).
+    pub async fn changed(&self, reads: &[ReadCheck]) -> Result<Option<DocPath>, EngineError> {
         if reads.is_empty() {
             return Ok(None);
         }

@@ -125,39 +125,25 @@ fn decode_write(json: &Json, db: &Database) -> Result<FsWrite, Status> {
             precondition,
         });
     }
-    if let Some(name) = write.get("verify") {
+    // `verify` and `delete` name a document and take nothing else but a precondition.
+    for (member, kind) in [("verify", Kind::Verify), ("delete", Kind::Delete)] {
+        let Some(name) = write.get(member) else {
+            continue;
+        };
         let name = name
             .as_str()
-            .ok_or_else(|| Status::invalid("verify is a document name"))?;
+            .ok_or_else(|| Status::invalid(format!("{member} is a document name")))?;
         if mask.is_some() || !transforms.is_empty() {
-            return Err(Status::invalid(
-                "a verify takes no updateMask or updateTransforms",
-            ));
+            return Err(Status::invalid(format!(
+                "a {member} takes no updateMask or updateTransforms"
+            )));
         }
-        if precondition == Precondition::None {
+        if kind == Kind::Verify && precondition == Precondition::None {
             return Err(Status::invalid("a verify needs currentDocument"));
         }
-        let path = db.parse_document_name(name)?;
         return Ok(FsWrite {
-            path,
-            kind: Kind::Verify,
-            transforms,
-            precondition,
-        });
-    }
-    if let Some(name) = write.get("delete") {
-        let name = name
-            .as_str()
-            .ok_or_else(|| Status::invalid("delete is a document name"))?;
-        if mask.is_some() || !transforms.is_empty() {
-            return Err(Status::invalid(
-                "a delete takes no updateMask or updateTransforms",
-            ));
-        }
-        let path = db.parse_document_name(name)?;
-        return Ok(FsWrite {
-            path,
-            kind: Kind::Delete,
+            path: db.parse_document_name(name)?,
+            kind,
             transforms,
             precondition,
         });
@@ -302,7 +288,7 @@ pub async fn commit(
     }
     if changes.is_empty() {
         // Nothing to write: the commit succeeds if what was read still holds now.
-        if let Some(path) = changed(engine, &reads).await? {
+        if let Some(path) = engine.changed(&reads).await? {
             return Err(Status::new(
                 Code::Aborted,
                 format!("{path} changed after it was read; retry the transaction"),
@@ -375,24 +361,6 @@ async fn verify(engine: &Engine, w: &FsWrite) -> Result<ReadCheck, Status> {
         path: w.path.clone(),
         version,
     })
-}
-
-/// The first of `reads` no longer at the version read, if any.
-async fn changed(engine: &Engine, reads: &[ReadCheck]) -> Result<Option<DocPath>, Status> {
-    if reads.is_empty() {
-        return Ok(None);
-    }
-    let paths: Vec<DocPath> = reads.iter().map(|r| r.path.clone()).collect();
-    let now = engine
-        .store()
-        .get_many(&paths)
-        .await
-        .map_err(EngineError::from)?;
-    Ok(reads
-        .iter()
-        .zip(now)
-        .find(|(read, doc)| doc.as_ref().map(|d| d.version) != read.version)
-        .map(|(read, _)| read.path.clone()))
 }
 
 /// The engine writes for a commit. A masked update without a precondition updates the document

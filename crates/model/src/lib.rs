@@ -5,6 +5,8 @@
 //!
 //! This crate does no IO and knows nothing of HTTP, storage engines or rules.
 
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 mod error;
 pub mod field;
 pub mod json;

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::external::{npm_install, skipped};
 use crate::firestore_sdk::{host_port, run_node};
-use crate::idp::{AUDIENCE, ISSUER, Idp, Key, claims};
+use crate::idp::{Idp, Key, claims};
 use crate::util::Server;
 
 const FIREBASE_ADMIN: &str = "firebase-admin@13.10.0";
@@ -139,27 +139,7 @@ fn firebase_admin_over_rest_runs_with_a_users_idp_token_under_the_rules() {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::new("k1");
     let idp = Idp::start(&[&key]);
-    let rules = dir.path().join("firestore.rules");
-    std::fs::write(&rules, RULES).unwrap();
-    let config = dir.path().join("claimdb.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"rules = "{rules}"
-project_id = "demo-admin"
-
-[[providers]]
-name = "idp"
-issuer = "{ISSUER}"
-jwks_uri = "{jwks}"
-audience = ["{AUDIENCE}"]
-algorithms = ["ES256"]
-"#,
-            rules = rules.display(),
-            jwks = idp.jwks_uri(),
-        ),
-    )
-    .unwrap();
+    let config = idp.write_config(dir.path(), RULES, "project_id = \"demo-admin\"");
     let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
     let alice = key.sign(&claims("alice", json!({})));
     let forged = Key::new("k1").sign(&claims("alice", json!({})));

@@ -332,28 +332,11 @@ fn in_emulator_mode_a_configured_providers_tokens_are_still_verified() {
     let dir = tempfile::tempdir().unwrap();
     let key = Key::new("k1");
     let idp = Idp::start(&[&key]);
-    let rules = dir.path().join("firestore.rules");
-    std::fs::write(&rules, NOTES_RULES).unwrap();
-    let config = dir.path().join("claimdb.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"emulator = true
-emulator_force = true
-rules = "{rules}"
-
-[[providers]]
-name = "idp"
-issuer = "{ISSUER}"
-jwks_uri = "{jwks}"
-audience = ["{AUDIENCE}"]
-algorithms = ["ES256"]
-"#,
-            rules = rules.display(),
-            jwks = idp.jwks_uri(),
-        ),
-    )
-    .unwrap();
+    let config = idp.write_config(
+        dir.path(),
+        NOTES_RULES,
+        "emulator = true\nemulator_force = true",
+    );
     let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
     assert!(server.wait_printed("EMULATOR MODE").is_some());
     let signed = key.sign(&claims("alice", json!({})));

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::idp::{AUDIENCE, ISSUER, Idp, Key, claims};
+use crate::idp::{Idp, Key, claims};
 use crate::util::{Server, request};
 
 const RULES: &str = r#"rules_version = '2';
@@ -44,28 +44,11 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let key = Key::new("k1");
         let idp = Idp::start(&[&key]);
-        let rules = dir.path().join("firestore.rules");
-        std::fs::write(&rules, RULES).unwrap();
-        let config = dir.path().join("claimdb.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"rules = "{rules}"
-project_id = "demo-app"
-explain_denials = true
-
-[[providers]]
-name = "idp"
-issuer = "{ISSUER}"
-jwks_uri = "{jwks}"
-audience = ["{AUDIENCE}"]
-algorithms = ["ES256"]
-"#,
-                rules = rules.display(),
-                jwks = idp.jwks_uri(),
-            ),
-        )
-        .unwrap();
+        let config = idp.write_config(
+            dir.path(),
+            RULES,
+            "project_id = \"demo-app\"\nexplain_denials = true",
+        );
         let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
         Setup {
             server,

@@ -15,7 +15,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::external::{npm_install, skipped};
-use crate::idp::{AUDIENCE, ISSUER, Idp, Key, claims};
+use crate::idp::{Idp, Key, claims};
 use crate::util::{Server, request};
 
 pub(crate) const FIREBASE: &str = "firebase@12.19.0";
@@ -66,28 +66,11 @@ impl SdkWorld {
         let dir = tempfile::tempdir().unwrap();
         let key = Key::new("k1");
         let idp = Idp::start(&[&key]);
-        let rules = dir.path().join("firestore.rules");
-        std::fs::write(&rules, RULES).unwrap();
-        let config = dir.path().join("claimdb.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"rules = "{rules}"
-project_id = "demo-sdk"
-{extra_config}
-
-[[providers]]
-name = "idp"
-issuer = "{ISSUER}"
-jwks_uri = "{jwks}"
-audience = ["{AUDIENCE}"]
-algorithms = ["ES256"]
-"#,
-                rules = rules.display(),
-                jwks = idp.jwks_uri(),
-            ),
-        )
-        .unwrap();
+        let config = idp.write_config(
+            dir.path(),
+            RULES,
+            &format!("project_id = \"demo-sdk\"\n{extra_config}"),
+        );
         let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
         let alice = key.sign(&claims("alice", json!({})));
         let bob = key.sign(&claims("bob", json!({})));

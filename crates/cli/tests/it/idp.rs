@@ -106,6 +106,29 @@ impl Idp {
         }
     }
 
+    /// Writes `dir/claimdb.toml`: the top-level keys `head`, `rules` naming `dir/firestore.rules`
+    /// (which gets `rules`), and this IdP as the provider `idp` (ES256, [`AUDIENCE`]).
+    pub(crate) fn write_config(
+        &self,
+        dir: &std::path::Path,
+        rules: &str,
+        head: &str,
+    ) -> std::path::PathBuf {
+        let rules_path = dir.join("firestore.rules");
+        std::fs::write(&rules_path, rules).unwrap();
+        let config = dir.join("claimdb.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "rules = \"{rules}\"\n{head}\n\n[[providers]]\nname = \"idp\"\nissuer = \"{ISSUER}\"\njwks_uri = \"{jwks}\"\naudience = [\"{AUDIENCE}\"]\nalgorithms = [\"ES256\"]\n",
+                rules = rules_path.display(),
+                jwks = self.jwks_uri(),
+            ),
+        )
+        .unwrap();
+        config
+    }
+
     pub(crate) fn publish(&self, keys: &[&Key]) {
         *self.keys.lock().unwrap() = keys.iter().map(|k| k.jwk()).collect();
     }

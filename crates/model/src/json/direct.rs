@@ -351,8 +351,6 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 mod tests {
     use super::*;
     use crate::json::{decode_document, encode_document, encode_value};
-    use crate::path::DocPath;
-    use crate::value::Timestamp;
     use proptest::prelude::*;
 
     /// The old way: through a `serde_json::Value`.
@@ -362,44 +360,8 @@ mod tests {
         decode_document(&json)
     }
 
-    fn value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::Int),
-            prop_oneof![
-                any::<f64>(),
-                Just(f64::NAN),
-                Just(f64::INFINITY),
-                Just(f64::NEG_INFINITY),
-                Just(-0.0),
-                Just(1.0),
-                Just(5e-324),
-            ]
-            .prop_map(Value::Double),
-            (-62_135_596_800_000_000_i64..253_402_300_799_999_999)
-                .prop_filter_map("in range", |us| Timestamp::from_micros(us)
-                    .ok()
-                    .map(Value::Timestamp)),
-            "\\PC{0,12}".prop_map(Value::String),
-            "[\"\\\\\u{0}-\u{1f}\u{7f}é😀a]{0,6}".prop_map(Value::String),
-            proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
-            "[a-z]{1,4}/[a-z0-9]{1,4}"
-                .prop_map(|p| { Value::Reference(DocPath::parse(&p).unwrap()) }),
-            (-90.0..=90.0_f64, -180.0..=180.0_f64)
-                .prop_map(|(lat, lng)| Value::GeoPoint { lat, lng }),
-        ];
-        leaf.prop_recursive(4, 32, 5, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                proptest::collection::btree_map("[a-zé\"\\\\.]{1,5}", inner, 0..5)
-                    .prop_map(Value::Map),
-            ]
-        })
-    }
-
     fn document() -> impl Strategy<Value = Map> {
-        proptest::collection::btree_map("[a-zA-Z_é\"]{1,6}", value(), 0..6)
+        crate::arbitrary::document(true)
     }
 
     proptest! {
