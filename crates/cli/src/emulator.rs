@@ -20,7 +20,7 @@ use claimdb_rules::Ruleset;
 use claimdb_server::emulator::{Emulator, OpenProject};
 use claimdb_server::{AppState, ServerConfig};
 use claimdb_store::Store;
-use claimdb_store::sqlite::SqliteStore;
+use claimdb_store::sqlite::{SqliteOptions, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 /// Where `claimdb emulator` listens by default: the Firestore emulator's port.
@@ -88,13 +88,17 @@ pub(crate) fn banner_lines() -> [&'static str; 2] {
 }
 
 /// Makes each new project's engine: an embedded store in `root/p-{id}` (the prefix keeps ids
-/// such as `..` inside `root`), deciding by `rules` until its own are put.
+/// such as `..` inside `root`), not durable (test data), deciding by `rules` until its own are
+/// put.
 pub(crate) fn open_projects(root: PathBuf, rules: Ruleset, origin: String) -> OpenProject {
     Box::new(move |id: String| {
         let dir = root.join(format!("p-{id}"));
         let (rules, origin) = (rules.clone(), origin.clone());
         Box::pin(async move {
-            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+            // Test data: no fsync per commit (a machine crash may lose it; a process crash
+            // does not).
+            let options = SqliteOptions::default().with_durable(false);
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&dir, options))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;

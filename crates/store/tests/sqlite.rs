@@ -1,5 +1,5 @@
-//! Runs the backend-independent conformance suite against [`SqliteStore`], one temporary data
-//! directory per test, plus SQLite-specific checks (reopening keeps data and counters, and
+//! Runs the backend-independent conformance suite against [`SqliteStore`] (durable, and not
+//! durable as emulator mode opens it), one temporary data directory per test, plus SQLite-specific checks (reopening keeps data and counters, and
 //! acknowledged writes survive SIGKILL).
 
 #![allow(
@@ -23,6 +23,26 @@ async fn make() -> (SqliteStore, tempfile::TempDir) {
 }
 
 claimdb_store::conformance_tests!(make);
+
+/// The same suite on a store that is not durable (emulator mode's throwaway data): it differs
+/// only in not fsyncing, so every behaviour must be the same.
+mod not_durable {
+    use claimdb_store::SqliteStore;
+    use claimdb_store::sqlite::SqliteOptions;
+
+    #[allow(
+        clippy::unwrap_used,
+        reason = "test setup; a failure should fail the test"
+    )]
+    async fn make() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::default().with_durable(false);
+        let store = SqliteStore::open_with(dir.path(), options).unwrap();
+        (store, dir)
+    }
+
+    claimdb_store::conformance_tests!(make);
+}
 
 #[tokio::test]
 async fn reopening_keeps_documents_and_versions_increasing() {

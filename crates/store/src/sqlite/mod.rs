@@ -58,17 +58,28 @@ pub struct SqliteOptions {
     /// The write-ahead log is checkpointed so that it stays under about this many bytes (see
     /// `wal`); at least [`MIN_WAL_MAX_BYTES`]. Default [`DEFAULT_WAL_MAX_BYTES`].
     pub wal_max_bytes: u64,
+    /// Whether a commit is acknowledged only once it is on disk (default). `false` is for
+    /// throwaway data (emulator mode): no fsync, a commit is acknowledged once SQLite has it,
+    /// and a crash of the machine (not of the process) may lose acknowledged writes.
+    pub durable: bool,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+            durable: true,
         }
     }
 }
 
 impl SqliteOptions {
+    /// The same options with [`SqliteOptions::durable`] set.
+    pub fn with_durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
     /// The same options with [`SqliteOptions::wal_max_bytes`] set.
     pub fn with_wal_max_bytes(mut self, bytes: u64) -> Self {
         self.wal_max_bytes = bytes;
@@ -158,6 +169,7 @@ impl SqliteStore {
             conn,
             dir.join(format!("{DB_FILE}-wal")),
             options.wal_max_bytes,
+            options.durable,
             records.clone(),
             readers.clone(),
             health.clone(),

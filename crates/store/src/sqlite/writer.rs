@@ -9,7 +9,9 @@
 //! acknowledged before its write is on disk, while the writer applies the next group during the
 //! fsync. (A reader may see a committed write shortly before it is durable; a crash in that window
 //! loses it, but never an acknowledged one, and the WAL keeps commits in order.) If the syncer
-//! cannot start, the connection falls back to `synchronous=FULL` and replies directly.
+//! cannot start, the connection falls back to `synchronous=FULL` and replies directly. A store
+//! opened with `SqliteOptions::durable` false (throwaway data) runs `synchronous=OFF` with no
+//! syncer and replies after COMMIT.
 //!
 //! The syncer also announces each durable commit on the change feed (`crate::feed`), in commit
 //! order, just before it acknowledges it; a commit that failed, or whose group did not become
@@ -105,7 +107,8 @@ enum Acks {
         groups: std_mpsc::Sender<Vec<Outcome>>,
         thread: JoinHandle<()>,
     },
-    /// COMMIT itself fsyncs (`synchronous=FULL`); reply right away.
+    /// COMMIT itself fsyncs (`synchronous=FULL`), or nothing is fsynced (a store that is not
+    /// durable, `synchronous=OFF`); reply right away.
     Inline,
     Stopped,
 }
@@ -218,6 +221,7 @@ impl Writer {
         mut conn: Connection,
         wal: PathBuf,
         wal_max_bytes: u64,
+        durable: bool,
         records: Arc<RecordCache>,
         readers: Arc<Readers>,
         health: Arc<Health>,
@@ -247,11 +251,20 @@ impl Writer {
         let broken = Arc::new(AtomicBool::new(false));
         let syncer_broken = broken.clone();
         let syncer_feed = feed.clone();
-        let acks = match std::thread::Builder::new()
-            .name("claimdb-sqlite-sync".into())
-            .spawn(move || sync_loop(pending, wal, syncer_broken, syncer_feed))
-        {
-            Ok(thread) => {
+        let syncer = if durable {
+            std::thread::Builder::new()
+                .name("claimdb-sqlite-sync".into())
+                .spawn(move || sync_loop(pending, wal, syncer_broken, syncer_feed))
+                .map(Some)
+        } else {
+            // Throwaway data: nothing is fsynced and COMMIT is the acknowledgement.
+            conn.execute_batch("PRAGMA synchronous = OFF")
+                .map_err(internal)?;
+            Ok(None)
+        };
+        let acks = match syncer {
+            Ok(None) => Acks::Inline,
+            Ok(Some(thread)) => {
                 conn.execute_batch("PRAGMA synchronous = NORMAL")
                     .map_err(internal)?;
                 Acks::Syncer { groups, thread }
