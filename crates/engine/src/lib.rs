@@ -47,6 +47,7 @@ pub use sign_in::{LiveSession, SignInHooks};
 
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{
-    CommitResult, Cursor, Direction, Document, Filter, Op, Order, Precondition, Query, ReadCheck,
+    CommitResult, Condition, Cursor, Direction, Document, Filter, Op, Order, Precondition, Query,
+    ReadCheck,
     Scope, Write, WriteOp, WriteResult,
 };
