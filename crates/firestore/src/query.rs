@@ -8,8 +8,8 @@
 //! rather than building an answer of unbounded size.
 
 use claimdb_engine::{
-    Condition, Cursor, Direction, Document, Engine, Filter, Op, Order, Query, QueryPaging, RequestContext,
-    Scope,
+    Condition, Cursor, Direction, Document, Engine, Filter, Op, Order, Query, QueryPaging,
+    RequestContext, Scope,
 };
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Timestamp, Value};
 use serde_json::{Map as JsonMap, Value as Json, json};

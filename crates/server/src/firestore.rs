@@ -64,6 +64,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/projects/{project}/databases/{database}/documents:runAggregationQuery",
             post(root_aggregation),
         )
+        .route(
+            "/v1/projects/{project}/databases/{database}/documents:listCollectionIds",
+            post(root_collection_ids),
+        )
 }
 
 /// A Firestore error as a REST answer.
@@ -277,9 +281,18 @@ async fn get_or_list(
         Resource::Collection(collection) => {
             params.only(&["mask", "pageSize", "pageToken", "orderBy", "showMissing"])?;
             if params.show_missing {
-                return Err(
-                    Status::new(Code::Unimplemented, "showMissing is not supported yet").into(),
-                );
+                if params.order_by.is_some() {
+                    return Err(Status::invalid("showMissing lists in id order: no orderBy").into());
+                }
+                let request = ListRequest {
+                    page_size: params.page_size,
+                    page_token: params.page_token.clone(),
+                };
+                let mask = params.mask.as_deref();
+                let engine = &state.engine;
+                let answer =
+                    documents::list_with_missing(engine, &ctx, db, &collection, &request, mask);
+                return Ok(json(answer.await?));
             }
             let orders = match params.order_by.as_deref() {
                 Some(text) => queries::list_order(text)?,
@@ -408,12 +421,9 @@ async fn create(
             return query_rpc(&state, &ctx, query.as_deref(), parent, &body, rpc).await;
         }
     }
-    if path.ends_with(":listCollectionIds") {
-        return Err(Status::new(
-            Code::Unimplemented,
-            "listCollectionIds is not supported yet",
-        )
-        .into());
+    if let Some(parent) = path.strip_suffix(":listCollectionIds") {
+        let parent = resource(&state, &project, &database, parent)?;
+        return collection_ids(&state, &ctx, query.as_deref(), &parent, &body).await;
     }
     let params = Params::parse(query.as_deref())?;
     params.only(&["mask", "documentId"])?;
@@ -518,6 +528,33 @@ async fn query_rpc(
         }
     };
     Ok(json(answer))
+}
+
+/// `listCollectionIds` on the root or a document.
+async fn collection_ids(
+    state: &AppState,
+    ctx: &RequestContext,
+    query: Option<&str>,
+    parent: &Resource,
+    body: &[u8],
+) -> FsResult {
+    Params::parse(query)?.only(&[])?;
+    let body = rpc_body(body)?;
+    let answer = documents::list_collection_ids(&state.engine, ctx, parent, &body).await?;
+    Ok(json(answer))
+}
+
+/// `POST …/documents:listCollectionIds` (the root collections).
+async fn root_collection_ids(
+    State(state): State<AppState>,
+    ctx: Result<Ctx, ApiError>,
+    Path((project, database)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> FsResult {
+    let ctx = context(ctx)?;
+    state.config.firestore.check(&project, &database)?;
+    collection_ids(&state, &ctx, query.as_deref(), &Resource::Root, &body).await
 }
 
 /// `POST …/documents:runQuery` (root collections and collection groups).

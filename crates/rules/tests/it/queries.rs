@@ -215,7 +215,12 @@ fn or_queries_need_every_disjunction_allowed() {
     let public = || f("visibility", FilterOp::Eq, s("public"));
     let table: Vec<(&str, Vec<Filter>, Vec<Vec<Filter>>, bool)> = vec![
         // owner == me OR visibility == public: each branch allowed by one of the two allows.
-        ("both branches proven", vec![], vec![vec![mine()], vec![public()]], true),
+        (
+            "both branches proven",
+            vec![],
+            vec![vec![mine()], vec![public()]],
+            true,
+        ),
         // A branch nothing proves denies the whole query.
         (
             "one branch unproven",
