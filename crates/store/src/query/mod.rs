@@ -247,9 +247,9 @@ fn push_unique<'a>(out: &mut Vec<Vec<&'a Filter>>, conjunction: Vec<&'a Filter>)
 
 fn too_many_disjunctions() -> crate::StoreError {
     crate::StoreError::InvalidArgument(format!(
-        "the query's or filters make more than {} disjunctions in disjunctive normal form,          over the limit of {}",
-        limits::MAX_DISJUNCTIONS,
-        limits::MAX_DISJUNCTIONS
+        "the query's or filters make more than {max} disjunctions in disjunctive normal form, \
+         over the limit of {max}",
+        max = limits::MAX_DISJUNCTIONS,
     ))
 }
 
