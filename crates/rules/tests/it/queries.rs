@@ -213,7 +213,9 @@ fn or_queries_need_every_disjunction_allowed() {
     };
     let mine = || f("owner", FilterOp::Eq, s("alice"));
     let public = || f("visibility", FilterOp::Eq, s("public"));
-    let table: Vec<(&str, Vec<Filter>, Vec<Vec<Filter>>, bool)> = vec![
+    // (case, plain filters, disjunctions, allowed)
+    type Case<'a> = (&'a str, Vec<Filter>, Vec<Vec<Filter>>, bool);
+    let table: Vec<Case> = vec![
         // owner == me OR visibility == public: each branch allowed by one of the two allows.
         (
             "both branches proven",
