@@ -931,6 +931,66 @@ mod tests {
         );
     }
 
+    /// An or query is a union of one lookup per disjunction when each has an equality-like
+    /// filter (names included), else an ordered scan spanning every disjunction's range.
+    #[test]
+    fn or_queries_plan_a_union_of_lookups_or_one_spanning_scan() {
+        use super::super::Condition;
+        let leaf = |field: &str, op: Op, value: Value| Condition::Filter(f(field, op, value));
+        let mut query = q();
+        query.condition = Some(Condition::Or(vec![
+            leaf("a", Op::Eq, Value::Int(1)),
+            Condition::And(vec![
+                leaf(
+                    "b",
+                    Op::In,
+                    Value::Array(vec![Value::Int(2), Value::Int(3)]),
+                ),
+                leaf("c", Op::Gt, Value::Int(0)),
+            ]),
+            leaf("__name__", Op::Eq, Value::String("d".into())),
+        ]));
+        let Plan::Union(members) = PreparedQuery::new(&query, &page()).unwrap().plan().clone()
+        else {
+            panic!("expected a union");
+        };
+        assert_eq!(members.len(), 3);
+        assert!(
+            matches!(&members[0], Plan::Lookup { field, keys, .. } if field.to_string() == "a" && keys.len() == 1)
+        );
+        assert!(
+            matches!(&members[1], Plan::Lookup { field, keys, .. } if field.to_string() == "b" && keys.len() == 2)
+        );
+        assert_eq!(
+            members[2],
+            Plan::Names(vec![DocPath::parse("c/d").unwrap()])
+        );
+        // Ranges on the first order field in every branch: one scan over their span.
+        query.condition = Some(Condition::Or(vec![
+            leaf("v", Op::Lt, Value::Int(2)),
+            leaf("v", Op::Gt, Value::Int(8)),
+        ]));
+        let Plan::Range { field, lo, hi, .. } =
+            PreparedQuery::new(&query, &page()).unwrap().plan().clone()
+        else {
+            panic!("expected a range");
+        };
+        assert_eq!(field, FieldPath::single("v"));
+        assert_eq!(lo, key::type_range(&Value::Int(0)).0);
+        assert_eq!(hi, key::type_range(&Value::Int(0)).1);
+        // A branch without a range on it: the scan spans the whole field.
+        query.condition = Some(Condition::Or(vec![
+            leaf("v", Op::Lt, Value::Int(2)),
+            leaf("w", Op::Ne, Value::Int(8)),
+        ]));
+        let Plan::Range { lo, hi, .. } =
+            PreparedQuery::new(&query, &page()).unwrap().plan().clone()
+        else {
+            panic!("expected a range");
+        };
+        assert_eq!((lo, hi), key::full_range());
+    }
+
     #[test]
     fn invalid_queries_name_the_problem() {
         let err = |query: &Query| match PreparedQuery::new(query, &page()) {
