@@ -43,7 +43,7 @@ import {
   getFirestore, connectFirestoreEmulator, doc, collection, getDoc, setDoc, updateDoc, deleteDoc,
   addDoc, writeBatch, increment, serverTimestamp, arrayUnion, arrayRemove, deleteField,
   Timestamp, Bytes, GeoPoint, query, where, orderBy, limit, startAfter, getDocs, getCount,
-  getAggregate, sum, average, collectionGroup, runTransaction,
+  getAggregate, sum, average, collectionGroup, runTransaction, or, and,
 } from 'firebase/firestore/lite';
 
 const [host, port, project, alice, bob, forged] = process.argv.slice(2);
@@ -147,6 +147,11 @@ assert.deepEqual(names(await getDocs(query(posts, where('tag', 'in', ['b'])))), 
 assert.deepEqual(names(await getDocs(query(collectionGroup(db, 'posts'), where('tag', '==', 'a'), orderBy('n')))), ['p1', 'p3', 'p5', 'deep']);
 assert.equal((await getDocs(query(posts, where('n', '>', 100)))).empty, true);
 assert.equal((await getCount(query(posts, where('tag', '==', 'a')))).data().count, 3);
+// Or queries: a document matching both branches (p4) once, in order; nested with and.
+assert.deepEqual(names(await getDocs(query(posts, or(where('tag', '==', 'b'), where('n', '==', 4))))), ['p2', 'p4']);
+assert.deepEqual(names(await getDocs(query(posts, or(where('n', '<', 2), where('n', '>', 4)), orderBy('n', 'desc')))), ['p5', 'p1']);
+assert.deepEqual(names(await getDocs(query(posts, and(where('tag', '==', 'a'), or(where('n', '==', 1), where('n', '==', 5)))))), ['p1', 'p5']);
+assert.equal((await getCount(query(posts, or(where('tag', '==', 'b'), where('n', '==', 5))))).data().count, 3);
 const agg = (await getAggregate(posts, { total: sum('n'), mean: average('n') })).data();
 assert.equal(agg.total, 15);
 assert.equal(agg.mean, 3);
