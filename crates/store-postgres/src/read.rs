@@ -117,7 +117,12 @@ pub(crate) async fn children(
     let (cols, join) = if with_documents {
         (
             format!(", {}", Sql::doc_columns("d")),
-            format!("LEFT JOIN {} d ON d.key = w.key", sql.docs),
+            // Only a child's own key joins its document (not one found below a missing one).
+            format!(
+                "LEFT JOIN {} d ON d.key = w.key AND length(w.key) = $3::int4
+                   + position('\\x0001'::bytea IN substring(w.key FROM $3::int4 + 1)) + 1",
+                sql.docs
+            ),
         )
     } else {
         (String::new(), String::new())
@@ -145,7 +150,11 @@ pub(crate) async fn children(
         let found: Vec<u8> = row.try_get(0)?;
         let step = scan.step(&found)?;
         let doc = if with_documents && step.exact {
-            Some(read_document(row, 1)?)
+            let present: Option<String> = row.try_get(1)?;
+            match present {
+                Some(_) => Some(read_document(row, 1)?),
+                None => None,
+            }
         } else {
             None
         };
