@@ -35,6 +35,7 @@ const KEYS: &[&str] = &[
     "explain_denials",
     "public_url",
     "app_redirects",
+    "cors_origins",
     "issuer",
     "custom_token_signers",
     "storage",
@@ -51,6 +52,8 @@ const KEYS: &[&str] = &[
     "audit_retention_days",
     "query_max_examined",
     "project_id",
+    "emulator",
+    "emulator_force",
 ];
 
 /// Every configuration key, for `claimdb serve --help`.
@@ -84,6 +87,7 @@ struct RawConfig {
     public_url: Option<String>,
     #[serde(default)]
     app_redirects: Vec<String>,
+    cors_origins: Option<OneOrList>,
     issuer: Option<IssuerSettings>,
     #[serde(default)]
     custom_token_signers: Vec<CustomTokenSignerConfig>,
@@ -100,6 +104,31 @@ struct RawConfig {
     audit_max_bytes: Option<u64>,
     audit_retention_days: Option<u64>,
     query_max_examined: Option<usize>,
+    emulator: Option<bool>,
+    emulator_force: Option<bool>,
+}
+
+/// A list written as a TOML array, or as one string of comma-separated items (the form an
+/// environment variable takes: `CLAIMDB_CORS_ORIGINS=https://a.example,https://b.example`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrList {
+    List(Vec<String>),
+    One(String),
+}
+
+impl OneOrList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrList::List(list) => list,
+            OneOrList::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
 }
 
 /// How long a client may take and how much it may hold (validated; defaults in
@@ -261,6 +290,8 @@ pub(crate) struct Config {
     pub issuer_settings: IssuerSettings,
     /// Where a browser may be sent after login (`app_redirects`).
     pub app_redirects: Vec<String>,
+    /// Browser origins allowed to call claimdb cross-origin with bearer tokens (`cors_origins`).
+    pub cors_origins: claimdb_server::cors::AppOrigins,
     /// Backends allowed to mint custom tokens (`[[custom_token_signers]]`); relative
     /// `public_key_file`s are resolved against the config file's directory.
     pub custom_token_signers: Vec<CustomTokenSignerConfig>,
@@ -274,6 +305,12 @@ pub(crate) struct Config {
     /// Documents one page of a query may examine before it ends early with a continuation
     /// token (`query_max_examined`).
     pub query_max_examined: usize,
+    /// Emulator mode (`emulator = true`; `claimdb emulator` sets it): unverified tokens,
+    /// `Bearer owner`, a database per project id, the emulator's control endpoints.
+    pub emulator: bool,
+    /// Start in emulator mode even with a configuration that looks like production
+    /// (`emulator_force`).
+    pub emulator_force: bool,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -366,6 +403,13 @@ impl Config {
         RedirectPolicy::new(&raw.app_redirects)
             .map_err(anyhow::Error::msg)
             .context("invalid app_redirects")?;
+        let cors_origins = claimdb_server::cors::AppOrigins::parse(
+            &raw.cors_origins
+                .map(OneOrList::into_vec)
+                .unwrap_or_default(),
+        )
+        .map_err(anyhow::Error::msg)
+        .context("invalid cors_origins")?;
         let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
         let mut custom_token_signers = raw.custom_token_signers;
         for s in &mut custom_token_signers {
@@ -417,6 +461,8 @@ impl Config {
             Some(days) => Some(std::time::Duration::from_secs(days * 86_400)),
         };
         Ok(Config {
+            emulator: raw.emulator.unwrap_or(false),
+            emulator_force: raw.emulator_force.unwrap_or(false),
             providers,
             key_cache,
             listen,
@@ -439,6 +485,7 @@ impl Config {
             public_url_configured,
             issuer_settings,
             app_redirects: raw.app_redirects,
+            cors_origins,
             custom_token_signers,
             query_max_examined,
         })
@@ -458,6 +505,7 @@ impl Config {
             max_connections: limits.max_connections,
             shutdown_timeout: limits.shutdown_timeout,
             firestore: self.firestore.clone(),
+            cors_origins: self.cors_origins.clone(),
         }
     }
 
@@ -822,6 +870,65 @@ mod tests {
             std::fs::write(&file, text).unwrap();
             let err = Config::load(Some(&file), no_env, &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_from_the_file_or_the_environment() {
+        use claimdb_server::cors::AppOrigins;
+        let c = Config::load(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.cors_origins, AppOrigins::None);
+        assert_eq!(c.server_config().cors_origins, AppOrigins::None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "cors_origins = [\"https://App.example.com/\", \"http://127.0.0.1:5173\", \"https://app.example.com:443\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), no_env, &Overrides::default()).unwrap();
+        let want = AppOrigins::List(vec![
+            "https://app.example.com".into(),
+            "http://127.0.0.1:5173".into(),
+        ]);
+        assert_eq!(c.cors_origins, want);
+        assert_eq!(c.server_config().cors_origins, want);
+        // The environment: comma-separated, or a TOML array; `*` alone is every origin.
+        let env = |v: &'static str| move |k: &str| (k == "CLAIMDB_CORS_ORIGINS").then(|| v.into());
+        let c = Config::load(
+            None,
+            env("https://a.example, http://localhost:3000"),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            AppOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        let c = Config::load(None, env("[\"https://a.example\"]"), &Overrides::default()).unwrap();
+        assert_eq!(
+            c.cors_origins,
+            AppOrigins::List(vec!["https://a.example".into()])
+        );
+        let c = Config::load(None, env("*"), &Overrides::default()).unwrap();
+        assert_eq!(c.cors_origins, AppOrigins::Any);
+        for bad in [
+            "https://app.example.com/path",
+            "https://app.example.com?x=1",
+            "app.example.com",
+            "null",
+            "ftp://app.example.com",
+            "https://user@app.example.com",
+            "*, https://a.example",
+        ] {
+            let err = Config::load(None, env(bad), &Overrides::default()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("cors_origins"),
+                "{bad}: {err:#}"
+            );
         }
     }
 

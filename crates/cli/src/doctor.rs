@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use claimdb_engine::{admin_key, rules_store};
 use claimdb_identity::keys::KeySet;
 use claimdb_identity::{Alg, KeySource, Provider, validate_providers};
+use claimdb_server::cors::AppOrigins;
 use claimdb_store::{RecordCondition, Store};
 
 use crate::config::Config;
@@ -545,6 +546,22 @@ fn check_urls(config: &Config, report: &mut Report) {
                 config.app_redirects.join(", ")
             ),
         );
+    }
+    match &config.cors_origins {
+        AppOrigins::None => {}
+        AppOrigins::List(origins) => report.ok(
+            "cors_origins",
+            &format!(
+                "{} (CORS without credentials: bearer tokens only)",
+                origins.join(", ")
+            ),
+        ),
+        AppOrigins::Any => report.warn(
+            "cors_origins",
+            "\"*\": every website a user visits may call claimdb from the user's browser and \
+             read what the rules allow unauthenticated callers",
+            "list your apps' origins instead",
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ mod audit;
 mod check;
 mod config;
 mod doctor;
+mod emulator;
 mod export;
 mod import;
 mod issuer_keys;
@@ -77,6 +78,29 @@ enum Command {
         /// file and CLAIMDB_RULES).
         #[arg(long, value_name = "FILE")]
         rules: Option<PathBuf>,
+    },
+    /// Run a Firestore emulator for tests: Firebase SDKs and `@firebase/rules-unit-testing`
+    /// connect to it as to Firebase's (FIRESTORE_EMULATOR_HOST). Unsigned tokens and `Bearer
+    /// owner` are accepted, every project id gets its own database, data is temporary and the
+    /// rules allow everything until a rules file or the emulator's rules endpoint sets them.
+    /// Listens on 127.0.0.1:8080 by default; refuses a non-loopback address unless --force.
+    Emulator {
+        /// Address to listen on, IP:PORT (port 0 picks a free port) [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The project `/v1/docs` serves (any project id works on the Firestore routes)
+        /// [default: demo-claimdb]
+        #[arg(long, value_name = "ID")]
+        project_id: Option<String>,
+        /// A Firestore rules file every project starts with [default: allow everything]
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// Keep the data in this directory instead of a temporary one removed at exit.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Start even on a non-loopback address.
+        #[arg(long)]
+        force: bool,
     },
     /// Check a configuration as an operator would before going live: the file, the store and
     /// its permissions, every provider's keys and clock, the rules, the public URL, cookies and
@@ -302,6 +326,19 @@ fn main() -> ExitCode {
             listen,
             rules,
         } => serve::run(&config, listen, rules),
+        Command::Emulator {
+            listen,
+            project_id,
+            rules,
+            data_dir,
+            force,
+        } => emulator::run(emulator::Args {
+            listen,
+            project_id,
+            rules,
+            data_dir,
+            force,
+        }),
         Command::Doctor { config } => doctor::run(&config),
         Command::AdminKey(AdminKeyCommand::Reset { config }) => admin_key::reset(&config),
         Command::Export { config, output } => export::run(&config, output.as_deref()),

@@ -41,6 +41,14 @@ pub(crate) fn run(
 use crate::runtime;
 
 async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
+    if config.emulator {
+        crate::emulator::refuse_unsafe(
+            config.listen,
+            config.providers.len(),
+            matches!(config.storage, crate::storage::Storage::Postgres(_)),
+            config.emulator_force,
+        )?;
+    }
     let store = config.storage.open().await?;
     let dyn_store: Arc<dyn Store> = store.clone();
     // A rules file in force is compiled before anything else can fail on it.
@@ -54,7 +62,29 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let identity = crate::signin::build(&config, addr, &dyn_store).await?;
+    // Emulator mode: the other projects start with the rules this one starts with, each in
+    // its own store in a temporary directory (removed when `emulator_dir` drops).
+    let emulator_dir = if config.emulator {
+        Some(
+            tempfile::Builder::new()
+                .prefix("claimdb-emulator-")
+                .tempdir()
+                .context("cannot make a temporary directory for the emulator's projects")?,
+        )
+    } else {
+        None
+    };
+    let emulator = emulator_dir.as_ref().map(|dir| {
+        Arc::new(claimdb_server::emulator::Emulator::new(
+            crate::emulator::open_projects(
+                dir.path().to_path_buf(),
+                ruleset.clone(),
+                origin.clone(),
+            ),
+        ))
+    });
     let mut options = EngineOptions::new(ruleset, origin);
+    options.emulator = config.emulator;
     options.rules_source = match (&config.rules, config.rules_in_database) {
         (Some(path), false) => RulesSource::File(path.clone()),
         _ => RulesSource::Database,
@@ -93,6 +123,11 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
             config.storage.describe()
         )?;
         writeln!(out, "{rules_line}")?;
+        if config.emulator {
+            for line in crate::emulator::banner_lines() {
+                writeln!(out, "{line}")?;
+            }
+        }
         out.flush()?;
     }
     if config.admin_key.is_none() {
@@ -138,15 +173,16 @@ async fn serve(config: crate::config::Config) -> anyhow::Result<ExitCode> {
         max_connections: crate::nofile::prepare(config.connections.max_connections),
         ..config.server_config()
     };
-    claimdb_server::run(
-        listener,
-        engine.clone(),
-        Some(identity.sign_in.clone()),
-        server_config,
-        shutdown_signal(),
-    )
-    .await
-    .context("server failed")?;
+    let state = claimdb_server::AppState::new(engine.clone(), server_config)
+        .with_sign_in(Some(identity.sign_in.clone()))
+        .with_emulator(emulator.clone());
+    claimdb_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("server failed")?;
+    if let Some(emulator) = &emulator {
+        crate::emulator::close_projects(emulator).await;
+    }
+    drop(emulator_dir);
     if let Some(trimmer) = trimmer {
         trimmer.abort();
         // The log has every event now: empty the journal, or the next start appends the last
@@ -321,7 +357,7 @@ async fn create_admin_key_if_none(store: &Arc<dyn Store>) -> anyhow::Result<()> 
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -37,6 +37,7 @@ use claimdb_store::Store;
 use serde_json::{Map, Value as Json};
 
 use crate::context::RequestContext;
+use crate::emulator;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::users;
@@ -64,18 +65,20 @@ pub struct Principal {
     /// The custom claims that were overlaid (for `/v1/me`).
     pub custom_claims: Map<String, Json>,
     /// The identity's own claims, before the overlay.
-    own: OwnClaims,
+    pub(crate) own: OwnClaims,
     /// `request.auth` as rules see the caller: a verified token's own (built once per cached
     /// token) when no custom claims apply, else built for this request.
-    auth: Arc<Value>,
+    pub(crate) auth: Arc<Value>,
+    /// Emulator mode's `Bearer owner`: the rules are bypassed (`emulator.rs`).
+    pub(crate) owner: bool,
 }
 
 /// Where a principal's own claims are: in the verified token (shared with the token cache) or
-/// in a session's record.
+/// held here (a session's record, an emulator's unverified token).
 #[derive(Debug, Clone, PartialEq)]
-enum OwnClaims {
+pub(crate) enum OwnClaims {
     Token(Arc<VerifiedToken>),
-    Session(Map<String, Json>),
+    Held(Map<String, Json>),
 }
 
 impl Principal {
@@ -84,12 +87,17 @@ impl Principal {
         self.auth.clone()
     }
 
+    /// Whether this is emulator mode's owner, for whom the rules are bypassed.
+    pub fn is_owner(&self) -> bool {
+        self.owner
+    }
+
     /// The effective claims: the identity's own with the user's custom claims overlaid (custom
     /// claims win).
     pub fn claims(&self) -> Map<String, Json> {
         let mut claims = match &self.own {
             OwnClaims::Token(token) => token.own_claims(),
-            OwnClaims::Session(claims) => claims.clone(),
+            OwnClaims::Held(claims) => claims.clone(),
         };
         for (k, v) in &self.custom_claims {
             claims.insert(k.clone(), v.clone());
@@ -108,6 +116,8 @@ pub(crate) struct Authenticator {
     admin_key_sha256: Option<[u8; 32]>,
     /// Without a configured key: accept the generated key whose hash is in the store's records.
     admin_key_stored: bool,
+    /// Emulator mode: `Bearer owner` and unverified tokens are accepted (`emulator.rs`).
+    emulator: bool,
 }
 
 impl Authenticator {
@@ -116,17 +126,23 @@ impl Authenticator {
         admin_roles: Vec<String>,
         admin_key_sha256: Option<[u8; 32]>,
         admin_key_stored: bool,
+        emulator: bool,
     ) -> Self {
         Authenticator {
             verifier,
             admin_roles,
             admin_key_sha256,
             admin_key_stored,
+            emulator,
         }
     }
 
     pub(crate) fn verifier(&self) -> Option<&Arc<Verifier>> {
         self.verifier.as_ref()
+    }
+
+    pub(crate) fn emulator(&self) -> bool {
+        self.emulator
     }
 
     /// A bearer token (a provider's or claimdb's own) → the caller, at `now`.
@@ -136,15 +152,61 @@ impl Authenticator {
         token: &str,
         now: SystemTime,
     ) -> Result<Principal, EngineError> {
+        if self.emulator {
+            if token == emulator::OWNER_TOKEN {
+                return Ok(emulator::owner());
+            }
+            if emulator::is_unsigned(token) {
+                return self.unverified(store, token).await;
+            }
+        }
         let Some(verifier) = &self.verifier else {
+            if self.emulator {
+                return self.unverified(store, token).await;
+            }
             return Err(EngineError::Unauthenticated {
                 message: "a bearer token was sent but no identity provider is configured".into(),
                 reason: "unknown-issuer",
             });
         };
-        let verified = verifier.verify(token, now).await.map_err(refused)?;
+        let verified = match verifier.verify(token, now).await {
+            Ok(verified) => verified,
+            // In emulator mode only a configured provider's tokens are verified.
+            Err(e) if self.emulator && e.reason() == "unknown-issuer" => {
+                return self.unverified(store, token).await;
+            }
+            Err(e) => return Err(refused(e)),
+        };
         let custom = custom_claims_unless_revoked(store, &verified.uid, verified.iat).await?;
         Ok(principal(verifier, verified, custom))
+    }
+
+    /// Emulator mode: a token read for its claims, not verified; revocation and the stored
+    /// custom claims still apply to its uid.
+    async fn unverified(&self, store: &dyn Store, token: &str) -> Result<Principal, EngineError> {
+        let (uid, claims) = emulator::unverified(token)?;
+        let issued_at = claims.get("iat").and_then(Json::as_i64);
+        let custom = custom_claims_unless_revoked(store, &uid, issued_at).await?;
+        if custom.is_empty() {
+            let auth = emulator::unverified_auth(&uid, &claims);
+            return Ok(Principal {
+                uid,
+                provider: emulator::UNSIGNED_PROVIDER.into(),
+                roles: Vec::new(),
+                custom_claims: custom,
+                own: OwnClaims::Held(claims),
+                auth,
+                owner: false,
+            });
+        }
+        Ok(overlaid(
+            self.verifier.as_deref(),
+            uid,
+            emulator::UNSIGNED_PROVIDER.into(),
+            OwnClaims::Held(claims),
+            Vec::new(),
+            custom,
+        ))
     }
 
     /// The admin key's condition: it matches the configured key's hash or, without one, the
@@ -171,7 +233,7 @@ impl Authenticator {
     /// The admin-role condition on an authenticated caller.
     fn admin_role(&self, who: Option<&Principal>) -> Result<(), EngineError> {
         match who {
-            Some(p) if p.roles.iter().any(|r| self.admin_roles.contains(r)) => Ok(()),
+            Some(p) if p.owner || p.roles.iter().any(|r| self.admin_roles.contains(r)) => Ok(()),
             Some(p) => Err(EngineError::PermissionDenied {
                 message: format!(
                     "user {} has none of the admin roles ({}); send the admin key or a token with one",
@@ -328,6 +390,7 @@ fn principal(
             custom_claims: custom,
             auth: token.rules_auth().clone(),
             own: OwnClaims::Token(token),
+            owner: false,
         };
     }
     overlaid(
@@ -353,7 +416,7 @@ pub(crate) fn session_principal(
         verifier,
         uid,
         provider,
-        OwnClaims::Session(claims),
+        OwnClaims::Held(claims),
         roles,
         custom,
     )
@@ -376,6 +439,7 @@ fn overlaid(
         custom_claims: custom,
         own,
         auth: Arc::new(Value::Null),
+        owner: false,
     };
     let claims = principal.claims();
     if !principal.custom_claims.is_empty() {

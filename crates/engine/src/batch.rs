@@ -45,7 +45,7 @@ impl Engine {
         check_size(&writes)?;
         let who = self.authenticate(ctx).await?;
         let auth = who.as_ref().map(Principal::rules_value);
-        let rules = self.rules.load();
+        let rules = self.rules_for(who.as_ref());
         let mut attempts = 0;
         loop {
             attempts += 1;

@@ -53,7 +53,7 @@ impl Engine {
     /// Reads one document; `NotFound` when it does not exist (and the rules allow the read).
     pub async fn get(&self, ctx: &RequestContext, path: &DocPath) -> Result<Document, EngineError> {
         let auth = self.authenticate(ctx).await?;
-        let rules = self.rules.load();
+        let rules = self.rules_for(auth.as_ref());
         let mut doc = self.store.get(path).await?;
         let mut request = rules_request(
             Method::Get,

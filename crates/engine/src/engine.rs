@@ -57,6 +57,9 @@ pub struct EngineOptions {
     pub query_max_examined: usize,
     /// The time every decision, audit event and token check reads.
     pub clock: Clock,
+    /// Emulator mode (never on by default): also accepts `Bearer owner`, which bypasses the
+    /// rules, and unverified tokens of issuers no provider has (`emulator.rs`).
+    pub emulator: bool,
 }
 
 impl EngineOptions {
@@ -75,6 +78,7 @@ impl EngineOptions {
             sign_in: None,
             query_max_examined: claimdb_store::query::limits::DEFAULT_MAX_EXAMINED,
             clock: Clock::system(),
+            emulator: false,
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Engine {
     pub(crate) sign_in: Option<Arc<dyn SignInHooks>>,
     pub(crate) query_max_examined: usize,
     pub(crate) clock: Clock,
+    /// Emulator mode's rules for the owner (allow everything); `None` outside emulator mode.
+    pub(crate) owner_rules: Option<Arc<ActiveRules>>,
 }
 
 impl Engine {
@@ -121,6 +127,7 @@ impl Engine {
                 options.admin_roles,
                 options.admin_key_sha256,
                 options.admin_key_stored,
+                options.emulator,
             ),
             explain_denials: options.explain_denials,
             journal_audit,
@@ -128,6 +135,11 @@ impl Engine {
             sign_in: options.sign_in,
             query_max_examined: options.query_max_examined.max(1),
             clock: options.clock,
+            owner_rules: if options.emulator {
+                crate::emulator::owner_rules()
+            } else {
+                None
+            },
         }
     }
 
@@ -170,6 +182,19 @@ impl Engine {
     /// The active rules.
     pub fn rules(&self) -> Arc<ActiveRules> {
         self.rules.load()
+    }
+
+    /// The rules `who` is decided by: the active rules, or emulator mode's owner's.
+    pub(crate) fn rules_for(&self, who: Option<&Principal>) -> Arc<ActiveRules> {
+        match (&self.owner_rules, who) {
+            (Some(owner), Some(p)) if p.is_owner() => owner.clone(),
+            _ => self.rules.load(),
+        }
+    }
+
+    /// Whether the engine runs in emulator mode.
+    pub fn is_emulator(&self) -> bool {
+        self.auth.emulator()
     }
 
     /// Swaps in new rules atomically: requests already deciding finish on the old ones.

@@ -18,6 +18,7 @@ mod batch;
 mod clock;
 mod context;
 mod documents;
+pub mod emulator;
 mod engine;
 mod error;
 mod ids;

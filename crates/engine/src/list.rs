@@ -184,7 +184,7 @@ impl Engine {
         page_size: usize,
     ) -> Result<(), EngineError> {
         let auth = self.authenticate(ctx).await?;
-        let rules = self.rules.load();
+        let rules = self.rules_for(auth.as_ref());
         let mut rules_request = rules_request(
             Method::List,
             Target::Collection(collection.clone()),

@@ -167,7 +167,7 @@ impl Engine {
             .map(|token| crate::page_token::decode(query, token))
             .transpose()?;
         let auth = self.authenticate(ctx).await?;
-        let rules = self.rules.load();
+        let rules = self.rules_for(auth.as_ref());
         let request = rules_request(
             query,
             auth.as_ref().map(Principal::rules_value),

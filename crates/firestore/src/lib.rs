@@ -10,6 +10,7 @@
 
 pub mod commit;
 pub mod documents;
+pub mod enums;
 pub mod names;
 pub mod query;
 pub mod status;

@@ -32,7 +32,8 @@ pub struct Structured {
 
 /// Decodes a `StructuredQuery` below `parent` (the root, or a document).
 pub fn decode(json: &Json, parent: &Resource, db: &Database) -> Result<Structured, Status> {
-    let Json::Object(q) = json else {
+    let named = crate::enums::query_names(json);
+    let Json::Object(q) = &*named else {
         return Err(Status::invalid("structuredQuery must be an object"));
     };
     for key in q.keys() {

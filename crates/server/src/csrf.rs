@@ -5,26 +5,11 @@
 //! by itself. SameSite=Lax already keeps the cookie off cross-site POSTs; this also covers
 //! same-site origins (a sibling subdomain) and browsers that ignore SameSite.
 //!
-//! The same trusted origins get CORS with credentials ([`TrustedOrigins::cors`]), so an app on
-//! one of them can call claimdb from the browser with its session cookie (or a bearer token)
-//! and read the answers. A request from any other origin (or with none) never reaches the CORS
-//! layer, so it gets no `Access-Control-*` header at all — its preflight is routed like any
-//! OPTIONS request — and browsers keep its pages from reading claimdb's responses or sending
-//! preflighted requests. Every response still says `Vary: origin, …`, so a cache never hands one
-//! origin's answer to another.
+//! The same trusted origins get CORS with credentials ([`crate::cors`]); the app origins of
+//! `cors_origins` get CORS without credentials and are deliberately not trusted here, so a
+//! cookie-authenticated write from one of them is refused like any other origin's.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
-
-use axum::body::Body;
-use axum::http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
-};
-use tower::{Layer, Service};
-use tower_http::cors::{self, AllowOrigin, Cors, CorsLayer};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 
 use crate::error::ApiError;
 
@@ -50,44 +35,6 @@ impl TrustedOrigins {
 
     pub fn as_slice(&self) -> &[String] {
         &self.0
-    }
-
-    /// CORS for the trusted origins, with credentials; `None` when there are none. Requests
-    /// from other origins pass it untouched (no CORS headers).
-    pub fn cors(&self) -> Option<TrustedCorsLayer> {
-        let origins: Vec<HeaderValue> = self
-            .0
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
-        if origins.is_empty() {
-            return None;
-        }
-        let request_id = HeaderName::from_static(crate::extract::REQUEST_ID);
-        let cors = CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins.clone()))
-            .allow_credentials(true)
-            .allow_methods([
-                Method::GET,
-                Method::HEAD,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::IF_MATCH,
-                header::IF_NONE_MATCH,
-                request_id.clone(),
-            ])
-            .expose_headers([header::ETAG, header::LOCATION, request_id])
-            .max_age(Duration::from_secs(600));
-        Some(TrustedCorsLayer {
-            cors,
-            origins: origins.into(),
-        })
     }
 
     /// Refuses (403) a request whose `Origin`, or `Referer` when there is no `Origin`, is not
@@ -117,96 +64,6 @@ impl TrustedOrigins {
             None => Err(refused(&format!(
                 "the {from} header is not an http(s) origin; requests authenticated by the session cookie must come from a trusted origin"
             ))),
-        }
-    }
-}
-
-/// CORS ([`Cors`]) for requests whose `Origin` is trusted; every other request goes straight to
-/// the inner service, gaining only a `Vary` header.
-#[derive(Clone)]
-pub struct TrustedCorsLayer {
-    cors: CorsLayer,
-    origins: Arc<[HeaderValue]>,
-}
-
-impl<S: Clone> Layer<S> for TrustedCorsLayer {
-    type Service = TrustedCors<S>;
-
-    fn layer(&self, inner: S) -> TrustedCors<S> {
-        TrustedCors {
-            cors: self.cors.layer(inner.clone()),
-            plain: inner,
-            origins: self.origins.clone(),
-        }
-    }
-}
-
-/// See [`TrustedCorsLayer`].
-#[derive(Clone)]
-pub struct TrustedCors<S> {
-    cors: Cors<S>,
-    plain: S,
-    origins: Arc<[HeaderValue]>,
-}
-
-/// What `tower-http` sends as `Vary` with CORS, sent on every response so a cache keeps the
-/// answers to different origins apart.
-const CORS_VARY: HeaderValue = HeaderValue::from_static(
-    "origin, access-control-request-method, access-control-request-headers",
-);
-
-impl<S> Service<Request<Body>> for TrustedCors<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>>,
-    S::Future: Unpin,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = TrustedCorsFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        match self.cors.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
-            other => other,
-        }
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let trusted = request
-            .headers()
-            .get(header::ORIGIN)
-            .is_some_and(|o| self.origins.contains(o));
-        if trusted {
-            TrustedCorsFuture::Cors(Box::pin(self.cors.call(request)))
-        } else {
-            TrustedCorsFuture::Plain(self.plain.call(request))
-        }
-    }
-}
-
-/// The response future of [`TrustedCors`].
-pub enum TrustedCorsFuture<F> {
-    /// A trusted origin's request (rare: boxed to keep the common path unboxed).
-    Cors(Pin<Box<cors::ResponseFuture<F>>>),
-    Plain(F),
-}
-
-impl<F, E> Future for TrustedCorsFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, E>> + Unpin,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            TrustedCorsFuture::Cors(f) => f.as_mut().poll(cx),
-            TrustedCorsFuture::Plain(f) => match Pin::new(f).poll(cx) {
-                Poll::Ready(Ok(mut response)) => {
-                    response.headers_mut().append(header::VARY, CORS_VARY);
-                    Poll::Ready(Ok(response))
-                }
-                other => other,
-            },
         }
     }
 }

@@ -230,7 +230,7 @@ pub(crate) async fn json_errors(
         ),
         _ => ApiError::from_status(status, text),
     };
-    let mut rewritten = error.into_response();
+    let mut rewritten = respond(uri, error);
     // Keep headers such as `Allow` and `x-request-id`; the body and its type are ours.
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -249,23 +249,36 @@ fn is_json(response: &Response<Body>) -> bool {
 }
 
 /// The fallback for paths no route serves.
-pub async fn not_found(request: Request) -> ApiError {
-    ApiError::from_status(
+pub async fn not_found(request: Request) -> Response {
+    let error = ApiError::from_status(
         StatusCode::NOT_FOUND,
         format!("no route for {}", request.uri().path()),
-    )
+    );
+    respond(request.uri(), error)
 }
 
 /// The fallback for a known path with a method it does not serve.
-pub async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::from_status(
+pub async fn method_not_allowed(request: Request) -> Response {
+    let error = ApiError::from_status(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
             "method {} is not allowed on {}",
             request.method(),
             request.uri().path()
         ),
-    )
+    );
+    respond(request.uri(), error)
+}
+
+/// An error answered outside a handler (routing, the body limit), in the shape of the API the
+/// path belongs to: Firestore's `google.rpc.Status` under its paths, claimdb's elsewhere.
+pub(crate) fn respond(uri: &Uri, error: ApiError) -> Response {
+    let path = uri.path();
+    if path.starts_with("/v1/projects/") || path.starts_with("/emulator/") {
+        crate::firestore::FsError::keeping_status(error)
+    } else {
+        error.into_response()
+    }
 }
 
 #[cfg(test)]

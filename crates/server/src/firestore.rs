@@ -14,9 +14,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use claimdb_engine::{Direction, ListPage, ListRequest, Query, QueryPaging, RequestContext};
+use std::sync::Arc;
+
+use claimdb_engine::{
+    Direction, Engine, ListPage, ListRequest, Query, QueryPaging, RequestContext,
+};
 use claimdb_firestore::documents::{self, Precondition};
-use claimdb_firestore::names::Resource;
+use claimdb_firestore::names::{Database, Resource};
+use claimdb_firestore::transactions::Transactions;
 use claimdb_firestore::{Code, Status, commit as rpc, query as queries, value};
 use claimdb_model::{FieldPath, Timestamp};
 use serde_json::{Map as JsonMap, Value as Json};
@@ -27,47 +32,65 @@ use crate::extract::Ctx;
 
 /// The document routes and the RPCs on the database's documents.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents/{*path}",
-            get(get_or_list).patch(patch).delete(delete).post(create),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:commit",
-            post(commit),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:batchGet",
-            post(batch_get),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:runQuery",
-            post(root_query),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:beginTransaction",
-            post(begin_transaction),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:rollback",
-            post(rollback),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:batchWrite",
-            post(batch_write),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:partitionQuery",
-            post(root_partition),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:runAggregationQuery",
-            post(root_aggregation),
-        )
-        .route(
-            "/v1/projects/{project}/databases/{database}/documents:listCollectionIds",
-            post(root_collection_ids),
-        )
+    let mut router = Router::new().route(
+        "/v1/projects/{project}/databases/{database}/documents/{*path}",
+        get(get_or_list).patch(patch).delete(delete).post(create),
+    );
+    for rpc in RootRpc::ALL {
+        router = router.route(
+            &format!(
+                "/v1/projects/{{project}}/databases/{{database}}/documents:{}",
+                rpc.name()
+            ),
+            post(
+                move |state: State<AppState>,
+                      ctx: Result<Ctx, ApiError>,
+                      path: Path<(String, String)>,
+                      query: RawQuery,
+                      body: Bytes| root_rpc(state, ctx, path, query, body, rpc),
+            ),
+        );
+    }
+    router
+}
+
+/// One Firestore database and what serves it: the engine (so its store and rules), the
+/// database's names, and the transactions open on it on this node.
+pub struct FirestoreProject {
+    pub engine: Arc<Engine>,
+    pub db: Database,
+    pub transactions: Transactions,
+}
+
+impl FirestoreProject {
+    pub fn new(engine: Arc<Engine>, db: Database) -> Self {
+        FirestoreProject {
+            engine,
+            db,
+            transactions: Transactions::default(),
+        }
+    }
+}
+
+/// The database a request's URL names: the configured project's, or in emulator mode any
+/// project's (each its own, made on first use).
+pub(crate) async fn project(
+    state: &AppState,
+    project: &str,
+    database: &str,
+) -> Result<Arc<FirestoreProject>, Status> {
+    let served = &state.firestore;
+    if project == served.db.project() || state.emulator.is_none() {
+        served.db.check(project, database)?;
+        return Ok(served.clone());
+    }
+    Database::new(project)
+        .map_err(Status::invalid)?
+        .check(project, database)?;
+    match &state.emulator {
+        Some(emulator) => emulator.project(project).await,
+        None => Err(Status::new(Code::Internal, "no emulator")),
+    }
 }
 
 /// A Firestore error as a REST answer.
@@ -105,6 +128,17 @@ impl From<ApiError> for FsError {
         let mut status = Status::new(code, e.message);
         status.retry_after_secs = e.retry_after_secs;
         FsError(status)
+    }
+}
+
+impl FsError {
+    /// A refusal made outside the Firestore handlers (routing, the body limit) in Firestore's
+    /// shape, keeping its HTTP status (405, 413) in the status line and the body's `code`.
+    pub(crate) fn keeping_status(e: ApiError) -> Response {
+        let http = e.status;
+        let mut body = FsError::from(e).0.to_json();
+        body["error"]["code"] = Json::from(http.as_u16());
+        (http, axum::Json(body)).into_response()
     }
 }
 
@@ -227,21 +261,9 @@ fn boolean(name: &str, value: &str) -> Result<bool, Status> {
     }
 }
 
-/// Checks the project and database, and says what the rest of the path names.
-fn resource(
-    state: &AppState,
-    project: &str,
-    database: &str,
-    path: &str,
-) -> Result<Resource, Status> {
-    let db = &state.config.firestore;
-    db.check(project, database)?;
-    db.resource(path)
-}
-
 /// The fields of a `Document` body (its `name`, times and other members are ignored, as
 /// Firestore does for the ones it computes).
-fn body_fields(state: &AppState, body: &[u8]) -> Result<claimdb_model::Map, Status> {
+fn body_fields(db: &Database, body: &[u8]) -> Result<claimdb_model::Map, Status> {
     if body.is_empty() {
         return Ok(claimdb_model::Map::new());
     }
@@ -252,7 +274,7 @@ fn body_fields(state: &AppState, body: &[u8]) -> Result<claimdb_model::Map, Stat
             "the request body must be a Document object",
         ));
     };
-    value::decode_fields(document.get("fields"), &state.config.firestore)
+    value::decode_fields(document.get("fields"), db)
 }
 
 fn json(value: Json) -> Response {
@@ -271,11 +293,12 @@ async fn get_or_list(
 ) -> FsResult {
     let ctx = context(ctx)?;
     let params = Params::parse(query.as_deref())?;
-    let db = &state.config.firestore;
-    match resource(&state, &project, &database, &path)? {
+    let project = self::project(&state, &project, &database).await?;
+    let (engine, db) = (&project.engine, &project.db);
+    match db.resource(&path)? {
         Resource::Document(path) => {
             params.only(&["mask"])?;
-            let doc = documents::get(&state.engine, &ctx, &path, params.mask.as_deref()).await?;
+            let doc = documents::get(engine, &ctx, &path, params.mask.as_deref()).await?;
             Ok(json(value::encode_document(&doc, db)))
         }
         Resource::Collection(collection) => {
@@ -289,7 +312,6 @@ async fn get_or_list(
                     page_token: params.page_token.clone(),
                 };
                 let mask = params.mask.as_deref();
-                let engine = &state.engine;
                 let answer =
                     documents::list_with_missing(engine, &ctx, db, &collection, &request, mask);
                 return Ok(json(answer.await?));
@@ -306,14 +328,7 @@ async fn get_or_list(
                     page_size: params.page_size,
                     page_token: params.page_token.clone(),
                 };
-                documents::list(
-                    &state.engine,
-                    &ctx,
-                    &collection,
-                    &request,
-                    params.mask.as_deref(),
-                )
-                .await?
+                documents::list(engine, &ctx, &collection, &request, params.mask.as_deref()).await?
             } else {
                 // Ordered by fields: the collection as a query (documents without an ordered
                 // field are left out, as in Firestore).
@@ -323,7 +338,7 @@ async fn get_or_list(
                     page_size: params.page_size,
                     page_token: params.page_token.clone(),
                 };
-                let results = state.engine.query(&ctx, &query, &paging).await?;
+                let results = engine.query(&ctx, &query, &paging).await?;
                 let mut documents = results.documents;
                 if let Some(mask) = &params.mask {
                     for doc in &mut documents {
@@ -363,12 +378,13 @@ async fn patch(
     let ctx = context(ctx)?;
     let params = Params::parse(query.as_deref())?;
     params.only(&["mask", "updateMask", "currentDocument"])?;
-    let Resource::Document(path) = resource(&state, &project, &database, &path)? else {
+    let project = self::project(&state, &project, &database).await?;
+    let Resource::Document(path) = project.db.resource(&path)? else {
         return Err(Status::invalid("patch names a document").into());
     };
-    let fields = body_fields(&state, &body)?;
+    let fields = body_fields(&project.db, &body)?;
     let doc = documents::patch(
-        &state.engine,
+        &project.engine,
         &ctx,
         &path,
         fields,
@@ -381,10 +397,7 @@ async fn patch(
         None => doc.data.clone(),
     };
     let shown = claimdb_engine::Document { data, ..doc };
-    Ok(json(value::encode_document(
-        &shown,
-        &state.config.firestore,
-    )))
+    Ok(json(value::encode_document(&shown, &project.db)))
 }
 
 async fn delete(
@@ -396,10 +409,11 @@ async fn delete(
     let ctx = context(ctx)?;
     let params = Params::parse(query.as_deref())?;
     params.only(&["currentDocument"])?;
-    let Resource::Document(path) = resource(&state, &project, &database, &path)? else {
+    let project = self::project(&state, &project, &database).await?;
+    let Resource::Document(path) = project.db.resource(&path)? else {
         return Err(Status::invalid("delete names a document").into());
     };
-    documents::delete(&state.engine, &ctx, &path, params.precondition()?).await?;
+    documents::delete(&project.engine, &ctx, &path, params.precondition()?).await?;
     Ok(json(Json::Object(JsonMap::new())))
 }
 
@@ -411,32 +425,32 @@ async fn create(
     body: Bytes,
 ) -> FsResult {
     let ctx = context(ctx)?;
+    let project = self::project(&state, &project, &database).await?;
     // `…/documents/{parent document}:runQuery` shares this route with createDocument.
-    for (suffix, rpc) in [
-        (":runQuery", Rpc::Query),
-        (":runAggregationQuery", Rpc::Aggregation),
+    for rpc in [
+        RootRpc::RunQuery,
+        RootRpc::RunAggregationQuery,
+        RootRpc::ListCollectionIds,
     ] {
-        if let Some(parent) = path.strip_suffix(suffix) {
-            let parent = resource(&state, &project, &database, parent)?;
-            return query_rpc(&state, &ctx, query.as_deref(), parent, &body, rpc).await;
+        if let Some(parent) = path.strip_suffix(&format!(":{}", rpc.name())) {
+            let parent = project.db.resource(parent)?;
+            Params::parse(query.as_deref())?.only(&[])?;
+            let body = rpc_body(&body)?;
+            return Ok(json(rpc.call(&project, &ctx, parent, body).await?));
         }
-    }
-    if let Some(parent) = path.strip_suffix(":listCollectionIds") {
-        let parent = resource(&state, &project, &database, parent)?;
-        return collection_ids(&state, &ctx, query.as_deref(), &parent, &body).await;
     }
     let params = Params::parse(query.as_deref())?;
     params.only(&["mask", "documentId"])?;
-    let Resource::Collection(collection) = resource(&state, &project, &database, &path)? else {
+    let Resource::Collection(collection) = project.db.resource(&path)? else {
         return Err(Status::invalid("createDocument names a collection").into());
     };
-    let fields = body_fields(&state, &body)?;
+    let fields = body_fields(&project.db, &body)?;
     let id = params.document_id.as_deref().filter(|id| !id.is_empty());
-    let mut doc = documents::create(&state.engine, &ctx, &collection, id, fields).await?;
+    let mut doc = documents::create(&project.engine, &ctx, &collection, id, fields).await?;
     if let Some(mask) = &params.mask {
         doc.data = documents::project(&doc.data, mask);
     }
-    Ok(json(value::encode_document(&doc, &state.config.firestore)))
+    Ok(json(value::encode_document(&doc, &project.db)))
 }
 
 /// The JSON object of an RPC's request body (sent as `application/json` or, by the web SDKs,
@@ -454,232 +468,115 @@ fn rpc_body(body: &[u8]) -> Result<JsonMap<String, Json>, Status> {
     }
 }
 
-/// `POST …/documents:commit`.
-async fn commit(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    Params::parse(query.as_deref())?.only(&[])?;
-    let db = &state.config.firestore;
-    db.check(&project, &database)?;
-    let body = rpc_body(&body)?;
-    let transactions = &state.firestore_transactions;
-    Ok(json(
-        rpc::commit(&state.engine, &ctx, db, transactions, &body).await?,
-    ))
+/// The RPCs posted to `…/documents:{rpc}` (the query RPCs also below a document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RootRpc {
+    Commit,
+    BatchGet,
+    RunQuery,
+    RunAggregationQuery,
+    BeginTransaction,
+    Rollback,
+    BatchWrite,
+    PartitionQuery,
+    ListCollectionIds,
 }
 
-/// `POST …/documents:batchGet`: the stream of responses as one JSON array.
-async fn batch_get(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    Params::parse(query.as_deref())?.only(&[])?;
-    let db = &state.config.firestore;
-    db.check(&project, &database)?;
-    let body = rpc_body(&body)?;
-    let now = state.engine.clock().timestamp();
-    let transactions = &state.firestore_transactions;
-    Ok(json(
-        rpc::batch_get(&state.engine, &ctx, db, transactions, &body, now).await?,
-    ))
-}
+impl RootRpc {
+    const ALL: [RootRpc; 9] = [
+        RootRpc::Commit,
+        RootRpc::BatchGet,
+        RootRpc::RunQuery,
+        RootRpc::RunAggregationQuery,
+        RootRpc::BeginTransaction,
+        RootRpc::Rollback,
+        RootRpc::BatchWrite,
+        RootRpc::PartitionQuery,
+        RootRpc::ListCollectionIds,
+    ];
 
-#[derive(Clone, Copy)]
-enum Rpc {
-    Query,
-    Aggregation,
-    Partition,
-}
-
-/// `runQuery` / `runAggregationQuery` below `parent`.
-async fn query_rpc(
-    state: &AppState,
-    ctx: &RequestContext,
-    query: Option<&str>,
-    parent: Resource,
-    body: &[u8],
-    rpc: Rpc,
-) -> FsResult {
-    Params::parse(query)?.only(&[])?;
-    let db = &state.config.firestore;
-    let body = rpc_body(body)?;
-    let now = state.engine.clock().timestamp();
-    let answer = match rpc {
-        Rpc::Query => {
-            let transactions = &state.firestore_transactions;
-            queries::run_query(&state.engine, ctx, db, transactions, &parent, &body, now).await?
+    fn name(self) -> &'static str {
+        match self {
+            RootRpc::Commit => "commit",
+            RootRpc::BatchGet => "batchGet",
+            RootRpc::RunQuery => "runQuery",
+            RootRpc::RunAggregationQuery => "runAggregationQuery",
+            RootRpc::BeginTransaction => "beginTransaction",
+            RootRpc::Rollback => "rollback",
+            RootRpc::BatchWrite => "batchWrite",
+            RootRpc::PartitionQuery => "partitionQuery",
+            RootRpc::ListCollectionIds => "listCollectionIds",
         }
-        Rpc::Aggregation => {
-            queries::run_aggregation(&state.engine, ctx, db, &parent, &body, now).await?
-        }
-        Rpc::Partition => {
-            // Split points name documents: only a caller whose credential holds may ask.
-            state.engine.authenticate(ctx).await?;
-            queries::partition_query(db, &parent, &body)?
-        }
-    };
-    Ok(json(answer))
-}
-
-/// `listCollectionIds` on the root or a document.
-async fn collection_ids(
-    state: &AppState,
-    ctx: &RequestContext,
-    query: Option<&str>,
-    parent: &Resource,
-    body: &[u8],
-) -> FsResult {
-    Params::parse(query)?.only(&[])?;
-    let body = rpc_body(body)?;
-    let answer = documents::list_collection_ids(&state.engine, ctx, parent, &body).await?;
-    Ok(json(answer))
-}
-
-/// `POST …/documents:listCollectionIds` (the root collections).
-async fn root_collection_ids(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    state.config.firestore.check(&project, &database)?;
-    collection_ids(&state, &ctx, query.as_deref(), &Resource::Root, &body).await
-}
-
-/// `POST …/documents:runQuery` (root collections and collection groups).
-async fn root_query(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    state.config.firestore.check(&project, &database)?;
-    query_rpc(
-        &state,
-        &ctx,
-        query.as_deref(),
-        Resource::Root,
-        &body,
-        Rpc::Query,
-    )
-    .await
-}
-
-/// `POST …/documents:runAggregationQuery`.
-async fn root_aggregation(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    state.config.firestore.check(&project, &database)?;
-    query_rpc(
-        &state,
-        &ctx,
-        query.as_deref(),
-        Resource::Root,
-        &body,
-        Rpc::Aggregation,
-    )
-    .await
-}
-
-/// `POST …/documents:beginTransaction`: `{options?}` → `{transaction}`.
-async fn begin_transaction(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    Params::parse(query.as_deref())?.only(&[])?;
-    state.config.firestore.check(&project, &database)?;
-    // Only a caller with a valid credential (or none) may hold server state: a refused token
-    // is refused here too.
-    state.engine.authenticate(&ctx).await?;
-    let body = rpc_body(&body)?;
-    if let Some(key) = body.keys().find(|k| *k != "options") {
-        return Err(
-            Status::invalid(format!("{key:?} is not a field of BeginTransactionRequest")).into(),
-        );
     }
-    let read_only = claimdb_firestore::transactions::read_only(body.get("options"))?;
-    let id = state.firestore_transactions.begin(read_only)?;
-    Ok(json(serde_json::json!({ "transaction": id })))
+
+    /// Runs the RPC on `project` with `parent` (the root, or a document for queries) and the
+    /// request's JSON body; the answer (a stream's responses as one JSON array).
+    async fn call(
+        self,
+        project: &FirestoreProject,
+        ctx: &RequestContext,
+        parent: Resource,
+        body: JsonMap<String, Json>,
+    ) -> Result<Json, FsError> {
+        let (engine, db, transactions) = (&*project.engine, &project.db, &project.transactions);
+        let now = || engine.clock().timestamp();
+        Ok(match self {
+            RootRpc::Commit => rpc::commit(engine, ctx, db, transactions, &body).await?,
+            RootRpc::BatchGet => {
+                rpc::batch_get(engine, ctx, db, transactions, &body, now()).await?
+            }
+            RootRpc::RunQuery => {
+                queries::run_query(engine, ctx, db, transactions, &parent, &body, now()).await?
+            }
+            RootRpc::RunAggregationQuery => {
+                queries::run_aggregation(engine, ctx, db, &parent, &body, now()).await?
+            }
+            RootRpc::BatchWrite => rpc::batch_write(engine, ctx, db, transactions, &body).await?,
+            RootRpc::ListCollectionIds => {
+                documents::list_collection_ids(engine, ctx, &parent, &body).await?
+            }
+            RootRpc::PartitionQuery => {
+                // Split points name documents: only a caller whose credential holds may ask.
+                engine.authenticate(ctx).await?;
+                queries::partition_query(db, &parent, &body)?
+            }
+            RootRpc::BeginTransaction => {
+                // Only a caller with a valid credential (or none) may hold server state: a
+                // refused token is refused here too.
+                engine.authenticate(ctx).await?;
+                if let Some(key) = body.keys().find(|k| *k != "options") {
+                    return Err(Status::invalid(format!(
+                        "{key:?} is not a field of BeginTransactionRequest"
+                    ))
+                    .into());
+                }
+                let read_only = claimdb_firestore::transactions::read_only(body.get("options"))?;
+                serde_json::json!({ "transaction": transactions.begin(read_only)? })
+            }
+            RootRpc::Rollback => {
+                engine.authenticate(ctx).await?;
+                let Some(Json::String(id)) = body.get("transaction") else {
+                    return Err(Status::invalid("transaction is required").into());
+                };
+                transactions.end(id)?;
+                Json::Object(JsonMap::new())
+            }
+        })
+    }
 }
 
-/// `POST …/documents:rollback`: `{transaction}` → `{}`.
-async fn rollback(
+/// `POST …/documents:{rpc}`.
+async fn root_rpc(
     State(state): State<AppState>,
     ctx: Result<Ctx, ApiError>,
     Path((project, database)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     body: Bytes,
+    rpc: RootRpc,
 ) -> FsResult {
     let ctx = context(ctx)?;
     Params::parse(query.as_deref())?.only(&[])?;
-    state.config.firestore.check(&project, &database)?;
-    state.engine.authenticate(&ctx).await?;
+    let project = self::project(&state, &project, &database).await?;
     let body = rpc_body(&body)?;
-    let Some(Json::String(id)) = body.get("transaction") else {
-        return Err(Status::invalid("transaction is required").into());
-    };
-    state.firestore_transactions.end(id)?;
-    Ok(json(Json::Object(JsonMap::new())))
-}
-
-/// `POST …/documents:batchWrite`.
-async fn batch_write(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    Params::parse(query.as_deref())?.only(&[])?;
-    let db = &state.config.firestore;
-    db.check(&project, &database)?;
-    let body = rpc_body(&body)?;
-    let transactions = &state.firestore_transactions;
-    Ok(json(
-        rpc::batch_write(&state.engine, &ctx, db, transactions, &body).await?,
-    ))
-}
-
-/// `POST …/documents:partitionQuery`.
-async fn root_partition(
-    State(state): State<AppState>,
-    ctx: Result<Ctx, ApiError>,
-    Path((project, database)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> FsResult {
-    let ctx = context(ctx)?;
-    state.config.firestore.check(&project, &database)?;
-    query_rpc(
-        &state,
-        &ctx,
-        query.as_deref(),
-        Resource::Root,
-        &body,
-        Rpc::Partition,
-    )
-    .await
+    Ok(json(rpc.call(&project, &ctx, Resource::Root, body).await?))
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::body::Body as _;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
@@ -104,7 +104,7 @@ where
             async move {
                 let start = Instant::now();
                 let response = match declared {
-                    Some(n) if n > limit as u64 => too_large(limit),
+                    Some(n) if n > limit as u64 => too_large(&uri, limit),
                     Some(_) => call(&mut inner, request).await,
                     // A body of unknown length (chunked) is counted as it is read.
                     None => {
@@ -137,8 +137,8 @@ where
     }
 }
 
-fn too_large(limit: usize) -> Response {
-    ApiError::body_too_large(limit).into_response()
+fn too_large(uri: &axum::http::Uri, limit: usize) -> Response {
+    error::respond(uri, ApiError::body_too_large(limit))
 }
 
 /// Counts every request and its latency by route template (never the concrete path, which

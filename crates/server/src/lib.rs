@@ -15,11 +15,13 @@ mod admin;
 mod batch;
 mod connection;
 pub mod cookies;
+pub mod cors;
 pub mod csrf;
 mod docs;
+pub mod emulator;
 pub mod error;
 mod extract;
-mod firestore;
+pub mod firestore;
 mod front;
 mod health;
 mod listener;
@@ -81,6 +83,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The project whose `(default)` database the Firestore protocols serve.
     pub firestore: claimdb_firestore::Database,
+    /// Origins allowed cross-origin without credentials (`cors_origins`; see [`cors`]).
+    pub cors_origins: cors::AppOrigins,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             firestore: claimdb_firestore::Database::default(),
+            cors_origins: cors::AppOrigins::default(),
         }
     }
 }
@@ -108,19 +113,31 @@ pub struct AppState {
     /// Origins allowed to send cookie-authenticated writes: the public URL's and
     /// `app_redirects`' (empty when sign-in is off).
     pub origins: Arc<csrf::TrustedOrigins>,
-    /// The Firestore transactions open on this node.
-    pub firestore_transactions: Arc<claimdb_firestore::transactions::Transactions>,
+    /// The configured project's Firestore database (the engine above, its names, the
+    /// transactions open on this node).
+    pub firestore: Arc<firestore::FirestoreProject>,
+    /// Emulator mode: the other projects and the control endpoints; `None` outside it.
+    pub emulator: Option<Arc<emulator::Emulator>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
+        let firestore = firestore::FirestoreProject::new(engine.clone(), config.firestore.clone());
         AppState {
             engine,
             sign_in: None,
             config: Arc::new(config),
             origins: Arc::new(csrf::TrustedOrigins::default()),
-            firestore_transactions: Arc::default(),
+            firestore: Arc::new(firestore),
+            emulator: None,
         }
+    }
+
+    /// Emulator mode: every project id gets its own database (`emulator.rs`), the control
+    /// endpoints are served and any origin may call the API from a browser.
+    pub fn with_emulator(mut self, emulator: Option<Arc<emulator::Emulator>>) -> Self {
+        self.emulator = emulator;
+        self
     }
 
     /// Serves claimdb's issuer, login and sessions through `sign_in` (the same one the engine
@@ -154,6 +171,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     metrics::handle();
+    let emulator_routes = match state.emulator {
+        Some(_) => emulator::routes(),
+        None => Router::new(),
+    };
     let routes = Router::new()
         .route(
             "/v1/docs/{*path}",
@@ -198,14 +219,19 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .merge(firestore::routes())
+        .merge(emulator_routes)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(front::TrackLayer)
         .layer(DefaultBodyLimit::max(limit))
         .layer(front::FrontLayer::new(limit));
-    let cors = state.origins.cors();
+    // Emulator mode: like the Firebase emulators, a web app on any origin may call it.
+    let cors = match state.emulator {
+        Some(_) => cors::layer(&state.origins, &cors::AppOrigins::any()),
+        None => cors::layer(&state.origins, &state.config.cors_origins),
+    };
     let router = routes.with_state(state);
-    // Outermost, so a trusted origin's preflight is answered before routing.
+    // Outermost, so an allowed origin's preflight is answered before routing.
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -222,10 +248,25 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(
+        listener,
+        AppState::new(engine, config).with_sign_in(sign_in),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] for a prepared [`AppState`] (its `config` applies).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = state.config.clone();
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = config.max_connections, "listening");
     }
-    let router = app(AppState::new(engine, config.clone()).with_sign_in(sign_in));
+    let router = app(state);
     listener::serve(listener, router, &config, shutdown).await;
     Ok(())
 }

@@ -510,6 +510,18 @@ fn doctor_checks_a_configuration_and_exits_by_the_worst_finding() {
         "{out}"
     );
     idp.set_down(false);
+    // App origins are listed; every origin is a warning (which fails nothing).
+    write("cors_origins = [\"https://spa.example.com\"]", "ES256");
+    let (code, out, _) = doctor();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok    cors_origins: https://spa.example.com (CORS without credentials"),
+        "{out}"
+    );
+    write("cors_origins = \"*\"", "ES256");
+    let (code, out, _) = doctor();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warn  cors_origins: \"*\""), "{out}");
     // Rules that do not compile fail it.
     std::fs::write(
         &rules,

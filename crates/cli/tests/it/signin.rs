@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef";
 const PUBLIC_URL: &str = "https://db.example.com";
 const APP: &str = "https://app.example.com/";
 const APP_ORIGIN: &str = "https://app.example.com";
+/// An app origin allowed cross-origin for bearer tokens only (`cors_origins`).
+const BEARER_ORIGIN: &str = "https://bearer-app.example.com";
 const CLIENT_SECRET: &str = "a-long-client-secret-for-the-e2e-test";
 pub(crate) const SIGNER: &str = "svc@demo-claimdb.iam.gserviceaccount.com";
 const OIDC_PROVIDER_VERSION: &str = "9.13.3";
@@ -187,6 +189,7 @@ admin_key = "{ADMIN_KEY}"
 explain_denials = true
 public_url = "{PUBLIC_URL}"
 app_redirects = ["{APP}"]
+cors_origins = ["{BEARER_ORIGIN}"]
 
 [[providers]]
 name = "idp"
@@ -489,34 +492,9 @@ server.listen(0, '127.0.0.1', () => {
 fn op_dir() -> &'static str {
     static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = format!(
-            "{}/oidc-provider-{OIDC_PROVIDER_VERSION}",
-            env!("CARGO_TARGET_TMPDIR")
-        );
-        let marker = format!("{dir}/node_modules/oidc-provider/package.json");
-        if !Path::new(&marker).exists() {
-            let tmp = format!("{dir}.tmp{}", std::process::id());
-            std::fs::create_dir_all(&tmp).unwrap();
-            std::fs::write(
-                format!("{tmp}/package.json"),
-                r#"{"private":true,"type":"module"}"#,
-            )
-            .unwrap();
-            let status = Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-                .arg(format!("oidc-provider@{OIDC_PROVIDER_VERSION}"))
-                .current_dir(&tmp)
-                .status();
-            assert!(
-                matches!(status, Ok(s) if s.success()),
-                "npm could not install oidc-provider@{OIDC_PROVIDER_VERSION} (Node 20 + npm are \
-                 required for the login tests): {status:?}"
-            );
-            if std::fs::rename(&tmp, &dir).is_err() {
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
-            assert!(Path::new(&marker).exists());
-        }
+        let dir =
+            crate::external::npm_install(&[&format!("oidc-provider@{OIDC_PROVIDER_VERSION}")])
+                .unwrap_or_else(|why| panic!("{why} (the login tests need it)"));
         // Written through a rename: other test processes may be starting the same script.
         let script = format!("{dir}/claimdb-e2e-op.mjs");
         let tmp = format!("{script}.{}", std::process::id());

@@ -78,6 +78,25 @@ impl Server {
         for (k, v) in env {
             command.env(k, v);
         }
+        Server::launch(command, data_dir)
+    }
+
+    /// Starts `claimdb emulator --listen 127.0.0.1:0` with extra arguments and waits until it
+    /// is ready (its data is temporary unless `--data-dir` is among `args`).
+    pub(crate) fn emulator(args: &[&str]) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn");
+        let server = Server::launch(command, Path::new(""));
+        server.wait_ready(Duration::from_secs(20));
+        server
+    }
+
+    /// Runs `command` (a server command line), reads the address from its first line and
+    /// keeps draining its output.
+    fn launch(mut command: Command, data_dir: &Path) -> Server {
         let mut child = command
             .env("CLAIMDB_LOG", "warn")
             .stdout(Stdio::piped())
@@ -89,6 +108,7 @@ impl Server {
         let first = lines.next().expect("claimdb printed nothing").unwrap();
         let addr = first
             .strip_prefix("claimdb listening on ")
+            .or_else(|| first.strip_prefix("claimdb emulator listening on "))
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line: {first}"))
             .to_string();

@@ -191,6 +191,21 @@ async fn bodies_over_the_limit_get_413_json() {
         app.put("/v1/docs/a/1", &json!({"s": "x"})).await.status,
         201
     );
+    // Under Firestore's paths the refusal is a `google.rpc.Status`, with or without a length.
+    let body = serde_json::to_vec(&big).unwrap();
+    let commit = "/v1/projects/demo-claimdb/databases/(default)/documents:commit";
+    for declared in [true, false] {
+        let mut request = Request::post(commit).header("content-type", "text/plain");
+        if declared {
+            request = request.header("content-length", body.len().to_string());
+        }
+        let r = app
+            .raw(request.body(Body::from(body.clone())).unwrap())
+            .await;
+        assert_eq!(r.status, 413, "{}", r.json);
+        assert_eq!(r.json["error"]["code"], 413, "{}", r.json);
+        assert_eq!(r.json["error"]["status"], "INVALID_ARGUMENT", "{}", r.json);
+    }
 }
 
 #[tokio::test]

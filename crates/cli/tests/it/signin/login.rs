@@ -119,6 +119,17 @@ fn login_with_oidc_provider_sets_a_session_cookie_that_authorizes_until_logout()
         .error(403, "permission-denied")
         .reason("cross-origin-request");
     put(&mut b, &[("origin", "null")]).error(403, "permission-denied");
+    // An origin of `cors_origins` may read answers to bearer-token requests, but the cookie is
+    // not a credential it may use for writes: the CSRF check trusts only the login's origins.
+    put(&mut b, &[("origin", BEARER_ORIGIN)])
+        .error(403, "permission-denied")
+        .reason("cross-origin-request");
+    put(
+        &mut b,
+        &[("referer", "https://bearer-app.example.com/page")],
+    )
+    .error(403, "permission-denied")
+    .reason("cross-origin-request");
     put(
         &mut b,
         &[("referer", "https://evil.example/app.example.com")],
@@ -397,5 +408,35 @@ fn app_origins_get_cors_with_credentials_and_others_none() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+
+    // A `cors_origins` origin gets CORS without credentials: its page can read what it asked
+    // with a bearer token, while a browser refuses to send it cookies it would read answers to.
+    let r = preflight(BEARER_ORIGIN);
+    assert!(r.status < 300, "{} {:?}", r.status, r.headers);
+    assert_eq!(r.header("access-control-allow-origin"), Some(BEARER_ORIGIN));
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+    let r = w.call(
+        "GET",
+        "/v1/docs/notes/alice",
+        &[("origin", BEARER_ORIGIN), ("authorization", &auth)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), Some(BEARER_ORIGIN));
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+    // The admin key is never allowed cross-origin: the preflight is refused.
+    let r = w.call(
+        "OPTIONS",
+        "/v1/admin/users",
+        &[
+            ("origin", BEARER_ORIGIN),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "x-claimdb-admin-key"),
+        ],
+        None,
+    );
+    r.error(403, "permission-denied")
+        .reason("cors-header-not-allowed");
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
