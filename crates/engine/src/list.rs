@@ -2,8 +2,9 @@
 //! in [`claimdb_store::query::limits`]) and the opaque page token (the last returned document
 //! id, base64url-encoded so clients treat it as opaque). Also the two structural listings,
 //! which reveal what exists below documents: the collection ids below a document or the root,
-//! and a collection with its missing documents. Both need the admin condition (the admin key
-//! or an admin role), as the Firestore emulator requires admin authentication for them
+//! and a collection with its missing documents. Both need the admin condition (the admin key,
+//! an admin role, or emulator mode's owner), as the Firestore emulator requires admin
+//! authentication for them
 //! ("Metadata operations require admin authentication") and production Firestore serves them
 //! to IAM principals only; a list with missing documents is also decided by the rules as a
 //! list of the collection, since it returns the collection's documents.
