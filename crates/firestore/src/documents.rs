@@ -129,8 +129,12 @@ pub async fn list_collection_ids(
                 let n = n
                     .filter(|n| *n >= 0)
                     .ok_or_else(|| Status::invalid("pageSize must be a non-negative integer"))?;
-                // 0 is the default page size.
-                request.page_size = usize::try_from(n).ok().filter(|n| *n > 0);
+                // 0 is the default page size; a larger one than claimdb's largest page gets
+                // that page (a page size is a maximum, and the token continues).
+                request.page_size = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(|n| n.min(claimdb_engine::MAX_PAGE_SIZE));
             }
             "pageToken" => match value {
                 Json::String(s) if !s.is_empty() => request.page_token = Some(s.clone()),

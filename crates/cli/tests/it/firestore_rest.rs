@@ -689,6 +689,9 @@ fn firestore_rest_or_queries_collection_ids_and_missing_documents() {
     assert_eq!(ids_of(&below.json), ["comments"]);
     let below = ids(true, "/posts/p1:listCollectionIds", json!({}));
     assert_eq!(ids_of(&below.json), Vec::<String>::new());
+    // A page size past claimdb's largest page is that page, not an error.
+    let large = ids(true, ":listCollectionIds", json!({"pageSize": 100_000}));
+    assert_eq!(ids_of(&large.json), ["open", "posts"]);
     assert_error(
         &ids(true, ":listCollectionIds", json!({"pageSize": "x"})),
         400,
