@@ -41,13 +41,15 @@ pub use documents::{SetOutcome, WriteCondition};
 pub use engine::{Engine, EngineOptions, RulesSource};
 pub use error::EngineError;
 pub use ids::generate_id;
-pub use list::{DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE};
+pub use list::{
+    CollectionIdsPage, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, MissingListPage,
+};
 pub use query::{QueryPaging, QueryResults};
 pub use rules_admin::RulesInfo;
 pub use sign_in::{LiveSession, SignInHooks};
 
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{
-    CommitResult, Cursor, Direction, Document, Filter, Op, Order, Precondition, Query, ReadCheck,
-    Scope, Write, WriteOp, WriteResult,
+    Child, CommitResult, Condition, Cursor, Direction, Document, Filter, Op, Order, Precondition,
+    Query, ReadCheck, Scope, Write, WriteOp, WriteResult,
 };

@@ -1,13 +1,20 @@
 //! Listing a collection page by page: page-size bounds (the same as a query's, defined once
 //! in [`claimdb_store::query::limits`]) and the opaque page token (the last returned document
-//! id, base64url-encoded so clients treat it as opaque).
+//! id, base64url-encoded so clients treat it as opaque). Also the two structural listings,
+//! which reveal what exists below documents: the collection ids below a document or the root,
+//! and a collection with its missing documents. Both need the admin condition (the admin key,
+//! an admin role, or emulator mode's owner), as the Firestore emulator requires admin
+//! authentication for them
+//! ("Metadata operations require admin authentication") and production Firestore serves them
+//! to IAM principals only; a list with missing documents is also decided by the rules as a
+//! list of the collection, since it returns the collection's documents.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
-use claimdb_model::CollectionPath;
+use claimdb_model::{CollectionPath, DocPath};
 use claimdb_rules::{Method, Target};
-use claimdb_store::Document;
 pub use claimdb_store::query::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use claimdb_store::{Child, Document};
 
 use crate::authz::Loaded;
 use crate::context::RequestContext;
@@ -29,6 +36,38 @@ pub struct ListPage {
     pub documents: Vec<Document>,
     /// Present when more documents may follow.
     pub next_page_token: Option<String>,
+}
+
+/// One page of the collection ids below a parent, in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionIdsPage {
+    pub collection_ids: Vec<String>,
+    /// Present when more ids may follow.
+    pub next_page_token: Option<String>,
+}
+
+/// One page of a collection with its missing documents, in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingListPage {
+    pub entries: Vec<Child>,
+    /// Present when more entries may follow.
+    pub next_page_token: Option<String>,
+}
+
+/// Cuts one extra item (fetched to tell whether another page follows) and names where the
+/// next page starts.
+fn paged<T>(
+    mut items: Vec<T>,
+    page_size: usize,
+    id: impl Fn(&T) -> &str,
+) -> (Vec<T>, Option<String>) {
+    if items.len() > page_size {
+        items.truncate(page_size);
+        let token = items.last().map(|item| encode_token(id(item)));
+        (items, token)
+    } else {
+        (items, None)
+    }
 }
 
 pub(crate) fn page_size(requested: Option<usize>) -> Result<usize, EngineError> {
@@ -62,6 +101,89 @@ impl Engine {
         request: &ListRequest,
     ) -> Result<ListPage, EngineError> {
         let page_size = page_size(request.page_size)?;
+        self.decide_list(ctx, collection, page_size).await?;
+        let after = request
+            .page_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        // One extra document tells whether another page follows.
+        let documents = self
+            .store
+            .list(collection, page_size + 1, after.as_deref())
+            .await?;
+        let (documents, next_page_token) = paged(documents, page_size, |d| d.path.id());
+        Ok(ListPage {
+            documents,
+            next_page_token,
+        })
+    }
+
+    /// One page of the ids of the collections directly below `parent` (the root collections
+    /// when `None`) that hold documents at any depth. Needs the admin condition.
+    pub async fn list_collection_ids(
+        &self,
+        ctx: &RequestContext,
+        parent: Option<&DocPath>,
+        request: &ListRequest,
+    ) -> Result<CollectionIdsPage, EngineError> {
+        let page_size = page_size(request.page_size)?;
+        self.authorize_admin(ctx).await?;
+        let after = request
+            .page_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        let ids = self
+            .store
+            .collection_ids(parent, after.as_deref(), page_size + 1)
+            .await?;
+        let (collection_ids, next_page_token) = paged(ids, page_size, String::as_str);
+        Ok(CollectionIdsPage {
+            collection_ids,
+            next_page_token,
+        })
+    }
+
+    /// One page of a collection in id order with its missing documents (absent, with
+    /// documents in their subcollections). Needs the admin condition, and the rules must allow
+    /// the caller to list the collection.
+    pub async fn list_with_missing(
+        &self,
+        ctx: &RequestContext,
+        collection: &CollectionPath,
+        request: &ListRequest,
+    ) -> Result<MissingListPage, EngineError> {
+        let page_size = page_size(request.page_size)?;
+        self.authorize_admin(ctx).await?;
+        self.decide_list(ctx, collection, page_size).await?;
+        let after = request
+            .page_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        let entries = self
+            .store
+            .list_with_missing(collection, after.as_deref(), page_size + 1)
+            .await?;
+        let (entries, next_page_token) = paged(entries, page_size, |entry| match entry {
+            Child::Document(d) => d.path.id(),
+            Child::Missing(p) => p.id(),
+        });
+        Ok(MissingListPage {
+            entries,
+            next_page_token,
+        })
+    }
+
+    /// The rules' decision on listing a collection a page at a time (`request.query.limit` is
+    /// the page size).
+    async fn decide_list(
+        &self,
+        ctx: &RequestContext,
+        collection: &CollectionPath,
+        page_size: usize,
+    ) -> Result<(), EngineError> {
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules_for(auth.as_ref());
         let mut rules_request = rules_request(
@@ -82,27 +204,8 @@ impl Engine {
             &mut Loaded::default(),
             false,
         )
-        .await?;
-        let after = request
-            .page_token
-            .as_deref()
-            .map(decode_token)
-            .transpose()?;
-        // One extra document tells whether another page follows.
-        let mut documents = self
-            .store
-            .list(collection, page_size + 1, after.as_deref())
-            .await?;
-        let next_page_token = if documents.len() > page_size {
-            documents.truncate(page_size);
-            documents.last().map(|d| encode_token(d.path.id()))
-        } else {
-            None
-        };
-        Ok(ListPage {
-            documents,
-            next_page_token,
-        })
+        .await
+        .map(drop)
     }
 }
 

@@ -12,7 +12,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use claimdb_model::{FieldPath, Value, key};
-use claimdb_store::{Cursor, Direction, Position, Query, Scope};
+use claimdb_store::{Condition, Cursor, Direction, Position, Query, Scope};
 
 use crate::error::EngineError;
 
@@ -109,6 +109,7 @@ fn fingerprint(query: &Query) -> [u8; FINGERPRINT_BYTES] {
         put_bytes(&mut c, f.op.as_str().as_bytes());
         put_value(&mut c, &f.value);
     }
+    put_condition(&mut c, query.condition.as_ref());
     put_len(&mut c, query.order_by.len());
     for o in &query.order_by {
         put_field(&mut c, &o.field);
@@ -129,6 +130,29 @@ fn fingerprint(query: &Query) -> [u8; FINGERPRINT_BYTES] {
     let mut out = [0u8; FINGERPRINT_BYTES];
     out.copy_from_slice(&digest.as_ref()[..FINGERPRINT_BYTES]);
     out
+}
+
+fn put_condition(c: &mut Vec<u8>, condition: Option<&Condition>) {
+    match condition {
+        None => c.push(0),
+        Some(Condition::Filter(f)) => {
+            c.push(1);
+            put_field(c, &f.field);
+            put_bytes(c, f.op.as_str().as_bytes());
+            put_value(c, &f.value);
+        }
+        Some(Condition::And(children) | Condition::Or(children)) => {
+            c.push(if matches!(condition, Some(Condition::And(_))) {
+                2
+            } else {
+                3
+            });
+            put_len(c, children.len());
+            for child in children {
+                put_condition(c, Some(child));
+            }
+        }
+    }
 }
 
 fn put_cursor(c: &mut Vec<u8>, cursor: Option<&Cursor>) {
@@ -269,6 +293,19 @@ mod tests {
         others.push(o);
         let mut o = q.clone();
         o.order_by[0].direction = Direction::Asc;
+        others.push(o);
+        // An or, and the same filters under an and instead.
+        let leaf = |v: i64| {
+            Condition::Filter(Filter {
+                field: FieldPath::single("genre"),
+                op: Op::Eq,
+                value: Value::Int(v),
+            })
+        };
+        let mut o = q.clone();
+        o.condition = Some(Condition::Or(vec![leaf(1), leaf(2)]));
+        others.push(o.clone());
+        o.condition = Some(Condition::And(vec![leaf(1), leaf(2)]));
         others.push(o);
         let mut o = q.clone();
         o.limit = None;

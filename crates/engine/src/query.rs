@@ -118,6 +118,22 @@ pub(crate) fn rules_request(
             collection_id: collection_id.clone(),
         },
     };
+    let to_rules = |f: &&claimdb_store::Filter| claimdb_rules::Filter {
+        field: f.field.to_string(),
+        op: f.op,
+        value: f.value.clone(),
+    };
+    // An or query goes to the rules in disjunctive normal form, each conjunction one way a
+    // document may match (every one must be allowed), as the Firestore emulator decides.
+    let (filters, disjunctions) = match query.conjunctions()?.as_slice() {
+        [one] => (one.iter().map(to_rules).collect(), Vec::new()),
+        many => (
+            Vec::new(),
+            many.iter()
+                .map(|c| c.iter().map(to_rules).collect())
+                .collect(),
+        ),
+    };
     let mut request = claimdb_rules::Request::new(claimdb_rules::Method::List, target, now);
     request.auth = auth;
     request.query = Some(claimdb_rules::Query {
@@ -128,15 +144,8 @@ pub(crate) fn rules_request(
             .iter()
             .map(|o| (o.field.to_string(), o.direction == Direction::Desc))
             .collect(),
-        filters: query
-            .filters
-            .iter()
-            .map(|f| claimdb_rules::Filter {
-                field: f.field.to_string(),
-                op: f.op,
-                value: f.value.clone(),
-            })
-            .collect(),
+        filters,
+        disjunctions,
     });
     Ok(request)
 }
@@ -350,5 +359,29 @@ mod tests {
         assert!(validate(&q).unwrap_err().message().contains("holds 0"));
         q.filters[0].value = Value::Array(vec![Value::Int(1)]);
         assert!(validate(&q).is_ok());
+    }
+
+    /// An or query reaches the rules as its disjunctive normal form, the plain filters in
+    /// every conjunction; a condition without an or stays one list of filters.
+    #[test]
+    fn or_queries_reach_the_rules_in_disjunctive_normal_form() {
+        use claimdb_store::Condition;
+        let leaf = |name: &str, v: i64| Condition::Filter(filter(name, Op::Eq, Value::Int(v)));
+        let mut q = query();
+        q.filters = vec![filter("year", Op::Eq, Value::Int(2000))];
+        q.condition = Some(Condition::Or(vec![leaf("a", 1), leaf("b", 2)]));
+        let now = claimdb_model::Timestamp::from_micros(0).unwrap();
+        let r = rules_request(&q, None, now).unwrap().query.unwrap();
+        assert!(r.filters.is_empty());
+        let fields: Vec<Vec<String>> = r
+            .disjunctions
+            .iter()
+            .map(|c| c.iter().map(|f| f.field.clone()).collect())
+            .collect();
+        assert_eq!(fields, [["year", "a"], ["year", "b"]]);
+        q.condition = Some(Condition::And(vec![leaf("a", 1), leaf("b", 2)]));
+        let r = rules_request(&q, None, now).unwrap().query.unwrap();
+        assert_eq!(r.filters.len(), 3);
+        assert!(r.disjunctions.is_empty());
     }
 }

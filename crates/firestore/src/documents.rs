@@ -1,12 +1,17 @@
-//! Firestore's single-document operations as engine calls: `get` (with a field mask), list,
+//! Firestore's single-document operations as engine calls: `get` (with a field mask), list
+//! (with `showMissing`), `listCollectionIds`,
 //! `createDocument`, `patch` (with or without an update mask) and `delete`, each with the
 //! `currentDocument` precondition. `updateTime` is the concurrency token: the store gives every
 //! commit a strictly later time, so a document's update time names its version, and an
 //! `updateTime` precondition becomes a version precondition the store checks inside the commit.
 
 use claimdb_engine::{
-    Document, Engine, EngineError, ListPage, ListRequest, RequestContext, WriteCondition,
+    Child, Document, Engine, EngineError, ListPage, ListRequest, RequestContext, WriteCondition,
 };
+use serde_json::{Map as JsonMap, Value as Json};
+
+use crate::names::{Database, Resource};
+use crate::status::{Code, Status};
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Map, Timestamp, Transform, Value};
 
@@ -54,6 +59,111 @@ pub async fn list(
         }
     }
     Ok(page)
+}
+
+/// A list with `showMissing=true`: the collection's documents and its missing ones (absent,
+/// with documents in their subcollections, answered as `{name}` alone), in id order, as the
+/// `ListDocumentsResponse` JSON. Needs the admin condition and the rules' list decision
+/// ([`Engine::list_with_missing`]); `mask` as for [`get`].
+pub async fn list_with_missing(
+    engine: &Engine,
+    ctx: &RequestContext,
+    db: &Database,
+    collection: &CollectionPath,
+    request: &ListRequest,
+    mask: Option<&[FieldPath]>,
+) -> Result<Json, Status> {
+    let page = engine.list_with_missing(ctx, collection, request).await?;
+    let mut out = JsonMap::new();
+    if !page.entries.is_empty() {
+        let docs = page
+            .entries
+            .into_iter()
+            .map(|entry| match entry {
+                Child::Document(mut doc) => {
+                    if let Some(mask) = mask {
+                        doc.data = project(&doc.data, mask);
+                    }
+                    crate::value::encode_document(&doc, db)
+                }
+                Child::Missing(path) => serde_json::json!({ "name": db.document_name(&path) }),
+            })
+            .collect();
+        out.insert("documents".into(), Json::Array(docs));
+    }
+    if let Some(token) = page.next_page_token {
+        out.insert("nextPageToken".into(), Json::String(token));
+    }
+    Ok(Json::Object(out))
+}
+
+/// `listCollectionIds` on `parent` (the database root or a document): the request
+/// `{pageSize, pageToken}` answered `{collectionIds, nextPageToken}`, ids in order. Needs the
+/// admin condition ([`Engine::list_collection_ids`]): collection ids reveal the database's
+/// structure, and Firestore serves them to administrators only.
+pub async fn list_collection_ids(
+    engine: &Engine,
+    ctx: &RequestContext,
+    parent: &Resource,
+    body: &JsonMap<String, Json>,
+) -> Result<Json, Status> {
+    let parent = match parent {
+        Resource::Root => None,
+        Resource::Document(path) => Some(path),
+        Resource::Collection(_) => {
+            return Err(Status::invalid(
+                "listCollectionIds' parent is a document or the database root",
+            ));
+        }
+    };
+    let mut request = ListRequest::default();
+    for (key, value) in body {
+        match key.as_str() {
+            "pageSize" => {
+                let n = match value {
+                    Json::Null => None,
+                    Json::Number(n) => n.as_i64(),
+                    Json::String(s) => s.parse().ok(),
+                    _ => None,
+                };
+                let n = n
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| Status::invalid("pageSize must be a non-negative integer"))?;
+                // 0 is the default page size; a larger one than claimdb's largest page gets
+                // that page (a page size is a maximum, and the token continues).
+                request.page_size = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(|n| n.min(claimdb_engine::MAX_PAGE_SIZE));
+            }
+            "pageToken" => match value {
+                Json::String(s) if !s.is_empty() => request.page_token = Some(s.clone()),
+                Json::String(_) | Json::Null => {}
+                _ => return Err(Status::invalid("pageToken must be a string")),
+            },
+            "readTime" => {
+                return Err(Status::new(
+                    Code::Unimplemented,
+                    "readTime is not supported here yet",
+                ));
+            }
+            other => {
+                return Err(Status::invalid(format!(
+                    "{other:?} is not a field of ListCollectionIdsRequest"
+                )));
+            }
+        }
+    }
+    let page = engine.list_collection_ids(ctx, parent, &request).await?;
+    let mut out = JsonMap::new();
+    out.insert(
+        "collectionIds".into(),
+        Json::Array(page.collection_ids.into_iter().map(Json::String).collect()),
+    );
+    if let Some(token) = page.next_page_token {
+        out.insert("nextPageToken".into(), Json::String(token));
+    }
+    Ok(Json::Object(out))
 }
 
 /// `createDocument`: a new document with `id`, or a generated one; `ALREADY_EXISTS` if taken.

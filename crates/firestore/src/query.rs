@@ -8,8 +8,8 @@
 //! rather than building an answer of unbounded size.
 
 use claimdb_engine::{
-    Cursor, Direction, Document, Engine, Filter, Op, Order, Query, QueryPaging, RequestContext,
-    Scope,
+    Condition, Cursor, Direction, Document, Engine, Filter, Op, Order, Query, QueryPaging,
+    RequestContext, Scope,
 };
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Timestamp, Value};
 use serde_json::{Map as JsonMap, Value as Json, json};
@@ -56,10 +56,19 @@ pub fn decode(json: &Json, parent: &Resource, db: &Database) -> Result<Structure
         }
     };
     let scope = scope(q.get("from"), under)?;
-    let mut filters = Vec::new();
-    if let Some(filter) = q.get("where").filter(|w| !w.is_null()) {
-        flatten(filter, db, &mut filters)?;
-    }
+    // A `where` without an or is the engine's plain list of filters; one with an or is its
+    // condition, which the store plans in disjunctive normal form.
+    let (filters, condition) = match q.get("where").filter(|w| !w.is_null()) {
+        None => (Vec::new(), None),
+        Some(json) => {
+            let tree = filter(json, db, 0)?;
+            if tree.has_or() {
+                (Vec::new(), Some(tree))
+            } else {
+                (tree.leaves().into_iter().cloned().collect(), None)
+            }
+        }
+    };
     let order_by = match q.get("orderBy") {
         None | Some(Json::Null) => Vec::new(),
         Some(Json::Array(orders)) => orders.iter().map(order).collect::<Result<_, _>>()?,
@@ -90,6 +99,7 @@ pub fn decode(json: &Json, parent: &Resource, db: &Database) -> Result<Structure
         query: Query {
             scope,
             filters,
+            condition,
             order_by,
             start,
             end,
@@ -140,32 +150,43 @@ fn field_reference(json: &Json) -> Result<FieldPath, Status> {
     FieldPath::parse(path).map_err(|e| Status::invalid(e.to_string()))
 }
 
-/// The filters of `where`, flattened: an AND of filters is the engine's list of filters.
-fn flatten(json: &Json, db: &Database, out: &mut Vec<Filter>) -> Result<(), Status> {
+/// How deep composite filters may nest in one `where`.
+const MAX_FILTER_DEPTH: usize = 32;
+
+/// A `Filter` (composite, field or unary) as a condition, composites nested at most
+/// [`MAX_FILTER_DEPTH`] deep.
+fn filter(json: &Json, db: &Database, depth: usize) -> Result<Condition, Status> {
     let Json::Object(f) = json else {
         return Err(Status::invalid("a Filter must be an object"));
     };
     if let Some(Json::Object(composite)) = f.get("compositeFilter") {
-        match composite.get("op").and_then(Json::as_str) {
-            Some("AND") => {}
-            Some("OR") => {
-                return Err(Status::new(
-                    Code::Unimplemented,
-                    "OR filters are not supported yet; use IN or separate queries",
-                ));
-            }
+        if depth >= MAX_FILTER_DEPTH {
+            return Err(Status::invalid(format!(
+                "composite filters nest more than {MAX_FILTER_DEPTH} deep"
+            )));
+        }
+        let or = match composite.get("op").and_then(Json::as_str) {
+            Some("AND") => false,
+            Some("OR") => true,
             other => {
                 return Err(Status::invalid(format!(
                     "compositeFilter.op {other:?} is not AND or OR"
                 )));
             }
-        }
-        if let Some(Json::Array(filters)) = composite.get("filters") {
-            for filter in filters {
-                flatten(filter, db, out)?;
-            }
-        }
-        return Ok(());
+        };
+        let children = match composite.get("filters") {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Array(filters)) => filters
+                .iter()
+                .map(|child| filter(child, db, depth + 1))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(Status::invalid("compositeFilter.filters must be an array")),
+        };
+        return Ok(if or {
+            Condition::Or(children)
+        } else {
+            Condition::And(children)
+        });
     }
     if let Some(Json::Object(field)) = f.get("fieldFilter") {
         let path = field_reference(field.get("field").unwrap_or(&Json::Null))?;
@@ -187,12 +208,11 @@ fn flatten(json: &Json, db: &Database, out: &mut Vec<Filter>) -> Result<(), Stat
             }
         };
         let value = value::decode(field.get("value").unwrap_or(&Json::Null), db)?;
-        out.push(Filter {
+        return Ok(Condition::Filter(Filter {
             field: path,
             op,
             value,
-        });
-        return Ok(());
+        }));
     }
     if let Some(Json::Object(unary)) = f.get("unaryFilter") {
         let path = field_reference(unary.get("field").unwrap_or(&Json::Null))?;
@@ -207,12 +227,11 @@ fn flatten(json: &Json, db: &Database, out: &mut Vec<Filter>) -> Result<(), Stat
                 )));
             }
         };
-        out.push(Filter {
+        return Ok(Condition::Filter(Filter {
             field: path,
             op,
             value,
-        });
-        return Ok(());
+        }));
     }
     Err(Status::invalid(
         "a Filter has one of compositeFilter, fieldFilter or unaryFilter",
@@ -373,6 +392,7 @@ pub fn partition_query(
         .all(|o| o.field.to_string() == "__name__" && o.direction == Direction::Asc);
     if !matches!(q.scope, Scope::Group { .. })
         || !q.filters.is_empty()
+        || q.condition.is_some()
         || !by_name_only
         || q.start.is_some()
         || q.end.is_some()
@@ -601,19 +621,54 @@ mod tests {
         );
     }
 
+    /// OR composites nest with AND ones; a `where` without an or stays a flat list.
+    #[test]
+    fn decodes_or_composites_as_a_condition() {
+        let eq = |f: &str, v: i64| json!({"fieldFilter": {"field": {"fieldPath": f}, "op": "EQUAL", "value": {"integerValue": v.to_string()}}});
+        let q = json!({
+            "from": [{"collectionId": "c"}],
+            "where": {"compositeFilter": {"op": "AND", "filters": [
+                eq("a", 1),
+                {"compositeFilter": {"op": "OR", "filters": [eq("b", 2), {"unaryFilter": {"field": {"fieldPath": "c"}, "op": "IS_NULL"}}]}}
+            ]}}
+        });
+        let s = decode(&q, &Resource::Root, &db()).unwrap();
+        assert!(s.query.filters.is_empty());
+        let Some(Condition::And(children)) = &s.query.condition else {
+            panic!("expected an and: {:?}", s.query.condition);
+        };
+        assert!(matches!(&children[1], Condition::Or(branches) if branches.len() == 2));
+        assert_eq!(s.query.conjunctions().unwrap().len(), 2);
+        // Nested ands alone flatten.
+        let q = json!({
+            "from": [{"collectionId": "c"}],
+            "where": {"compositeFilter": {"op": "AND", "filters": [
+                eq("a", 1),
+                {"compositeFilter": {"op": "AND", "filters": [eq("b", 2)]}}
+            ]}}
+        });
+        let s = decode(&q, &Resource::Root, &db()).unwrap();
+        assert_eq!((s.query.filters.len(), s.query.condition), (2, None));
+        // Nesting is bounded.
+        let mut deep = eq("a", 1);
+        for _ in 0..40 {
+            deep = json!({"compositeFilter": {"op": "OR", "filters": [deep]}});
+        }
+        let q = json!({"from": [{"collectionId": "c"}], "where": deep});
+        let e = decode(&q, &Resource::Root, &db()).unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert!(e.message.contains("nest"), "{}", e.message);
+    }
+
     #[test]
     fn refuses_what_it_does_not_serve() {
-        let or = json!({"from": [{"collectionId": "c"}], "where": {"compositeFilter": {"op": "OR", "filters": []}}});
-        assert_eq!(
-            decode(&or, &Resource::Root, &db()).unwrap_err().code,
-            Code::Unimplemented
-        );
         for bad in [
             json!({"from": []}),
             json!({"from": [{"collectionId": "a/b"}]}),
             json!({"from": [{"collectionId": "c"}], "limit": -1}),
             json!({"from": [{"collectionId": "c"}], "where": {"fieldFilter": {"field": {"fieldPath": "a"}, "op": "LIKE", "value": {"nullValue": null}}}}),
             json!({"from": [{"collectionId": "c"}], "having": true}),
+            json!({"from": [{"collectionId": "c"}], "where": {"compositeFilter": {"op": "XOR", "filters": []}}}),
         ] {
             assert_eq!(
                 decode(&bad, &Resource::Root, &db()).unwrap_err().code,

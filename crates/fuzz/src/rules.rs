@@ -104,6 +104,7 @@ pub fn rules_evaluate(data: &[u8]) {
                 value: Value::Array(vec![Value::Int(1), Value::Int(2)]),
             },
         ],
+        disjunctions: Vec::new(),
     };
     if let Ok(coll) = CollectionPath::parse("c") {
         let mut r = Request::new(Method::List, Target::Collection(coll), time);

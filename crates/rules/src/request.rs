@@ -79,7 +79,14 @@ pub struct Query {
     pub offset: Option<i64>,
     /// Field paths with `true` for descending.
     pub order_by: Vec<(String, bool)>,
+    /// Filters every document of the result passes (ANDed).
     pub filters: Vec<Filter>,
+    /// An or query's `where` beyond `filters`, in disjunctive normal form: when not empty, a
+    /// document of the result also passes every filter of one of these conjunctions. The list
+    /// is decided as the Firestore emulator decides it: every conjunction (and each `in` /
+    /// `array-contains-any` value in it) is one way a document may match, each way must be
+    /// allowed, and ways with the same filters are decided once.
+    pub disjunctions: Vec<Vec<Filter>>,
 }
 
 /// One `where` constraint of a query, on a dotted field path.

@@ -304,9 +304,17 @@ async fn get_or_list(
         Resource::Collection(collection) => {
             params.only(&["mask", "pageSize", "pageToken", "orderBy", "showMissing"])?;
             if params.show_missing {
-                return Err(
-                    Status::new(Code::Unimplemented, "showMissing is not supported yet").into(),
-                );
+                if params.order_by.is_some() {
+                    return Err(Status::invalid("showMissing lists in id order: no orderBy").into());
+                }
+                let request = ListRequest {
+                    page_size: params.page_size,
+                    page_token: params.page_token.clone(),
+                };
+                let mask = params.mask.as_deref();
+                let answer =
+                    documents::list_with_missing(engine, &ctx, db, &collection, &request, mask);
+                return Ok(json(answer.await?));
             }
             let orders = match params.order_by.as_deref() {
                 Some(text) => queries::list_order(text)?,
@@ -419,20 +427,17 @@ async fn create(
     let ctx = context(ctx)?;
     let project = self::project(&state, &project, &database).await?;
     // `…/documents/{parent document}:runQuery` shares this route with createDocument.
-    for rpc in [RootRpc::RunQuery, RootRpc::RunAggregationQuery] {
+    for rpc in [
+        RootRpc::RunQuery,
+        RootRpc::RunAggregationQuery,
+        RootRpc::ListCollectionIds,
+    ] {
         if let Some(parent) = path.strip_suffix(&format!(":{}", rpc.name())) {
             let parent = project.db.resource(parent)?;
             Params::parse(query.as_deref())?.only(&[])?;
             let body = rpc_body(&body)?;
             return Ok(json(rpc.call(&project, &ctx, parent, body).await?));
         }
-    }
-    if path.ends_with(":listCollectionIds") {
-        return Err(Status::new(
-            Code::Unimplemented,
-            "listCollectionIds is not supported yet",
-        )
-        .into());
     }
     let params = Params::parse(query.as_deref())?;
     params.only(&["mask", "documentId"])?;
@@ -474,10 +479,11 @@ enum RootRpc {
     Rollback,
     BatchWrite,
     PartitionQuery,
+    ListCollectionIds,
 }
 
 impl RootRpc {
-    const ALL: [RootRpc; 8] = [
+    const ALL: [RootRpc; 9] = [
         RootRpc::Commit,
         RootRpc::BatchGet,
         RootRpc::RunQuery,
@@ -486,6 +492,7 @@ impl RootRpc {
         RootRpc::Rollback,
         RootRpc::BatchWrite,
         RootRpc::PartitionQuery,
+        RootRpc::ListCollectionIds,
     ];
 
     fn name(self) -> &'static str {
@@ -498,6 +505,7 @@ impl RootRpc {
             RootRpc::Rollback => "rollback",
             RootRpc::BatchWrite => "batchWrite",
             RootRpc::PartitionQuery => "partitionQuery",
+            RootRpc::ListCollectionIds => "listCollectionIds",
         }
     }
 
@@ -524,6 +532,9 @@ impl RootRpc {
                 queries::run_aggregation(engine, ctx, db, &parent, &body, now()).await?
             }
             RootRpc::BatchWrite => rpc::batch_write(engine, ctx, db, transactions, &body).await?,
+            RootRpc::ListCollectionIds => {
+                documents::list_collection_ids(engine, ctx, &parent, &body).await?
+            }
             RootRpc::PartitionQuery => {
                 // Split points name documents: only a caller whose credential holds may ask.
                 engine.authenticate(ctx).await?;

@@ -3,7 +3,7 @@
 //! from the wire refuse bad input with an [`ApiError`] that names the offending part.
 
 use claimdb_engine::{
-    CommitResult, Cursor, Direction, Document, Filter, ListPage, ListRequest, Op, Order,
+    CommitResult, Condition, Cursor, Direction, Document, Filter, ListPage, ListRequest, Op, Order,
     Precondition, Query, QueryPaging, QueryResults, Scope, Write, WriteCondition, WriteOp,
 };
 use claimdb_model::json::EncodedMap;
@@ -181,12 +181,20 @@ impl TryFrom<QueryRequest> for Query {
                 ));
             }
         };
-        let filters = r
+        let items: Vec<Condition> = r
             .filters
             .iter()
             .enumerate()
-            .map(|(i, f)| filter(i, f))
+            .map(|(i, f)| condition(&format!("where[{i}]"), f, 0))
             .collect::<Result<_, _>>()?;
+        // Without an or, `where` is the query's plain list of filters; with one, the whole
+        // list is its condition (an and of the items).
+        let (filters, condition) = if items.iter().any(Condition::has_or) {
+            (Vec::new(), Some(Condition::And(items)))
+        } else {
+            let all = Condition::And(items);
+            (all.leaves().into_iter().cloned().collect(), None)
+        };
         let order_by = r
             .order_by
             .iter()
@@ -198,6 +206,7 @@ impl TryFrom<QueryRequest> for Query {
         Ok(Query {
             scope,
             filters,
+            condition,
             order_by,
             start,
             end,
@@ -207,10 +216,48 @@ impl TryFrom<QueryRequest> for Query {
     }
 }
 
-fn filter(i: usize, json: &Json) -> Result<Filter, ApiError> {
+/// How deep `or` and `and` may nest in one `where` item.
+const MAX_WHERE_DEPTH: usize = 32;
+
+/// One `where` item: a filter `[field, operator, value]`, or `{"or": [item, …]}` /
+/// `{"and": [item, …]}` of at least one item, nested at most [`MAX_WHERE_DEPTH`] deep.
+fn condition(at: &str, json: &Json, depth: usize) -> Result<Condition, ApiError> {
+    let Json::Object(composite) = json else {
+        return filter(at, json).map(Condition::Filter);
+    };
     let shape = || {
         ApiError::invalid(format!(
-            "where[{i}] must be [field, operator, value], e.g. [\"year\", \">=\", 2000]"
+            "{at} must be [field, operator, value] or {{\"or\": [...]}} or {{\"and\": [...]}} \
+             holding at least one of those"
+        ))
+    };
+    let (Some((kind, Json::Array(items))), 1) = (composite.iter().next(), composite.len()) else {
+        return Err(shape());
+    };
+    if items.is_empty() || !matches!(kind.as_str(), "or" | "and") {
+        return Err(shape());
+    }
+    if depth >= MAX_WHERE_DEPTH {
+        return Err(ApiError::invalid(format!(
+            "{at}: or and and nest more than {MAX_WHERE_DEPTH} deep"
+        )));
+    }
+    let children = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| condition(&format!("{at}.{kind}[{i}]"), item, depth + 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(if kind == "or" {
+        Condition::Or(children)
+    } else {
+        Condition::And(children)
+    })
+}
+
+fn filter(i: &str, json: &Json) -> Result<Filter, ApiError> {
+    let shape = || {
+        ApiError::invalid(format!(
+            "{i} must be [field, operator, value], e.g. [\"year\", \">=\", 2000]"
         ))
     };
     let [field, op, value] = json.as_array().map(Vec::as_slice).ok_or_else(shape)? else {
@@ -219,16 +266,14 @@ fn filter(i: usize, json: &Json) -> Result<Filter, ApiError> {
     let (Some(field), Some(op_text)) = (field.as_str(), op.as_str()) else {
         return Err(shape());
     };
-    let field =
-        FieldPath::parse(field).map_err(|e| ApiError::invalid(format!("where[{i}]: {e}")))?;
+    let field = FieldPath::parse(field).map_err(|e| ApiError::invalid(format!("{i}: {e}")))?;
     let op = Op::parse(op_text).ok_or_else(|| {
         ApiError::invalid(format!(
-            "where[{i}]: unknown operator {op_text:?}; use one of ==, !=, <, <=, >, >=, in, \
+            "{i}: unknown operator {op_text:?}; use one of ==, !=, <, <=, >, >=, in, \
              not-in, array-contains, array-contains-any"
         ))
     })?;
-    let value =
-        decode_value(value).map_err(|e| ApiError::invalid(format!("where[{i}] value: {e}")))?;
+    let value = decode_value(value).map_err(|e| ApiError::invalid(format!("{i} value: {e}")))?;
     Ok(Filter { field, op, value })
 }
 
@@ -462,8 +507,45 @@ mod tests {
     }
 
     #[test]
+    fn converts_or_items_into_the_condition() {
+        let q = query(json!({
+            "collection": "movies",
+            "where": [
+                ["year", ">=", 2000],
+                {"or": [["genre", "==", "drama"], {"and": [["genre", "==", "noir"], ["rated", "==", true]]}]}
+            ]
+        }))
+        .unwrap();
+        assert!(q.filters.is_empty());
+        let Some(Condition::And(items)) = &q.condition else {
+            panic!("expected the where list as an and: {:?}", q.condition);
+        };
+        assert_eq!(items.len(), 2);
+        assert!(matches!(&items[1], Condition::Or(branches) if branches.len() == 2));
+        // An and alone is still the plain list of filters.
+        let q = query(json!({
+            "collection": "movies",
+            "where": [["year", ">=", 2000], {"and": [["a", "==", 1], ["b", "==", 2]]}]
+        }))
+        .unwrap();
+        assert_eq!((q.filters.len(), q.condition), (3, None));
+    }
+
+    #[test]
     fn refuses_bad_queries_naming_the_problem() {
         for (body, why) in [
+            (
+                json!({"collection": "movies", "where": [{"or": []}]}),
+                "where[0] must be [field, operator, value] or {\"or\"",
+            ),
+            (
+                json!({"collection": "movies", "where": [{"xor": [["a", "==", 1]]}]}),
+                "where[0] must be",
+            ),
+            (
+                json!({"collection": "movies", "where": [{"or": [["a", "~", 1]]}]}),
+                "where[0].or[0]: unknown operator",
+            ),
             (
                 json!({"collection": "movies", "where": [["a", "~", 1]]}),
                 "unknown operator \"~\"",

@@ -39,12 +39,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claimdb_model::DocPath;
+use claimdb_model::{CollectionPath, DocPath};
+use claimdb_store::children::ChildScan;
 use claimdb_store::feed::Feed;
 use claimdb_store::query::PreparedQuery;
 use claimdb_store::{
-    Capabilities, Commit, CommitResult, Document, Documents, PageRequest, Query, QueryPage, Record,
-    RecordCondition, Records, Store, StoreError, Subscription,
+    Capabilities, Child, Commit, CommitResult, Document, Documents, PageRequest, Query, QueryPage,
+    Record, RecordCondition, Records, Store, StoreError, Subscription,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot};
@@ -336,6 +337,34 @@ impl Documents for PostgresStore {
 
     async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError> {
         with_retry!(self, c => write::restore(&mut c, &self.sql, &documents).await)
+    }
+
+    async fn collection_ids(
+        &self,
+        parent: Option<&DocPath>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let scan = ChildScan::collections(parent);
+        let steps = with_retry!(self, c => read::children(&mut c, &self.sql, &scan, after, limit, false).await)?;
+        Ok(steps.into_iter().map(|(step, _)| step.id).collect())
+    }
+
+    async fn list_with_missing(
+        &self,
+        collection: &CollectionPath,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Child>, StoreError> {
+        let scan = ChildScan::documents(collection);
+        let steps = with_retry!(self, c => read::children(&mut c, &self.sql, &scan, after, limit, true).await)?;
+        steps
+            .into_iter()
+            .map(|(step, doc)| match doc {
+                Some(doc) => Ok(Child::Document(doc)),
+                None => Ok(Child::Missing(collection.doc(&step.id)?)),
+            })
+            .collect()
     }
 
     fn subscribe(&self) -> Subscription {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use claimdb_model::DocPath;
+use claimdb_store::children::{ChildScan, Step};
 use claimdb_store::index::{self, KIND_CONTAINS, KIND_VALUE};
 use claimdb_store::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
 use claimdb_store::{Document, Record};
@@ -92,6 +93,76 @@ pub(crate) async fn scan(
         .collect()
 }
 
+/// The children of a [`ChildScan`] after `after`, at most `limit`, in one statement (a skip
+/// scan as a recursive query: each step one seek on the documents' primary key past the
+/// previous child), each with the document found at the child's own key when it exists.
+pub(crate) async fn children(
+    c: &mut Client,
+    sql: &Sql,
+    scan: &ChildScan,
+    after: Option<&str>,
+    limit: usize,
+    with_documents: bool,
+) -> Result<Vec<(Step, Option<Document>)>, Failure> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let start = scan.start(after);
+    let end = scan.end().to_vec();
+    let prefix = i32::try_from(scan.prefix_len()).unwrap_or(i32::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // The child's key is the prefix and the next segment up to its terminator (00 01, which
+    // an escaped segment never holds elsewhere); the next seek starts past it plus 0xFF × 9
+    // (`key::prefix_successor`).
+    let (cols, join) = if with_documents {
+        (
+            format!(", {}", Sql::doc_columns("d")),
+            // Only a child's own key joins its document (not one found below a missing one).
+            format!(
+                "LEFT JOIN {} d ON d.key = w.key AND length(w.key) = $3::int4
+                   + position('\\x0001'::bytea IN substring(w.key FROM $3::int4 + 1)) + 1",
+                sql.docs
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    let text = format!(
+        "WITH RECURSIVE walk (key, n) AS (
+           (SELECT key, 1::int8 FROM {docs} WHERE key > $1 AND key < $2 ORDER BY key LIMIT 1)
+           UNION ALL
+           SELECT nxt.key, w.n + 1 FROM walk w, LATERAL (
+             SELECT d.key FROM {docs} d
+             WHERE d.key > substring(w.key FROM 1 FOR $3::int4
+                     + position('\\x0001'::bytea IN substring(w.key FROM $3::int4 + 1)) + 1)
+                   || '\\xffffffffffffffffff'::bytea
+               AND d.key < $2
+             ORDER BY d.key LIMIT 1) nxt
+           WHERE w.n < $4::int8
+         )
+         SELECT w.key{cols} FROM walk w {join} ORDER BY w.key",
+        docs = sql.docs,
+    );
+    let stmt = c.prepare_cached(&text).await?;
+    let rows = c.query(&stmt, &[&start, &end, &prefix, &limit]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let found: Vec<u8> = row.try_get(0)?;
+        let step = scan.step(&found)?;
+        let doc = if with_documents && step.exact {
+            let present: Option<String> = row.try_get(1)?;
+            match present {
+                Some(_) => Some(read_document(row, 1)?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        out.push((step, doc));
+    }
+    Ok(out)
+}
+
 pub(crate) async fn get_record(
     c: &mut Client,
     sql: &Sql,
@@ -169,24 +240,48 @@ pub(crate) async fn query(
     sql: &Sql,
     q: &PreparedQuery,
 ) -> Result<QueryPage, Failure> {
-    if let Plan::Lookup {
-        field,
-        contains,
-        keys,
-    } = q.plan()
-    {
-        if let Some(docs) = lookup(c, sql, q, field, *contains, keys).await? {
-            return Ok(q.finish(docs));
+    let members = match q.plan() {
+        plan @ Plan::Lookup { .. } => std::slice::from_ref(plan),
+        Plan::Union(members) => members.as_slice(),
+        plan => return run(c, sql, q, plan).await,
+    };
+    // The candidates of every lookup (one per disjunction of an or query), each once.
+    let mut found: std::collections::BTreeMap<Vec<u8>, Document> =
+        std::collections::BTreeMap::new();
+    for member in members {
+        let left = q.max_examined().saturating_sub(found.len());
+        let docs = match member {
+            Plan::Names(names) => {
+                let keys: Vec<Vec<u8>> = names.iter().map(DocPath::sort_key).collect();
+                let docs = fetch_many(c, sql, &keys).await?;
+                Some(docs.into_iter().map(|(_, d)| d).collect())
+            }
+            Plan::Lookup {
+                field,
+                contains,
+                keys,
+            } => lookup(c, sql, q, field, *contains, keys, left).await?,
+            _ => {
+                return Err(Failure::from(claimdb_store::StoreError::Internal(
+                    "a union holds names and lookups only".into(),
+                )));
+            }
+        };
+        let Some(docs) = docs else {
+            // Too many candidates to sort within the work bound: scan in order instead,
+            // which can stop there.
+            return run(c, sql, q, q.scan_plan()).await;
+        };
+        found.extend(docs.into_iter().map(|d| (d.path.sort_key(), d)));
+        if found.len() > q.max_examined() {
+            return run(c, sql, q, q.scan_plan()).await;
         }
-        // Too many candidates to sort within the work bound: scan in order instead, which can
-        // stop there.
-        return run(c, sql, q, q.scan_plan()).await;
     }
-    run(c, sql, q, q.plan()).await
+    Ok(q.finish(found.into_values().collect()))
 }
 
-/// The candidates of an index lookup in one statement, or `None` when there are more than the
-/// work bound (at most one more is read to tell).
+/// The candidates of an index lookup in one statement, or `None` when there are more than
+/// `bound` (at most one more is read to tell).
 async fn lookup(
     c: &mut Client,
     sql: &Sql,
@@ -194,10 +289,11 @@ async fn lookup(
     field: &claimdb_model::FieldPath,
     contains: bool,
     keys: &[Vec<u8>],
+    bound: usize,
 ) -> Result<Option<Vec<Document>>, Failure> {
     let (column, scope, under) = scope_bounds(q.scope());
     let kind = i16::from(if contains { KIND_CONTAINS } else { KIND_VALUE });
-    let bound = i64::try_from(q.max_examined()).unwrap_or(i64::MAX);
+    let bound = i64::try_from(bound).unwrap_or(i64::MAX);
     let mut params: Vec<Param> = vec![
         scope,
         Box::new(index::field_key(field)),
@@ -243,7 +339,7 @@ async fn run(
             let docs = fetch_many(c, sql, &keys).await?;
             Ok(q.finish(docs.into_iter().map(|(_, d)| d).collect()))
         }
-        Plan::Lookup { .. } => {
+        Plan::Lookup { .. } | Plan::Union(_) => {
             // Never planned as a scan: a lookup's fallback is an ordered scan.
             Err(Failure::from(claimdb_store::StoreError::Internal(
                 "a lookup is not an ordered scan".into(),

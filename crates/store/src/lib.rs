@@ -12,6 +12,7 @@
 //! close). Callers hold an `Arc<dyn Store>`; code that needs only one side takes that trait.
 
 mod apply;
+pub mod children;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
@@ -22,12 +23,13 @@ pub mod sqlite;
 mod types;
 
 pub use apply::apply_write;
+pub use children::Child;
 pub use sqlite::SqliteStore;
 
 pub use error::StoreError;
 pub use feed::{Change, Changes, FeedEvent, Subscription};
 pub use query::{
-    Cursor, Direction, Filter, Op, Order, PageRequest, Position, Query, QueryPage, Scope,
+    Condition, Cursor, Direction, Filter, Op, Order, PageRequest, Position, Query, QueryPage, Scope,
 };
 pub use types::{
     Capabilities, Commit, CommitResult, Document, Precondition, ReadCheck, Record, RecordCondition,
@@ -86,6 +88,27 @@ pub trait Documents: Send + Sync + 'static {
     /// shortly after acknowledging it, so a commit acknowledged just before `subscribe` may
     /// still arrive: compare versions.
     fn subscribe(&self) -> Subscription;
+
+    /// The ids of the collections directly below `parent` (the root collections when `None`)
+    /// that hold a document at any depth, in id order, after the id `after` (exclusive) when
+    /// given, at most `limit`; from one consistent snapshot. Costs one index seek per id
+    /// ([`children`]).
+    async fn collection_ids(
+        &self,
+        parent: Option<&DocPath>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// A collection's documents and its missing documents (absent, with documents in their
+    /// subcollections), in id order, after the id `after` (exclusive) when given, at most
+    /// `limit`; from one consistent snapshot. Costs one index seek per entry ([`children`]).
+    async fn list_with_missing(
+        &self,
+        collection: &CollectionPath,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Child>, StoreError>;
 
     /// Lists a collection in document-id order, `page_size` at a time, after the document id
     /// `after` (exclusive) when given.

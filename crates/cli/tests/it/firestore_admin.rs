@@ -1,6 +1,8 @@
 //! `firebase-admin` (npm, pinned) with `preferRest: true` against the real binary: the Node
 //! server SDK's REST transport (google-gax's fallback, which sends enums as numbers) doing
-//! CRUD with transforms, queries, count, getAll, transactions, batches and a BulkWriter.
+//! CRUD with transforms, queries (an or query too), count, getAll, transactions, batches and a
+//! BulkWriter; as the owner also `listCollections` and `listDocuments` (listCollectionIds and a
+//! list with `showMissing`), which a user is refused.
 //!
 //! Twice: against `claimdb emulator` as the owner (what a Firebase project's server code
 //! does against an emulator), and against a production-mode server with a user's signed IdP
@@ -21,7 +23,7 @@ const FIREBASE_ADMIN: &str = "firebase-admin@13.10.0";
 const SCRIPT: &str = r#"
 import assert from 'node:assert/strict';
 import { initializeApp } from 'firebase-admin/app';
-import { getFirestore, FieldValue, Timestamp } from 'firebase-admin/firestore';
+import { getFirestore, FieldValue, Filter, Timestamp } from 'firebase-admin/firestore';
 import { OAuth2Client } from 'google-auth-library';
 
 const [host, port, project, token, who, forged] = process.argv.slice(2);
@@ -83,13 +85,31 @@ for (let i = 0; i < 5; i++) writer.set(db.collection(col).doc(`b${i}`), { owner:
 await writer.close();
 assert.equal((await db.collection(col).where('owner', '==', 'alice').where('i', '>=', 0).get()).size, 5);
 
+// An or query (beside a plain filter, which proves the owner for the rules in each branch).
+const either = await db.collection(col).where('owner', '==', 'alice')
+  .where(Filter.or(Filter.where('name', '==', 'SF'), Filter.where('i', '==', 1))).get();
+assert.deepEqual(either.docs.map((d) => d.id), ['b1', 'sf']);
+
 await ref.delete();
 assert.equal((await ref.get()).exists, false);
+
+if (who === 'owner') {
+  // Collection ids, and a list with the missing documents (sf now has only a subcollection).
+  await ref.collection('streets').doc('s1').set({ n: 1 });
+  const roots = (await db.listCollections()).map((c) => c.id);
+  assert.ok(roots.includes(col), JSON.stringify(roots));
+  assert.deepEqual((await ref.listCollections()).map((c) => c.id), ['streets']);
+  const listed = (await db.collection(col).listDocuments()).map((d) => d.id);
+  assert.ok(listed.includes('sf') && listed.includes('x'), JSON.stringify(listed));
+}
 
 if (who === 'user') {
   // The rules decide: another user's document, and a forged token.
   assert.equal(await code(db.collection(col).doc('theirs').set({ owner: 'bob' })), 7);
   assert.equal(await code(db.collection(col).get()), 7);
+  // Collection ids and missing documents are for administrators.
+  assert.equal(await code(db.listCollections()), 7);
+  assert.equal(await code(db.collection(col).listDocuments()), 7);
   const bad = connect('forged', forged);
   assert.equal(await code(bad.collection(col).doc('x').get()), 16);
 }

@@ -3,6 +3,8 @@
 //! update mask and with `currentDocument` preconditions (`updateTime` as the concurrency token),
 //! delete; every value type round-trips exactly; a document written through `/v1/docs` reads
 //! through REST and back; errors are `google.rpc.Status` with the HTTP status the SDKs map.
+//! OR queries through `:runQuery` under rules (each disjunction must be allowed),
+//! `:listCollectionIds` and lists with `showMissing` (both for administrators).
 
 use serde_json::{Value, json};
 
@@ -21,11 +23,20 @@ service cloud.firestore {
     match /open/{id} {
       allow read, write: if request.auth != null;
     }
+    match /posts/{id} {
+      allow read: if request.auth != null
+        && (resource.data.owner == request.auth.uid || resource.data.public == true);
+      allow write: if request.auth != null;
+    }
+    match /{top}/{id}/{rest=**} {
+      allow write: if request.auth != null && top in ['posts', 'open'];
+    }
   }
 }
 "#;
 
 const DOCS: &str = "/v1/projects/demo-app/databases/(default)/documents";
+const ADMIN_KEY: &str = "an-admin-key-for-the-tests-0123456789";
 
 struct Setup {
     server: Server,
@@ -47,7 +58,9 @@ impl Setup {
         let config = idp.write_config(
             dir.path(),
             RULES,
-            "project_id = \"demo-app\"\nexplain_denials = true",
+            &format!(
+                "project_id = \"demo-app\"\nexplain_denials = true\nadmin_key = \"{ADMIN_KEY}\""
+            ),
         );
         let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
         Setup {
@@ -63,11 +76,26 @@ impl Setup {
     }
 
     fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.call_as(token, false, method, path, body)
+    }
+
+    /// [`Setup::call`], with the admin key when `admin`.
+    fn call_as(
+        &self,
+        token: Option<&str>,
+        admin: bool,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth
+        let mut headers: Vec<(&str, &str)> = auth
             .as_deref()
             .map(|a| vec![("authorization", a)])
             .unwrap_or_default();
+        if admin {
+            headers.push(("x-claimdb-admin-key", ADMIN_KEY));
+        }
         let text = body.map(|b| b.to_string());
         let (status, body) =
             request(method, &self.server.url(path), text.as_deref(), &headers).unwrap();
@@ -496,4 +524,203 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
         400,
         "INVALID_ARGUMENT",
     );
+}
+
+fn names(documents: &Value) -> Vec<String> {
+    documents
+        .as_array()
+        .map(|docs| {
+            docs.iter()
+                .map(|d| {
+                    let name = d["name"].as_str().unwrap();
+                    name.split("/documents/").nth(1).unwrap().to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn firestore_rest_or_queries_collection_ids_and_missing_documents() {
+    let s = Setup::start();
+    let alice = s.token("alice");
+    let put = |path: &str, fields: Value| {
+        let r = s.call(
+            Some(&alice),
+            "PATCH",
+            &format!("{DOCS}/{path}"),
+            Some(json!({ "fields": fields })),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.json);
+    };
+    let text = |v: &str| json!({"stringValue": v});
+    put(
+        "posts/p1",
+        json!({"owner": text("alice"), "public": {"booleanValue": false}}),
+    );
+    put(
+        "posts/p2",
+        json!({"owner": text("bob"), "public": {"booleanValue": true}}),
+    );
+    put(
+        "posts/p3",
+        json!({"owner": text("alice"), "public": {"booleanValue": true}}),
+    );
+    put(
+        "posts/p4",
+        json!({"owner": text("bob"), "public": {"booleanValue": false}}),
+    );
+    put("posts/p5/comments/c1", json!({"owner": text("alice")}));
+    put("posts/p6/comments/c1/likes/l1", json!({}));
+    put("open/o1", json!({"n": {"integerValue": "1"}}));
+    put("open/o2/deep/d1", json!({}));
+    put("open/o3", json!({"n": {"integerValue": "3"}}));
+    put("open/o4/a/b/c/d", json!({}));
+
+    // owner == me OR public == true: each branch is proven by the rule, so the query runs;
+    // p3 matches both branches and comes once.
+    let eq = |field: &str, value: Value| json!({"fieldFilter": {"field": {"fieldPath": field}, "op": "EQUAL", "value": value}});
+    let or_query = |second: Value| {
+        json!({"structuredQuery": {
+            "from": [{"collectionId": "posts"}],
+            "where": {"compositeFilter": {"op": "OR", "filters": [eq("owner", text("alice")), second]}},
+            "orderBy": [{"field": {"fieldPath": "__name__"}, "direction": "DESCENDING"}]
+        }})
+    };
+    let rpc = |token: Option<&str>, admin: bool, at: &str, body: Value| {
+        s.call_as(token, admin, "POST", &format!("{DOCS}{at}"), Some(body))
+    };
+    let run = rpc(
+        Some(&alice),
+        false,
+        ":runQuery",
+        or_query(eq("public", json!({"booleanValue": true}))),
+    );
+    assert_eq!(run.status, 200, "{}", run.json);
+    let found: Vec<String> = run
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["document"]["name"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(found, ["p3", "p2", "p1"]);
+    // Rules are not filters: a branch the rules cannot prove (owner == bob) denies it all.
+    let denied = rpc(
+        Some(&alice),
+        false,
+        ":runQuery",
+        or_query(eq("owner", text("bob"))),
+    );
+    assert_error(&denied, 403, "PERMISSION_DENIED");
+    // The same or query counted through runAggregationQuery.
+    let mut count = or_query(eq("public", json!({"booleanValue": true})));
+    count["structuredAggregationQuery"] = json!({
+        "structuredQuery": count["structuredQuery"].take(),
+        "aggregations": [{"alias": "n", "count": {}}]
+    });
+    count.as_object_mut().unwrap().remove("structuredQuery");
+    let counted = rpc(Some(&alice), false, ":runAggregationQuery", count);
+    assert_eq!(counted.status, 200, "{}", counted.json);
+    assert_eq!(
+        counted.json[0]["result"]["aggregateFields"]["n"],
+        json!({"integerValue": "3"})
+    );
+
+    // listCollectionIds: administrators only (collection ids reveal the structure).
+    let ids = |admin: bool, at: &str, body: Value| rpc(Some(&alice), admin, at, body);
+    assert_error(
+        &ids(false, ":listCollectionIds", json!({})),
+        403,
+        "PERMISSION_DENIED",
+    );
+    let root = ids(true, ":listCollectionIds", json!({}));
+    assert_eq!(root.status, 200, "{}", root.json);
+    let ids_of = |v: &Value| -> Vec<String> {
+        v["collectionIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids_of(&root.json), ["open", "posts"]);
+    // Pages: one id at a time, continuing with the token.
+    let first = ids(true, ":listCollectionIds", json!({"pageSize": 1}));
+    assert_eq!(ids_of(&first.json), ["open"]);
+    let token = first.json["nextPageToken"].as_str().unwrap().to_string();
+    let second = ids(
+        true,
+        ":listCollectionIds",
+        json!({"pageSize": 1, "pageToken": token}),
+    );
+    assert_eq!(ids_of(&second.json), ["posts"]);
+    assert!(
+        second.json.get("nextPageToken").is_none(),
+        "{}",
+        second.json
+    );
+    // Below a document, existing or not.
+    let below = ids(true, "/posts/p6:listCollectionIds", json!({}));
+    assert_eq!(ids_of(&below.json), ["comments"]);
+    let below = ids(true, "/posts/p1:listCollectionIds", json!({}));
+    assert_eq!(ids_of(&below.json), Vec::<String>::new());
+    // A page size past claimdb's largest page is that page, not an error.
+    let large = ids(true, ":listCollectionIds", json!({"pageSize": 100_000}));
+    assert_eq!(ids_of(&large.json), ["open", "posts"]);
+    assert_error(
+        &ids(true, ":listCollectionIds", json!({"pageSize": "x"})),
+        400,
+        "INVALID_ARGUMENT",
+    );
+
+    // showMissing: missing documents (o2, o4: absent, with documents below) as bare names,
+    // in id order with the others; administrators only, and the rules decide the list.
+    let list = |admin: bool, collection: &str, query: &str| {
+        s.call_as(
+            Some(&alice),
+            admin,
+            "GET",
+            &format!("{DOCS}/{collection}?showMissing=true{query}"),
+            None,
+        )
+    };
+    assert_error(&list(false, "open", ""), 403, "PERMISSION_DENIED");
+    let all = list(true, "open", "");
+    assert_eq!(all.status, 200, "{}", all.json);
+    assert_eq!(
+        names(&all.json["documents"]),
+        ["open/o1", "open/o2", "open/o3", "open/o4"]
+    );
+    let o2 = &all.json["documents"][1];
+    assert_eq!(
+        o2.as_object().unwrap().len(),
+        1,
+        "a missing document is its name: {o2}"
+    );
+    assert_eq!(
+        all.json["documents"][0]["fields"],
+        json!({"n": {"integerValue": "1"}})
+    );
+    assert!(all.json["documents"][0]["updateTime"].is_string());
+    let page = list(true, "open", "&pageSize=3");
+    assert_eq!(
+        names(&page.json["documents"]),
+        ["open/o1", "open/o2", "open/o3"]
+    );
+    let token = page.json["nextPageToken"].as_str().unwrap().to_string();
+    let rest = list(true, "open", &format!("&pageSize=3&pageToken={token}"));
+    assert_eq!(names(&rest.json["documents"]), ["open/o4"]);
+    assert!(rest.json.get("nextPageToken").is_none(), "{}", rest.json);
+    // The rules decide the list: posts' rule cannot be proven without filters.
+    assert_error(&list(true, "posts", ""), 403, "PERMISSION_DENIED");
+    assert_error(&list(true, "open", "&orderBy=n"), 400, "INVALID_ARGUMENT");
 }

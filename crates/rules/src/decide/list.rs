@@ -139,45 +139,29 @@ fn signature(atoms: &[Atom<'_>]) -> Option<String> {
 }
 
 /// The ways the query's filters may be satisfied, each once; `None` if there are too many.
+/// An or query's conjunctions ([`crate::Query::disjunctions`]) each give their own ways, as
+/// each `in` and `array-contains-any` value does.
 fn ways(req: &Request) -> Option<Vec<Way<'_>>> {
-    let mut product: Vec<Vec<Atom<'_>>> = vec![Vec::new()];
-    if let Some(q) = &req.query {
-        for f in &q.filters {
-            match alternatives(req, f) {
-                Alternatives::Nothing => {}
-                Alternatives::One(atom) => {
-                    // The usual filter: one more atom in every way.
-                    if let [w] = product.as_mut_slice() {
-                        w.push(atom);
-                    } else {
-                        for w in &mut product {
-                            w.push(atom.clone());
-                        }
-                    }
+    let mut all: Vec<Vec<Atom<'_>>> = Vec::new();
+    match &req.query {
+        None => all.push(Vec::new()),
+        Some(q) if q.disjunctions.is_empty() => all = conjunction_ways(req, q.filters.iter())?,
+        Some(q) => {
+            for disjunction in &q.disjunctions {
+                let more = conjunction_ways(req, q.filters.iter().chain(disjunction))?;
+                if all.len().saturating_add(more.len()) > MAX_QUERY_WAYS {
+                    return None;
                 }
-                Alternatives::Split(alts) => {
-                    if product.len().saturating_mul(alts.len()) > MAX_QUERY_WAYS {
-                        return None;
-                    }
-                    let mut next = Vec::with_capacity(product.len() * alts.len());
-                    for left in &product {
-                        for right in &alts {
-                            let mut w = left.clone();
-                            w.push(right.clone());
-                            next.push(w);
-                        }
-                    }
-                    product = next;
-                }
+                all.extend(more);
             }
         }
     }
-    if product.len() == 1 {
-        return Some(product.into_iter().map(way).collect());
+    if all.len() == 1 {
+        return Some(all.into_iter().map(way).collect());
     }
     let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(product.len());
-    for atoms in product {
+    let mut out = Vec::with_capacity(all.len());
+    for atoms in all {
         if let Some(sig) = signature(&atoms)
             && !seen.insert(sig)
         {
@@ -189,6 +173,44 @@ fn ways(req: &Request) -> Option<Vec<Way<'_>>> {
         out.push(Way::Fields(Vec::new()));
     }
     Some(out)
+}
+
+/// The ways of one conjunction of filters: one, split by each `in` and `array-contains-any`.
+fn conjunction_ways<'q>(
+    req: &'q Request,
+    filters: impl Iterator<Item = &'q Filter>,
+) -> Option<Vec<Vec<Atom<'q>>>> {
+    let mut product: Vec<Vec<Atom<'q>>> = vec![Vec::new()];
+    for f in filters {
+        match alternatives(req, f) {
+            Alternatives::Nothing => {}
+            Alternatives::One(atom) => {
+                // The usual filter: one more atom in every way.
+                if let [w] = product.as_mut_slice() {
+                    w.push(atom);
+                } else {
+                    for w in &mut product {
+                        w.push(atom.clone());
+                    }
+                }
+            }
+            Alternatives::Split(alts) => {
+                if product.len().saturating_mul(alts.len()) > MAX_QUERY_WAYS {
+                    return None;
+                }
+                let mut next = Vec::with_capacity(product.len() * alts.len());
+                for left in &product {
+                    for right in &alts {
+                        let mut w = left.clone();
+                        w.push(right.clone());
+                        next.push(w);
+                    }
+                }
+                product = next;
+            }
+        }
+    }
+    Some(product)
 }
 
 fn way(atoms: Vec<Atom<'_>>) -> Way<'_> {
@@ -319,7 +341,7 @@ pub(super) fn decide_list<'a, 'p>(
     let Some(ways) = ways(req) else {
         let mut d = empty_decision();
         d.limit = Some(format!(
-            "the query's filters take more than {MAX_QUERY_WAYS} ways apart (each 'in' and 'array-contains-any' value is one) to prove"
+            "the query's filters take more than {MAX_QUERY_WAYS} ways apart (each disjunction of an or, and each 'in' and 'array-contains-any' value, is one) to prove"
         ));
         return d;
     };

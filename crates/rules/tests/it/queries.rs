@@ -198,6 +198,103 @@ fn queries_are_proven_from_their_constraints() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// An or query is decided as the Firestore emulator decides it: each conjunction of its
+/// disjunctive normal form is one way a document may match, and every way must be allowed
+/// (rules are not filters: one unproven branch denies the whole query).
+#[test]
+fn or_queries_need_every_disjunction_allowed() {
+    use claimdb_model::Value;
+    use claimdb_rules::{Filter, FilterOp};
+    let s = |x: &str| Value::String(x.into());
+    let f = |field: &str, op: FilterOp, value: Value| Filter {
+        field: field.into(),
+        op,
+        value,
+    };
+    let mine = || f("owner", FilterOp::Eq, s("alice"));
+    let public = || f("visibility", FilterOp::Eq, s("public"));
+    // (case, plain filters, disjunctions, allowed)
+    type Case<'a> = (&'a str, Vec<Filter>, Vec<Vec<Filter>>, bool);
+    let table: Vec<Case> = vec![
+        // owner == me OR visibility == public: each branch allowed by one of the two allows.
+        (
+            "both branches proven",
+            vec![],
+            vec![vec![mine()], vec![public()]],
+            true,
+        ),
+        // A branch nothing proves denies the whole query.
+        (
+            "one branch unproven",
+            vec![],
+            vec![vec![mine()], vec![f("owner", FilterOp::Eq, s("bob"))]],
+            false,
+        ),
+        (
+            "an unconstrained branch",
+            vec![],
+            vec![vec![public()], vec![f("title", FilterOp::Eq, s("x"))]],
+            false,
+        ),
+        // The plain filters hold in every branch.
+        (
+            "a common filter proves both",
+            vec![mine()],
+            vec![
+                vec![f("title", FilterOp::Eq, s("x"))],
+                vec![f("title", FilterOp::Eq, s("y"))],
+            ],
+            true,
+        ),
+        // An in in a branch splits it further; each value must be allowed too.
+        (
+            "an in inside a branch",
+            vec![],
+            vec![
+                vec![mine()],
+                vec![f(
+                    "visibility",
+                    FilterOp::In,
+                    Value::Array(vec![s("public"), s("team")]),
+                )],
+            ],
+            true,
+        ),
+        (
+            "an in value unproven",
+            vec![],
+            vec![
+                vec![mine()],
+                vec![f(
+                    "visibility",
+                    FilterOp::In,
+                    Value::Array(vec![s("public"), s("private")]),
+                )],
+            ],
+            false,
+        ),
+    ];
+    let rules =
+        Ruleset::compile(QUERIES).unwrap_or_else(|d| panic!("{}", claimdb_rules::render(&d)));
+    let mut failures = Vec::new();
+    for (name, filters, disjunctions, want) in &table {
+        let mut r = with_auth(request("list", "posts"), "alice", json!({}));
+        if let Some(q) = &mut r.query {
+            q.filters = filters.clone();
+            q.disjunctions = disjunctions.clone();
+            q.limit = Some(10);
+        }
+        let d = rules.explain(&r, &claimdb_rules::NoDocuments);
+        if d.allowed != *want {
+            failures.push(format!(
+                "{name}: want {want}, got\n{}",
+                d.explanation(r.method)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 /// Firestore: at most 10 document reads per operation and 20 per batch or transaction.
 #[test]
 fn batches_share_twenty_document_reads() {

@@ -23,15 +23,19 @@ use crate::{
     StoreError, Write, WriteOp,
 };
 
+mod children;
 mod differential;
 mod feed;
+mod or;
 mod paging;
 mod queries;
 mod records;
 mod writes;
 
+pub use children::*;
 pub use differential::*;
 pub use feed::*;
+pub use or::*;
 pub use paging::*;
 pub use queries::*;
 pub use records::*;
@@ -98,6 +102,13 @@ macro_rules! conformance_tests {
             unsortable_runs_over_the_work_bound_are_refused,
             positions_that_do_not_fit_are_refused,
             query_limits_are_enforced,
+            or_queries_return_each_match_once_in_order,
+            or_queries_in_collection_groups,
+            or_queries_page_through_lookups_and_scans,
+            or_query_limits_are_enforced,
+            or_queries_equal_the_union_of_their_branches,
+            collection_ids_below_a_parent,
+            lists_show_missing_documents,
             close_stops_writes,
             records_round_trip_and_conditions,
             records_list_and_scan_in_key_order,

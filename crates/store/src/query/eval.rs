@@ -16,7 +16,8 @@ use crate::{Document, StoreError};
 type SortKeys = Vec<Vec<u8>>;
 
 impl PreparedQuery {
-    /// Whether `doc` is in scope, passes every filter and has every ordered field.
+    /// Whether `doc` is in scope, passes every filter of one conjunction and has every ordered
+    /// field.
     pub fn matches(&self, doc: &Document) -> bool {
         self.sort_keys(doc).is_some()
     }
@@ -26,17 +27,24 @@ impl PreparedQuery {
         if !in_scope(&self.scope, &doc.path) {
             return None;
         }
-        for filter in &self.filters {
-            let name;
-            let value = if filter.field.is_document_id() {
-                name = Value::Reference(doc.path.clone());
-                &name
+        let passes = |filter: &super::prepare::CompiledFilter| {
+            if filter.field.is_document_id() {
+                test(&filter.test, &Value::Reference(doc.path.clone()))
             } else {
-                filter.field.get(&doc.data)?
-            };
-            if !test(&filter.test, value) {
-                return None;
+                filter
+                    .field
+                    .get(&doc.data)
+                    .is_some_and(|value| test(&filter.test, value))
             }
+        };
+        // One conjunction of the disjunctive normal form is enough (a document matching
+        // several is still one result).
+        if !self
+            .conjunctions
+            .iter()
+            .any(|conjunction| conjunction.iter().all(passes))
+        {
+            return None;
         }
         self.order_keys(doc)
     }

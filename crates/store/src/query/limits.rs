@@ -52,17 +52,25 @@ pub fn is_inequality(op: Op) -> bool {
 }
 
 /// Checks `query` against every limit above; the error names the limit and the query's count.
+/// Filters are counted in the query's disjunctive normal form ([`Query::conjunctions`]): each
+/// filter once per conjunction it is part of, as Firestore counts them.
 pub fn check(query: &Query) -> Result<(), StoreError> {
+    let conjunctions = query.conjunctions()?;
     let parent = match &query.scope {
         Scope::Collection(c) => usize::from(c.parent_doc().is_some()),
         Scope::Group { under, .. } => usize::from(under.is_some()),
     };
-    let total = query.filters.len() + query.order_by.len() + parent;
+    let filters: usize = conjunctions.iter().map(Vec::len).sum();
+    let total = filters + query.order_by.len() + parent;
     if total > MAX_FILTERS_AND_ORDERS {
         return Err(invalid(format!(
-            "the query has {} filters and {} orders{}: {total} in all, over the limit of \
-             {MAX_FILTERS_AND_ORDERS} filters, orders and parent document together",
-            query.filters.len(),
+            "the query has {filters} filters{} and {} orders{}: {total} in all, over the limit \
+             of {MAX_FILTERS_AND_ORDERS} filters, orders and parent document together",
+            if conjunctions.len() > 1 {
+                " (counted in each of its disjunctions)"
+            } else {
+                ""
+            },
             query.order_by.len(),
             if parent == 1 {
                 " below a parent document (which counts 1)"
@@ -71,42 +79,47 @@ pub fn check(query: &Query) -> Result<(), StoreError> {
             },
         )));
     }
-    let mut disjunctions: usize = 1;
+    let mut disjunctions: usize = 0;
     let mut inequality_fields = BTreeSet::new();
-    for filter in &query.filters {
-        let op = filter.op.as_str();
-        let field = &filter.field;
-        let max = match filter.op {
-            Op::In | Op::ArrayContainsAny => Some(MAX_IN_VALUES),
-            Op::NotIn => Some(MAX_NOT_IN_VALUES),
-            _ => None,
-        };
-        if let Some(max) = max {
-            let Value::Array(items) = &filter.value else {
-                return Err(invalid(format!(
-                    "the operand of {op} on {field} must be an array, not {}",
-                    filter.value.type_name()
-                )));
+    for conjunction in &conjunctions {
+        let mut ways: usize = 1;
+        for filter in conjunction {
+            let op = filter.op.as_str();
+            let field = &filter.field;
+            let max = match filter.op {
+                Op::In | Op::ArrayContainsAny => Some(MAX_IN_VALUES),
+                Op::NotIn => Some(MAX_NOT_IN_VALUES),
+                _ => None,
             };
-            if items.is_empty() || items.len() > max {
-                return Err(invalid(format!(
-                    "the operand of {op} on {field} must hold 1 to {max} values (the {op} \
-                     limit); it holds {}",
-                    items.len()
-                )));
+            if let Some(max) = max {
+                let Value::Array(items) = &filter.value else {
+                    return Err(invalid(format!(
+                        "the operand of {op} on {field} must be an array, not {}",
+                        filter.value.type_name()
+                    )));
+                };
+                if items.is_empty() || items.len() > max {
+                    return Err(invalid(format!(
+                        "the operand of {op} on {field} must hold 1 to {max} values (the {op} \
+                         limit); it holds {}",
+                        items.len()
+                    )));
+                }
+                if filter.op != Op::NotIn {
+                    ways = ways.saturating_mul(items.len());
+                }
             }
-            if filter.op != Op::NotIn {
-                disjunctions = disjunctions.saturating_mul(items.len());
+            if is_inequality(filter.op) && !field.is_document_id() {
+                inequality_fields.insert(field);
             }
         }
-        if is_inequality(filter.op) && !field.is_document_id() {
-            inequality_fields.insert(field);
-        }
+        disjunctions = disjunctions.saturating_add(ways);
     }
     if disjunctions > MAX_DISJUNCTIONS {
         return Err(invalid(format!(
-            "the query's in and array-contains-any operands make {disjunctions} disjunctions \
-             (the product of their sizes), over the limit of {MAX_DISJUNCTIONS}"
+            "the query's or filters and in and array-contains-any operands make {disjunctions} \
+             disjunctions in disjunctive normal form (each in and array-contains-any value is \
+             one), over the limit of {MAX_DISJUNCTIONS}"
         )));
     }
     if inequality_fields.len() > MAX_INEQUALITY_FIELDS {
@@ -140,7 +153,7 @@ mod tests {
     use claimdb_model::{CollectionPath, FieldPath};
 
     use super::*;
-    use crate::query::{Direction, Filter, Order};
+    use crate::query::{Condition, Direction, Filter, Order};
 
     fn q(collection: &str) -> Query {
         Query::collection(CollectionPath::parse(collection).unwrap())
@@ -204,6 +217,58 @@ mod tests {
         assert!(check(&query).is_ok(), "5 × 6 = 30 disjunctions");
         query.filters.push(f("t", Op::ArrayContainsAny, ints(2)));
         assert!(message(&query).contains("make 60 disjunctions"));
+    }
+
+    fn leaf(field: &str, op: Op, value: Value) -> Condition {
+        Condition::Filter(f(field, op, value))
+    }
+
+    /// Ors count in disjunctive normal form: `(a or b) and (c or d)` is four disjunctions,
+    /// each `in` value one more, and every filter counts once per disjunction it is in.
+    #[test]
+    fn or_filters_count_in_disjunctive_normal_form() {
+        let mut query = q("c");
+        let pair = |x: &str, y: &str| {
+            Condition::Or(vec![
+                leaf(x, Op::Eq, Value::Int(1)),
+                leaf(y, Op::Eq, Value::Int(1)),
+            ])
+        };
+        query.condition = Some(Condition::And(vec![pair("a", "b"), pair("c", "d")]));
+        assert_eq!(query.conjunctions().unwrap().len(), 4);
+        assert!(check(&query).is_ok());
+        // Five pairs: 32 conjunctions, refused while expanding.
+        query.condition = Some(Condition::And(
+            ["a", "b", "c", "d", "e"]
+                .iter()
+                .map(|x| pair(x, "z"))
+                .collect(),
+        ));
+        assert!(message(&query).contains("more than 30 disjunctions"));
+        // 2 disjunctions, one of them an in of 29 values: 30; of 30: 31.
+        query.condition = Some(Condition::Or(vec![
+            leaf("a", Op::In, ints(29)),
+            leaf("b", Op::Eq, Value::Int(1)),
+        ]));
+        assert!(check(&query).is_ok());
+        query.condition = Some(Condition::Or(vec![
+            leaf("a", Op::In, ints(30)),
+            leaf("b", Op::Eq, Value::Int(1)),
+        ]));
+        assert!(message(&query).contains("make 31 disjunctions"));
+        // The same branch twice is one disjunction.
+        query.condition = Some(Condition::Or(vec![
+            leaf("a", Op::Eq, Value::Int(1)),
+            leaf("a", Op::Eq, Value::Int(1)),
+        ]));
+        assert_eq!(query.conjunctions().unwrap().len(), 1);
+        // The plain filters count in every disjunction: 2 × 50 + 2 = 102.
+        query.filters = vec![f("x", Op::Eq, Value::Int(1)); 50];
+        query.condition = Some(pair("a", "b"));
+        assert!(message(&query).contains("102 in all"));
+        query.filters.clear();
+        query.condition = Some(Condition::Or(vec![]));
+        assert!(message(&query).contains("at least one filter"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! every backend shares so they agree on semantics.
 //!
 //! Semantics (Firestore's):
-//! - Filters are ANDed. `==`/`in` use query equality (`1 == 1.0`); range filters (`<`, `<=`,
+//! - `filters` are ANDed, and with them the query's [`Condition`] when it has one: filters
+//!   combined with and / or, nested freely (an OR query). A document matching several
+//!   branches of an or is one result. `==`/`in` use query equality (`1 == 1.0`); range filters (`<`, `<=`,
 //!   `>`, `>=`) only match values of the operand's type class (numbers, strings, …);
 //!   `!=`/`not-in` never match a document lacking the field (and `not-in` never matches null);
 //!   `array-contains`/`array-contains-any` match arrays holding an equal element.
@@ -82,6 +84,46 @@ pub struct Filter {
     pub value: Value,
 }
 
+/// Filters combined with and / or, nested freely: a query's `where` beyond its plain list of
+/// filters (Firestore's composite filters). Composites hold at least one condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Filter(Filter),
+    /// Every condition holds.
+    And(Vec<Condition>),
+    /// At least one condition holds.
+    Or(Vec<Condition>),
+}
+
+impl Condition {
+    /// Every filter of the condition, depth first.
+    pub fn leaves(&self) -> Vec<&Filter> {
+        let mut out = Vec::new();
+        self.collect_leaves(&mut out);
+        out
+    }
+
+    fn collect_leaves<'a>(&'a self, out: &mut Vec<&'a Filter>) {
+        match self {
+            Condition::Filter(f) => out.push(f),
+            Condition::And(children) | Condition::Or(children) => {
+                for child in children {
+                    child.collect_leaves(out);
+                }
+            }
+        }
+    }
+
+    /// Whether an or appears anywhere in it.
+    pub fn has_or(&self) -> bool {
+        match self {
+            Condition::Filter(_) => false,
+            Condition::Or(_) => true,
+            Condition::And(children) => children.iter().any(Condition::has_or),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     #[default]
@@ -106,7 +148,12 @@ pub struct Cursor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub scope: Scope,
+    /// Filters every result passes (ANDed).
     pub filters: Vec<Filter>,
+    /// A further condition every result meets as well, with ors (`None`: the `filters` are
+    /// the whole `where`). Its disjunctive normal form ([`Query::conjunctions`]) is what the
+    /// limits count, the planner plans and the rules decide.
+    pub condition: Option<Condition>,
     pub order_by: Vec<Order>,
     pub start: Option<Cursor>,
     pub end: Option<Cursor>,
@@ -120,6 +167,7 @@ impl Query {
         Query {
             scope: Scope::Collection(collection),
             filters: Vec::new(),
+            condition: None,
             order_by: Vec::new(),
             start: None,
             end: None,
@@ -142,6 +190,7 @@ impl Query {
         let inequality_fields: std::collections::BTreeSet<&FieldPath> = self
             .filters
             .iter()
+            .chain(self.condition.iter().flat_map(Condition::leaves))
             .filter(|f| limits::is_inequality(f.op) && !f.field.is_document_id())
             .map(|f| &f.field)
             .collect();
@@ -160,6 +209,89 @@ impl Query {
             });
         }
         order
+    }
+}
+
+impl Query {
+    /// The query's `where` in disjunctive normal form: a list of conjunctions (each the plain
+    /// `filters` and one way through the [`Condition`]), a document matching when it passes
+    /// every filter of one of them. Without a condition, the one conjunction of `filters`.
+    /// `in` and `array-contains-any` stay single filters here (the limits count their values
+    /// as disjunctions too). Conjunctions with the same filters are kept once. Fails when a
+    /// composite is empty or the form would have more than [`limits::MAX_DISJUNCTIONS`]
+    /// conjunctions (computing no more than that).
+    pub fn conjunctions(&self) -> Result<Vec<Vec<&Filter>>, crate::StoreError> {
+        let base: Vec<&Filter> = self.filters.iter().collect();
+        let Some(condition) = &self.condition else {
+            return Ok(vec![base]);
+        };
+        let mut out = Vec::new();
+        for conjunction in dnf(condition)? {
+            let mut all = base.clone();
+            all.extend(conjunction);
+            push_unique(&mut out, all);
+        }
+        Ok(out)
+    }
+}
+
+/// Adds a conjunction unless one with the same filters (as a set) is there already.
+fn push_unique<'a>(out: &mut Vec<Vec<&'a Filter>>, conjunction: Vec<&'a Filter>) {
+    let same = |a: &[&Filter], b: &[&Filter]| {
+        a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
+    };
+    if !out.iter().any(|seen| same(seen, &conjunction)) {
+        out.push(conjunction);
+    }
+}
+
+fn too_many_disjunctions() -> crate::StoreError {
+    crate::StoreError::InvalidArgument(format!(
+        "the query's or filters make more than {max} disjunctions in disjunctive normal form, \
+         over the limit of {max}",
+        max = limits::MAX_DISJUNCTIONS,
+    ))
+}
+
+fn dnf(condition: &Condition) -> Result<Vec<Vec<&Filter>>, crate::StoreError> {
+    match condition {
+        Condition::Filter(f) => Ok(vec![vec![f]]),
+        Condition::And(children) | Condition::Or(children) if children.is_empty() => {
+            Err(crate::StoreError::InvalidArgument(
+                "a composite filter (and / or) must hold at least one filter".into(),
+            ))
+        }
+        Condition::Or(children) => {
+            let mut out = Vec::new();
+            for child in children {
+                for conjunction in dnf(child)? {
+                    push_unique(&mut out, conjunction);
+                }
+                if out.len() > limits::MAX_DISJUNCTIONS {
+                    return Err(too_many_disjunctions());
+                }
+            }
+            Ok(out)
+        }
+        Condition::And(children) => {
+            let mut out: Vec<Vec<&Filter>> = vec![Vec::new()];
+            for child in children {
+                let terms = dnf(child)?;
+                let mut product = Vec::with_capacity(out.len() * terms.len());
+                for left in &out {
+                    for right in &terms {
+                        let mut conjunction = left.clone();
+                        conjunction.extend(right.iter().copied());
+                        push_unique(&mut product, conjunction);
+                    }
+                }
+                if product.len() > limits::MAX_DISJUNCTIONS {
+                    return Err(too_many_disjunctions());
+                }
+                out = product;
+            }
+            Ok(out)
+        }
     }
 }
 

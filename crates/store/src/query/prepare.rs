@@ -18,6 +18,11 @@ pub enum Plan {
     /// Read these documents by name (a `__name__ ==` or `in` filter). Names outside the scope
     /// may appear; evaluation drops them.
     Names(Vec<DocPath>),
+    /// The union of the candidates of several [`Plan::Names`] and [`Plan::Lookup`] plans, one
+    /// per disjunction of an or query, each document once; like a lookup, run
+    /// [`PreparedQuery::scan_plan`] instead when they are more than
+    /// [`PreparedQuery::max_examined`].
+    Union(Vec<Plan>),
     /// Exact-key lookups in one field's single-field index: value entries, or "contains" entries
     /// of arrays when `contains` is set. The candidates are the union over `keys`; they arrive in
     /// no useful order, so the evaluator sorts them ([`PreparedQuery::finish`]). A backend that
@@ -67,7 +72,9 @@ pub enum Plan {
 #[derive(Debug, Clone)]
 pub struct PreparedQuery {
     pub(super) scope: Scope,
-    pub(super) filters: Vec<CompiledFilter>,
+    /// The query's disjunctive normal form: a document matches when it passes every filter
+    /// of one conjunction (always at least one conjunction, maybe empty).
+    pub(super) conjunctions: Vec<Vec<CompiledFilter>>,
     pub(super) order: Vec<Order>,
     pub(super) start: Option<CompiledCursor>,
     pub(super) end: Option<CompiledCursor>,
@@ -144,23 +151,19 @@ impl PreparedQuery {
                 "a page must be allowed at least one document and one examined document",
             ));
         }
-        let mut array_filters = 0;
+        let raw = query.conjunctions()?;
         let mut not_in = 0;
         let mut ne = 0;
-        let mut filters = Vec::with_capacity(query.filters.len());
-        for filter in &query.filters {
-            match filter.op {
-                Op::ArrayContains | Op::ArrayContainsAny => array_filters += 1,
+        for f in query
+            .filters
+            .iter()
+            .chain(query.condition.iter().flat_map(super::Condition::leaves))
+        {
+            match f.op {
                 Op::NotIn => not_in += 1,
                 Op::Ne => ne += 1,
                 _ => {}
             }
-            filters.push(compile_filter(&query.scope, filter)?);
-        }
-        if array_filters > 1 {
-            return Err(invalid(
-                "a query may have at most one array-contains or array-contains-any filter",
-            ));
         }
         if not_in > 1 {
             return Err(invalid("a query may have at most one not-in filter"));
@@ -169,6 +172,35 @@ impl PreparedQuery {
             return Err(invalid(
                 "a not-in filter cannot be combined with a != filter",
             ));
+        }
+        if not_in > 0
+            && query
+                .condition
+                .as_ref()
+                .is_some_and(super::Condition::has_or)
+        {
+            return Err(invalid(
+                "a not-in filter cannot be combined with an or filter",
+            ));
+        }
+        let mut conjunctions = Vec::with_capacity(raw.len());
+        for conjunction in &raw {
+            let array_filters = conjunction
+                .iter()
+                .filter(|f| matches!(f.op, Op::ArrayContains | Op::ArrayContainsAny))
+                .count();
+            if array_filters > 1 {
+                return Err(invalid(
+                    "a query may have at most one array-contains or array-contains-any filter \
+                     (in each disjunction of an or)",
+                ));
+            }
+            conjunctions.push(
+                conjunction
+                    .iter()
+                    .map(|f| compile_filter(&query.scope, f))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
         }
         let order = query.effective_order();
         let start = compile_cursor(&query.scope, &order, query.start.as_ref(), "start")?;
@@ -193,11 +225,14 @@ impl PreparedQuery {
             end: end.as_ref(),
             resume: resume.as_ref(),
         };
-        let plan = choose_plan(&query.filters, &filters, &order, bounds);
-        let scan_plan = ordered_plan(&filters, &order, bounds);
+        let scan_plan = ordered_plan(&conjunctions, &order, bounds);
+        let plan = match (raw.as_slice(), conjunctions.as_slice()) {
+            ([raw], [compiled]) => choose_plan(raw, compiled, &conjunctions, &order, bounds),
+            _ => union_plan(&raw, &conjunctions).unwrap_or_else(|| scan_plan.clone()),
+        };
         Ok(PreparedQuery {
             scope: query.scope.clone(),
-            filters,
+            conjunctions,
             order,
             start,
             end,
@@ -452,13 +487,20 @@ fn describe(value: &Value) -> String {
     }
 }
 
-fn choose_plan(
-    raw: &[Filter],
-    filters: &[CompiledFilter],
-    order: &[Order],
-    bounds: Bounds<'_>,
-) -> Plan {
-    // 1. Names from a `__name__ ==`/`in` filter.
+/// An or query's plan: the union of one candidate plan per conjunction, when every conjunction
+/// has a `__name__` or equality-like filter to reach its candidates by (else `None`: an ordered
+/// scan with every conjunction tested in memory).
+fn union_plan(raw: &[Vec<&Filter>], conjunctions: &[Vec<CompiledFilter>]) -> Option<Plan> {
+    let mut members = Vec::with_capacity(conjunctions.len());
+    for (raw, compiled) in raw.iter().zip(conjunctions) {
+        let member = names_plan(raw, compiled).or_else(|| lookup_plan(compiled))?;
+        members.push(member);
+    }
+    Some(Plan::Union(members))
+}
+
+/// Names from a `__name__ ==`/`in` filter.
+fn names_plan(raw: &[&Filter], filters: &[CompiledFilter]) -> Option<Plan> {
     for (f, c) in raw.iter().zip(filters) {
         if f.field.is_document_id() {
             let names: Option<Vec<DocPath>> = match (&f.value, f.op) {
@@ -481,11 +523,16 @@ fn choose_plan(
             if let Some(names) = names
                 && matches!(f.op, Op::Eq | Op::In)
             {
-                return Plan::Names(names);
+                return Some(Plan::Names(names));
             }
         }
     }
-    // 2. An equality-like filter: the most selective kind first.
+    None
+}
+
+/// The most selective equality-like filter of a conjunction, as its index field, whether it
+/// looks up "contains" entries, and its keys.
+fn best_lookup(filters: &[CompiledFilter]) -> Option<(&FieldPath, bool, Vec<Vec<u8>>)> {
     let rank = |t: &Test| match t {
         Test::Eq(_) => Some(0),
         Test::Contains(_) => Some(1),
@@ -493,26 +540,50 @@ fn choose_plan(
         Test::ContainsAny(_) => Some(3),
         _ => None,
     };
-    let best = filters
+    let (_, f) = filters
         .iter()
         .filter(|f| !f.field.is_document_id())
         .filter_map(|f| rank(&f.test).map(|r| (r, f)))
-        .min_by_key(|(r, _)| *r);
-    if let Some((_, f)) = best {
-        let (contains, keys) = match &f.test {
-            Test::Eq(k) => (false, vec![k.clone()]),
-            Test::In(ks) => (false, ks.iter().cloned().collect()),
-            Test::Contains(k) => (true, vec![k.clone()]),
-            Test::ContainsAny(ks) => (true, ks.iter().cloned().collect()),
-            _ => (false, Vec::new()),
-        };
+        .min_by_key(|(r, _)| *r)?;
+    let (contains, keys) = match &f.test {
+        Test::Eq(k) => (false, vec![k.clone()]),
+        Test::In(ks) => (false, ks.iter().cloned().collect()),
+        Test::Contains(k) => (true, vec![k.clone()]),
+        Test::ContainsAny(ks) => (true, ks.iter().cloned().collect()),
+        _ => (false, Vec::new()),
+    };
+    Some((&f.field, contains, keys))
+}
+
+fn lookup_plan(filters: &[CompiledFilter]) -> Option<Plan> {
+    best_lookup(filters).map(|(field, contains, keys)| Plan::Lookup {
+        field: field.clone(),
+        contains,
+        keys,
+    })
+}
+
+/// The plan of a query of one conjunction, `filters` (`conjunctions` holding just it).
+fn choose_plan(
+    raw: &[&Filter],
+    filters: &[CompiledFilter],
+    conjunctions: &[Vec<CompiledFilter>],
+    order: &[Order],
+    bounds: Bounds<'_>,
+) -> Plan {
+    // 1. Names from a `__name__ ==`/`in` filter.
+    if let Some(plan) = names_plan(raw, filters) {
+        return plan;
+    }
+    // 2. An equality-like filter: the most selective kind first.
+    if let Some((field, contains, keys)) = best_lookup(filters) {
         // One key and name order: the index entries of that key are already in name order.
         if let ([key], [only]) = (keys.as_slice(), order)
             && only.field.is_document_id()
         {
-            let (lo, hi, descending) = first_field_bounds(filters, only, bounds);
+            let (lo, hi, descending) = first_field_bounds(conjunctions, only, bounds);
             return Plan::LookupByName {
-                field: f.field.clone(),
+                field: field.clone(),
                 contains,
                 key: key.clone(),
                 lo: name_bound(&lo).map(|p| p.sort_key()),
@@ -521,18 +592,18 @@ fn choose_plan(
             };
         }
         return Plan::Lookup {
-            field: f.field.clone(),
+            field: field.clone(),
             contains,
             keys,
         };
     }
     // 3. An ordered scan of the first order field.
-    ordered_plan(filters, order, bounds)
+    ordered_plan(conjunctions, order, bounds)
 }
 
-/// An ordered scan of the first order field, bounded by its range filters, the cursors and
-/// the resume position.
-fn ordered_plan(filters: &[CompiledFilter], order: &[Order], bounds: Bounds<'_>) -> Plan {
+/// An ordered scan of the first order field, bounded by its range filters (of every
+/// conjunction), the cursors and the resume position.
+fn ordered_plan(conjunctions: &[Vec<CompiledFilter>], order: &[Order], bounds: Bounds<'_>) -> Plan {
     let Some(first) = order.first() else {
         return Plan::ScanNames {
             lo: None,
@@ -540,7 +611,7 @@ fn ordered_plan(filters: &[CompiledFilter], order: &[Order], bounds: Bounds<'_>)
             descending: false,
         };
     };
-    let (lo, hi, descending) = first_field_bounds(filters, first, bounds);
+    let (lo, hi, descending) = first_field_bounds(conjunctions, first, bounds);
     if first.field.is_document_id() {
         return Plan::ScanNames {
             lo: name_bound(&lo).map(|p| p.sort_key()),
@@ -574,24 +645,33 @@ fn ordered_plan(filters: &[CompiledFilter], order: &[Order], bounds: Bounds<'_>)
 
 /// The key range `[lo, hi)` of the first order field allowed by its range filters, the cursors'
 /// and the resume position's first values (evaluation is exact, so these only need to hold
-/// every result), and whether it runs descending.
+/// every result), and whether it runs descending. With several conjunctions (an or), the
+/// range spans each one's.
 fn first_field_bounds(
-    filters: &[CompiledFilter],
+    conjunctions: &[Vec<CompiledFilter>],
     first: &Order,
     bounds: Bounds<'_>,
 ) -> (Vec<u8>, Vec<u8>, bool) {
     let descending = first.direction == Direction::Desc;
-    let (mut lo, mut hi) = key::full_range();
-    for f in filters.iter().filter(|f| f.field == first.field) {
-        if let Test::Range(l, h) = &f.test {
-            if *l > lo {
-                lo = l.clone();
-            }
-            if *h < hi {
-                hi = h.clone();
+    let mut span: Option<(Vec<u8>, Vec<u8>)> = None;
+    for filters in conjunctions {
+        let (mut lo, mut hi) = key::full_range();
+        for f in filters.iter().filter(|f| f.field == first.field) {
+            if let Test::Range(l, h) = &f.test {
+                if *l > lo {
+                    lo = l.clone();
+                }
+                if *h < hi {
+                    hi = h.clone();
+                }
             }
         }
+        span = Some(match span {
+            None => (lo, hi),
+            Some((slo, shi)) => (slo.min(lo), shi.max(hi)),
+        });
     }
+    let (mut lo, mut hi) = span.unwrap_or_else(key::full_range);
     // In key order, a cursor where results begin bounds from below when ascending; one where
     // they stop bounds from above. A cursor of one exclusive value excludes that value itself.
     let mut narrow = |cursor: &CompiledCursor, begins: bool| {
@@ -649,246 +729,4 @@ fn name_from_key(k: &[u8]) -> Option<DocPath> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use claimdb_model::CollectionPath;
-
-    fn page() -> PageRequest {
-        PageRequest::first(100)
-    }
-
-    fn q() -> Query {
-        Query::collection(CollectionPath::parse("c").unwrap())
-    }
-
-    fn f(field: &str, op: Op, value: Value) -> Filter {
-        Filter {
-            field: FieldPath::parse(field).unwrap(),
-            op,
-            value,
-        }
-    }
-
-    fn o(field: &str, direction: Direction) -> Order {
-        Order {
-            field: FieldPath::parse(field).unwrap(),
-            direction,
-        }
-    }
-
-    fn names(p: &PreparedQuery) -> Vec<(String, Direction)> {
-        p.order()
-            .iter()
-            .map(|o| (o.field.to_string(), o.direction))
-            .collect()
-    }
-
-    #[test]
-    fn effective_order_appends_inequality_fields_then_name_in_the_last_direction() {
-        let p = PreparedQuery::new(&q(), &page()).unwrap();
-        assert_eq!(names(&p), vec![("__name__".into(), Direction::Asc)]);
-        let mut query = q();
-        query.filters = vec![f("x", Op::Gt, Value::Int(1)), f("a", Op::Ne, Value::Int(1))];
-        query.order_by = vec![o("y", Direction::Desc)];
-        let p = PreparedQuery::new(&query, &page()).unwrap();
-        assert_eq!(
-            names(&p),
-            vec![
-                ("y".into(), Direction::Desc),
-                ("a".into(), Direction::Desc),
-                ("x".into(), Direction::Desc),
-                ("__name__".into(), Direction::Desc)
-            ]
-        );
-        query.order_by = vec![o("__name__", Direction::Desc)];
-        query.filters.clear();
-        let p = PreparedQuery::new(&query, &page()).unwrap();
-        assert_eq!(names(&p), vec![("__name__".into(), Direction::Desc)]);
-    }
-
-    #[test]
-    fn equality_filters_drive_exact_lookups() {
-        let mut query = q();
-        query.filters = vec![
-            f(
-                "a",
-                Op::In,
-                Value::Array(vec![Value::Int(2), Value::Double(2.0), Value::Int(3)]),
-            ),
-            f("t", Op::ArrayContains, Value::String("x".into())),
-            f("r", Op::Gt, Value::Int(0)),
-        ];
-        let p = PreparedQuery::new(&query, &page()).unwrap();
-        assert_eq!(
-            p.plan(),
-            &Plan::Lookup {
-                field: FieldPath::single("t"),
-                contains: true,
-                keys: vec![key::index_key(&Value::String("x".into()))]
-            }
-        );
-        query.filters.remove(1);
-        let Plan::Lookup {
-            field,
-            contains,
-            keys,
-        } = PreparedQuery::new(&query, &page()).unwrap().plan().clone()
-        else {
-            panic!("expected a lookup");
-        };
-        assert_eq!(field, FieldPath::single("a"));
-        assert!(!contains);
-        assert_eq!(keys.len(), 2, "2 and 2.0 are one key");
-        query.filters = vec![f("__name__", Op::Eq, Value::String("d".into()))];
-        assert_eq!(
-            PreparedQuery::new(&query, &page()).unwrap().plan(),
-            &Plan::Names(vec![DocPath::parse("c/d").unwrap()])
-        );
-    }
-
-    #[test]
-    fn one_key_in_name_order_streams_from_the_cursor() {
-        let mut query = q();
-        query.filters = vec![f("owner", Op::Eq, Value::String("a".into()))];
-        query.start = Some(Cursor {
-            values: vec![Value::String("m".into())],
-            inclusive: false,
-        });
-        query.order_by = vec![o("__name__", Direction::Desc)];
-        assert_eq!(
-            PreparedQuery::new(&query, &page()).unwrap().plan(),
-            &Plan::LookupByName {
-                field: FieldPath::single("owner"),
-                contains: false,
-                key: key::index_key(&Value::String("a".into())),
-                lo: None,
-                hi: Some(DocPath::parse("c/m").unwrap().sort_key()),
-                descending: true,
-            }
-        );
-        // Another order field: the matches must be sorted, so plain lookups.
-        query.order_by = vec![o("age", Direction::Asc)];
-        query.start = None;
-        assert!(matches!(
-            PreparedQuery::new(&query, &page()).unwrap().plan(),
-            Plan::Lookup { .. }
-        ));
-    }
-
-    #[test]
-    fn ranges_scan_the_first_order_field_within_filter_and_cursor_bounds() {
-        let mut query = q();
-        query.filters = vec![f("v", Op::Gt, Value::Int(1)), f("v", Op::Le, Value::Int(9))];
-        let p = PreparedQuery::new(&query, &page()).unwrap();
-        assert_eq!(
-            p.plan(),
-            &Plan::Range {
-                field: FieldPath::single("v"),
-                lo: successor(&key::index_key(&Value::Int(1))),
-                hi: successor(&key::index_key(&Value::Int(9))),
-                descending: false,
-                after: None,
-            }
-        );
-        // Descending with a start cursor: the cursor bounds from above.
-        let mut query = q();
-        query.order_by = vec![o("v", Direction::Desc)];
-        query.start = Some(Cursor {
-            values: vec![Value::Int(5)],
-            inclusive: true,
-        });
-        let (lo, _) = key::full_range();
-        assert_eq!(
-            PreparedQuery::new(&query, &page()).unwrap().plan(),
-            &Plan::Range {
-                field: FieldPath::single("v"),
-                lo,
-                hi: successor(&key::index_key(&Value::Int(5))),
-                descending: true,
-                after: None,
-            }
-        );
-        // A range on strings stays within strings.
-        let mut query = q();
-        query.filters = vec![f("s", Op::Lt, Value::String("m".into()))];
-        let Plan::Range { lo, hi, .. } =
-            PreparedQuery::new(&query, &page()).unwrap().plan().clone()
-        else {
-            panic!("expected a range");
-        };
-        assert_eq!(lo, key::type_range(&Value::String(String::new())).0);
-        assert_eq!(hi, key::index_key(&Value::String("m".into())));
-    }
-
-    #[test]
-    fn name_order_scans_documents_from_the_cursor() {
-        let p = PreparedQuery::new(&q(), &page()).unwrap();
-        assert_eq!(
-            p.plan(),
-            &Plan::ScanNames {
-                lo: None,
-                hi: None,
-                descending: false
-            }
-        );
-        let mut query = q();
-        query.start = Some(Cursor {
-            values: vec![Value::String("m".into())],
-            inclusive: false,
-        });
-        query.filters = vec![f(
-            "__name__",
-            Op::Lt,
-            Value::Reference(DocPath::parse("c/x").unwrap()),
-        )];
-        assert_eq!(
-            PreparedQuery::new(&query, &page()).unwrap().plan(),
-            &Plan::ScanNames {
-                lo: Some(DocPath::parse("c/m").unwrap().sort_key()),
-                hi: Some(DocPath::parse("c/x").unwrap().sort_key()),
-                descending: false
-            }
-        );
-    }
-
-    #[test]
-    fn invalid_queries_name_the_problem() {
-        let err = |query: &Query| match PreparedQuery::new(query, &page()) {
-            Err(StoreError::InvalidArgument(m)) => m,
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        };
-        let mut query = q();
-        query.filters = vec![f("a", Op::NotIn, Value::Array(vec![]))];
-        assert!(err(&query).contains("1 to 10"));
-        query.filters = vec![f("a", Op::Lt, Value::Null)];
-        assert!(err(&query).contains("null only supports"));
-        query.filters = vec![
-            f("a", Op::NotIn, Value::Array(vec![Value::Int(1)])),
-            f("b", Op::Ne, Value::Int(1)),
-        ];
-        assert!(err(&query).contains("cannot be combined"));
-        let mut query = q();
-        query.start = Some(Cursor {
-            values: vec![Value::Int(1), Value::Int(2)],
-            inclusive: true,
-        });
-        assert!(err(&query).contains("cursor does not match the order"));
-        query.start = Some(Cursor {
-            values: vec![Value::String("a/b".into())],
-            inclusive: true,
-        });
-        assert!(err(&query).contains("cursor does not match the order"));
-        let mut query = q();
-        query.limit = Some(usize::MAX);
-        query.offset = 1;
-        assert!(err(&query).contains("too large"));
-        let query = Query {
-            scope: Scope::Group {
-                collection_id: "a/b".into(),
-                under: None,
-            },
-            ..q()
-        };
-        assert!(err(&query).contains("one non-empty segment"));
-    }
-}
+mod tests;

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use claimdb_model::DocPath;
+use claimdb_model::{CollectionPath, DocPath};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -379,6 +379,34 @@ impl Documents for SqliteStore {
 
     async fn restore(&self, documents: Vec<Document>) -> Result<(), StoreError> {
         self.submit(|reply| Job::Restore { documents, reply }).await
+    }
+
+    async fn collection_ids(
+        &self,
+        parent: Option<&DocPath>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let scan = crate::children::ChildScan::collections(parent);
+        let after = after.map(str::to_owned);
+        self.read_blocking(move |conn| {
+            let steps = read::children(conn, &scan, after.as_deref(), limit)?;
+            Ok(steps.into_iter().map(|(step, _)| step.id).collect())
+        })
+        .await
+    }
+
+    async fn list_with_missing(
+        &self,
+        collection: &CollectionPath,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::Child>, StoreError> {
+        let (collection, after) = (collection.clone(), after.map(str::to_owned));
+        self.read_blocking(move |conn| {
+            read::list_with_missing(conn, &collection, after.as_deref(), limit)
+        })
+        .await
     }
 
     fn subscribe(&self) -> Subscription {

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use claimdb_model::{DocPath, key};
+use claimdb_model::{CollectionPath, DocPath, key};
 use rusqlite::Connection;
 use rusqlite::types::Value as Sql;
 
 use super::schema::{DOC_COLUMNS, GET_DOCUMENT, get_document, internal, read_document};
+use crate::children::{Child, ChildScan, Step};
 use crate::index::{self, KIND_CONTAINS, KIND_VALUE};
 use crate::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
 use crate::{Document, Record, StoreError};
@@ -39,6 +40,58 @@ pub(super) fn scan(
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(internal)? {
         out.push(read_document(row)?);
+    }
+    Ok(out)
+}
+
+/// The children of a [`ChildScan`] after `after`, at most `limit`, each with the key found for
+/// it (the child's own key when it is exact), by one seek each in the caller's read
+/// transaction.
+pub(super) fn children(
+    conn: &Connection,
+    scan: &ChildScan,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(Step, Vec<u8>)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key FROM docs WHERE key > ?1 AND key < ?2 ORDER BY key LIMIT 1")
+        .map_err(internal)?;
+    let mut bound = scan.start(after);
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let mut rows = stmt
+            .query(rusqlite::params![bound, scan.end()])
+            .map_err(internal)?;
+        let Some(row) = rows.next().map_err(internal)? else {
+            break;
+        };
+        let found: Vec<u8> = row.get(0).map_err(internal)?;
+        let step = scan.step(&found)?;
+        bound = step.next.clone();
+        out.push((step, found));
+    }
+    Ok(out)
+}
+
+/// A collection's documents and missing documents after `after`, at most `limit`.
+pub(super) fn list_with_missing(
+    conn: &Connection,
+    collection: &CollectionPath,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Child>, StoreError> {
+    let steps = children(conn, &ChildScan::documents(collection), after, limit)?;
+    let mut fetch = conn.prepare_cached(GET_DOCUMENT).map_err(internal)?;
+    let mut out = Vec::with_capacity(steps.len());
+    for (step, key) in steps {
+        if step.exact {
+            let mut rows = fetch.query([key]).map_err(internal)?;
+            if let Some(row) = rows.next().map_err(internal)? {
+                out.push(Child::Document(read_document(row)?));
+                continue;
+            }
+        }
+        out.push(Child::Missing(collection.doc(&step.id)?));
     }
     Ok(out)
 }
@@ -163,43 +216,12 @@ fn run(conn: &Connection, q: &PreparedQuery, plan: &Plan) -> Result<QueryPage, S
             }
             Ok(q.finish(docs))
         }
-        Plan::Lookup {
-            field,
-            contains,
-            keys,
-        } => {
-            let mut params = Vec::new();
-            let scope = scope_sql(q.scope(), &mut params);
-            params.push(Sql::Blob(index::field_key(field)));
-            params.push(Sql::Integer(i64::from(if *contains {
-                KIND_CONTAINS
-            } else {
-                KIND_VALUE
-            })));
-            let n = params.len();
-            // Two statements rather than a join: SQLite re-prepares this join on every run.
-            let sql = format!(
-                "SELECT doc FROM idx WHERE {scope} AND field = ?{} AND kind = ?{} AND key = ?{}",
-                n - 1,
-                n,
-                n + 1
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+        Plan::Lookup { .. } | Plan::Union(_) => {
             let mut doc_keys = BTreeSet::new();
-            for k in keys {
-                params.push(Sql::Blob(k.clone()));
-                let mut rows = stmt
-                    .query(rusqlite::params_from_iter(params.iter()))
-                    .map_err(internal)?;
-                while let Some(row) = rows.next().map_err(internal)? {
-                    doc_keys.insert(row.get::<_, Vec<u8>>(0).map_err(internal)?);
-                    if doc_keys.len() > q.max_examined() {
-                        // Too many to sort within the work bound: scan in order instead, which
-                        // can stop there.
-                        return run(conn, q, q.scan_plan());
-                    }
-                }
-                params.pop();
+            if !candidates(conn, q, plan, &mut doc_keys)? {
+                // Too many to sort within the work bound: scan in order instead, which can
+                // stop there.
+                return run(conn, q, q.scan_plan());
             }
             let mut fetch = conn.prepare_cached(GET_DOCUMENT).map_err(internal)?;
             let mut docs = Vec::with_capacity(doc_keys.len());
@@ -267,6 +289,72 @@ fn run(conn: &Connection, q: &PreparedQuery, plan: &Plan) -> Result<QueryPage, S
             let sql = names_sql(scope_column, *descending);
             stream_rows(conn, &sql, &[scope_value, Sql::Blob(lo), Sql::Blob(hi)], q)
         }
+    }
+}
+
+/// Adds the document keys an unordered plan ([`Plan::Names`], [`Plan::Lookup`],
+/// [`Plan::Union`] of them) reaches to `doc_keys`; false once they are more than the work
+/// bound.
+fn candidates(
+    conn: &Connection,
+    q: &PreparedQuery,
+    plan: &Plan,
+    doc_keys: &mut BTreeSet<Vec<u8>>,
+) -> Result<bool, StoreError> {
+    match plan {
+        Plan::Names(names) => {
+            // Keys of absent documents are harmless: fetching them finds nothing.
+            doc_keys.extend(names.iter().map(DocPath::sort_key));
+            Ok(doc_keys.len() <= q.max_examined())
+        }
+        Plan::Union(members) => {
+            for member in members {
+                if !candidates(conn, q, member, doc_keys)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Plan::Lookup {
+            field,
+            contains,
+            keys,
+        } => {
+            let mut params = Vec::new();
+            let scope = scope_sql(q.scope(), &mut params);
+            params.push(Sql::Blob(index::field_key(field)));
+            params.push(Sql::Integer(i64::from(if *contains {
+                KIND_CONTAINS
+            } else {
+                KIND_VALUE
+            })));
+            let n = params.len();
+            // Two statements rather than a join: SQLite re-prepares this join on every run.
+            let sql = format!(
+                "SELECT doc FROM idx WHERE {scope} AND field = ?{} AND kind = ?{} AND key = ?{}",
+                n - 1,
+                n,
+                n + 1
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(internal)?;
+            for k in keys {
+                params.push(Sql::Blob(k.clone()));
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(params.iter()))
+                    .map_err(internal)?;
+                while let Some(row) = rows.next().map_err(internal)? {
+                    doc_keys.insert(row.get::<_, Vec<u8>>(0).map_err(internal)?);
+                    if doc_keys.len() > q.max_examined() {
+                        return Ok(false);
+                    }
+                }
+                params.pop();
+            }
+            Ok(true)
+        }
+        Plan::Range { .. } | Plan::LookupByName { .. } | Plan::ScanNames { .. } => Err(
+            StoreError::Internal("an ordered scan has no candidate set".into()),
+        ),
     }
 }
 

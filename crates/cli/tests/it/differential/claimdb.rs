@@ -153,11 +153,20 @@ fn query(path: &str, q: &Query) -> Value {
     } else {
         json!({ "collection": path })
     };
-    body["where"] = q
+    let mut items: Vec<Value> = q
         .filters
         .iter()
         .map(|(f, op, v)| json!([f, op, v]))
         .collect();
+    if !q.or.is_empty() {
+        let branches: Vec<Value> = q
+            .or
+            .iter()
+            .map(|b| json!({"and": b.iter().map(|(f, op, v)| json!([f, op, v])).collect::<Vec<_>>()}))
+            .collect();
+        items.push(json!({ "or": branches }));
+    }
+    body["where"] = Value::Array(items);
     body["order_by"] = q
         .order_by
         .iter()

@@ -59,6 +59,8 @@ pub(crate) struct Case {
 pub(crate) struct Query {
     /// `[field, op, value]` triples.
     pub filters: Vec<(String, &'static str, Value)>,
+    /// An or of conjunctions of triples, beside `filters` (none when empty).
+    pub or: Vec<Vec<(String, &'static str, Value)>>,
     /// Field and descending.
     pub order_by: Vec<(String, bool)>,
     pub limit: Option<i64>,
@@ -98,6 +100,14 @@ impl Suite {
                         "order_by": q.order_by.iter().map(|(f, d)| if *d { format!("{f} desc") } else { f.clone() }).collect::<Vec<_>>(),
                         "group": q.group,
                     });
+                    if !q.or.is_empty() {
+                        v["query"]["or"] = q
+                            .or
+                            .iter()
+                            .map(|b| b.iter().map(|(f, op, v)| json!([f, op, v])).collect::<Vec<_>>())
+                            .collect::<Vec<_>>()
+                            .into();
+                    }
                     if let Some(l) = q.limit {
                         v["query"]["limit"] = json!(l);
                     }

@@ -279,35 +279,17 @@ fn fields(doc: &Value) -> Value {
 /// The `StructuredQuery` a Firebase SDK sends for the query (`== null`, `== NaN` and their
 /// negations as unary filters).
 fn structured(collection: &str, q: &Query) -> Value {
-    let filters: Vec<Value> = q
-        .filters
-        .iter()
-        .map(|(field, op, v)| {
-            let nan = v.as_f64().is_some_and(f64::is_nan);
-            if matches!(*op, "==" | "!=") && (v.is_null() || nan) {
-                let unary = match (*op, v.is_null()) {
-                    ("==", true) => "IS_NULL",
-                    ("!=", true) => "IS_NOT_NULL",
-                    ("==", false) => "IS_NAN",
-                    _ => "IS_NOT_NAN",
-                };
-                return json!({"unaryFilter": {"op": unary, "field": {"fieldPath": field}}});
-            }
-            let op = match *op {
-                "==" => "EQUAL",
-                "!=" => "NOT_EQUAL",
-                "<" => "LESS_THAN",
-                "<=" => "LESS_THAN_OR_EQUAL",
-                ">" => "GREATER_THAN",
-                ">=" => "GREATER_THAN_OR_EQUAL",
-                "in" => "IN",
-                "not-in" => "NOT_IN",
-                "array-contains" => "ARRAY_CONTAINS",
-                _ => "ARRAY_CONTAINS_ANY",
-            };
-            json!({"fieldFilter": {"field": {"fieldPath": field}, "op": op, "value": value(v)}})
-        })
-        .collect();
+    let mut filters: Vec<Value> = q.filters.iter().map(field_filter).collect();
+    if !q.or.is_empty() {
+        let branches: Vec<Value> =
+            q.or.iter()
+                .map(|b| {
+                    let all: Vec<Value> = b.iter().map(field_filter).collect();
+                    json!({"compositeFilter": {"op": "AND", "filters": all}})
+                })
+                .collect();
+        filters.push(json!({"compositeFilter": {"op": "OR", "filters": branches}}));
+    }
     let mut sq = json!({"from": [{"collectionId": collection, "allDescendants": q.group}]});
     match filters.len() {
         0 => {}
@@ -328,4 +310,31 @@ fn structured(collection: &str, q: &Query) -> Value {
         sq["offset"] = json!(o);
     }
     sq
+}
+
+/// One filter as the SDK sends it.
+fn field_filter((field, op, v): &(String, &'static str, Value)) -> Value {
+    let nan = v.as_f64().is_some_and(f64::is_nan);
+    if matches!(*op, "==" | "!=") && (v.is_null() || nan) {
+        let unary = match (*op, v.is_null()) {
+            ("==", true) => "IS_NULL",
+            ("!=", true) => "IS_NOT_NULL",
+            ("==", false) => "IS_NAN",
+            _ => "IS_NOT_NAN",
+        };
+        return json!({"unaryFilter": {"op": unary, "field": {"fieldPath": field}}});
+    }
+    let op = match *op {
+        "==" => "EQUAL",
+        "!=" => "NOT_EQUAL",
+        "<" => "LESS_THAN",
+        "<=" => "LESS_THAN_OR_EQUAL",
+        ">" => "GREATER_THAN",
+        ">=" => "GREATER_THAN_OR_EQUAL",
+        "in" => "IN",
+        "not-in" => "NOT_IN",
+        "array-contains" => "ARRAY_CONTAINS",
+        _ => "ARRAY_CONTAINS_ANY",
+    };
+    json!({"fieldFilter": {"field": {"fieldPath": field}, "op": op, "value": value(v)}})
 }

@@ -1,7 +1,8 @@
 // The Firebase lite SDK scenario that `firestore_sdk.rs` runs in Node and `firestore_browser.rs`
 // bundles (esbuild) and runs in Chromium, against the real binary under real rules: setDoc with
 // every value type, getDoc (present and missing), updateDoc with transforms and a field delete,
-// addDoc, merges, write batches (one denied as a whole), queries, aggregations, transactions,
+// addDoc, merges, write batches (one denied as a whole), queries (or queries too),
+// aggregations, transactions,
 // deleteDoc, denied reads and writes (`permission-denied`) and a forged token
 // (`unauthenticated`). It asserts with its own small helpers (no `node:assert`), so the same
 // file runs in both places; a failed check throws.
@@ -17,7 +18,7 @@ import {
   getFirestore, connectFirestoreEmulator, doc, collection, getDoc, setDoc, updateDoc, deleteDoc,
   addDoc, writeBatch, increment, serverTimestamp, arrayUnion, arrayRemove, deleteField,
   Timestamp, Bytes, GeoPoint, query, where, orderBy, limit, startAfter, getDocs, getCount,
-  getAggregate, sum, average, collectionGroup, runTransaction,
+  getAggregate, sum, average, collectionGroup, runTransaction, or, and,
 } from 'firebase/firestore/lite';
 
 const show = (v) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? String(x) : x));
@@ -173,6 +174,11 @@ export async function scenario(params) {
   assert.deepEqual(names(await getDocs(query(collectionGroup(db, 'posts'), where('tag', '==', 'a'), orderBy('n')))), ['p1', 'p3', 'p5', 'deep']);
   assert.equal((await getDocs(query(posts, where('n', '>', 100)))).empty, true);
   assert.equal((await getCount(query(posts, where('tag', '==', 'a')))).data().count, 3);
+  // Or queries: a document matching both branches (p4) once, in order; nested with and.
+  assert.deepEqual(names(await getDocs(query(posts, or(where('tag', '==', 'b'), where('n', '==', 4))))), ['p2', 'p4']);
+  assert.deepEqual(names(await getDocs(query(posts, or(where('n', '<', 2), where('n', '>', 4)), orderBy('n', 'desc')))), ['p5', 'p1']);
+  assert.deepEqual(names(await getDocs(query(posts, and(where('tag', '==', 'a'), or(where('n', '==', 1), where('n', '==', 5)))))), ['p1', 'p5']);
+  assert.equal((await getCount(query(posts, or(where('tag', '==', 'b'), where('n', '==', 5))))).data().count, 3);
   const agg = (await getAggregate(posts, { total: sum('n'), mean: average('n') })).data();
   assert.equal(agg.total, 15);
   assert.equal(agg.mean, 3);

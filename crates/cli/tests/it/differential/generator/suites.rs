@@ -413,6 +413,60 @@ pub(super) fn list_suite(rng: &mut Rng, i: usize) -> Suite {
             query: Some(q),
         });
     }
+    // Or queries, from a stream of their own (the cases above stay what they were): branches
+    // of equality-like filters, sometimes beside a plain filter; each disjunction must be
+    // allowed for the query to be.
+    let mut orng = Rng::new(0x4f52_0000 ^ i as u64);
+    let equalities: Vec<(&str, &'static str, Value)> = vec![
+        ("a", "==", json!(5)),
+        ("a", "in", json!([1, 2])),
+        ("b", "==", json!("x")),
+        ("b", "in", json!(["x", "y"])),
+        ("owner", "==", json!("alice")),
+        ("owner", "==", json!("u1")),
+        ("tags", "array-contains", json!("t")),
+        ("m.x", "==", json!(1)),
+        ("__name__", "==", json!({"$ref": "items/d2"})),
+    ];
+    for j in 0..8 {
+        let mut q = Query::default();
+        for _ in 0..2 + orng.below(2) {
+            let mut branch: Vec<(String, &'static str, Value)> = Vec::new();
+            for _ in 0..1 + orng.below(2) {
+                let (f, op, v) = orng.pick(&equalities).clone();
+                if !branch.iter().any(|(g, _, _)| g == f) {
+                    branch.push((f.to_string(), op, v));
+                }
+            }
+            q.or.push(branch);
+        }
+        if orng.chance(40) {
+            let (f, op, v) = orng
+                .pick(&[
+                    ("a", ">=", json!(1)),
+                    ("owner", "==", json!("alice")),
+                    ("b", "==", json!("x")),
+                ])
+                .clone();
+            // `__name__ ==` only beside equalities, as above (the emulator refuses it beside
+            // an inequality).
+            let named = q.or.iter().flatten().any(|(g, _, _)| g == "__name__");
+            if !(named && op == ">=") {
+                q.filters.push((f.to_string(), op, v));
+            }
+        }
+        if orng.chance(50) {
+            q.limit = Some(*orng.pick(&[5, 10, 20]));
+        }
+        cases.push(Case {
+            name: format!("or list {j}"),
+            auth: orng.pick(&auths()).clone(),
+            method: "list",
+            path: "items".into(),
+            data: None,
+            query: Some(q),
+        });
+    }
     Suite {
         name: format!("lists {i}"),
         rules,
