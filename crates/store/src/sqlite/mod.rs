@@ -168,8 +168,7 @@ impl SqliteStore {
         let writer = Writer::new(
             conn,
             dir.join(format!("{DB_FILE}-wal")),
-            options.wal_max_bytes,
-            options.durable,
+            &options,
             records.clone(),
             readers.clone(),
             health.clone(),

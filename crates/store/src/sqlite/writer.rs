@@ -220,15 +220,15 @@ impl Writer {
     pub(super) fn new(
         mut conn: Connection,
         wal: PathBuf,
-        wal_max_bytes: u64,
-        durable: bool,
+        options: &super::SqliteOptions,
         records: Arc<RecordCache>,
         readers: Arc<Readers>,
         health: Arc<Health>,
         feed: Feed,
     ) -> Result<Self, StoreError> {
         let db = wal.with_file_name(super::DB_FILE);
-        let mut control = WalControl::install(&mut conn, &db, wal_max_bytes, health.clone())?;
+        let mut control =
+            WalControl::install(&mut conn, &db, options.wal_max_bytes, health.clone())?;
         // A reader in another process (`claimdb export`) may hold the log for now; it is
         // truncated at the next restart then.
         if control.truncate(&conn, &readers, std::time::Duration::from_millis(100))?
@@ -251,7 +251,7 @@ impl Writer {
         let broken = Arc::new(AtomicBool::new(false));
         let syncer_broken = broken.clone();
         let syncer_feed = feed.clone();
-        let syncer = if durable {
+        let syncer = if options.durable {
             std::thread::Builder::new()
                 .name("claimdb-sqlite-sync".into())
                 .spawn(move || sync_loop(pending, wal, syncer_broken, syncer_feed))
