@@ -44,26 +44,45 @@ pub type OpenProject = Box<
 /// The projects of an emulator other than the configured one.
 pub struct Emulator {
     open: OpenProject,
-    projects: tokio::sync::Mutex<HashMap<String, Arc<FirestoreProject>>>,
+    /// Read by every request (a shared lock, never held across an await).
+    projects: std::sync::RwLock<HashMap<String, Arc<FirestoreProject>>>,
+    /// Held while a project is made, so two first requests make one.
+    making: tokio::sync::Mutex<()>,
 }
 
 impl Emulator {
     pub fn new(open: OpenProject) -> Self {
         Emulator {
             open,
-            projects: tokio::sync::Mutex::default(),
+            projects: std::sync::RwLock::default(),
+            making: tokio::sync::Mutex::default(),
         }
+    }
+
+    fn existing(&self, id: &str) -> Option<Arc<FirestoreProject>> {
+        let projects = self
+            .projects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        projects.get(id).cloned()
     }
 
     /// The project's database, made on first use.
     pub(crate) async fn project(&self, id: &str) -> Result<Arc<FirestoreProject>, Status> {
-        let db = Database::new(id).map_err(Status::invalid)?;
-        // Held while a project is made, so two first requests make one.
-        let mut projects = self.projects.lock().await;
-        if let Some(p) = projects.get(id) {
-            return Ok(p.clone());
+        if let Some(p) = self.existing(id) {
+            return Ok(p);
         }
-        if projects.len() >= MAX_PROJECTS {
+        let db = Database::new(id).map_err(Status::invalid)?;
+        let _making = self.making.lock().await;
+        if let Some(p) = self.existing(id) {
+            return Ok(p);
+        }
+        let count = self
+            .projects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        if count >= MAX_PROJECTS {
             return Err(Status::new(
                 Code::ResourceExhausted,
                 format!("this emulator already holds {MAX_PROJECTS} projects; restart it"),
@@ -75,13 +94,20 @@ impl Emulator {
         })?;
         tracing::info!(project = id, "emulator project created");
         let project = Arc::new(FirestoreProject::new(engine, db));
-        projects.insert(id.to_owned(), project.clone());
+        self.projects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), project.clone());
         Ok(project)
     }
 
     /// The engines of every project made so far (to close their stores at shutdown).
     pub async fn engines(&self) -> Vec<Arc<Engine>> {
-        let projects = self.projects.lock().await;
+        let _making = self.making.lock().await;
+        let projects = self
+            .projects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         projects.values().map(|p| p.engine.clone()).collect()
     }
 }
