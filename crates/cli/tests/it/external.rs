@@ -13,6 +13,12 @@ use std::process::Command;
 /// the directory, whose `node_modules` resolves imports of scripts written into it; `Err` says
 /// why npm could not install them.
 pub(crate) fn npm_install(packages: &[&str]) -> Result<String, String> {
+    // Tests run on threads of one process, so the install directory's name (unique per process)
+    // does not keep two tests of this process apart: one installs at a time.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let name: Vec<String> = packages.iter().map(|p| p.replace('/', "_")).collect();
     let dir = format!("{}/npm-{}", env!("CARGO_TARGET_TMPDIR"), name.join("+"));
     let installed = |dir: &str| {
