@@ -23,6 +23,7 @@ mod engine;
 mod error;
 mod ids;
 mod list;
+pub mod listen;
 mod page_token;
 pub mod provider_keys;
 mod query;

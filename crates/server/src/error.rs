@@ -154,12 +154,13 @@ impl From<EngineError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let message = if self.code == "data-loss" {
+impl ApiError {
+    /// The message as the client may see it (a 5xx's details go to the log, not the client).
+    fn shown_message(&self) -> String {
+        if self.code == "data-loss" {
             // A damaged store: the message names no secret and tells the operator what to do.
             tracing::error!(detail = %self.message, "the store is damaged");
-            self.message
+            self.message.clone()
         } else if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             // The span around this request carries its id, which the client also has.
             tracing::error!(code = self.code, detail = %self.message, "internal error");
@@ -169,8 +170,22 @@ impl IntoResponse for ApiError {
             if self.status == StatusCode::SERVICE_UNAVAILABLE && !self.quiet {
                 tracing::warn!(detail = %self.message, "unavailable");
             }
-            self.message
-        };
+            self.message.clone()
+        }
+    }
+
+    /// The error as the JSON of an answer's body (for streams that report an error in-band).
+    pub(crate) fn body(&self) -> Json {
+        let message = self.shown_message();
+        serde_json::json!({
+            "error": {"code": self.code, "message": message, "details": &self.details},
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.shown_message();
         let envelope = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code,

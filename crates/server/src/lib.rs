@@ -24,6 +24,7 @@ mod extract;
 pub mod firestore;
 mod front;
 mod health;
+mod listen;
 mod listener;
 mod login;
 pub mod metrics;
@@ -185,6 +186,7 @@ pub fn app(state: AppState) -> Router {
                 .post(docs::post),
         )
         .route("/v1/query", post(query::run_query))
+        .route("/v1/listen", get(listen::listen))
         .route("/v1/me", get(admin::me))
         .route("/v1/admin/users", get(admin::list_users))
         .route("/v1/admin/users/{uid}", get(admin::get_user))

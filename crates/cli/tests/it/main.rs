@@ -17,6 +17,7 @@ mod firestore_sdk;
 mod idp;
 mod idp_outage;
 mod limits;
+mod listen;
 mod migrate;
 mod multinode;
 mod multinode_enforce;

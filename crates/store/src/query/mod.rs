@@ -161,6 +161,13 @@ pub struct Query {
     pub limit: Option<usize>,
 }
 
+impl Scope {
+    /// Whether a document at `path` lies in the scope (a listener's test for a change).
+    pub fn contains(&self, path: &DocPath) -> bool {
+        prepare::in_scope(self, path)
+    }
+}
+
 impl Query {
     /// Every document of one collection, in id order.
     pub fn collection(collection: CollectionPath) -> Self {
