@@ -27,22 +27,23 @@ service cloud.firestore {
 ";
 
 /// An open event stream: events arrive on a channel from a reading thread.
-struct Stream {
+pub(crate) struct Stream {
     events: mpsc::Receiver<(String, Value)>,
 }
 
 impl Stream {
-    /// Opens `/v1/listen?{query}`; `Err((status, body))` when it is refused.
-    fn open(server: &Server, query: &str, token: &str) -> Result<Stream, (u16, String)> {
+    /// Opens `/v1/listen?{query}` (with a bearer token unless `token` is empty);
+    /// `Err((status, body))` when it is refused.
+    pub(crate) fn open(server: &Server, query: &str, token: &str) -> Result<Stream, (u16, String)> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
-        let response = agent
-            .get(server.url(&format!("/v1/listen?{query}")))
-            .header("authorization", &format!("Bearer {token}"))
-            .call()
-            .unwrap();
+        let mut get = agent.get(server.url(&format!("/v1/listen?{query}")));
+        if !token.is_empty() {
+            get = get.header("authorization", &format!("Bearer {token}"));
+        }
+        let response = get.call().unwrap();
         let status = response.status().as_u16();
         if status != 200 {
             let body = response.into_body().read_to_string().unwrap_or_default();
@@ -71,14 +72,14 @@ impl Stream {
     }
 
     /// The next event (within a few seconds).
-    fn next(&self) -> (String, Value) {
+    pub(crate) fn next(&self) -> (String, Value) {
         self.events
             .recv_timeout(Duration::from_secs(10))
             .expect("an event within 10 s")
     }
 
     /// Ids of the documents a `changes` event names, as `type:id@new_index`.
-    fn changes(&self) -> Vec<String> {
+    pub(crate) fn changes(&self) -> Vec<String> {
         let (name, data) = self.next();
         assert_eq!(name, "changes", "{data}");
         data["changes"]

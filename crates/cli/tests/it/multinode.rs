@@ -1,5 +1,6 @@
 //! Two `claimdb serve` processes on one PostgreSQL schema: a write through one is read through
-//! the other, and `If-Match` races across the nodes have exactly one winner.
+//! the other, seen by the other's listeners, and `If-Match` races across the nodes have exactly
+//! one winner.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,4 +101,46 @@ fn if_match_races_across_nodes_have_exactly_one_winner() {
         assert_eq!(json(&ta), json(&tb));
         assert_ne!(json(&ta)["data"]["n"], 0);
     }
+}
+
+#[test]
+fn a_write_through_one_node_reaches_a_listener_on_the_other() {
+    let Some(schema) = pg::schema("listen") else {
+        return;
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(&schema, da.path());
+    let b = node(&schema, db.path());
+    let doc = crate::listen::Stream::open(&b, "path=movies/m1", "").unwrap();
+    assert_eq!(doc.next().0, "snapshot");
+    let query: String = url::form_urlencoded::byte_serialize(
+        br#"{"collection": "movies", "order_by": [["year", "desc"]], "limit": 1}"#,
+    )
+    .collect();
+    let newest = crate::listen::Stream::open(&b, &format!("query={query}"), "").unwrap();
+    assert_eq!(newest.next().0, "snapshot");
+    let started = std::time::Instant::now();
+    let (status, _) = request(
+        "PUT",
+        &a.url("/v1/docs/movies/m1"),
+        Some(r#"{"title":"Up","year":2009}"#),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    assert_eq!(doc.changes(), ["added:m1@0"]);
+    assert_eq!(newest.changes(), ["added:m1@0"]);
+    eprintln!(
+        "node A's write reached node B's listeners after {:?}",
+        started.elapsed()
+    );
+    let (status, _) = request(
+        "PUT",
+        &a.url("/v1/docs/movies/m2"),
+        Some(r#"{"title":"Soul","year":2020}"#),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    assert_eq!(newest.changes(), ["removed:m1@null", "added:m2@0"]);
 }
