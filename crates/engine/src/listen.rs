@@ -4,8 +4,9 @@
 //! ends with `permission-denied`, a revoked caller's with `unauthenticated`).
 //!
 //! A listener subscribes to the feed first, then reads (so no commit falls between the read and
-//! the feed). It keeps the result it last showed; a commit that touches what it watches (the
-//! document, or a document in the query's scope) makes it read again through the engine's own
+//! the feed). It keeps the result it last showed; a commit that can change it (the document; for
+//! a query, a document in the result, or one that now passes the query's filters — tested in
+//! memory with the store's own evaluator) makes it read again through the engine's own
 //! `get` / `query` — so every re-read is a rules decision, audited like any read — and it
 //! reports the difference: added, modified and removed documents with their old and new
 //! positions. A listener that falls behind the feed (`Lagged`) reads again the same way: what
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use claimdb_model::{DocPath, Value};
 use claimdb_store::feed::{FeedEvent, Subscription};
-use claimdb_store::query::limits;
+use claimdb_store::query::{PageRequest, PreparedQuery, limits};
 use claimdb_store::{Document, Query};
 
 use crate::authz::ActiveRules;
@@ -92,6 +93,9 @@ pub struct Listener {
     shown: Vec<Document>,
     /// What the last decision was made with: the rules in force and the caller's `request.auth`.
     decided_with: (Arc<ActiveRules>, Option<Arc<Value>>),
+    /// A query's filters, compiled (`None` for a document, or where they cannot be: then
+    /// every change in the scope makes it read again).
+    filter: Option<PreparedQuery>,
     recheck: tokio::time::Interval,
 }
 
@@ -109,6 +113,10 @@ impl Engine {
         let feed = self.store.subscribe();
         let decided_with = self.decision_inputs(&ctx).await?;
         let shown = read(self, &ctx, &target).await?;
+        let filter = match &target {
+            ListenTarget::Query(query) => PreparedQuery::new(query, &PageRequest::first(1)).ok(),
+            ListenTarget::Document(_) => None,
+        };
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         recheck.reset();
@@ -119,6 +127,7 @@ impl Engine {
             feed,
             shown,
             decided_with,
+            filter,
             recheck,
         })
     }
@@ -150,10 +159,9 @@ impl Listener {
         loop {
             let reread = tokio::select! {
                 event = self.feed.next() => match event {
-                    Some(FeedEvent::Commit(commit)) => commit
-                        .changes
-                        .iter()
-                        .any(|c| self.watches(&c.path)),
+                    Some(FeedEvent::Commit(commit)) => {
+                        commit.changes.iter().any(|c| self.concerns(c))
+                    }
                     Some(FeedEvent::Lagged { .. }) => true,
                     None => {
                         return Err(EngineError::Unavailable {
@@ -182,10 +190,26 @@ impl Listener {
         }
     }
 
-    fn watches(&self, path: &DocPath) -> bool {
+    /// Whether a commit's change to a document can change the result: the watched document;
+    /// for a query, a document the result holds (it may leave or change) or one that now
+    /// passes the query's filters (it may enter). Any other change in the scope cannot, and
+    /// costs no re-read.
+    fn concerns(&self, change: &claimdb_store::Change) -> bool {
         match &self.target {
-            ListenTarget::Document(watched) => watched == path,
-            ListenTarget::Query(query) => query.scope.contains(path),
+            ListenTarget::Document(watched) => *watched == change.path,
+            ListenTarget::Query(query) => {
+                if !query.scope.contains(&change.path) {
+                    return false;
+                }
+                if self.shown.iter().any(|d| d.path == change.path) {
+                    return true;
+                }
+                match (&self.filter, &change.document) {
+                    (Some(filter), Some(doc)) => filter.matches(doc),
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                }
+            }
         }
     }
 }
@@ -279,8 +303,84 @@ fn diff(old: &[Document], new: &[Document]) -> Vec<DocChange> {
 #[cfg(test)]
 mod tests {
     use claimdb_model::{Map, Timestamp};
+    use claimdb_store::{Filter, Op, Store, Write, WriteOp};
 
     use super::*;
+    use crate::engine::EngineOptions;
+
+    fn change(id: &str, owner: &str) -> claimdb_store::Change {
+        let mut data = Map::new();
+        data.insert("owner".into(), Value::String(owner.into()));
+        let path = DocPath::parse(&format!("notes/{id}")).unwrap();
+        claimdb_store::Change {
+            path: path.clone(),
+            existed: false,
+            document: Some(Document {
+                path,
+                data,
+                ..doc(id, 1)
+            }),
+        }
+    }
+
+    /// A query listener reads again only for changes that can change its result: documents
+    /// it shows, and documents that now pass its filters — not every change in its scope.
+    #[tokio::test]
+    async fn a_query_listener_is_concerned_only_by_changes_that_can_reach_its_result() {
+        let rules = claimdb_rules::Ruleset::compile(
+            "rules_version = '2'; service cloud.firestore { match /databases/{d}/documents { \
+             match /{doc=**} { allow read, write: if true; } } }",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(claimdb_store::SqliteStore::open(dir.path()).unwrap());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            EngineOptions::new(rules, "test"),
+        ));
+        let mut data = Map::new();
+        data.insert("owner".into(), Value::String("alice".into()));
+        store
+            .commit(
+                vec![Write::new(
+                    DocPath::parse("notes/a1").unwrap(),
+                    WriteOp::Set {
+                        data,
+                        transforms: vec![],
+                    },
+                )]
+                .into(),
+            )
+            .await
+            .unwrap();
+        let mut query = Query::collection(claimdb_model::CollectionPath::parse("notes").unwrap());
+        query.filters.push(Filter {
+            field: claimdb_model::FieldPath::parse("owner").unwrap(),
+            op: Op::Eq,
+            value: Value::String("alice".into()),
+        });
+        let listener = engine
+            .listen(
+                RequestContext::new("r"),
+                ListenTarget::Query(Box::new(query)),
+            )
+            .await
+            .unwrap();
+        assert!(listener.concerns(&change("a2", "alice")), "may enter");
+        assert!(listener.concerns(&change("a1", "bob")), "shown: may leave");
+        assert!(!listener.concerns(&change("b1", "bob")), "cannot enter");
+        let mut elsewhere = change("x", "alice");
+        elsewhere.path = DocPath::parse("other/x").unwrap();
+        if let Some(d) = &mut elsewhere.document {
+            d.path = elsewhere.path.clone();
+        }
+        assert!(!listener.concerns(&elsewhere), "out of scope");
+        let deleted = claimdb_store::Change {
+            document: None,
+            ..change("b2", "bob")
+        };
+        assert!(!listener.concerns(&deleted), "a deleted document not shown");
+    }
 
     fn doc(id: &str, version: u64) -> Document {
         Document {
