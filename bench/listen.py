@@ -7,7 +7,8 @@ every listener that must see a write the time from sending the write to receivin
 MODE=doc: listener i watches bench/d<i % DOCS>; each write updates one document, so DOCS/LISTENERS
 of the listeners see it. MODE=query: every listener watches the same ordered, limited query on
 the collection (`order_by n desc, limit 10`), and each write puts a new top document, so every
-listener sees every write. HTTP/1.0 requests, so the streams are not chunked.
+listener sees every write. MODE=owner: listener i watches `where owner == u<i % DOCS>` (a user's
+own documents, the common case); each write is one user's, so 1/DOCS of the listeners see it. HTTP/1.0 requests, so the streams are not chunked.
 Usage: bench/listen.py HOST PORT PID (env MODE, LISTENERS, WRITES, DOCS)
 """
 import asyncio, json, os, sys, time, urllib.parse
@@ -75,13 +76,20 @@ async def put(path, data):
 async def main():
     global expected
     for i in range(DOCS):
-        await put(f"bench/d{i}", {"n": -1, "seq": -1})
+        await put(f"bench/d{i}", {"n": -1, "seq": -1, "owner": f"u{i}"})
     before = rss()
     tasks, ready = [], []
     query = urllib.parse.quote(json.dumps(
         {"collection": "bench", "order_by": [["n", "desc"]], "limit": 10}))
     for i in range(LISTENERS):
-        target = f"path=bench/d{i % DOCS}" if MODE == "doc" else f"query={query}"
+        if MODE == "doc":
+            target = f"path=bench/d{i % DOCS}"
+        elif MODE == "owner":
+            mine = urllib.parse.quote(json.dumps(
+                {"collection": "bench", "where": [["owner", "==", f"u{i % DOCS}"]]}))
+            target = f"query={mine}"
+        else:
+            target = f"query={query}"
         fut = asyncio.get_running_loop().create_future()
         ready.append(fut)
         tasks.append(asyncio.create_task(listen(target, fut)))
@@ -92,9 +100,9 @@ async def main():
     after = rss()
     for k in range(WRITES):
         sent[k] = time.perf_counter()
-        await put(f"bench/d{k % DOCS}", {"n": k, "seq": k})
+        await put(f"bench/d{k % DOCS}", {"n": k, "seq": k, "owner": f"u{k % DOCS}"})
         round_trips.append(time.perf_counter() - sent[k])
-        expected += len(range(k % DOCS, LISTENERS, DOCS)) if MODE == "doc" else LISTENERS
+        expected += LISTENERS if MODE == "query" else len(range(k % DOCS, LISTENERS, DOCS))
         await asyncio.sleep(0.01)
     deadline = time.time() + 30
     while len(latencies) < expected and time.time() < deadline:

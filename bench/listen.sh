@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Realtime listeners on one node (embedded store): commit-to-event latency and memory per
-# listener for 1, 100 and 10,000 server-sent-event listeners on documents and on one query
+# listener for 1, 100 and 10,000 server-sent-event listeners on documents, on one query and on
+# per-user queries
 # (bench/listen.py is the client). Rules allow everything and no token is sent, so this measures
 # the realtime path (feed, re-read, diff, framing), not token checks; the audit log is on (each
 # re-read is a read decision and is logged). Usage: bench/listen.sh   (env: COUNTS="1 100 10000"
-# MODES="doc query" WRITES=200 PORT=18830)
+# MODES="doc query owner" WRITES=200 PORT=18830, BIN=path/to/claimdb to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNTS=${COUNTS:-1 100 10000} MODES=${MODES:-doc query} WRITES=${WRITES:-200} PORT=${PORT:-18830}
+COUNTS=${COUNTS:-1 100 10000} MODES=${MODES:-doc query owner} WRITES=${WRITES:-200} PORT=${PORT:-18830}
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet -p claimdb
-BIN=$TARGET/release/claimdb
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet -p claimdb
+  BIN=$TARGET/release/claimdb
+fi
 ulimit -n "$(ulimit -Hn)"  # 10,000 listeners need as many descriptors on each side
 for mode in $MODES; do
   for count in $COUNTS; do
