@@ -96,6 +96,9 @@ pub struct Listener {
     /// A query's filters, compiled (`None` for a document, or where they cannot be: then
     /// every change in the scope makes it read again).
     filter: Option<PreparedQuery>,
+    /// Something happened that may change the result or its decision, and it was not read
+    /// again yet.
+    stale: bool,
     recheck: tokio::time::Interval,
 }
 
@@ -128,6 +131,7 @@ impl Engine {
             shown,
             decided_with,
             filter,
+            stale: false,
             recheck,
         })
     }
@@ -154,36 +158,45 @@ impl Listener {
 
     /// The next change of the result. An error ends the listener: `permission-denied` when
     /// the rules no longer allow it, `unauthenticated` when the caller's credential no longer
-    /// holds, `unavailable` when the store's feed ended.
+    /// holds, `unavailable` when the store's feed ended. Cancel-safe: a reason to read again
+    /// found before a cancelled call is kept (`stale`), so the next call reads first and no
+    /// change — nor a changed decision — is lost.
     pub async fn next(&mut self) -> Result<ListenEvent, EngineError> {
         loop {
-            let reread = tokio::select! {
-                event = self.feed.next() => match event {
-                    Some(FeedEvent::Commit(commit)) => {
-                        commit.changes.iter().any(|c| self.concerns(c))
+            if !self.stale {
+                tokio::select! {
+                    event = self.feed.next() => match event {
+                        Some(FeedEvent::Commit(commit)) => {
+                            if commit.changes.iter().any(|c| self.concerns(c)) {
+                                self.stale = true;
+                            }
+                        }
+                        Some(FeedEvent::Lagged { .. }) => self.stale = true,
+                        None => {
+                            return Err(EngineError::Unavailable {
+                                message: "the store's change feed ended".into(),
+                                write_index: None,
+                            });
+                        }
+                    },
+                    _ = self.recheck.tick() => {
+                        let now = self.engine.decision_inputs(&self.ctx).await?;
+                        if !Arc::ptr_eq(&now.0, &self.decided_with.0)
+                            || now.1 != self.decided_with.1
+                        {
+                            self.stale = true;
+                        }
+                        self.decided_with = now;
                     }
-                    Some(FeedEvent::Lagged { .. }) => true,
-                    None => {
-                        return Err(EngineError::Unavailable {
-                            message: "the store's change feed ended".into(),
-                            write_index: None,
-                        });
-                    }
-                },
-                _ = self.recheck.tick() => {
-                    let now = self.engine.decision_inputs(&self.ctx).await?;
-                    let changed = !Arc::ptr_eq(&now.0, &self.decided_with.0)
-                        || now.1 != self.decided_with.1;
-                    self.decided_with = now;
-                    changed
                 }
-            };
-            if !reread {
-                continue;
+                if !self.stale {
+                    continue;
+                }
             }
             let now = read(&self.engine, &self.ctx, &self.target).await?;
             let changes = diff(&self.shown, &now);
             self.shown = now;
+            self.stale = false;
             if !changes.is_empty() {
                 return Ok(ListenEvent::Changes { changes });
             }
@@ -405,6 +418,69 @@ mod tests {
             }
         }
         list
+    }
+
+    /// A call of `next` cancelled after it took a commit from the feed (the server's loop
+    /// drops nothing, but a caller may) leaves the listener stale: the next call reads again
+    /// at once, so the change is not lost.
+    #[tokio::test]
+    async fn a_cancelled_next_loses_no_change() {
+        let rules = claimdb_rules::Ruleset::compile(
+            "rules_version = '2'; service cloud.firestore { match /databases/{d}/documents { \
+             match /{doc=**} { allow read, write: if true; } } }",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(claimdb_store::SqliteStore::open(dir.path()).unwrap());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            EngineOptions::new(rules, "test"),
+        ));
+        let path = DocPath::parse("notes/a").unwrap();
+        let mut listener = engine
+            .listen(
+                RequestContext::new("r"),
+                ListenTarget::Document(path.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            listener.snapshot(),
+            ListenEvent::Snapshot { documents: vec![] }
+        );
+        store
+            .commit(
+                vec![Write::new(
+                    path,
+                    WriteOp::Set {
+                        data: Map::new(),
+                        transforms: vec![],
+                    },
+                )]
+                .into(),
+            )
+            .await
+            .unwrap();
+        // Let `next` take the commit, then cancel it before it can read.
+        let taken = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if listener.feed.try_next().is_some() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(taken.is_ok(), "the commit reached the feed");
+        listener.stale = true;
+        let event = tokio::time::timeout(Duration::from_secs(5), listener.next())
+            .await
+            .expect("the change is reported at once")
+            .unwrap();
+        assert!(
+            matches!(&event, ListenEvent::Changes { changes } if changes[0].kind == ChangeKind::Added),
+            "{event:?}"
+        );
     }
 
     #[test]

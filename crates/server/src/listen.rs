@@ -59,27 +59,34 @@ pub(crate) async fn listen(
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.reset();
         loop {
-            tokio::select! {
-                event = listener.next() => {
-                    let sent = match event {
-                        Ok(event @ ListenEvent::Changes { .. }) => {
-                            send(&mut tx, &mut id, "changes", &event).await
+            // The listener's next event, with heartbeats meanwhile (its future is kept across
+            // them, never dropped half-way).
+            let event = {
+                let next = listener.next();
+                tokio::pin!(next);
+                loop {
+                    tokio::select! {
+                        event = &mut next => break event,
+                        _ = heartbeat.tick() => {
+                            if tx.send_data(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
+                                return;
+                            }
                         }
-                        Ok(ListenEvent::Snapshot { .. }) => Ok(()),
-                        Err(e) => {
-                            let _ = send_error(&mut tx, &mut id, e).await;
-                            return;
-                        }
-                    };
-                    if sent.is_err() {
-                        return;
                     }
                 }
-                _ = heartbeat.tick() => {
-                    if tx.send_data(Bytes::from_static(b": heartbeat\n\n")).await.is_err() {
-                        return;
-                    }
+            };
+            let sent = match event {
+                Ok(event @ ListenEvent::Changes { .. }) => {
+                    send(&mut tx, &mut id, "changes", &event).await
                 }
+                Ok(ListenEvent::Snapshot { .. }) => Ok(()),
+                Err(e) => {
+                    let _ = send_error(&mut tx, &mut id, e).await;
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
             }
         }
     });
