@@ -152,30 +152,36 @@ impl Authenticator {
         token: &str,
         now: SystemTime,
     ) -> Result<Principal, EngineError> {
-        if self.emulator {
+        // Emulator mode reads the token once: unsigned ones are taken as they are; the others
+        // too unless a configured provider verifies them.
+        let read = if self.emulator {
             if token == emulator::OWNER_TOKEN {
                 return Ok(emulator::owner());
             }
-            if emulator::is_unsigned(token) {
-                return self.unverified(store, token).await;
+            let read = emulator::read(token);
+            if matches!(&read, Ok(r) if r.unsigned) {
+                return self.unverified(store, read).await;
             }
-        }
+            Some(read)
+        } else {
+            None
+        };
         let Some(verifier) = &self.verifier else {
-            if self.emulator {
-                return self.unverified(store, token).await;
+            if let Some(read) = read {
+                return self.unverified(store, read).await;
             }
             return Err(EngineError::Unauthenticated {
                 message: "a bearer token was sent but no identity provider is configured".into(),
                 reason: "unknown-issuer",
             });
         };
-        let verified = match verifier.verify(token, now).await {
-            Ok(verified) => verified,
+        let verified = match (verifier.verify(token, now).await, read) {
+            (Ok(verified), _) => verified,
             // In emulator mode only a configured provider's tokens are verified.
-            Err(e) if self.emulator && e.reason() == "unknown-issuer" => {
-                return self.unverified(store, token).await;
+            (Err(e), Some(read)) if e.reason() == "unknown-issuer" => {
+                return self.unverified(store, read).await;
             }
-            Err(e) => return Err(refused(e)),
+            (Err(e), _) => return Err(refused(e)),
         };
         let custom = custom_claims_unless_revoked(store, &verified.uid, verified.iat).await?;
         Ok(principal(verifier, verified, custom))
@@ -183,8 +189,12 @@ impl Authenticator {
 
     /// Emulator mode: a token read for its claims, not verified; revocation and the stored
     /// custom claims still apply to its uid.
-    async fn unverified(&self, store: &dyn Store, token: &str) -> Result<Principal, EngineError> {
-        let (uid, claims) = emulator::unverified(token)?;
+    async fn unverified(
+        &self,
+        store: &dyn Store,
+        read: Result<emulator::Unverified, EngineError>,
+    ) -> Result<Principal, EngineError> {
+        let (uid, claims) = read?.caller()?;
         let issued_at = claims.get("iat").and_then(Json::as_i64);
         let custom = custom_claims_unless_revoked(store, &uid, issued_at).await?;
         if custom.is_empty() {

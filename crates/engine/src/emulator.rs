@@ -75,40 +75,52 @@ pub(crate) fn owner() -> Principal {
     }
 }
 
-/// Whether a token is unsigned (`alg: none`), read from its header alone.
-pub(crate) fn is_unsigned(token: &str) -> bool {
-    jose::decode(token).is_ok_and(|d| {
-        d.header
-            .get("alg")
-            .and_then(Json::as_str)
-            .is_some_and(|alg| alg.eq_ignore_ascii_case("none"))
-    })
+/// A token decoded without verification: its claims, and whether it is unsigned (`alg:
+/// none`). Decoded once per request, whichever way emulator mode then takes it.
+pub(crate) struct Unverified {
+    pub unsigned: bool,
+    claims: Map<String, Json>,
 }
 
-/// An unverified token's caller: uid from `sub` (or `user_id`, as Firebase tokens also carry
-/// it), the payload as `request.auth.token`. Refused only when it is no JWT or names no uid.
-pub(crate) fn unverified(token: &str) -> Result<(String, Map<String, Json>), EngineError> {
+/// Decodes a token without verifying it; refused only when it is no JWT.
+pub(crate) fn read(token: &str) -> Result<Unverified, EngineError> {
     let decoded = jose::decode(token).map_err(|e| EngineError::Unauthenticated {
         message: format!("the token cannot be read: {e}"),
         reason: "malformed",
     })?;
-    let claims = decoded.claims;
-    let uid = ["sub", "user_id"]
-        .iter()
-        .find_map(|name| claims.get(*name).and_then(Json::as_str))
-        .filter(|uid| !uid.is_empty())
-        .ok_or_else(|| EngineError::Unauthenticated {
-            message: "the token names no user: it needs a non-empty `sub` or `user_id` claim"
-                .into(),
-            reason: "missing-sub",
-        })?;
-    if uid.len() > MAX_UID_BYTES {
-        return Err(EngineError::Unauthenticated {
-            message: format!("the token's uid is longer than {MAX_UID_BYTES} bytes"),
-            reason: "bad-sub",
-        });
+    let unsigned = decoded
+        .header
+        .get("alg")
+        .and_then(Json::as_str)
+        .is_some_and(|alg| alg.eq_ignore_ascii_case("none"));
+    Ok(Unverified {
+        unsigned,
+        claims: decoded.claims,
+    })
+}
+
+impl Unverified {
+    /// The caller: uid from `sub` (or `user_id`, as Firebase tokens also carry it), the payload
+    /// as `request.auth.token`. Refused when it names no uid.
+    pub(crate) fn caller(self) -> Result<(String, Map<String, Json>), EngineError> {
+        let claims = self.claims;
+        let uid = ["sub", "user_id"]
+            .iter()
+            .find_map(|name| claims.get(*name).and_then(Json::as_str))
+            .filter(|uid| !uid.is_empty())
+            .ok_or_else(|| EngineError::Unauthenticated {
+                message: "the token names no user: it needs a non-empty `sub` or `user_id` claim"
+                    .into(),
+                reason: "missing-sub",
+            })?;
+        if uid.len() > MAX_UID_BYTES {
+            return Err(EngineError::Unauthenticated {
+                message: format!("the token's uid is longer than {MAX_UID_BYTES} bytes"),
+                reason: "bad-sub",
+            });
+        }
+        Ok((uid.to_owned(), claims))
     }
-    Ok((uid.to_owned(), claims))
 }
 
 /// `request.auth` of an unverified token's caller without custom claims.
@@ -173,13 +185,14 @@ mod tests {
             r#"{"alg":"none","typ":"JWT"}"#,
             r#"{"iss":"https://securetoken.google.com/demo","aud":"demo","iat":0,"exp":3600,"sub":"alice","user_id":"alice","admin":true}"#,
         );
-        assert!(is_unsigned(&t));
-        let (uid, claims) = unverified(&t).unwrap();
+        let decoded = read(&t).unwrap();
+        assert!(decoded.unsigned);
+        let (uid, claims) = decoded.caller().unwrap();
         assert_eq!(uid, "alice");
         assert_eq!(claims["admin"], Json::Bool(true));
         // `user_id` alone names the user too.
         let t = token(r#"{"alg":"none"}"#, r#"{"user_id":"bob"}"#);
-        assert_eq!(unverified(&t).unwrap().0, "bob");
+        assert_eq!(read(&t).unwrap().caller().unwrap().0, "bob");
     }
 
     #[test]
@@ -198,14 +211,18 @@ mod tests {
             ("not a token".to_owned(), "malformed"),
             (token(r#"{"alg":"none"}"#, "[1]"), "malformed"),
         ] {
-            match unverified(&t) {
+            match read(&t).and_then(Unverified::caller) {
                 Err(EngineError::Unauthenticated { reason: got, .. }) => {
                     assert_eq!(got, reason, "{t}")
                 }
                 other => panic!("{t}: {other:?}"),
             }
         }
-        assert!(!is_unsigned(&token(r#"{"alg":"RS256"}"#, r#"{"sub":"a"}"#)));
-        assert!(!is_unsigned("owner"));
+        assert!(
+            !read(&token(r#"{"alg":"RS256"}"#, r#"{"sub":"a"}"#))
+                .unwrap()
+                .unsigned
+        );
+        assert!(read("owner").is_err());
     }
 }

@@ -67,12 +67,18 @@ impl Emulator {
         projects.get(id).cloned()
     }
 
-    /// The project's database, made on first use.
-    pub(crate) async fn project(&self, id: &str) -> Result<Arc<FirestoreProject>, Status> {
+    /// The project's database (`database` must be `(default)`), made on first use.
+    pub(crate) async fn project(
+        &self,
+        id: &str,
+        database: &str,
+    ) -> Result<Arc<FirestoreProject>, Status> {
         if let Some(p) = self.existing(id) {
+            p.db.check(id, database)?;
             return Ok(p);
         }
         let db = Database::new(id).map_err(Status::invalid)?;
+        db.check(id, database)?;
         let _making = self.making.lock().await;
         if let Some(p) = self.existing(id) {
             return Ok(p);

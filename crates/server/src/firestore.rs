@@ -80,16 +80,14 @@ pub(crate) async fn project(
     database: &str,
 ) -> Result<Arc<FirestoreProject>, Status> {
     let served = &state.firestore;
-    if project == served.db.project() || state.emulator.is_none() {
-        served.db.check(project, database)?;
-        return Ok(served.clone());
-    }
-    Database::new(project)
-        .map_err(Status::invalid)?
-        .check(project, database)?;
     match &state.emulator {
-        Some(emulator) => emulator.project(project).await,
-        None => Err(Status::new(Code::Internal, "no emulator")),
+        Some(emulator) if project != served.db.project() => {
+            emulator.project(project, database).await
+        }
+        _ => {
+            served.db.check(project, database)?;
+            Ok(served.clone())
+        }
     }
 }
 
