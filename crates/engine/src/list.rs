@@ -30,6 +30,13 @@ pub struct ListRequest {
     pub page_token: Option<String>,
 }
 
+impl ListRequest {
+    /// The id the page starts after: the page token decoded (`None` for the first page).
+    fn after(&self) -> Result<Option<String>, EngineError> {
+        self.page_token.as_deref().map(decode_token).transpose()
+    }
+}
+
 /// One page of a collection, in document-id order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListPage {
@@ -102,11 +109,7 @@ impl Engine {
     ) -> Result<ListPage, EngineError> {
         let page_size = page_size(request.page_size)?;
         self.decide_list(ctx, collection, page_size).await?;
-        let after = request
-            .page_token
-            .as_deref()
-            .map(decode_token)
-            .transpose()?;
+        let after = request.after()?;
         // One extra document tells whether another page follows.
         let documents = self
             .store
@@ -129,11 +132,7 @@ impl Engine {
     ) -> Result<CollectionIdsPage, EngineError> {
         let page_size = page_size(request.page_size)?;
         self.authorize_admin(ctx).await?;
-        let after = request
-            .page_token
-            .as_deref()
-            .map(decode_token)
-            .transpose()?;
+        let after = request.after()?;
         let ids = self
             .store
             .collection_ids(parent, after.as_deref(), page_size + 1)
@@ -157,11 +156,7 @@ impl Engine {
         let page_size = page_size(request.page_size)?;
         self.authorize_admin(ctx).await?;
         self.decide_list(ctx, collection, page_size).await?;
-        let after = request
-            .page_token
-            .as_deref()
-            .map(decode_token)
-            .transpose()?;
+        let after = request.after()?;
         let entries = self
             .store
             .list_with_missing(collection, after.as_deref(), page_size + 1)

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::external::{npm_install, skipped};
 use crate::firestore_sdk::{host_port, run_node};
-use crate::idp::{Idp, Key, claims};
+use crate::idp::{Deployment, Key, claims};
 use crate::util::Server;
 
 const FIREBASE_ADMIN: &str = "firebase-admin@13.10.0";
@@ -156,11 +156,12 @@ fn firebase_admin_over_rest_runs_against_the_emulator_as_owner() {
 #[test]
 fn firebase_admin_over_rest_runs_with_a_users_idp_token_under_the_rules() {
     let Some(sdk) = sdk() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::new("k1");
-    let idp = Idp::start(&[&key]);
-    let config = idp.write_config(dir.path(), RULES, "project_id = \"demo-admin\"");
-    let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
+    let Deployment {
+        server,
+        key,
+        idp: _idp,
+        dir: _dir,
+    } = Deployment::start(RULES, "project_id = \"demo-admin\"");
     let alice = key.sign(&claims("alice", json!({})));
     let forged = Key::new("k1").sign(&claims("alice", json!({})));
     let (host, port) = host_port(&server);

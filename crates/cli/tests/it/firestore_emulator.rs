@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::idp::{AUDIENCE, ISSUER, Idp, Key, b64, claims};
+use crate::idp::{AUDIENCE, Deployment, ISSUER, Key, b64, claims, forged};
 use crate::util::{BIN, Server, request, request_with_headers};
 
 /// What `authenticatedContext(uid, claims)` sends: an `alg: none` JWT that expired in 1970.
@@ -329,15 +329,12 @@ fn outside_emulator_mode_owner_and_unsigned_tokens_are_unauthenticated() {
 
 #[test]
 fn in_emulator_mode_a_configured_providers_tokens_are_still_verified() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::new("k1");
-    let idp = Idp::start(&[&key]);
-    let config = idp.write_config(
-        dir.path(),
-        NOTES_RULES,
-        "emulator = true\nemulator_force = true",
-    );
-    let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
+    let Deployment {
+        server,
+        key,
+        idp: _idp,
+        dir: _dir,
+    } = Deployment::start(NOTES_RULES, "emulator = true\nemulator_force = true");
     assert!(server.wait_printed("EMULATOR MODE").is_some());
     let signed = key.sign(&claims("alice", json!({})));
     assert_eq!(
@@ -345,12 +342,7 @@ fn in_emulator_mode_a_configured_providers_tokens_are_still_verified() {
         200
     );
     // A forged token of the configured issuer is refused, even here.
-    let forged = {
-        let mut chars: Vec<char> = signed.chars().collect();
-        let i = chars.len() - 10;
-        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
-        chars.into_iter().collect::<String>()
-    };
+    let forged = forged(&signed);
     let (status, body) = get(&server, "demo-claimdb", "/notes/alice", &forged);
     assert_eq!(status, 401, "{body}");
     // An unsigned token, and one of an issuer no provider has, are read unverified.

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::idp::{Idp, Key, claims};
+use crate::idp::{Deployment, Idp, Key, claims, forged};
 use crate::util::{Server, request};
 
 const RULES: &str = r#"rules_version = '2';
@@ -52,17 +52,17 @@ struct Resp {
 
 impl Setup {
     fn start() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let key = Key::new("k1");
-        let idp = Idp::start(&[&key]);
-        let config = idp.write_config(
-            dir.path(),
+        let Deployment {
+            server,
+            key,
+            idp,
+            dir,
+        } = Deployment::start(
             RULES,
             &format!(
                 "project_id = \"demo-app\"\nexplain_denials = true\nadmin_key = \"{ADMIN_KEY}\""
             ),
         );
-        let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
         Setup {
             server,
             key,
@@ -208,13 +208,7 @@ fn firestore_rest_documents_round_trip_under_the_rules() {
         403,
         "PERMISSION_DENIED",
     );
-    // One character of the signature changed (not the last, whose low bits may be padding).
-    let forged = {
-        let mut chars: Vec<char> = alice.chars().collect();
-        let i = chars.len() - 10;
-        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
-        chars.into_iter().collect::<String>()
-    };
+    let forged = forged(&alice);
     assert_error(
         &s.call(Some(&forged), "GET", &format!("{DOCS}/notes/n1"), None),
         401,

@@ -15,7 +15,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::external::{npm_install, skipped};
-use crate::idp::{Idp, Key, claims};
+use crate::idp::{Deployment, Idp, claims, forged};
 use crate::util::{Server, request};
 
 pub(crate) const FIREBASE: &str = "firebase@12.19.0";
@@ -63,24 +63,15 @@ pub(crate) struct SdkWorld {
 impl SdkWorld {
     /// Starts it; `extra_config` is appended to the top-level keys of the config file.
     pub(crate) fn start(extra_config: &str) -> SdkWorld {
-        let dir = tempfile::tempdir().unwrap();
-        let key = Key::new("k1");
-        let idp = Idp::start(&[&key]);
-        let config = idp.write_config(
-            dir.path(),
-            RULES,
-            &format!("project_id = \"demo-sdk\"\n{extra_config}"),
-        );
-        let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
+        let Deployment {
+            server,
+            key,
+            idp,
+            dir,
+        } = Deployment::start(RULES, &format!("project_id = \"demo-sdk\"\n{extra_config}"));
         let alice = key.sign(&claims("alice", json!({})));
         let bob = key.sign(&claims("bob", json!({})));
-        // One character of the signature changed (not the last, whose low bits may be padding).
-        let forged = {
-            let mut chars: Vec<char> = alice.chars().collect();
-            let i = chars.len() - 10;
-            chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
-            chars.into_iter().collect::<String>()
-        };
+        let forged = forged(&alice);
         let world = SdkWorld {
             server,
             alice,

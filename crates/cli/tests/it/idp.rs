@@ -173,6 +173,43 @@ async fn jwks(State((keys, down, hang)): State<IdpState>) -> axum::response::Res
 }
 
 /// Claims for `sub` valid for an hour, issued 10 s ago, plus `extra`.
+/// `token` with one character of its signature changed (not the last, whose low bits may be
+/// padding): a forgery that names a real key.
+pub(crate) fn forged(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let i = chars.len() - 10;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+/// A `claimdb serve` trusting a test IdP (provider `idp`, key `k1`): the Firestore, listener and
+/// SDK tests' common set-up. Dropped in field order, so the server stops first; whoever takes it
+/// apart keeps `idp` and `dir` bound (as `_idp`, `_dir`) while the server runs.
+pub(crate) struct Deployment {
+    pub server: crate::util::Server,
+    pub key: Key,
+    pub idp: Idp,
+    pub dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Starts the server over a temporary data directory with `rules` and the top-level
+    /// configuration keys `head` ([`Idp::write_config`]).
+    pub(crate) fn start(rules: &str, head: &str) -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::new("k1");
+        let idp = Idp::start(&[&key]);
+        let config = idp.write_config(dir.path(), rules, head);
+        let server = crate::util::Server::start_with(&dir.path().join("data"), Some(&config), &[]);
+        Deployment {
+            server,
+            key,
+            idp,
+            dir,
+        }
+    }
+}
+
 pub(crate) fn claims(sub: &str, extra: Value) -> Value {
     let now = unix_now();
     let mut c = json!({

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::idp::{Idp, Key, claims, unix_now};
+use crate::idp::{Deployment, claims, unix_now};
 use crate::util::{Server, request};
 
 const ADMIN_KEY: &str = "an-admin-key-for-the-listen-tests";
@@ -125,15 +125,15 @@ fn encoded(text: &str) -> String {
 
 #[test]
 fn listeners_follow_writes_and_end_when_the_rules_no_longer_allow_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::new("k1");
-    let idp = Idp::start(&[&key]);
-    let config = idp.write_config(
-        dir.path(),
+    let Deployment {
+        server,
+        key,
+        idp: _idp,
+        dir: _dir,
+    } = Deployment::start(
         RULES,
         &format!("admin_key = \"{ADMIN_KEY}\"\nexplain_denials = true"),
     );
-    let server = Server::start_with(&dir.path().join("data"), Some(&config), &[]);
     // Issued a while ago, so that revoking (at the current second) covers it.
     let mut issued = claims("alice", json!({}));
     issued["iat"] = json!(unix_now() - 60);

@@ -23,7 +23,7 @@ fn brute_force(q: &Query, all: &[Document]) -> Result<Vec<Document>, StoreError>
 /// The query followed page by page. A page the work bound cannot finish (a run of equal first
 /// values longer than the bound, when more order fields follow) is asked again with a larger
 /// bound: what is checked here is that positions lose and repeat nothing.
-async fn paged<S: Store>(
+pub(super) async fn paged<S: Store>(
     store: &S,
     q: &Query,
     size: usize,

@@ -14,7 +14,6 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::QueryPage;
 use crate::query::{Condition, Plan, PreparedQuery};
 
 fn leaf(field: &str, op: &str, value: serde_json::Value) -> Condition {
@@ -38,38 +37,17 @@ fn plan(q: &Query) -> Plan {
         .clone()
 }
 
-/// Follows a query's pages of `size` documents examining at most `max_examined` each. A page
-/// the work bound cannot finish (a run of equal first values longer than the bound, when more
-/// order fields follow) is asked again with a larger bound, as a client would narrow it.
+/// The ids of the query's documents followed page by page (`differential::paged`).
 async fn paged_ids<S: Store>(
     store: &S,
     q: &Query,
     size: usize,
     max_examined: usize,
 ) -> Vec<String> {
-    let mut page = PageRequest {
-        size,
-        max_examined,
-        resume: None,
-    };
-    let mut out = Vec::new();
-    for _ in 0..1_000 {
-        let got: QueryPage = match store.query(q, &page).await {
-            Err(StoreError::ResourceExhausted(_)) => {
-                let mut larger = page.clone();
-                larger.max_examined = 10_000;
-                store.query(q, &larger).await.unwrap()
-            }
-            other => other.unwrap(),
-        };
-        assert!(got.documents.len() <= size);
-        out.extend(got.documents.iter().map(|d| d.path.id().to_string()));
-        match got.next {
-            Some(next) => page.resume = Some(next),
-            None => return out,
-        }
-    }
-    panic!("pages never ended for {q:?}");
+    let documents = super::differential::paged(store, q, size, max_examined)
+        .await
+        .unwrap();
+    documents.iter().map(|d| d.path.id().to_string()).collect()
 }
 
 pub async fn or_queries_return_each_match_once_in_order<S: Store>(store: Arc<S>) {
