@@ -109,6 +109,8 @@ pub struct Engine {
     pub(crate) clock: Clock,
     /// Emulator mode's rules for the owner (allow everything); `None` outside emulator mode.
     pub(crate) owner_rules: Option<Arc<ActiveRules>>,
+    /// The listeners' results clients may resume from (`listen.rs`).
+    pub(crate) resume_book: crate::listen::ResumeBook,
 }
 
 impl Engine {
@@ -140,6 +142,7 @@ impl Engine {
             } else {
                 None
             },
+            resume_book: Default::default(),
         }
     }
 

@@ -14,12 +14,23 @@
 //! commits it missed. Every [`RECHECK`] it authenticates the caller again (revocation) and, when
 //! the rules in force or the caller's `request.auth` changed, reads again.
 //!
-//! Not here: the wire protocols (server-sent events in `server`), resuming where a client left
-//! off (a reconnecting client gets a fresh snapshot).
+//! **Resuming.** Every event a listener returns has a resume token ([`Listener::resume_token`]);
+//! a client that reconnects with one ([`Engine::resume`]) gets only the changes from the result
+//! it last received to the result now — or, when the token is unknown, too old or not its own,
+//! a whole snapshot (a reset). The results behind the tokens are kept on this node in a bounded
+//! [`ResumeBook`]: the last [`RESUME_EVENTS`] results of each listener, for [`RESUME_WINDOW`]
+//! after it ends, within a budget of [`RESUME_BUDGET`] document references in all (results
+//! share their documents, so a listener's kept results cost pointers, not copies). A token
+//! resumes only for the caller it was issued to and the same target: the diff would otherwise
+//! show another caller's results. A reconnection that reaches another node gets a reset.
+//!
+//! Not here: the wire protocols (server-sent events in `server`, Firestore's Listen in
+//! `claimdb_firestore`).
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use claimdb_model::{DocPath, Value};
 use claimdb_store::feed::{FeedEvent, Subscription};
@@ -38,6 +49,16 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Most documents a query listener's result may hold.
 pub const MAX_LISTEN_RESULTS: usize = 10_000;
+
+/// How many of a listener's latest results a client may resume from (more than a stream's
+/// events in flight).
+pub const RESUME_EVENTS: usize = 32;
+
+/// How long after a listener ends a client may resume from its results.
+pub const RESUME_WINDOW: Duration = Duration::from_secs(300);
+
+/// Document references all kept results may hold together; over it, the oldest go first.
+pub const RESUME_BUDGET: usize = 4_000_000;
 
 /// What a listener watches.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +106,18 @@ pub enum ListenEvent {
     Changes { changes: Vec<DocChange> },
 }
 
+/// A listener's result: shared with the resume book, so keeping it costs pointers.
+type Shown = Arc<[Arc<Document>]>;
+
 /// A running listener: call [`Listener::next`] for each event after the snapshot.
 pub struct Listener {
     engine: Arc<Engine>,
     ctx: RequestContext,
     target: ListenTarget,
     feed: Subscription,
-    shown: Vec<Document>,
+    shown: Shown,
+    /// Where this listener's results are kept for resuming, and the number of its last event.
+    resume: (u64, u64),
     /// What the last decision was made with: the rules in force and the caller's `request.auth`.
     decided_with: (Arc<ActiveRules>, Option<Arc<Value>>),
     /// A query's filters, compiled (`None` for a document, or where they cannot be: then
@@ -114,8 +140,42 @@ impl Engine {
         if let ListenTarget::Query(query) = &target {
             crate::query::validate(query)?;
         }
+        Ok(self.start(ctx, target).await?.0)
+    }
+
+    /// Starts a listener where a client left off: the first event is the changes from the
+    /// result behind `token` (a [`Listener::resume_token`] this caller was given for this
+    /// target) to the result now — possibly none — or, when the token cannot be used (unknown
+    /// on this node, too old, another caller's or target's), a whole [`ListenEvent::Snapshot`].
+    /// Decided like [`Engine::listen`].
+    pub async fn resume(
+        self: &Arc<Self>,
+        ctx: RequestContext,
+        target: ListenTarget,
+        token: &str,
+    ) -> Result<(Listener, ListenEvent), EngineError> {
+        let (listener, caller) = self.start(ctx, target).await?;
+        let before = ResumeToken::parse(token)
+            .and_then(|t| self.resume_book.result(t, &caller, &listener.target));
+        let event = match before {
+            Some(before) => ListenEvent::Changes {
+                changes: diff(&before, &listener.shown),
+            },
+            None => listener.snapshot(),
+        };
+        Ok((listener, event))
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        ctx: RequestContext,
+        target: ListenTarget,
+    ) -> Result<(Listener, Caller), EngineError> {
+        if let ListenTarget::Query(query) = &target {
+            crate::query::validate(query)?;
+        }
         let feed = self.store.subscribe();
-        let decided_with = self.decision_inputs(&ctx).await?;
+        let (decided_with, caller) = self.decision_inputs(&ctx).await?;
         let shown = read(self, &ctx, &target).await?;
         let filter = match &target {
             ListenTarget::Query(query) => PreparedQuery::new(query, &PageRequest::first(1)).ok(),
@@ -124,28 +184,46 @@ impl Engine {
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         recheck.reset();
-        Ok(Listener {
-            engine: self.clone(),
-            ctx,
-            target,
-            feed,
-            shown,
-            decided_with,
-            filter,
-            stale: false,
-            recheck,
-        })
+        let stream = self.resume_book.open(
+            self.clock.now(),
+            caller.clone(),
+            target.clone(),
+            shown.clone(),
+        );
+        Ok((
+            Listener {
+                engine: self.clone(),
+                ctx,
+                target,
+                feed,
+                shown,
+                resume: (stream, 1),
+                decided_with,
+                filter,
+                stale: false,
+                recheck,
+            },
+            caller,
+        ))
     }
 
     /// The rules in force and the caller's `request.auth` (authenticating again: a revoked
-    /// caller is refused here).
+    /// caller is refused here), and who the caller is.
     async fn decision_inputs(
         &self,
         ctx: &RequestContext,
-    ) -> Result<(Arc<ActiveRules>, Option<Arc<Value>>), EngineError> {
+    ) -> Result<((Arc<ActiveRules>, Option<Arc<Value>>), Caller), EngineError> {
         let who = self.authenticate(ctx).await?;
         let rules = self.rules_for(who.as_ref());
-        Ok((rules, who.map(|p| p.rules_value())))
+        let caller = match &who {
+            None => Caller::Anonymous,
+            Some(p) if p.owner => Caller::Owner,
+            Some(p) => Caller::User {
+                provider: p.provider.clone(),
+                uid: p.uid.clone(),
+            },
+        };
+        Ok(((rules, who.map(|p| p.rules_value())), caller))
     }
 }
 
@@ -153,8 +231,18 @@ impl Listener {
     /// The result when the listener started.
     pub fn snapshot(&self) -> ListenEvent {
         ListenEvent::Snapshot {
-            documents: self.shown.clone(),
+            documents: self.shown.iter().map(|d| Document::clone(d)).collect(),
         }
+    }
+
+    /// The token a client resumes from after the last event this listener returned
+    /// ([`Engine::resume`]); opaque, printable ASCII.
+    pub fn resume_token(&self) -> String {
+        ResumeToken {
+            stream: self.resume.0,
+            event: self.resume.1,
+        }
+        .to_string()
     }
 
     /// The next change of the result. An error ends the listener: `permission-denied` when
@@ -181,7 +269,7 @@ impl Listener {
                         }
                     },
                     _ = self.recheck.tick() => {
-                        let now = self.engine.decision_inputs(&self.ctx).await?;
+                        let (now, _) = self.engine.decision_inputs(&self.ctx).await?;
                         if !Arc::ptr_eq(&now.0, &self.decided_with.0)
                             || now.1 != self.decided_with.1
                         {
@@ -196,9 +284,13 @@ impl Listener {
             }
             let now = read(&self.engine, &self.ctx, &self.target).await?;
             let changes = diff(&self.shown, &now);
-            self.shown = now;
             self.stale = false;
             if !changes.is_empty() {
+                self.shown = now;
+                self.resume.1 += 1;
+                self.engine
+                    .resume_book
+                    .keep(self.resume.0, self.resume.1, self.shown.clone());
                 return Ok(ListenEvent::Changes { changes });
             }
         }
@@ -228,16 +320,24 @@ impl Listener {
     }
 }
 
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.engine
+            .resume_book
+            .close(self.engine.clock.now(), self.resume.0);
+    }
+}
+
 /// The result as the rules let the caller read it now.
 async fn read(
     engine: &Engine,
     ctx: &RequestContext,
     target: &ListenTarget,
-) -> Result<Vec<Document>, EngineError> {
+) -> Result<Shown, EngineError> {
     match target {
         ListenTarget::Document(path) => match engine.get(ctx, path).await {
-            Ok(doc) => Ok(vec![doc]),
-            Err(EngineError::NotFound { .. }) => Ok(Vec::new()),
+            Ok(doc) => Ok(Arc::new([Arc::new(doc)])),
+            Err(EngineError::NotFound { .. }) => Ok(Arc::new([])),
             Err(e) => Err(e),
         },
         ListenTarget::Query(query) => {
@@ -248,7 +348,7 @@ async fn read(
             };
             loop {
                 let page = engine.query(ctx, query, &paging).await?;
-                documents.extend(page.documents);
+                documents.extend(page.documents.into_iter().map(Arc::new));
                 if documents.len() > MAX_LISTEN_RESULTS {
                     return Err(EngineError::ResourceExhausted {
                         message: format!(
@@ -260,7 +360,7 @@ async fn read(
                 }
                 match page.next_page_token {
                     Some(token) => paging.page_token = Some(token),
-                    None => return Ok(documents),
+                    None => return Ok(documents.into()),
                 }
             }
         }
@@ -269,12 +369,12 @@ async fn read(
 
 /// The changes that turn `old` into `new` (both in result order): removals first, then the
 /// documents of `new` in order — added, or modified (a newer version; it may also move).
-fn diff(old: &[Document], new: &[Document]) -> Vec<DocChange> {
-    let in_new: HashSet<&DocPath> = new.iter().map(|d| &d.path).collect();
+fn diff<D: Borrow<Document>>(old: &[D], new: &[D]) -> Vec<DocChange> {
+    let in_new: HashSet<&DocPath> = new.iter().map(|d| &d.borrow().path).collect();
     let mut changes = Vec::new();
     // The removals, in old order: each one's position is its old one less those removed before.
     let mut shown: Vec<&Document> = Vec::with_capacity(old.len());
-    for (i, doc) in old.iter().enumerate() {
+    for (i, doc) in old.iter().map(Borrow::borrow).enumerate() {
         if in_new.contains(&doc.path) {
             shown.push(doc);
         } else {
@@ -288,7 +388,7 @@ fn diff(old: &[Document], new: &[Document]) -> Vec<DocChange> {
     }
     // Then `new` in order: `shown[..index]` is always `new[..index]`, so a document still in
     // place is found at `index` without a search; only added, changed or moved ones cost one.
-    for (index, doc) in new.iter().enumerate() {
+    for (index, doc) in new.iter().map(Borrow::borrow).enumerate() {
         let was = if shown.get(index).is_some_and(|d| d.path == doc.path) {
             Some(index)
         } else {
@@ -318,6 +418,178 @@ fn diff(old: &[Document], new: &[Document]) -> Vec<DocChange> {
         }
     }
     changes
+}
+
+/// Who a listener serves, as far as resuming goes: a token resumes only for the same caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    Anonymous,
+    Owner,
+    User { provider: String, uid: String },
+}
+
+/// A listener's result after one of its events: `{stream}.{event}`, both in hexadecimal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResumeToken {
+    stream: u64,
+    event: u64,
+}
+
+impl ResumeToken {
+    fn parse(text: &str) -> Option<ResumeToken> {
+        let (stream, event) = text.split_once('.')?;
+        Some(ResumeToken {
+            stream: u64::from_str_radix(stream, 16).ok()?,
+            event: u64::from_str_radix(event, 16).ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ResumeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}.{:x}", self.stream, self.event)
+    }
+}
+
+/// The results clients may resume from, on this node (see the module's documentation).
+#[derive(Default)]
+pub(crate) struct ResumeBook {
+    inner: Mutex<Book>,
+}
+
+#[derive(Default)]
+struct Book {
+    streams: HashMap<u64, Kept>,
+    /// Ended streams, oldest first, with when they ended.
+    ended: VecDeque<(u64, SystemTime)>,
+    /// Live and ended streams in the order they opened, to free the budget oldest first.
+    opened: VecDeque<u64>,
+    /// Document references held by all kept results.
+    held: usize,
+}
+
+struct Kept {
+    caller: Caller,
+    target: ListenTarget,
+    /// `(event, result)`, oldest first; at most [`RESUME_EVENTS`].
+    results: VecDeque<(u64, Shown)>,
+}
+
+impl ResumeBook {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new listener's stream, holding its first result (event 1).
+    fn open(&self, now: SystemTime, caller: Caller, target: ListenTarget, first: Shown) -> u64 {
+        let mut book = self.lock();
+        book.expire(now);
+        let stream = loop {
+            let id: u64 = rand::random();
+            if !book.streams.contains_key(&id) {
+                break id;
+            }
+        };
+        book.held += first.len();
+        book.streams.insert(
+            stream,
+            Kept {
+                caller,
+                target,
+                results: VecDeque::from([(1, first)]),
+            },
+        );
+        book.opened.push_back(stream);
+        book.fit();
+        stream
+    }
+
+    /// Keeps a stream's result after its event `event`.
+    fn keep(&self, stream: u64, event: u64, result: Shown) {
+        let mut book = self.lock();
+        let Book { streams, held, .. } = &mut *book;
+        let Some(kept) = streams.get_mut(&stream) else {
+            return;
+        };
+        *held += result.len();
+        kept.results.push_back((event, result));
+        if kept.results.len() > RESUME_EVENTS
+            && let Some((_, old)) = kept.results.pop_front()
+        {
+            *held -= old.len();
+        }
+        book.fit();
+    }
+
+    /// A stream's listener ended: its results stay for [`RESUME_WINDOW`].
+    fn close(&self, now: SystemTime, stream: u64) {
+        let mut book = self.lock();
+        book.ended.push_back((stream, now));
+        book.expire(now);
+    }
+
+    /// The result behind a token, if this caller may resume from it for this target.
+    fn result(&self, token: ResumeToken, caller: &Caller, target: &ListenTarget) -> Option<Shown> {
+        let book = self.lock();
+        let kept = book.streams.get(&token.stream)?;
+        if kept.caller != *caller || kept.target != *target {
+            return None;
+        }
+        kept.results
+            .iter()
+            .find(|(event, _)| *event == token.event)
+            .map(|(_, result)| result.clone())
+    }
+
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let book = self.lock();
+        (book.streams.len(), book.held)
+    }
+}
+
+impl Book {
+    fn forget(&mut self, stream: u64) {
+        if let Some(kept) = self.streams.remove(&stream) {
+            self.held -= kept.results.iter().map(|(_, r)| r.len()).sum::<usize>();
+        }
+    }
+
+    /// Forgets the streams that ended more than [`RESUME_WINDOW`] ago.
+    fn expire(&mut self, now: SystemTime) {
+        while let Some(&(stream, at)) = self.ended.front() {
+            if now.duration_since(at).unwrap_or_default() < RESUME_WINDOW {
+                break;
+            }
+            self.ended.pop_front();
+            self.forget(stream);
+        }
+        if self.opened.len() > 2 * self.streams.len() + 64 {
+            let streams = &self.streams;
+            self.opened.retain(|s| streams.contains_key(s));
+        }
+    }
+
+    /// Within the budget: the oldest streams' older results go first, then whole streams.
+    fn fit(&mut self) {
+        while self.held > RESUME_BUDGET {
+            let Some(&oldest) = self.opened.front() else {
+                return;
+            };
+            let Some(kept) = self.streams.get_mut(&oldest) else {
+                self.opened.pop_front();
+                continue;
+            };
+            if kept.results.len() > 1
+                && let Some((_, old)) = kept.results.pop_front()
+            {
+                self.held -= old.len();
+                continue;
+            }
+            self.opened.pop_front();
+            self.forget(oldest);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +742,199 @@ mod tests {
             matches!(&event, ListenEvent::Changes { changes } if changes[0].kind == ChangeKind::Added),
             "{event:?}"
         );
+    }
+
+    fn notes_query() -> ListenTarget {
+        ListenTarget::Query(Box::new(Query::collection(
+            claimdb_model::CollectionPath::parse("notes").unwrap(),
+        )))
+    }
+
+    fn owned(owner: &str) -> Map {
+        let mut data = Map::new();
+        data.insert("owner".into(), Value::String(owner.into()));
+        data
+    }
+
+    async fn next_event(listener: &mut Listener) -> ListenEvent {
+        tokio::time::timeout(Duration::from_secs(5), listener.next())
+            .await
+            .expect("an event")
+            .unwrap()
+    }
+
+    /// A client that resumes gets only the changes from the result it last received to the
+    /// result now — from its latest event or from an earlier one it got before losing the
+    /// rest — and they turn what it had into what there is.
+    #[tokio::test]
+    async fn resuming_gives_only_what_was_missed() {
+        let (engine, store, _dir) = open_engine();
+        set(&*store, "notes/a", owned("alice")).await;
+        set(&*store, "notes/b", owned("bob")).await;
+        let mut listener = engine
+            .listen(RequestContext::new("r"), notes_query())
+            .await
+            .unwrap();
+        let ListenEvent::Snapshot { documents: first } = listener.snapshot() else {
+            unreachable!()
+        };
+        let at_first = listener.resume_token();
+        set(&*store, "notes/c", owned("carol")).await;
+        let ListenEvent::Changes { changes } = next_event(&mut listener).await else {
+            unreachable!()
+        };
+        let second = apply(&first, &changes);
+        let at_second = listener.resume_token();
+        assert_ne!(at_first, at_second);
+        drop(listener);
+        // While away: b changes, a goes, d comes.
+        set(&*store, "notes/b", owned("bobby")).await;
+        store
+            .commit(
+                vec![Write::new(
+                    DocPath::parse("notes/a").unwrap(),
+                    WriteOp::Delete,
+                )]
+                .into(),
+            )
+            .await
+            .unwrap();
+        set(&*store, "notes/d", owned("dan")).await;
+        let now: Vec<String> = ["b", "c", "d"]
+            .iter()
+            .map(|d| format!("notes/{d}"))
+            .collect();
+        let names = |docs: &[Document]| docs.iter().map(|d| d.path.to_string()).collect::<Vec<_>>();
+
+        let (resumed, event) = engine
+            .resume(RequestContext::new("r"), notes_query(), &at_second)
+            .await
+            .unwrap();
+        let ListenEvent::Changes { changes } = event else {
+            panic!("resumed: {event:?}")
+        };
+        let kinds: Vec<(ChangeKind, String)> = changes
+            .iter()
+            .map(|c| (c.kind, c.document.path.to_string()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (ChangeKind::Removed, "notes/a".into()),
+                (ChangeKind::Modified, "notes/b".into()),
+                (ChangeKind::Added, "notes/d".into()),
+            ]
+        );
+        assert_eq!(names(&apply(&second, &changes)), now);
+        // From the earlier event too (its later events lost on the way).
+        let (_, event) = engine
+            .resume(RequestContext::new("r"), notes_query(), &at_first)
+            .await
+            .unwrap();
+        let ListenEvent::Changes { changes } = event else {
+            panic!("resumed: {event:?}")
+        };
+        assert_eq!(names(&apply(&first, &changes)), now);
+        // Nothing missed: no change, and a token to go on from.
+        let (_, event) = engine
+            .resume(
+                RequestContext::new("r"),
+                notes_query(),
+                &resumed.resume_token(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(event, ListenEvent::Changes { changes: vec![] });
+    }
+
+    /// A token that cannot be used — malformed, unknown, for another target or another
+    /// caller — starts over with a whole snapshot, never a diff against someone else's result.
+    #[tokio::test]
+    async fn a_token_not_ones_own_starts_over() {
+        let rules = claimdb_rules::Ruleset::compile(
+            "rules_version = '2'; service cloud.firestore { match /databases/{d}/documents { \
+             match /{doc=**} { allow read, write: if true; } } }",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(claimdb_store::SqliteStore::open(dir.path()).unwrap());
+        let mut options = EngineOptions::new(rules, "test");
+        options.emulator = true;
+        let engine = Arc::new(Engine::new(store.clone(), options));
+        set(&*store, "notes/a", owned("alice")).await;
+        let owner =
+            || RequestContext::new("r").with_credential(crate::Credential::Bearer("owner".into()));
+        let listener = engine.listen(owner(), notes_query()).await.unwrap();
+        let token = listener.resume_token();
+        let is_snapshot = |e: &ListenEvent| matches!(e, ListenEvent::Snapshot { documents } if documents.len() == 1);
+        for bad in ["", "x", "1.2.3", "ffffffffffffffff.1", &format!("{token}0")] {
+            let (_, event) = engine.resume(owner(), notes_query(), bad).await.unwrap();
+            assert!(is_snapshot(&event), "{bad:?}: {event:?}");
+        }
+        let other_target = ListenTarget::Document(DocPath::parse("notes/a").unwrap());
+        let (_, event) = engine.resume(owner(), other_target, &token).await.unwrap();
+        assert!(is_snapshot(&event), "another target: {event:?}");
+        let (_, event) = engine
+            .resume(RequestContext::new("r"), notes_query(), &token)
+            .await
+            .unwrap();
+        assert!(is_snapshot(&event), "another caller: {event:?}");
+        let (_, event) = engine.resume(owner(), notes_query(), &token).await.unwrap();
+        assert_eq!(event, ListenEvent::Changes { changes: vec![] }, "its own");
+    }
+
+    /// An ended listener's results are kept for the resume window, then forgotten; the book
+    /// holds at most the last few results of each listener.
+    #[tokio::test]
+    async fn kept_results_are_bounded_in_number_and_time() {
+        let rules = claimdb_rules::Ruleset::compile(
+            "rules_version = '2'; service cloud.firestore { match /databases/{d}/documents { \
+             match /{doc=**} { allow read, write: if true; } } }",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(claimdb_store::SqliteStore::open(dir.path()).unwrap());
+        let clock = Arc::new(claimdb_identity::io::ManualClock::new(SystemTime::now()));
+        let mut options = EngineOptions::new(rules, "test");
+        options.clock = crate::Clock::new(clock.clone());
+        let engine = Arc::new(Engine::new(store.clone(), options));
+        set(&*store, "notes/a", owned("alice")).await;
+        let mut listener = engine
+            .listen(RequestContext::new("r"), notes_query())
+            .await
+            .unwrap();
+        let first = listener.resume_token();
+        for i in 0..RESUME_EVENTS + 3 {
+            set(&*store, "notes/a", owned(&format!("v{i}"))).await;
+            next_event(&mut listener).await;
+        }
+        assert_eq!(engine.resume_book.held(), (1, RESUME_EVENTS));
+        let last = listener.resume_token();
+        drop(listener);
+        let (_, event) = engine
+            .resume(RequestContext::new("r"), notes_query(), &first)
+            .await
+            .unwrap();
+        assert!(
+            matches!(event, ListenEvent::Snapshot { .. }),
+            "too old: {event:?}"
+        );
+        let (resumed, event) = engine
+            .resume(RequestContext::new("r"), notes_query(), &last)
+            .await
+            .unwrap();
+        assert_eq!(event, ListenEvent::Changes { changes: vec![] });
+        drop(resumed);
+        clock.advance(RESUME_WINDOW + Duration::from_secs(1));
+        let (_, event) = engine
+            .resume(RequestContext::new("r"), notes_query(), &last)
+            .await
+            .unwrap();
+        assert!(
+            matches!(event, ListenEvent::Snapshot { .. }),
+            "expired: {event:?}"
+        );
+        assert_eq!(engine.resume_book.held().0, 1, "only the live listener's");
     }
 
     #[test]

@@ -12,16 +12,19 @@
 //! - `error`: claimdb's error shape (`{"error": {"code", "message", …}}`), then the stream ends;
 //! - a comment line every [`HEARTBEAT`], so proxies and clients see the connection alive.
 //!
-//! Each event carries an `id` (a counter per stream). A client that reconnects (with or without
-//! `Last-Event-ID`) gets a fresh snapshot: the stream does not replay what it missed. The events
-//! wait in a bounded buffer; a client that reads slowly holds up only its own listener, which
-//! then reports the net change when it catches up.
+//! Each `snapshot` and `changes` event carries an `id`: a resume token. A client that reconnects
+//! with `Last-Event-ID` (browsers' `EventSource` does it by itself) gets, as its first event, the
+//! `changes` from the result it last received to the result now — only what it missed, possibly
+//! nothing — or, when the token cannot be used (too old, made on another node, not the same
+//! caller and target), a whole `snapshot` to start over from (`Engine::resume`). The events wait
+//! in a bounded buffer; a client that reads slowly holds up only its own listener, which then
+//! reports the net change when it catches up.
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use claimdb_engine::listen::{ListenEvent, ListenTarget};
 use claimdb_engine::{EngineError, Query};
@@ -44,13 +47,24 @@ pub(crate) async fn listen(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     RawQuery(params): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = target(params.as_deref())?;
-    let mut listener = state.engine.listen(ctx, target).await?;
+    let resume_from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let (mut listener, first) = match resume_from {
+        Some(token) => state.engine.resume(ctx, target, token).await?,
+        None => {
+            let listener = state.engine.listen(ctx, target).await?;
+            let first = listener.snapshot();
+            (listener, first)
+        }
+    };
     let (mut tx, body) = Channel::<Bytes>::new(BUFFER);
     tokio::spawn(async move {
-        let mut id = 0u64;
-        if send(&mut tx, &mut id, "snapshot", &listener.snapshot())
+        if send(&mut tx, &listener.resume_token(), &first)
             .await
             .is_err()
         {
@@ -76,12 +90,9 @@ pub(crate) async fn listen(
                 }
             };
             let sent = match event {
-                Ok(event @ ListenEvent::Changes { .. }) => {
-                    send(&mut tx, &mut id, "changes", &event).await
-                }
-                Ok(ListenEvent::Snapshot { .. }) => Ok(()),
+                Ok(event) => send(&mut tx, &listener.resume_token(), &event).await,
                 Err(e) => {
-                    let _ = send_error(&mut tx, &mut id, e).await;
+                    let _ = send_error(&mut tx, e).await;
                     return;
                 }
             };
@@ -138,47 +149,44 @@ fn target(params: Option<&str>) -> Result<ListenTarget, ApiError> {
     target.ok_or_else(|| ApiError::invalid("name a document (path=…) or a query (query=…)"))
 }
 
-/// Sends one event; `Err` when the client is gone.
+/// Sends one event with its resume token; `Err` when the client is gone.
 async fn send(
     tx: &mut Sender<Bytes>,
-    id: &mut u64,
-    name: &str,
+    id: &str,
     event: &ListenEvent,
 ) -> Result<(), http_body_util::channel::SendError> {
-    let data = match event {
-        ListenEvent::Snapshot { documents } => json!({
-            "documents": documents.iter().map(DocumentOut::from).collect::<Vec<_>>(),
-        }),
-        ListenEvent::Changes { changes } => json!({
-            "changes": changes.iter().map(|c| json!({
-                "type": c.kind.name(),
-                "document": DocumentOut::from(&c.document),
-                "old_index": c.old_index,
-                "new_index": c.new_index,
-            })).collect::<Vec<_>>(),
-        }),
+    let (name, data) = match event {
+        ListenEvent::Snapshot { documents } => (
+            "snapshot",
+            json!({
+                "documents": documents.iter().map(DocumentOut::from).collect::<Vec<_>>(),
+            }),
+        ),
+        ListenEvent::Changes { changes } => (
+            "changes",
+            json!({
+                "changes": changes.iter().map(|c| json!({
+                    "type": c.kind.name(),
+                    "document": DocumentOut::from(&c.document),
+                    "old_index": c.old_index,
+                    "new_index": c.new_index,
+                })).collect::<Vec<_>>(),
+            }),
+        ),
     };
-    frame(tx, id, name, &data).await
+    // JSON text has no raw newline, so the data is one `data:` line; the token is printable
+    // ASCII without a newline.
+    let text = format!("id: {id}\nevent: {name}\ndata: {data}\n\n");
+    tx.send_data(Bytes::from(text)).await
 }
 
+/// The last event: an error, without an `id` (a client resumes from the last result it got).
 async fn send_error(
     tx: &mut Sender<Bytes>,
-    id: &mut u64,
     e: EngineError,
 ) -> Result<(), http_body_util::channel::SendError> {
     let error = ApiError::from(e);
-    frame(tx, id, "error", &error.body()).await
-}
-
-async fn frame(
-    tx: &mut Sender<Bytes>,
-    id: &mut u64,
-    name: &str,
-    data: &serde_json::Value,
-) -> Result<(), http_body_util::channel::SendError> {
-    *id += 1;
-    // JSON text has no raw newline, so the data is one `data:` line.
-    let text = format!("id: {id}\nevent: {name}\ndata: {data}\n\n");
+    let text = format!("event: error\ndata: {}\n\n", error.body());
     tx.send_data(Bytes::from(text)).await
 }
 

@@ -2,7 +2,8 @@
 //! ordered, limited query, fed by writes another client makes through `/v1/docs`; decided by the
 //! rules at the start (a listener they do not allow gets the JSON error, no stream) and again
 //! when the caller's custom claims change (the stream ends with `permission-denied`) or the
-//! caller is revoked (`unauthenticated`).
+//! caller is revoked (`unauthenticated`); a client that reconnects with `Last-Event-ID` gets
+//! only what it missed.
 
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
@@ -29,12 +30,24 @@ service cloud.firestore {
 /// An open event stream: events arrive on a channel from a reading thread.
 pub(crate) struct Stream {
     events: mpsc::Receiver<(String, Value)>,
+    /// The `id` of the last event received.
+    last_id: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Stream {
     /// Opens `/v1/listen?{query}` (with a bearer token unless `token` is empty);
     /// `Err((status, body))` when it is refused.
     pub(crate) fn open(server: &Server, query: &str, token: &str) -> Result<Stream, (u16, String)> {
+        Stream::open_from(server, query, token, "")
+    }
+
+    /// Opens a stream as a client reconnecting with `Last-Event-ID: {last}` (none if empty).
+    pub(crate) fn open_from(
+        server: &Server,
+        query: &str,
+        token: &str,
+        last: &str,
+    ) -> Result<Stream, (u16, String)> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -42,6 +55,9 @@ impl Stream {
         let mut get = agent.get(server.url(&format!("/v1/listen?{query}")));
         if !token.is_empty() {
             get = get.header("authorization", &format!("Bearer {token}"));
+        }
+        if !last.is_empty() {
+            get = get.header("last-event-id", last);
         }
         let response = get.call().unwrap();
         let status = response.status().as_u16();
@@ -55,11 +71,15 @@ impl Stream {
         );
         let reader = BufReader::new(response.into_body().into_reader());
         let (tx, events) = mpsc::channel();
+        let last_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let id = last_id.clone();
         std::thread::spawn(move || {
             let mut name = String::new();
             for line in reader.lines().map_while(Result::ok) {
                 if let Some(n) = line.strip_prefix("event: ") {
                     name = n.to_owned();
+                } else if let Some(n) = line.strip_prefix("id: ") {
+                    *id.lock().unwrap() = n.to_owned();
                 } else if let Some(data) = line.strip_prefix("data: ") {
                     let data: Value = serde_json::from_str(data).unwrap();
                     if tx.send((name.clone(), data)).is_err() {
@@ -68,7 +88,12 @@ impl Stream {
                 }
             }
         });
-        Ok(Stream { events })
+        Ok(Stream { events, last_id })
+    }
+
+    /// The `id` of the last event received: what a reconnecting client sends back.
+    pub(crate) fn last_id(&self) -> String {
+        self.last_id.lock().unwrap().clone()
     }
 
     /// The next event (within a few seconds).
@@ -215,4 +240,81 @@ fn listeners_follow_writes_and_end_when_the_rules_no_longer_allow_them() {
     let (name, data) = again.next();
     assert_eq!(name, "error", "{data}");
     assert_eq!(data["error"]["code"], "unauthenticated", "{data}");
+}
+
+/// A client that reconnects with the id of the last event it received gets, first, only the
+/// changes it missed — from that event's result, even when later events were sent and lost —
+/// and a whole snapshot when the id is not one it can resume from (unknown, or another
+/// caller's).
+#[test]
+fn a_reconnecting_client_gets_only_what_it_missed() {
+    let Deployment {
+        server,
+        key,
+        idp: _idp,
+        dir: _dir,
+    } = Deployment::start(RULES, &format!("admin_key = \"{ADMIN_KEY}\""));
+    for user in ["alice", "bob"] {
+        admin(
+            &server,
+            "PUT",
+            &format!("/v1/admin/users/{user}/claims"),
+            Some(json!({"reader": true})),
+        );
+    }
+    let alice = key.sign(&claims("alice", json!({})));
+    let bob = key.sign(&claims("bob", json!({})));
+    let query = format!(
+        "query={}",
+        encoded(r#"{"collection": "notes", "order_by": [["n", "asc"]]}"#)
+    );
+    put(&server, "notes/a", json!({"n": 1}), &alice);
+
+    let first = Stream::open(&server, &query, &alice).unwrap();
+    assert_eq!(first.next().0, "snapshot");
+    let at_snapshot = first.last_id();
+    put(&server, "notes/b", json!({"n": 2}), &alice);
+    assert_eq!(first.changes(), ["added:b@1"]);
+    let at_b = first.last_id();
+    assert_ne!(at_snapshot, at_b);
+    drop(first);
+
+    // Missed while away: a changes and moves after b, c arrives.
+    put(&server, "notes/a", json!({"n": 3}), &alice);
+    put(&server, "notes/c", json!({"n": 0}), &alice);
+
+    let resumed = Stream::open_from(&server, &query, &alice, &at_b).unwrap();
+    // (c enters first, so b, in place, counts as moved: applied in order, the changes give
+    // exactly the new result.)
+    assert_eq!(
+        resumed.changes(),
+        ["added:c@0", "modified:b@1", "modified:a@2"]
+    );
+    // And it goes on from there.
+    put(&server, "notes/d", json!({"n": 9}), &alice);
+    assert_eq!(resumed.changes(), ["added:d@3"]);
+
+    // From the snapshot's id (the events after it lost): what changed since the snapshot.
+    let earlier = Stream::open_from(&server, &query, &alice, &at_snapshot).unwrap();
+    assert_eq!(
+        earlier.changes(),
+        ["added:c@0", "added:b@1", "modified:a@2", "added:d@3"]
+    );
+
+    // Nothing missed: an empty `changes` event, with a new id to go on from.
+    let current = Stream::open_from(&server, &query, &alice, &resumed.last_id()).unwrap();
+    assert_eq!(current.changes(), Vec::<String>::new());
+    assert!(!current.last_id().is_empty());
+
+    // Not resumable: a made-up id, or alice's id presented by bob — a whole snapshot.
+    for (token, last) in [
+        (&alice, "0123456789abcdef.1"),
+        (&alice, "nonsense"),
+        (&bob, &at_b),
+    ] {
+        let stream = Stream::open_from(&server, &query, token, last).unwrap();
+        let (name, data) = stream.next();
+        assert_eq!(name, "snapshot", "{last}: {data}");
+        assert_eq!(data["documents"].as_array().unwrap().len(), 4, "{data}");
+    }
 }
