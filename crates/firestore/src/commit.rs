@@ -173,7 +173,7 @@ fn decode_write(json: &Json, db: &Database) -> Result<FsWrite, Status> {
     })
 }
 
-fn decode_precondition(json: Option<&Json>) -> Result<Precondition, Status> {
+pub(crate) fn decode_precondition(json: Option<&Json>) -> Result<Precondition, Status> {
     let Some(Json::Object(p)) = json else {
         return match json {
             None | Some(Json::Null) => Ok(Precondition::None),
@@ -192,7 +192,7 @@ fn decode_precondition(json: Option<&Json>) -> Result<Precondition, Status> {
     }
 }
 
-fn field_paths(json: Option<&Json>) -> Result<Vec<FieldPath>, Status> {
+pub(crate) fn field_paths(json: Option<&Json>) -> Result<Vec<FieldPath>, Status> {
     match json {
         None | Some(Json::Null) => Ok(Vec::new()),
         Some(Json::Array(paths)) => paths

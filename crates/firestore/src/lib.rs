@@ -1,21 +1,25 @@
-//! Firestore's wire vocabulary translated to claimdb's, for the protocol front ends (REST today;
-//! gRPC and WebChannel build on the same pieces): resource names (`names`), values and documents
-//! in proto3 JSON (`value`), the semantics of Firestore's document writes — update masks,
-//! `currentDocument` preconditions, `updateTime` as the concurrency token — as engine calls
-//! (`documents`), and `google.rpc` status codes for engine errors (`status`).
+//! Firestore's wire vocabulary translated to claimdb's, for the protocol front ends (REST and
+//! gRPC today; WebChannel builds on the same pieces): resource names (`names`), values and
+//! documents in proto3 JSON (`value`), the semantics of Firestore's document writes — update
+//! masks, `currentDocument` preconditions, `updateTime` as the concurrency token — as engine
+//! calls (`documents`, `commit`), queries (`query`), transactions (`transactions`), the one
+//! table of RPCs over their proto3-JSON request messages that every front end calls (`rpc`),
+//! and `google.rpc` status codes for engine errors (`status`).
 //!
-//! This crate knows no HTTP: `claimdb-server` routes the REST bindings here. Every operation is
-//! an [`Engine`](claimdb_engine::Engine) call, so rules, audit, custom claims and revocation
-//! apply exactly as on claimdb's own API.
+//! This crate knows no HTTP and no gRPC: `claimdb-server` routes the REST bindings and serves
+//! the gRPC service here. Every operation is an [`Engine`](claimdb_engine::Engine) call, so
+//! rules, audit, custom claims and revocation apply exactly as on claimdb's own API.
 
 pub mod commit;
 pub mod documents;
 pub mod enums;
 pub mod names;
 pub mod query;
+pub mod rpc;
 pub mod status;
 pub mod transactions;
 pub mod value;
 
 pub use names::Database;
+pub use rpc::{Project, Rpc};
 pub use status::{Code, Status};

@@ -127,6 +127,29 @@ impl Database {
             _ => Err(bad()),
         }
     }
+
+    /// What a full name under this database's documents refers to: the root
+    /// (`projects/…/documents`), a document or a collection — a request's `parent`.
+    pub fn parse_name(&self, name: &str) -> Result<Resource, Status> {
+        let bad = || {
+            Status::new(
+                Code::InvalidArgument,
+                format!(
+                    "{name:?} is not a name of the form projects/{{project}}/databases/{{database}}/documents[/{{path}}]"
+                ),
+            )
+        };
+        let rest = name.strip_prefix("projects/").ok_or_else(bad)?;
+        let (project, rest) = rest.split_once('/').ok_or_else(bad)?;
+        let rest = rest.strip_prefix("databases/").ok_or_else(bad)?;
+        let (database, rest) = rest.split_once('/').ok_or_else(bad)?;
+        self.check(project, database)?;
+        match rest.strip_prefix("documents") {
+            Some("") => Ok(Resource::Root),
+            Some(path) if path.starts_with('/') && path.len() > 1 => self.resource(path),
+            _ => Err(bad()),
+        }
+    }
 }
 
 impl Default for Database {
@@ -177,6 +200,26 @@ mod tests {
             Resource::Collection(_)
         ));
         assert!(matches!(db.resource("").unwrap(), Resource::Root));
+        assert_eq!(
+            db.parse_name("projects/my-app/databases/(default)/documents")
+                .unwrap(),
+            Resource::Root
+        );
+        assert_eq!(
+            db.parse_name(&name).unwrap(),
+            Resource::Document(path.clone())
+        );
+        for bad in [
+            "projects/my-app/databases/(default)/documentsx",
+            "projects/my-app/databases/(default)/documents/",
+            "projects/my-app/databases/(default)",
+        ] {
+            assert_eq!(
+                db.parse_name(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
         assert!(Database::new("a/b").is_err());
         assert!(Database::new("").is_err());
     }

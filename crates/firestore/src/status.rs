@@ -27,6 +27,26 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in number order.
+    pub const ALL: [Code; 16] = [
+        Code::Cancelled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::PermissionDenied,
+        Code::ResourceExhausted,
+        Code::FailedPrecondition,
+        Code::Aborted,
+        Code::OutOfRange,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::DataLoss,
+        Code::Unauthenticated,
+    ];
+
     /// The name proto3 JSON and the REST error body use.
     pub fn name(self) -> &'static str {
         match self {
@@ -126,6 +146,7 @@ impl From<EngineError> for Status {
         };
         // An internal error's cause is for the server's log, not the client (as on `/v1`).
         let message = if code == Code::Internal {
+            tracing::error!("firestore request failed: {e}");
             "internal error".to_string()
         } else {
             e.message().to_string()

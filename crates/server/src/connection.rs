@@ -42,7 +42,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
-use tower::ServiceExt as _;
 
 use crate::error::ApiError;
 use crate::listener::{Shared, Stage};
@@ -482,7 +481,8 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// The router as one connection's hyper service: times the request body, counts the request
+/// The service ([`Dispatch`](crate::Dispatch): gRPC or the router) as one connection's hyper
+/// service: times the request body, counts the request
 /// in flight until its response body ends, and applies shutdown to the answer.
 #[derive(Clone)]
 pub(crate) struct ConnService {
@@ -516,7 +516,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             }),
             None => Body::new(incoming),
         });
-        let router = self.shared.router.clone();
+        let dispatch = self.shared.dispatch.clone();
         let conn = self.conn.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
@@ -525,12 +525,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             let answered = if conn.stopped.load(Ordering::Acquire) {
                 None
             } else {
-                let handled = async {
-                    match router.oneshot(request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
-                };
+                let handled = dispatch.call(request);
                 tokio::select! {
                     biased;
                     response = handled => Some(response),

@@ -29,7 +29,8 @@ use claimdb_firestore::{Code, Status};
 use serde_json::Value as Json;
 
 use crate::AppState;
-use crate::firestore::{FirestoreProject, FsError, project};
+use crate::firestore::{FsError, project};
+use claimdb_firestore::Project;
 
 /// Most projects an emulator holds at once (each has its own store).
 pub const MAX_PROJECTS: usize = 256;
@@ -45,7 +46,7 @@ pub type OpenProject = Box<
 pub struct Emulator {
     open: OpenProject,
     /// Read by every request (a shared lock, never held across an await).
-    projects: std::sync::RwLock<HashMap<String, Arc<FirestoreProject>>>,
+    projects: std::sync::RwLock<HashMap<String, Arc<Project>>>,
     /// Held while a project is made, so two first requests make one.
     making: tokio::sync::Mutex<()>,
 }
@@ -59,7 +60,7 @@ impl Emulator {
         }
     }
 
-    fn existing(&self, id: &str) -> Option<Arc<FirestoreProject>> {
+    fn existing(&self, id: &str) -> Option<Arc<Project>> {
         let projects = self
             .projects
             .read()
@@ -68,11 +69,7 @@ impl Emulator {
     }
 
     /// The project's database (`database` must be `(default)`), made on first use.
-    pub(crate) async fn project(
-        &self,
-        id: &str,
-        database: &str,
-    ) -> Result<Arc<FirestoreProject>, Status> {
+    pub(crate) async fn project(&self, id: &str, database: &str) -> Result<Arc<Project>, Status> {
         if let Some(p) = self.existing(id) {
             p.db.check(id, database)?;
             return Ok(p);
@@ -99,7 +96,7 @@ impl Emulator {
             Status::new(Code::Internal, format!("cannot make project {id:?}: {e}"))
         })?;
         tracing::info!(project = id, "emulator project created");
-        let project = Arc::new(FirestoreProject::new(engine, db));
+        let project = Arc::new(Project::new(engine, db));
         self.projects
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -120,14 +120,8 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let id = parts
-            .headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let mut credential = credential(&parts.headers)?;
-        if credential == Credential::None
+        let mut ctx = header_context(&parts.headers)?;
+        if ctx.credential == Credential::None
             && state.sign_in.is_some()
             && let Some(session) = crate::csrf::cookie(&parts.headers, SESSION_COOKIE)
             && !session.is_empty()
@@ -135,13 +129,26 @@ impl FromRequestParts<AppState> for Ctx {
             if parts.method != Method::GET && parts.method != Method::HEAD {
                 state.origins.check(&parts.headers)?;
             }
-            credential = Credential::Session(session);
+            ctx.credential = Credential::Session(session);
         }
-        let admin_key = header_text(&parts.headers, ADMIN_KEY)?.map(str::to_string);
-        Ok(Ctx(RequestContext::new(id)
-            .with_credential(credential)
-            .with_admin_key(admin_key)))
+        Ok(Ctx(ctx))
     }
+}
+
+/// The request's id (`x-request-id`), `Authorization: Bearer` credential and admin key, from
+/// its headers alone: the whole context of a gRPC call (its metadata), and of an HTTP request
+/// before [`Ctx`] looks for a session cookie.
+pub(crate) fn header_context(headers: &HeaderMap) -> Result<RequestContext, ApiError> {
+    let id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let credential = credential(headers)?;
+    let admin_key = header_text(headers, ADMIN_KEY)?.map(str::to_string);
+    Ok(RequestContext::new(id)
+        .with_credential(credential)
+        .with_admin_key(admin_key))
 }
 
 /// Reads `Authorization: Bearer <token>`.

@@ -16,14 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-use claimdb_engine::{
-    Direction, Engine, ListPage, ListRequest, Query, QueryPaging, RequestContext,
-};
-use claimdb_firestore::documents::{self, Precondition};
-use claimdb_firestore::names::{Database, Resource};
-use claimdb_firestore::transactions::Transactions;
-use claimdb_firestore::{Code, Status, commit as rpc, query as queries, value};
-use claimdb_model::{FieldPath, Timestamp};
+use claimdb_engine::RequestContext;
+use claimdb_firestore::rpc::{self, Project, Rpc};
+use claimdb_firestore::{Code, Status};
 use serde_json::{Map as JsonMap, Value as Json};
 
 use crate::AppState;
@@ -36,12 +31,10 @@ pub(crate) fn routes() -> Router<AppState> {
         "/v1/projects/{project}/databases/{database}/documents/{*path}",
         get(get_or_list).patch(patch).delete(delete).post(create),
     );
-    for rpc in RootRpc::ALL {
+    for rpc in Rpc::ALL {
+        let Some(verb) = rpc.verb() else { continue };
         router = router.route(
-            &format!(
-                "/v1/projects/{{project}}/databases/{{database}}/documents:{}",
-                rpc.name()
-            ),
+            &format!("/v1/projects/{{project}}/databases/{{database}}/documents:{verb}"),
             post(
                 move |state: State<AppState>,
                       ctx: Result<Ctx, ApiError>,
@@ -54,31 +47,13 @@ pub(crate) fn routes() -> Router<AppState> {
     router
 }
 
-/// One Firestore database and what serves it: the engine (so its store and rules), the
-/// database's names, and the transactions open on it on this node.
-pub struct FirestoreProject {
-    pub engine: Arc<Engine>,
-    pub db: Database,
-    pub transactions: Transactions,
-}
-
-impl FirestoreProject {
-    pub fn new(engine: Arc<Engine>, db: Database) -> Self {
-        FirestoreProject {
-            engine,
-            db,
-            transactions: Transactions::default(),
-        }
-    }
-}
-
 /// The database a request's URL names: the configured project's, or in emulator mode any
 /// project's (each its own, made on first use).
 pub(crate) async fn project(
     state: &AppState,
     project: &str,
     database: &str,
-) -> Result<Arc<FirestoreProject>, Status> {
+) -> Result<Arc<Project>, Status> {
     let served = &state.firestore;
     match &state.emulator {
         Some(emulator) if project != served.db.project() => {
@@ -113,20 +88,25 @@ impl From<claimdb_engine::EngineError> for FsError {
 /// write) in Firestore's shape.
 impl From<ApiError> for FsError {
     fn from(e: ApiError) -> Self {
-        let code = match e.status {
-            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
-            StatusCode::FORBIDDEN => Code::PermissionDenied,
-            StatusCode::NOT_FOUND => Code::NotFound,
-            StatusCode::CONFLICT => Code::Aborted,
-            StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
-            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
-            s if s.is_client_error() => Code::InvalidArgument,
-            _ => Code::Internal,
-        };
-        let mut status = Status::new(code, e.message);
-        status.retry_after_secs = e.retry_after_secs;
-        FsError(status)
+        FsError(status_of(e))
     }
+}
+
+/// An [`ApiError`] as the `google.rpc` status with the same meaning (REST and gRPC alike).
+pub(crate) fn status_of(e: ApiError) -> Status {
+    let code = match e.status {
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::CONFLICT => Code::Aborted,
+        StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        s if s.is_client_error() => Code::InvalidArgument,
+        _ => Code::Internal,
+    };
+    let mut status = Status::new(code, e.message);
+    status.retry_after_secs = e.retry_after_secs;
+    status
 }
 
 impl FsError {
@@ -156,97 +136,64 @@ impl IntoResponse for FsError {
 
 type FsResult = Result<Response, FsError>;
 
-/// The query parameters of the document bindings.
-#[derive(Debug, Default)]
-struct Params {
-    mask: Option<Vec<FieldPath>>,
-    update_mask: Option<Vec<FieldPath>>,
-    exists: Option<bool>,
-    update_time: Option<Timestamp>,
-    document_id: Option<String>,
-    page_size: Option<usize>,
-    page_token: Option<String>,
-    order_by: Option<String>,
-    show_missing: bool,
-}
-
-impl Params {
-    fn parse(query: Option<&str>) -> Result<Params, Status> {
-        let mut p = Params::default();
-        let field = |value: &str| {
-            FieldPath::parse(value).map_err(|e| Status::invalid(format!("field path: {e}")))
-        };
-        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match &*name {
-                "mask.fieldPaths" => p.mask.get_or_insert_with(Vec::new).push(field(&value)?),
-                "updateMask.fieldPaths" => p
-                    .update_mask
-                    .get_or_insert_with(Vec::new)
-                    .push(field(&value)?),
-                "currentDocument.exists" => {
-                    p.exists = Some(boolean(&name, &value)?);
+/// The query parameters of the document bindings, transcoded into the request message's
+/// fields (`mask.fieldPaths=a` → `"mask": {"fieldPaths": ["a"]}`); which of them apply is the
+/// RPC's to say ([`rpc::call`] refuses fields its request does not have).
+fn transcode(query: Option<&str>) -> Result<JsonMap<String, Json>, Status> {
+    let mut request = JsonMap::new();
+    // `outer.inner = value`, a repeated `inner` collecting its values in a list.
+    let mut member = |outer: &str, inner: &str, value: Json, repeated: bool| {
+        let entry = request
+            .entry(outer.to_string())
+            .or_insert_with(|| Json::Object(JsonMap::new()));
+        if let Json::Object(members) = entry {
+            if repeated {
+                let list = members
+                    .entry(inner.to_string())
+                    .or_insert_with(|| Json::Array(Vec::new()));
+                if let Json::Array(list) = list {
+                    list.push(value);
                 }
-                "currentDocument.updateTime" => {
-                    p.update_time =
-                        Some(Timestamp::parse(&value).map_err(|e| Status::invalid(e.to_string()))?);
-                }
-                "documentId" => p.document_id = Some(value.into_owned()),
-                "pageSize" => {
-                    p.page_size = Some(value.parse().map_err(|_| {
-                        Status::invalid(format!("pageSize {value:?} is not a number"))
-                    })?);
-                }
-                "pageToken" => p.page_token = Some(value.into_owned()).filter(|t| !t.is_empty()),
-                "orderBy" => p.order_by = Some(value.into_owned()),
-                "showMissing" => p.show_missing = boolean(&name, &value)?,
-                // System parameters of Google APIs: the API key, the response format.
-                "key" | "alt" | "$alt" | "prettyPrint" | "$prettyPrint" | "quotaUser" => {}
-                other => {
-                    return Err(Status::invalid(format!(
-                        "unknown query parameter {other:?}"
-                    )));
-                }
+            } else {
+                members.insert(inner.to_string(), value);
             }
         }
-        Ok(p)
-    }
-
-    fn precondition(&self) -> Result<Precondition, Status> {
-        match (self.exists, self.update_time) {
-            (Some(_), Some(_)) => Err(Status::invalid(
-                "currentDocument takes exists or updateTime, not both",
-            )),
-            (Some(exists), None) => Ok(Precondition::Exists(exists)),
-            (None, Some(time)) => Ok(Precondition::UpdateTime(time)),
-            (None, None) => Ok(Precondition::None),
+    };
+    let mut top = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*name {
+            "mask.fieldPaths" => member("mask", "fieldPaths", value.into(), true),
+            "updateMask.fieldPaths" => member("updateMask", "fieldPaths", value.into(), true),
+            "currentDocument.exists" => {
+                let exists = Json::Bool(boolean(&name, &value)?);
+                member("currentDocument", "exists", exists, false);
+            }
+            "currentDocument.updateTime" => {
+                member("currentDocument", "updateTime", value.into(), false);
+            }
+            "pageSize" => {
+                let n: u64 = value
+                    .parse()
+                    .map_err(|_| Status::invalid(format!("pageSize {value:?} is not a number")))?;
+                top.push(("pageSize", Json::from(n)));
+            }
+            "showMissing" => top.push(("showMissing", Json::Bool(boolean(&name, &value)?))),
+            "documentId" => top.push(("documentId", value.into())),
+            "pageToken" => top.push(("pageToken", value.into())),
+            "orderBy" => top.push(("orderBy", value.into())),
+            // System parameters of Google APIs: the API key, the response format.
+            "key" | "alt" | "$alt" | "prettyPrint" | "$prettyPrint" | "quotaUser" => {}
+            other => {
+                return Err(Status::invalid(format!(
+                    "unknown query parameter {other:?}"
+                )));
+            }
         }
     }
-
-    /// Refuses parameters that do not apply to this method.
-    fn only(&self, allowed: &[&str]) -> Result<(), Status> {
-        let given = [
-            ("mask", self.mask.is_some()),
-            ("updateMask", self.update_mask.is_some()),
-            (
-                "currentDocument",
-                self.exists.is_some() || self.update_time.is_some(),
-            ),
-            ("documentId", self.document_id.is_some()),
-            ("pageSize", self.page_size.is_some()),
-            ("pageToken", self.page_token.is_some()),
-            ("orderBy", self.order_by.is_some()),
-            ("showMissing", self.show_missing),
-        ];
-        match given
-            .iter()
-            .find(|(name, set)| *set && !allowed.contains(name))
-        {
-            Some((name, _)) => Err(Status::invalid(format!(
-                "{name} does not apply to this request"
-            ))),
-            None => Ok(()),
-        }
+    for (name, value) in top {
+        request.insert(name.to_string(), value);
     }
+    Ok(request)
 }
 
 fn boolean(name: &str, value: &str) -> Result<bool, Status> {
@@ -259,20 +206,19 @@ fn boolean(name: &str, value: &str) -> Result<bool, Status> {
     }
 }
 
-/// The fields of a `Document` body (its `name`, times and other members are ignored, as
-/// Firestore does for the ones it computes).
-fn body_fields(db: &Database, body: &[u8]) -> Result<claimdb_model::Map, Status> {
+/// The JSON object of a request body (sent as `application/json` or, by the web SDKs,
+/// `text/plain`); an empty body is an empty message.
+fn body_object(body: &[u8], what: &str) -> Result<JsonMap<String, Json>, Status> {
     if body.is_empty() {
-        return Ok(claimdb_model::Map::new());
+        return Ok(JsonMap::new());
     }
-    let json = claimdb_model::json_text::parse_body(body)
-        .map_err(|e| Status::invalid(format!("the request body is not valid JSON: {e}")))?;
-    let Json::Object(document) = json else {
-        return Err(Status::invalid(
-            "the request body must be a Document object",
-        ));
-    };
-    value::decode_fields(document.get("fields"), db)
+    match claimdb_model::json_text::parse_body(body) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(_) => Err(Status::invalid(format!("the request body must be {what}"))),
+        Err(e) => Err(Status::invalid(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+    }
 }
 
 fn json(value: Json) -> Response {
@@ -283,6 +229,43 @@ fn context(ctx: Result<Ctx, ApiError>) -> Result<RequestContext, FsError> {
     Ok(ctx?.0)
 }
 
+/// `projects/{project}/databases/{database}/documents`.
+fn documents_name(project: &str, database: &str) -> String {
+    format!("projects/{project}/databases/{database}/documents")
+}
+
+/// A name below the documents (`{path}` of a route) as its parent's name and its last id.
+fn split_last(documents: &str, path: &str) -> (String, String) {
+    let path = path.trim_matches('/');
+    match path.rsplit_once('/') {
+        Some((parent, id)) => (format!("{documents}/{parent}"), id.to_string()),
+        None => (documents.to_string(), path.to_string()),
+    }
+}
+
+/// Whether a `{path}` below the documents names a document (an even number of segments).
+fn names_document(path: &str) -> bool {
+    path.trim_matches('/').split('/').count().is_multiple_of(2)
+}
+
+/// Runs `rpc` with its request message: on the database its target name (or, when the request
+/// names none, `fallback`: a gRPC call's `google-cloud-resource-prefix`) is in — the
+/// configured project's, or in emulator mode any project's. Both front ends call this.
+pub(crate) async fn dispatch(
+    state: &AppState,
+    ctx: &RequestContext,
+    rpc: Rpc,
+    request: JsonMap<String, Json>,
+    fallback: Option<&str>,
+) -> Result<Json, Status> {
+    let name = rpc::target(rpc, &request)
+        .or(fallback)
+        .ok_or_else(|| Status::invalid(format!("{} names no database", rpc.method())))?;
+    let (project, database) = rpc::database_of(name)?;
+    let project = self::project(state, project, database).await?;
+    rpc::call(&project, ctx, rpc, request).await
+}
+
 async fn get_or_list(
     State(state): State<AppState>,
     ctx: Result<Ctx, ApiError>,
@@ -290,80 +273,18 @@ async fn get_or_list(
     RawQuery(query): RawQuery,
 ) -> FsResult {
     let ctx = context(ctx)?;
-    let params = Params::parse(query.as_deref())?;
-    let project = self::project(&state, &project, &database).await?;
-    let (engine, db) = (&project.engine, &project.db);
-    match db.resource(&path)? {
-        Resource::Document(path) => {
-            params.only(&["mask"])?;
-            let doc = documents::get(engine, &ctx, &path, params.mask.as_deref()).await?;
-            Ok(json(value::encode_document(&doc, db)))
-        }
-        Resource::Collection(collection) => {
-            params.only(&["mask", "pageSize", "pageToken", "orderBy", "showMissing"])?;
-            if params.show_missing {
-                if params.order_by.is_some() {
-                    return Err(Status::invalid("showMissing lists in id order: no orderBy").into());
-                }
-                let request = ListRequest {
-                    page_size: params.page_size,
-                    page_token: params.page_token.clone(),
-                };
-                let mask = params.mask.as_deref();
-                let answer =
-                    documents::list_with_missing(engine, &ctx, db, &collection, &request, mask);
-                return Ok(json(answer.await?));
-            }
-            let orders = match params.order_by.as_deref() {
-                Some(text) => queries::list_order(text)?,
-                None => Vec::new(),
-            };
-            let by_name = orders
-                .iter()
-                .all(|o| o.field.to_string() == "__name__" && o.direction == Direction::Asc);
-            let page = if by_name {
-                let request = ListRequest {
-                    page_size: params.page_size,
-                    page_token: params.page_token.clone(),
-                };
-                documents::list(engine, &ctx, &collection, &request, params.mask.as_deref()).await?
-            } else {
-                // Ordered by fields: the collection as a query (documents without an ordered
-                // field are left out, as in Firestore).
-                let mut query = Query::collection(collection);
-                query.order_by = orders;
-                let paging = QueryPaging {
-                    page_size: params.page_size,
-                    page_token: params.page_token.clone(),
-                };
-                let results = engine.query(&ctx, &query, &paging).await?;
-                let mut documents = results.documents;
-                if let Some(mask) = &params.mask {
-                    for doc in &mut documents {
-                        doc.data = documents::project(&doc.data, mask);
-                    }
-                }
-                ListPage {
-                    documents,
-                    next_page_token: results.next_page_token,
-                }
-            };
-            let mut out = JsonMap::new();
-            if !page.documents.is_empty() {
-                let docs = page
-                    .documents
-                    .iter()
-                    .map(|d| value::encode_document(d, db))
-                    .collect();
-                out.insert("documents".into(), Json::Array(docs));
-            }
-            if let Some(token) = page.next_page_token {
-                out.insert("nextPageToken".into(), Json::String(token));
-            }
-            Ok(json(Json::Object(out)))
-        }
-        Resource::Root => Err(Status::invalid("name a document or a collection").into()),
-    }
+    let mut request = transcode(query.as_deref())?;
+    let documents = documents_name(&project, &database);
+    let rpc = if names_document(&path) {
+        request.insert("name".into(), format!("{documents}/{path}").into());
+        Rpc::GetDocument
+    } else {
+        let (parent, id) = split_last(&documents, &path);
+        request.insert("parent".into(), parent.into());
+        request.insert("collectionId".into(), id.into());
+        Rpc::ListDocuments
+    };
+    Ok(json(dispatch(&state, &ctx, rpc, request, None).await?))
 }
 
 async fn patch(
@@ -374,28 +295,16 @@ async fn patch(
     body: Bytes,
 ) -> FsResult {
     let ctx = context(ctx)?;
-    let params = Params::parse(query.as_deref())?;
-    params.only(&["mask", "updateMask", "currentDocument"])?;
-    let project = self::project(&state, &project, &database).await?;
-    let Resource::Document(path) = project.db.resource(&path)? else {
+    let mut request = transcode(query.as_deref())?;
+    if !names_document(&path) {
         return Err(Status::invalid("patch names a document").into());
-    };
-    let fields = body_fields(&project.db, &body)?;
-    let doc = documents::patch(
-        &project.engine,
-        &ctx,
-        &path,
-        fields,
-        params.update_mask.as_deref(),
-        params.precondition()?,
-    )
-    .await?;
-    let data = match &params.mask {
-        Some(mask) => documents::project(&doc.data, mask),
-        None => doc.data.clone(),
-    };
-    let shown = claimdb_engine::Document { data, ..doc };
-    Ok(json(value::encode_document(&shown, &project.db)))
+    }
+    let mut document = body_object(&body, "a Document object")?;
+    let name = format!("{}/{path}", documents_name(&project, &database));
+    document.insert("name".into(), name.into());
+    request.insert("document".into(), Json::Object(document));
+    let rpc = Rpc::UpdateDocument;
+    Ok(json(dispatch(&state, &ctx, rpc, request, None).await?))
 }
 
 async fn delete(
@@ -405,14 +314,14 @@ async fn delete(
     RawQuery(query): RawQuery,
 ) -> FsResult {
     let ctx = context(ctx)?;
-    let params = Params::parse(query.as_deref())?;
-    params.only(&["currentDocument"])?;
-    let project = self::project(&state, &project, &database).await?;
-    let Resource::Document(path) = project.db.resource(&path)? else {
+    let mut request = transcode(query.as_deref())?;
+    if !names_document(&path) {
         return Err(Status::invalid("delete names a document").into());
-    };
-    documents::delete(&project.engine, &ctx, &path, params.precondition()?).await?;
-    Ok(json(Json::Object(JsonMap::new())))
+    }
+    let name = format!("{}/{path}", documents_name(&project, &database));
+    request.insert("name".into(), name.into());
+    let rpc = Rpc::DeleteDocument;
+    Ok(json(dispatch(&state, &ctx, rpc, request, None).await?))
 }
 
 async fn create(
@@ -423,158 +332,54 @@ async fn create(
     body: Bytes,
 ) -> FsResult {
     let ctx = context(ctx)?;
-    let project = self::project(&state, &project, &database).await?;
+    let documents = documents_name(&project, &database);
     // `…/documents/{parent document}:runQuery` shares this route with createDocument.
-    for rpc in [
-        RootRpc::RunQuery,
-        RootRpc::RunAggregationQuery,
-        RootRpc::ListCollectionIds,
-    ] {
-        if let Some(parent) = path.strip_suffix(&format!(":{}", rpc.name())) {
-            let parent = project.db.resource(parent)?;
-            Params::parse(query.as_deref())?.only(&[])?;
-            let body = rpc_body(&body)?;
-            return Ok(json(rpc.call(&project, &ctx, parent, body).await?));
+    for rpc in Rpc::ALL.into_iter().filter(|r| r.takes_parent()) {
+        let Some(verb) = rpc.verb() else { continue };
+        if let Some(parent) = path.strip_suffix(&format!(":{verb}")) {
+            let mut request = body_object(&body, "a JSON object")?;
+            if !transcode(query.as_deref())?.is_empty() {
+                return Err(Status::invalid(format!("{verb} takes no query parameters")).into());
+            }
+            request.insert("parent".into(), format!("{documents}/{parent}").into());
+            return Ok(json(dispatch(&state, &ctx, rpc, request, None).await?));
         }
     }
-    let params = Params::parse(query.as_deref())?;
-    params.only(&["mask", "documentId"])?;
-    let Resource::Collection(collection) = project.db.resource(&path)? else {
+    let mut request = transcode(query.as_deref())?;
+    if names_document(&path) {
         return Err(Status::invalid("createDocument names a collection").into());
-    };
-    let fields = body_fields(&project.db, &body)?;
-    let id = params.document_id.as_deref().filter(|id| !id.is_empty());
-    let mut doc = documents::create(&project.engine, &ctx, &collection, id, fields).await?;
-    if let Some(mask) = &params.mask {
-        doc.data = documents::project(&doc.data, mask);
     }
-    Ok(json(value::encode_document(&doc, &project.db)))
+    let (parent, id) = split_last(&documents, &path);
+    request.insert("parent".into(), parent.into());
+    request.insert("collectionId".into(), id.into());
+    let document = body_object(&body, "a Document object")?;
+    request.insert("document".into(), Json::Object(document));
+    let rpc = Rpc::CreateDocument;
+    Ok(json(dispatch(&state, &ctx, rpc, request, None).await?))
 }
 
-/// The JSON object of an RPC's request body (sent as `application/json` or, by the web SDKs,
-/// `text/plain`).
-fn rpc_body(body: &[u8]) -> Result<JsonMap<String, Json>, Status> {
-    if body.is_empty() {
-        return Ok(JsonMap::new());
-    }
-    match claimdb_model::json_text::parse_body(body) {
-        Ok(Json::Object(map)) => Ok(map),
-        Ok(_) => Err(Status::invalid("the request body must be a JSON object")),
-        Err(e) => Err(Status::invalid(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
-    }
-}
-
-/// The RPCs posted to `…/documents:{rpc}` (the query RPCs also below a document).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RootRpc {
-    Commit,
-    BatchGet,
-    RunQuery,
-    RunAggregationQuery,
-    BeginTransaction,
-    Rollback,
-    BatchWrite,
-    PartitionQuery,
-    ListCollectionIds,
-}
-
-impl RootRpc {
-    const ALL: [RootRpc; 9] = [
-        RootRpc::Commit,
-        RootRpc::BatchGet,
-        RootRpc::RunQuery,
-        RootRpc::RunAggregationQuery,
-        RootRpc::BeginTransaction,
-        RootRpc::Rollback,
-        RootRpc::BatchWrite,
-        RootRpc::PartitionQuery,
-        RootRpc::ListCollectionIds,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            RootRpc::Commit => "commit",
-            RootRpc::BatchGet => "batchGet",
-            RootRpc::RunQuery => "runQuery",
-            RootRpc::RunAggregationQuery => "runAggregationQuery",
-            RootRpc::BeginTransaction => "beginTransaction",
-            RootRpc::Rollback => "rollback",
-            RootRpc::BatchWrite => "batchWrite",
-            RootRpc::PartitionQuery => "partitionQuery",
-            RootRpc::ListCollectionIds => "listCollectionIds",
-        }
-    }
-
-    /// Runs the RPC on `project` with `parent` (the root, or a document for queries) and the
-    /// request's JSON body; the answer (a stream's responses as one JSON array).
-    async fn call(
-        self,
-        project: &FirestoreProject,
-        ctx: &RequestContext,
-        parent: Resource,
-        body: JsonMap<String, Json>,
-    ) -> Result<Json, FsError> {
-        let (engine, db, transactions) = (&*project.engine, &project.db, &project.transactions);
-        let now = || engine.clock().timestamp();
-        Ok(match self {
-            RootRpc::Commit => rpc::commit(engine, ctx, db, transactions, &body).await?,
-            RootRpc::BatchGet => {
-                rpc::batch_get(engine, ctx, db, transactions, &body, now()).await?
-            }
-            RootRpc::RunQuery => {
-                queries::run_query(engine, ctx, db, transactions, &parent, &body, now()).await?
-            }
-            RootRpc::RunAggregationQuery => {
-                queries::run_aggregation(engine, ctx, db, &parent, &body, now()).await?
-            }
-            RootRpc::BatchWrite => rpc::batch_write(engine, ctx, db, transactions, &body).await?,
-            RootRpc::ListCollectionIds => {
-                documents::list_collection_ids(engine, ctx, &parent, &body).await?
-            }
-            RootRpc::PartitionQuery => {
-                // Split points name documents: only a caller whose credential holds may ask.
-                engine.authenticate(ctx).await?;
-                queries::partition_query(db, &parent, &body)?
-            }
-            RootRpc::BeginTransaction => {
-                // Only a caller with a valid credential (or none) may hold server state: a
-                // refused token is refused here too.
-                engine.authenticate(ctx).await?;
-                if let Some(key) = body.keys().find(|k| *k != "options") {
-                    return Err(Status::invalid(format!(
-                        "{key:?} is not a field of BeginTransactionRequest"
-                    ))
-                    .into());
-                }
-                let read_only = claimdb_firestore::transactions::read_only(body.get("options"))?;
-                serde_json::json!({ "transaction": transactions.begin(read_only)? })
-            }
-            RootRpc::Rollback => {
-                engine.authenticate(ctx).await?;
-                let Some(Json::String(id)) = body.get("transaction") else {
-                    return Err(Status::invalid("transaction is required").into());
-                };
-                transactions.end(id)?;
-                Json::Object(JsonMap::new())
-            }
-        })
-    }
-}
-
-/// `POST …/documents:{rpc}`.
+/// `POST …/documents:{verb}`.
 async fn root_rpc(
     State(state): State<AppState>,
     ctx: Result<Ctx, ApiError>,
     Path((project, database)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     body: Bytes,
-    rpc: RootRpc,
+    rpc: Rpc,
 ) -> FsResult {
     let ctx = context(ctx)?;
-    Params::parse(query.as_deref())?.only(&[])?;
-    let project = self::project(&state, &project, &database).await?;
-    let body = rpc_body(&body)?;
-    Ok(json(rpc.call(&project, &ctx, Resource::Root, body).await?))
+    if !transcode(query.as_deref())?.is_empty() {
+        return Err(Status::invalid("this RPC takes no query parameters").into());
+    }
+    let mut request = body_object(&body, "a JSON object")?;
+    let (field, name) = if rpc.takes_parent() {
+        ("parent", documents_name(&project, &database))
+    } else {
+        (
+            "database",
+            format!("projects/{project}/databases/{database}"),
+        )
+    };
+    request.insert(field.into(), name.into());
+    Ok(json(dispatch(&state, &ctx, rpc, request, None).await?))
 }

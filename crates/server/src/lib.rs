@@ -23,6 +23,7 @@ pub mod error;
 mod extract;
 pub mod firestore;
 mod front;
+mod grpc;
 mod health;
 mod listen;
 mod listener;
@@ -44,6 +45,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use claimdb_engine::Engine;
 use claimdb_signin::SignIn;
+use tower::ServiceExt as _;
 
 pub use error::ApiError;
 pub use extract::REQUEST_ID;
@@ -116,14 +118,14 @@ pub struct AppState {
     pub origins: Arc<csrf::TrustedOrigins>,
     /// The configured project's Firestore database (the engine above, its names, the
     /// transactions open on this node).
-    pub firestore: Arc<firestore::FirestoreProject>,
+    pub firestore: Arc<claimdb_firestore::Project>,
     /// Emulator mode: the other projects and the control endpoints; `None` outside it.
     pub emulator: Option<Arc<emulator::Emulator>>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
-        let firestore = firestore::FirestoreProject::new(engine.clone(), config.firestore.clone());
+        let firestore = claimdb_firestore::Project::new(engine.clone(), config.firestore.clone());
         AppState {
             engine,
             sign_in: None,
@@ -268,7 +270,33 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections = config.max_connections, "listening");
     }
-    let router = app(state);
-    listener::serve(listener, router, &config, shutdown).await;
+    listener::serve(listener, Dispatch::new(state), &config, shutdown).await;
     Ok(())
+}
+
+/// What the accept loop serves: a gRPC call (`content-type: application/grpc…`) goes to the
+/// Firestore service, anything else to the router of [`app`]; one port for both.
+#[derive(Clone)]
+pub(crate) struct Dispatch {
+    router: Router,
+    grpc: grpc::Grpc,
+}
+
+impl Dispatch {
+    fn new(state: AppState) -> Self {
+        Dispatch {
+            grpc: grpc::Grpc::new(state.clone()),
+            router: app(state),
+        }
+    }
+
+    pub(crate) async fn call(self, request: axum::extract::Request) -> axum::response::Response {
+        if grpc::is_grpc(&request) {
+            return self.grpc.call(request).await;
+        }
+        match self.router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
 }

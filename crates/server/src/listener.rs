@@ -26,15 +26,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::ServerConfig;
 use crate::connection::{self, CLOSE_GRACE, ConnState, Limits};
+use crate::{Dispatch, ServerConfig};
 
 /// At most one "connection limit reached" or "accept failed" line per this long.
 pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -60,7 +59,7 @@ pub(crate) enum Stage {
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) builder: auto::Builder<TokioExecutor>,
-    pub(crate) router: Router,
+    pub(crate) dispatch: Dispatch,
     pub(crate) stage: watch::Sender<Stage>,
     draining: AtomicBool,
     base: Instant,
@@ -179,11 +178,11 @@ impl Throttled {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then shuts down within the
+/// Serves `dispatch` on `listener` until `shutdown` resolves, then shuts down within the
 /// configured deadline.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    dispatch: Dispatch,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -203,7 +202,7 @@ pub(crate) async fn serve(
             body_read: config.body_read_timeout,
         },
         builder,
-        router,
+        dispatch,
         stage,
         draining: AtomicBool::new(false),
         base: Instant::now(),
