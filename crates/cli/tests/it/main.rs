@@ -13,6 +13,7 @@ mod firestore_admin;
 mod firestore_browser;
 mod firestore_emulator;
 mod firestore_grpc;
+mod firestore_python;
 mod firestore_rest;
 mod firestore_sdk;
 mod idp;
