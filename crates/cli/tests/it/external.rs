@@ -1,6 +1,7 @@
 //! The outside programs some end-to-end tests drive, fetched once through their ordinary
-//! clients: npm packages (the Firebase SDK, oidc-provider, esbuild, playwright-core), installed
-//! under the target directory per pinned set, and Debian's Chromium (`apt-get`).
+//! clients: npm packages (the Firebase SDK, oidc-provider, esbuild, playwright-core) and PyPI
+//! packages (Google's Firestore client), installed under the target directory per pinned set,
+//! and Debian's Chromium (`apt-get`).
 //!
 //! It does not decide what a test does without them: a test that can run without the tool
 //! calls [`skipped`] (a loud banner, and a failure with `CI=true`); one that cannot panics.
@@ -60,6 +61,58 @@ pub(crate) fn npm_install(packages: &[&str]) -> Result<String, String> {
         Ok(dir)
     } else {
         Err(format!("{dir} lacks a package after npm install"))
+    }
+}
+
+/// Installs `package` (`name==version`, pinned) with pip into one directory under the target
+/// directory, once; returns the directory for `PYTHONPATH`. `probe` is a Python import line
+/// that succeeds once it is installed. `Err` says why pip could not install it.
+pub(crate) fn pip_install(package: &str, probe: &str) -> Result<String, String> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = format!(
+        "{}/pydeps/{}",
+        env!("CARGO_TARGET_TMPDIR"),
+        package.replace("==", "-")
+    );
+    let works = |dir: &str| {
+        Command::new("python3")
+            .args(["-c", probe])
+            .env("PYTHONPATH", dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&dir) {
+        return Ok(dir);
+    }
+    // Installed beside, then renamed into place: other test processes may be installing too.
+    let tmp = format!("{dir}.tmp{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&tmp);
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--target", &tmp, package])
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(format!(
+            "pip could not install {package} (python3 with pip and PyPI are required): {status:?}"
+        ));
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    if works(&dir) {
+        Ok(dir)
+    } else {
+        Err(format!("{dir}: `{probe}` fails after pip install"))
     }
 }
 

@@ -12,6 +12,8 @@ mod external;
 mod firestore_admin;
 mod firestore_browser;
 mod firestore_emulator;
+mod firestore_grpc;
+mod firestore_python;
 mod firestore_rest;
 mod firestore_sdk;
 mod idp;
