@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 
 use claimdb_engine::{
-    Direction, Engine, ListPage, ListRequest, Query, QueryPaging, RequestContext,
+    Direction, Engine, ListPage, ListRequest, Query, QueryPaging, ReadTime, RequestContext,
 };
 use claimdb_firestore::documents::{self, Precondition};
 use claimdb_firestore::names::{Database, Resource};
@@ -168,6 +168,7 @@ struct Params {
     page_token: Option<String>,
     order_by: Option<String>,
     show_missing: bool,
+    read_time: Option<Timestamp>,
 }
 
 impl Params {
@@ -199,6 +200,12 @@ impl Params {
                 "pageToken" => p.page_token = Some(value.into_owned()).filter(|t| !t.is_empty()),
                 "orderBy" => p.order_by = Some(value.into_owned()),
                 "showMissing" => p.show_missing = boolean(&name, &value)?,
+                "readTime" => {
+                    p.read_time = Some(
+                        Timestamp::parse(&value)
+                            .map_err(|e| Status::invalid(format!("readTime: {e}")))?,
+                    );
+                }
                 // System parameters of Google APIs: the API key, the response format.
                 "key" | "alt" | "$alt" | "prettyPrint" | "$prettyPrint" | "quotaUser" => {}
                 other => {
@@ -236,6 +243,7 @@ impl Params {
             ("pageToken", self.page_token.is_some()),
             ("orderBy", self.order_by.is_some()),
             ("showMissing", self.show_missing),
+            ("readTime", self.read_time.is_some()),
         ];
         match given
             .iter()
@@ -293,14 +301,22 @@ async fn get_or_list(
     let params = Params::parse(query.as_deref())?;
     let project = self::project(&state, &project, &database).await?;
     let (engine, db) = (&project.engine, &project.db);
+    let at = ReadTime::from_option(params.read_time);
     match db.resource(&path)? {
         Resource::Document(path) => {
-            params.only(&["mask"])?;
-            let doc = documents::get(engine, &ctx, &path, params.mask.as_deref()).await?;
+            params.only(&["mask", "readTime"])?;
+            let doc = documents::get(engine, &ctx, &path, params.mask.as_deref(), at).await?;
             Ok(json(value::encode_document(&doc, db)))
         }
         Resource::Collection(collection) => {
-            params.only(&["mask", "pageSize", "pageToken", "orderBy", "showMissing"])?;
+            params.only(&[
+                "mask",
+                "pageSize",
+                "pageToken",
+                "orderBy",
+                "showMissing",
+                "readTime",
+            ])?;
             if params.show_missing {
                 if params.order_by.is_some() {
                     return Err(Status::invalid("showMissing lists in id order: no orderBy").into());
@@ -311,7 +327,7 @@ async fn get_or_list(
                 };
                 let mask = params.mask.as_deref();
                 let answer =
-                    documents::list_with_missing(engine, &ctx, db, &collection, &request, mask);
+                    documents::list_with_missing(engine, &ctx, db, &collection, &request, mask, at);
                 return Ok(json(answer.await?));
             }
             let orders = match params.order_by.as_deref() {
@@ -326,7 +342,8 @@ async fn get_or_list(
                     page_size: params.page_size,
                     page_token: params.page_token.clone(),
                 };
-                documents::list(engine, &ctx, &collection, &request, params.mask.as_deref()).await?
+                let mask = params.mask.as_deref();
+                documents::list(engine, &ctx, &collection, &request, mask, at).await?
             } else {
                 // Ordered by fields: the collection as a query (documents without an ordered
                 // field are left out, as in Firestore).
@@ -336,7 +353,7 @@ async fn get_or_list(
                     page_size: params.page_size,
                     page_token: params.page_token.clone(),
                 };
-                let results = engine.query(&ctx, &query, &paging).await?;
+                let results = engine.query_at(&ctx, &query, &paging, at).await?;
                 let mut documents = results.documents;
                 if let Some(mask) = &params.mask {
                     for doc in &mut documents {
@@ -527,7 +544,8 @@ impl RootRpc {
                 queries::run_query(engine, ctx, db, transactions, &parent, &body, now()).await?
             }
             RootRpc::RunAggregationQuery => {
-                queries::run_aggregation(engine, ctx, db, &parent, &body, now()).await?
+                queries::run_aggregation(engine, ctx, db, transactions, &parent, &body, now())
+                    .await?
             }
             RootRpc::BatchWrite => rpc::batch_write(engine, ctx, db, transactions, &body).await?,
             RootRpc::ListCollectionIds => {
@@ -548,8 +566,12 @@ impl RootRpc {
                     ))
                     .into());
                 }
-                let read_only = claimdb_firestore::transactions::read_only(body.get("options"))?;
-                serde_json::json!({ "transaction": transactions.begin(read_only)? })
+                let options = claimdb_firestore::transactions::options(body.get("options"))?;
+                // A time the history cannot answer is refused now, not at the first read.
+                if let Some(time) = options.read_time {
+                    engine.check_read_time(time).await?;
+                }
+                serde_json::json!({ "transaction": transactions.begin(options)? })
             }
             RootRpc::Rollback => {
                 engine.authenticate(ctx).await?;
