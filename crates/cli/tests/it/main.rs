@@ -12,6 +12,7 @@ mod external;
 mod firestore_admin;
 mod firestore_browser;
 mod firestore_emulator;
+mod firestore_read_time;
 mod firestore_rest;
 mod firestore_sdk;
 mod idp;
