@@ -48,6 +48,7 @@ const KEYS: &[&str] = &[
     "shutdown_timeout_ms",
     "max_connections",
     "wal_max_bytes",
+    "history_retention_secs",
     "audit_max_bytes",
     "audit_retention_days",
     "query_max_examined",
@@ -101,6 +102,7 @@ struct RawConfig {
     shutdown_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     wal_max_bytes: Option<u64>,
+    history_retention_secs: Option<u64>,
     audit_max_bytes: Option<u64>,
     audit_retention_days: Option<u64>,
     query_max_examined: Option<usize>,
@@ -442,6 +444,7 @@ impl Config {
             raw.postgres_schema.as_deref(),
             raw.postgres_pool_size,
             raw.wal_max_bytes,
+            raw.history_retention_secs,
         )?;
         let audit_max_bytes = raw
             .audit_max_bytes
@@ -672,12 +675,22 @@ mod tests {
         let c = Config::load(None, no_env, &Overrides::default()).unwrap();
         assert_eq!(c.audit_max_bytes, claimdb_audit::DEFAULT_MAX_BYTES);
         assert_eq!(c.audit_retention, Some(claimdb_audit::DEFAULT_MAX_AGE));
-        let Storage::Sqlite { wal_max_bytes, .. } = c.storage else {
+        let Storage::Sqlite {
+            wal_max_bytes,
+            history_retention,
+            ..
+        } = c.storage
+        else {
             panic!("{:?}", c.storage)
         };
         assert_eq!(wal_max_bytes, claimdb_store::sqlite::DEFAULT_WAL_MAX_BYTES);
+        assert_eq!(
+            history_retention,
+            claimdb_store::history::DEFAULT_HISTORY_RETENTION
+        );
         let env = |k: &str| match k {
             "CLAIMDB_WAL_MAX_BYTES" => Some("4194304".to_string()),
+            "CLAIMDB_HISTORY_RETENTION_SECS" => Some("0".to_string()),
             "CLAIMDB_AUDIT_MAX_BYTES" => Some("1048576".to_string()),
             "CLAIMDB_AUDIT_RETENTION_DAYS" => Some("0".to_string()),
             _ => None,
@@ -688,11 +701,17 @@ mod tests {
             c.storage,
             Storage::Sqlite {
                 wal_max_bytes: 4_194_304,
+                history_retention: std::time::Duration::ZERO,
                 ..
             }
         ));
         for (key, value, want) in [
             ("CLAIMDB_WAL_MAX_BYTES", "1000", "wal_max_bytes"),
+            (
+                "CLAIMDB_HISTORY_RETENTION_SECS",
+                "700000",
+                "history_retention_secs",
+            ),
             ("CLAIMDB_AUDIT_MAX_BYTES", "1000", "audit_max_bytes"),
             (
                 "CLAIMDB_AUDIT_RETENTION_DAYS",

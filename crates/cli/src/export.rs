@@ -46,6 +46,7 @@ pub(crate) fn run(args: &ConfigArgs, output: Option<&Path>) -> anyhow::Result<Ex
             let local = Storage::Sqlite {
                 dir: config.data_dir.clone(),
                 wal_max_bytes: claimdb_store::sqlite::DEFAULT_WAL_MAX_BYTES,
+                history_retention: claimdb_store::history::DEFAULT_HISTORY_RETENTION,
             };
             key_ring = transfer::load_key_ring(&local, &store).await?;
         }

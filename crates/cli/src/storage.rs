@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use claimdb_store::Store;
+use claimdb_store::history::{DEFAULT_HISTORY_RETENTION, MAX_HISTORY_RETENTION};
 use claimdb_store::sqlite::{DEFAULT_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES, SqliteOptions, SqliteStore};
 use claimdb_store_postgres::{PgOptions, PostgresStore};
 
@@ -24,10 +25,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A validated store choice.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Storage {
-    /// The data directory, and the bound of its write-ahead log (`wal_max_bytes`).
+    /// The data directory, the bound of its write-ahead log (`wal_max_bytes`) and how long
+    /// replaced versions are kept (`history_retention_secs`).
     Sqlite {
         dir: PathBuf,
         wal_max_bytes: u64,
+        history_retention: Duration,
     },
     Postgres(Postgres),
 }
@@ -38,6 +41,8 @@ pub(crate) struct Postgres {
     pub url: String,
     pub schema: Option<String>,
     pub pool_size: usize,
+    /// `history_retention_secs`.
+    pub history_retention: Duration,
 }
 
 impl Postgres {
@@ -68,6 +73,7 @@ impl std::fmt::Debug for Postgres {
         f.debug_struct("Postgres")
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("history_retention", &self.history_retention)
             .finish_non_exhaustive()
     }
 }
@@ -81,15 +87,26 @@ impl Storage {
         postgres_schema: Option<&str>,
         postgres_pool_size: Option<usize>,
         wal_max_bytes: Option<u64>,
+        history_retention_secs: Option<u64>,
     ) -> anyhow::Result<Storage> {
         let wal_max_bytes = wal_max_bytes.unwrap_or(DEFAULT_WAL_MAX_BYTES);
         if wal_max_bytes < MIN_WAL_MAX_BYTES {
             bail!("wal_max_bytes = {wal_max_bytes} is too small; use at least {MIN_WAL_MAX_BYTES}");
         }
+        let history_retention = match history_retention_secs {
+            None => DEFAULT_HISTORY_RETENTION,
+            Some(secs) if secs > MAX_HISTORY_RETENTION.as_secs() => bail!(
+                "history_retention_secs = {secs} is out of range; use 0 (no reads at a past \
+                 time) to {} (seven days)",
+                MAX_HISTORY_RETENTION.as_secs()
+            ),
+            Some(secs) => Duration::from_secs(secs),
+        };
         match storage.unwrap_or("sqlite") {
             "sqlite" => Ok(Storage::Sqlite {
                 dir: data_dir,
                 wal_max_bytes,
+                history_retention,
             }),
             "postgres" => {
                 let Some(url) = postgres_url else {
@@ -107,6 +124,7 @@ impl Storage {
                     bail!("postgres_pool_size = {pool_size} must be between 1 and 1000");
                 }
                 pg.pool_size = pool_size;
+                pg.history_retention = history_retention;
                 Ok(Storage::Postgres(pg))
             }
             other => bail!("storage = {other:?} is not one of \"sqlite\", \"postgres\""),
@@ -123,6 +141,7 @@ impl Storage {
             return Ok(Storage::Sqlite {
                 dir: PathBuf::from(path),
                 wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+                history_retention: DEFAULT_HISTORY_RETENTION,
             });
         }
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
@@ -158,13 +177,19 @@ impl Storage {
 
     async fn open_with(&self, read_only: bool) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
-            Storage::Sqlite { dir, wal_max_bytes } => Arc::new(
+            Storage::Sqlite {
+                dir,
+                wal_max_bytes,
+                history_retention,
+            } => Arc::new(
                 if read_only {
                     SqliteStore::open_read_only(dir)
                 } else {
                     SqliteStore::open_with(
                         dir,
-                        SqliteOptions::default().with_wal_max_bytes(*wal_max_bytes),
+                        SqliteOptions::default()
+                            .with_wal_max_bytes(*wal_max_bytes)
+                            .with_history_retention(*history_retention),
                     )
                 }
                 .with_context(|| format!("cannot open the data directory {}", dir.display()))?,
@@ -176,6 +201,7 @@ impl Storage {
                         pool_size: pg.pool_size,
                         acquire_timeout: ACQUIRE_TIMEOUT,
                         schema: pg.schema.clone(),
+                        history_retention: pg.history_retention,
                     },
                 )
                 .await
@@ -210,6 +236,7 @@ impl Postgres {
             url,
             schema,
             pool_size: DEFAULT_POSTGRES_POOL_SIZE,
+            history_retention: DEFAULT_HISTORY_RETENTION,
         })
     }
 }
@@ -225,6 +252,7 @@ mod tests {
             Storage::Sqlite {
                 dir: "/tmp/x".into(),
                 wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+                history_retention: DEFAULT_HISTORY_RETENTION,
             }
         );
         let Storage::Postgres(pg) =
@@ -243,16 +271,18 @@ mod tests {
             Some("b"),
             Some(4),
             None,
+            Some(60),
         )
         .unwrap();
         let Storage::Postgres(pg) = &s else { panic!() };
         assert_eq!((pg.schema.as_deref(), pg.pool_size), (Some("b"), 4));
+        assert_eq!(pg.history_retention, Duration::from_secs(60));
         assert!(!format!("{s:?}").contains("secret"), "the password leaks");
         assert!(!s.describe().contains("secret"));
-        let err =
-            Storage::from_keys(Some("postgres"), "d".into(), None, None, None, None).unwrap_err();
+        let err = Storage::from_keys(Some("postgres"), "d".into(), None, None, None, None, None)
+            .unwrap_err();
         assert!(err.to_string().contains("needs postgres_url"), "{err}");
-        assert!(Storage::from_keys(Some("pg"), "d".into(), None, None, None, None).is_err());
+        assert!(Storage::from_keys(Some("pg"), "d".into(), None, None, None, None, None).is_err());
         assert!(
             Storage::from_keys(
                 Some("postgres"),
@@ -260,15 +290,20 @@ mod tests {
                 Some("postgres://h"),
                 None,
                 Some(0),
+                None,
                 None
             )
             .is_err()
         );
+        let err = Storage::from_keys(None, "d".into(), None, None, None, None, Some(604_801))
+            .unwrap_err();
+        assert!(err.to_string().contains("history_retention_secs"), "{err}");
         assert_eq!(
-            Storage::from_keys(None, "d".into(), None, None, None, None).unwrap(),
+            Storage::from_keys(None, "d".into(), None, None, None, None, Some(0)).unwrap(),
             Storage::Sqlite {
                 dir: "d".into(),
-                wal_max_bytes: DEFAULT_WAL_MAX_BYTES
+                wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+                history_retention: Duration::ZERO,
             }
         );
     }

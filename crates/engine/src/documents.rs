@@ -1,5 +1,5 @@
 //! The document operations: get, create, set, update and delete of one document. A read is
-//! decided on the stored document; a write is a batch of one (`batch.rs`): decided against the
+//! decided on the stored document (at a past time: the version then, see [`ReadTime`]); a write is a batch of one (`batch.rs`): decided against the
 //! document's current state, then committed pinned to it (decided again if it changed
 //! meanwhile), with the caller's condition (`If-Match`, `If-None-Match`) checked inside the
 //! store's transaction.
@@ -14,6 +14,7 @@ use crate::context::RequestContext;
 use crate::engine::{Engine, rules_request};
 use crate::error::EngineError;
 use crate::ids::generate_id;
+use crate::read_time::ReadTime;
 
 /// The condition a single-document write puts on the document's current state.
 ///
@@ -52,9 +53,20 @@ pub struct SetOutcome {
 impl Engine {
     /// Reads one document; `NotFound` when it does not exist (and the rules allow the read).
     pub async fn get(&self, ctx: &RequestContext, path: &DocPath) -> Result<Document, EngineError> {
+        self.get_at(ctx, path, ReadTime::Latest).await
+    }
+
+    /// Reads one document as it was at `at` (see [`ReadTime`]): decided by the rules as a live
+    /// read is, with `resource` the version read; `NotFound` when it did not exist then.
+    pub async fn get_at(
+        &self,
+        ctx: &RequestContext,
+        path: &DocPath,
+        at: ReadTime,
+    ) -> Result<Document, EngineError> {
         let auth = self.authenticate(ctx).await?;
         let rules = self.rules_for(auth.as_ref());
-        let mut doc = self.store.get(path).await?;
+        let mut doc = at.get(&*self.store, path).await?;
         let mut request = rules_request(
             Method::Get,
             Target::Doc(path.clone()),

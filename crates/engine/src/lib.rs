@@ -1,6 +1,7 @@
 //! claimdb's request engine: one entry point per operation (get, create, set, update, delete,
 //! list, query, batch, ready), each taking a [`RequestContext`] and domain inputs and returning
-//! domain outputs or an [`EngineError`].
+//! domain outputs or an [`EngineError`]. Reads also come in an `_at` form taking a [`ReadTime`]:
+//! the documents as they were at a past time.
 //!
 //! This is the layer that authenticates the caller (identity: a bearer token, or a session
 //! cookie from a login), authorizes the operation (rules) and executes it against the
@@ -27,6 +28,7 @@ pub mod listen;
 mod page_token;
 pub mod provider_keys;
 mod query;
+mod read_time;
 mod rules_admin;
 pub mod rules_store;
 mod sign_in;
@@ -46,6 +48,7 @@ pub use list::{
     CollectionIdsPage, DEFAULT_PAGE_SIZE, ListPage, ListRequest, MAX_PAGE_SIZE, MissingListPage,
 };
 pub use query::{QueryPaging, QueryResults};
+pub use read_time::ReadTime;
 pub use rules_admin::RulesInfo;
 pub use sign_in::{LiveSession, SignInHooks};
 

@@ -20,6 +20,7 @@ use crate::authz::Loaded;
 use crate::context::RequestContext;
 use crate::engine::{Engine, rules_request};
 use crate::error::EngineError;
+use crate::read_time::ReadTime;
 
 /// One list request's paging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,13 +108,24 @@ impl Engine {
         collection: &CollectionPath,
         request: &ListRequest,
     ) -> Result<ListPage, EngineError> {
+        self.list_at(ctx, collection, request, ReadTime::Latest)
+            .await
+    }
+
+    /// One page of a collection in document-id order as it was at `at` (see [`ReadTime`]).
+    pub async fn list_at(
+        &self,
+        ctx: &RequestContext,
+        collection: &CollectionPath,
+        request: &ListRequest,
+        at: ReadTime,
+    ) -> Result<ListPage, EngineError> {
         let page_size = page_size(request.page_size)?;
         self.decide_list(ctx, collection, page_size).await?;
         let after = request.after()?;
         // One extra document tells whether another page follows.
-        let documents = self
-            .store
-            .list(collection, page_size + 1, after.as_deref())
+        let documents = at
+            .list(&*self.store, collection, page_size + 1, after.as_deref())
             .await?;
         let (documents, next_page_token) = paged(documents, page_size, |d| d.path.id());
         Ok(ListPage {
@@ -130,12 +142,23 @@ impl Engine {
         parent: Option<&DocPath>,
         request: &ListRequest,
     ) -> Result<CollectionIdsPage, EngineError> {
+        self.list_collection_ids_at(ctx, parent, request, ReadTime::Latest)
+            .await
+    }
+
+    /// [`Engine::list_collection_ids`] as the database was at `at` (see [`ReadTime`]).
+    pub async fn list_collection_ids_at(
+        &self,
+        ctx: &RequestContext,
+        parent: Option<&DocPath>,
+        request: &ListRequest,
+        at: ReadTime,
+    ) -> Result<CollectionIdsPage, EngineError> {
         let page_size = page_size(request.page_size)?;
         self.authorize_admin(ctx).await?;
         let after = request.after()?;
-        let ids = self
-            .store
-            .collection_ids(parent, after.as_deref(), page_size + 1)
+        let ids = at
+            .collection_ids(&*self.store, parent, after.as_deref(), page_size + 1)
             .await?;
         let (collection_ids, next_page_token) = paged(ids, page_size, String::as_str);
         Ok(CollectionIdsPage {
@@ -153,13 +176,24 @@ impl Engine {
         collection: &CollectionPath,
         request: &ListRequest,
     ) -> Result<MissingListPage, EngineError> {
+        self.list_with_missing_at(ctx, collection, request, ReadTime::Latest)
+            .await
+    }
+
+    /// [`Engine::list_with_missing`] as the collection was at `at` (see [`ReadTime`]).
+    pub async fn list_with_missing_at(
+        &self,
+        ctx: &RequestContext,
+        collection: &CollectionPath,
+        request: &ListRequest,
+        at: ReadTime,
+    ) -> Result<MissingListPage, EngineError> {
         let page_size = page_size(request.page_size)?;
         self.authorize_admin(ctx).await?;
         self.decide_list(ctx, collection, page_size).await?;
         let after = request.after()?;
-        let entries = self
-            .store
-            .list_with_missing(collection, after.as_deref(), page_size + 1)
+        let entries = at
+            .list_with_missing(&*self.store, collection, after.as_deref(), page_size + 1)
             .await?;
         let (entries, next_page_token) = paged(entries, page_size, |entry| match entry {
             Child::Document(d) => d.path.id(),

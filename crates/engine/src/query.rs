@@ -13,6 +13,7 @@ use crate::authz::Loaded;
 use crate::context::RequestContext;
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::read_time::ReadTime;
 
 /// One query request's paging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,6 +160,19 @@ impl Engine {
         query: &Query,
         paging: &QueryPaging,
     ) -> Result<QueryResults, EngineError> {
+        self.query_at(ctx, query, paging, ReadTime::Latest).await
+    }
+
+    /// One page of a query over the documents as they were at `at` (see [`ReadTime`]): decided
+    /// by the rules as a live query is (on its constraints), run with the same semantics, page
+    /// size and work bound. A page token continues the same query; pass the same time with it.
+    pub async fn query_at(
+        &self,
+        ctx: &RequestContext,
+        query: &Query,
+        paging: &QueryPaging,
+        at: ReadTime,
+    ) -> Result<QueryResults, EngineError> {
         validate(query)?;
         let size = page_size(query, paging.page_size)?;
         let resume = paging
@@ -187,7 +201,7 @@ impl Engine {
             max_examined: self.query_max_examined,
             resume,
         };
-        let result = self.store.query(query, &page).await?;
+        let result = at.query(&*self.store, query, &page).await?;
         Ok(QueryResults {
             documents: result.documents,
             next_page_token: result

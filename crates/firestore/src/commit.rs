@@ -14,6 +14,7 @@ use claimdb_engine::{
 use claimdb_model::{DocPath, FieldPath, Map, Timestamp, Transform, Value};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
+use crate::consistency;
 use crate::documents::{self, Precondition};
 use crate::names::Database;
 use crate::status::{Code, Status};
@@ -537,8 +538,9 @@ pub async fn batch_write(
 }
 
 /// `batchGet`: each named document read as a get (decided by the rules one by one; a denial
-/// fails the whole call, as in Firestore). Answers the stream of `BatchGetDocumentsResponse`
-/// as a JSON array, `found` or `missing`, each with the read time.
+/// fails the whole call, as in Firestore), at the request's read time, or its transaction's.
+/// Answers the stream of `BatchGetDocumentsResponse` as a JSON array, `found` or `missing`, each
+/// with the read time.
 pub async fn batch_get(
     engine: &Engine,
     ctx: &RequestContext,
@@ -547,21 +549,15 @@ pub async fn batch_get(
     body: &JsonMap<String, Json>,
     now: Timestamp,
 ) -> Result<Json, Status> {
-    for key in body.keys() {
-        match key.as_str() {
-            "documents" | "mask" | "transaction" | "newTransaction" => {}
-            "readTime" => {
-                return Err(Status::new(
-                    Code::Unimplemented,
-                    "reads at a past readTime are not supported: claimdb keeps no snapshots of past versions",
-                ));
-            }
-            other => {
-                return Err(Status::invalid(format!(
-                    "{other:?} is not a field of BatchGetDocumentsRequest"
-                )));
-            }
-        }
+    if let Some(other) = body.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "documents" | "mask" | "transaction" | "newTransaction" | "readTime"
+        )
+    }) {
+        return Err(Status::invalid(format!(
+            "{other:?} is not a field of BatchGetDocumentsRequest"
+        )));
     }
     let names = match body.get("documents") {
         Some(Json::Array(names)) => names.as_slice(),
@@ -572,20 +568,25 @@ pub async fn batch_get(
         Some(Json::Object(mask)) => Some(field_paths(mask.get("fieldPaths"))?),
         _ => None,
     };
-    let (transaction, new) = in_transaction(transactions, body)?;
-    let read_time = Json::String(now.to_string());
+    let paths = names
+        .iter()
+        .map(|name| {
+            let name = name
+                .as_str()
+                .ok_or_else(|| Status::invalid("a document name is a string"))?;
+            Ok((name, db.parse_document_name(name)?))
+        })
+        .collect::<Result<Vec<_>, Status>>()?;
+    let read = consistency::select(transactions, body)?;
+    let read_time = Json::String(read.answered_time(now).to_string());
     let mut out = Vec::with_capacity(names.len() + 1);
-    if let (Some(id), true) = (&transaction, new) {
+    if let (Some(id), true) = (&read.transaction, read.begun) {
         out.push(json!({ "transaction": id }));
     }
     let mut found_docs = Vec::new();
     let mut missing_paths = Vec::new();
-    for name in names {
-        let name = name
-            .as_str()
-            .ok_or_else(|| Status::invalid("a document name is a string"))?;
-        let path = db.parse_document_name(name)?;
-        match documents::get(engine, ctx, &path, mask.as_deref()).await {
+    for (name, path) in paths {
+        match documents::get(engine, ctx, &path, mask.as_deref(), read.at).await {
             Ok(doc) => {
                 out.push(json!({ "found": found(&doc, db), "readTime": read_time }));
                 found_docs.push(doc);
@@ -597,31 +598,12 @@ pub async fn batch_get(
             Err(e) => return Err(e.into()),
         }
     }
-    if let Some(id) = &transaction {
+    if let (Some(id), true) = (&read.transaction, read.pins_reads()) {
         let found: Vec<&Document> = found_docs.iter().collect();
         let missing: Vec<&DocPath> = missing_paths.iter().collect();
         transactions.record(id, &found, &missing)?;
     }
     Ok(Json::Array(out))
-}
-
-/// The transaction a read runs in: an existing one (`transaction`), or one it begins
-/// (`newTransaction`, answered first); `true` when begun here.
-pub(crate) fn in_transaction(
-    transactions: &Transactions,
-    body: &JsonMap<String, Json>,
-) -> Result<(Option<String>, bool), Status> {
-    match (body.get("transaction"), body.get("newTransaction")) {
-        (Some(Json::String(id)), None) => Ok((Some(id.clone()), false)),
-        (None, Some(options)) => {
-            let read_only = crate::transactions::read_only(Some(options))?;
-            Ok((Some(transactions.begin(read_only)?), true))
-        }
-        (None, None) => Ok((None, false)),
-        _ => Err(Status::invalid(
-            "a read takes transaction (a base64 string) or newTransaction, not both",
-        )),
-    }
 }
 
 fn found(doc: &Document, db: &Database) -> Json {

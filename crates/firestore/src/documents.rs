@@ -6,12 +6,13 @@
 //! `updateTime` precondition becomes a version precondition the store checks inside the commit.
 
 use claimdb_engine::{
-    Child, Document, Engine, EngineError, ListPage, ListRequest, RequestContext, WriteCondition,
+    Child, Document, Engine, EngineError, ListPage, ListRequest, ReadTime, RequestContext,
+    WriteCondition,
 };
 use serde_json::{Map as JsonMap, Value as Json};
 
 use crate::names::{Database, Resource};
-use crate::status::{Code, Status};
+use crate::status::Status;
 use claimdb_model::json::{DecodedUpdate, DecodedWrite};
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Map, Timestamp, Transform, Value};
 
@@ -30,29 +31,31 @@ pub enum Precondition {
 /// changed between looking at it and committing.
 const PATCH_ATTEMPTS: usize = 3;
 
-/// Reads a document; `mask` keeps only the named fields in the answer.
+/// Reads a document as of `at`; `mask` keeps only the named fields in the answer.
 pub async fn get(
     engine: &Engine,
     ctx: &RequestContext,
     path: &DocPath,
     mask: Option<&[FieldPath]>,
+    at: ReadTime,
 ) -> Result<Document, EngineError> {
-    let mut doc = engine.get(ctx, path).await?;
+    let mut doc = engine.get_at(ctx, path, at).await?;
     if let Some(mask) = mask {
         doc.data = project(&doc.data, mask);
     }
     Ok(doc)
 }
 
-/// Lists a collection, one page at a time; `mask` as for [`get`].
+/// Lists a collection as of `at`, one page at a time; `mask` as for [`get`].
 pub async fn list(
     engine: &Engine,
     ctx: &RequestContext,
     collection: &CollectionPath,
     request: &ListRequest,
     mask: Option<&[FieldPath]>,
+    at: ReadTime,
 ) -> Result<ListPage, EngineError> {
-    let mut page = engine.list(ctx, collection, request).await?;
+    let mut page = engine.list_at(ctx, collection, request, at).await?;
     if let Some(mask) = mask {
         for doc in &mut page.documents {
             doc.data = project(&doc.data, mask);
@@ -64,7 +67,7 @@ pub async fn list(
 /// A list with `showMissing=true`: the collection's documents and its missing ones (absent,
 /// with documents in their subcollections, answered as `{name}` alone), in id order, as the
 /// `ListDocumentsResponse` JSON. Needs the admin condition and the rules' list decision
-/// ([`Engine::list_with_missing`]); `mask` as for [`get`].
+/// ([`Engine::list_with_missing`]); `mask` as for [`get`]; as of `at`.
 pub async fn list_with_missing(
     engine: &Engine,
     ctx: &RequestContext,
@@ -72,8 +75,11 @@ pub async fn list_with_missing(
     collection: &CollectionPath,
     request: &ListRequest,
     mask: Option<&[FieldPath]>,
+    at: ReadTime,
 ) -> Result<Json, Status> {
-    let page = engine.list_with_missing(ctx, collection, request).await?;
+    let page = engine
+        .list_with_missing_at(ctx, collection, request, at)
+        .await?;
     let mut out = JsonMap::new();
     if !page.entries.is_empty() {
         let docs = page
@@ -98,7 +104,8 @@ pub async fn list_with_missing(
 }
 
 /// `listCollectionIds` on `parent` (the database root or a document): the request
-/// `{pageSize, pageToken}` answered `{collectionIds, nextPageToken}`, ids in order. Needs the
+/// `{pageSize, pageToken, readTime}` answered `{collectionIds, nextPageToken}`, ids in order
+/// (as of `readTime` when given). Needs the
 /// admin condition ([`Engine::list_collection_ids`]): collection ids reveal the database's
 /// structure, and Firestore serves them to administrators only.
 pub async fn list_collection_ids(
@@ -117,6 +124,7 @@ pub async fn list_collection_ids(
         }
     };
     let mut request = ListRequest::default();
+    let mut at = ReadTime::Latest;
     for (key, value) in body {
         match key.as_str() {
             "pageSize" => {
@@ -141,12 +149,8 @@ pub async fn list_collection_ids(
                 Json::String(_) | Json::Null => {}
                 _ => return Err(Status::invalid("pageToken must be a string")),
             },
-            "readTime" => {
-                return Err(Status::new(
-                    Code::Unimplemented,
-                    "readTime is not supported here yet",
-                ));
-            }
+            "readTime" if value.is_null() => {}
+            "readTime" => at = ReadTime::At(crate::consistency::read_time(Some(value))?),
             other => {
                 return Err(Status::invalid(format!(
                     "{other:?} is not a field of ListCollectionIdsRequest"
@@ -154,7 +158,9 @@ pub async fn list_collection_ids(
             }
         }
     }
-    let page = engine.list_collection_ids(ctx, parent, &request).await?;
+    let page = engine
+        .list_collection_ids_at(ctx, parent, &request, at)
+        .await?;
     let mut out = JsonMap::new();
     out.insert(
         "collectionIds".into(),

@@ -2,15 +2,17 @@
 //! gRPC today; WebChannel builds on the same pieces): resource names (`names`), values and
 //! documents in proto3 JSON (`value`), the semantics of Firestore's document writes — update
 //! masks, `currentDocument` preconditions, `updateTime` as the concurrency token — as engine
-//! calls (`documents`, `commit`), queries (`query`), transactions (`transactions`), the one
-//! table of RPCs over their proto3-JSON request messages that every front end calls (`rpc`),
-//! and `google.rpc` status codes for engine errors (`status`).
+//! calls (`documents`, `commit`), queries (`query`), how a read sees the database — in a
+//! transaction, or at a past `readTime` (`consistency`, `transactions`) —, the one table of RPCs
+//! over their proto3-JSON request messages that every front end calls (`rpc`), and
+//! `google.rpc` status codes for engine errors (`status`).
 //!
 //! This crate knows no HTTP and no gRPC: `claimdb-server` routes the REST bindings and serves
 //! the gRPC service here. Every operation is an [`Engine`](claimdb_engine::Engine) call, so
 //! rules, audit, custom claims and revocation apply exactly as on claimdb's own API.
 
 pub mod commit;
+pub mod consistency;
 pub mod documents;
 pub mod enums;
 pub mod names;

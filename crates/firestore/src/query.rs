@@ -1,7 +1,8 @@
 //! `runQuery` and `runAggregationQuery`: a `StructuredQuery` translated to the engine's query
 //! (so the rules decide it as a list, rules-are-not-filters and Firestore's query limits
 //! included) and run to the end a page at a time. The answer is the stream of `RunQueryResponse`
-//! (or `RunAggregationQueryResponse`) as one JSON array.
+//! (or `RunAggregationQueryResponse`) as one JSON array. Both read at the request's `readTime`
+//! or in its transaction (see `consistency`), every page at the same time.
 //!
 //! Bounded: a query is read at most [`MAX_RESULTS`] documents far (each page also within the
 //! engine's examined-documents bound); beyond, it fails with RESOURCE_EXHAUSTED naming `limit`,
@@ -9,11 +10,12 @@
 
 use claimdb_engine::{
     Condition, Cursor, Direction, Document, Engine, Filter, Op, Order, Query, QueryPaging,
-    RequestContext, Scope,
+    ReadTime, RequestContext, Scope,
 };
 use claimdb_model::{CollectionPath, DocPath, FieldPath, Timestamp, Value};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
+use crate::consistency::{self, Consistency};
 use crate::documents;
 use crate::names::{Database, Resource};
 use crate::status::{Code, Status};
@@ -292,11 +294,12 @@ fn count(json: Option<&Json>, what: &str) -> Result<Option<usize>, Status> {
         .ok_or_else(|| Status::invalid(format!("{what} must be a non-negative integer")))
 }
 
-/// Runs the query to its end (or [`MAX_RESULTS`]).
+/// Runs the query to its end (or [`MAX_RESULTS`]), every page as of `at`.
 async fn fetch(
     engine: &Engine,
     ctx: &RequestContext,
     query: &Query,
+    at: ReadTime,
 ) -> Result<Vec<Document>, Status> {
     let mut out = Vec::new();
     let mut paging = QueryPaging {
@@ -304,7 +307,7 @@ async fn fetch(
         page_token: None,
     };
     loop {
-        let page = engine.query(ctx, query, &paging).await?;
+        let page = engine.query_at(ctx, query, &paging, at).await?;
         out.extend(page.documents);
         if out.len() > MAX_RESULTS {
             return Err(Status::new(
@@ -323,7 +326,8 @@ async fn fetch(
 
 /// `runQuery`: the results as `[{document, readTime}, …]`, or `[{readTime}]` when none; in a
 /// transaction (`transaction`, or `newTransaction`, whose id is answered first) the documents
-/// returned are remembered as read.
+/// returned are remembered as read; at a past `readTime` (given, or the transaction's) the
+/// documents are those of then, and `readTime` says it.
 pub async fn run_query(
     engine: &Engine,
     ctx: &RequestContext,
@@ -333,21 +337,18 @@ pub async fn run_query(
     body: &JsonMap<String, Json>,
     now: Timestamp,
 ) -> Result<Json, Status> {
-    check_request(body, "structuredQuery", true)?;
+    check_request(body, "structuredQuery")?;
     let structured = decode(
         body.get("structuredQuery").unwrap_or(&Json::Null),
         parent,
         db,
     )?;
-    let (transaction, new) = crate::commit::in_transaction(transactions, body)?;
-    let docs = fetch(engine, ctx, &structured.query).await?;
-    if let Some(id) = &transaction {
-        let found: Vec<&Document> = docs.iter().collect();
-        transactions.record(id, &found, &[])?;
-    }
-    let read_time = Json::String(now.to_string());
+    let read = consistency::select(transactions, body)?;
+    let docs = fetch(engine, ctx, &structured.query, read.at).await?;
+    remember(transactions, &read, &docs)?;
+    let read_time = Json::String(read.answered_time(now).to_string());
     let mut out = Vec::with_capacity(docs.len() + 1);
-    if let (Some(id), true) = (&transaction, new) {
+    if let (Some(id), true) = (&read.transaction, read.begun) {
         out.push(json!({ "transaction": id, "readTime": read_time }));
     }
     if docs.is_empty() && out.is_empty() {
@@ -434,21 +435,16 @@ pub fn list_order(text: &str) -> Result<Vec<Order>, Status> {
         .collect()
 }
 
-/// Refuses what a query request carries beyond `query_field` (and, where allowed, a
-/// transaction).
-fn check_request(
-    body: &JsonMap<String, Json>,
-    query_field: &str,
-    transactions: bool,
-) -> Result<(), Status> {
+/// Refuses what a query request carries beyond `query_field` and its consistency selector.
+fn check_request(body: &JsonMap<String, Json>, query_field: &str) -> Result<(), Status> {
     for key in body.keys() {
         if key == query_field
-            || (transactions && matches!(key.as_str(), "transaction" | "newTransaction"))
+            || matches!(key.as_str(), "transaction" | "newTransaction" | "readTime")
         {
             continue;
         }
         return Err(match key.as_str() {
-            "transaction" | "newTransaction" | "readTime" | "explainOptions" => Status::new(
+            "explainOptions" => Status::new(
                 Code::Unimplemented,
                 format!("{key} is not supported here yet"),
             ),
@@ -458,17 +454,33 @@ fn check_request(
     Ok(())
 }
 
+/// Remembers the documents a read in a transaction returned (see
+/// [`Consistency::pins_reads`]).
+fn remember(
+    transactions: &Transactions,
+    read: &Consistency,
+    docs: &[Document],
+) -> Result<(), Status> {
+    if let (Some(id), true) = (&read.transaction, read.pins_reads()) {
+        let found: Vec<&Document> = docs.iter().collect();
+        transactions.record(id, &found, &[])?;
+    }
+    Ok(())
+}
+
 /// `runAggregationQuery`: count, sum and avg over the query's documents, as
-/// `[{result: {aggregateFields: {alias: Value}}, readTime}]`.
+/// `[{result: {aggregateFields: {alias: Value}}, readTime}]` (with the `transaction` the
+/// request began, if it began one); in a transaction or at a past time as `runQuery` reads.
 pub async fn run_aggregation(
     engine: &Engine,
     ctx: &RequestContext,
     db: &Database,
+    transactions: &Transactions,
     parent: &Resource,
     body: &JsonMap<String, Json>,
     now: Timestamp,
 ) -> Result<Json, Status> {
-    check_request(body, "structuredAggregationQuery", false)?;
+    check_request(body, "structuredAggregationQuery")?;
     let Some(Json::Object(aggregation)) = body.get("structuredAggregationQuery") else {
         return Err(Status::invalid("structuredAggregationQuery is required"));
     };
@@ -480,7 +492,9 @@ pub async fn run_aggregation(
     let Some(Json::Array(aggregations)) = aggregation.get("aggregations") else {
         return Err(Status::invalid("aggregations must be an array"));
     };
-    let docs = fetch(engine, ctx, &structured.query).await?;
+    let read = consistency::select(transactions, body)?;
+    let docs = fetch(engine, ctx, &structured.query, read.at).await?;
+    remember(transactions, &read, &docs)?;
     let mut fields = JsonMap::new();
     for (i, a) in aggregations.iter().enumerate() {
         let alias = a
@@ -508,7 +522,14 @@ pub async fn run_aggregation(
         };
         fields.insert(alias, result);
     }
-    Ok(json!([{ "result": { "aggregateFields": fields }, "readTime": now.to_string() }]))
+    let mut result = json!({
+        "result": { "aggregateFields": fields },
+        "readTime": read.answered_time(now).to_string(),
+    });
+    if let (Some(id), true) = (&read.transaction, read.begun) {
+        result["transaction"] = Json::String(id.clone());
+    }
+    Ok(Json::Array(vec![result]))
 }
 
 /// The numbers at `field` (other values are skipped, as Firestore does).

@@ -14,11 +14,12 @@
 use std::sync::Arc;
 
 use claimdb_engine::{Direction, Engine, EngineError, ListPage, ListRequest, Query, QueryPaging};
-use claimdb_engine::{Document, RequestContext};
+use claimdb_engine::{Document, ReadTime, RequestContext};
 use claimdb_model::{DocPath, FieldPath};
 use serde_json::{Map as JsonMap, Value as Json, json};
 
 use crate::commit;
+use crate::consistency;
 use crate::documents::{self, Precondition};
 use crate::names::{Database, Resource};
 use crate::query;
@@ -248,7 +249,7 @@ pub async fn call(
         }
         Rpc::RunAggregationQuery => {
             let parent = take_parent(db, &mut request)?;
-            query::run_aggregation(engine, ctx, db, &parent, &request, now()).await
+            query::run_aggregation(engine, ctx, db, txs, &parent, &request, now()).await
         }
         Rpc::ListCollectionIds => {
             let parent = take_parent(db, &mut request)?;
@@ -266,8 +267,12 @@ pub async fn call(
             // token is refused here too.
             engine.authenticate(ctx).await?;
             only(rpc, &request, &["options"])?;
-            let read_only = transactions::read_only(request.get("options"))?;
-            Ok(json!({ "transaction": txs.begin(read_only)? }))
+            let options = transactions::options(request.get("options"))?;
+            // A time the history cannot answer is refused now, not at the first read.
+            if let Some(time) = options.read_time {
+                engine.check_read_time(time).await?;
+            }
+            Ok(json!({ "transaction": txs.begin(options)? }))
         }
         Rpc::Rollback => {
             take_database(db, &mut request)?;
@@ -282,17 +287,14 @@ pub async fn call(
     }
 }
 
-/// Refuses a request field other than `allowed`: one claimdb does not serve yet
-/// (`readTime`, `explainOptions`) as UNIMPLEMENTED, any other as INVALID_ARGUMENT.
+/// Refuses a request field other than `allowed`: one claimdb does not serve
+/// (`explainOptions`) as UNIMPLEMENTED, any other as INVALID_ARGUMENT.
 fn only(rpc: Rpc, request: &JsonMap<String, Json>, allowed: &[&str]) -> Result<(), Status> {
     match request.keys().find(|k| !allowed.contains(&k.as_str())) {
         None => Ok(()),
-        Some(key) if matches!(key.as_str(), "readTime" | "explainOptions") => Err(Status::new(
+        Some(key) if key == "explainOptions" => Err(Status::new(
             Code::Unimplemented,
-            format!(
-                "{key} is not supported on {}: claimdb keeps no snapshots of past versions",
-                rpc.method()
-            ),
+            format!("{key} is not supported on {}", rpc.method()),
         )),
         Some(key) => Err(Status::invalid(format!(
             "{key:?} is not a field of {}",
@@ -368,14 +370,16 @@ async fn get_document(
     txs: &Transactions,
     request: &JsonMap<String, Json>,
 ) -> Result<Json, Status> {
-    only(Rpc::GetDocument, request, &["name", "mask", "transaction"])?;
+    only(
+        Rpc::GetDocument,
+        request,
+        &["name", "mask", "transaction", "readTime"],
+    )?;
     let path = db.parse_document_name(string(request, "name")?)?;
     let mask = mask(request, "mask")?;
-    let read = documents::get(engine, ctx, &path, mask.as_deref()).await;
-    if let Some(transaction) = request.get("transaction") {
-        let id = transaction
-            .as_str()
-            .ok_or_else(|| Status::invalid("transaction must be a base64 string"))?;
+    let consistency = consistency::select(txs, request)?;
+    let read = documents::get(engine, ctx, &path, mask.as_deref(), consistency.at).await;
+    if let Some(id) = consistency.transaction.as_deref().filter(|_| consistency.pins_reads()) {
         match &read {
             Ok(doc) => txs.record(id, &[doc], &[])?,
             Err(EngineError::NotFound { .. }) => txs.record(id, &[], &[&path])?,
@@ -402,10 +406,15 @@ async fn list_documents(
             "orderBy",
             "mask",
             "showMissing",
+            "readTime",
         ],
     )?;
     let collection = collection(db, request)?;
     let mask = mask(request, "mask")?;
+    let at = match request.get("readTime") {
+        None | Some(Json::Null) => ReadTime::Latest,
+        time => ReadTime::At(consistency::read_time(time)?),
+    };
     let page_size = match request.get("pageSize") {
         None | Some(Json::Null) => None,
         Some(Json::Number(n)) => match n.as_u64() {
@@ -439,7 +448,7 @@ async fn list_documents(
             return Err(Status::invalid("showMissing lists in id order: no orderBy"));
         }
         let answer =
-            documents::list_with_missing(engine, ctx, db, &collection, &list, mask.as_deref());
+            documents::list_with_missing(engine, ctx, db, &collection, &list, mask.as_deref(), at);
         return answer.await;
     }
     let orders = query::list_order(order_by)?;
@@ -447,7 +456,7 @@ async fn list_documents(
         .iter()
         .all(|o| o.field.to_string() == "__name__" && o.direction == Direction::Asc);
     let page = if by_name {
-        documents::list(engine, ctx, &collection, &list, mask.as_deref()).await?
+        documents::list(engine, ctx, &collection, &list, mask.as_deref(), at).await?
     } else {
         // Ordered by fields: the collection as a query (documents without an ordered field are
         // left out, as in Firestore).
@@ -457,7 +466,7 @@ async fn list_documents(
             page_size: list.page_size,
             page_token: list.page_token,
         };
-        let results = engine.query(ctx, &query, &paging).await?;
+        let results = engine.query_at(ctx, &query, &paging, at).await?;
         let mut documents = results.documents;
         if let Some(mask) = &mask {
             for doc in &mut documents {

@@ -3,7 +3,9 @@
 //! missing); `commit` applies the writes only if every remembered document is still as read —
 //! checked by the store in the same transaction as the writes ([`Engine::batch_pinned`]) — and
 //! fails with ABORTED otherwise, which the SDKs answer by running the transaction again.
-//! `rollback` forgets it.
+//! `rollback` forgets it. A read-only transaction may read at a past `readTime` (given when it
+//! begins): every read in it happens at that time, and it remembers no reads, since that state
+//! no longer changes.
 //!
 //! Open transactions live in this process (a client keeps its transaction on one connection);
 //! at most [`MAX_OPEN`] at once and [`MAX_TOTAL_READS`] reads remembered across them, each
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use claimdb_engine::{Document, ReadCheck};
-use claimdb_model::DocPath;
+use claimdb_model::{DocPath, Timestamp};
 use rand::RngCore as _;
 use serde_json::Value as Json;
 
@@ -38,6 +40,8 @@ pub const MAX_TOTAL_READS: usize = 1_000_000;
 #[derive(Debug)]
 struct Tx {
     read_only: bool,
+    /// The past time every read of a read-only transaction happens at, if it was given one.
+    read_time: Option<Timestamp>,
     /// The version each document was read at (`None`: read as missing); the first read wins.
     reads: HashMap<DocPath, Option<u64>>,
     used: Instant,
@@ -89,7 +93,7 @@ fn expired() -> Status {
 
 impl Transactions {
     /// Opens a transaction; its id as the JSON (base64) string clients send back.
-    pub fn begin(&self, read_only: bool) -> Result<String, Status> {
+    pub fn begin(&self, options: TxOptions) -> Result<String, Status> {
         let mut id = vec![0_u8; 16];
         rand::rng().fill_bytes(&mut id);
         let mut open = self.state.lock().map_err(|_| poisoned())?;
@@ -105,12 +109,31 @@ impl Transactions {
         open.by_id.insert(
             id.clone(),
             Tx {
-                read_only,
+                read_only: options.read_only,
+                read_time: options.read_time,
                 reads: HashMap::new(),
                 used: Instant::now(),
             },
         );
         Ok(STANDARD.encode(id))
+    }
+
+    /// The past time transaction `id` reads at, if it has one; refuses an unknown or expired
+    /// transaction (and counts as a use of it).
+    pub fn read_time(&self, id: &str) -> Result<Option<Timestamp>, Status> {
+        let key = decode_id(id)?;
+        let mut open = self.state.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        match open.by_id.get_mut(&key) {
+            Some(tx) if now.duration_since(tx.used) < IDLE_LIMIT => {
+                tx.used = now;
+                Ok(tx.read_time)
+            }
+            _ => {
+                open.remove(&key);
+                Err(expired())
+            }
+        }
     }
 
     /// Remembers what a read in transaction `id` returned: `found` documents at their version,
@@ -145,6 +168,10 @@ impl Transactions {
             return Err(expired());
         };
         tx.used = now;
+        if tx.read_time.is_some() {
+            // Reads at a past time: nothing they saw can change before the commit.
+            return Ok(());
+        }
         let before = tx.reads.len();
         for doc in found {
             tx.reads
@@ -206,29 +233,36 @@ fn poisoned() -> Status {
     Status::new(Code::Internal, "internal error")
 }
 
-/// `TransactionOptions` of `beginTransaction` / `newTransaction`: read-only or read-write
-/// (the default). A read-only transaction at a past `readTime` needs snapshot reads claimdb does
-/// not keep.
-pub fn read_only(options: Option<&Json>) -> Result<bool, Status> {
+/// What a transaction is, from its `TransactionOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxOptions {
+    pub read_only: bool,
+    /// `readOnly.readTime`: every read of the transaction happens at this past time.
+    pub read_time: Option<Timestamp>,
+}
+
+/// `TransactionOptions` of `beginTransaction` / `newTransaction`: read-only (optionally at a
+/// past `readTime`) or read-write (the default).
+pub fn options(options: Option<&Json>) -> Result<TxOptions, Status> {
     let Some(Json::Object(options)) = options else {
         return match options {
-            None | Some(Json::Null) => Ok(false),
+            None | Some(Json::Null) => Ok(TxOptions::default()),
             Some(_) => Err(Status::invalid(
                 "options must be a TransactionOptions object",
             )),
         };
     };
-    if let Some(ro) = options.get("readOnly").filter(|v| !v.is_null()) {
-        if ro.get("readTime").is_some_and(|t| !t.is_null()) {
-            return Err(Status::new(
-                Code::Unimplemented,
-                "read-only transactions at a past readTime are not supported: claimdb keeps no \
-                 snapshots of past versions",
-            ));
-        }
-        return Ok(true);
-    }
-    Ok(false)
+    let Some(ro) = options.get("readOnly").filter(|v| !v.is_null()) else {
+        return Ok(TxOptions::default());
+    };
+    let read_time = match ro.get("readTime") {
+        None | Some(Json::Null) => None,
+        time => Some(crate::consistency::read_time(time)?),
+    };
+    Ok(TxOptions {
+        read_only: true,
+        read_time,
+    })
 }
 
 #[cfg(test)]
@@ -249,7 +283,7 @@ mod tests {
     #[test]
     fn remembers_the_first_version_read_and_ends_once() {
         let txs = Transactions::default();
-        let id = txs.begin(false).unwrap();
+        let id = txs.begin(TxOptions::default()).unwrap();
         let missing = DocPath::parse("c/missing").unwrap();
         txs.record(&id, &[&doc("c/a", 3)], &[&missing]).unwrap();
         txs.record(&id, &[&doc("c/a", 4)], &[]).unwrap();
@@ -269,14 +303,47 @@ mod tests {
     }
 
     #[test]
-    fn options_say_read_only_and_refuse_past_read_times() {
-        assert!(!read_only(None).unwrap());
-        assert!(read_only(Some(&serde_json::json!({"readOnly": {}}))).unwrap());
-        assert!(!read_only(Some(&serde_json::json!({"readWrite": {}}))).unwrap());
-        let past = serde_json::json!({"readOnly": {"readTime": "2026-01-01T00:00:00Z"}});
-        assert_eq!(
-            read_only(Some(&past)).unwrap_err().code,
-            Code::Unimplemented
+    fn options_say_read_only_and_when_it_reads() {
+        assert_eq!(options(None).unwrap(), TxOptions::default());
+        let ro = options(Some(&serde_json::json!({"readOnly": {}}))).unwrap();
+        assert_eq!((ro.read_only, ro.read_time), (true, None));
+        assert!(
+            !options(Some(&serde_json::json!({"readWrite": {}})))
+                .unwrap()
+                .read_only
         );
+        let past = serde_json::json!({"readOnly": {"readTime": "2026-01-01T00:00:00Z"}});
+        let past = options(Some(&past)).unwrap();
+        assert_eq!(
+            past.read_time,
+            Some(Timestamp::parse("2026-01-01T00:00:00Z").unwrap())
+        );
+        let bad = serde_json::json!({"readOnly": {"readTime": 12}});
+        assert_eq!(options(Some(&bad)).unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(
+            options(Some(&serde_json::json!([]))).unwrap_err().code,
+            Code::InvalidArgument
+        );
+    }
+
+    /// A transaction at a past time reads at it and remembers no reads (nothing it read can
+    /// change before its commit); one without keeps pinning what it read.
+    #[test]
+    fn transactions_at_a_past_time_remember_it_and_pin_nothing() {
+        let txs = Transactions::default();
+        let time = Timestamp::from_micros(1_000).unwrap();
+        let id = txs
+            .begin(TxOptions {
+                read_only: true,
+                read_time: Some(time),
+            })
+            .unwrap();
+        assert_eq!(txs.read_time(&id).unwrap(), Some(time));
+        txs.record(&id, &[&doc("c/a", 3)], &[]).unwrap();
+        let ended = txs.end(&id).unwrap();
+        assert!(ended.read_only && ended.reads.is_empty());
+        assert_eq!(txs.read_time(&id).unwrap_err().code, Code::InvalidArgument);
+        let live = txs.begin(TxOptions::default()).unwrap();
+        assert_eq!(txs.read_time(&live).unwrap(), None);
     }
 }

@@ -181,6 +181,7 @@ fn transcode(query: Option<&str>) -> Result<JsonMap<String, Json>, Status> {
             "documentId" => top.push(("documentId", value.into())),
             "pageToken" => top.push(("pageToken", value.into())),
             "orderBy" => top.push(("orderBy", value.into())),
+            "readTime" => top.push(("readTime", value.into())),
             // System parameters of Google APIs: the API key, the response format.
             "key" | "alt" | "$alt" | "prettyPrint" | "$prettyPrint" | "quotaUser" => {}
             other => {

@@ -161,6 +161,11 @@ impl Committer {
         taken
     }
 
+    /// Whether this node keeps the versions its commits replace.
+    fn keeps_history(&self) -> bool {
+        !self.options.history_retention.is_zero()
+    }
+
     /// A pooled connection (the name [`with_retry`] expects).
     async fn client(&self) -> Result<Object, Failure> {
         pooled(&self.pool, &self.options).await
@@ -185,7 +190,8 @@ impl Committer {
             }
             if part.len() <= 1 {
                 for job in part {
-                    let result = with_retry!(self, c => write::commit(&mut c, &self.sql, &job.checks, &job.writes).await);
+                    let keep = self.keeps_history();
+                    let result = with_retry!(self, c => write::commit(&mut c, &self.sql, &job.checks, &job.writes, keep).await);
                     let _ = job.reply.send(result);
                 }
                 continue;
@@ -267,13 +273,15 @@ impl Committer {
         };
 
         // Round trip 1: begin, take the counter row, load the documents.
-        let mut touched = Touched::default();
+        let keep = self.keeps_history();
+        let mut touched = Touched::new(keep);
         let keys = touched.missing(jobs.iter().flat_map(Job::paths));
         let load: [&(dyn ToSql + Sync); 1] = [&keys];
+        let keeping: [&(dyn ToSql + Sync); 1] = [&keep];
         let (begun, bumped, rows) = tokio::join!(
             biased;
             c.batch_execute("BEGIN"),
-            c.query_one(&bump, &[]),
+            c.query_one(&bump, &keeping),
             c.query(&get_many, &load),
         );
         let locked_at = Instant::now();

@@ -30,6 +30,7 @@
 mod codec;
 mod error;
 mod feed;
+mod past;
 mod read;
 mod schema;
 mod write;
@@ -39,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claimdb_model::{CollectionPath, DocPath};
+use claimdb_model::{CollectionPath, DocPath, Timestamp};
 use claimdb_store::children::ChildScan;
 use claimdb_store::feed::Feed;
 use claimdb_store::query::PreparedQuery;
@@ -66,6 +67,10 @@ pub struct PgOptions {
     /// connection's `current_schema()` (normally `public`, or what the URL's
     /// `options=-csearch_path=...` says).
     pub schema: Option<String>,
+    /// How long the versions this node's commits replace are kept for reads at a past time
+    /// ([`claimdb_store::history`]); zero keeps none (and makes every node's reads at a past
+    /// time fail until the nodes agree again). This node prunes older ones.
+    pub history_retention: Duration,
 }
 
 impl Default for PgOptions {
@@ -74,6 +79,7 @@ impl Default for PgOptions {
             pool_size: 16,
             acquire_timeout: Duration::from_secs(5),
             schema: None,
+            history_retention: claimdb_store::history::DEFAULT_HISTORY_RETENTION,
         }
     }
 }
@@ -94,7 +100,7 @@ pub struct PostgresStore {
     committer: mpsc::Sender<group::Msg>,
     /// The change feed, fed by the feed reader task.
     feed: Feed,
-    /// Stops the feed reader when sent to or dropped.
+    /// Stops the feed reader and the history pruner when sent to or dropped.
     stop_feed: tokio::sync::watch::Sender<bool>,
 }
 
@@ -148,7 +154,16 @@ impl PostgresStore {
                 })?
             }
         };
-        let migrated = schema::migrate(&mut client, &schema).await;
+        let sql = Arc::new(Sql::new(&schema));
+        let migrated = async {
+            schema::migrate(&mut client, &schema).await?;
+            // The history is complete from now on if this node keeps it (and from earlier, if
+            // every commit since kept it); a node keeping none makes past reads fail.
+            let keep = !options.history_retention.is_zero();
+            client.execute(&sql.history_start, &[&keep]).await?;
+            Ok::<_, Failure>(())
+        }
+        .await;
         drop(client);
         let _ = driver.await;
         migrated.map_err(|f| f.error)?;
@@ -173,10 +188,15 @@ impl PostgresStore {
             pool_size = options.pool_size,
             "PostgreSQL store ready"
         );
-        let sql = Arc::new(Sql::new(&schema));
         let committer = group::Committer::spawn(pool.clone(), sql.clone(), options.clone());
         let feed = Feed::new();
         let (stop_feed, stopped) = tokio::sync::watch::channel(false);
+        prune::spawn(
+            pool.clone(),
+            sql.clone(),
+            options.clone(),
+            stop_feed.subscribe(),
+        );
         feed::Reader::start(feed_config, sql.clone(), feed.clone(), stopped).await?;
         Ok(PostgresStore {
             pool,
@@ -240,6 +260,7 @@ macro_rules! with_retry {
 }
 // After `with_retry`, which it uses.
 mod group;
+mod prune;
 
 fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
@@ -365,6 +386,48 @@ impl Documents for PostgresStore {
                 None => Ok(Child::Missing(collection.doc(&step.id)?)),
             })
             .collect()
+    }
+
+    async fn get_at(
+        &self,
+        paths: &[DocPath],
+        time: Timestamp,
+    ) -> Result<Vec<Option<Document>>, StoreError> {
+        let retention = self.options.history_retention;
+        with_retry!(self, c => past::get_at(&mut c, &self.sql, paths, time, retention).await)
+    }
+
+    async fn query_at(
+        &self,
+        query: &Query,
+        page: &PageRequest,
+        time: Timestamp,
+    ) -> Result<QueryPage, StoreError> {
+        let prepared = PreparedQuery::new(query, page)?;
+        let retention = self.options.history_retention;
+        with_retry!(self, c => past::query_at(&mut c, &self.sql, &prepared, time, retention).await)
+    }
+
+    async fn collection_ids_at(
+        &self,
+        parent: Option<&DocPath>,
+        after: Option<&str>,
+        limit: usize,
+        time: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let at = (time, self.options.history_retention);
+        with_retry!(self, c => past::collection_ids_at(&mut c, &self.sql, parent, after, limit, at).await)
+    }
+
+    async fn list_with_missing_at(
+        &self,
+        collection: &CollectionPath,
+        after: Option<&str>,
+        limit: usize,
+        time: Timestamp,
+    ) -> Result<Vec<Child>, StoreError> {
+        let at = (time, self.options.history_retention);
+        with_retry!(self, c => past::list_with_missing_at(&mut c, &self.sql, collection, after, limit, at).await)
     }
 
     fn subscribe(&self) -> Subscription {

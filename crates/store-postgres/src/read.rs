@@ -3,16 +3,21 @@
 //! query that needs more rows than its first fetch runs again as a cursor (a portal) inside a
 //! read-only REPEATABLE READ transaction, still one snapshot. No page fetches more rows than
 //! its work bound allows.
+//!
+//! A query at a past time (`past`) runs the same dispatch inside its snapshot transaction,
+//! through [`Reader`].
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
 use claimdb_model::DocPath;
 use claimdb_store::children::{ChildScan, Step};
 use claimdb_store::index::{self, KIND_CONTAINS, KIND_VALUE};
-use claimdb_store::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, doc_bounds};
+use claimdb_store::query::{KeyRange, Plan, PreparedQuery, QueryPage, Scope, Stream, doc_bounds};
 use claimdb_store::{Document, Record};
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, GenericClient, Transaction};
 use tokio_postgres::IsolationLevel;
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
 use crate::codec::read_document;
@@ -43,8 +48,8 @@ pub(crate) async fn get(
 }
 
 /// The documents at `keys` (any order), in one statement.
-async fn fetch_many(
-    c: &Client,
+pub(crate) async fn fetch_many(
+    c: &impl GenericClient,
     sql: &Sql,
     keys: &[Vec<u8>],
 ) -> Result<Vec<(Vec<u8>, Document)>, Failure> {
@@ -235,8 +240,61 @@ fn direction(descending: bool) -> &'static str {
     if descending { "DESC" } else { "ASC" }
 }
 
-pub(crate) async fn query(
-    c: &mut Client,
+/// Where a query's statements run, and how it reads on past its first fetch.
+#[async_trait]
+pub(crate) trait Reader: GenericClient + Send {
+    /// Feeds the rows of `stmt` after the first `skip` to `stream`, at most `left` of them, from
+    /// a cursor in the same snapshot as the statements before (a new one for a pooled
+    /// connection, whose statements are each their own snapshot).
+    async fn read_on(
+        &mut self,
+        stmt: &Statement,
+        params: &[Param],
+        skip: usize,
+        left: usize,
+        stream: &mut Stream<'_>,
+    ) -> Result<(), Failure>;
+}
+
+#[async_trait]
+impl Reader for Client {
+    async fn read_on(
+        &mut self,
+        stmt: &Statement,
+        params: &[Param],
+        skip: usize,
+        left: usize,
+        stream: &mut Stream<'_>,
+    ) -> Result<(), Failure> {
+        let tx = self
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        feed_cursor(&tx, stmt, params, skip, left, stream).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Reader for Transaction<'_> {
+    async fn read_on(
+        &mut self,
+        stmt: &Statement,
+        params: &[Param],
+        skip: usize,
+        left: usize,
+        stream: &mut Stream<'_>,
+    ) -> Result<(), Failure> {
+        feed_cursor(self, stmt, params, skip, left, stream).await
+    }
+}
+
+/// One page of a query, on a pooled connection (live) or in a snapshot (at a past time).
+pub(crate) async fn query<C: Reader>(
+    c: &mut C,
     sql: &Sql,
     q: &PreparedQuery,
 ) -> Result<QueryPage, Failure> {
@@ -253,14 +311,14 @@ pub(crate) async fn query(
         let docs = match member {
             Plan::Names(names) => {
                 let keys: Vec<Vec<u8>> = names.iter().map(DocPath::sort_key).collect();
-                let docs = fetch_many(c, sql, &keys).await?;
+                let docs = fetch_many(&*c, sql, &keys).await?;
                 Some(docs.into_iter().map(|(_, d)| d).collect())
             }
             Plan::Lookup {
                 field,
                 contains,
                 keys,
-            } => lookup(c, sql, q, field, *contains, keys, left).await?,
+            } => lookup(&*c, sql, q, field, *contains, keys, left).await?,
             _ => {
                 return Err(Failure::from(claimdb_store::StoreError::Internal(
                     "a union holds names and lookups only".into(),
@@ -283,7 +341,7 @@ pub(crate) async fn query(
 /// The candidates of an index lookup in one statement, or `None` when there are more than
 /// `bound` (at most one more is read to tell).
 async fn lookup(
-    c: &mut Client,
+    c: &impl GenericClient,
     sql: &Sql,
     q: &PreparedQuery,
     field: &claimdb_model::FieldPath,
@@ -326,8 +384,8 @@ async fn lookup(
     Ok(Some(docs))
 }
 
-async fn run(
-    c: &mut Client,
+async fn run<C: Reader>(
+    c: &mut C,
     sql: &Sql,
     q: &PreparedQuery,
     plan: &Plan,
@@ -336,7 +394,7 @@ async fn run(
         Plan::Names(names) => {
             let unique: BTreeSet<Vec<u8>> = names.iter().map(DocPath::sort_key).collect();
             let keys: Vec<Vec<u8>> = unique.into_iter().collect();
-            let docs = fetch_many(c, sql, &keys).await?;
+            let docs = fetch_many(&*c, sql, &keys).await?;
             Ok(q.finish(docs.into_iter().map(|(_, d)| d).collect()))
         }
         Plan::Lookup { .. } | Plan::Union(_) => {
@@ -451,9 +509,9 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 /// Feeds the documents of an ordered statement to the query's stream until the page is decided
 /// or its work bound reached: first one statement limited to what the page wants (enough when
 /// the index serves every filter), and only if that was not enough, a cursor over the unlimited
-/// statement, fetching no further than the bound.
-async fn stream(
-    c: &mut Client,
+/// statement ([`Reader::read_on`]), fetching no further than the bound.
+async fn stream<C: Reader>(
+    c: &mut C,
     text: &str,
     mut params: Vec<Param>,
     q: &PreparedQuery,
@@ -478,15 +536,23 @@ async fn stream(
     // statement, past the rows already fed, up to the work bound.
     params.pop();
     let stmt = c.prepare_cached(text).await?;
-    let tx = c
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    let left = q.max_examined().saturating_sub(rows.len());
+    c.read_on(&stmt, &params, rows.len(), left, &mut stream)
         .await?;
-    let portal = tx.bind(&stmt, &refs(&params)).await?;
-    let mut to_skip = rows.len();
-    let mut left = q.max_examined().saturating_sub(rows.len());
+    Ok(stream.finish()?)
+}
+
+/// Feeds the rows of `stmt` after the first `to_skip`, at most `left` of them, from a cursor
+/// (a portal) of `tx`, until the stream says stop.
+async fn feed_cursor(
+    tx: &tokio_postgres::Transaction<'_>,
+    stmt: &Statement,
+    params: &[Param],
+    mut to_skip: usize,
+    mut left: usize,
+    stream: &mut Stream<'_>,
+) -> Result<(), Failure> {
+    let portal = tx.bind(stmt, &refs(params)).await?;
     let mut page = FIRST_CURSOR_PAGE;
     'fetch: while left > 0 {
         let ask = page.min(i32::try_from(left.saturating_add(to_skip)).unwrap_or(i32::MAX));
@@ -507,6 +573,5 @@ async fn stream(
         }
         page = (page * 2).min(MAX_CURSOR_PAGE);
     }
-    tx.commit().await?;
-    Ok(stream.finish()?)
+    Ok(())
 }

@@ -30,6 +30,16 @@
 //!   changed as JSON text, see `feed`), written in the commit's transaction, which also sends a
 //!   NOTIFY on [`FEED_CHANNEL`] with the version. Rows are kept for [`FEED_RETENTION_US`] so a
 //!   node that missed notifications (a reconnect) catches up from the table.
+//! - `history`: the versions commits replaced or deleted, for reads at a past time
+//!   ([`claimdb_store::history`]), keyed by (key, `valid_to` — the replacing commit's time),
+//!   with `valid_from` (the version's update time) and the `docs` columns a read returns;
+//!   B-trees on (parent, valid_to) and (grp, valid_to) find the versions of a query's scope
+//!   replaced since a time, one on `valid_to` serves pruning. A group copies the rows it
+//!   replaces from `docs` (and encodes the versions it made and replaced itself), in its
+//!   transaction. `meta.history_from` is the earliest time the history is complete from: every
+//!   counter update (so every commit) keeps it when the node keeps history — setting it when
+//!   unset — and clears it when the node keeps none, so nodes configured differently make reads
+//!   at a past time fail, never answer wrongly; pruning raises it past what it deletes.
 //! - `claimdb_migrations`: which migrations have run. Migrations run at start under a
 //!   transaction-scoped advisory lock, so nodes starting together apply each exactly once.
 
@@ -91,10 +101,33 @@ CREATE TABLE {s}.changes (
 );
 ",
     ),
+    (
+        3,
+        "the history of replaced versions, for reads at a past time",
+        "
+CREATE TABLE {s}.history (
+    key bytea NOT NULL,
+    valid_to bigint NOT NULL,
+    valid_from bigint NOT NULL,
+    parent bytea NOT NULL,
+    grp text COLLATE \"C\" NOT NULL,
+    path text NOT NULL,
+    data jsonb NOT NULL,
+    data_exact bytea,
+    create_us bigint NOT NULL,
+    version bigint NOT NULL,
+    PRIMARY KEY (key, valid_to)
+);
+CREATE INDEX history_parent ON {s}.history (parent, valid_to);
+CREATE INDEX history_group ON {s}.history (grp, valid_to);
+CREATE INDEX history_age ON {s}.history (valid_to);
+ALTER TABLE {s}.meta ADD COLUMN history_from bigint;
+",
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The NOTIFY channel of the change feed. One for every schema of a database (a channel name
 /// cannot hold a 63-byte schema name and a prefix): a node woken by another schema's commit
@@ -160,6 +193,11 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<(), Fai
 
 /// The columns every document read selects, in `codec::read_document`'s order.
 const DOC_COLUMNS: &str = "path, data, data_exact, create_us, update_us, version";
+/// The same columns of a `history` row: the version's update time is its `valid_from`.
+const HISTORY_COLUMNS: &str = "path, data, data_exact, create_us, valid_from, version";
+
+/// The database server's clock in µs, as commits read it.
+const CLOCK_US: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
 /// Every statement, with the schema filled in.
 #[derive(Debug)]
@@ -192,6 +230,26 @@ pub(crate) struct Sql {
     /// `docs` with the schema, for the query statements built per shape.
     pub docs: String,
     pub idx: String,
+    /// Copies the rows of `docs` a group replaces into `history` (keys, replacing times).
+    pub history_copy: String,
+    /// Stores versions a group made and replaced itself in `history`.
+    pub history_insert: String,
+    /// `history_from` kept or cleared by a node as it connects (`$1`: whether it keeps history).
+    pub history_start: String,
+    /// Raises `history_from` past a restore (`$1`: the restore's latest time).
+    pub history_restored: String,
+    /// What a read at a past time checks: `history_from`, the last commit time, the clock.
+    pub history_check: String,
+    /// The history version of each key valid just after `$2` (the first replaced later).
+    pub history_get: String,
+    /// The history rows of one collection (`_parent`) or group (`_group`) replaced after `$2`,
+    /// at most `$3`.
+    pub history_parent: String,
+    pub history_group: String,
+    /// Prunes one bounded batch (`$1` retention µs, `$2` batch) and raises `history_from`.
+    pub history_prune: String,
+    /// The first key in (`$1`, `$2`) that held a document at `$3`.
+    pub seek_at: String,
 }
 
 impl Sql {
@@ -206,10 +264,13 @@ impl Sql {
             get: format!("SELECT {DOC_COLUMNS} FROM {docs} WHERE key = $1"),
             get_many: format!("SELECT key, {DOC_COLUMNS} FROM {docs} WHERE key = ANY($1)"),
             // The server's clock, so every node stamps commits from one clock; never backwards.
+            // `$1`: whether this node keeps history; its commits keep `history_from` (setting it
+            // past the last commit, which may have replaced versions without keeping them) or
+            // clear it.
             bump: format!(
                 "UPDATE {meta} SET version = version + 1,
-                    commit_us = greatest(commit_us + 1,
-                        (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)
+                    commit_us = greatest(commit_us + 1, {CLOCK_US}),
+                    history_from = CASE WHEN $1 THEN coalesce(history_from, commit_us + 1) END
                  RETURNING version, commit_us"
             ),
             // Only ever run by the holder of the counter row's lock (the group committer), so
@@ -218,6 +279,66 @@ impl Sql {
             raise_counters: format!(
                 "UPDATE {meta} SET version = greatest(version, $1),
                     commit_us = greatest(commit_us, $2)"
+            ),
+            history_restored: format!(
+                "UPDATE {meta} SET history_from = greatest(history_from, commit_us, $1, {CLOCK_US})
+                 WHERE history_from IS NOT NULL"
+            ),
+            history_start: format!(
+                "UPDATE {meta} SET history_from =
+                    CASE WHEN $1 THEN coalesce(history_from, greatest(commit_us, {CLOCK_US})) END"
+            ),
+            history_check: format!("SELECT history_from, commit_us, {CLOCK_US} FROM {meta}"),
+            history_copy: format!(
+                "INSERT INTO {s}.history
+                   (key, valid_to, valid_from, parent, grp, path, data, data_exact, create_us, version)
+                 SELECT d.key, u.valid_to, d.update_us, d.parent, d.grp, d.path, d.data,
+                        d.data_exact, d.create_us, d.version
+                 FROM unnest($1::bytea[], $2::int8[]) AS u (key, valid_to)
+                 JOIN {docs} d ON d.key = u.key
+                 ON CONFLICT DO NOTHING"
+            ),
+            history_insert: format!(
+                "INSERT INTO {s}.history
+                   (key, valid_to, valid_from, parent, grp, path, data, data_exact, create_us, version)
+                 SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::bytea[], $5::text[],
+                                      $6::text[], $7::jsonb[], $8::bytea[], $9::int8[], $10::int8[])
+                 ON CONFLICT DO NOTHING"
+            ),
+            history_get: format!(
+                "SELECT DISTINCT ON (key) key, {HISTORY_COLUMNS} FROM {s}.history
+                 WHERE key = ANY($1) AND valid_to > $2 ORDER BY key, valid_to"
+            ),
+            history_parent: format!(
+                "SELECT {HISTORY_COLUMNS} FROM {s}.history
+                 WHERE parent = $1 AND valid_to > $2 LIMIT $3"
+            ),
+            history_group: format!(
+                "SELECT {HISTORY_COLUMNS} FROM {s}.history
+                 WHERE grp = $1 AND valid_to > $2 LIMIT $3"
+            ),
+            history_prune: format!(
+                "WITH upto AS (
+                   SELECT max(valid_to) AS t FROM (
+                     SELECT valid_to FROM {s}.history WHERE valid_to <= {CLOCK_US} - $1
+                     ORDER BY valid_to LIMIT $2) oldest),
+                 gone AS (
+                   DELETE FROM {s}.history WHERE valid_to <= (SELECT t FROM upto) RETURNING 1),
+                 raised AS (
+                   UPDATE {meta} SET history_from = greatest(history_from, (SELECT t FROM upto))
+                   WHERE history_from IS NOT NULL AND (SELECT t FROM upto) IS NOT NULL
+                   RETURNING 1)
+                 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM raised)"
+            ),
+            seek_at: format!(
+                "SELECT k FROM (
+                   (SELECT key AS k FROM {docs} WHERE key > $1 AND key < $2 AND update_us <= $3
+                    ORDER BY key LIMIT 1)
+                   UNION ALL
+                   (SELECT key FROM {s}.history
+                    WHERE key > $1 AND key < $2 AND valid_to > $3 AND valid_from <= $3
+                    ORDER BY key LIMIT 1)) found
+                 ORDER BY k LIMIT 1"
             ),
             idx_delete: format!(
                 "DELETE FROM {idx} WHERE (parent, field, kind, key, doc) IN

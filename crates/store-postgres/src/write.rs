@@ -5,8 +5,10 @@
 //! in memory ([`apply_commit`]: read checks, preconditions, [`apply_write`]) and stores the net
 //! change per document with a few array statements sent together ([`NetChange`]). The group
 //! committer (`group`) runs many commits in one such transaction; [`commit`] runs one alone.
-//! Either stores each commit's change feed row in the same transaction (see `feed`).
-//! Records are single conditional statements.
+//! Either stores each commit's change feed row in the same transaction (see `feed`), and, when
+//! the node keeps history, every version a commit replaced or deleted that existed before it
+//! (copied from `docs` when it is the stored row, else encoded: a version an earlier commit of
+//! the same group made). Records are single conditional statements.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -27,6 +29,10 @@ use crate::schema::Sql;
 /// The documents a transaction touches: what each was at the start, and what it is now.
 #[derive(Default)]
 pub(crate) struct Touched {
+    /// Whether the versions commits replace are kept (`history`).
+    keep_history: bool,
+    /// The versions commits replaced, each with the replacing commit's time (µs).
+    replaced: Vec<(Document, i64)>,
     /// The keys read from the database so far (whether or not a document was there).
     loaded: HashSet<Vec<u8>>,
     before: HashMap<Vec<u8>, Document>,
@@ -36,6 +42,14 @@ pub(crate) struct Touched {
 }
 
 impl Touched {
+    /// Nothing touched yet; `keep_history` says whether replaced versions are kept.
+    pub(crate) fn new(keep_history: bool) -> Self {
+        Touched {
+            keep_history,
+            ..Touched::default()
+        }
+    }
+
     /// The keys among `paths` not loaded yet, each once.
     pub(crate) fn missing<'a>(&self, paths: impl Iterator<Item = &'a DocPath>) -> Vec<Vec<u8>> {
         let mut keys = BTreeSet::new();
@@ -126,6 +140,22 @@ impl Touched {
                 None => {}
             }
         }
+        for (old, valid_to) in &self.replaced {
+            let key = old.path.sort_key();
+            // The stored row is copied by the server; a version made in this transaction is
+            // not in `docs`, so it is sent.
+            if self
+                .before
+                .get(&key)
+                .is_some_and(|b| b.version == old.version)
+            {
+                change.copied.0.push(key);
+                change.copied.1.push(*valid_to);
+            } else {
+                change.kept.push(&old.path, key, old)?;
+                change.kept_valid_to.push(*valid_to);
+            }
+        }
         Ok(change)
     }
 }
@@ -140,12 +170,19 @@ pub(crate) struct NetChange {
     idx_add_grp: Vec<String>,
     up: UpsertColumns,
     deleted: Vec<Vec<u8>>,
+    /// Replaced versions stored in `docs`, to copy into `history`: keys and replacing times.
+    copied: (Vec<Vec<u8>>, Vec<i64>),
+    /// Replaced versions that never reached `docs`, and their replacing times.
+    kept: UpsertColumns,
+    kept_valid_to: Vec<i64>,
 }
 
 /// The prepared statements a [`NetChange`] needs (only those it needs).
 pub(crate) struct ChangeStatements {
     idx_delete: Option<Statement>,
     idx_insert: Option<Statement>,
+    history_copy: Option<Statement>,
+    history_insert: Option<Statement>,
     doc_upsert: Option<Statement>,
     doc_delete: Option<Statement>,
 }
@@ -169,13 +206,16 @@ impl NetChange {
         Ok(ChangeStatements {
             idx_delete: prepare(!self.idx_del_kind.is_empty(), &sql.idx_delete).await?,
             idx_insert: prepare(!self.idx_add_kind.is_empty(), &sql.idx_insert).await?,
+            history_copy: prepare(!self.copied.0.is_empty(), &sql.history_copy).await?,
+            history_insert: prepare(!self.kept.key.is_empty(), &sql.history_insert).await?,
             doc_upsert: prepare(!self.up.key.is_empty(), &sql.doc_upsert).await?,
             doc_delete: prepare(!self.deleted.is_empty(), &sql.doc_delete).await?,
         })
     }
 
     /// Runs the statements, sent back to back on the one connection (pipelined) and applied in
-    /// this order; the first error if any failed.
+    /// this order (replaced rows copied to `history` before `docs` changes); the first error if
+    /// any failed.
     pub(crate) async fn send(
         &self,
         c: &impl GenericClient,
@@ -216,14 +256,30 @@ impl NetChange {
             &self.up.version,
         ];
         let deleted: [&(dyn ToSql + Sync); 1] = [&self.deleted];
-        let (a, b, u, d) = tokio::join!(
+        let copied: [&(dyn ToSql + Sync); 2] = [&self.copied.0, &self.copied.1];
+        let k = &self.kept;
+        let kept: [&(dyn ToSql + Sync); 10] = [
+            &k.key,
+            &self.kept_valid_to,
+            &k.update_us,
+            &k.parent,
+            &k.grp,
+            &k.path,
+            &k.data,
+            &k.exact,
+            &k.create_us,
+            &k.version,
+        ];
+        let (a, b, hc, hi, u, d) = tokio::join!(
             biased;
             run(&stmts.idx_delete, &idx_del),
             run(&stmts.idx_insert, &idx_add),
+            run(&stmts.history_copy, &copied),
+            run(&stmts.history_insert, &kept),
             run(&stmts.doc_upsert, &up),
             run(&stmts.doc_delete, &deleted),
         );
-        a.and(b).and(u).and(d).map(|_| ())
+        a.and(b).and(hc).and(hi).and(u).and(d).map(|_| ())
     }
 }
 
@@ -328,6 +384,11 @@ pub(crate) fn apply_commit(
     for write in writes {
         let key = write.path.sort_key();
         if let Some(doc) = mine.remove(&key) {
+            if touched.keep_history
+                && let Some(old) = touched.current(&key)
+            {
+                touched.replaced.push((old.clone(), stamp.time.micros()));
+            }
             touched.set(&write.path, key, doc);
         }
     }
@@ -345,11 +406,12 @@ pub(crate) async fn commit(
     sql: &Sql,
     checks: &[ReadCheck],
     writes: &[Write],
+    keep_history: bool,
 ) -> Result<CommitResult, Failure> {
     let tx = c.transaction().await?;
     let bump = tx.prepare_cached(&sql.bump).await?;
-    let stamp = Stamp::from_row(&tx.query_one(&bump, &[]).await?)?;
-    let mut touched = Touched::default();
+    let stamp = Stamp::from_row(&tx.query_one(&bump, &[&keep_history]).await?)?;
+    let mut touched = Touched::new(keep_history);
     touched
         .load(
             &tx,
@@ -386,6 +448,10 @@ pub(crate) async fn restore(
     let tx = c.transaction().await?;
     let raise = tx.prepare_cached(&sql.raise_counters).await?;
     tx.execute(&raise, &[&max_version, &max_us]).await?;
+    // Restored documents carry their own times and replace without history: reads at a time
+    // before the restore would be wrong, so they are refused from now on.
+    let restored = tx.prepare_cached(&sql.history_restored).await?;
+    tx.execute(&restored, &[&max_us]).await?;
     let mut touched = Touched::default();
     touched
         .load(&tx, sql, documents.iter().map(|d| &d.path))

@@ -6,7 +6,8 @@
 //! with preconditions and transforms, answers queries from indexes, and announces every commit
 //! on its change feed ([`feed`]).
 //!
-//! The trait is cut in three: [`Documents`] (reads, the one [`Documents::commit`], the change
+//! The trait is cut in three: [`Documents`] (reads — of the present, or of a past time within
+//! the history's retention, see [`history`] —, the one [`Documents::commit`], the change
 //! feed), [`Records`] (claimdb's own small state, compare-and-set) and [`Store`], their
 //! combination plus what concerns the store as a whole (capabilities, the journal, health,
 //! close). Callers hold an `Arc<dyn Store>`; code that needs only one side takes that trait.
@@ -17,6 +18,7 @@ pub mod children;
 pub mod conformance;
 mod error;
 pub mod feed;
+pub mod history;
 pub mod index;
 pub mod query;
 pub mod sqlite;
@@ -37,7 +39,7 @@ pub use types::{
 };
 
 use async_trait::async_trait;
-use claimdb_model::{CollectionPath, DocPath};
+use claimdb_model::{CollectionPath, DocPath, Timestamp};
 
 /// The documents of a store. Every method is atomic on its own; [`Documents::commit`] applies
 /// all of its writes or none, and every write it acknowledges is durable (survives a crash of
@@ -118,22 +120,101 @@ pub trait Documents: Send + Sync + 'static {
         page_size: usize,
         after: Option<&str>,
     ) -> Result<Vec<Document>, StoreError> {
-        let mut query = Query::collection(collection.clone());
-        query.limit = Some(page_size);
-        if let Some(id) = after {
-            query.start = Some(Cursor {
-                values: vec![claimdb_model::Value::Reference(collection.doc(id)?)],
-                inclusive: false,
-            });
-        }
-        // Every document of the scan is a result: the page examines one per document returned.
-        let page = PageRequest {
-            size: page_size,
-            max_examined: page_size.saturating_add(1),
-            resume: None,
-        };
+        let (query, page) = list_query(collection, page_size, after)?;
         Ok(self.query(&query, &page).await?.documents)
     }
+
+    /// Reads documents as they were at `time` ([`history`]), from one consistent snapshot, in
+    /// the order asked: for each path the version whose update time is the latest at or before
+    /// `time`, or `None` where the document did not exist then. `time` must be in the past and
+    /// within the history's retention ([`history::check_read_time`]: `InvalidArgument` for a
+    /// future time, `FailedPrecondition` for one older than the history kept).
+    async fn get_at(
+        &self,
+        paths: &[DocPath],
+        time: Timestamp,
+    ) -> Result<Vec<Option<Document>>, StoreError>;
+
+    /// Runs one page of a query over the documents as they were at `time`, with exactly the
+    /// semantics, limits, paging and work bound of [`Documents::query`] (the shared evaluator
+    /// decides both, see [`query::PreparedQuery::at`]). The versions replaced since `time` that
+    /// lie in the query's scope are read whole and count against the page's work bound: when
+    /// they are more than `page.max_examined`, the page fails with `ResourceExhausted`. Times
+    /// as for [`Documents::get_at`].
+    async fn query_at(
+        &self,
+        query: &Query,
+        page: &PageRequest,
+        time: Timestamp,
+    ) -> Result<QueryPage, StoreError>;
+
+    /// [`Documents::collection_ids`] as the database was at `time` (times as for
+    /// [`Documents::get_at`]).
+    async fn collection_ids_at(
+        &self,
+        parent: Option<&DocPath>,
+        after: Option<&str>,
+        limit: usize,
+        time: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// [`Documents::list_with_missing`] as the database was at `time` (times as for
+    /// [`Documents::get_at`]).
+    async fn list_with_missing_at(
+        &self,
+        collection: &CollectionPath,
+        after: Option<&str>,
+        limit: usize,
+        time: Timestamp,
+    ) -> Result<Vec<Child>, StoreError>;
+
+    /// [`Documents::list`] as the collection was at `time` (times as for
+    /// [`Documents::get_at`]).
+    async fn list_at(
+        &self,
+        collection: &CollectionPath,
+        page_size: usize,
+        after: Option<&str>,
+        time: Timestamp,
+    ) -> Result<Vec<Document>, StoreError> {
+        let (query, mut page) = list_query(collection, page_size, after)?;
+        // Live documents updated since `time` are passed over and the versions they replaced
+        // read besides: the default work bound leaves room for them.
+        page.max_examined = page.max_examined.max(query::limits::DEFAULT_MAX_EXAMINED);
+        let result = self.query_at(&query, &page, time).await?;
+        if result.next.is_some() && result.documents.len() < page_size {
+            return Err(StoreError::ResourceExhausted(format!(
+                "listing {collection} at {time} examined {} documents without filling a page of \
+                 {page_size}: too many of them changed since then; list at a later time",
+                page.max_examined
+            )));
+        }
+        Ok(result.documents)
+    }
+}
+
+/// A page of a collection in id order as a query: its documents after `after`, `page_size` of
+/// them, examining one per document returned.
+fn list_query(
+    collection: &CollectionPath,
+    page_size: usize,
+    after: Option<&str>,
+) -> Result<(Query, PageRequest), StoreError> {
+    let mut query = Query::collection(collection.clone());
+    query.limit = Some(page_size);
+    if let Some(id) = after {
+        query.start = Some(Cursor {
+            values: vec![claimdb_model::Value::Reference(collection.doc(id)?)],
+            inclusive: false,
+        });
+    }
+    // Every document of the scan is a result: the page examines one per document returned.
+    let page = PageRequest {
+        size: page_size,
+        max_examined: page_size.saturating_add(1),
+        resume: None,
+    };
+    Ok((query, page))
 }
 
 /// System records: claimdb's own small state (users and their custom claims, revocations,

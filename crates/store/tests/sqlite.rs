@@ -1,5 +1,5 @@
 //! Runs the backend-independent conformance suite against [`SqliteStore`] (durable, and not
-//! durable as emulator mode opens it), one temporary data directory per test, plus SQLite-specific checks (reopening keeps data and counters, and
+//! durable as emulator mode opens it), one temporary data directory per test, plus SQLite-specific checks (reopening keeps data and counters, the history of past versions on disk, and
 //! acknowledged writes survive SIGKILL).
 
 #![allow(
@@ -565,5 +565,7 @@ async fn reads_are_never_older_than_an_acknowledged_write() {
 mod damage;
 #[path = "sqlite/files.rs"]
 mod files;
+#[path = "sqlite/history.rs"]
+mod history;
 #[path = "sqlite/wal.rs"]
 mod wal;

@@ -1,7 +1,7 @@
 //! `firebase-admin` (npm, pinned) with `preferRest: true` against the real binary: the Node
 //! server SDK's REST transport (google-gax's fallback, which sends enums as numbers) doing
-//! CRUD with transforms, queries (an or query too), count, getAll, transactions, batches and a
-//! BulkWriter; as the owner also `listCollections` and `listDocuments` (listCollectionIds and a
+//! CRUD with transforms, queries (an or query too), count, getAll, transactions (a read-only one
+//! at a past `readTime` too), batches and a BulkWriter; as the owner also `listCollections` and `listDocuments` (listCollectionIds and a
 //! list with `showMissing`), which a user is refused.
 //!
 //! Twice: against `claimdb emulator` as the owner (what a Firebase project's server code
@@ -89,6 +89,23 @@ assert.equal((await db.collection(col).where('owner', '==', 'alice').where('i', 
 const either = await db.collection(col).where('owner', '==', 'alice')
   .where(Filter.or(Filter.where('name', '==', 'SF'), Filter.where('i', '==', 1))).get();
 assert.deepEqual(either.docs.map((d) => d.id), ['b1', 'sf']);
+
+// A read-only transaction at a past readTime: every read in it (a get, a query, a count)
+// sees the documents as they were then.
+const past = db.collection(col).doc('past');
+const then = (await past.set({ owner: 'alice', v: 1 })).writeTime;
+await new Promise((resolve) => setTimeout(resolve, 5));
+await past.set({ owner: 'alice', v: 2 });
+const versions = db.collection(col).where('owner', '==', 'alice').where('v', '>=', 0);
+const seen = await db.runTransaction(async (t) => {
+  const doc = await t.get(past);
+  const query = await t.get(versions);
+  const count = await t.get(versions.count());
+  return [doc.get('v'), query.docs.map((d) => d.get('v')), count.data().count];
+}, { readOnly: true, readTime: then });
+assert.deepEqual(seen, [1, [1], 1]);
+assert.equal((await past.get()).get('v'), 2);
+await past.delete();
 
 await ref.delete();
 assert.equal((await ref.get()).exists, false);

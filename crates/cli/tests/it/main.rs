@@ -14,6 +14,7 @@ mod firestore_browser;
 mod firestore_emulator;
 mod firestore_grpc;
 mod firestore_python;
+mod firestore_read_time;
 mod firestore_rest;
 mod firestore_sdk;
 mod idp;

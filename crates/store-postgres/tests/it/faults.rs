@@ -165,6 +165,7 @@ async fn a_postgres_restart_under_load_is_unavailable_then_recovers_losing_nothi
         pool_size: 6,
         acquire_timeout: Duration::from_secs(5),
         schema: None,
+        ..PgOptions::default()
     };
     let store = Arc::new(
         PostgresStore::connect(&cluster.url(), options)
@@ -272,6 +273,7 @@ async fn an_exhausted_pool_is_resource_exhausted_without_hanging() {
         pool_size: 1,
         acquire_timeout: Duration::from_millis(300),
         schema: None,
+        ..PgOptions::default()
     };
     let Some((store, guard)) = support::store(options).await else {
         return;
@@ -405,6 +407,7 @@ async fn connections_killed_while_idle_are_replaced_without_an_error() {
         pool_size: 4,
         acquire_timeout: Duration::from_secs(5),
         schema: None,
+        ..PgOptions::default()
     };
     let store = Arc::new(
         PostgresStore::connect(&cluster.url(), options)

@@ -406,3 +406,84 @@ async fn close_finishes_queued_commits_first() {
     assert!(check.get(&path("k/second")).await.unwrap().is_some());
     assert!(check.get(&path("k/late")).await.unwrap().is_none());
 }
+
+/// Versions made and replaced inside one group never reach `docs`, yet each is kept in the
+/// history (encoded by the group, where the version it replaced first is copied from `docs`),
+/// and a read at each commit's time sees that commit's version; so does a delete and re-create
+/// within the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_replaced_within_a_group_are_each_kept() {
+    let Some((store, guard)) = support::store(support::options()).await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let before = store.commit(vec![set("h/x", 0)].into()).await.unwrap();
+    let holder = RowHolder::take(&guard.url, &guard.schema).await;
+    let mut first = queue(&store, vec![], vec![set("h/first", 0)]);
+    holder.wait_for_a_waiter().await;
+    let queued = vec![
+        queue(&store, vec![], vec![set("h/x", 1)]),
+        queue(&store, vec![], vec![set("h/x", 2)]),
+        queue(
+            &store,
+            vec![],
+            vec![Write::new(path("h/x"), WriteOp::Delete)],
+        ),
+        queue(&store, vec![], vec![set("h/x", 4)]),
+    ];
+    let client = holder.release().await;
+    (&mut first).await.unwrap();
+    let mut results = Vec::new();
+    for fut in queued {
+        results.push(fut.await.unwrap());
+    }
+    let ids = writers(&client, &guard.schema, &["h/x", "h/first"]).await;
+    assert_eq!(ids[0], ids[1], "one group");
+    let n_at = |time: claimdb_model::Timestamp| {
+        let store = store.clone();
+        async move {
+            store.get_at(&[path("h/x")], time).await.unwrap()[0]
+                .as_ref()
+                .map(|d| d.data.get("n").cloned())
+        }
+    };
+    let just_before = |r: &CommitResult| {
+        claimdb_model::Timestamp::from_micros(r.commit_time.micros() - 1).unwrap()
+    };
+    assert_eq!(n_at(before.commit_time).await, Some(Some(Value::Int(0))));
+    assert_eq!(
+        n_at(just_before(&results[0])).await,
+        Some(Some(Value::Int(0)))
+    );
+    assert_eq!(
+        n_at(results[0].commit_time).await,
+        Some(Some(Value::Int(1)))
+    );
+    assert_eq!(
+        n_at(results[1].commit_time).await,
+        Some(Some(Value::Int(2)))
+    );
+    assert_eq!(
+        n_at(just_before(&results[2])).await,
+        Some(Some(Value::Int(2)))
+    );
+    assert_eq!(n_at(results[2].commit_time).await, None, "deleted");
+    assert_eq!(n_at(just_before(&results[3])).await, None);
+    let recreated = store
+        .get_at(&[path("h/x")], results[3].commit_time)
+        .await
+        .unwrap();
+    let recreated = recreated[0].as_ref().unwrap();
+    assert_eq!(recreated.create_time, results[3].commit_time);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {}.history",
+                quote_ident(&guard.schema)
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 3, "versions 0, 1 and 2 kept");
+}

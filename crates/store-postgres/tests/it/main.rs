@@ -1,6 +1,6 @@
 //! Integration tests of the PostgreSQL backend: the backend-independent conformance suite, and
 //! faults (a server restarting under load, an exhausted pool) on a throwaway cluster, group
-//! commit, and the change feed across nodes.
+//! commit, the change feed across nodes, and the history of past versions across nodes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,4 +12,5 @@ mod conformance;
 mod faults;
 mod feed;
 mod group;
+mod history;
 mod support;

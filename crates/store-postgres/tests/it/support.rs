@@ -80,6 +80,7 @@ pub(crate) fn options() -> PgOptions {
         pool_size: 8,
         acquire_timeout: Duration::from_secs(10),
         schema: None,
+        ..PgOptions::default()
     }
 }
 

@@ -15,7 +15,7 @@ use super::*;
 use crate::query::PreparedQuery;
 
 /// The oracle: every document of the store evaluated against the query, in one page.
-fn brute_force(q: &Query, all: &[Document]) -> Result<Vec<Document>, StoreError> {
+pub(super) fn brute_force(q: &Query, all: &[Document]) -> Result<Vec<Document>, StoreError> {
     let p = PreparedQuery::new(q, &PageRequest::first(usize::MAX))?;
     Ok(p.finish(all.to_vec()).documents)
 }
@@ -29,18 +29,33 @@ pub(super) async fn paged<S: Store>(
     size: usize,
     max_examined: usize,
 ) -> Result<Vec<Document>, StoreError> {
+    paged_at(store, q, size, max_examined, None).await
+}
+
+/// [`paged`], of the query as the documents were at `time` when given.
+pub(super) async fn paged_at<S: Store>(
+    store: &S,
+    q: &Query,
+    size: usize,
+    max_examined: usize,
+    time: Option<Timestamp>,
+) -> Result<Vec<Document>, StoreError> {
     let mut page = PageRequest {
         size,
         max_examined,
         resume: None,
     };
+    let ask = async |page: &PageRequest| match time {
+        Some(time) => store.query_at(q, page, time).await,
+        None => store.query(q, page).await,
+    };
     let mut out = Vec::new();
     for _ in 0..1_000 {
-        let got = match store.query(q, &page).await {
+        let got = match ask(&page).await {
             Err(StoreError::ResourceExhausted(_)) => {
                 let mut larger = page.clone();
                 larger.max_examined = 10_000;
-                store.query(q, &larger).await?
+                ask(&larger).await?
             }
             other => other?,
         };
@@ -55,10 +70,10 @@ pub(super) async fn paged<S: Store>(
 }
 
 /// A small deterministic generator (no dependency, same sequence on every backend).
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -66,16 +81,16 @@ impl Rng {
         self.0 >> 33
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(super) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
 
-fn pool() -> Vec<Value> {
+pub(super) fn pool() -> Vec<Value> {
     [
         json!(null),
         json!(false),
@@ -100,7 +115,7 @@ fn pool() -> Vec<Value> {
     .collect()
 }
 
-fn random_doc(rng: &mut Rng, values: &[Value]) -> Map {
+pub(super) fn random_doc(rng: &mut Rng, values: &[Value]) -> Map {
     let mut data = Map::new();
     if rng.below(6) > 0 {
         data.insert("a".into(), rng.pick(values).clone());
@@ -165,87 +180,111 @@ fn random_filter(rng: &mut Rng, values: &[Value], names: &[DocPath]) -> Filter {
     }
 }
 
+/// A pseudo-random query of the shapes the planner serves (filters, orders, cursors at stored
+/// documents' positions, offset, limit) over collection `r`, its group, or the group below
+/// `x/1`; `false` with it when the planner refuses it. `names` and `all` are the documents the
+/// filters and cursors draw from.
+pub(super) fn random_query(
+    rng: &mut Rng,
+    values: &[Value],
+    names: &[DocPath],
+    all: &[Document],
+) -> (Query, bool) {
+    let scope = match rng.below(3) {
+        0 => Scope::Collection(coll("r")),
+        1 => Scope::Group {
+            collection_id: "r".into(),
+            under: None,
+        },
+        _ => Scope::Group {
+            collection_id: "r".into(),
+            under: Some(path("x/1")),
+        },
+    };
+    let mut q = Query {
+        scope,
+        ..query("r")
+    };
+    for _ in 0..rng.below(3) {
+        q.filters.push(random_filter(rng, values, names));
+    }
+    for _ in 0..rng.below(3) {
+        let field = *rng.pick(&["a", "b", "__name__"]);
+        let direction = *rng.pick(&[Direction::Asc, Direction::Desc]);
+        q.order_by.push(order(field, direction));
+    }
+    let Ok(prepared) = PreparedQuery::new(&q, &PageRequest::first(10)) else {
+        return (q, false);
+    };
+    // Cursors at the position of a random stored document (or a random value).
+    let effective = prepared.order().to_vec();
+    let cursor = |rng: &mut Rng| {
+        let doc = rng.pick(all);
+        let n = 1 + rng.below(effective.len());
+        let values = effective[..n]
+            .iter()
+            .map(|o| {
+                if o.field.is_document_id() {
+                    Value::Reference(doc.path.clone())
+                } else {
+                    o.field
+                        .get(&doc.data)
+                        .cloned()
+                        .unwrap_or_else(|| rng.pick(values).clone())
+                }
+            })
+            .collect();
+        Cursor {
+            values,
+            inclusive: rng.below(2) == 0,
+        }
+    };
+    if rng.below(3) == 0 {
+        q.start = Some(cursor(rng));
+    }
+    if rng.below(4) == 0 {
+        q.end = Some(cursor(rng));
+    }
+    if rng.below(2) == 0 {
+        q.limit = Some(1 + rng.below(5));
+    }
+    if rng.below(4) == 0 {
+        q.offset = rng.below(3);
+    }
+    (q, true)
+}
+
+/// `count` pseudo-random writes (sets) to documents of collection `r` in the parents the
+/// differential queries range over, and to one outside them.
+pub(super) fn random_writes(rng: &mut Rng, values: &[Value], count: usize) -> Vec<Write> {
+    let parents = ["r", "x/1/r", "x/2/r", "x/1/y/9/r", "other"];
+    (0..count)
+        .map(|i| {
+            let parent = parents[i % parents.len()];
+            Write::new(
+                path(&format!("{parent}/d{:02}", rng.below(40))),
+                WriteOp::Set {
+                    data: random_doc(rng, values),
+                    transforms: vec![],
+                },
+            )
+        })
+        .collect()
+}
+
 pub async fn planned_queries_agree_with_brute_force<S: Store>(store: Arc<S>) {
     let mut rng = Rng(0x5eed);
     let values = pool();
-    let parents = ["r", "x/1/r", "x/2/r", "x/1/y/9/r", "other"];
-    let mut writes = Vec::new();
-    for i in 0..90 {
-        let parent = parents[i % parents.len()];
-        writes.push(Write::new(
-            path(&format!("{parent}/d{:02}", rng.below(40))),
-            WriteOp::Set {
-                data: random_doc(&mut rng, &values),
-                transforms: vec![],
-            },
-        ));
-    }
+    let writes = random_writes(&mut rng, &values, 90);
     store.commit(writes.into()).await.unwrap();
     let all = store.scan(None, 10_000).await.unwrap();
     let names: Vec<DocPath> = all.iter().map(|d| d.path.clone()).collect();
     let mut checked = 0;
     for round in 0..600 {
-        let scope = match rng.below(3) {
-            0 => Scope::Collection(coll("r")),
-            1 => Scope::Group {
-                collection_id: "r".into(),
-                under: None,
-            },
-            _ => Scope::Group {
-                collection_id: "r".into(),
-                under: Some(path("x/1")),
-            },
-        };
-        let mut q = Query {
-            scope,
-            ..query("r")
-        };
-        for _ in 0..rng.below(3) {
-            q.filters.push(random_filter(&mut rng, &values, &names));
-        }
-        for _ in 0..rng.below(3) {
-            let field = *rng.pick(&["a", "b", "__name__"]);
-            let direction = *rng.pick(&[Direction::Asc, Direction::Desc]);
-            q.order_by.push(order(field, direction));
-        }
-        let Ok(prepared) = PreparedQuery::new(&q, &PageRequest::first(10)) else {
+        let (q, valid) = random_query(&mut rng, &values, &names, &all);
+        if !valid {
             assert!(run(&*store, &q).await.is_err(), "round {round}: {q:?}");
             continue;
-        };
-        // Cursors at the position of a random stored document (or a random value).
-        let effective = prepared.order().to_vec();
-        let cursor = |rng: &mut Rng| {
-            let doc = rng.pick(&all);
-            let n = 1 + rng.below(effective.len());
-            let values = effective[..n]
-                .iter()
-                .map(|o| {
-                    if o.field.is_document_id() {
-                        Value::Reference(doc.path.clone())
-                    } else {
-                        o.field
-                            .get(&doc.data)
-                            .cloned()
-                            .unwrap_or_else(|| rng.pick(&values).clone())
-                    }
-                })
-                .collect();
-            Cursor {
-                values,
-                inclusive: rng.below(2) == 0,
-            }
-        };
-        if rng.below(3) == 0 {
-            q.start = Some(cursor(&mut rng));
-        }
-        if rng.below(4) == 0 {
-            q.end = Some(cursor(&mut rng));
-        }
-        if rng.below(2) == 0 {
-            q.limit = Some(1 + rng.below(5));
-        }
-        if rng.below(4) == 0 {
-            q.offset = rng.below(3);
         }
         let expected = match brute_force(&q, &all) {
             Ok(docs) => docs,

@@ -28,6 +28,7 @@ mod differential;
 mod feed;
 mod or;
 mod paging;
+mod past;
 mod queries;
 mod records;
 mod writes;
@@ -37,6 +38,7 @@ pub use differential::*;
 pub use feed::*;
 pub use or::*;
 pub use paging::*;
+pub use past::*;
 pub use queries::*;
 pub use records::*;
 pub use writes::*;
@@ -117,6 +119,12 @@ macro_rules! conformance_tests {
             feed_announces_commits_in_order,
             failed_commits_are_not_announced,
             a_lagging_subscriber_is_told_and_goes_on,
+            reads_at_past_times_see_each_version,
+            past_reads_refuse_future_times_and_times_before_the_history,
+            concurrent_versions_are_each_kept,
+            a_commit_writing_a_document_twice_keeps_one_version,
+            queries_at_past_times_match_the_documents_then,
+            listings_at_past_times,
         );
     };
     (@each $make:expr; $wrap:expr; $($name:ident),* $(,)?) => {

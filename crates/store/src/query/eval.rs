@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use claimdb_model::{FieldPath, Value, key};
+use claimdb_model::{FieldPath, Timestamp, Value, key};
 
 use super::prepare::{CompiledCursor, PreparedQuery, Test, in_scope};
 use super::{Direction, Position, QueryPage};
@@ -15,7 +15,79 @@ use crate::{Document, StoreError};
 /// The index keys of a document's values for each field of the effective order.
 type SortKeys = Vec<Vec<u8>>;
 
+/// Where a document comes in a plan's scan: the key of its first order field, then its
+/// document key ([`claimdb_model::DocPath::sort_key`]), both in the first order's direction —
+/// the order in which every ordered plan ([`super::Plan::Range`], [`super::Plan::LookupByName`],
+/// [`super::Plan::ScanNames`]) yields documents.
+type ScanPlace = (Vec<u8>, Vec<u8>);
+
+/// A query read at a past time ([`PreparedQuery::at`]).
+#[derive(Debug, Clone)]
+pub(super) struct Past {
+    /// The read time: live documents updated after it are passed over.
+    pub(super) time: Timestamp,
+    /// The versions valid at `time` of documents changed since, that match the query and lie
+    /// within its cursors and resume position, in scan order.
+    pub(super) history: Vec<(ScanPlace, SortKeys, Document)>,
+}
+
 impl PreparedQuery {
+    /// Makes this query read the database as it was at `time`. A backend runs its plan over
+    /// the live documents as always; the evaluator then passes over every live document
+    /// updated after `time` (it counts as examined, like one that does not match) and takes
+    /// `history` in its place: the versions valid at `time` of the documents in the scope
+    /// changed since (any order, each document at most once; the backend reads them from its
+    /// history in the same snapshot). An ordered plan's [`Stream`] merges them into the scan in
+    /// scan order, an unordered plan's [`PreparedQuery::finish`] adds them to the candidates, so
+    /// filters, order, cursors, offset, limit, pages and the work bound are the live query's,
+    /// defined once. The backend checks `time` first
+    /// ([`crate::history::check_read_time`]).
+    pub fn at(&mut self, time: Timestamp, history: Vec<Document>) {
+        let mut kept: Vec<(ScanPlace, SortKeys, Document)> = history
+            .into_iter()
+            .filter_map(|doc| {
+                let keys = self.sort_keys(&doc)?;
+                if self.before_start(&keys) || self.after_end(&keys) {
+                    return None;
+                }
+                let place = (keys.first()?.clone(), doc.path.sort_key());
+                Some((place, keys, doc))
+            })
+            .collect();
+        kept.sort_by(|a, b| self.scan_compare(&a.0, &b.0));
+        self.past = Some(Past {
+            time,
+            history: kept,
+        });
+    }
+
+    /// The time the query reads at, if not the present.
+    pub fn read_time(&self) -> Option<Timestamp> {
+        self.past.as_ref().map(|p| p.time)
+    }
+
+    /// Where `doc` comes in the plan's scan, if it has the first order field.
+    fn scan_place(&self, doc: &Document) -> Option<ScanPlace> {
+        let first = self.order.first()?;
+        Some((field_key(&first.field, doc)?, doc.path.sort_key()))
+    }
+
+    /// The plan's scan order: by the first order key, then by document key, both in the first
+    /// order's direction.
+    fn scan_compare(&self, a: &ScanPlace, b: &ScanPlace) -> Ordering {
+        let c = a.cmp(b);
+        match self.order.first() {
+            Some(o) if o.direction == Direction::Desc => c.reverse(),
+            _ => c,
+        }
+    }
+
+    /// Whether `doc` is a live document the query must pass over: it was updated after the
+    /// past time the query reads at.
+    fn too_new(&self, doc: &Document) -> bool {
+        self.past.as_ref().is_some_and(|p| doc.update_time > p.time)
+    }
+
     /// Whether `doc` is in scope, passes every filter of one conjunction and has every ordered
     /// field.
     pub fn matches(&self, doc: &Document) -> bool {
@@ -114,8 +186,16 @@ impl PreparedQuery {
     pub fn finish(&self, candidates: Vec<Document>) -> QueryPage {
         let mut keyed: Vec<(SortKeys, Document)> = candidates
             .into_iter()
+            .filter(|d| !self.too_new(d))
             .filter_map(|d| self.sort_keys(&d).map(|k| (k, d)))
             .collect();
+        if let Some(past) = &self.past {
+            keyed.extend(
+                past.history
+                    .iter()
+                    .map(|(_, keys, doc)| (keys.clone(), doc.clone())),
+            );
+        }
         keyed.sort_by(|a, b| self.compare_keys(&a.0, &b.0));
         let mut page = Emitter::new(self);
         for (keys, doc) in keyed {
@@ -145,6 +225,7 @@ impl PreparedQuery {
             examined: 0,
             position: None,
             state: State::Open,
+            next_past: 0,
         }
     }
 }
@@ -256,18 +337,58 @@ pub struct Stream<'q> {
     /// prefix of the order's keys): where a page cut short by the work bound continues.
     position: Option<SortKeys>,
     state: State,
+    /// For a query at a past time: how many of its history versions have been fed.
+    next_past: usize,
 }
 
 impl Stream<'_> {
     /// Offers the next document; returns false once the page is decided or the work bound is
-    /// reached (stop scanning).
+    /// reached (stop scanning). For a query at a past time, the history versions that come
+    /// before `doc` in the scan are fed first, and `doc` is passed over if it is newer than
+    /// the read time.
     pub fn push(&mut self, doc: Document) -> bool {
         if self.state != State::Open {
             return false;
         }
         let q = self.query;
+        if let Some(past) = &q.past
+            && let Some(place) = q.scan_place(&doc)
+        {
+            while let Some((before, keys, version)) = past.history.get(self.next_past)
+                && q.scan_compare(before, &place) == Ordering::Less
+            {
+                self.next_past += 1;
+                if !self.feed(Some(keys.clone()), version.clone()) {
+                    return false;
+                }
+            }
+        }
+        let keys = if q.too_new(&doc) {
+            None
+        } else {
+            q.sort_keys(&doc)
+        };
+        self.feed(keys, doc)
+    }
+
+    /// Feeds the history versions not fed yet (the scan ended: they all come after it).
+    fn feed_rest_of_history(&mut self) {
+        let Some(past) = &self.query.past else {
+            return;
+        };
+        while self.state == State::Open
+            && let Some((_, keys, version)) = past.history.get(self.next_past)
+        {
+            self.next_past += 1;
+            self.feed(Some(keys.clone()), version.clone());
+        }
+    }
+
+    /// Takes one document of the scan, with its sort keys when it is to be returned (`None`:
+    /// it does not match, or is newer than a past read time).
+    fn feed(&mut self, keys: Option<SortKeys>, doc: Document) -> bool {
+        let q = self.query;
         self.examined += 1;
-        let keys = q.sort_keys(&doc);
         if self.presorted {
             match keys {
                 Some(keys) => {
@@ -314,6 +435,9 @@ impl Stream<'_> {
     /// whole) or a resume position the scan cannot seek to.
     pub fn finish(mut self) -> Result<QueryPage, StoreError> {
         let q = self.query;
+        if self.state == State::Open {
+            self.feed_rest_of_history();
+        }
         match self.state {
             State::Open => {
                 // The input ended: the last run is whole.

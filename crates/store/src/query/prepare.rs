@@ -91,6 +91,8 @@ pub struct PreparedQuery {
     pub(super) max_examined: usize,
     pub(super) plan: Plan,
     scan_plan: Plan,
+    /// Set when the query reads at a past time ([`PreparedQuery::at`]).
+    pub(super) past: Option<super::eval::Past>,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +247,7 @@ impl PreparedQuery {
             max_examined: page.max_examined,
             plan,
             scan_plan,
+            past: None,
         })
     }
 

@@ -16,6 +16,7 @@
 
 mod cache;
 mod health;
+mod history;
 mod lock;
 mod read;
 mod readers;
@@ -26,9 +27,10 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use claimdb_model::{CollectionPath, DocPath};
+use claimdb_model::{CollectionPath, DocPath, Timestamp};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -62,6 +64,10 @@ pub struct SqliteOptions {
     /// throwaway data (emulator mode): no fsync, a commit is acknowledged once SQLite has it,
     /// and a crash of the machine (not of the process) may lose acknowledged writes.
     pub durable: bool,
+    /// How long the versions commits replace are kept for reads at a past time
+    /// ([`crate::history`]); zero keeps none. Default
+    /// [`crate::history::DEFAULT_HISTORY_RETENTION`].
+    pub history_retention: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -69,6 +75,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
             durable: true,
+            history_retention: crate::history::DEFAULT_HISTORY_RETENTION,
         }
     }
 }
@@ -83,6 +90,12 @@ impl SqliteOptions {
     /// The same options with [`SqliteOptions::wal_max_bytes`] set.
     pub fn with_wal_max_bytes(mut self, bytes: u64) -> Self {
         self.wal_max_bytes = bytes;
+        self
+    }
+
+    /// The same options with [`SqliteOptions::history_retention`] set.
+    pub fn with_history_retention(mut self, retention: Duration) -> Self {
+        self.history_retention = retention;
         self
     }
 }
@@ -105,6 +118,8 @@ struct Inner {
     records: Option<Arc<RecordCache>>,
     /// Opened with [`SqliteStore::open_read_only`]: writes are refused.
     read_only: bool,
+    /// How far back reads at a past time may reach ([`SqliteOptions::history_retention`]).
+    retention: Duration,
     /// The data directory's lock, held while the store is open for writing.
     lock: Mutex<Option<DirLock>>,
     /// The change feed: the writer announces each commit once it is durable.
@@ -188,6 +203,7 @@ impl SqliteStore {
                 health,
                 records: Some(records),
                 read_only: false,
+                retention: options.history_retention,
                 lock: Mutex::new(Some(lock)),
                 feed,
                 writer_thread: Mutex::new(Some(thread)),
@@ -219,6 +235,8 @@ impl SqliteStore {
                 health,
                 records: None,
                 read_only: true,
+                // Whatever the writing process keeps: its `history_from` bounds the reads.
+                retention: crate::history::MAX_HISTORY_RETENTION,
                 lock: Mutex::new(None),
                 // Nothing is committed through this store: its feed stays silent.
                 feed: Feed::new(),
@@ -404,6 +422,77 @@ impl Documents for SqliteStore {
         let (collection, after) = (collection.clone(), after.map(str::to_owned));
         self.read_blocking(move |conn| {
             read::list_with_missing(conn, &collection, after.as_deref(), limit)
+        })
+        .await
+    }
+
+    async fn get_at(
+        &self,
+        paths: &[DocPath],
+        time: Timestamp,
+    ) -> Result<Vec<Option<Document>>, StoreError> {
+        let retention = self.inner.retention;
+        let read = move |conn: &Connection, paths: &[DocPath]| {
+            history::check_time(conn, time, retention)?;
+            paths
+                .iter()
+                .map(|p| history::get_at(conn, p, time))
+                .collect()
+        };
+        if paths.len() <= 4 {
+            return self.inner.with_reader(|conn| read(conn, paths));
+        }
+        let paths = paths.to_vec();
+        self.read_blocking(move |conn| read(conn, &paths)).await
+    }
+
+    async fn query_at(
+        &self,
+        query: &Query,
+        page: &PageRequest,
+        time: Timestamp,
+    ) -> Result<QueryPage, StoreError> {
+        let mut prepared = PreparedQuery::new(query, page)?;
+        let retention = self.inner.retention;
+        self.read_blocking(move |conn| {
+            history::check_time(conn, time, retention)?;
+            let history = history::in_scope(conn, prepared.scope(), time, prepared.max_examined())?;
+            prepared.at(time, history);
+            read::query(conn, &prepared)
+        })
+        .await
+    }
+
+    async fn collection_ids_at(
+        &self,
+        parent: Option<&DocPath>,
+        after: Option<&str>,
+        limit: usize,
+        time: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let scan = crate::children::ChildScan::collections(parent);
+        let after = after.map(str::to_owned);
+        let retention = self.inner.retention;
+        self.read_blocking(move |conn| {
+            history::check_time(conn, time, retention)?;
+            let steps = history::children_at(conn, &scan, after.as_deref(), limit, time)?;
+            Ok(steps.into_iter().map(|(step, _)| step.id).collect())
+        })
+        .await
+    }
+
+    async fn list_with_missing_at(
+        &self,
+        collection: &CollectionPath,
+        after: Option<&str>,
+        limit: usize,
+        time: Timestamp,
+    ) -> Result<Vec<crate::Child>, StoreError> {
+        let (collection, after) = (collection.clone(), after.map(str::to_owned));
+        let retention = self.inner.retention;
+        self.read_blocking(move |conn| {
+            history::check_time(conn, time, retention)?;
+            history::list_with_missing_at(conn, &collection, after.as_deref(), limit, time)
         })
         .await
     }

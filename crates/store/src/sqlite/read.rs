@@ -1,6 +1,7 @@
 //! Reads of the SQLite backend on a read connection: point reads, snapshot multi-gets, scans, and
 //! query execution following the shared planner's [`Plan`] (index lookups, ordered index scans,
 //! ordered document-key scans). Each call runs in one read transaction, so it sees one snapshot.
+//! Reads at a past time are `history`'s.
 
 use std::collections::BTreeSet;
 

@@ -10,7 +10,19 @@
 //! - `records`: claimdb's system records (`Store::get_record`), keyed by (namespace, key).
 //! - `journal`: lines committed with a commit's writes until trimmed (`Commit::journal`;
 //!   the audit log's events of allowed writes), numbered in commit order.
-//! - `meta`: the last version and commit time, so both stay strictly increasing across restarts.
+//! - `history`: the versions commits replaced or deleted, for reads at a past time
+//!   ([`crate::history`]): keyed by (key, `valid_to` — the replacing commit's time), with
+//!   `valid_from` (the version's update time), the `docs` columns a read returns, and
+//!   B-trees on (parent, valid_to) and (grp, valid_to) for a query's scope — the versions
+//!   replaced since a time, per collection or collection group — and on `valid_to` alone for
+//!   pruning.
+//! - `meta`: the last version and commit time, so both stay strictly increasing across restarts,
+//!   and `history_from` (µs), the earliest time the history is complete from (absent: none is
+//!   kept).
+//!
+//! Every table is created if missing when the store opens, so a database made by an earlier
+//! claimdb gains `history` (empty, with `history_from` set to the opening time) on its first
+//! open by this one.
 
 use std::path::Path;
 
@@ -60,6 +72,21 @@ CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER NOT NULL PRIMARY KEY,
     line TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    key BLOB NOT NULL,
+    valid_to INTEGER NOT NULL,
+    valid_from INTEGER NOT NULL,
+    parent BLOB NOT NULL,
+    grp TEXT NOT NULL,
+    path TEXT NOT NULL,
+    data TEXT NOT NULL,
+    create_us INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (key, valid_to)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_parent ON history (parent, valid_to);
+CREATE INDEX IF NOT EXISTS history_group ON history (grp, valid_to);
+CREATE INDEX IF NOT EXISTS history_age ON history (valid_to);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('version', 0), ('commit_us', 0);
 ";
 
@@ -73,6 +100,8 @@ macro_rules! doc_columns {
 
 /// The columns every document read selects, in [`read_document`]'s order.
 pub(super) const DOC_COLUMNS: &str = doc_columns!();
+/// The same columns of a `history` row: the version's update time is its `valid_from`.
+pub(super) const HISTORY_COLUMNS: &str = "path, data, create_us, valid_from, version";
 /// One document by key (a constant, so looking up the cached statement formats nothing).
 pub(super) const GET_DOCUMENT: &str =
     concat!("SELECT ", doc_columns!(), " FROM docs WHERE key = ?1");

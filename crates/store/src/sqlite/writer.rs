@@ -17,6 +17,10 @@
 //! order, just before it acknowledges it; a commit that failed, or whose group did not become
 //! durable, is never announced.
 //!
+//! A commit that replaces or deletes a document that existed before it copies the replaced row
+//! into `history` first, in the same transaction; after a group the writer prunes history past
+//! the retention in one bounded batch of its own (see `history`).
+//!
 //! After each group the writer checkpoints the WAL so that it stays under its bound (`wal`).
 //! Once a statement meets a corrupt page the store is damaged (`health`): the group is rolled
 //! back, every later job refused, and nothing more is checkpointed into the database file.
@@ -35,6 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cache::RecordCache;
 use super::health::Health;
+use super::history::{self, Pruner};
 use super::readers::Readers;
 use super::schema::{document_version, get_document, get_record, internal};
 use super::wal::{self, WalControl};
@@ -96,6 +101,10 @@ pub(super) struct Writer {
     last_checkpoint_error: Option<std::time::Instant>,
     /// Where durable commits are announced (by the syncer, or here when there is none).
     feed: Feed,
+    /// Whether replaced versions are kept (a non-zero retention).
+    keep_history: bool,
+    /// Deletes history past the retention after groups.
+    pruner: Pruner,
 }
 
 /// How long a clean close waits for readers before truncating the WAL.
@@ -247,6 +256,7 @@ impl Writer {
         let version = u64::try_from(read("version")?)
             .map_err(|_| StoreError::Internal("negative version in meta".into()))?;
         let commit_us = read("commit_us")?;
+        history::note_start(&conn, options.history_retention, commit_us)?;
         let (groups, pending) = std_mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let syncer_broken = broken.clone();
@@ -286,6 +296,8 @@ impl Writer {
             health,
             last_checkpoint_error: None,
             feed,
+            keep_history: !options.history_retention.is_zero(),
+            pruner: Pruner::new(options.history_retention),
         })
     }
 
@@ -525,6 +537,10 @@ impl Writer {
         }
         self.acknowledge(outcomes);
         self.checkpoint();
+        if !self.health.is_damaged() && !self.broken.load(Ordering::Acquire) {
+            self.pruner
+                .after_group(&self.conn, &self.readers, &self.health);
+        }
         closing
     }
 
@@ -549,7 +565,10 @@ impl Writer {
         let version = i64::try_from(self.version)
             .map_err(|_| StoreError::Internal("version counter overflow".into()))?;
         self.conn
-            .prepare_cached("UPDATE meta SET value = CASE name WHEN 'version' THEN ?1 ELSE ?2 END")
+            .prepare_cached(
+                "UPDATE meta SET value = CASE name WHEN 'version' THEN ?1 ELSE ?2 END
+                 WHERE name IN ('version', 'commit_us')",
+            )
             .and_then(|mut stmt| stmt.execute(params![version, self.commit_us]))
             .map_err(internal)?;
         Ok(())
@@ -669,8 +688,16 @@ impl Writer {
                 })
                 .ok_or_else(|| StoreError::Internal("a written path was not read".into()))?;
             let new = apply_write(current.as_ref(), write, now, version).map_err(at)?;
-            self.put(&write.path, current.as_ref(), new.as_ref())
-                .map_err(at)?;
+            // The version this commit replaces (not one an earlier write of it made) is kept.
+            let replaced =
+                self.keep_history && current.as_ref().is_some_and(|d| d.version != version);
+            self.put(
+                &write.path,
+                current.as_ref(),
+                new.as_ref(),
+                replaced.then_some(now_us),
+            )
+            .map_err(at)?;
             if left > 0
                 && let Some((doc, _)) = state.get_mut(&write.path)
             {
@@ -700,22 +727,34 @@ impl Writer {
                 )));
             }
             let current = get_document(&self.conn, &doc.path)?;
-            self.put(&doc.path, current.as_ref(), Some(doc))?;
+            self.put(&doc.path, current.as_ref(), Some(doc), None)?;
             version = version.max(doc.version);
             commit_us = commit_us.max(doc.update_time.micros());
         }
+        // Restored documents carry their own times, and what they replaced is not kept: reads
+        // at a time before the restore would be wrong, so they are refused.
+        self.conn
+            .prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE name = 'history_from'")
+            .and_then(|mut stmt| stmt.execute([Timestamp::now().micros().max(commit_us)]))
+            .map_err(internal)?;
         self.version = version;
         self.commit_us = commit_us;
         Ok(())
     }
 
-    /// Replaces the stored document (and its index entries) at `path` with `new`.
+    /// Replaces the stored document (and its index entries) at `path` with `new`; with
+    /// `replaced_at` (the commit's time, µs), the stored row goes to `history` first.
     fn put(
-        &self,
+        &mut self,
         path: &DocPath,
         current: Option<&Document>,
         new: Option<&Document>,
+        replaced_at: Option<i64>,
     ) -> Result<(), StoreError> {
+        if let Some(valid_to) = replaced_at {
+            history::keep_replaced(&self.conn, path, valid_to)?;
+            self.pruner.added(1);
+        }
         let old_entries = current.map(|d| index::entries(&d.data)).unwrap_or_default();
         let new_entries = new.map(|d| index::entries(&d.data)).unwrap_or_default();
         let key = path.sort_key();
