@@ -22,10 +22,13 @@
 #
 # Usage: bench/firestore.sh   (env: N=10000 USERS=1000 TOKENS_PER_USER=20 DURATION=10s
 #   WARMUP=4s CONNS=32 THREADS=2 ROUNDS=3 PORT=18810 (claimdb; PORT+1 claimdb-nocache, PORT+2
-#   the IdP's JWKS, PORT+3 hidane), OPS="runquery batchget",
+#   the IdP's JWKS, PORT+3 hidane), OPS="runquery batchget" (also: grpc-get, grpc-batchget —
+#   the same point read over gRPC, GetDocument resp. BatchGetDocuments, sent by the grpc_load
+#   example, which checks every answer; on the claimdb-v1 systems they are the v1 GET),
 #   SYSTEMS="claimdb claimdb-nocache hidane claimdb-v1",
 #   HIDANE=~/.cache/claimdb-ci/hidane/bin/hidane (install: cargo install hidane --version 0.6.0),
-#   BIN=path/to/claimdb and TOKENS_BIN=path/to/bench_tokens to measure other builds,
+#   BIN=path/to/claimdb, TOKENS_BIN=path/to/bench_tokens and GRPC_BIN=path/to/grpc_load to
+#   measure other builds,
 #   OUT=dir to keep every wrk report and the summary (default: a temp dir, removed))
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +55,10 @@ fi
 if [ -z "${TOKENS_BIN:-}" ]; then
   cargo build --release --quiet -p claimdb --example bench_tokens
   TOKENS_BIN=$TARGET/release/examples/bench_tokens
+fi
+if [ -z "${GRPC_BIN:-}" ] && [[ " $OPS " == *" grpc-"* ]]; then
+  cargo build --release --quiet -p claimdb --example grpc_load
+  GRPC_BIN=$TARGET/release/examples/grpc_load
 fi
 WORK=$(mktemp -d)
 if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; else OUT=$WORK/out; mkdir -p "$OUT"; fi
@@ -149,7 +156,7 @@ PY
 port_of() { case "$1" in claimdb|claimdb-v1) echo "$CPORT" ;; claimdb-nocache|claimdb-v1-nocache) echo "$NPORT" ;; hidane) echo "$HPORT" ;; *) echo "unknown system $1" >&2; exit 2 ;; esac; }
 pid_of() { case "$1" in claimdb|claimdb-v1) echo "$CPID" ;; claimdb-nocache|claimdb-v1-nocache) echo "$NPID" ;; hidane) echo "$HPID" ;; esac; }
 api_of() { case "$1" in claimdb-v1*) echo v1 ;; *) echo firestore ;; esac; }
-script_of() { case "$1" in runquery) echo bench/wrk/fs_query.lua ;; batchget) echo bench/wrk/fs_get.lua ;; *) echo "unknown op $1" >&2; exit 2 ;; esac; }
+script_of() { case "$1" in runquery) echo bench/wrk/fs_query.lua ;; batchget|grpc-*) echo bench/wrk/fs_get.lua ;; *) echo "unknown op $1" >&2; exit 2 ;; esac; }
 
 # A sample of the exact request the wrk script sends, by curl, with the second token (user1:
 # their documents are d1, d(1+USERS), …): the answer must be 200 with 10 results resp. the found
@@ -196,9 +203,15 @@ PY
 run() { # system op duration label
   local sys=$1 op=$2 dur=$3 label=$4 port pid before after out
   port=$(port_of "$sys") pid=$(pid_of "$sys")
-  sample "$sys" "$op"
+  # gRPC: the load generator checks every answer itself (the document asked for, status 0).
+  if [[ $op == grpc-* && $(api_of "$sys") == firestore ]]; then
+    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    out=$("$GRPC_BIN" "127.0.0.1:$port" "$PROJECT" "$TOKENS" "$N" "$USERS" "${op#grpc-}" "$CONNS" "${dur%s}")
+  else
+  sample "$sys" "${op/grpc-*/batchget}"
   before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   out=$(API=$(api_of "$sys") wrk -t"$THREADS" -c"$CONNS" -d"$dur" --latency -s "$(script_of "$op")" "http://127.0.0.1:$port")
+  fi
   after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then echo "$out" >&2; echo "errors in the run above" >&2; exit 1; fi
   {

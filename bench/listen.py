@@ -9,7 +9,9 @@ of the listeners see it. MODE=query: every listener watches the same ordered, li
 the collection (`order_by n desc, limit 10`), and each write puts a new top document, so every
 listener sees every write. MODE=owner: listener i watches `where owner == u<i % DOCS>` (a user's
 own documents, the common case); each write is one user's, so 1/DOCS of the listeners see it. HTTP/1.0 requests, so the streams are not chunked.
-Usage: bench/listen.py HOST PORT PID (env MODE, LISTENERS, WRITES, DOCS)
+WRITE_PORT: make the writes through another node (two nodes on one PostgreSQL database: the
+listeners are on PORT, the writes go to WRITE_PORT, so every event crosses LISTEN/NOTIFY).
+Usage: bench/listen.py HOST PORT PID (env MODE, LISTENERS, WRITES, DOCS, WRITE_PORT)
 """
 import asyncio, json, os, sys, time, urllib.parse
 
@@ -18,6 +20,7 @@ MODE = os.environ.get("MODE", "doc")
 LISTENERS = int(os.environ.get("LISTENERS", "100"))
 WRITES = int(os.environ.get("WRITES", "200"))
 DOCS = int(os.environ.get("DOCS", "100"))
+WRITE_PORT = int(os.environ.get("WRITE_PORT", PORT))
 sent = {}          # write number -> send time
 round_trips = []   # each write's send-to-answer time
 latencies = []     # seconds
@@ -60,7 +63,7 @@ async def listen(target, ready):
 
 
 async def put(path, data):
-    reader, writer = await asyncio.open_connection(HOST, PORT)
+    reader, writer = await asyncio.open_connection(HOST, WRITE_PORT)
     body = json.dumps(data).encode()
     writer.write(
         f"PUT /v1/docs/{path} HTTP/1.0\r\nHost: x\r\ncontent-type: application/json\r\n"
