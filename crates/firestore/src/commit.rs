@@ -530,7 +530,7 @@ pub async fn batch_write(
             }
             Err(status) => {
                 results.push(json!({}));
-                statuses.push(json!({ "code": status.code as i32, "message": status.message }));
+                statuses.push(status.to_rpc_json());
             }
         }
     }

@@ -315,7 +315,10 @@ fn string<'a>(request: &'a JsonMap<String, Json>, field: &str) -> Result<&'a str
 
 /// Takes out the request's `database` (the other fields are the RPC's), which must be this
 /// database's name when given.
-fn take_database(db: &Database, request: &mut JsonMap<String, Json>) -> Result<(), Status> {
+pub(crate) fn take_database(
+    db: &Database,
+    request: &mut JsonMap<String, Json>,
+) -> Result<(), Status> {
     match request.remove("database") {
         None | Some(Json::Null) => Ok(()),
         Some(Json::String(name)) if name.is_empty() => Ok(()),

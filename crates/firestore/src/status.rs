@@ -109,6 +109,12 @@ impl Status {
         Status::new(Code::InvalidArgument, message)
     }
 
+    /// The `google.rpc.Status` message in proto3 JSON, `{"code": 7, "message": "…"}`, as a
+    /// stream's `TargetChange.cause` or a `batchWrite` status carries it.
+    pub fn to_rpc_json(&self) -> Json {
+        json!({ "code": self.code as i32, "message": self.message })
+    }
+
     /// The REST error body.
     pub fn to_json(&self) -> Json {
         json!({

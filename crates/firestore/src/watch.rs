@@ -1,0 +1,597 @@
+//! Firestore's `Listen` stream (`google.firestore.v1.Firestore/Listen`) as protocol logic over
+//! proto3 JSON, with no transport: [`serve`] reads `ListenRequest`s from a stream and answers
+//! `ListenResponse`s into a bounded channel, so gRPC (and later WebChannel) only convert
+//! messages and carry them. Each target is one engine [`Listener`] (or one per named document),
+//! so the rules decide it like a get or a list when it starts and again whenever the caller's
+//! claims, revocation or the rules change.
+//!
+//! What the SDKs need, in order (firebase-js-sdk `remote/watch_change.ts`, `remote_store.ts`):
+//!
+//! - `addTarget` → `targetChange{ADD, [id]}`; `RESET` too when the target asks to resume (a
+//!   `resumeToken` or `readTime`: claimdb sends the whole result again, and `RESET` makes the SDK
+//!   drop what it held, so documents deleted meanwhile leave its cache); a `documentChange`
+//!   (`targetIds: [id]`) per document of the result — a named document that does not exist sends
+//!   nothing, the SDK concludes its absence from `CURRENT`; `targetChange{CURRENT, [id],
+//!   resumeToken, readTime}`; then the global `targetChange{NO_CHANGE, targetIds: [], readTime}`,
+//!   the only message that makes the SDK raise a snapshot.
+//! - a change of a target's result → `documentChange` for added and modified documents;
+//!   `documentDelete` for a deleted one; for a document that left a query's result, the
+//!   document as it is now with `removedTargetIds` (it still exists), `documentDelete` (it was
+//!   deleted) or `documentRemove` (it can no longer be read) — told apart by reading it again
+//!   under the rules; then `NO_CHANGE` with the target's new resume token and the global
+//!   `NO_CHANGE` with the read time.
+//! - `removeTarget` → `targetChange{REMOVE, [id]}`, the listener dropped.
+//! - a target the rules refuse, at start or later (`permission-denied`; `unauthenticated` for a
+//!   revoked caller), or that is malformed → `targetChange{REMOVE, [id], cause}`, which the SDK
+//!   turns into the listener's error; the stream goes on. A malformed request, an expired token
+//!   (the SDK refreshes it and reconnects) or an unavailable store end the stream with the status.
+//!
+//! Bounded: the engine's listener coalesces what a slow consumer missed into the net change,
+//! and the outgoing channel is the transport's, bounded; [`serve`] waits on it rather than
+//! queueing. At most [`MAX_TARGETS`] targets per stream, [`MAX_TARGET_DOCUMENTS`] documents per
+//! documents target.
+//!
+//! Not here: resuming from a resume token (the engine keeps no history yet: a resumed target
+//! is reset and sent whole), existence filters, `labels` (ignored).
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use claimdb_engine::listen::{ChangeKind, ListenEvent, ListenTarget, Listener};
+use claimdb_engine::{Document, Engine, EngineError, RequestContext};
+use claimdb_model::Timestamp;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde_json::{Map as JsonMap, Value as Json, json};
+use tokio::sync::mpsc;
+use tokio_stream::StreamMap;
+
+use crate::names::Database;
+use crate::status::{Code, Status};
+use crate::{query, rpc, value};
+
+/// Most targets one stream may listen to at once.
+pub const MAX_TARGETS: usize = 1_000;
+
+/// Most documents one `documents` target may name.
+pub const MAX_TARGET_DOCUMENTS: usize = 100;
+
+/// Serves one `Listen` stream: reads `ListenRequest`s (proto3 JSON) from `requests` until it
+/// ends and sends `ListenResponse`s into `out`. An `Err` from `requests` (a message the
+/// transport could not decode) ends the stream with that status; so does a malformed request
+/// or a failure of the whole stream, sent as the last item of `out`. Returns when the client
+/// half-closes, the stream fails, or `out` is closed (the client is gone).
+pub async fn serve<S>(
+    engine: Arc<Engine>,
+    ctx: RequestContext,
+    db: Database,
+    mut requests: S,
+    out: mpsc::Sender<Result<Json, Status>>,
+) where
+    S: Stream<Item = Result<Json, Status>> + Unpin,
+{
+    let read_time = engine.clock().timestamp();
+    let mut watch = Watch {
+        engine,
+        ctx,
+        db,
+        targets: HashMap::new(),
+        updates: StreamMap::new(),
+        read_time,
+        next_assigned: 0,
+    };
+    let out = Out(&out);
+    if let Err(End::Status(status)) = watch.run(&mut requests, &out).await {
+        let _ = out.0.send(Err(status)).await;
+    }
+}
+
+/// Why a stream ends early.
+enum End {
+    /// With this status, sent to the client.
+    Status(Status),
+    /// The client is gone: nothing more to send.
+    Gone,
+}
+
+impl From<Status> for End {
+    fn from(status: Status) -> Self {
+        End::Status(status)
+    }
+}
+
+/// The outgoing half.
+struct Out<'a>(&'a mpsc::Sender<Result<Json, Status>>);
+
+impl Out<'_> {
+    async fn send(&self, response: Json) -> Result<(), End> {
+        self.0.send(Ok(response)).await.map_err(|_| End::Gone)
+    }
+}
+
+/// One listener's events, in order, as a stream (its `next` future is kept between polls, so
+/// nothing is lost when the stream loop attends to a request meanwhile).
+type Updates = Pin<Box<dyn Stream<Item = Result<ListenEvent, EngineError>> + Send>>;
+
+fn updates(listener: Listener) -> Updates {
+    Box::pin(stream::unfold(listener, |mut listener| async move {
+        let event = listener.next().await;
+        Some((event, listener))
+    }))
+}
+
+/// A target being listened to.
+struct Target {
+    /// Named documents (whose removal is a deletion) rather than a query.
+    documents: bool,
+    /// How many listeners it has (keys `(id, 0..listeners)` of `Watch::updates`).
+    listeners: usize,
+}
+
+struct Watch {
+    engine: Arc<Engine>,
+    ctx: RequestContext,
+    db: Database,
+    targets: HashMap<i32, Target>,
+    /// Every listener's events, keyed by (target id, index within the target).
+    updates: StreamMap<(i32, usize), Updates>,
+    /// The last read time sent: read times never go back on a stream (the SDK ignores a
+    /// snapshot older than the last one it applied).
+    read_time: Timestamp,
+    /// The last target id the server assigned (for `targetId` 0).
+    next_assigned: i32,
+}
+
+/// An `addTarget`, decoded.
+struct Decoded {
+    targets: Vec<ListenTarget>,
+    documents: bool,
+    /// It asks to resume (a resume token or a read time).
+    resume: bool,
+    /// `once`: removed as soon as it is current.
+    once: bool,
+}
+
+impl Watch {
+    async fn run<S>(&mut self, requests: &mut S, out: &Out<'_>) -> Result<(), End>
+    where
+        S: Stream<Item = Result<Json, Status>> + Unpin,
+    {
+        loop {
+            tokio::select! {
+                request = requests.next() => match request {
+                    None => return Ok(()),
+                    Some(Err(status)) => return Err(End::Status(status)),
+                    Some(Ok(request)) => self.request(request, out).await?,
+                },
+                Some(((id, _), event)) = self.updates.next(), if !self.updates.is_empty() => {
+                    self.event(id, event, out).await?;
+                }
+                () = out.0.closed() => return Err(End::Gone),
+            }
+        }
+    }
+
+    async fn request(&mut self, request: Json, out: &Out<'_>) -> Result<(), End> {
+        let Json::Object(mut request) = request else {
+            return Err(Status::invalid("a ListenRequest must be an object").into());
+        };
+        rpc::take_database(&self.db, &mut request)?;
+        if let Some(key) = request
+            .keys()
+            .find(|k| !matches!(k.as_str(), "addTarget" | "removeTarget" | "labels"))
+        {
+            return Err(Status::invalid(format!("{key:?} is not a field of ListenRequest")).into());
+        }
+        let add = request.get("addTarget").filter(|v| !v.is_null());
+        let remove = request.get("removeTarget").filter(|v| !v.is_null());
+        match (add, remove) {
+            (Some(Json::Object(target)), None) => self.add(target, out).await,
+            (Some(_), None) => Err(Status::invalid("addTarget must be a Target").into()),
+            (None, Some(id)) => {
+                let id = target_id(id)?;
+                if id == 0 {
+                    return Err(Status::invalid("removeTarget must name a target id").into());
+                }
+                self.remove(id);
+                out.send(target_change("REMOVE", &[id])).await
+            }
+            _ => Err(Status::invalid(
+                "a ListenRequest has exactly one of addTarget or removeTarget",
+            )
+            .into()),
+        }
+    }
+
+    async fn add(&mut self, target: &JsonMap<String, Json>, out: &Out<'_>) -> Result<(), End> {
+        if let Some(key) = target.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "targetId"
+                    | "documents"
+                    | "query"
+                    | "pipelineQuery"
+                    | "resumeToken"
+                    | "readTime"
+                    | "once"
+                    | "expectedCount"
+            )
+        }) {
+            return Err(Status::invalid(format!("{key:?} is not a field of Target")).into());
+        }
+        let id = match target.get("targetId") {
+            None | Some(Json::Null) => 0,
+            Some(id) => target_id(id)?,
+        };
+        let id = if id == 0 { self.assign_id() } else { id };
+        if self.targets.contains_key(&id) {
+            return Err(Status::invalid(format!(
+                "target {id} is already listened to on this stream; remove it first"
+            ))
+            .into());
+        }
+        let decoded = match self.decode(target) {
+            Ok(decoded) => decoded,
+            Err(status) => return reject(id, &status, out).await,
+        };
+        if self.targets.len() >= MAX_TARGETS {
+            let status = Status::new(
+                Code::ResourceExhausted,
+                format!("a stream listens to at most {MAX_TARGETS} targets at once"),
+            );
+            return reject(id, &status, out).await;
+        }
+        let mut listeners = Vec::with_capacity(decoded.targets.len());
+        for target in decoded.targets {
+            match self.engine.listen(self.ctx.clone(), target).await {
+                Ok(listener) => listeners.push(listener),
+                Err(e) => return failed(id, e, out).await,
+            }
+        }
+        out.send(target_change("ADD", &[id])).await?;
+        if decoded.resume {
+            out.send(target_change("RESET", &[id])).await?;
+        }
+        let mut latest = None;
+        for listener in &listeners {
+            let ListenEvent::Snapshot { documents } = listener.snapshot() else {
+                continue;
+            };
+            for doc in documents {
+                latest = latest.max(Some(doc.update_time));
+                out.send(document_change(&doc, id, &self.db)).await?;
+            }
+        }
+        let read_time = self.advance(latest);
+        out.send(json!({
+            "targetChange": {
+                "targetChangeType": "CURRENT",
+                "targetIds": [id],
+                "resumeToken": resume_token(read_time),
+                "readTime": read_time.to_string(),
+            }
+        }))
+        .await?;
+        out.send(global(read_time)).await?;
+        if decoded.once {
+            return out.send(target_change("REMOVE", &[id])).await;
+        }
+        self.targets.insert(
+            id,
+            Target {
+                documents: decoded.documents,
+                listeners: listeners.len(),
+            },
+        );
+        for (i, listener) in listeners.into_iter().enumerate() {
+            self.updates.insert((id, i), updates(listener));
+        }
+        Ok(())
+    }
+
+    /// What an `addTarget` asks for; an error rejects the target (not the stream).
+    fn decode(&self, target: &JsonMap<String, Json>) -> Result<Decoded, Status> {
+        let once = match target.get("once") {
+            None | Some(Json::Null) => false,
+            Some(Json::Bool(once)) => *once,
+            Some(_) => return Err(Status::invalid("once must be a boolean")),
+        };
+        let token = match target.get("resumeToken") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(token)) => Some(
+                STANDARD
+                    .decode(token)
+                    .or_else(|_| URL_SAFE.decode(token))
+                    .map_err(|_| Status::invalid("resumeToken must be base64"))?,
+            ),
+            Some(_) => return Err(Status::invalid("resumeToken must be base64")),
+        };
+        let read_time = match target.get("readTime") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(time)) => {
+                Some(Timestamp::parse(time).map_err(|e| Status::invalid(e.to_string()))?)
+            }
+            Some(_) => return Err(Status::invalid("readTime must be a timestamp")),
+        };
+        if token.is_some() && read_time.is_some() {
+            return Err(Status::invalid(
+                "a Target takes resumeToken or readTime, not both",
+            ));
+        }
+        let resume = token.is_some_and(|t| !t.is_empty()) || read_time.is_some();
+        let documents = target.get("documents").filter(|v| !v.is_null());
+        let query = target.get("query").filter(|v| !v.is_null());
+        if target.get("pipelineQuery").is_some_and(|v| !v.is_null()) {
+            return Err(Status::new(
+                Code::Unimplemented,
+                "pipeline queries are not supported",
+            ));
+        }
+        let (targets, named) = match (documents, query) {
+            (Some(documents), None) => (self.documents_target(documents)?, true),
+            (None, Some(query)) => (vec![self.query_target(query)?], false),
+            _ => {
+                return Err(Status::invalid(
+                    "a Target has exactly one of documents or query",
+                ));
+            }
+        };
+        Ok(Decoded {
+            targets,
+            documents: named,
+            resume,
+            once,
+        })
+    }
+
+    fn documents_target(&self, json: &Json) -> Result<Vec<ListenTarget>, Status> {
+        let Json::Object(target) = json else {
+            return Err(Status::invalid("documents must be a DocumentsTarget"));
+        };
+        if let Some(key) = target.keys().find(|k| *k != "documents") {
+            return Err(Status::invalid(format!(
+                "{key:?} is not a field of DocumentsTarget"
+            )));
+        }
+        let names = match target.get("documents") {
+            Some(Json::Array(names)) if !names.is_empty() => names,
+            _ => {
+                return Err(Status::invalid(
+                    "documents.documents must name at least one document",
+                ));
+            }
+        };
+        if names.len() > MAX_TARGET_DOCUMENTS {
+            return Err(Status::invalid(format!(
+                "a documents target names at most {MAX_TARGET_DOCUMENTS} documents, not {}",
+                names.len()
+            )));
+        }
+        let mut seen = HashSet::new();
+        let mut targets = Vec::with_capacity(names.len());
+        for name in names {
+            let name = name
+                .as_str()
+                .ok_or_else(|| Status::invalid("a document name is a string"))?;
+            let path = self.db.parse_document_name(name)?;
+            if seen.insert(path.clone()) {
+                targets.push(ListenTarget::Document(path));
+            }
+        }
+        Ok(targets)
+    }
+
+    fn query_target(&self, json: &Json) -> Result<ListenTarget, Status> {
+        let Json::Object(target) = json else {
+            return Err(Status::invalid("query must be a QueryTarget"));
+        };
+        if let Some(key) = target
+            .keys()
+            .find(|k| !matches!(k.as_str(), "parent" | "structuredQuery"))
+        {
+            return Err(Status::invalid(format!(
+                "{key:?} is not a field of QueryTarget"
+            )));
+        }
+        let parent = target
+            .get("parent")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Status::invalid("query.parent is required"))?;
+        let parent = self.db.parse_name(parent)?;
+        let structured = query::decode(
+            target.get("structuredQuery").unwrap_or(&Json::Null),
+            &parent,
+            &self.db,
+        )?;
+        if structured.select.is_some() {
+            return Err(Status::invalid("a listened query takes no select"));
+        }
+        Ok(ListenTarget::Query(Box::new(structured.query)))
+    }
+
+    /// A change of a target's result, or its listener's end.
+    async fn event(
+        &mut self,
+        id: i32,
+        event: Result<ListenEvent, EngineError>,
+        out: &Out<'_>,
+    ) -> Result<(), End> {
+        let changes = match event {
+            Ok(ListenEvent::Changes { changes }) => changes,
+            Ok(ListenEvent::Snapshot { .. }) => return Ok(()),
+            Err(e) => {
+                self.remove(id);
+                return failed(id, e, out).await;
+            }
+        };
+        let named = self.targets.get(&id).is_some_and(|t| t.documents);
+        let mut responses = Vec::with_capacity(changes.len());
+        for change in changes {
+            let doc = &change.document;
+            let response = match change.kind {
+                ChangeKind::Added | ChangeKind::Modified => {
+                    self.advance(Some(doc.update_time));
+                    document_change(doc, id, &self.db)
+                }
+                // A named document's listener reads it as a get: gone means deleted.
+                ChangeKind::Removed if named => self.gone(doc, id, "documentDelete"),
+                ChangeKind::Removed => self.left_query(doc, id).await,
+            };
+            responses.push(response);
+        }
+        for response in responses {
+            out.send(response).await?;
+        }
+        let read_time = self.advance(None);
+        out.send(json!({
+            "targetChange": {
+                "targetChangeType": "NO_CHANGE",
+                "targetIds": [id],
+                "resumeToken": resume_token(read_time),
+            }
+        }))
+        .await?;
+        out.send(global(read_time)).await
+    }
+
+    /// A document that left a query's result: still there (it no longer matches, or fell past
+    /// the limit) — sent as it is now, removed from the target —, deleted, or no longer
+    /// readable (then only its removal from the target is said). Read under the rules, as a get.
+    async fn left_query(&mut self, doc: &Document, id: i32) -> Json {
+        match self.engine.get(&self.ctx, &doc.path).await {
+            Ok(now) => {
+                self.advance(Some(now.update_time));
+                json!({
+                    "documentChange": {
+                        "document": value::encode_document(&now, &self.db),
+                        "removedTargetIds": [id],
+                    }
+                })
+            }
+            Err(EngineError::NotFound { .. }) => self.gone(doc, id, "documentDelete"),
+            Err(_) => self.gone(doc, id, "documentRemove"),
+        }
+    }
+
+    /// `documentDelete` or `documentRemove` of a document for a target.
+    fn gone(&mut self, doc: &Document, id: i32, kind: &str) -> Json {
+        let read_time = self.advance(None);
+        let mut body = JsonMap::new();
+        body.insert(
+            "document".into(),
+            Json::String(self.db.document_name(&doc.path)),
+        );
+        body.insert("removedTargetIds".into(), json!([id]));
+        body.insert("readTime".into(), Json::String(read_time.to_string()));
+        let mut response = JsonMap::new();
+        response.insert(kind.into(), Json::Object(body));
+        Json::Object(response)
+    }
+
+    fn remove(&mut self, id: i32) {
+        if let Some(target) = self.targets.remove(&id) {
+            for i in 0..target.listeners {
+                self.updates.remove(&(id, i));
+            }
+        }
+    }
+
+    /// The read time of what is sent now: never before the last one sent, nor before a document
+    /// it shows (`latest`).
+    fn advance(&mut self, latest: Option<Timestamp>) -> Timestamp {
+        let now = self.engine.clock().timestamp();
+        self.read_time = self.read_time.max(now).max(latest.unwrap_or(now));
+        self.read_time
+    }
+
+    /// A target id for an `addTarget` without one (Firestore assigns one and says it in `ADD`).
+    fn assign_id(&mut self) -> i32 {
+        loop {
+            self.next_assigned = self.next_assigned.checked_add(1).unwrap_or(1);
+            if !self.targets.contains_key(&self.next_assigned) {
+                return self.next_assigned;
+            }
+        }
+    }
+}
+
+/// A target id: an int32, not negative (0 asks the server to choose one).
+fn target_id(json: &Json) -> Result<i32, Status> {
+    let id = match json {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    id.and_then(|id| i32::try_from(id).ok())
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| Status::invalid(format!("a target id is a non-negative int32, not {json}")))
+}
+
+/// A listener that ended (or could not start): the target is rejected with the error as its
+/// cause, except for what the client should answer by reconnecting — an expired token (the
+/// SDK refreshes it first) or an unavailable store or identity provider —, which ends the
+/// stream.
+async fn failed(id: i32, e: EngineError, out: &Out<'_>) -> Result<(), End> {
+    let ends_stream = matches!(
+        e,
+        EngineError::Unavailable { .. }
+            | EngineError::CredentialUnavailable { .. }
+            | EngineError::Unauthenticated {
+                reason: "expired",
+                ..
+            }
+    );
+    let status = Status::from(e);
+    if ends_stream {
+        return Err(End::Status(status));
+    }
+    reject(id, &status, out).await
+}
+
+/// `targetChange{REMOVE, [id], cause}`: the SDK fails the target's listener with `cause`.
+async fn reject(id: i32, status: &Status, out: &Out<'_>) -> Result<(), End> {
+    out.send(json!({
+        "targetChange": {
+            "targetChangeType": "REMOVE",
+            "targetIds": [id],
+            "cause": status.to_rpc_json(),
+        }
+    }))
+    .await
+}
+
+fn target_change(kind: &str, ids: &[i32]) -> Json {
+    json!({ "targetChange": { "targetChangeType": kind, "targetIds": ids } })
+}
+
+/// The global `NO_CHANGE`: every target is consistent at `read_time`; the SDK raises its
+/// snapshots on this message alone.
+fn global(read_time: Timestamp) -> Json {
+    json!({
+        "targetChange": {
+            "targetChangeType": "NO_CHANGE",
+            "targetIds": [],
+            "readTime": read_time.to_string(),
+        }
+    })
+}
+
+fn document_change(doc: &Document, id: i32, db: &Database) -> Json {
+    json!({
+        "documentChange": {
+            "document": value::encode_document(doc, db),
+            "targetIds": [id],
+        }
+    })
+}
+
+/// The resume token of a target consistent at `read_time`: opaque to clients; a version byte
+/// and the read time, so a later engine can resume from it.
+fn resume_token(read_time: Timestamp) -> String {
+    let mut bytes = Vec::with_capacity(9);
+    bytes.push(1u8);
+    bytes.extend_from_slice(&read_time.micros().to_be_bytes());
+    STANDARD.encode(bytes)
+}
