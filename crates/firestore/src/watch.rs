@@ -7,19 +7,21 @@
 //!
 //! What the SDKs need, in order (firebase-js-sdk `remote/watch_change.ts`, `remote_store.ts`):
 //!
-//! - `addTarget` → `targetChange{ADD, [id]}`; `RESET` too when the target asks to resume (a
-//!   `resumeToken` or `readTime`: claimdb sends the whole result again, and `RESET` makes the SDK
-//!   drop what it held, so documents deleted meanwhile leave its cache); a `documentChange`
-//!   (`targetIds: [id]`) per document of the result — a named document that does not exist sends
-//!   nothing, the SDK concludes its absence from `CURRENT`; `targetChange{CURRENT, [id],
-//!   resumeToken, readTime}`; then the global `targetChange{NO_CHANGE, targetIds: [], readTime}`,
-//!   the only message that makes the SDK raise a snapshot.
+//! - `addTarget` → `targetChange{ADD, [id]}`; a `documentChange` (`targetIds: [id]`) per
+//!   document of the result — a named document that does not exist sends nothing, the SDK
+//!   concludes its absence from `CURRENT`; `targetChange{CURRENT, [id], resumeToken, readTime}`;
+//!   then the global `targetChange{NO_CHANGE, targetIds: [], readTime}`, the only message that
+//!   makes the SDK raise a snapshot. A target that asks to resume with a `resumeToken` this
+//!   node gave (the engine's [`Engine::resume`]) gets, between `ADD` and `CURRENT`, only the
+//!   changes from the result behind the token; otherwise (a token too old, another node's or
+//!   another caller's, or a `readTime`) `RESET` — the SDK drops what it held, so documents
+//!   deleted meanwhile leave its cache — and the whole result.
 //! - a change of a target's result → `documentChange` for added and modified documents;
 //!   `documentDelete` for a deleted one; for a document that left a query's result, the
 //!   document as it is now with `removedTargetIds` (it still exists), `documentDelete` (it was
 //!   deleted) or `documentRemove` (it can no longer be read) — told apart by reading it again
-//!   under the rules; then `NO_CHANGE` with the target's new resume token and the global
-//!   `NO_CHANGE` with the read time.
+//!   under the rules; then `NO_CHANGE` with the target's new resume token (its listeners' engine
+//!   tokens, as bytes) and the global `NO_CHANGE` with the read time.
 //! - `removeTarget` → `targetChange{REMOVE, [id]}`, the listener dropped.
 //! - a target the rules refuse, at start or later (`permission-denied`; `unauthenticated` for a
 //!   revoked caller), or that is malformed → `targetChange{REMOVE, [id], cause}`, which the SDK
@@ -31,8 +33,7 @@
 //! queueing. At most [`MAX_TARGETS`] targets per stream, [`MAX_TARGET_DOCUMENTS`] documents per
 //! documents target.
 //!
-//! Not here: resuming from a resume token (the engine keeps no history yet: a resumed target
-//! is reset and sent whole), existence filters, `labels` (ignored).
+//! Not here: existence filters, `expectedCount` and `labels` (ignored).
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use claimdb_engine::listen::{ChangeKind, ListenEvent, ListenTarget, Listener};
+use claimdb_engine::listen::{ChangeKind, DocChange, ListenEvent, ListenTarget, Listener};
 use claimdb_engine::{Document, Engine, EngineError, RequestContext};
 use claimdb_model::Timestamp;
 use futures_util::stream::{self, Stream, StreamExt};
@@ -111,14 +112,16 @@ impl Out<'_> {
     }
 }
 
-/// One listener's events, in order, as a stream (its `next` future is kept between polls, so
-/// nothing is lost when the stream loop attends to a request meanwhile).
-type Updates = Pin<Box<dyn Stream<Item = Result<ListenEvent, EngineError>> + Send>>;
+/// One listener's events, in order, each with the resume token after it, as a stream (its
+/// `next` future is kept between polls, so nothing is lost when the stream loop attends to a
+/// request meanwhile).
+type Updates = Pin<Box<dyn Stream<Item = (Result<ListenEvent, EngineError>, String)> + Send>>;
 
 fn updates(listener: Listener) -> Updates {
     Box::pin(stream::unfold(listener, |mut listener| async move {
         let event = listener.next().await;
-        Some((event, listener))
+        let token = listener.resume_token();
+        Some(((event, token), listener))
     }))
 }
 
@@ -126,8 +129,9 @@ fn updates(listener: Listener) -> Updates {
 struct Target {
     /// Named documents (whose removal is a deletion) rather than a query.
     documents: bool,
-    /// How many listeners it has (keys `(id, 0..listeners)` of `Watch::updates`).
-    listeners: usize,
+    /// Each listener's resume token after its last event (keys `(id, 0..len)` of
+    /// `Watch::updates`).
+    tokens: Vec<String>,
 }
 
 struct Watch {
@@ -148,8 +152,9 @@ struct Watch {
 struct Decoded {
     targets: Vec<ListenTarget>,
     documents: bool,
-    /// It asks to resume (a resume token or a read time).
-    resume: bool,
+    /// It asks to resume: with these engine tokens (one per listener, when the resume token
+    /// holds as many), or from a read time or another server's token (`Some(vec![])`).
+    resume: Option<Vec<String>>,
     /// `once`: removed as soon as it is current.
     once: bool,
 }
@@ -166,8 +171,8 @@ impl Watch {
                     Some(Err(status)) => return Err(End::Status(status)),
                     Some(Ok(request)) => self.request(request, out).await?,
                 },
-                Some(((id, _), event)) = self.updates.next(), if !self.updates.is_empty() => {
-                    self.event(id, event, out).await?;
+                Some(((id, i), (event, token))) = self.updates.next(), if !self.updates.is_empty() => {
+                    self.event(id, i, event, token, out).await?;
                 }
                 () = out.0.closed() => return Err(End::Gone),
             }
@@ -243,33 +248,65 @@ impl Watch {
             );
             return reject(id, &status, out).await;
         }
+        let tokens = decoded
+            .resume
+            .as_ref()
+            .filter(|tokens| tokens.len() == decoded.targets.len());
         let mut listeners = Vec::with_capacity(decoded.targets.len());
-        for target in decoded.targets {
-            match self.engine.listen(self.ctx.clone(), target).await {
-                Ok(listener) => listeners.push(listener),
+        let mut resumed = Vec::with_capacity(decoded.targets.len());
+        for (i, target) in decoded.targets.into_iter().enumerate() {
+            let started = match tokens.and_then(|t| t.get(i)) {
+                Some(token) => self.engine.resume(self.ctx.clone(), target, token).await,
+                None => self.engine.listen(self.ctx.clone(), target).await.map(|l| {
+                    let snapshot = l.snapshot();
+                    (l, snapshot)
+                }),
+            };
+            match started {
+                Ok((listener, first)) => {
+                    listeners.push(listener);
+                    resumed.push(first);
+                }
                 Err(e) => return failed(id, e, out).await,
             }
         }
         out.send(target_change("ADD", &[id])).await?;
-        if decoded.resume {
+        // Resumed: the changes since the tokens' results, if every listener could resume;
+        // else the SDK drops what it held and gets everything.
+        let changes = resumed
+            .iter()
+            .all(|e| matches!(e, ListenEvent::Changes { .. }));
+        if decoded.resume.is_some() && !changes {
             out.send(target_change("RESET", &[id])).await?;
         }
-        let mut latest = None;
-        for listener in &listeners {
-            let ListenEvent::Snapshot { documents } = listener.snapshot() else {
-                continue;
-            };
-            for doc in documents {
-                latest = latest.max(Some(doc.update_time));
-                out.send(document_change(&doc, id, &self.db)).await?;
+        if decoded.resume.is_some() && changes {
+            for event in resumed {
+                if let ListenEvent::Changes { changes } = event {
+                    for response in self.changes(id, decoded.documents, changes).await {
+                        out.send(response).await?;
+                    }
+                }
             }
+        } else {
+            let mut latest = None;
+            for listener in &listeners {
+                let ListenEvent::Snapshot { documents } = listener.snapshot() else {
+                    continue;
+                };
+                for doc in documents {
+                    latest = latest.max(Some(doc.update_time));
+                    out.send(document_change(&doc, id, &self.db)).await?;
+                }
+            }
+            self.advance(latest);
         }
-        let read_time = self.advance(latest);
+        let tokens: Vec<String> = listeners.iter().map(Listener::resume_token).collect();
+        let read_time = self.advance(None);
         out.send(json!({
             "targetChange": {
                 "targetChangeType": "CURRENT",
                 "targetIds": [id],
-                "resumeToken": resume_token(read_time),
+                "resumeToken": resume_token(&tokens),
                 "readTime": read_time.to_string(),
             }
         }))
@@ -282,7 +319,7 @@ impl Watch {
             id,
             Target {
                 documents: decoded.documents,
-                listeners: listeners.len(),
+                tokens,
             },
         );
         for (i, listener) in listeners.into_iter().enumerate() {
@@ -307,7 +344,8 @@ impl Watch {
                     .map_err(|_| Status::invalid("resumeToken must be base64"))?,
             ),
             Some(_) => return Err(Status::invalid("resumeToken must be base64")),
-        };
+        }
+        .filter(|token| !token.is_empty());
         let read_time = match target.get("readTime") {
             None | Some(Json::Null) => None,
             Some(Json::String(time)) => {
@@ -320,7 +358,16 @@ impl Watch {
                 "a Target takes resumeToken or readTime, not both",
             ));
         }
-        let resume = token.is_some_and(|t| !t.is_empty()) || read_time.is_some();
+        // Engine tokens are printable ASCII; what is not is another server's: a reset.
+        let resume = match (token, read_time) {
+            (Some(token), _) => Some(
+                String::from_utf8(token)
+                    .map(|t| t.split(TOKEN_SEPARATOR).map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            ),
+            (None, Some(_)) => Some(Vec::new()),
+            (None, None) => None,
+        };
         let documents = target.get("documents").filter(|v| !v.is_null());
         let query = target.get("query").filter(|v| !v.is_null());
         if target.get("pipelineQuery").is_some_and(|v| !v.is_null()) {
@@ -411,11 +458,13 @@ impl Watch {
         Ok(ListenTarget::Query(Box::new(structured.query)))
     }
 
-    /// A change of a target's result, or its listener's end.
+    /// A change of a target's result (from its listener `i`), or its listener's end.
     async fn event(
         &mut self,
         id: i32,
+        i: usize,
         event: Result<ListenEvent, EngineError>,
+        token: String,
         out: &Out<'_>,
     ) -> Result<(), End> {
         let changes = match event {
@@ -426,7 +475,31 @@ impl Watch {
                 return failed(id, e, out).await;
             }
         };
-        let named = self.targets.get(&id).is_some_and(|t| t.documents);
+        let Some(target) = self.targets.get_mut(&id) else {
+            return Ok(());
+        };
+        if let Some(slot) = target.tokens.get_mut(i) {
+            *slot = token;
+        }
+        let tokens = resume_token(&target.tokens);
+        let named = target.documents;
+        for response in self.changes(id, named, changes).await {
+            out.send(response).await?;
+        }
+        let read_time = self.advance(None);
+        out.send(json!({
+            "targetChange": {
+                "targetChangeType": "NO_CHANGE",
+                "targetIds": [id],
+                "resumeToken": tokens,
+            }
+        }))
+        .await?;
+        out.send(global(read_time)).await
+    }
+
+    /// The responses that tell a client a target's changes (`named`: a documents target).
+    async fn changes(&mut self, id: i32, named: bool, changes: Vec<DocChange>) -> Vec<Json> {
         let mut responses = Vec::with_capacity(changes.len());
         for change in changes {
             let doc = &change.document;
@@ -441,19 +514,7 @@ impl Watch {
             };
             responses.push(response);
         }
-        for response in responses {
-            out.send(response).await?;
-        }
-        let read_time = self.advance(None);
-        out.send(json!({
-            "targetChange": {
-                "targetChangeType": "NO_CHANGE",
-                "targetIds": [id],
-                "resumeToken": resume_token(read_time),
-            }
-        }))
-        .await?;
-        out.send(global(read_time)).await
+        responses
     }
 
     /// A document that left a query's result: still there (it no longer matches, or fell past
@@ -492,7 +553,7 @@ impl Watch {
 
     fn remove(&mut self, id: i32) {
         if let Some(target) = self.targets.remove(&id) {
-            for i in 0..target.listeners {
+            for i in 0..target.tokens.len() {
                 self.updates.remove(&(id, i));
             }
         }
@@ -587,11 +648,12 @@ fn document_change(doc: &Document, id: i32, db: &Database) -> Json {
     })
 }
 
-/// The resume token of a target consistent at `read_time`: opaque to clients; a version byte
-/// and the read time, so a later engine can resume from it.
-fn resume_token(read_time: Timestamp) -> String {
-    let mut bytes = Vec::with_capacity(9);
-    bytes.push(1u8);
-    bytes.extend_from_slice(&read_time.micros().to_be_bytes());
-    STANDARD.encode(bytes)
+/// Separates the engine tokens of a documents target's listeners in its resume token (they are
+/// `{hex}.{hex}`).
+const TOKEN_SEPARATOR: char = ',';
+
+/// A target's resume token: its listeners' engine tokens, in order, as bytes (base64 in proto3
+/// JSON); opaque to clients.
+fn resume_token(tokens: &[String]) -> String {
+    STANDARD.encode(tokens.join(&TOKEN_SEPARATOR.to_string()))
 }

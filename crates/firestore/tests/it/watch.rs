@@ -291,37 +291,99 @@ async fn a_target_no_longer_allowed_ends_with_permission_denied() {
     c.quiet(300).await;
 }
 
-/// A target that asks to resume (a resume token or a read time) gets `RESET` after `ADD`, so
-/// the SDK drops what it held, and then the whole result.
+/// A target that resumes with the resume token it was last given gets only the changes since
+/// (no `RESET`): the document it showed, changed; a query's deleted and new documents.
 #[tokio::test]
-async fn a_resumed_target_is_reset_and_sent_whole() {
+async fn a_resumed_target_gets_only_the_changes_since_its_token() {
     let f = Fixture::new();
     f.set("open/a", 1).await;
+    f.set("open/b", 5).await;
     let mut c = Client::listen(&f, ctx());
     c.add(documents(&f, 2, &["open/a"])).await;
-    c.summaries(2).await;
-    let token = c.ok().await["targetChange"]["resumeToken"].clone();
-    c.summaries(1).await;
-    c.send(json!({ "database": DATABASE, "removeTarget": 2 }))
-        .await;
-    c.summaries(1).await;
-    let mut resumed = documents(&f, 2, &["open/a"]);
-    resumed["resumeToken"] = token;
-    c.add(resumed).await;
+    c.add(query(3)).await;
+    let mut tokens = std::collections::HashMap::new();
+    for _ in 0..8 {
+        let r = c.ok().await;
+        if summary(&r).starts_with("CURRENT") {
+            tokens.insert(
+                r["targetChange"]["targetIds"][0].as_i64().unwrap(),
+                r["targetChange"]["resumeToken"].clone(),
+            );
+        }
+    }
+    assert_eq!(tokens.len(), 2);
+    c.close().await;
+
+    // While no client listens: a, b and d change.
+    f.set("open/a", 2).await;
+    f.delete("open/b").await;
+    f.set("open/d", 6).await;
+
+    let mut c = Client::listen(&f, ctx());
+    let mut again = documents(&f, 2, &["open/a"]);
+    again["resumeToken"] = tokens[&2].clone();
+    c.add(again).await;
     assert_eq!(
-        c.summaries(5).await,
+        c.summaries(4).await,
         [
             "ADD [2]",
-            "RESET [2]",
-            "documentChange open/a n=1 +[2] -[]",
+            "documentChange open/a n=2 +[2] -[]",
             "CURRENT [2]",
             "NO_CHANGE []"
         ]
     );
-    let mut at = documents(&f, 3, &["open/a"]);
+    let mut again = query(3);
+    again["resumeToken"] = tokens[&3].clone();
+    c.add(again).await;
+    assert_eq!(
+        c.summaries(5).await,
+        [
+            "ADD [3]",
+            "documentDelete open/b -[3]",
+            "documentChange open/d n=6 +[3] -[]",
+            "CURRENT [3]",
+            "NO_CHANGE []"
+        ]
+    );
+    // The token after the resumption resumes too: nothing changed since.
+    f.set("open/a", 3).await;
+    c.summaries(3).await;
+    c.send(json!({ "database": DATABASE, "removeTarget": 2 }))
+        .await;
+    c.summaries(1).await;
+}
+
+/// A target that asks to resume with a token this node cannot use (another server's, unknown)
+/// or from a read time gets `RESET` after `ADD` — the SDK drops what it held — and then the
+/// whole result.
+#[tokio::test]
+async fn a_target_that_cannot_resume_is_reset_and_sent_whole() {
+    let f = Fixture::new();
+    f.set("open/a", 1).await;
+    let mut c = Client::listen(&f, ctx());
+    // "0000000000000001.1", a well-formed token nobody was given; then bytes that are no token.
+    for (id, token) in [(2, "MDAwMDAwMDAwMDAwMDAwMS4x"), (3, "/wE=")] {
+        let mut unknown = documents(&f, id, &["open/a"]);
+        unknown["resumeToken"] = json!(token);
+        c.add(unknown).await;
+        assert_eq!(
+            c.summaries(5).await,
+            [
+                format!("ADD [{id}]"),
+                format!("RESET [{id}]"),
+                format!("documentChange open/a n=1 +[{id}] -[]"),
+                format!("CURRENT [{id}]"),
+                "NO_CHANGE []".to_string(),
+            ]
+        );
+    }
+    let mut at = documents(&f, 4, &["open/a"]);
     at["readTime"] = json!("2026-01-01T00:00:00Z");
     c.add(at).await;
-    assert_eq!(c.summaries(2).await, ["ADD [3]", "RESET [3]"]);
+    assert_eq!(
+        c.summaries(3).await,
+        ["ADD [4]", "RESET [4]", "documentChange open/a n=1 +[4] -[]"]
+    );
 }
 
 /// `once`: removed as soon as it is current. A target id of 0 (or none) is chosen by the
