@@ -33,7 +33,7 @@
 //! queueing. At most [`MAX_TARGETS`] targets per stream, [`MAX_TARGET_DOCUMENTS`] documents per
 //! documents target.
 //!
-//! Not here: existence filters, `expectedCount` and `labels` (ignored).
+//! Not here: existence filters; `expectedCount`, `labels` and `requestOptions` are ignored.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -62,15 +62,16 @@ pub const MAX_TARGET_DOCUMENTS: usize = 100;
 /// Serves one `Listen` stream: reads `ListenRequest`s (proto3 JSON) from `requests` until it
 /// ends and sends `ListenResponse`s into `out`. An `Err` from `requests` (a message the
 /// transport could not decode) ends the stream with that status; so does a malformed request
-/// or a failure of the whole stream, sent as the last item of `out`. Returns when the client
-/// half-closes, the stream fails, or `out` is closed (the client is gone).
+/// or a failure of the whole stream, sent as the last item of `out` and returned. Returns when
+/// the client half-closes, the stream fails, or `out` is closed (the client is gone).
 pub async fn serve<S>(
     engine: Arc<Engine>,
     ctx: RequestContext,
     db: Database,
     mut requests: S,
     out: mpsc::Sender<Result<Json, Status>>,
-) where
+) -> Result<(), Status>
+where
     S: Stream<Item = Result<Json, Status>> + Unpin,
 {
     let read_time = engine.clock().timestamp();
@@ -84,8 +85,13 @@ pub async fn serve<S>(
         next_assigned: 0,
     };
     let out = Out(&out);
-    if let Err(End::Status(status)) = watch.run(&mut requests, &out).await {
-        let _ = out.0.send(Err(status)).await;
+    match watch.run(&mut requests, &out).await {
+        Err(End::Status(status)) => {
+            let _ = out.0.send(Err(status.clone())).await;
+            Err(status)
+        }
+        Err(End::Gone) => Err(Status::new(Code::Cancelled, "the client went away")),
+        Ok(()) => Ok(()),
     }
 }
 
@@ -184,10 +190,12 @@ impl Watch {
             return Err(Status::invalid("a ListenRequest must be an object").into());
         };
         rpc::take_database(&self.db, &mut request)?;
-        if let Some(key) = request
-            .keys()
-            .find(|k| !matches!(k.as_str(), "addTarget" | "removeTarget" | "labels"))
-        {
+        if let Some(key) = request.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "addTarget" | "removeTarget" | "labels" | "requestOptions"
+            )
+        }) {
             return Err(Status::invalid(format!("{key:?} is not a field of ListenRequest")).into());
         }
         let add = request.get("addTarget").filter(|v| !v.is_null());

@@ -33,15 +33,16 @@ use crate::transactions::Transactions;
 use crate::{commit, rpc};
 
 /// Serves one `Write` stream: reads `WriteRequest`s (proto3 JSON) from `requests` and sends
-/// `WriteResponse`s into `out`; a failure is sent as the last item and ends the stream.
-/// Returns when the client half-closes, a request fails, or `out` is closed.
+/// `WriteResponse`s into `out`; a failure is sent as the last item, ends the stream and is
+/// returned. Returns when the client half-closes, a request fails, or `out` is closed.
 pub async fn serve<S>(
     engine: Arc<Engine>,
     ctx: RequestContext,
     db: Database,
     mut requests: S,
     out: mpsc::Sender<Result<Json, Status>>,
-) where
+) -> Result<(), Status>
+where
     S: Stream<Item = Result<Json, Status>> + Unpin,
 {
     let mut stream = WriteStream {
@@ -52,19 +53,23 @@ pub async fn serve<S>(
         sent: 0,
         transactions: Transactions::default(),
     };
+    let gone = || Err(Status::new(Code::Cancelled, "the client went away"));
     loop {
         let request = tokio::select! {
             request = requests.next() => request,
-            () = out.closed() => return,
+            () = out.closed() => return gone(),
         };
         let answer = match request {
-            None => return,
+            None => return Ok(()),
             Some(Ok(request)) => stream.answer(request).await,
             Some(Err(status)) => Err(status),
         };
-        let failed = answer.is_err();
-        if out.send(answer).await.is_err() || failed {
-            return;
+        let failed = answer.as_ref().err().cloned();
+        if out.send(answer).await.is_err() {
+            return gone();
+        }
+        if let Some(status) = failed {
+            return Err(status);
         }
     }
 }

@@ -113,15 +113,15 @@ impl Client {
 
     pub(crate) fn listen_buffered(f: &Fixture, ctx: RequestContext, buffer: usize) -> Self {
         let (engine, db) = (f.engine.clone(), f.db.clone());
-        Self::start(buffer, move |requests, out| {
-            claimdb_firestore::watch::serve(engine, ctx, db, requests, out)
+        Self::start(buffer, move |requests, out| async move {
+            let _ = claimdb_firestore::watch::serve(engine, ctx, db, requests, out).await;
         })
     }
 
     pub(crate) fn write(f: &Fixture, ctx: RequestContext) -> Self {
         let (engine, db) = (f.engine.clone(), f.db.clone());
-        Self::start(16, move |requests, out| {
-            claimdb_firestore::write_stream::serve(engine, ctx, db, requests, out)
+        Self::start(16, move |requests, out| async move {
+            let _ = claimdb_firestore::write_stream::serve(engine, ctx, db, requests, out).await;
         })
     }
 

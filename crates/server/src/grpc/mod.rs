@@ -17,11 +17,13 @@
 //! are. Each call is counted in `claimdb_http_requests_total` under its method's path
 //! (`/google.firestore.v1.Firestore/Commit`), with the HTTP status of its code.
 //!
-//! `Listen` and `Write` (bidirectional streams) answer UNIMPLEMENTED for now: their logic will
-//! be functions from a stream of request JSON to a stream of response JSON ([`listen`],
-//! [`write`]), which the trait methods already wrap.
+//! `Listen` and `Write`, the bidirectional streams, are the same translation over a stream: each
+//! request message becomes its JSON for `claimdb_firestore`'s stream logic, each JSON response a
+//! message (`streams.rs`: the database from the first request, one task per stream, a bounded
+//! channel of responses).
 
 mod json;
+mod streams;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -245,32 +247,6 @@ impl Api {
     }
 }
 
-/// `Listen`: not served yet.
-fn listen(
-    _state: AppState,
-    _ctx: RequestContext,
-    _database: Option<String>,
-    _requests: JsonStream,
-) -> Result<JsonStream, Status> {
-    Err(Status::new(
-        Code::Unimplemented,
-        "Listen is not served over gRPC yet",
-    ))
-}
-
-/// `Write`: not served yet.
-fn write(
-    _state: AppState,
-    _ctx: RequestContext,
-    _database: Option<String>,
-    _requests: JsonStream,
-) -> Result<JsonStream, Status> {
-    Err(Status::new(
-        Code::Unimplemented,
-        "Write is not served over gRPC yet",
-    ))
-}
-
 type Unary<T> = Result<tonic::Response<T>, tonic::Status>;
 type Streamed<T> = Result<tonic::Response<Answer<T>>, tonic::Status>;
 
@@ -364,7 +340,7 @@ impl Firestore for Api {
         &self,
         r: tonic::Request<tonic::Streaming<pb::WriteRequest>>,
     ) -> Streamed<pb::WriteResponse> {
-        self.bidi(r, write)
+        self.bidi(r, streams::write)
     }
 
     type ListenStream = Answer<pb::ListenResponse>;
@@ -373,7 +349,7 @@ impl Firestore for Api {
         &self,
         r: tonic::Request<tonic::Streaming<pb::ListenRequest>>,
     ) -> Streamed<pb::ListenResponse> {
-        self.bidi(r, listen)
+        self.bidi(r, streams::listen)
     }
 
     async fn list_collection_ids(

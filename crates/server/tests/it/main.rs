@@ -8,6 +8,7 @@ mod conditional;
 mod docs;
 mod errors;
 mod grpc;
+mod grpc_streams;
 mod health;
 mod query;
 mod util;
