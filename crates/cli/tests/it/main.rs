@@ -17,6 +17,7 @@ mod firestore_python;
 mod firestore_read_time;
 mod firestore_rest;
 mod firestore_sdk;
+mod firestore_streams;
 mod idp;
 mod idp_outage;
 mod limits;
