@@ -665,3 +665,62 @@ const TOKEN_SEPARATOR: char = ',';
 fn resume_token(tokens: &[String]) -> String {
     STANDARD.encode(tokens.join(&TOKEN_SEPARATOR.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the client should answer by reconnecting ends the stream (an expired token: the
+    /// SDK refreshes it first; an unavailable store or identity provider); anything else ends
+    /// only the target, with its error as the cause the SDK hands to the listener.
+    #[tokio::test]
+    async fn an_expired_token_ends_the_stream_and_a_denial_or_revocation_the_target() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let out = Out(&tx);
+        let m = |s: &str| s.to_string();
+        let stream_enders = [
+            EngineError::Unauthenticated {
+                message: m("expired"),
+                reason: "expired",
+            },
+            EngineError::Unavailable {
+                message: m("feed ended"),
+                write_index: None,
+            },
+        ];
+        for e in stream_enders {
+            let code = Status::from(e.clone()).code;
+            let ended = failed(2, e, &out).await;
+            assert!(matches!(ended, Err(End::Status(s)) if s.code == code));
+            assert!(rx.try_recv().is_err(), "nothing sent for the target");
+        }
+        let target_enders = [
+            (
+                EngineError::Unauthenticated {
+                    message: m("revoked"),
+                    reason: "revoked",
+                },
+                Code::Unauthenticated,
+            ),
+            (
+                EngineError::PermissionDenied {
+                    message: m("no"),
+                    details: None,
+                    write_index: None,
+                },
+                Code::PermissionDenied,
+            ),
+            (
+                EngineError::invalid_argument("bad query"),
+                Code::InvalidArgument,
+            ),
+        ];
+        for (e, code) in target_enders {
+            assert!(failed(2, e, &out).await.is_ok());
+            let removed = rx.try_recv().unwrap().unwrap();
+            assert_eq!(removed["targetChange"]["targetChangeType"], "REMOVE");
+            assert_eq!(removed["targetChange"]["targetIds"], json!([2]));
+            assert_eq!(removed["targetChange"]["cause"]["code"], code as i32);
+        }
+    }
+}
