@@ -16,7 +16,8 @@
 //! already arrived is read and answered. HTTP/2 connections are told with GOAWAY instead.
 //!
 //! A request body that is not complete `body_read_timeout` after its head is answered
-//! `408 deadline-exceeded` and the connection closed. At the shutdown deadline, requests still in
+//! `408 deadline-exceeded` and the connection closed — except a gRPC bidirectional stream's
+//! (`Listen`, `Write`), which is the client's messages for as long as the stream lives. At the shutdown deadline, requests still in
 //! progress are answered `503 unavailable` (`details.reason = "shutting-down"`).
 //!
 //! Not here: accepting, the connection cap and the shutdown's stages (`listener.rs`).
@@ -504,8 +505,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         if !http1 {
             self.conn.http2.store(true, Ordering::Relaxed);
         }
-        // A bodiless request (every GET) skips the body timer entirely.
-        let body = (!request.body().is_end_stream()).then(|| Arc::new(BodyProgress::default()));
+        // A bodiless request (every GET) skips the body timer entirely; so does a gRPC
+        // bidirectional stream, whose body is open as long as the stream.
+        let timed = !request.body().is_end_stream() && !crate::grpc::is_bidi_stream(&request);
+        let body = timed.then(|| Arc::new(BodyProgress::default()));
         let limits = self.shared.limits;
         let request = request.map(|incoming| match &body {
             Some(progress) => Body::new(TimedBody {

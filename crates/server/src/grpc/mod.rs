@@ -53,11 +53,22 @@ use crate::request_id::MakeId;
 const RESOURCE_PREFIX: &str = "google-cloud-resource-prefix";
 
 /// Whether a request is a gRPC call (`application/grpc`, `application/grpc+proto`, …).
-pub(crate) fn is_grpc(request: &Request<Body>) -> bool {
+pub(crate) fn is_grpc<B>(request: &Request<B>) -> bool {
     request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Whether a request is a bidirectional stream (`Listen`, `Write`): its request body is the
+/// client's messages and stays open as long as the stream lives, so no deadline for its end
+/// applies (the connection's `body_read_timeout` is for bodies that should arrive at once).
+pub(crate) fn is_bidi_stream<B>(request: &Request<B>) -> bool {
+    is_grpc(request)
+        && matches!(
+            request.uri().path(),
+            "/google.firestore.v1.Firestore/Listen" | "/google.firestore.v1.Firestore/Write"
+        )
 }
 
 /// The Firestore service as one connection's callee: request ids and the tracing span as the

@@ -246,3 +246,49 @@ async fn a_stream_for_another_database_or_without_a_target_fails_with_its_status
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("database"), "{e:?}");
 }
+
+/// Regression: a bidirectional stream's request body stays open for the stream's life, so the
+/// body-read timeout (meant for a request body that trickles in) ended every Listen stream
+/// `body_read_timeout` after it opened. Streams are exempt; a listener outlives it.
+#[tokio::test]
+async fn a_listen_stream_outlives_the_body_read_timeout() {
+    let config = ServerConfig {
+        body_read_timeout: std::time::Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let mut f = start(config).await;
+    let (listen_tx, listen_rx) = mpsc::channel(8);
+    let mut listen = f
+        .client
+        .listen(ReceiverStream::new(listen_rx))
+        .await
+        .unwrap()
+        .into_inner();
+    listen_tx
+        .send(add(2, documents(&["rooms/late"])))
+        .await
+        .unwrap();
+    for expected in ["ADD [2]", "CURRENT [2]", "NO_CHANGE []"] {
+        assert_eq!(summary(&listen.message().await.unwrap().unwrap()), expected);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let fields = HashMap::from([("n".to_string(), value(ValueType::IntegerValue(1)))]);
+    f.client
+        .commit(pb::CommitRequest {
+            database: DB.into(),
+            writes: vec![pb::Write {
+                operation: Some(pb::write::Operation::Update(pb::Document {
+                    name: name("rooms/late"),
+                    fields,
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let change = listen.message().await.unwrap().unwrap();
+    assert_eq!(summary(&change), "documentChange rooms/late [2]");
+    drop(listen_tx);
+}
