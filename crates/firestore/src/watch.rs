@@ -35,13 +35,13 @@
 //!
 //! Not here: existence filters; `expectedCount`, `labels` and `requestOptions` are ignored.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use claimdb_engine::listen::{ChangeKind, DocChange, ListenEvent, ListenTarget, Listener};
+use base64::engine::general_purpose::STANDARD;
+use claimdb_engine::listen::{ChangeKind, DocChange, ListenEvent, Listener};
 use claimdb_engine::{Document, Engine, EngineError, RequestContext};
 use claimdb_model::Timestamp;
 use futures_util::stream::{self, Stream, StreamExt};
@@ -51,7 +51,9 @@ use tokio_stream::StreamMap;
 
 use crate::names::Database;
 use crate::status::{Code, Status};
-use crate::{query, rpc, value};
+use crate::{rpc, value};
+
+mod target;
 
 /// Most targets one stream may listen to at once.
 pub const MAX_TARGETS: usize = 1_000;
@@ -154,17 +156,6 @@ struct Watch {
     next_assigned: i32,
 }
 
-/// An `addTarget`, decoded.
-struct Decoded {
-    targets: Vec<ListenTarget>,
-    documents: bool,
-    /// It asks to resume: with these engine tokens (one per listener, when the resume token
-    /// holds as many), or from a read time or another server's token (`Some(vec![])`).
-    resume: Option<Vec<String>>,
-    /// `once`: removed as soon as it is current.
-    once: bool,
-}
-
 impl Watch {
     async fn run<S>(&mut self, requests: &mut S, out: &Out<'_>) -> Result<(), End>
     where
@@ -204,7 +195,7 @@ impl Watch {
             (Some(Json::Object(target)), None) => self.add(target, out).await,
             (Some(_), None) => Err(Status::invalid("addTarget must be a Target").into()),
             (None, Some(id)) => {
-                let id = target_id(id)?;
+                let id = target::target_id(id)?;
                 if id == 0 {
                     return Err(Status::invalid("removeTarget must name a target id").into());
                 }
@@ -236,7 +227,7 @@ impl Watch {
         }
         let id = match target.get("targetId") {
             None | Some(Json::Null) => 0,
-            Some(id) => target_id(id)?,
+            Some(id) => target::target_id(id)?,
         };
         let id = if id == 0 { self.assign_id() } else { id };
         if self.targets.contains_key(&id) {
@@ -245,7 +236,7 @@ impl Watch {
             ))
             .into());
         }
-        let decoded = match self.decode(target) {
+        let decoded = match target::decode(&self.db, target) {
             Ok(decoded) => decoded,
             Err(status) => return reject(id, &status, out).await,
         };
@@ -334,136 +325,6 @@ impl Watch {
             self.updates.insert((id, i), updates(listener));
         }
         Ok(())
-    }
-
-    /// What an `addTarget` asks for; an error rejects the target (not the stream).
-    fn decode(&self, target: &JsonMap<String, Json>) -> Result<Decoded, Status> {
-        let once = match target.get("once") {
-            None | Some(Json::Null) => false,
-            Some(Json::Bool(once)) => *once,
-            Some(_) => return Err(Status::invalid("once must be a boolean")),
-        };
-        let token = match target.get("resumeToken") {
-            None | Some(Json::Null) => None,
-            Some(Json::String(token)) => Some(
-                STANDARD
-                    .decode(token)
-                    .or_else(|_| URL_SAFE.decode(token))
-                    .map_err(|_| Status::invalid("resumeToken must be base64"))?,
-            ),
-            Some(_) => return Err(Status::invalid("resumeToken must be base64")),
-        }
-        .filter(|token| !token.is_empty());
-        let read_time = match target.get("readTime") {
-            None | Some(Json::Null) => None,
-            Some(Json::String(time)) => {
-                Some(Timestamp::parse(time).map_err(|e| Status::invalid(e.to_string()))?)
-            }
-            Some(_) => return Err(Status::invalid("readTime must be a timestamp")),
-        };
-        if token.is_some() && read_time.is_some() {
-            return Err(Status::invalid(
-                "a Target takes resumeToken or readTime, not both",
-            ));
-        }
-        // Engine tokens are printable ASCII; what is not is another server's: a reset.
-        let resume = match (token, read_time) {
-            (Some(token), _) => Some(
-                String::from_utf8(token)
-                    .map(|t| t.split(TOKEN_SEPARATOR).map(str::to_owned).collect())
-                    .unwrap_or_default(),
-            ),
-            (None, Some(_)) => Some(Vec::new()),
-            (None, None) => None,
-        };
-        let documents = target.get("documents").filter(|v| !v.is_null());
-        let query = target.get("query").filter(|v| !v.is_null());
-        if target.get("pipelineQuery").is_some_and(|v| !v.is_null()) {
-            return Err(Status::new(
-                Code::Unimplemented,
-                "pipeline queries are not supported",
-            ));
-        }
-        let (targets, named) = match (documents, query) {
-            (Some(documents), None) => (self.documents_target(documents)?, true),
-            (None, Some(query)) => (vec![self.query_target(query)?], false),
-            _ => {
-                return Err(Status::invalid(
-                    "a Target has exactly one of documents or query",
-                ));
-            }
-        };
-        Ok(Decoded {
-            targets,
-            documents: named,
-            resume,
-            once,
-        })
-    }
-
-    fn documents_target(&self, json: &Json) -> Result<Vec<ListenTarget>, Status> {
-        let Json::Object(target) = json else {
-            return Err(Status::invalid("documents must be a DocumentsTarget"));
-        };
-        if let Some(key) = target.keys().find(|k| *k != "documents") {
-            return Err(Status::invalid(format!(
-                "{key:?} is not a field of DocumentsTarget"
-            )));
-        }
-        let names = match target.get("documents") {
-            Some(Json::Array(names)) if !names.is_empty() => names,
-            _ => {
-                return Err(Status::invalid(
-                    "documents.documents must name at least one document",
-                ));
-            }
-        };
-        if names.len() > MAX_TARGET_DOCUMENTS {
-            return Err(Status::invalid(format!(
-                "a documents target names at most {MAX_TARGET_DOCUMENTS} documents, not {}",
-                names.len()
-            )));
-        }
-        let mut seen = HashSet::new();
-        let mut targets = Vec::with_capacity(names.len());
-        for name in names {
-            let name = name
-                .as_str()
-                .ok_or_else(|| Status::invalid("a document name is a string"))?;
-            let path = self.db.parse_document_name(name)?;
-            if seen.insert(path.clone()) {
-                targets.push(ListenTarget::Document(path));
-            }
-        }
-        Ok(targets)
-    }
-
-    fn query_target(&self, json: &Json) -> Result<ListenTarget, Status> {
-        let Json::Object(target) = json else {
-            return Err(Status::invalid("query must be a QueryTarget"));
-        };
-        if let Some(key) = target
-            .keys()
-            .find(|k| !matches!(k.as_str(), "parent" | "structuredQuery"))
-        {
-            return Err(Status::invalid(format!(
-                "{key:?} is not a field of QueryTarget"
-            )));
-        }
-        let parent = target
-            .get("parent")
-            .and_then(Json::as_str)
-            .ok_or_else(|| Status::invalid("query.parent is required"))?;
-        let parent = self.db.parse_name(parent)?;
-        let structured = query::decode(
-            target.get("structuredQuery").unwrap_or(&Json::Null),
-            &parent,
-            &self.db,
-        )?;
-        if structured.select.is_some() {
-            return Err(Status::invalid("a listened query takes no select"));
-        }
-        Ok(ListenTarget::Query(Box::new(structured.query)))
     }
 
     /// A change of a target's result (from its listener `i`), or its listener's end.
@@ -586,18 +447,6 @@ impl Watch {
     }
 }
 
-/// A target id: an int32, not negative (0 asks the server to choose one).
-fn target_id(json: &Json) -> Result<i32, Status> {
-    let id = match json {
-        Json::Number(n) => n.as_i64(),
-        Json::String(s) => s.parse().ok(),
-        _ => None,
-    };
-    id.and_then(|id| i32::try_from(id).ok())
-        .filter(|id| *id >= 0)
-        .ok_or_else(|| Status::invalid(format!("a target id is a non-negative int32, not {json}")))
-}
-
 /// A listener that ended (or could not start): the target is rejected with the error as its
 /// cause, except for what the client should answer by reconnecting — an expired token (the
 /// SDK refreshes it first) or an unavailable store or identity provider —, which ends the
@@ -656,14 +505,10 @@ fn document_change(doc: &Document, id: i32, db: &Database) -> Json {
     })
 }
 
-/// Separates the engine tokens of a documents target's listeners in its resume token (they are
-/// `{hex}.{hex}`).
-const TOKEN_SEPARATOR: char = ',';
-
 /// A target's resume token: its listeners' engine tokens, in order, as bytes (base64 in proto3
 /// JSON); opaque to clients.
 fn resume_token(tokens: &[String]) -> String {
-    STANDARD.encode(tokens.join(&TOKEN_SEPARATOR.to_string()))
+    STANDARD.encode(tokens.join(&target::TOKEN_SEPARATOR.to_string()))
 }
 
 #[cfg(test)]
