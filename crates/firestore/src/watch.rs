@@ -30,8 +30,8 @@
 //!
 //! Bounded: the engine's listener coalesces what a slow consumer missed into the net change,
 //! and the outgoing channel is the transport's, bounded; [`serve`] waits on it rather than
-//! queueing. At most [`MAX_TARGETS`] targets per stream, [`MAX_TARGET_DOCUMENTS`] documents per
-//! documents target.
+//! queueing. At most [`MAX_LISTENERS`] listeners per stream (a target is one; a documents target
+//! one per document, at most [`MAX_TARGET_DOCUMENTS`]).
 //!
 //! Not here: existence filters; `expectedCount`, `labels` and `requestOptions` are ignored.
 
@@ -55,8 +55,9 @@ use crate::{rpc, value};
 
 mod target;
 
-/// Most targets one stream may listen to at once.
-pub const MAX_TARGETS: usize = 1_000;
+/// Most engine listeners one stream may hold at once: one per target, or per document of a
+/// documents target.
+pub const MAX_LISTENERS: usize = 1_000;
 
 /// Most documents one `documents` target may name.
 pub const MAX_TARGET_DOCUMENTS: usize = 100;
@@ -240,10 +241,13 @@ impl Watch {
             Ok(decoded) => decoded,
             Err(status) => return reject(id, &status, out).await,
         };
-        if self.targets.len() >= MAX_TARGETS {
+        if self.updates.len() + decoded.targets.len() > MAX_LISTENERS {
             let status = Status::new(
                 Code::ResourceExhausted,
-                format!("a stream listens to at most {MAX_TARGETS} targets at once"),
+                format!(
+                    "a stream holds at most {MAX_LISTENERS} listeners at once (one per target, \
+                     or per document of a documents target); remove targets first"
+                ),
             );
             return reject(id, &status, out).await;
         }

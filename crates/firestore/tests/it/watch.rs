@@ -558,3 +558,48 @@ async fn a_slow_client_gets_the_net_change_not_every_commit() {
     assert_eq!(c.summaries(2).await, ["NO_CHANGE [2]", "NO_CHANGE []"]);
     c.quiet(300).await;
 }
+
+/// A stream holds at most `MAX_LISTENERS` listeners (a documents target one per document): the
+/// target past it is refused with `resource-exhausted`, and one fits again once a target is
+/// removed.
+#[tokio::test]
+async fn a_stream_holds_a_bounded_number_of_listeners() {
+    use claimdb_firestore::watch::{MAX_LISTENERS, MAX_TARGET_DOCUMENTS};
+    let f = Fixture::new();
+    let mut c = Client::listen(&f, ctx());
+    let per_target = MAX_TARGET_DOCUMENTS;
+    let targets = MAX_LISTENERS / per_target;
+    for t in 0..targets {
+        let paths: Vec<String> = (0..per_target).map(|d| format!("open/t{t}d{d}")).collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        c.add(documents(&f, i32::try_from(t).unwrap() + 1, &paths))
+            .await;
+        c.summaries(3).await;
+    }
+    let mut too_many = documents(&f, 0, &["open/one-more"]);
+    too_many["targetId"] = json!(5000);
+    c.add(too_many.clone()).await;
+    let refused = c.ok().await;
+    assert_eq!(summary(&refused), "REMOVE [5000]");
+    assert_eq!(
+        refused["targetChange"]["cause"]["code"],
+        Code::ResourceExhausted as i32
+    );
+    // More documents than a target may name.
+    let paths: Vec<String> = (0..=per_target).map(|d| format!("open/x{d}")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    c.add(documents(&f, 5001, &paths)).await;
+    let refused = c.ok().await;
+    assert_eq!(
+        refused["targetChange"]["cause"]["code"],
+        Code::InvalidArgument as i32
+    );
+    c.send(json!({ "database": DATABASE, "removeTarget": 1 }))
+        .await;
+    assert_eq!(c.summaries(1).await, ["REMOVE [1]"]);
+    c.add(too_many).await;
+    assert_eq!(
+        c.summaries(3).await,
+        ["ADD [5000]", "CURRENT [5000]", "NO_CHANGE []"]
+    );
+}

@@ -58,7 +58,12 @@ fn spawn(
     let (out, responses) = mpsc::channel(BUFFER);
     tokio::spawn(async move {
         let start = Instant::now();
-        let first = match requests.next().await {
+        let first = tokio::select! {
+            first = requests.next() => first,
+            // The client went away before its first request.
+            () = out.closed() => return,
+        };
+        let first = match first {
             Some(Ok(first)) => first,
             // Closed before a first request: nothing to serve.
             None => return,
