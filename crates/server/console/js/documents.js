@@ -43,7 +43,7 @@ export function actAsBar() {
   const [kindField] = field('Data requests run as', kind);
   const [uidField] = field('User id', uidInput);
   const [claimsField] = field('Token claims (JSON)', claims);
-  const out = h('span', { role: 'status', class: 'status' });
+  const out = h('span', { role: 'status', class: 'status' }, `Running as ${api.actAsLabel()}.`);
   const sync = () => {
     uidField.hidden = kind.value !== 'user';
     claimsField.hidden = kind.value !== 'user';
