@@ -210,6 +210,9 @@ function meta(doc) {
 function documentPane(pane, docPath, collection) {
   let doc;
   let editing = false;
+  // While our own save is in flight its change may arrive first: not "changed meanwhile".
+  let saving = false;
+  let savedVersion = null;
   const status = statusLine();
   const body = h('div', { class: 'doc-body' });
   const subs = h('div', { class: 'subcollections' });
@@ -236,8 +239,14 @@ function documentPane(pane, docPath, collection) {
       collection,
       version: create ? null : doc.version,
       node: create ? documentNode(null) : documentNode(doc.data),
-      onDone: () => {
+      onSaving: (on) => { saving = on; },
+      onDone: (savedPath, saved) => {
         editing = false;
+        if (saved) {
+          savedVersion = String(saved.version);
+          if (!doc || Number(saved.version) >= Number(doc.version)) doc = saved;
+          status.show(`Saved: version ${saved.version}`, 'ok');
+        }
         showDoc();
         actions.querySelector('button')?.focus();
       },
@@ -264,9 +273,9 @@ function documentPane(pane, docPath, collection) {
       const before = doc;
       for (const c of changes) doc = c.type === 'removed' ? null : c.document;
       if (editing) {
-        status.show(doc ? `Changed meanwhile: now version ${doc.version}. Saving will be refused; cancel to see it.` : 'Deleted meanwhile.', 'warn');
+        if (!saving) status.show(doc ? `Changed meanwhile: now version ${doc.version}. Saving will be refused; cancel to see it.` : 'Deleted meanwhile.', 'warn');
       } else {
-        status.show(doc ? `Updated: version ${doc.version}` : (before ? 'Deleted' : 'live'), 'live');
+        if (!doc || String(doc.version) !== savedVersion) status.show(doc ? `Updated: version ${doc.version}` : (before ? 'Deleted' : 'live'), 'live');
         showDoc();
       }
     },
@@ -288,7 +297,7 @@ function documentPane(pane, docPath, collection) {
  * at a path) or null (new document in `collection`, with an id to choose or generate).
  * `version`: the version edited (saved with If-Match), null to create (If-None-Match: *).
  */
-function docEditor({ path = null, collection, version = null, node, onDone }) {
+function docEditor({ path = null, collection, version = null, node, onDone, onSaving = () => {} }) {
   let mode = 'fields';
   const out = h('div', { 'aria-live': 'assertive' });
   const id = h('input', { type: 'text', spellcheck: 'false', class: 'mono', size: 20 });
@@ -344,6 +353,7 @@ function docEditor({ path = null, collection, version = null, node, onDone }) {
       return;
     }
     const target = path ?? (id.value.trim() ? `${collection}/${id.value.trim()}` : null);
+    onSaving(true);
     try {
       let saved;
       if (target) {
@@ -352,8 +362,10 @@ function docEditor({ path = null, collection, version = null, node, onDone }) {
       } else {
         saved = (await api.data('POST', `/v1/docs/${api.encodePath(collection)}`, { body: text })).body;
       }
-      onDone(saved.path);
+      onSaving(false);
+      onDone(saved.path, saved);
     } catch (e) {
+      onSaving(false);
       const method = version === null ? 'create' : 'update';
       const box = e.status === 412
         ? errorBox({ ...e, message: version === null ? 'A document already exists there.' : 'The document changed since you opened it: cancel to see the new version, then edit again.' })

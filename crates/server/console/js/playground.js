@@ -94,8 +94,10 @@ export async function render(container, route) {
       replace(out, errorBox(e));
     }
   });
-  replace(container, h('h1', {}, 'Rules playground'), form, out);
+  // The user's stored claims are filled in before the form is shown, so nothing typed into it
+  // is overwritten.
   if (p.has('uid') && !p.has('claims')) await loadClaims();
+  replace(container, h('h1', {}, 'Rules playground'), form, out);
   return null;
 }
 

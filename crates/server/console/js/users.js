@@ -164,6 +164,8 @@ async function user(container, uid) {
       replace(out, errorBox(e));
     }
   });
+  // Loaded before the form is shown, so nothing typed into it is overwritten.
+  await Promise.all([showRecord(), loadClaims().catch((e) => replace(out, errorBox(e)))]);
   replace(container,
     h('p', {}, h('a', { href: '#/users' }, '← Users')),
     h('h1', {}, `User ${uid}`),
@@ -171,6 +173,5 @@ async function user(container, uid) {
     h('section', { class: 'card', 'aria-labelledby': 'revoke-title' }, h('h2', { id: 'revoke-title' }, 'Revocation'),
       h('p', {}, 'Every token, session and refresh token of this user issued before now is refused on every node.'), revoke),
     h('p', {}, h('a', { href: `#/audit?uid=${encodeURIComponent(uid)}` }, 'This user\'s decisions in the audit log')));
-  await Promise.all([showRecord(), loadClaims().catch((e) => replace(out, errorBox(e)))]);
   return null;
 }

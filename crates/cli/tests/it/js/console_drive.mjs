@@ -160,6 +160,40 @@ try {
     return { noReload, status: await page.locator('.pane.wide [role="status"]').innerText() };
   });
 
+  await step('edit', async () => {
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    // The editor lists the fields in the document's order: `count` is the third.
+    const count = page.getByLabel('value of count', { exact: true });
+    await count.fill('3');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll('dl.fields dt')]
+      .some((dt) => dt.textContent.startsWith('count') && dt.nextElementSibling?.textContent === '3'));
+    return page.locator('.pane.wide [role="status"]').innerText();
+  });
+
+  await step('query', async () => {
+    await page.getByRole('link', { name: 'Query', exact: true }).click();
+    await page.getByLabel('Query (JSON)', { exact: true }).fill('{"collection": "notes", "where": [["count", "==", 3]]}');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    const results = page.locator('.query-results');
+    await results.waitFor();
+    return { status: await page.locator('main [role="status"]', { hasText: 'document' }).last().innerText(), results: await results.locator('li > a').allInnerTexts() };
+  });
+
+  await step('delete', async () => {
+    await go('#/documents/notes/n2');
+    await page.getByRole('heading', { name: 'notes/n2' }).waitFor();
+    await page.locator('dl.fields dt', { hasText: 'title' }).waitFor();
+    const remove = page.getByRole('button', { name: 'Delete' });
+    await remove.click();
+    await page.getByRole('button', { name: 'Really delete?' }).click();
+    await page.waitForFunction(() => location.hash === '#/documents/notes');
+    const list = page.getByRole('region', { name: 'Documents in notes' });
+    await list.getByRole('link', { name: 'n1', exact: true }).waitFor();
+    await page.waitForFunction(() => ![...document.querySelectorAll('section a')].some((a) => a.textContent === 'n2'));
+    return list.innerText();
+  });
+
   await step('denied', async () => {
     await go('#/documents/secret/s1');
     const alert = page.locator('.pane.wide .error');
