@@ -290,7 +290,7 @@ fn an_operator_uses_the_console_in_chromium() {
     let (_, audit) = admin(
         &server,
         "GET",
-        "/v1/admin/audit?deny=true&uid=ada&path=secret",
+        "/v1/admin/audit?deny=true&uid=ada&path=secret/s1",
         None,
     );
     assert_eq!(audit["events"][0]["method"], "get", "{audit}");
