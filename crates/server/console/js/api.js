@@ -10,7 +10,7 @@
 //
 // Every error is the API's shape: `ApiError` carries status, code, message and details.
 
-import { parse as parseExact } from './json.js';
+import { parse as parseExact, stringify as stringifyExact } from './json.js';
 
 const KEY_STORAGE = 'claimdb.console.adminKey';
 const MODE_STORAGE = 'claimdb.console.mode';
@@ -90,7 +90,7 @@ export async function request(method, path, opts = {}) {
     payload = text;
     h['content-type'] = contentType ?? 'text/plain; charset=utf-8';
   } else if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
+    payload = typeof body === 'string' ? body : stringifyExact(body);
     h['content-type'] = 'application/json';
   }
   let response;
@@ -306,9 +306,10 @@ export function listen(params, { onSnapshot, onChanges, onError, onOpen }) {
   const controller = new AbortController();
   let lastId = null;
   let stopped = false;
+  let reminted = 0;
   const qs = new URLSearchParams();
   if (params.path) qs.set('path', params.path);
-  if (params.query) qs.set('query', JSON.stringify(params.query));
+  if (params.query) qs.set('query', stringifyExact(params.query));
   const dispatch = (event, dataText) => {
     if (event === 'error') {
       let body = null;
@@ -318,6 +319,13 @@ export function listen(params, { onSnapshot, onChanges, onError, onOpen }) {
         body = null;
       }
       const e = body?.error ?? {};
+      // The minted token of the act-as user expired: mint another and resume (once a minute
+      // at most, so a revoked user's listener does end).
+      if (e.code === 'unauthenticated' && state.actAs?.kind === 'user' && Date.now() - reminted > 60_000) {
+        reminted = Date.now();
+        state.minted = null;
+        return;
+      }
       stopped = true;
       onError?.(new ApiError(0, e.code ?? 'error', e.message ?? dataText, e.details ?? {}));
       return;

@@ -8,7 +8,7 @@
 
 import * as api from './api.js';
 import { h, replace, field, errorBox, statusLine, confirmButton } from './dom.js';
-import { documentNode, view, editor, toWire, fromWire, ValueError } from './values.js';
+import { documentNode, view, documentEditor, toWire, fromWire, ValueError } from './values.js';
 import { stringify, parse as parseExact } from './json.js';
 
 const PAGE = 100;
@@ -119,6 +119,7 @@ export async function render(container, route) {
   if (collection) stops.push(documentsPane(docsPane, collection, docPath));
   else replace(docsPane, h('h2', { id: 'pane-docs' }, 'Documents'), h('p', { class: 'muted' }, 'Choose a collection.'));
   if (docPath) stops.push(documentPane(docPane, docPath, collection));
+  else if (collection && route.params.get('new') === '1') newDocumentPane(docPane, collection);
   else replace(docPane, h('h2', { id: 'pane-doc' }, 'Document'), h('p', { class: 'muted' }, collection ? 'Choose a document, or add one.' : ''));
 
   const onActAs = () => window.dispatchEvent(new HashChangeEvent('hashchange'));
@@ -158,23 +159,8 @@ function documentsPane(pane, collection, currentDoc) {
   const list = h('ul', { class: 'list', 'aria-live': 'polite', 'aria-relevant': 'additions removals' });
   const status = statusLine();
   const more = h('button', { type: 'button', hidden: true }, 'Show more');
-  const editorBox = h('div');
-  const add = h('button', { type: 'button', class: 'primary' }, 'Add document');
-  add.addEventListener('click', () => {
-    add.hidden = true;
-    replace(editorBox, docEditor({
-      collection,
-      node: documentNode(null),
-      onDone: (saved) => {
-        replace(editorBox);
-        add.hidden = false;
-        if (saved) location.hash = `#/documents/${saved}`;
-        else add.focus();
-      },
-    }));
-    editorBox.querySelector('input')?.focus();
-  });
-  replace(pane, h('h2', { id: 'pane-docs' }, `Documents in ${collection}`), add, editorBox, status, list, more);
+  const add = h('a', { href: `#/documents/${collection}?new=1`, class: 'button primary' }, 'Add document');
+  replace(pane, h('h2', { id: 'pane-docs' }, `Documents in ${collection}`), add, status, list, more);
   const show = () => {
     replace(list, docs.length === 0 ? h('li', { class: 'muted' }, 'No documents.') : docs.map((d) => h('li', {}, docLink(d.path, d.path === currentDoc))));
     more.hidden = docs.length < limit;
@@ -198,6 +184,18 @@ function documentsPane(pane, collection, currentDoc) {
   });
   start();
   return () => stop?.();
+}
+
+/** A new document in `collection`, in the document pane. */
+function newDocumentPane(pane, collection) {
+  replace(pane, h('h2', { id: 'pane-doc' }, `New document in ${collection}`), docEditor({
+    collection,
+    node: documentNode(null),
+    onDone: (saved) => {
+      location.hash = `#/documents/${saved ?? collection}`;
+    },
+  }));
+  pane.querySelector('input')?.focus();
 }
 
 function meta(doc) {
@@ -305,7 +303,7 @@ function docEditor({ path = null, collection, version = null, node, onDone, onSa
   const holder = h('div', { class: 'editor-holder' });
   const json = h('textarea', { rows: 14, spellcheck: 'false', class: 'mono', 'aria-label': 'Document as JSON' });
   const toggle = h('button', { type: 'button', class: 'small' }, 'Edit as JSON');
-  const showFields = () => replace(holder, editor(node, 'document'));
+  const showFields = () => replace(holder, documentEditor(node));
   toggle.addEventListener('click', () => {
     replace(out);
     try {

@@ -70,8 +70,8 @@ export async function render(container, route) {
     let docs = [];
     status.show('Connecting…');
     stop = api.listen({ query: q }, {
-      onSnapshot: (d) => { docs = d; status.show(`${docs.length} documents · live`, 'live'); replace(results, table(docs)); },
-      onChanges: (c) => { docs = api.applyChanges(docs, c); status.show(`${docs.length} documents · live`, 'live'); replace(results, table(docs)); },
+      onSnapshot: (d) => { docs = d; status.show(`${docs.length} document${docs.length === 1 ? '' : 's'} · live`, 'live'); replace(results, table(docs)); },
+      onChanges: (c) => { docs = api.applyChanges(docs, c); status.show(`${docs.length} document${docs.length === 1 ? '' : 's'} · live`, 'live'); replace(results, table(docs)); },
       onError: (e) => { status.clear(); replace(results, dataError(e, 'list', collectionOf(q))); },
     });
   };

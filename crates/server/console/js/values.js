@@ -240,6 +240,11 @@ export function editor(node, name, allowTransforms = true) {
   return box;
 }
 
+/** The editor of a whole document: its fields (the top level is always a map). */
+export function documentEditor(node) {
+  return mapEditor(node, 'document', true);
+}
+
 function arrayEditor(node, name, allowTransforms) {
   const list = h('ol', { class: 'array-editor', start: 0 });
   const render = () => {

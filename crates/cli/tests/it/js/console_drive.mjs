@@ -115,7 +115,7 @@ try {
 
   await step('create', async () => {
     await go('#/documents/notes');
-    await page.getByRole('button', { name: 'Add document' }).click();
+    await page.getByRole('link', { name: 'Add document' }).click();
     await page.getByLabel('Document id', { exact: true }).fill('n1');
     const fields = [
       ['title', 'string', 'Hello, console'],

@@ -87,7 +87,7 @@ try {
   await step('write', async () => {
     await page.evaluate(() => { location.hash = '#/documents/notes'; });
     const runsAs = await page.getByLabel('Data requests run as', { exact: true }).inputValue();
-    await page.getByRole('button', { name: 'Add document' }).click();
+    await page.getByRole('link', { name: 'Add document' }).click();
     await page.getByLabel('Document id', { exact: true }).fill('by-session');
     await page.getByRole('button', { name: 'Add field', exact: true }).click();
     await page.getByLabel('name of field 1', { exact: true }).fill('by');
