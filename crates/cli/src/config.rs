@@ -509,6 +509,7 @@ impl Config {
             shutdown_timeout: limits.shutdown_timeout,
             firestore: self.firestore.clone(),
             cors_origins: self.cors_origins.clone(),
+            store_description: self.storage.describe(),
         }
     }
 

@@ -43,6 +43,40 @@ impl Engine {
         users::list(&**self.store(), after, limit).await
     }
 
+    /// One page of known users whose uid starts with `prefix`, in uid order, after `after`
+    /// (the previous page's last uid). Records are kept in byte order of their keys, so the
+    /// matches are the prefix itself and a run of keys right after it.
+    pub async fn admin_search_users(
+        &self,
+        ctx: &RequestContext,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, EngineError> {
+        self.authorize_admin(ctx).await?;
+        if !(1..=MAX_USERS_PAGE).contains(&limit) {
+            return Err(EngineError::invalid_argument(format!(
+                "page_size must be between 1 and {MAX_USERS_PAGE}"
+            )));
+        }
+        users::validate_uid(prefix)?;
+        let mut found = Vec::new();
+        let after = match after {
+            Some(after) if after >= prefix => after,
+            // The first page: the uid equal to the prefix (listing starts strictly after it).
+            _ => {
+                found.extend(users::load(&**self.store(), prefix).await?);
+                prefix
+            }
+        };
+        let rest = limit - found.len();
+        if rest > 0 {
+            let page = users::list(&**self.store(), Some(after), rest).await?;
+            found.extend(page.into_iter().take_while(|u| u.uid.starts_with(prefix)));
+        }
+        Ok(found)
+    }
+
     /// One user's record; `not-found` when claimdb has no record of the user.
     pub async fn admin_get_user(
         &self,

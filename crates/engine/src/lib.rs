@@ -31,6 +31,7 @@ mod query;
 mod read_time;
 mod rules_admin;
 pub mod rules_store;
+mod rules_test;
 mod sign_in;
 pub mod users;
 
@@ -50,8 +51,11 @@ pub use list::{
 pub use query::{QueryPaging, QueryResults};
 pub use read_time::ReadTime;
 pub use rules_admin::RulesInfo;
+pub use rules_test::{MAX_TEST_CASES, RulesCheck, RulesTestRun};
 pub use sign_in::{LiveSession, SignInHooks};
 
+/// The rules' diagnostics and test results, as [`RulesCheck`] and [`RulesTestRun`] hold them.
+pub use claimdb_rules::{CaseOutcome, CoverageLine, Diagnostic};
 /// Re-exported so callers name one set of domain types.
 pub use claimdb_store::{
     Child, CommitResult, Condition, Cursor, Direction, Document, Filter, Op, Order, Precondition,

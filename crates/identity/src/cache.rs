@@ -30,6 +30,8 @@ pub struct KeyMetrics {
     /// Requests that wanted a refetch but were inside the rate-limit interval.
     pub rate_limited: u64,
     pub keys: usize,
+    /// The key ids (`kid`) of the keys in use, sorted (keys without one are not listed).
+    pub kids: Vec<String>,
     /// Time since the keys in use were fetched.
     pub key_age: Option<Duration>,
     pub loaded_from_persistence: bool,
@@ -414,18 +416,25 @@ impl ProviderKeys {
 
     pub(crate) fn metrics(&self, now: SystemTime) -> KeyMetrics {
         let local = match &self.source {
-            KeySource::Local(l) => Some(l.source.key_set().len()),
+            KeySource::Local(l) => Some(l.source.key_set()),
             _ => None,
         };
-        let (keys, key_age, from_persistence, last_error) = match self.state.read() {
+        let (keys, kids, key_age, from_persistence, last_error) = match self.state.read() {
             Ok(s) => (
-                local.unwrap_or(s.keys.len()),
+                local.as_ref().map_or(s.keys.len(), |k| k.len()),
+                local.as_ref().map_or_else(|| s.keys.kids(), |k| k.kids()),
                 s.fetched_at
                     .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO)),
                 s.from_persistence,
                 s.last_error.clone(),
             ),
-            Err(_) => (0, None, false, Some("key state poisoned".into())),
+            Err(_) => (
+                0,
+                Vec::new(),
+                None,
+                false,
+                Some("key state poisoned".into()),
+            ),
         };
         KeyMetrics {
             provider: self.name.clone(),
@@ -434,6 +443,7 @@ impl ProviderKeys {
             on_demand_fetches: self.on_demand.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             keys,
+            kids,
             key_age,
             loaded_from_persistence: from_persistence,
             last_error,

@@ -32,6 +32,8 @@ pub(crate) async fn me(
 pub(crate) struct UsersParams {
     page_size: Option<usize>,
     page_token: Option<String>,
+    /// Only users whose uid starts with this.
+    prefix: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -41,17 +43,24 @@ pub(crate) struct UsersOut {
     next_page_token: Option<String>,
 }
 
-/// `GET /v1/admin/users`: users claimdb has a record of, in uid order.
+/// `GET /v1/admin/users`: users claimdb has a record of, in uid order (`prefix`: only those
+/// whose uid starts with it).
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(params): ApiQuery<UsersParams>,
 ) -> Result<Json<UsersOut>, ApiError> {
     let size = params.page_size.unwrap_or(100);
-    let users = state
-        .engine
-        .admin_list_users(&ctx, params.page_token.as_deref(), size)
-        .await?;
+    let after = params.page_token.as_deref();
+    let users = match params.prefix.as_deref().filter(|p| !p.is_empty()) {
+        Some(prefix) => {
+            state
+                .engine
+                .admin_search_users(&ctx, prefix, after, size)
+                .await?
+        }
+        None => state.engine.admin_list_users(&ctx, after, size).await?,
+    };
     let next_page_token = (users.len() == size)
         .then(|| users.last().map(|u| u.uid.clone()))
         .flatten();

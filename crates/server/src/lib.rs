@@ -14,6 +14,7 @@
 mod admin;
 mod batch;
 mod connection;
+mod console;
 pub mod cookies;
 pub mod cors;
 pub mod csrf;
@@ -33,6 +34,8 @@ mod oauth;
 mod query;
 mod request_id;
 mod rules;
+mod rules_test;
+mod status;
 mod tokens;
 pub mod wire;
 
@@ -88,6 +91,8 @@ pub struct ServerConfig {
     pub firestore: claimdb_firestore::Database,
     /// Origins allowed cross-origin without credentials (`cors_origins`; see [`cors`]).
     pub cors_origins: cors::AppOrigins,
+    /// Where the data lives, in words (`data in ./claimdb-data`), for `/v1/admin/status`.
+    pub store_description: String,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +106,7 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             firestore: claimdb_firestore::Database::default(),
             cors_origins: cors::AppOrigins::default(),
+            store_description: String::new(),
         }
     }
 }
@@ -174,6 +180,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     metrics::handle();
+    status::mark_started();
     let emulator_routes = match state.emulator {
         Some(_) => emulator::routes(),
         None => Router::new(),
@@ -223,6 +230,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .merge(firestore::routes())
+        // The web console and the admin endpoints added for it.
+        .merge(console::routes())
+        .merge(status::routes())
+        .merge(rules_test::routes())
         .merge(emulator_routes)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

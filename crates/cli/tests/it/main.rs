@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod cli;
+mod console_browser;
 mod differential;
 mod durability;
 mod enforce;

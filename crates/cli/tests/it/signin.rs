@@ -32,9 +32,9 @@ const APP: &str = "https://app.example.com/";
 const APP_ORIGIN: &str = "https://app.example.com";
 /// An app origin allowed cross-origin for bearer tokens only (`cors_origins`).
 const BEARER_ORIGIN: &str = "https://bearer-app.example.com";
-const CLIENT_SECRET: &str = "a-long-client-secret-for-the-e2e-test";
+pub(crate) const CLIENT_SECRET: &str = "a-long-client-secret-for-the-e2e-test";
 pub(crate) const SIGNER: &str = "svc@demo-claimdb.iam.gserviceaccount.com";
-const OIDC_PROVIDER_VERSION: &str = "9.13.3";
+pub(crate) const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 const FIREBASE_ADMIN_VERSION: &str = "7.7.0";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -505,17 +505,23 @@ fn op_dir() -> &'static str {
 }
 
 /// A running oidc-provider; killed when dropped.
-struct Op {
-    issuer: String,
+pub(crate) struct Op {
+    pub(crate) issuer: String,
     child: Child,
 }
 
 impl Op {
     fn start() -> Op {
+        Op::start_for(&format!("{PUBLIC_URL}/v1/login/op/callback"))
+    }
+
+    /// An oidc-provider whose client `claimdb` (secret [`CLIENT_SECRET`]) may send browsers
+    /// back to `callback`; it signs in any user name with any password, `<name>@example.com`.
+    pub(crate) fn start_for(callback: &str) -> Op {
         let dir = op_dir();
         let mut child = Command::new("node")
             .arg(format!("{dir}/claimdb-e2e-op.mjs"))
-            .arg(format!("{PUBLIC_URL}/v1/login/op/callback"))
+            .arg(callback)
             .env("CLIENT_SECRET", CLIENT_SECRET)
             .current_dir(dir)
             .stdout(Stdio::piped())

@@ -65,9 +65,20 @@ impl Server {
 
     /// Starts the server and returns once it listens, without waiting until it is ready.
     pub(crate) fn spawn(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        Server::spawn_on("127.0.0.1:0", data_dir, config, env)
+    }
+
+    /// [`Server::spawn`] on the address `listen` (for a test that must know its port before
+    /// the server starts, such as a login callback URL registered at an IdP).
+    pub(crate) fn spawn_on(
+        listen: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(BIN);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env_remove("CLAIMDB_CONFIG")
             .env_remove("CLAIMDB_RULES")

@@ -5,6 +5,8 @@
 
 mod batch;
 mod conditional;
+mod console;
+mod console_api;
 mod docs;
 mod errors;
 mod grpc;

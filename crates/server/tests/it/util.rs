@@ -57,9 +57,17 @@ impl TestApp {
     }
 
     pub(crate) fn with_config(config: ServerConfig) -> Self {
+        Self::with_options(open_rules(), config)
+    }
+
+    /// An app whose engine is built with `options` (an admin key, other rules, …).
+    pub(crate) fn with_options(
+        options: claimdb_engine::EngineOptions,
+        config: ServerConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>, open_rules()));
+        let engine = Arc::new(Engine::new(store.clone() as Arc<dyn Store>, options));
         TestApp {
             router: app(AppState::new(engine, config)),
             store,
