@@ -402,3 +402,98 @@ impl ser::SerializeStruct for Object {
         Ok(Json::Object(self.map))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn value(v: ValueType) -> pb::Value {
+        pb::Value {
+            value_type: Some(v),
+        }
+    }
+
+    /// What pbjson and serde_json alone get wrong, and what they get right, as the RPC table
+    /// reads it.
+    #[test]
+    fn messages_become_the_proto3_json_the_rest_protocol_speaks() {
+        let doc = pb::Document {
+            name: "projects/p/databases/(default)/documents/c/d".into(),
+            fields: [
+                ("nan", value(ValueType::DoubleValue(f64::NAN))),
+                ("inf", value(ValueType::DoubleValue(f64::INFINITY))),
+                ("minus", value(ValueType::DoubleValue(f64::NEG_INFINITY))),
+                ("half", value(ValueType::DoubleValue(0.5))),
+                ("big", value(ValueType::IntegerValue(i64::MIN))),
+                ("null", value(ValueType::NullValue(0))),
+                ("bytes", value(ValueType::BytesValue(vec![251, 255]))),
+                ("empty", pb::Value { value_type: None }),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            ..Default::default()
+        };
+        let json = to_json(&doc).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "name": "projects/p/databases/(default)/documents/c/d",
+                "fields": {
+                    "nan": {"doubleValue": "NaN"},
+                    "inf": {"doubleValue": "Infinity"},
+                    "minus": {"doubleValue": "-Infinity"},
+                    "half": {"doubleValue": 0.5},
+                    "big": {"integerValue": "-9223372036854775808"},
+                    "null": {"nullValue": null},
+                    "bytes": {"bytesValue": "+/8="},
+                    "empty": {},
+                }
+            })
+        );
+        // serde_json's own serializer would have lost the non-finite doubles.
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap()["fields"]["nan"]["doubleValue"],
+            Json::Null
+        );
+    }
+
+    /// The REST encoder's JSON reads back into the same message, nulls included (pbjson alone
+    /// reads `"nullValue": null` as no value at all).
+    #[test]
+    fn answers_read_back_with_their_nulls() {
+        let answer = json!({
+            "name": "projects/p/databases/(default)/documents/c/d",
+            "fields": {
+                "null": {"nullValue": null},
+                "list": {"arrayValue": {"values": [{"nullValue": null}, {"doubleValue": "NaN"}]}},
+                "map": {"mapValue": {"fields": {"inner": {"nullValue": null}}}},
+                "nullValue": {"stringValue": "a field named nullValue"},
+            },
+            "createTime": "2026-01-01T00:00:00.000001Z",
+            "updateTime": "2026-01-01T00:00:00.000002Z",
+        });
+        let raw: pb::Document = serde_json::from_value(answer.clone()).unwrap();
+        assert_eq!(raw.fields["null"].value_type, None);
+        let doc: pb::Document = from_json(answer).unwrap();
+        let null = value(ValueType::NullValue(0));
+        assert_eq!(doc.fields["null"], null);
+        let Some(ValueType::ArrayValue(list)) = &doc.fields["list"].value_type else {
+            panic!("{:?}", doc.fields["list"]);
+        };
+        assert_eq!(list.values[0], null);
+        assert!(matches!(list.values[1].value_type, Some(ValueType::DoubleValue(d)) if d.is_nan()));
+        let Some(ValueType::MapValue(map)) = &doc.fields["map"].value_type else {
+            panic!("{:?}", doc.fields["map"]);
+        };
+        assert_eq!(map.fields["inner"], null);
+        assert_eq!(
+            doc.fields["nullValue"],
+            value(ValueType::StringValue("a field named nullValue".into()))
+        );
+        assert_eq!(doc.update_time.unwrap().nanos, 2_000);
+        // A JSON answer that does not fit the message is an error, not a guess.
+        assert!(from_json::<pb::Document>(json!({"fields": {"a": {"noSuchValue": 1}}})).is_err());
+    }
+}
