@@ -50,7 +50,9 @@ fn main() -> Result<(), Error> {
         .lines()
         .map(|line| {
             let (uid, token) = line.split_once(' ').ok_or("a tokens line is `uid token`")?;
-            let user: u64 = uid.trim_start_matches(|c: char| !c.is_ascii_digit()).parse()?;
+            let user: u64 = uid
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse()?;
             Ok((user, format!("Bearer {token}")))
         })
         .collect::<Result<Vec<_>, Error>>()?;

@@ -382,7 +382,11 @@ async fn get_document(
     let mask = mask(request, "mask")?;
     let consistency = consistency::select(txs, request)?;
     let read = documents::get(engine, ctx, &path, mask.as_deref(), consistency.at).await;
-    if let Some(id) = consistency.transaction.as_deref().filter(|_| consistency.pins_reads()) {
+    if let Some(id) = consistency
+        .transaction
+        .as_deref()
+        .filter(|_| consistency.pins_reads())
+    {
         match &read {
             Ok(doc) => txs.record(id, &[doc], &[])?,
             Err(EngineError::NotFound { .. }) => txs.record(id, &[], &[&path])?,
