@@ -1,10 +1,10 @@
 // The rules playground: a hypothetical request — who (uid and token claims, or nobody), method,
-// path, the incoming data, documents assumed to exist, a list's query — decided by the rules in
+// path, the incoming data, documents assumed to exist, a list's query, the time — decided by the rules in
 // force or by the editor's draft through POST /v1/rules/explain, shown with the decision, the
 // explanation and the rule lines that matched, were tried and granted.
 //
 // The route's parameters fill the form (the audit log and denied console requests link here):
-// #/playground?method=get&path=notes/n1&uid=ada&claims={…}&draft=1
+// #/playground?method=get&path=notes/n1&uid=ada&claims={…}&time=…&draft=1
 
 import * as api from './api.js';
 import { h, replace, field, errorBox } from './dom.js';
@@ -35,6 +35,8 @@ export async function render(container, route) {
   const [dataField] = field('Incoming data (request.resource.data, for create and update; JSON)', data);
   const [existingField] = field('Documents that exist, by path (JSON; others are read from the database)', existing);
   const [queryField] = field('The list\'s query (JSON: where, order_by, limit)', query);
+  const time = h('input', { type: 'text', value: p.get('time') ?? '', spellcheck: 'false', class: 'mono', placeholder: '2026-01-01T00:00:00Z' });
+  const [timeField] = field('request.time (RFC 3339; now when empty)', time);
   const loadClaims = async () => {
     if (!uid.value.trim()) return;
     try {
@@ -62,7 +64,7 @@ export async function render(container, route) {
       h('label', { class: 'check' }, authed, ' Authenticated (otherwise request.auth is null)'),
       uidField, claimsField, addClaims),
     h('fieldset', {}, h('legend', {}, 'What'), methodField, pathField, dataField, queryField,
-      h('details', {}, h('summary', {}, 'Documents assumed to exist'), existingField)),
+      h('details', {}, h('summary', {}, 'Documents assumed to exist, and the time'), existingField, timeField)),
     h('label', { class: 'check' }, useDraft, hasDraft ? ' Decide with the draft in the rules editor (not published)' : ' Decide with the editor\'s draft (there is none)'),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Run')));
   sync();
@@ -78,6 +80,7 @@ export async function render(container, route) {
       if (!dataField.hidden && data.value.trim()) body.data = parseExact(data.value);
       if (existing.value.trim()) body.existing = parseExact(existing.value);
       if (!queryField.hidden && query.value.trim()) body.query = parseExact(query.value);
+      if (time.value.trim()) body.time = time.value.trim();
       if (useDraft.checked && draft() !== null) body.rules = draft();
     } catch (e) {
       replace(out, errorBox({ code: 'invalid-argument', message: `Not JSON: ${e.message}` }));
