@@ -579,8 +579,10 @@ mod tests {
         let c = Config::load(None, no_env, &Overrides::default()).unwrap();
         let served = c.server_config();
         // The store's description (for the console's status page) is no HTTP setting.
-        let mut defaults = claimdb_server::ServerConfig::default();
-        defaults.store_description = served.store_description.clone();
+        let defaults = claimdb_server::ServerConfig {
+            store_description: served.store_description.clone(),
+            ..Default::default()
+        };
         assert_eq!(format!("{served:?}"), format!("{defaults:?}"));
     }
 
